@@ -1,0 +1,1 @@
+//! Forward-only raw tar segmenter (being written).

@@ -1,0 +1,1 @@
+//! Deterministic ustar/PAX tar writer (being written).

@@ -1,0 +1,8 @@
+//! `sysup patch` (being written).
+
+#[derive(clap::Args, Debug)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> crate::Result<()> {
+    Err(crate::Error::Refused("sysup patch is not implemented yet".into()))
+}

@@ -1,0 +1,1 @@
+//! Binary patches between uncompressed dist tars (DESIGN §3). (Being written.)

@@ -1,0 +1,198 @@
+//! Stream digests: the MD5 and SHA-256 (and byte count) of an uncompressed
+//! tar, as recorded in patch headers and checked on apply.
+//!
+//! Invariant: a [`Digests`] value is only ever produced by hashing every byte
+//! of a stream, through [`Hasher`] or one of the tee adapters here; nothing
+//! builds one from partial data.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+
+use md5::{Digest as _, Md5};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+/// Size and digests of a byte stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Digests {
+    pub size: u64,
+    #[serde(with = "hex_bytes")]
+    pub md5: [u8; 16],
+    #[serde(with = "hex_bytes")]
+    pub sha256: [u8; 32],
+}
+
+impl Digests {
+    /// MD5 as lower-case hex.
+    pub fn md5_hex(&self) -> String {
+        hex::encode(self.md5)
+    }
+    /// SHA-256 as lower-case hex.
+    pub fn sha256_hex(&self) -> String {
+        hex::encode(self.sha256)
+    }
+    /// Digests of an in-memory buffer.
+    pub fn of(data: &[u8]) -> Digests {
+        let mut h = Hasher::new();
+        h.update(data);
+        h.finish()
+    }
+}
+
+impl fmt::Display for Digests {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} bytes, md5 {}, sha256 {}",
+            self.size,
+            self.md5_hex(),
+            self.sha256_hex()
+        )
+    }
+}
+
+/// Incremental MD5 + SHA-256 + length.
+#[derive(Clone, Default)]
+pub struct Hasher {
+    md5: Md5,
+    sha: Sha256,
+    size: u64,
+}
+
+impl Hasher {
+    pub fn new() -> Hasher {
+        Hasher::default()
+    }
+    pub fn update(&mut self, data: &[u8]) {
+        self.md5.update(data);
+        self.sha.update(data);
+        self.size += data.len() as u64;
+    }
+    /// Bytes hashed so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+    pub fn finish(self) -> Digests {
+        Digests {
+            size: self.size,
+            md5: self.md5.finalize().into(),
+            sha256: self.sha.finalize().into(),
+        }
+    }
+}
+
+/// SHA-256 of a buffer, as hex: the per-file content hash used in MANIFEST.
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+/// A reader that hashes everything read through it.
+pub struct HashingReader<R> {
+    inner: R,
+    hasher: Hasher,
+}
+
+impl<R: Read> HashingReader<R> {
+    pub fn new(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hasher: Hasher::new(),
+        }
+    }
+    /// Bytes read so far.
+    pub fn position(&self) -> u64 {
+        self.hasher.size()
+    }
+    /// The digests of what was read, and the inner reader.
+    pub fn finish(self) -> (Digests, R) {
+        (self.hasher.finish(), self.inner)
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// A writer that hashes everything written through it.
+pub struct HashingWriter<W> {
+    inner: W,
+    hasher: Hasher,
+}
+
+impl<W: Write> HashingWriter<W> {
+    pub fn new(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            hasher: Hasher::new(),
+        }
+    }
+    /// Bytes written so far.
+    pub fn position(&self) -> u64 {
+        self.hasher.size()
+    }
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.inner
+    }
+    /// The digests of what was written, and the inner writer.
+    pub fn finish(self) -> (Digests, W) {
+        (self.hasher.finish(), self.inner)
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer, const N: usize>(b: &[u8; N], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(b))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(d: D) -> Result<[u8; N], D::Error> {
+        let s = String::deserialize(d)?;
+        let mut out = [0u8; N];
+        hex::decode_to_slice(&s, &mut out).map_err(serde::de::Error::custom)?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_vectors() {
+        let d = Digests::of(b"abc");
+        assert_eq!(d.md5_hex(), "900150983cd24fb0d6963f7d28e17f72");
+        assert_eq!(
+            d.sha256_hex(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(d.size, 3);
+    }
+
+    #[test]
+    fn tee_adapters_agree_with_one_shot() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut r = HashingReader::new(&data[..]);
+        io::copy(&mut r, &mut io::sink()).unwrap();
+        let mut w = HashingWriter::new(Vec::new());
+        w.write_all(&data).unwrap();
+        assert_eq!(r.finish().0, Digests::of(&data));
+        let (d, out) = w.finish();
+        assert_eq!(d, Digests::of(&data));
+        assert_eq!(out, data);
+    }
+}

@@ -1,0 +1,117 @@
+//! The library's error type: every variant says *what* failed and carries the
+//! path (or name) it failed on, so the binary can print `error: …` with a cause
+//! chain and a hint without guessing.
+//!
+//! Invariant: no variant is ever constructed from a panic; bad input always
+//! arrives here.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Result alias used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in sysup, by what was being done.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An I/O operation on a named path failed.
+    #[error("could not {action} '{path}'")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    /// A dist id, dist file name or patch file name did not parse.
+    #[error("invalid {what} '{input}': {reason}")]
+    Name {
+        what: &'static str,
+        input: String,
+        reason: String,
+    },
+
+    /// A build spec could not be read or is not valid.
+    #[error("invalid spec '{path}': {reason}")]
+    Spec { path: PathBuf, reason: String },
+
+    /// The staged tree holds something a dist cannot carry, or cannot be read.
+    #[error("cannot put '{path}' in a dist: {reason}")]
+    Tree { path: PathBuf, reason: String },
+
+    /// A MANIFEST (or other `.sysup/` metadata) is malformed.
+    #[error("invalid {what} in '{path}': {reason}")]
+    Metadata {
+        what: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
+
+    /// A tar stream is malformed (bad checksum, truncated, hostile member).
+    #[error("invalid tar '{path}': {reason}")]
+    Tar { path: PathBuf, reason: String },
+
+    /// A patch file is malformed or corrupt.
+    #[error("invalid patch '{path}': {reason}")]
+    Patch { path: PathBuf, reason: String },
+
+    /// A stream's digest is not the one recorded for it.
+    #[error("{what} of '{path}' does not match: expected {expected}, got {actual}")]
+    DigestMismatch {
+        what: String,
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+
+    /// Two inputs that must belong together do not (names, arch, ids).
+    #[error("{0}")]
+    Mismatch(String),
+
+    /// Anything refused for a reason the message states fully.
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl Error {
+    /// Shorthand for [`Error::Io`].
+    pub fn io(action: &'static str, path: impl AsRef<Path>, source: io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.as_ref().to_path_buf(),
+            source,
+        }
+    }
+
+    /// A hint for the person reading the error, when one helps.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Io { source, .. } if source.kind() == io::ErrorKind::PermissionDenied => {
+                Some("run as a user that may read and write that path".into())
+            }
+            Error::Io { source, .. } if source.raw_os_error() == Some(libc::ENOSPC) => {
+                Some("free some space on that filesystem and run the same command again".into())
+            }
+            Error::Name { what, .. } if what.contains("rev") => Some(
+                "a rev is made of letters, digits, '.', '+' and '~' (no '-' or '_')".into(),
+            ),
+            Error::Spec { .. } => Some("see binarydist/README.md for the spec keys".into()),
+            Error::DigestMismatch { .. } => Some(
+                "the input is not the one the patch was made from, or it is corrupt".into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// Attach a path and an action to an `io::Result`.
+pub trait IoContext<T> {
+    /// Map an `io::Error` to [`Error::Io`] naming `path`.
+    fn ctx(self, action: &'static str, path: impl AsRef<Path>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn ctx(self, action: &'static str, path: impl AsRef<Path>) -> Result<T> {
+        self.map_err(|e| Error::io(action, path, e))
+    }
+}

@@ -1,0 +1,27 @@
+//! sysup: atomic binary-diff system updates.
+//!
+//! The modules follow the pipeline of DESIGN.md:
+//! - build host: [`spec`] → [`build`] (scan a staged tree) → [`manifest`] +
+//!   [`archive`] (deterministic tar) → a gzipped dist named by [`name`];
+//! - patches: [`delta`] (member-aware bsdiff between uncompressed tars, and the
+//!   forward-only streaming applier);
+//! - host: apply, state, journal (later modules);
+//!
+//! plus the shared pieces: [`error`], [`digest`], [`fixtures`] (deterministic
+//! demo/test trees), and [`cli`] (the `sysup` command line; the binary is a
+//! thin wrapper around it).
+
+pub mod archive;
+pub mod build;
+pub mod cli;
+pub mod delta;
+pub mod digest;
+pub mod dist;
+pub mod error;
+pub mod fixtures;
+pub mod fsutil;
+pub mod manifest;
+pub mod name;
+pub mod spec;
+
+pub use error::{Error, Result};
