@@ -297,8 +297,11 @@ impl FromStr for PatchName {
         let (from, to) = s
             .rsplit_once('_')
             .ok_or_else(|| bad("patch name", s, "missing '_' between from and to"))?;
-        let (empty, to_rev, to_date) = split_rev_date("patch name", &format!("x-{to}"))?;
-        debug_assert_eq!(empty, "x");
+        let prefixed = format!("x-{to}");
+        let (empty, to_rev, to_date) = split_rev_date("patch name", &prefixed)?;
+        if empty != "x" {
+            return Err(bad("patch name", s, "the part after '_' must be '<rev>-<date>'"));
+        }
         let from: DistId = from.parse()?;
         let to = DistId {
             name: from.name.clone(),
