@@ -1,1 +1,205 @@
-//! (being written)
+//! Filesystem helpers shared by the build and host sides: atomic file
+//! creation (temp name in the destination directory → fsync → rename → fsync
+//! the directory) and extended attribute reading that never follows symlinks.
+//!
+//! Invariants: an [`AtomicFile`] that is dropped without [`AtomicFile::commit`]
+//! leaves nothing behind; after `commit` returns, the new name is durable
+//! (the directory entry itself was fsynced: a rename is not on disk until its
+//! directory is).
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::error::{IoContext, Result};
+
+/// fsync a directory, making renames and creations inside it durable.
+pub fn fsync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .ctx("fsync directory", dir)
+}
+
+/// A file written under a temporary name beside its destination and renamed
+/// into place by [`AtomicFile::commit`].
+pub struct AtomicFile {
+    tmp: tempfile::NamedTempFile,
+    dest: PathBuf,
+}
+
+impl AtomicFile {
+    /// Start writing `dest`; the temp file lives in the same directory so the
+    /// final rename is atomic and space runs out here, not at commit.
+    pub fn create(dest: &Path) -> Result<AtomicFile> {
+        let dir = match dest.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let stem = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{stem}."))
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .ctx("create a temporary file in", dir)?;
+        Ok(AtomicFile {
+            tmp,
+            dest: dest.to_path_buf(),
+        })
+    }
+
+    /// The open temporary file.
+    pub fn file(&mut self) -> &mut File {
+        self.tmp.as_file_mut()
+    }
+
+    /// The temporary path (for messages).
+    pub fn temp_path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// fsync, rename over the destination, fsync the directory.
+    pub fn commit(mut self) -> Result<PathBuf> {
+        let tmp_path = self.tmp.path().to_path_buf();
+        self.tmp.as_file_mut().flush().ctx("write", &tmp_path)?;
+        self.tmp.as_file().sync_all().ctx("fsync", &tmp_path)?;
+        self.tmp
+            .persist(&self.dest)
+            .map_err(|e| e.error)
+            .ctx("rename into place", &self.dest)?;
+        let dir = match self.dest.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        fsync_dir(dir)?;
+        Ok(self.dest)
+    }
+}
+
+/// Write a whole file atomically (see [`AtomicFile`]).
+pub fn write_atomic(dest: &Path, data: &[u8]) -> Result<()> {
+    let mut f = AtomicFile::create(dest)?;
+    let tmp = f.temp_path().to_path_buf();
+    f.file().write_all(data).ctx("write", &tmp)?;
+    f.commit().map(|_| ())
+}
+
+fn cpath(p: &Path) -> io::Result<CString> {
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))
+}
+
+/// Namespaces of extended attributes a dist carries. POSIX ACLs
+/// (`system.*`) are left out, as GNU tar `--xattrs` does by default.
+pub fn xattr_wanted(name: &str) -> bool {
+    ["user.", "security.", "trusted."]
+        .iter()
+        .any(|ns| name.starts_with(ns))
+}
+
+/// Read the extended attributes of `path` without following a symlink.
+/// A filesystem without xattr support yields an empty map.
+pub fn read_xattrs(path: &Path) -> io::Result<BTreeMap<String, Vec<u8>>> {
+    let c = cpath(path)?;
+    let mut out = BTreeMap::new();
+    // SAFETY: c is a valid NUL-terminated path; a null buffer asks for the size.
+    let len = unsafe { libc::llistxattr(c.as_ptr(), std::ptr::null_mut(), 0) };
+    if len < 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::ENOTSUP) => Ok(out),
+            _ => Err(e),
+        };
+    }
+    if len == 0 {
+        return Ok(out);
+    }
+    let mut names = vec![0u8; len as usize];
+    // SAFETY: names has room for len bytes.
+    let len = unsafe { libc::llistxattr(c.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
+    if len < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    names.truncate(len as usize);
+    for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        let Ok(name_str) = std::str::from_utf8(name) else {
+            continue;
+        };
+        if !xattr_wanted(name_str) {
+            continue;
+        }
+        let cname = CString::new(name).expect("split on NUL");
+        // SAFETY: valid C strings; null buffer asks for the size.
+        let vlen =
+            unsafe { libc::lgetxattr(c.as_ptr(), cname.as_ptr(), std::ptr::null_mut(), 0) };
+        if vlen < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut val = vec![0u8; vlen as usize];
+        // SAFETY: val has room for vlen bytes.
+        let vlen = unsafe {
+            libc::lgetxattr(c.as_ptr(), cname.as_ptr(), val.as_mut_ptr().cast(), val.len())
+        };
+        if vlen < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        val.truncate(vlen as usize);
+        out.insert(name_str.to_string(), val);
+    }
+    Ok(out)
+}
+
+/// Set an extended attribute on `path` without following a symlink.
+pub fn set_xattr(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
+    let c = cpath(path)?;
+    let n = CString::new(name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "xattr name contains NUL"))?;
+    // SAFETY: valid C strings and a buffer of value.len() bytes.
+    let r = unsafe {
+        libc::lsetxattr(
+            c.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_file_leaves_nothing_when_dropped() {
+        let d = tempfile::tempdir().unwrap();
+        let dest = d.path().join("out");
+        {
+            let mut f = AtomicFile::create(&dest).unwrap();
+            f.file().write_all(b"x").unwrap();
+        }
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
+        write_atomic(&dest, b"data").unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"data");
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn user_xattrs_round_trip() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("f");
+        std::fs::write(&p, b"").unwrap();
+        set_xattr(&p, "user.sysup", b"\x01\n\x00v").expect("temp dir supports user xattrs");
+        let x = read_xattrs(&p).unwrap();
+        assert_eq!(x.get("user.sysup").unwrap(), b"\x01\n\x00v");
+    }
+}
