@@ -20,6 +20,7 @@ pub mod dist;
 pub mod error;
 pub mod fixtures;
 pub mod fsutil;
+pub mod gz;
 pub mod manifest;
 pub mod name;
 pub mod spec;

@@ -6,7 +6,7 @@
 //! member's own ustar header), its path (after PAX `path` / GNU long name), its
 //! typeflag and its data size (after PAX `size`). The caller then reads the
 //! data through [`Segmenter::data`] and the padding through
-//! [`Segmenter::finish_member`] (or skips both by calling [`Segmenter::next`]).
+//! [`Segmenter::finish_member`] (or skips both by calling [`Segmenter::next_item`]).
 //! After the last member comes [`Item::Trailer`]: everything from the first
 //! all-zero header block to EOF (end-of-archive blocks plus record padding).
 //!
@@ -209,7 +209,7 @@ impl<R: Read> Segmenter<R> {
 
     /// The next member (skipping any unread data of the previous one), the
     /// trailer, or `None` once the trailer has been returned.
-    pub fn next(&mut self) -> Result<Option<Item>> {
+    pub fn next_item(&mut self) -> Result<Option<Item>> {
         if self.done {
             return Ok(None);
         }
@@ -487,7 +487,10 @@ fn ustar_path(block: &[u8; BLOCK]) -> Vec<u8> {
 }
 
 /// PAX records: `"<len> <key>=<value>\n"`, where len counts the whole record.
-fn parse_pax(mut data: &[u8]) -> std::result::Result<Vec<(&[u8], &[u8])>, String> {
+/// PAX records as (key, value) pairs borrowed from the payload.
+type PaxRecords<'a> = Vec<(&'a [u8], &'a [u8])>;
+
+fn parse_pax(mut data: &[u8]) -> std::result::Result<PaxRecords<'_>, String> {
     let mut out = Vec::new();
     // Some writers pad the payload with NULs.
     while !data.is_empty() && data[0] != 0 {
@@ -524,7 +527,7 @@ mod tests {
         let mut seg = Segmenter::new(tar, "<test>").with_limit(tar.len() as u64);
         let mut out = Vec::new();
         let mut members = Vec::new();
-        while let Some(item) = seg.next()? {
+        while let Some(item) = seg.next_item()? {
             match item {
                 Item::Member(m) => {
                     out.extend_from_slice(&m.header);
@@ -651,7 +654,7 @@ mod tests {
         // A 1 GiB PAX header.
         let tar = header_with_size(b"10000000000", b'x');
         let mut seg = Segmenter::new(&tar[..], "<t>");
-        let e = seg.next().unwrap_err().to_string();
+        let e = seg.next_item().unwrap_err().to_string();
         assert!(e.contains("extension header"), "{e}");
         // Base-256 size above 1 TiB, no declared length.
         let mut f = [0u8; 12];
@@ -659,7 +662,7 @@ mod tests {
         f[5] = 0x7f;
         let tar = header_with_size(&f, b'0');
         let mut seg = Segmenter::new(&tar[..], "<t>");
-        let e = seg.next().unwrap_err().to_string();
+        let e = seg.next_item().unwrap_err().to_string();
         assert!(e.contains("1 TiB"), "{e}");
     }
 

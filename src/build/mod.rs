@@ -1,1 +1,200 @@
-//! (being written)
+//! `sysup build` (DESIGN §2): a staged tree + a spec + a rev and date → a
+//! reproducible `<id>.tar.gz`.
+//!
+//! Order of the tar: `.sysup/DIST`, `.sysup/MANIFEST`, then `.sysup/OBSOLETE`
+//! and `.sysup/upgrade` when the spec has them, then every entry sorted by
+//! member name (byte order); critical files are stored as `<path>.new`.
+//!
+//! Invariants:
+//! - the output depends only on (tree contents and metadata, spec, rev,
+//!   date): no clock, user name or readdir order leaks in, and the gzip
+//!   header has mtime 0 and no file name;
+//! - the dist is written to a temporary name in the output directory and
+//!   renamed only once complete and fsynced: a failed build leaves nothing.
+
+pub mod scan;
+
+use std::fs;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::archive::write::{Member, TarWriter};
+use crate::digest::{Digests, HashingWriter};
+use crate::dist::{DistMeta, DIST_FORMAT, DIST_MEMBER, MANIFEST_MEMBER, OBSOLETE_MEMBER, UPGRADE_MEMBER};
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::AtomicFile;
+use crate::gz;
+use crate::manifest::{Entry, Kind, Manifest};
+use crate::name::{Date, DistId, Rev};
+use crate::spec::Spec;
+
+pub use scan::{scan, Scanned};
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub rev: Rev,
+    pub date: Date,
+    pub out_dir: PathBuf,
+    /// gzip level (1–9).
+    pub level: u32,
+}
+
+/// What a build produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub id: DistId,
+    pub path: PathBuf,
+    /// Size of the `.tar.gz`.
+    pub compressed_size: u64,
+    /// Size and digests of the uncompressed tar.
+    pub tar: Digests,
+    pub entries: usize,
+    pub files: usize,
+    pub critical: usize,
+    pub config: usize,
+}
+
+/// Build a dist from `tree` as `spec` says.
+pub fn build(spec: &Spec, tree: &Path, opts: &Options) -> Result<Report> {
+    if !(1..=9).contains(&opts.level) {
+        return Err(Error::Refused(format!("gzip level {} is not in 1..=9", opts.level)));
+    }
+    let id = DistId {
+        name: spec.name.clone(),
+        rev: opts.rev.clone(),
+        date: opts.date,
+    };
+    let scanned = scan(spec, tree)?;
+    let manifest = Manifest::new(scanned.iter().map(|s| s.entry.clone()).collect())?;
+    let meta = DistMeta {
+        format: DIST_FORMAT,
+        id: id.clone(),
+        arch: spec.arch.clone(),
+        entries: manifest.entries().len() as u64,
+        kernel: spec.kernel.clone(),
+    };
+    fs::create_dir_all(&opts.out_dir).ctx("create output directory", &opts.out_dir)?;
+    let dest = opts.out_dir.join(id.file_name());
+    let mut out = AtomicFile::create(&dest)?;
+    let tmp = out.temp_path().to_path_buf();
+    let digests = write_dist(
+        out.file(),
+        &meta,
+        &manifest,
+        spec,
+        &scanned,
+        opts.level,
+    )
+    .map_err(|e| match e {
+        Error::Io { action, source, .. } if action == "write" => Error::io("write", &tmp, source),
+        other => other,
+    })?;
+    let path = out.commit()?;
+    let compressed_size = fs::metadata(&path).ctx("stat", &path)?.len();
+    let count = |f: fn(&Entry) -> bool| manifest.entries().iter().filter(|e| f(e)).count();
+    Ok(Report {
+        id,
+        path,
+        compressed_size,
+        tar: digests,
+        entries: manifest.entries().len(),
+        files: count(|e| e.kind == Kind::File),
+        critical: count(|e| e.critical),
+        config: count(|e| e.config),
+    })
+}
+
+/// Stream the whole dist into `file`; returns the uncompressed digests.
+fn write_dist(
+    file: &mut fs::File,
+    meta: &DistMeta,
+    manifest: &Manifest,
+    spec: &Spec,
+    scanned: &[Scanned],
+    level: u32,
+) -> Result<Digests> {
+    let werr = |e: std::io::Error| Error::io("write", "<dist>", e);
+    let gz = gz::Writer::new(BufWriter::with_capacity(1 << 20, file), level);
+    let hashing = HashingWriter::new(gz);
+    let mut tar = TarWriter::new(BufWriter::with_capacity(1 << 20, hashing));
+    let mtime = meta.id.date.unix_midnight();
+    let meta_member = |tar: &mut TarWriter<_>, name: &str, mode: u32, data: &[u8]| {
+        let m = Member {
+            name: name.as_bytes(),
+            kind: Kind::File,
+            mode,
+            uid: 0,
+            gid: 0,
+            mtime,
+            size: data.len() as u64,
+            link: None,
+            dev: None,
+            xattrs: None,
+        };
+        tar.append(&m, data).map_err(werr)
+    };
+    meta_member(&mut tar, DIST_MEMBER, 0o644, meta.render().as_bytes())?;
+    meta_member(&mut tar, MANIFEST_MEMBER, 0o644, manifest.render().as_bytes())?;
+    if !spec.obsolete.is_empty() {
+        let mut text = spec.obsolete.join("\n");
+        text.push('\n');
+        meta_member(&mut tar, OBSOLETE_MEMBER, 0o644, text.as_bytes())?;
+    }
+    if let Some(up) = &spec.upgrade {
+        meta_member(&mut tar, UPGRADE_MEMBER, 0o755, up)?;
+    }
+    for s in scanned {
+        let e = &s.entry;
+        // A hard link names the *member* holding the data (maybe `x.new`).
+        let link_member;
+        let link = match e.kind {
+            Kind::Hardlink => {
+                let target = e.link.as_deref().unwrap_or_default();
+                let holder = manifest.get(target).ok_or_else(|| Error::Tree {
+                    path: s.source.clone(),
+                    reason: "hard link target vanished from the manifest".into(),
+                })?;
+                link_member = holder.member_name();
+                Some(link_member.as_slice())
+            }
+            _ => e.link.as_deref(),
+        };
+        let name = e.member_name();
+        let m = Member {
+            name: &name,
+            kind: e.kind,
+            mode: e.mode,
+            uid: e.uid,
+            gid: e.gid,
+            mtime: e.mtime,
+            size: if e.kind == Kind::File { e.size } else { 0 },
+            link,
+            dev: e.dev,
+            xattrs: Some(&e.xattrs),
+        };
+        if e.kind == Kind::File {
+            let f = fs::File::open(&s.source).map_err(|err| Error::Tree {
+                path: s.source.clone(),
+                reason: format!("cannot read: {err}"),
+            })?;
+            tar.append(&m, f).map_err(|err| Error::Tree {
+                path: s.source.clone(),
+                reason: format!("cannot copy into the dist: {err}"),
+            })?;
+        } else {
+            tar.append(&m, std::io::empty()).map_err(werr)?;
+        }
+    }
+    let hashing = tar
+        .finish()
+        .map_err(werr)?
+        .into_inner()
+        .map_err(|e| werr(e.into_error()))?;
+    let (digests, gz) = hashing.finish();
+    let mut buf = gz.finish().map_err(werr)?;
+    buf.flush().map_err(werr)?;
+    Ok(digests)
+}

@@ -1,4 +1,56 @@
-//! `sysup build` (being written).
+//! `sysup build SPEC --tree DIR --rev REV [--date YYYYMMDD] [--out DIR] [--json]`:
+//! turn a staged tree into a revision-named dist and say what came out.
+
+use std::path::PathBuf;
+
+use crate::build::{self, Options};
+use crate::name::{Date, Rev};
+use crate::spec::Spec;
+
 #[derive(clap::Args, Debug)]
-pub struct Args {}
-pub fn run(_args: Args) -> crate::Result<()> { Err(crate::Error::Refused("not yet".into())) }
+pub struct Args {
+    /// The spec (TOML): binarydist/world.toml or kernels/<CONF>.toml.
+    pub spec: PathBuf,
+    /// The staged tree (a DESTDIR).
+    #[arg(long)]
+    pub tree: PathBuf,
+    /// Revision: letters, digits, '.', '+', '~'.
+    #[arg(long)]
+    pub rev: Rev,
+    /// Date in the dist name, YYYYMMDD (default: today, UTC).
+    #[arg(long)]
+    pub date: Option<Date>,
+    /// Output directory.
+    #[arg(long, default_value = ".")]
+    pub out: PathBuf,
+    /// gzip level, 1-9.
+    #[arg(long, default_value_t = 6)]
+    pub level: u32,
+    /// Print one JSON document.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(a: Args) -> crate::Result<()> {
+    let spec = Spec::load(&a.spec)?;
+    let opts = Options {
+        rev: a.rev,
+        date: a.date.unwrap_or_else(Date::today),
+        out_dir: a.out,
+        level: a.level,
+    };
+    let r = build::build(&spec, &a.tree, &opts)?;
+    if a.json {
+        return super::print_json(&r);
+    }
+    println!("built {}", r.path.display());
+    println!(
+        "  entries  {} ({} files, {} critical, {} config)",
+        r.entries, r.files, r.critical, r.config
+    );
+    println!("  tar      {} bytes", r.tar.size);
+    println!("  gzip     {} bytes", r.compressed_size);
+    println!("  md5      {}", r.tar.md5_hex());
+    println!("  sha256   {}", r.tar.sha256_hex());
+    Ok(())
+}
