@@ -15,11 +15,12 @@ pub struct Args {
     #[arg(long)]
     pub tree: PathBuf,
     /// Revision: letters, digits, '.', '+', '~'.
+    /// (Validated by sysup, not clap: a bad rev is bad input, exit 1.)
     #[arg(long)]
-    pub rev: Rev,
+    pub rev: String,
     /// Date in the dist name, YYYYMMDD (default: today, UTC).
     #[arg(long)]
-    pub date: Option<Date>,
+    pub date: Option<String>,
     /// Output directory.
     #[arg(long, default_value = ".")]
     pub out: PathBuf,
@@ -32,10 +33,15 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> crate::Result<()> {
+    let rev: Rev = a.rev.parse()?;
+    let date = match a.date {
+        Some(d) => d.parse()?,
+        None => Date::today(),
+    };
     let spec = Spec::load(&a.spec)?;
     let opts = Options {
-        rev: a.rev,
-        date: a.date.unwrap_or_else(Date::today),
+        rev,
+        date,
         out_dir: a.out,
         level: a.level,
     };

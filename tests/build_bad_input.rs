@@ -1,0 +1,132 @@
+//! `sysup build` on bad input: each case exits 1 with an error naming the
+//! file and the cause, and leaves no dist (and no temporary file) behind.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+/// Run `sysup build` and check it failed cleanly; returns stderr.
+fn build_fails(spec: &Path, tree: &Path, rev: &str, date: &str, out: &Path, via: Option<&[&str]>) -> String {
+    let mut cmd = match via {
+        Some(prefix) => {
+            let mut c = Command::new(prefix[0]);
+            c.args(&prefix[1..]).arg(env!("CARGO_BIN_EXE_sysup"));
+            c
+        }
+        None => sysup(),
+    };
+    cmd.arg("build").arg(spec).arg("--tree").arg(tree);
+    cmd.args(["--rev", rev, "--date", date, "--out"]).arg(out);
+    let o = run(&mut cmd);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(1), "expected exit 1, stderr:\n{err}");
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let left: Vec<_> = fs::read_dir(out)
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "output left behind: {left:?}");
+    err
+}
+
+struct Case {
+    dir: tempfile::TempDir,
+}
+
+impl Case {
+    fn new() -> Case {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("out")).unwrap();
+        sysup::fixtures::make_world(&dir.path().join("tree"), 1, false).unwrap();
+        world_spec(dir.path());
+        Case { dir }
+    }
+    fn p(&self, rel: &str) -> std::path::PathBuf {
+        self.dir.path().join(rel)
+    }
+    fn fails(&self, rev: &str, date: &str) -> String {
+        build_fails(&self.p("world.toml"), &self.p("tree"), rev, date, &self.p("out"), None)
+    }
+}
+
+#[test]
+fn missing_tree() {
+    let c = Case::new();
+    fs::remove_dir_all(c.p("tree")).unwrap();
+    let e = c.fails("1", "20260101");
+    assert!(e.contains("tree") && e.contains("No such file"), "{e}");
+}
+
+#[test]
+fn spec_syntax_error_and_unknown_key() {
+    let c = Case::new();
+    fs::write(c.p("world.toml"), "name = \"world\"\narch = [\n").unwrap();
+    let e = c.fails("1", "20260101");
+    assert!(e.contains("world.toml") && e.contains("invalid spec"), "{e}");
+    fs::write(c.p("world.toml"), "name = \"world\"\narch = \"x86_64\"\ncritcal = []\n").unwrap();
+    let e = c.fails("1", "20260101");
+    assert!(e.contains("world.toml") && e.contains("critcal"), "{e}");
+}
+
+#[test]
+fn bad_rev_and_date() {
+    let c = Case::new();
+    let e = c.fails("1-2", "20260101");
+    assert!(e.contains("rev") && e.contains("'-'"), "{e}");
+    let e = c.fails("1_2", "20260101");
+    assert!(e.contains("rev"), "{e}");
+    for bad in ["2026011", "20261301", "2026-01-01", "20230229"] {
+        let e = c.fails("1", bad);
+        assert!(e.contains("date") && e.contains(bad), "{e}");
+    }
+}
+
+#[test]
+fn socket_in_tree() {
+    let c = Case::new();
+    let sock = c.p("tree/run/control.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let e = c.fails("1", "20260101");
+    assert!(e.contains("control.sock") && e.contains("socket"), "{e}");
+}
+
+#[test]
+fn unreadable_file() {
+    let c = Case::new();
+    let secret = c.p("tree/etc/shadow");
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o000)).unwrap();
+    let e = if is_root() {
+        // root reads anything: run the build as nobody, with everything else readable
+        for d in [c.dir.path(), &c.p("out")] {
+            fs::set_permissions(d, fs::Permissions::from_mode(0o777)).unwrap();
+        }
+        build_fails(
+            &c.p("world.toml"),
+            &c.p("tree"),
+            "1",
+            "20260101",
+            &c.p("out"),
+            Some(&["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]),
+        )
+    } else {
+        c.fails("1", "20260101")
+    };
+    assert!(e.contains("etc/shadow") && e.contains("Permission denied"), "{e}");
+}
+
+#[test]
+fn hostile_spec_paths_are_refused() {
+    let c = Case::new();
+    fs::write(
+        c.p("world.toml"),
+        "name = \"kernel-X\"\narch = \"x86_64\"\ninstall_dir = \"../../boot\"\nkeep_old = \"b\"\n",
+    )
+    .unwrap();
+    let e = c.fails("1", "20260101");
+    assert!(e.contains("install_dir"), "{e}");
+}
