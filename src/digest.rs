@@ -103,6 +103,10 @@ impl<R: Read> HashingReader<R> {
     pub fn position(&self) -> u64 {
         self.hasher.size()
     }
+    /// The digests of what was read so far (the reader stays usable).
+    pub fn digests(&self) -> Digests {
+        self.hasher.clone().finish()
+    }
     /// The digests of what was read, and the inner reader.
     pub fn finish(self) -> (Digests, R) {
         (self.hasher.finish(), self.inner)
@@ -160,7 +164,9 @@ mod hex_bytes {
     pub fn serialize<S: Serializer, const N: usize>(b: &[u8; N], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&hex::encode(b))
     }
-    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(d: D) -> Result<[u8; N], D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
+        d: D,
+    ) -> Result<[u8; N], D::Error> {
         let s = String::deserialize(d)?;
         let mut out = [0u8; N];
         hex::decode_to_slice(&s, &mut out).map_err(serde::de::Error::custom)?;

@@ -55,6 +55,15 @@ pub enum Error {
     #[error("invalid patch '{path}': {reason}")]
     Patch { path: PathBuf, reason: String },
 
+    /// A patch file's bytes are not the ones its writer wrote (a checksum
+    /// failed, or it was truncated).
+    #[error("corrupt patch '{path}': {reason}")]
+    CorruptPatch { path: PathBuf, reason: String },
+
+    /// The old tar fed to a patch is not the one the patch was made from.
+    #[error("wrong base for patch '{patch}': {reason}")]
+    WrongBase { patch: PathBuf, reason: String },
+
     /// A stream's digest is not the one recorded for it.
     #[error("{what} of '{path}' does not match: expected {expected}, got {actual}")]
     DigestMismatch {
@@ -92,13 +101,20 @@ impl Error {
             Error::Io { source, .. } if source.raw_os_error() == Some(libc::ENOSPC) => {
                 Some("free some space on that filesystem and run the same command again".into())
             }
-            Error::Name { what, .. } if what.contains("rev") => Some(
-                "a rev is made of letters, digits, '.', '+' and '~' (no '-' or '_')".into(),
-            ),
+            Error::Name { what, .. } if what.contains("rev") => {
+                Some("a rev is made of letters, digits, '.', '+' and '~' (no '-' or '_')".into())
+            }
             Error::Spec { .. } => Some("see binarydist/README.md for the spec keys".into()),
-            Error::DigestMismatch { .. } => Some(
-                "the input is not the one the patch was made from, or it is corrupt".into(),
+            Error::CorruptPatch { .. } => {
+                Some("download or copy the patch again; it was damaged on the way".into())
+            }
+            Error::WrongBase { .. } => Some(
+                "feed the patch the uncompressed tar of its from-dist (see `sysup info PATCH`)"
+                    .into(),
             ),
+            Error::DigestMismatch { .. } => {
+                Some("the input is not the one the patch was made from, or it is corrupt".into())
+            }
             _ => None,
         }
     }
