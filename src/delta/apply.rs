@@ -1,0 +1,788 @@
+//! The streaming applier: old tar in (forward only, may be a pipe), new tar
+//! out (forward only), as a [`Read`] adapter so patches chain without threads:
+//! `PatchReader::open(p2, PatchReader::open(p1, gunzip(base))?)?` reads as the
+//! tar `p2` makes.
+//!
+//! Steps, in the order they happen:
+//! 1. the header is read and checked, then every body section's SHA-256
+//!    (a damaged patch is refused before one byte of input is consumed);
+//! 2. the retention plan (one entry per old member) is loaded from the
+//!    controls section;
+//! 3. per new member: the old stream is advanced to the old members it refers
+//!    to — old members passed on the way are kept in a [`Store`] only if the
+//!    plan says a later member needs them, everything else is dropped as it
+//!    streams by — then its header, data and padding are produced;
+//! 4. after the trailer, every section must be used up exactly, the old
+//!    stream is read to EOF, and the input and output sizes and MD5 + SHA-256
+//!    are compared with the header's from and to digests.
+//!
+//! Invariants:
+//! - EOF (`Ok(0)`) is returned only after step 4 passed: a consumer that sees
+//!   EOF has the exact new tar; any mismatch surfaces as an error from `read`
+//!   instead (with a [`WrongBase`](Error::WrongBase) or
+//!   [`CorruptPatch`](Error::CorruptPatch) cause when it can tell which);
+//! - memory is bounded by constants (output chunk, [`Store`] limits, zstd
+//!   windows capped by the header, the plan capped at [`MAX_MEMBERS`]), never
+//!   by the size of a tar or a member;
+//! - every length read from the patch is checked against the header's sizes
+//!   and the plan before anything is allocated or copied; no input panics.
+
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::archive::segment::{pad_len, MAX_HEADER};
+use crate::delta::format::{corrupt, PatchHeader, SectionKind};
+use crate::delta::record::{DataOp, HeaderOp, OldEntry, RecordError, RecordReader};
+use crate::delta::retain::Store;
+use crate::delta::section::{self, SectionReader};
+use crate::digest::{Digests, Hasher, HashingReader};
+use crate::error::{Error, Result};
+
+/// Output produced per step (and the granularity of reads from sections).
+const CHUNK: usize = 256 * 1024;
+/// Most members a patch may describe on either side (bounds the plan's memory).
+pub const MAX_MEMBERS: u64 = 1 << 22;
+
+/// What a successful application read and wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ApplyReport {
+    pub input: Digests,
+    pub output: Digests,
+    /// Old bytes that had to be spilled to a temporary file.
+    pub spilled: u64,
+}
+
+/// The old tar, read forward.
+struct OldStream<R> {
+    /// The old tar; its position is the number of bytes consumed.
+    r: HashingReader<R>,
+    /// First old member not consumed yet.
+    next: u32,
+    /// The old member whose header was read and whose data is being streamed.
+    cur: Option<u32>,
+    cur_header: Vec<u8>,
+    store: Store,
+}
+
+/// Where a member's data comes from, and how far along it is.
+enum DataState {
+    Literal,
+    /// The trailer: literal, and the last thing produced.
+    Trailer,
+    CopyStream,
+    CopyStored {
+        old: u32,
+        pos: u64,
+    },
+    Bsdiff {
+        old: u32,
+        add_pos: u64,
+        add_left: u64,
+        extra_left: u64,
+    },
+}
+
+enum State {
+    Member,
+    Data {
+        data: DataState,
+        left: u64,
+        pad: u64,
+        pad_literal: bool,
+    },
+    Trailer,
+    Verify,
+    Done,
+}
+
+/// The new tar, as a reader; see the module docs.
+pub struct PatchReader<R> {
+    path: PathBuf,
+    header: PatchHeader,
+    ctrl: RecordReader<SectionReader>,
+    diff: SectionReader,
+    extra: SectionReader,
+    old: OldStream<R>,
+    plan: Vec<OldEntry>,
+    /// Stream offset of each old member.
+    offsets: Vec<u64>,
+    n_new: u32,
+    /// Index of the new member being produced (or next to be).
+    cur_new: u32,
+    state: State,
+    out: Hasher,
+    buf: Vec<u8>,
+    buf_pos: usize,
+    failed: Option<String>,
+    report: Option<ApplyReport>,
+}
+
+fn record_err(path: &Path, what: &str, e: RecordError) -> Error {
+    match e {
+        RecordError::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => Error::Patch {
+            path: path.to_path_buf(),
+            reason: format!("the controls section ends inside {what}"),
+        },
+        RecordError::Io(e) => match e.into_inner().map(|b| b.downcast::<Error>()) {
+            Some(Ok(e)) => *e,
+            Some(Err(e)) => corrupt(path, format!("the controls section cannot be read: {e}")),
+            None => corrupt(path, "the controls section cannot be read".into()),
+        },
+        RecordError::Malformed(m) => Error::Patch {
+            path: path.to_path_buf(),
+            reason: format!("malformed {what}: {m}"),
+        },
+    }
+}
+
+/// Turn an `io::Error` from a reader in a chain back into the library error
+/// it carries (an upstream patch's failure), or name `what` failed.
+pub fn error_from_io(e: io::Error, action: &'static str, what: &Path) -> Error {
+    if e.get_ref().is_some_and(|i| i.is::<Error>()) {
+        if let Some(Ok(inner)) = e.into_inner().map(|b| b.downcast::<Error>()) {
+            return *inner;
+        }
+        unreachable!("checked above");
+    }
+    Error::io(action, what, e)
+}
+
+impl<R: Read> PatchReader<R> {
+    /// Open the patch at `path` over the old tar `old`: checks the header and
+    /// every section digest, and loads the retention plan. Nothing is read
+    /// from `old` yet.
+    pub fn open(path: &Path, old: R) -> Result<PatchReader<R>> {
+        let header = PatchHeader::read_file(path)?;
+        section::verify(path, &header)?;
+        let wl = header.window_log;
+        let ctrl = SectionReader::open(path, header.section(SectionKind::Controls), wl)?;
+        let diff = SectionReader::open(path, header.section(SectionKind::Diff), wl)?;
+        let extra = SectionReader::open(path, header.section(SectionKind::Extra), wl)?;
+        let mut ctrl = RecordReader::new(ctrl);
+        let bad = |reason: String| Error::Patch {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let from_size = header.from.tar.size;
+        let to_size = header.to.tar.size;
+
+        let n_old = ctrl.varint().map_err(|e| record_err(path, "the plan", e))?;
+        if n_old != u64::from(header.old_members) || n_old > MAX_MEMBERS || n_old > from_size / 512
+        {
+            return Err(bad(format!(
+                "the plan lists {n_old} old members; the header says {} in a {from_size}-byte tar",
+                header.old_members
+            )));
+        }
+        let n_new = u64::from(header.new_members);
+        if n_new > MAX_MEMBERS || n_new > to_size / 512 {
+            return Err(bad(format!(
+                "{n_new} new members cannot fit a {to_size}-byte tar"
+            )));
+        }
+        let mut plan = Vec::new();
+        let mut offsets = Vec::new();
+        let mut at: u64 = 0;
+        for _ in 0..n_old {
+            let e = ctrl
+                .old_entry()
+                .map_err(|e| record_err(path, "the plan", e))?;
+            let end = (e.header_len <= MAX_HEADER as u64)
+                .then(|| at.checked_add(e.header_len))
+                .flatten()
+                .and_then(|x| x.checked_add(e.data_len))
+                .and_then(|x| x.checked_add(pad_len(e.data_len)))
+                .filter(|&x| x <= from_size);
+            let Some(end) = end else {
+                return Err(bad(format!(
+                    "old member {} does not fit the {from_size}-byte old tar",
+                    plan.len()
+                )));
+            };
+            if u64::from(e.hdr_last.max(e.data_last)) > n_new {
+                return Err(bad(format!(
+                    "old member {} is kept past the last new member",
+                    plan.len()
+                )));
+            }
+            offsets.push(at);
+            plan.push(e);
+            at = end;
+        }
+        let got_new = ctrl
+            .varint()
+            .map_err(|e| record_err(path, "the member count", e))?;
+        if got_new != n_new {
+            return Err(bad(format!(
+                "the controls list {got_new} new members; the header says {n_new}"
+            )));
+        }
+        Ok(PatchReader {
+            path: path.to_path_buf(),
+            header,
+            ctrl,
+            diff,
+            extra,
+            old: OldStream {
+                r: HashingReader::new(old),
+                next: 0,
+                cur: None,
+                cur_header: Vec::new(),
+                store: Store::new(),
+            },
+            plan,
+            offsets,
+            n_new: n_new as u32,
+            cur_new: 0,
+            state: State::Member,
+            out: Hasher::new(),
+            buf: Vec::with_capacity(CHUNK),
+            buf_pos: 0,
+            failed: None,
+            report: None,
+        })
+    }
+
+    /// The patch's header.
+    pub fn header(&self) -> &PatchHeader {
+        &self.header
+    }
+
+    /// After EOF: what was read and written (both verified). Errors if the
+    /// reader failed or was not read to the end.
+    pub fn finish(self) -> Result<ApplyReport> {
+        if let Some(r) = self.report {
+            return Ok(r);
+        }
+        Err(Error::Patch {
+            path: self.path,
+            reason: match self.failed {
+                Some(m) => format!("applying failed: {m}"),
+                None => "the new tar was not read to its end".into(),
+            },
+        })
+    }
+
+    fn bad(&self, reason: String) -> Error {
+        Error::Patch {
+            path: self.path.clone(),
+            reason,
+        }
+    }
+
+    fn wrong_base(&self, reason: String) -> Error {
+        Error::WrongBase {
+            patch: self.path.clone(),
+            reason,
+        }
+    }
+
+    // ---- the old stream -------------------------------------------------
+
+    fn old_read_exact(&mut self, buf: &mut [u8]) -> Result<()> {
+        let mut got = 0;
+        while got < buf.len() {
+            match self.old.r.read(&mut buf[got..]) {
+                Ok(0) => {
+                    let at = self.old.r.position();
+                    return Err(self.wrong_base(format!(
+                        "the old tar ends at byte {at}; the patch was made from a {}-byte tar",
+                        self.header.from.tar.size
+                    )));
+                }
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(error_from_io(e, "read old tar for", &self.path)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Discard old bytes up to stream offset `to`.
+    fn old_skip_to(&mut self, to: u64) -> Result<()> {
+        let mut scratch = [0u8; 8192];
+        while self.old.r.position() < to {
+            let n = (to - self.old.r.position()).min(scratch.len() as u64) as usize;
+            self.old_read_exact(&mut scratch[..n])?;
+        }
+        Ok(())
+    }
+
+    /// Consume old member `k` from the stream, keeping what the plan says
+    /// member `cur_new` or a later one needs.
+    fn old_pass(&mut self, k: u32) -> Result<()> {
+        let e = self.plan[k as usize];
+        self.old_skip_to(self.offsets[k as usize])?;
+        let mut header = vec![0u8; e.header_len as usize];
+        self.old_read_exact(&mut header)?;
+        let need_h = e.hdr_last > self.cur_new;
+        let need_d = e.data_last > self.cur_new;
+        if need_h || need_d {
+            let expires = e.hdr_last.max(e.data_last);
+            let data_len = if need_d { e.data_len } else { 0 };
+            let start = self.old.r.position();
+            let r = &mut self.old.r;
+            let res = self
+                .old
+                .store
+                .insert(k, need_h.then_some(&header[..]), r, data_len, expires);
+            if let Err(e) = res {
+                if e.kind() == io::ErrorKind::UnexpectedEof {
+                    return Err(self.wrong_base(format!(
+                        "the old tar ends inside member {k} (after byte {start}); the patch was made from a {}-byte tar",
+                        self.header.from.tar.size
+                    )));
+                }
+                return Err(error_from_io(e, "keep old data for", &self.path));
+            }
+        }
+        self.old.next = k + 1;
+        Ok(())
+    }
+
+    /// Make old member `j` available for member `cur_new`: pass members up
+    /// to it; `stream` leaves `j`'s data unread in the stream for a copy.
+    fn old_reach(&mut self, j: u32, stream: bool) -> Result<()> {
+        while self.old.next < j {
+            self.old_pass(self.old.next)?;
+        }
+        if self.old.next == j {
+            if stream {
+                let e = self.plan[j as usize];
+                self.old_skip_to(self.offsets[j as usize])?;
+                let mut h = vec![0u8; e.header_len as usize];
+                self.old_read_exact(&mut h)?;
+                if e.hdr_last > self.cur_new + 1 {
+                    self.old
+                        .store
+                        .insert(j, Some(&h), &mut io::empty(), 0, e.hdr_last)
+                        .map_err(|e| error_from_io(e, "keep old data for", &self.path))?;
+                }
+                self.old.cur_header = h;
+                self.old.cur = Some(j);
+                self.old.next = j + 1;
+            } else {
+                self.old_pass(j)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn old_header(&mut self, j: u32) -> Result<Vec<u8>> {
+        if self.old.cur == Some(j) {
+            return Ok(std::mem::take(&mut self.old.cur_header));
+        }
+        match self.old.store.header(j) {
+            Ok(Some(h)) => Ok(h),
+            Ok(None) => Err(self.bad(format!(
+                "new member {} uses the header of old member {j}, which the plan did not keep",
+                self.cur_new
+            ))),
+            Err(e) => Err(error_from_io(e, "read kept old data for", &self.path)),
+        }
+    }
+
+    fn check_kept_data(&self, j: u32) -> Result<()> {
+        match self.old.store.has(j) {
+            Some((_, n)) if n == self.plan[j as usize].data_len => Ok(()),
+            _ => Err(self.bad(format!(
+                "new member {} uses the data of old member {j}, which the plan did not keep",
+                self.cur_new
+            ))),
+        }
+    }
+
+    // ---- producing the new tar --------------------------------------------
+
+    /// Produce the next chunk of output into `self.buf`.
+    fn step(&mut self) -> Result<()> {
+        self.buf.clear();
+        self.buf_pos = 0;
+        match std::mem::replace(&mut self.state, State::Done) {
+            State::Member => self.start_member()?,
+            State::Data {
+                data,
+                left,
+                pad,
+                pad_literal,
+            } => self.continue_data(data, left, pad, pad_literal)?,
+            State::Trailer => {
+                let n = self
+                    .ctrl
+                    .varint()
+                    .map_err(|e| record_err(&self.path, "the trailer", e))?;
+                let room = self.header.to.tar.size - self.out.size();
+                if n > room {
+                    return Err(self.bad(format!("a {n}-byte trailer overruns the new tar")));
+                }
+                self.state = State::Data {
+                    data: DataState::Trailer,
+                    left: n,
+                    pad: 0,
+                    pad_literal: false,
+                };
+            }
+            State::Verify => self.verify()?,
+            State::Done => {}
+        }
+        if !self.buf.is_empty() {
+            let room = self.header.to.tar.size - self.out.size();
+            if self.buf.len() as u64 > room {
+                return Err(self.bad(format!(
+                    "the patch makes more than the {} bytes of the new tar",
+                    self.header.to.tar.size
+                )));
+            }
+            self.out.update(&self.buf);
+        }
+        Ok(())
+    }
+
+    fn start_member(&mut self) -> Result<()> {
+        if self.cur_new == self.n_new {
+            self.state = State::Trailer;
+            return Ok(());
+        }
+        let i = self.cur_new;
+        let rec = self
+            .ctrl
+            .member()
+            .map_err(|e| record_err(&self.path, "a member record", e))?;
+        let room = self.header.to.tar.size - self.out.size();
+        let need = rec
+            .header_len
+            .checked_add(rec.data_len)
+            .and_then(|x| x.checked_add(pad_len(rec.data_len)));
+        if rec.header_len > MAX_HEADER as u64 || need.is_none_or(|n| n > room) {
+            return Err(self.bad(format!("new member {i} overruns the new tar")));
+        }
+        let n_old = self.plan.len() as u32;
+        let h_ref = match rec.header {
+            HeaderOp::Diff { old } => Some(old),
+            HeaderOp::Literal => None,
+        };
+        let d_ref = match rec.data {
+            DataOp::Copy { old } | DataOp::Bsdiff { old, .. } => Some(old),
+            DataOp::Literal => None,
+        };
+        for r in [h_ref, d_ref].into_iter().flatten() {
+            if r >= n_old {
+                return Err(self.bad(format!(
+                    "new member {i} refers to old member {r} of {n_old}"
+                )));
+            }
+        }
+        if let Some(h) = h_ref {
+            if self.plan[h as usize].hdr_last <= i {
+                return Err(self.bad(format!(
+                    "new member {i} uses old member {h}'s header past its planned last use"
+                )));
+            }
+        }
+        if let Some(d) = d_ref {
+            let e = self.plan[d as usize];
+            if e.data_last <= i {
+                return Err(self.bad(format!(
+                    "new member {i} uses old member {d}'s data past its planned last use"
+                )));
+            }
+            if matches!(rec.data, DataOp::Copy { .. }) && e.data_len != rec.data_len {
+                return Err(self.bad(format!(
+                    "new member {i} copies old member {d} of {} bytes into {} bytes",
+                    e.data_len, rec.data_len
+                )));
+            }
+        }
+        // A copy of the next old member that nobody needs later streams straight through.
+        let stream = match rec.data {
+            DataOp::Copy { old } => {
+                old >= self.old.next && self.plan[old as usize].data_last == i + 1
+            }
+            _ => false,
+        };
+        let target = [h_ref, d_ref]
+            .into_iter()
+            .flatten()
+            .filter(|&r| r >= self.old.next)
+            .max();
+        if let Some(t) = target {
+            self.old_reach(t, stream && Some(t) == d_ref)?;
+        }
+        let streaming = stream && self.old.cur == d_ref;
+
+        // Header blocks.
+        let hl = rec.header_len as usize;
+        match rec.header {
+            HeaderOp::Literal => self.extra.read_into(&mut self.buf, hl)?,
+            HeaderOp::Diff { old } => {
+                let base = self.old_header(old)?;
+                if base.len() != hl {
+                    return Err(self.bad(format!(
+                        "new member {i} diffs a {hl}-byte header against a {}-byte one",
+                        base.len()
+                    )));
+                }
+                self.diff.read_into(&mut self.buf, hl)?;
+                for (o, b) in self.buf.iter_mut().zip(&base) {
+                    *o = o.wrapping_add(*b);
+                }
+            }
+        }
+        let data = match rec.data {
+            DataOp::Literal => DataState::Literal,
+            DataOp::Copy { .. } if streaming => DataState::CopyStream,
+            DataOp::Copy { old } => {
+                self.check_kept_data(old)?;
+                DataState::CopyStored { old, pos: 0 }
+            }
+            DataOp::Bsdiff { old } => {
+                self.check_kept_data(old)?;
+                DataState::Bsdiff {
+                    old,
+                    add_pos: 0,
+                    add_left: 0,
+                    extra_left: 0,
+                }
+            }
+        };
+        self.state = State::Data {
+            data,
+            left: rec.data_len,
+            pad: pad_len(rec.data_len),
+            pad_literal: rec.pad_literal,
+        };
+        Ok(())
+    }
+
+    fn continue_data(
+        &mut self,
+        mut data: DataState,
+        mut left: u64,
+        pad: u64,
+        pad_literal: bool,
+    ) -> Result<()> {
+        while left > 0 && self.buf.len() < CHUNK {
+            let room = (CHUNK - self.buf.len()) as u64;
+            match &mut data {
+                DataState::Literal | DataState::Trailer => {
+                    let n = left.min(room) as usize;
+                    self.extra.read_into(&mut self.buf, n)?;
+                    left -= n as u64;
+                }
+                DataState::CopyStream => {
+                    let n = left.min(room) as usize;
+                    let start = self.buf.len();
+                    self.buf.resize(start + n, 0);
+                    let mut tmp = std::mem::take(&mut self.buf);
+                    let r = self.old_read_exact(&mut tmp[start..]);
+                    self.buf = tmp;
+                    r?;
+                    left -= n as u64;
+                }
+                DataState::CopyStored { old, pos } => {
+                    let n = left.min(room) as usize;
+                    let start = self.buf.len();
+                    self.buf.resize(start + n, 0);
+                    self.old
+                        .store
+                        .read_data(*old, *pos, &mut self.buf[start..])
+                        .map_err(|e| error_from_io(e, "read kept old data for", &self.path))?;
+                    *pos += n as u64;
+                    left -= n as u64;
+                }
+                DataState::Bsdiff {
+                    old,
+                    add_pos,
+                    add_left,
+                    extra_left,
+                } => {
+                    if *add_left > 0 {
+                        let n = (*add_left).min(room) as usize;
+                        let start = self.buf.len();
+                        self.diff.read_into(&mut self.buf, n)?;
+                        let out = &mut self.buf[start..];
+                        match self.old.store.data_slice(*old) {
+                            Some(src) => {
+                                let p = *add_pos as usize;
+                                for (o, b) in out.iter_mut().zip(&src[p..p + n]) {
+                                    *o = o.wrapping_add(*b);
+                                }
+                            }
+                            None => {
+                                let mut tmp = vec![0u8; n];
+                                self.old.store.read_data(*old, *add_pos, &mut tmp).map_err(
+                                    |e| error_from_io(e, "read kept old data for", &self.path),
+                                )?;
+                                for (o, b) in out.iter_mut().zip(&tmp) {
+                                    *o = o.wrapping_add(*b);
+                                }
+                            }
+                        }
+                        *add_pos += n as u64;
+                        *add_left -= n as u64;
+                        left -= n as u64;
+                    } else if *extra_left > 0 {
+                        let n = (*extra_left).min(room) as usize;
+                        self.extra.read_into(&mut self.buf, n)?;
+                        *extra_left -= n as u64;
+                        left -= n as u64;
+                    } else {
+                        let c = self
+                            .ctrl
+                            .ctrl()
+                            .map_err(|e| record_err(&self.path, "a bsdiff control", e))?;
+                        let old_len = self.plan[*old as usize].data_len;
+                        let fits_old = c.old_pos.checked_add(c.add).is_some_and(|e| e <= old_len);
+                        let fits_new = c.add.checked_add(c.extra).is_some_and(|n| n <= left);
+                        if c.add == 0 && c.extra == 0 {
+                            return Err(self.bad(format!(
+                                "an empty bsdiff control in new member {}",
+                                self.cur_new
+                            )));
+                        }
+                        if !fits_old || !fits_new {
+                            return Err(self.bad(format!(
+                                "a bsdiff control of new member {} reaches outside its old or new data",
+                                self.cur_new
+                            )));
+                        }
+                        *add_pos = c.old_pos;
+                        *add_left = c.add;
+                        *extra_left = c.extra;
+                    }
+                }
+            }
+        }
+        if left > 0 {
+            self.state = State::Data {
+                data,
+                left,
+                pad,
+                pad_literal,
+            };
+            return Ok(());
+        }
+        if let DataState::Trailer = data {
+            self.state = State::Verify;
+            return Ok(());
+        }
+        // Padding, then the member is done.
+        if pad_literal {
+            self.extra.read_into(&mut self.buf, pad as usize)?;
+        } else {
+            self.buf.resize(self.buf.len() + pad as usize, 0);
+        }
+        self.old.cur = None;
+        self.cur_new += 1;
+        self.old.store.expire(self.cur_new);
+        self.state = State::Member;
+        Ok(())
+    }
+
+    fn verify(&mut self) -> Result<()> {
+        self.ctrl.get_mut().finish()?;
+        self.diff.finish()?;
+        self.extra.finish()?;
+        // Every input byte is hashed, to EOF.
+        let mut scratch = vec![0u8; CHUNK];
+        loop {
+            match self.old.r.read(&mut scratch) {
+                Ok(0) => break,
+                Ok(_) => {
+                    if self.old.r.position() > self.header.from.tar.size {
+                        return Err(self.wrong_base(format!(
+                            "the old tar is longer than the {} bytes the patch was made from",
+                            self.header.from.tar.size
+                        )));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(error_from_io(e, "read old tar for", &self.path)),
+            }
+        }
+        let input = self.old.r.digests();
+        let from = self.header.from.tar;
+        if input != from {
+            return Err(self.wrong_base(format!(
+                "the old tar is not {} (expected {} bytes, md5 {}; got {} bytes, md5 {})",
+                self.header.from.id,
+                from.size,
+                from.md5_hex(),
+                input.size,
+                input.md5_hex()
+            )));
+        }
+        let output = self.out.clone().finish();
+        let to = self.header.to.tar;
+        if output != to {
+            return Err(corrupt(
+                &self.path,
+                format!(
+                    "the base matched but the result is not {} (expected md5 {}, made {} bytes with md5 {})",
+                    self.header.to.id,
+                    to.md5_hex(),
+                    output.size,
+                    output.md5_hex()
+                ),
+            ));
+        }
+        self.report = Some(ApplyReport {
+            input,
+            output,
+            spilled: self.old.store.spilled_total,
+        });
+        self.state = State::Done;
+        Ok(())
+    }
+
+    /// Produce output until `buf` has something or the stream is verified.
+    fn fill(&mut self) -> Result<()> {
+        while self.buf_pos >= self.buf.len() && self.report.is_none() {
+            self.step()?;
+        }
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for PatchReader<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if let Some(m) = &self.failed {
+            return Err(io::Error::other(m.clone()));
+        }
+        if out.is_empty() {
+            return Ok(0);
+        }
+        if let Err(e) = self.fill() {
+            self.failed = Some(e.to_string());
+            return Err(io::Error::other(e));
+        }
+        let n = out.len().min(self.buf.len() - self.buf_pos);
+        out[..n].copy_from_slice(&self.buf[self.buf_pos..self.buf_pos + n]);
+        self.buf_pos += n;
+        Ok(n)
+    }
+}
+
+/// Apply the patch at `path` to the old tar `old`, writing the new tar to
+/// `new`; verified as [`PatchReader`] is. `new_name` names `new` in errors.
+pub fn apply(
+    path: &Path,
+    old: impl Read,
+    new: &mut impl Write,
+    new_name: &Path,
+) -> Result<ApplyReport> {
+    let mut r = PatchReader::open(path, old)?;
+    loop {
+        r.fill()?;
+        if r.buf_pos < r.buf.len() {
+            new.write_all(&r.buf[r.buf_pos..])
+                .map_err(|e| Error::io("write new tar to", new_name, e))?;
+            r.buf_pos = r.buf.len();
+        } else {
+            break;
+        }
+    }
+    new.flush()
+        .map_err(|e| Error::io("write new tar to", new_name, e))?;
+    r.finish()
+}

@@ -1,0 +1,472 @@
+//! `sysup diff` as a library call: make the patch between two gzipped dists.
+//!
+//! Steps, in order:
+//! 1. [`scan`] both dists at once (gunzip to unlinked temporary files,
+//!    segment, hash);
+//! 2. [`pairing`] pairs every new member with an old one;
+//! 3. the retention plan is derived (last new member using each old header
+//!    and data) and written first in the controls section;
+//! 4. changed pairs are cut into diff tasks — whole members, or windows of
+//!    [`NEW_WINDOW`] new bytes against [`OLD_WINDOW`] old bytes around the
+//!    proportional position for big members, so a suffix array never covers
+//!    more than `OLD_WINDOW` bytes — and run on worker threads under a memory
+//!    budget ([`schedule`]); each task `pread`s its own bytes;
+//! 5. the writer walks the new members in order, writing each member's
+//!    record and bytes to three raw section files (controls, diff, extra),
+//!    taking diff results as they come;
+//! 6. the sections are compressed into the patch, written under a temporary
+//!    name in the output directory and renamed into place (a failed diff
+//!    leaves nothing behind).
+//!
+//! Invariant: memory is bounded by the budget plus the member tables, never
+//! by the size of a tar; the patch reproduces the new tar byte for byte (the
+//! applier verifies the to-digests recorded here, computed over the new
+//! tar's every byte).
+
+use std::fs::File;
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::delta::format::{
+    BodyFormat, Compression, PatchHeader, Section, SectionKind, Side, VERSION,
+};
+use crate::delta::matcher::{self, Delta, Index};
+use crate::delta::pairing::{self, DataPlan, Pair};
+use crate::delta::record::{DataOp, HeaderOp, MemberRecord, OldEntry, RecordWriter};
+use crate::delta::scan::{self, MemberInfo, Scanned};
+use crate::delta::schedule::{Ordered, Slots};
+use crate::delta::section;
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::AtomicFile;
+use crate::name::{DistId, PatchName};
+
+/// New bytes per diff window of a big member.
+pub const NEW_WINDOW: u64 = 16 << 20;
+/// Old bytes a window is diffed against (its suffix array is 4× this).
+pub const OLD_WINDOW: u64 = 24 << 20;
+/// Members up to this size (both sides) are diffed whole.
+const WHOLE_MEMBER: u64 = 24 << 20;
+
+/// Knobs of [`diff_dists`].
+#[derive(Clone, Debug)]
+pub struct DiffOptions {
+    /// Worker threads for diff tasks and zstd.
+    pub threads: usize,
+    /// Memory the diff tasks may hold at once.
+    pub budget: u64,
+    /// zstd level of the diff and extra sections.
+    pub level: i32,
+}
+
+impl Default for DiffOptions {
+    fn default() -> Self {
+        DiffOptions {
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            budget: 320 << 20,
+            level: section::LEVEL,
+        }
+    }
+}
+
+/// What [`diff_dists`] made, for `sysup diff` to print.
+#[derive(Clone, Debug, Serialize)]
+pub struct DiffReport {
+    pub patch: PathBuf,
+    pub size: u64,
+    pub header: PatchHeader,
+    pub stats: Stats,
+}
+
+/// How the new members were encoded, and where the time went.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Stats {
+    pub copied: u64,
+    pub diffed: u64,
+    pub literal: u64,
+    pub copied_bytes: u64,
+    pub diffed_bytes: u64,
+    pub literal_bytes: u64,
+    pub diff_tasks: u64,
+    pub scan_seconds: f64,
+    pub diff_seconds: f64,
+    pub compress_seconds: f64,
+}
+
+/// One diff task: a window of new member `member` against a window of old member `old`.
+struct Task {
+    member: u32,
+    old: u32,
+    old_start: u64,
+    old_len: u64,
+    new_start: u64,
+    new_len: u64,
+}
+
+impl Task {
+    fn cost(&self) -> u64 {
+        self.old_len + Index::memory(self.old_len as usize) as u64 + 2 * self.new_len + (1 << 20)
+    }
+}
+
+/// Cut the diff of an `o`-byte old member and `n`-byte new member into windows.
+fn windows(member: u32, old: u32, o: u64, n: u64) -> Vec<Task> {
+    if o <= WHOLE_MEMBER && n <= WHOLE_MEMBER {
+        return vec![Task {
+            member,
+            old,
+            old_start: 0,
+            old_len: o,
+            new_start: 0,
+            new_len: n,
+        }];
+    }
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < n {
+        let len = NEW_WINDOW.min(n - start);
+        // The old bytes around the same relative position.
+        let mid = ((start + len / 2) as u128 * o as u128 / n as u128) as u64;
+        let old_len = OLD_WINDOW.min(o);
+        let old_start = mid.saturating_sub(old_len / 2).min(o - old_len);
+        out.push(Task {
+            member,
+            old,
+            old_start,
+            old_len,
+            new_start: start,
+            new_len: len,
+        });
+        start += len;
+    }
+    out
+}
+
+/// Counts bytes written through it.
+struct Counted<W> {
+    w: W,
+    n: u64,
+}
+
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.w.write(buf)?;
+        self.n += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.w.flush()
+    }
+}
+
+fn raw_section() -> Result<(File, Counted<BufWriter<File>>)> {
+    let f = tempfile::tempfile().ctx("create a temporary file in", std::env::temp_dir())?;
+    let w = f
+        .try_clone()
+        .ctx("open a temporary file in", std::env::temp_dir())?;
+    Ok((
+        f,
+        Counted {
+            w: BufWriter::with_capacity(1 << 20, w),
+            n: 0,
+        },
+    ))
+}
+
+/// Make the patch from dist `old_gz` to dist `new_gz` in `out_dir`.
+pub fn diff_dists(
+    old_gz: &Path,
+    new_gz: &Path,
+    out_dir: &Path,
+    opts: &DiffOptions,
+) -> Result<DiffReport> {
+    let file_name = |p: &Path| {
+        p.file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let from = DistId::from_file_name(&file_name(old_gz))?;
+    let to = DistId::from_file_name(&file_name(new_gz))?;
+    let name = PatchName::new(from, to)?;
+    let dest = out_dir.join(name.file_name());
+    let mut stats = Stats::default();
+
+    let t0 = Instant::now();
+    let (old, new) = std::thread::scope(|s| {
+        let o = s.spawn(|| scan::scan(old_gz));
+        let n = scan::scan(new_gz);
+        (o.join().expect("scan thread panicked"), n)
+    });
+    let (old, new) = (old?, new?);
+    stats.scan_seconds = t0.elapsed().as_secs_f64();
+
+    let t1 = Instant::now();
+    let pairs = pairing::pair(&old.members, &new.members, |j, i| {
+        old.same_data(&old.members[j as usize], &new, &new.members[i as usize])
+    })?;
+    let header_ops: Vec<HeaderOp> = pairs
+        .iter()
+        .zip(&new.members)
+        .map(|(p, n)| match p.header {
+            Some(j) if old.members[j as usize].header_len == n.header_len => {
+                HeaderOp::Diff { old: j }
+            }
+            _ => HeaderOp::Literal,
+        })
+        .collect();
+    let plan = retention_plan(&old.members, &pairs, &header_ops);
+    let tasks: Vec<Task> = pairs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| match p.data {
+            DataPlan::Diff(j) => Some(windows(
+                i as u32,
+                j,
+                old.members[j as usize].size,
+                new.members[i].size,
+            )),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    stats.diff_tasks = tasks.len() as u64;
+
+    let (mut ctrl_f, ctrl_w) = raw_section()?;
+    let (mut diff_f, mut diff_w) = raw_section()?;
+    let (mut extra_f, mut extra_w) = raw_section()?;
+    let mut ctrl = RecordWriter::new(ctrl_w);
+    let werr =
+        |e: io::Error| Error::io("write a temporary section file in", std::env::temp_dir(), e);
+
+    ctrl.varint(plan.len() as u64).map_err(werr)?;
+    for e in &plan {
+        ctrl.old_entry(e).map_err(werr)?;
+    }
+    ctrl.varint(new.members.len() as u64).map_err(werr)?;
+
+    let work = |t: &Task| -> Result<Delta> {
+        let o = &old.members[t.old as usize];
+        let n = &new.members[t.member as usize];
+        let old_bytes = old.data(o, t.old_start, t.old_len as usize)?;
+        let new_bytes = new.data(n, t.new_start, t.new_len as usize)?;
+        let index = Index::new(&old_bytes);
+        let mut d = matcher::diff(&index, &new_bytes);
+        d.rebase(t.old_start);
+        Ok(d)
+    };
+    let slots = Slots::new(opts.budget, tasks.iter().map(Task::cost));
+    let written: Result<()> = std::thread::scope(|s| {
+        let results = Ordered::start(s, &slots, &tasks, opts.threads, &work);
+        let mut next_task = 0usize;
+        let mut buf = vec![0u8; 1 << 20];
+        for (i, (n, p)) in new.members.iter().zip(&pairs).enumerate() {
+            let data = match p.data {
+                DataPlan::Empty | DataPlan::Literal => DataOp::Literal,
+                DataPlan::Copy(j) => DataOp::Copy { old: j },
+                DataPlan::Diff(j) => DataOp::Bsdiff { old: j },
+            };
+            ctrl.member(&MemberRecord {
+                header_len: u64::from(n.header_len),
+                header: header_ops[i],
+                data_len: n.size,
+                data,
+                pad_literal: !n.pad_zero,
+            })
+            .map_err(werr)?;
+            let nh = new.header(n)?;
+            match header_ops[i] {
+                HeaderOp::Literal => extra_w.write_all(&nh).map_err(werr)?,
+                HeaderOp::Diff { old: j } => {
+                    let oh = old.header(&old.members[j as usize])?;
+                    let d: Vec<u8> = nh
+                        .iter()
+                        .zip(&oh)
+                        .map(|(a, b)| a.wrapping_sub(*b))
+                        .collect();
+                    diff_w.write_all(&d).map_err(werr)?;
+                }
+            }
+            match p.data {
+                DataPlan::Empty => {}
+                DataPlan::Copy(_) => {
+                    stats.copied += 1;
+                    stats.copied_bytes += n.size;
+                }
+                DataPlan::Literal => {
+                    stats.literal += 1;
+                    stats.literal_bytes += n.size;
+                    copy_range(&new, n.data_offset(), n.size, &mut extra_w, &mut buf)?;
+                }
+                DataPlan::Diff(_) => {
+                    stats.diffed += 1;
+                    stats.diffed_bytes += n.size;
+                    while next_task < tasks.len() && tasks[next_task].member == i as u32 {
+                        let d = results.take(next_task)?;
+                        for c in &d.ctrls {
+                            ctrl.ctrl(c).map_err(werr)?;
+                        }
+                        diff_w.write_all(&d.diff).map_err(werr)?;
+                        extra_w.write_all(&d.extra).map_err(werr)?;
+                        next_task += 1;
+                    }
+                }
+            }
+            if !n.pad_zero {
+                let pad = crate::archive::segment::pad_len(n.size);
+                copy_range(&new, n.data_offset() + n.size, pad, &mut extra_w, &mut buf)?;
+            }
+        }
+        let (t_off, t_len) = new.trailer;
+        ctrl.varint(t_len).map_err(werr)?;
+        copy_range(&new, t_off, t_len, &mut extra_w, &mut buf)?;
+        Ok(())
+    });
+    written?;
+    let mut ctrl_w = ctrl.into_inner();
+    for w in [&mut ctrl_w, &mut diff_w, &mut extra_w] {
+        w.flush().map_err(werr)?;
+    }
+    stats.diff_seconds = t1.elapsed().as_secs_f64();
+
+    // Compress into the destination directory under a temporary name.
+    let t2 = Instant::now();
+    let header_len = PatchHeader::encoded_len(&name);
+    let mut out = AtomicFile::create(&dest)?;
+    let tmp_path = out.temp_path().to_path_buf();
+    let mut sections = Vec::with_capacity(3);
+    {
+        let f = out.file();
+        f.write_all(&vec![0u8; header_len as usize])
+            .ctx("write", &tmp_path)?;
+        let mut w = BufWriter::with_capacity(1 << 20, f);
+        let mut at = u64::from(header_len);
+        for (kind, raw, raw_len) in [
+            (SectionKind::Controls, &mut ctrl_f, ctrl_w.n),
+            (SectionKind::Diff, &mut diff_f, diff_w.n),
+            (SectionKind::Extra, &mut extra_f, extra_w.n),
+        ] {
+            let (len, sha256) = section::compress(
+                raw,
+                raw_len,
+                kind,
+                &section::Params {
+                    level: opts.level,
+                    threads: opts.threads as u32,
+                },
+                &mut w,
+                &tmp_path,
+            )?;
+            sections.push(Section {
+                kind,
+                offset: at,
+                len,
+                raw_len,
+                sha256,
+            });
+            at += len;
+        }
+        w.flush().ctx("write", &tmp_path)?;
+    }
+    let header = PatchHeader {
+        version: VERSION,
+        from: Side {
+            id: name.from.clone(),
+            tar: old.digests,
+        },
+        to: Side {
+            id: name.to.clone(),
+            tar: new.digests,
+        },
+        name,
+        body_format: BodyFormat::MemberBsdiff,
+        compression: Compression::Zstd,
+        window_log: section::WINDOW_LOG as u8,
+        old_members: old.members.len() as u32,
+        new_members: new.members.len() as u32,
+        sections: sections.try_into().expect("three sections"),
+        header_len,
+    };
+    let f = out.file();
+    f.seek(SeekFrom::Start(0)).ctx("seek in", &tmp_path)?;
+    f.write_all(&header.encode()).ctx("write", &tmp_path)?;
+    let size = f.seek(SeekFrom::End(0)).ctx("seek in", &tmp_path)?;
+    let patch = out.commit()?;
+    stats.compress_seconds = t2.elapsed().as_secs_f64();
+    Ok(DiffReport {
+        patch,
+        size,
+        header,
+        stats,
+    })
+}
+
+/// For each old member, the last new member (index + 1) using its header
+/// or its data.
+fn retention_plan(old: &[MemberInfo], pairs: &[Pair], header_ops: &[HeaderOp]) -> Vec<OldEntry> {
+    let mut plan: Vec<OldEntry> = old
+        .iter()
+        .map(|m| OldEntry {
+            header_len: u64::from(m.header_len),
+            data_len: m.size,
+            hdr_last: 0,
+            data_last: 0,
+        })
+        .collect();
+    for (i, (p, h)) in pairs.iter().zip(header_ops).enumerate() {
+        let user = i as u32 + 1;
+        if let HeaderOp::Diff { old } = h {
+            plan[*old as usize].hdr_last = user;
+        }
+        if let DataPlan::Copy(j) | DataPlan::Diff(j) = p.data {
+            plan[j as usize].data_last = user;
+        }
+    }
+    plan
+}
+
+/// Copy `len` bytes at `offset` of a scanned tar into `w`.
+fn copy_range(
+    src: &Scanned,
+    mut offset: u64,
+    len: u64,
+    w: &mut impl Write,
+    buf: &mut [u8],
+) -> Result<()> {
+    let end = offset + len;
+    while offset < end {
+        let n = (end - offset).min(buf.len() as u64) as usize;
+        src.read_at(offset, &mut buf[..n])?;
+        w.write_all(&buf[..n])
+            .ctx("write a temporary section file in", std::env::temp_dir())?;
+        offset += n as u64;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_cover_the_new_member_and_stay_in_the_old() {
+        for (o, n) in [
+            (100 << 20, 90 << 20),
+            (30 << 20, 200 << 20),
+            (300 << 20, 1 << 20),
+            (5, 7),
+        ] {
+            let ws = windows(0, 0, o, n);
+            let mut at = 0;
+            for w in &ws {
+                assert_eq!(w.new_start, at);
+                assert!(w.new_len <= NEW_WINDOW.max(WHOLE_MEMBER));
+                assert!(w.old_start + w.old_len <= o);
+                assert!(w.old_len <= OLD_WINDOW.max(WHOLE_MEMBER));
+                at += w.new_len;
+            }
+            assert_eq!(at, n);
+        }
+    }
+}

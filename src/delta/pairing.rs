@@ -1,0 +1,258 @@
+//! Pairing: which old member each new member is encoded against.
+//!
+//! In order of preference (DESIGN §3, "member-aware"):
+//! 1. the old member with the same path;
+//! 2. an old member whose *version-stripped* path is the same
+//!    (`libfoo.so.1.2` → `libfoo.so.1.3`, `libx-6bb31eeb.so` →
+//!    `libx-56d6093b.so`, `python3.11/…` → `python3.12/…`), preferring the
+//!    same directory, the same type, then the closest size;
+//! 3. for the data only: an old member with identical content, wherever it is.
+//!
+//! The result per new member is a header reference (its header blocks are
+//! diffed against that member's when the lengths agree) and a data plan:
+//! `Copy` (identical, confirmed byte for byte), `Diff` (bsdiff against the
+//! paired member), `Literal` or `Empty`.
+//!
+//! Invariant: a `Copy` is only proposed after the caller's `same` check
+//! confirmed the bytes are identical; sizes always agree for a `Copy`.
+
+use std::collections::HashMap;
+
+use crate::delta::scan::MemberInfo;
+use crate::error::Result;
+
+/// How a new member's data will be encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataPlan {
+    /// No data bytes.
+    Empty,
+    /// Identical to this old member's data.
+    Copy(u32),
+    /// bsdiff against this old member's data.
+    Diff(u32),
+    /// No usable old member.
+    Literal,
+}
+
+/// The pairing of one new member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pair {
+    /// Old member whose header blocks this one's are encoded against.
+    pub header: Option<u32>,
+    pub data: DataPlan,
+}
+
+/// A bsdiff between sizes this far apart is not worth it.
+const MAX_SIZE_RATIO: u64 = 8;
+
+/// The version-stripped form of a path: every run of hex characters that
+/// holds a digit and is either all digits or at least 6 long becomes `#`.
+pub fn version_key(path: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(path.len());
+    let mut i = 0;
+    while i < path.len() {
+        if path[i].is_ascii_hexdigit() {
+            let start = i;
+            while i < path.len() && path[i].is_ascii_hexdigit() {
+                i += 1;
+            }
+            let run = &path[start..i];
+            let digits = run.iter().filter(|b| b.is_ascii_digit()).count();
+            if digits > 0 && (digits == run.len() || run.len() >= 6) {
+                out.push(b'#');
+            } else {
+                out.extend_from_slice(run);
+            }
+        } else {
+            out.push(path[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+fn dir_of(path: &[u8]) -> &[u8] {
+    let p = path.strip_suffix(b"/").unwrap_or(path);
+    match p.iter().rposition(|&b| b == b'/') {
+        Some(i) => &p[..i],
+        None => b"",
+    }
+}
+
+/// Pair every new member. `same(old, new)` confirms identical data.
+pub fn pair(
+    old: &[MemberInfo],
+    new: &[MemberInfo],
+    mut same: impl FnMut(u32, u32) -> Result<bool>,
+) -> Result<Vec<Pair>> {
+    let mut by_path: HashMap<&[u8], u32> = HashMap::with_capacity(old.len());
+    let mut by_key: HashMap<Vec<u8>, Vec<u32>> = HashMap::new();
+    let mut by_content: HashMap<(u64, u128), u32> = HashMap::new();
+    for (j, m) in old.iter().enumerate() {
+        let j = j as u32;
+        by_path.entry(&m.path).or_insert(j);
+        by_key.entry(version_key(&m.path)).or_default().push(j);
+        if m.size > 0 {
+            by_content.entry((m.size, m.hash)).or_insert(j);
+        }
+    }
+    let mut out = Vec::with_capacity(new.len());
+    for (i, n) in new.iter().enumerate() {
+        let i = i as u32;
+        let by_name = by_path.get(&n.path[..]).copied().or_else(|| {
+            let cands = by_key.get(&version_key(&n.path))?;
+            let dir = dir_of(&n.path);
+            cands.iter().copied().min_by_key(|&j| {
+                let o = &old[j as usize];
+                (
+                    dir_of(&o.path) != dir,
+                    o.typeflag != n.typeflag,
+                    o.size.abs_diff(n.size),
+                )
+            })
+        });
+        let mut header = by_name;
+        let mut identical = |j: u32| -> Result<bool> {
+            let o = &old[j as usize];
+            Ok(o.size == n.size && o.hash == n.hash && same(j, i)?)
+        };
+        let data = if n.size == 0 {
+            DataPlan::Empty
+        } else if let Some(j) = by_name.filter(|&j| old[j as usize].hash == n.hash) {
+            if identical(j)? {
+                DataPlan::Copy(j)
+            } else {
+                diff_or_literal(old, n, by_name)
+            }
+        } else if let Some(&j) = by_content.get(&(n.size, n.hash)) {
+            if identical(j)? {
+                header = header.or(Some(j));
+                DataPlan::Copy(j)
+            } else {
+                diff_or_literal(old, n, by_name)
+            }
+        } else {
+            diff_or_literal(old, n, by_name)
+        };
+        out.push(Pair { header, data });
+    }
+    Ok(out)
+}
+
+fn diff_or_literal(old: &[MemberInfo], n: &MemberInfo, by_name: Option<u32>) -> DataPlan {
+    match by_name {
+        Some(j) => {
+            let o = old[j as usize].size;
+            let (small, big) = (o.min(n.size), o.max(n.size));
+            if small > 0 && big / small <= MAX_SIZE_RATIO {
+                DataPlan::Diff(j)
+            } else {
+                DataPlan::Literal
+            }
+        }
+        None => DataPlan::Literal,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_keys() {
+        let k = |s: &str| String::from_utf8(version_key(s.as_bytes())).unwrap();
+        assert_eq!(k("usr/lib/libfoo.so.1.2"), k("usr/lib/libfoo.so.1.3"));
+        assert_eq!(k("usr/lib/libx-6bb31eeb.so"), k("usr/lib/libx-56d6093b.so"));
+        assert_eq!(k("usr/lib/python3.11/os.py"), "usr/lib/python#.#/os.py");
+        assert_eq!(k("sbin/e2fsck"), "sbin/e2fsck");
+        assert_eq!(k("bin/sha256sum"), "bin/sha256sum");
+        assert_eq!(k("lib/x86_64-linux-gnu"), "lib/x#_#-linux-gnu");
+        assert_ne!(k("usr/bin/bash"), k("usr/bin/dash"));
+    }
+
+    fn m(path: &str, size: u64, hash: u128) -> MemberInfo {
+        MemberInfo {
+            offset: 0,
+            header_len: 512,
+            size,
+            pad_zero: true,
+            path: path.as_bytes().to_vec(),
+            typeflag: b'0',
+            hash,
+        }
+    }
+
+    #[test]
+    fn pairs_by_path_version_and_content() {
+        let old = vec![
+            m("a/libfoo.so.1.2", 1000, 1),
+            m("a/same", 50, 2),
+            m("b/moved", 70, 3),
+            m("c/tiny", 1, 4),
+            m("d/", 0, 0),
+        ];
+        let new = vec![
+            m("a/libfoo.so.1.3", 1100, 10),
+            m("a/same", 50, 2),
+            m("z/moved-here", 70, 3),
+            m("c/tiny", 100, 5),
+            m("d/", 0, 0),
+            m("e/new", 10, 6),
+        ];
+        let pairs = pair(&old, &new, |j, i| {
+            Ok(old[j as usize].hash == new[i as usize].hash
+                && old[j as usize].size == new[i as usize].size)
+        })
+        .unwrap();
+        assert_eq!(
+            pairs[0],
+            Pair {
+                header: Some(0),
+                data: DataPlan::Diff(0)
+            }
+        );
+        assert_eq!(
+            pairs[1],
+            Pair {
+                header: Some(1),
+                data: DataPlan::Copy(1)
+            }
+        );
+        assert_eq!(
+            pairs[2],
+            Pair {
+                header: Some(2),
+                data: DataPlan::Copy(2)
+            }
+        );
+        assert_eq!(
+            pairs[3],
+            Pair {
+                header: Some(3),
+                data: DataPlan::Literal
+            }
+        );
+        assert_eq!(
+            pairs[4],
+            Pair {
+                header: Some(4),
+                data: DataPlan::Empty
+            }
+        );
+        assert_eq!(
+            pairs[5],
+            Pair {
+                header: None,
+                data: DataPlan::Literal
+            }
+        );
+    }
+
+    #[test]
+    fn a_hash_collision_is_not_a_copy() {
+        let old = vec![m("x", 10, 7)];
+        let new = vec![m("y", 10, 7)];
+        let pairs = pair(&old, &new, |_, _| Ok(false)).unwrap();
+        assert_eq!(pairs[0].data, DataPlan::Literal);
+    }
+}
