@@ -1,8 +1,76 @@
-//! `sysup diff` (being written).
+//! `sysup diff OLD.tar.gz NEW.tar.gz [--out DIR] [--json]`: make the patch
+//! between two dists of the same name (build host).
+//!
+//! Invariants: the patch is named from the two dist file names
+//! (`<name>-<fromrev>-<fromdate>_<torev>-<todate>.patch`), dists of different
+//! names are refused, and the file appears in DIR only complete (temporary
+//! name, then rename): a failed diff leaves nothing.
+
+use std::path::PathBuf;
+
+use crate::delta::{self, DiffOptions};
 
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// The old dist (`<id>.tar.gz`).
+    pub old: PathBuf,
+    /// The new dist, of the same name.
+    pub new: PathBuf,
+    /// Output directory.
+    #[arg(long, default_value = ".")]
+    pub out: PathBuf,
+    /// Worker threads (default: one per CPU).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Memory the diff workers may use, in MiB.
+    #[arg(long, default_value_t = 320)]
+    pub memory: u64,
+    /// zstd level of the diff and extra sections (1-22).
+    #[arg(long, default_value_t = delta::section::LEVEL, value_parser = clap::value_parser!(i32).range(1..=22))]
+    pub level: i32,
+    /// Print one JSON document.
+    #[arg(long)]
+    pub json: bool,
+}
 
-pub fn run(_args: Args) -> crate::Result<()> {
-    Err(crate::Error::Refused("sysup diff is not implemented yet".into()))
+pub fn run(a: Args) -> crate::Result<()> {
+    let mut opts = DiffOptions {
+        budget: a.memory << 20,
+        level: a.level,
+        ..DiffOptions::default()
+    };
+    if let Some(t) = a.threads {
+        opts.threads = t.max(1);
+    }
+    let r = delta::diff_dists(&a.old, &a.new, &a.out, &opts)?;
+    if a.json {
+        return super::print_json(&r);
+    }
+    let h = &r.header;
+    let s = &r.stats;
+    println!("wrote {}", r.patch.display());
+    println!("  size     {} bytes", r.size);
+    println!(
+        "  from     {} ({} bytes, md5 {})",
+        h.from.id,
+        h.from.tar.size,
+        h.from.tar.md5_hex()
+    );
+    println!("           sha256 {}", h.from.tar.sha256_hex());
+    println!(
+        "  to       {} ({} bytes, md5 {})",
+        h.to.id,
+        h.to.tar.size,
+        h.to.tar.md5_hex()
+    );
+    println!("           sha256 {}", h.to.tar.sha256_hex());
+    println!(
+        "  members  {} copied ({} bytes), {} diffed ({} bytes), {} literal ({} bytes)",
+        s.copied, s.copied_bytes, s.diffed, s.diffed_bytes, s.literal, s.literal_bytes
+    );
+    println!(
+        "  time     scan {:.1}s, diff {:.1}s, compress {:.1}s",
+        s.scan_seconds, s.diff_seconds, s.compress_seconds
+    );
+    Ok(())
 }

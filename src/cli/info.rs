@@ -1,8 +1,64 @@
-//! `sysup info` (being written).
+//! `sysup info FILE [--json]`: the header of a patch (read without its body)
+//! or of a dist (its `.sysup/` metadata).
+//!
+//! Invariant: for a patch, only the header is read and checked (its own
+//! checksum and layout); the body is not touched.
+
+use std::path::PathBuf;
+
+use crate::delta::PatchHeader;
+use crate::dist::DistInfo;
+use crate::name::PATCH_SUFFIX;
 
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// A `.patch` or a `.tar.gz` dist.
+    pub file: PathBuf,
+    /// Print one JSON document.
+    #[arg(long)]
+    pub json: bool,
+}
 
-pub fn run(_args: Args) -> crate::Result<()> {
-    Err(crate::Error::Refused("sysup info is not implemented yet".into()))
+#[derive(serde::Serialize)]
+struct PatchInfo<'a> {
+    kind: &'static str,
+    file: &'a std::path::Path,
+    size: u64,
+    #[serde(flatten)]
+    header: &'a PatchHeader,
+}
+
+pub fn run(a: Args) -> crate::Result<()> {
+    let is_patch = a.file.to_string_lossy().ends_with(PATCH_SUFFIX) || starts_with_magic(&a.file);
+    if is_patch {
+        let header = PatchHeader::read_file(&a.file)?;
+        let size = std::fs::metadata(&a.file)
+            .map_err(|e| crate::Error::io("stat", &a.file, e))?
+            .len();
+        if a.json {
+            return super::print_json(&PatchInfo {
+                kind: "patch",
+                file: &a.file,
+                size,
+                header: &header,
+            });
+        }
+        println!("file        {} ({size} bytes)", a.file.display());
+        println!("{header}");
+        return Ok(());
+    }
+    let info = DistInfo::read(&a.file)?;
+    if a.json {
+        return super::print_json(&info);
+    }
+    println!("{info}");
+    Ok(())
+}
+
+fn starts_with_magic(path: &std::path::Path) -> bool {
+    use std::io::Read;
+    let mut m = [0u8; 8];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut m))
+        .is_ok_and(|_| &m == crate::delta::format::MAGIC)
 }
