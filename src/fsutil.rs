@@ -12,6 +12,7 @@ use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{IoContext, Result};
@@ -31,9 +32,17 @@ pub struct AtomicFile {
 }
 
 impl AtomicFile {
-    /// Start writing `dest`; the temp file lives in the same directory so the
-    /// final rename is atomic and space runs out here, not at commit.
+    /// Start writing `dest`, world-readable (0644): dists and patches are
+    /// published. See [`AtomicFile::create_with_mode`] for private files.
     pub fn create(dest: &Path) -> Result<AtomicFile> {
+        AtomicFile::create_with_mode(dest, 0o644)
+    }
+
+    /// Start writing `dest` with permission bits `mode`; the temp file lives
+    /// in the same directory so the final rename is atomic and space runs out
+    /// here, not at commit. (Dists are 0644 for mirrors; a host's base holds
+    /// every file of the system, `/etc/shadow` included, and is 0600.)
+    pub fn create_with_mode(dest: &Path, mode: u32) -> Result<AtomicFile> {
         let dir = match dest.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
@@ -45,6 +54,7 @@ impl AtomicFile {
         let tmp = tempfile::Builder::new()
             .prefix(&format!(".{stem}."))
             .suffix(".tmp")
+            .permissions(std::fs::Permissions::from_mode(mode))
             .tempfile_in(dir)
             .ctx("create a temporary file in", dir)?;
         Ok(AtomicFile {
@@ -81,9 +91,9 @@ impl AtomicFile {
     }
 }
 
-/// Write a whole file atomically (see [`AtomicFile`]).
-pub fn write_atomic(dest: &Path, data: &[u8]) -> Result<()> {
-    let mut f = AtomicFile::create(dest)?;
+/// Write a whole file atomically with permission bits `mode` (see [`AtomicFile`]).
+pub fn write_atomic(dest: &Path, data: &[u8], mode: u32) -> Result<()> {
+    let mut f = AtomicFile::create_with_mode(dest, mode)?;
     let tmp = f.temp_path().to_path_buf();
     f.file().write_all(data).ctx("write", &tmp)?;
     f.commit().map(|_| ())
@@ -188,8 +198,10 @@ mod tests {
             f.file().write_all(b"x").unwrap();
         }
         assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
-        write_atomic(&dest, b"data").unwrap();
+        write_atomic(&dest, b"data", 0o640).unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), b"data");
+        let mode = std::fs::metadata(&dest).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o640);
         assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
     }
 

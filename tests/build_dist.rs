@@ -38,6 +38,8 @@ fn rebuild_is_byte_identical_whatever_the_tree_location_and_order() {
     // gzip header: magic, deflate, no flags, mtime 0
     assert_eq!(&x[..4], &[0x1f, 0x8b, 8, 0]);
     assert_eq!(&x[4..8], &[0, 0, 0, 0], "gzip mtime must be 0");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(fs::metadata(&da).unwrap().permissions().mode() & 0o777, 0o644);
     // building again into the same place replaces it with the same bytes
     let (_, again) = world_dist(a.path(), 2);
     assert_eq!(fs::read(again).unwrap(), x);
