@@ -7,9 +7,9 @@
 //! 3. the retention plan is derived (last new member using each old header
 //!    and data) and written first in the controls section;
 //! 4. changed pairs are cut into diff tasks — whole members, or windows of
-//!    [`NEW_WINDOW`] new bytes against [`OLD_WINDOW`] old bytes around the
-//!    proportional position for big members, so a suffix array never covers
-//!    more than `OLD_WINDOW` bytes — and run on worker threads under a memory
+//!    [`DiffOptions::window`] new bytes against 1.5× as many old bytes around
+//!    the proportional position for big members, so a suffix array never
+//!    covers more than 1.5 windows — and run on worker threads under a memory
 //!    budget ([`schedule`]); each task `pread`s its own bytes;
 //! 5. the writer walks the new members in order, writing each member's
 //!    record and bytes to three raw section files (controls, diff, extra),
@@ -30,6 +30,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::delta::align;
 use crate::delta::format::{
     BodyFormat, Compression, PatchHeader, Section, SectionKind, Side, VERSION,
 };
@@ -43,12 +44,8 @@ use crate::error::{Error, IoContext, Result};
 use crate::fsutil::AtomicFile;
 use crate::name::{DistId, PatchName};
 
-/// New bytes per diff window of a big member.
-pub const NEW_WINDOW: u64 = 16 << 20;
-/// Old bytes a window is diffed against (its suffix array is 4× this).
-pub const OLD_WINDOW: u64 = 24 << 20;
-/// Members up to this size (both sides) are diffed whole.
-const WHOLE_MEMBER: u64 = 24 << 20;
+/// Default new bytes per diff window of a big member.
+pub const WINDOW: u64 = 16 << 20;
 
 /// Knobs of [`diff_dists`].
 #[derive(Clone, Debug)]
@@ -59,6 +56,9 @@ pub struct DiffOptions {
     pub budget: u64,
     /// zstd level of the diff and extra sections.
     pub level: i32,
+    /// New bytes per diff window; a window is diffed against 1.5× as many
+    /// old bytes, and members up to that size on both sides are diffed whole.
+    pub window: u64,
 }
 
 impl Default for DiffOptions {
@@ -67,6 +67,7 @@ impl Default for DiffOptions {
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             budget: 320 << 20,
             level: section::LEVEL,
+            window: WINDOW,
         }
     }
 }
@@ -111,9 +112,17 @@ impl Task {
     }
 }
 
-/// Cut the diff of an `o`-byte old member and `n`-byte new member into windows.
-fn windows(member: u32, old: u32, o: u64, n: u64) -> Vec<Task> {
-    if o <= WHOLE_MEMBER && n <= WHOLE_MEMBER {
+/// Whether an `o`-byte old and `n`-byte new member are diffed in windows.
+fn windowed(o: u64, n: u64, window: u64) -> bool {
+    let old_window = window.max(4096) / 2 * 3;
+    o > old_window || n > old_window
+}
+
+/// Cut the diff of an `o`-byte old member and `n`-byte new member into
+/// windows of `window` new bytes, each against the old bytes around where
+/// the anchor `pairs` ([`align`]) say its content came from.
+fn windows(member: u32, old: u32, o: u64, n: u64, window: u64, pairs: &[(u64, u64)]) -> Vec<Task> {
+    if !windowed(o, n, window) {
         return vec![Task {
             member,
             old,
@@ -123,13 +132,14 @@ fn windows(member: u32, old: u32, o: u64, n: u64) -> Vec<Task> {
             new_len: n,
         }];
     }
+    let window = window.max(4096);
+    let old_window = window / 2 * 3;
     let mut out = Vec::new();
     let mut start = 0;
     while start < n {
-        let len = NEW_WINDOW.min(n - start);
-        // The old bytes around the same relative position.
-        let mid = ((start + len / 2) as u128 * o as u128 / n as u128) as u64;
-        let old_len = OLD_WINDOW.min(o);
+        let len = window.min(n - start);
+        let mid = align::old_centre(pairs, start, len, o, n);
+        let old_len = old_window.min(o);
         let old_start = mid.saturating_sub(old_len / 2).min(o - old_len);
         out.push(Task {
             member,
@@ -217,20 +227,18 @@ pub fn diff_dists(
         })
         .collect();
     let plan = retention_plan(&old.members, &pairs, &header_ops);
-    let tasks: Vec<Task> = pairs
-        .iter()
-        .enumerate()
-        .filter_map(|(i, p)| match p.data {
-            DataPlan::Diff(j) => Some(windows(
-                i as u32,
-                j,
-                old.members[j as usize].size,
-                new.members[i].size,
-            )),
-            _ => None,
-        })
-        .flatten()
-        .collect();
+    let mut tasks: Vec<Task> = Vec::new();
+    for (i, p) in pairs.iter().enumerate() {
+        if let DataPlan::Diff(j) = p.data {
+            let (o, n) = (&old.members[j as usize], &new.members[i]);
+            let anchors = if windowed(o.size, n.size, opts.window) {
+                align::matches(&anchors_of(&old, o)?, &anchors_of(&new, n)?)
+            } else {
+                Vec::new()
+            };
+            tasks.extend(windows(i as u32, j, o.size, n.size, opts.window, &anchors));
+        }
+    }
     stats.diff_tasks = tasks.len() as u64;
 
     let (mut ctrl_f, ctrl_w) = raw_section()?;
@@ -426,6 +434,20 @@ fn retention_plan(old: &[MemberInfo], pairs: &[Pair], header_ops: &[HeaderOp]) -
     plan
 }
 
+/// The content-defined anchors of a member's data.
+fn anchors_of(src: &Scanned, m: &MemberInfo) -> Result<Vec<(u64, u64)>> {
+    let mut a = align::Anchors::default();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut pos = 0;
+    while pos < m.size {
+        let n = (m.size - pos).min(buf.len() as u64) as usize;
+        src.read_at(m.data_offset() + pos, &mut buf[..n])?;
+        a.update(&buf[..n]);
+        pos += n as u64;
+    }
+    Ok(a.found)
+}
+
 /// Copy `len` bytes at `offset` of a scanned tar into `w`.
 fn copy_range(
     src: &Scanned,
@@ -457,13 +479,13 @@ mod tests {
             (300 << 20, 1 << 20),
             (5, 7),
         ] {
-            let ws = windows(0, 0, o, n);
+            let ws = windows(0, 0, o, n, WINDOW, &[]);
             let mut at = 0;
             for w in &ws {
                 assert_eq!(w.new_start, at);
-                assert!(w.new_len <= NEW_WINDOW.max(WHOLE_MEMBER));
+                assert!(w.new_len <= WINDOW / 2 * 3);
                 assert!(w.old_start + w.old_len <= o);
-                assert!(w.old_len <= OLD_WINDOW.max(WHOLE_MEMBER));
+                assert!(w.old_len <= WINDOW / 2 * 3);
                 at += w.new_len;
             }
             assert_eq!(at, n);

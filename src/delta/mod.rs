@@ -3,8 +3,8 @@
 //!
 //! Making a patch ([`diff_dists`]): [`scan`] (gunzip + segment to temp files)
 //! → [`pairing`] (same path, version-stripped name, identical content) →
-//! diff tasks ([`matcher`], bsdiff on a suffix array, under a memory budget in
-//! [`schedule`]) → records ([`record`]) into three sections ([`section`]) →
+//! diff tasks ([`matcher`], bsdiff on a suffix array, big members in windows
+//! placed by [`align`], under a memory budget in [`schedule`]) → records ([`record`]) into three sections ([`section`]) →
 //! header ([`format`]) → the file, renamed into place ([`generate`]).
 //!
 //! Applying one ([`PatchReader`], [`apply`]): old tar forward in, new tar
@@ -26,6 +26,7 @@
 //! Invariant: a patch's result is the new tar byte for byte, or an error —
 //! never a plausible-looking wrong tar reported as success.
 
+pub mod align;
 pub mod apply;
 pub mod format;
 pub mod generate;
