@@ -52,10 +52,33 @@ pub struct ApplyReport {
     pub spilled: u64,
 }
 
+/// The old tar as read: hashed, with its first bytes kept for messages.
+struct Tap<R> {
+    inner: HashingReader<R>,
+    head: [u8; 2],
+    head_len: usize,
+}
+
+impl<R: Read> Read for Tap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let k = (2 - self.head_len).min(n);
+        self.head[self.head_len..self.head_len + k].copy_from_slice(&buf[..k]);
+        self.head_len += k;
+        Ok(n)
+    }
+}
+
+impl<R: Read> Tap<R> {
+    fn position(&self) -> u64 {
+        self.inner.position()
+    }
+}
+
 /// The old tar, read forward.
 struct OldStream<R> {
     /// The old tar; its position is the number of bytes consumed.
-    r: HashingReader<R>,
+    r: Tap<R>,
     /// First old member not consumed yet.
     next: u32,
     /// The old member whose header was read and whose data is being streamed.
@@ -224,7 +247,11 @@ impl<R: Read> PatchReader<R> {
             diff,
             extra,
             old: OldStream {
-                r: HashingReader::new(old),
+                r: Tap {
+                    inner: HashingReader::new(old),
+                    head: [0; 2],
+                    head_len: 0,
+                },
                 next: 0,
                 cur: None,
                 cur_header: Vec::new(),
@@ -241,6 +268,13 @@ impl<R: Read> PatchReader<R> {
             failed: None,
             report: None,
         })
+    }
+
+    /// Keep at most `item` bytes of one old member, and `total` bytes in all,
+    /// in memory (the rest spills to a temporary file); call before reading.
+    pub fn with_memory_limits(mut self, item: u64, total: u64) -> Self {
+        self.old.store = Store::with_limits(item, total);
+        self
     }
 
     /// The patch's header.
@@ -270,7 +304,10 @@ impl<R: Read> PatchReader<R> {
         }
     }
 
-    fn wrong_base(&self, reason: String) -> Error {
+    fn wrong_base(&self, mut reason: String) -> Error {
+        if self.old.r.head_len == 2 && self.old.r.head == [0x1f, 0x8b] {
+            reason.push_str(" (the input starts like gzip: gunzip the dist first)");
+        }
         Error::WrongBase {
             patch: self.path.clone(),
             reason,
@@ -700,7 +737,7 @@ impl<R: Read> PatchReader<R> {
                 Err(e) => return Err(error_from_io(e, "read old tar for", &self.path)),
             }
         }
-        let input = self.old.r.digests();
+        let input = self.old.r.inner.digests();
         let from = self.header.from.tar;
         if input != from {
             return Err(self.wrong_base(format!(

@@ -8,7 +8,9 @@
 //! [`TOTAL_IN_MEMORY`]; otherwise it is appended to one unlinked temporary
 //! spill file and read back with `pread`.
 //!
-//! Invariants: memory use is bounded by `TOTAL_IN_MEMORY` plus one I/O
+//! Both limits can be lowered per store ([`Store::with_limits`]).
+//!
+//! Invariants: memory use is bounded by the total limit plus one I/O
 //! buffer whatever the patch says; every item carries its expiry (the last new
 //! member that needs it) and is dropped by [`Store::expire`] once that member
 //! is done, so the store holds only what the retention plan still needs.
@@ -37,8 +39,11 @@ struct Item {
 }
 
 /// Kept old members, by old member index.
-#[derive(Default)]
 pub struct Store {
+    /// Largest item kept in memory.
+    item_max: u64,
+    /// Largest total kept in memory.
+    total_max: u64,
     items: HashMap<u32, Item>,
     /// expiry → members expiring then.
     by_expiry: BTreeMap<u32, Vec<u32>>,
@@ -50,8 +55,24 @@ pub struct Store {
 }
 
 impl Store {
+    /// A store with the default limits.
     pub fn new() -> Store {
-        Store::default()
+        Store::with_limits(ITEM_IN_MEMORY, TOTAL_IN_MEMORY)
+    }
+
+    /// A store keeping items of at most `item_max` bytes in memory, and at
+    /// most `total_max` bytes in all.
+    pub fn with_limits(item_max: u64, total_max: u64) -> Store {
+        Store {
+            item_max,
+            total_max,
+            items: HashMap::new(),
+            by_expiry: BTreeMap::new(),
+            mem_used: 0,
+            spill: None,
+            spill_len: 0,
+            spilled_total: 0,
+        }
     }
 
     /// Keep old member `idx`: `header` (if given) then `data_len` bytes read
@@ -66,7 +87,7 @@ impl Store {
     ) -> io::Result<()> {
         let header = header.unwrap_or(&[]);
         let total = header.len() as u64 + data_len;
-        let loc = if total <= ITEM_IN_MEMORY && self.mem_used + total <= TOTAL_IN_MEMORY {
+        let loc = if total <= self.item_max && self.mem_used + total <= self.total_max {
             let mut v = Vec::with_capacity(total as usize);
             v.extend_from_slice(header);
             let got = data.take(data_len).read_to_end(&mut v)?;
@@ -201,6 +222,12 @@ impl Store {
     /// Bytes held in memory.
     pub fn memory(&self) -> u64 {
         self.mem_used
+    }
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store::new()
     }
 }
 
