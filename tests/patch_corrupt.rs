@@ -1,0 +1,564 @@
+//! Threat: a damaged or hostile patch. A truncated patch or a flipped byte
+//! anywhere (header or any body section) is refused before one byte of output
+//! is written; a patch whose checksums are valid but whose contents lie
+//! (absurd lengths, references outside the old tar, a plan that drops what
+//! it later needs, sections longer or shorter than declared, wrong result
+//! digests) is an error, never a panic, never a huge allocation, and never a
+//! clean end of stream.
+
+mod patch_support;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use patch_support::*;
+use proptest::prelude::*;
+use sysup::delta::format::{
+    BodyFormat, Compression, PatchHeader, Section, SectionKind, Side, VERSION,
+};
+use sysup::delta::record::{Ctrl, DataOp, HeaderOp, MemberRecord, OldEntry, RecordWriter};
+use sysup::delta::PatchReader;
+use sysup::digest::Digests;
+use sysup::Error;
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    patch: PathBuf,
+    old: Vec<u8>,
+    header: PatchHeader,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = world_pair();
+    let (ga, old) = make_dist(dir.path(), "world-1-20260101", &a);
+    let (gb, _) = make_dist(dir.path(), "world-2-20260102", &b);
+    let r = diff(dir.path(), &ga, &gb);
+    Fixture {
+        patch: r.patch,
+        header: r.header,
+        old,
+        dir,
+    }
+}
+
+/// Write `bytes` as a patch file next to the fixture's and return its path.
+fn variant(f: &Fixture, bytes: &[u8]) -> PathBuf {
+    let p = f.dir.path().join("variant.patch");
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+#[test]
+fn truncated_patches_are_refused_before_any_output() {
+    let f = fixture();
+    let bytes = std::fs::read(&f.patch).unwrap();
+    let hl = f.header.header_len as usize;
+    for len in [
+        0,
+        7,
+        15,
+        40,
+        hl - 1,
+        hl,
+        hl + 1,
+        bytes.len() / 2,
+        bytes.len() - 1,
+    ] {
+        let p = variant(&f, &bytes[..len]);
+        let o = sysup_patch(&p, &f.old);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "len {len}: {err}");
+        assert!(o.stdout.is_empty(), "len {len}: output written");
+        assert!(err.contains("variant.patch"), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+        if len >= hl {
+            assert!(err.contains("corrupt patch"), "len {len}: {err}");
+        }
+    }
+}
+
+#[test]
+fn flipped_bytes_anywhere_are_refused_before_any_output() {
+    let f = fixture();
+    let bytes = std::fs::read(&f.patch).unwrap();
+    let mut spots = vec![0, 9, 13, 20, f.header.header_len as usize - 1];
+    for s in &f.header.sections {
+        let (a, n) = (s.offset as usize, s.len as usize);
+        spots.extend([a, a + n / 2, a + n - 1]);
+    }
+    for at in spots {
+        let mut b = bytes.clone();
+        b[at] ^= 0x10;
+        let p = variant(&f, &b);
+        let o = sysup_patch(&p, &f.old);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "flip at {at}: {err}");
+        assert!(o.stdout.is_empty(), "flip at {at}: output written");
+        assert!(
+            err.contains("corrupt patch") || err.contains("invalid patch"),
+            "flip at {at}: {err}"
+        );
+        if at >= f.header.header_len as usize {
+            assert!(err.contains("section does not match its SHA-256"), "{err}");
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #[test]
+    fn any_damage_is_an_error(flips in proptest::collection::vec((any::<prop::sample::Index>(), 1u8..=255), 1..4), cut in any::<Option<prop::sample::Index>>()) {
+        let f = FIXTURE.with(|f| (f.patch.clone(), f.old.clone()));
+        let mut b = std::fs::read(&f.0).unwrap();
+        for (i, x) in flips {
+            let at = i.index(b.len());
+            b[at] ^= x;
+        }
+        if let Some(c) = cut {
+            b.truncate(c.index(b.len()));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("world-1-20260101_2-20260102.patch");
+        std::fs::write(&p, &b).unwrap();
+        prop_assert!(apply(&p, &f.1).is_err());
+    }
+}
+
+thread_local! {
+    static FIXTURE: Fixture = fixture();
+}
+
+// ---- hostile patches with valid checksums ---------------------------------
+
+/// The pieces of a hand-made patch.
+struct Craft {
+    old: Vec<u8>,
+    new: Vec<u8>,
+    ctrl: Vec<u8>,
+    diff: Vec<u8>,
+    extra: Vec<u8>,
+    old_members: u32,
+    new_members: u32,
+    window_log: u8,
+    /// Override the uncompressed length recorded for (diff, extra).
+    raw_len_override: [Option<u64>; 2],
+}
+
+fn zstd_bytes(raw: &[u8]) -> Vec<u8> {
+    zstd::bulk::compress(raw, 3).unwrap()
+}
+
+/// Assemble a patch whose header and section checksums are all valid.
+fn assemble(dir: &Path, c: &Craft) -> PathBuf {
+    let name: sysup::name::PatchName = "world-1-20260101_2-20260102".parse().unwrap();
+    let hl = PatchHeader::encoded_len(&name);
+    let mut at = u64::from(hl);
+    let mut sections = Vec::new();
+    let mut body = Vec::new();
+    for (k, (kind, raw)) in [
+        (SectionKind::Controls, &c.ctrl),
+        (SectionKind::Diff, &c.diff),
+        (SectionKind::Extra, &c.extra),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let z = zstd_bytes(raw);
+        let raw_len = match k {
+            1 | 2 => c.raw_len_override[k - 1].unwrap_or(raw.len() as u64),
+            _ => raw.len() as u64,
+        };
+        sections.push(Section {
+            kind,
+            offset: at,
+            len: z.len() as u64,
+            raw_len,
+            sha256: Digests::of(&z).sha256,
+        });
+        at += z.len() as u64;
+        body.extend_from_slice(&z);
+    }
+    let h = PatchHeader {
+        version: VERSION,
+        from: Side {
+            id: name.from.clone(),
+            tar: Digests::of(&c.old),
+        },
+        to: Side {
+            id: name.to.clone(),
+            tar: Digests::of(&c.new),
+        },
+        name,
+        body_format: BodyFormat::MemberBsdiff,
+        compression: Compression::Zstd,
+        window_log: c.window_log,
+        old_members: c.old_members,
+        new_members: c.new_members,
+        sections: sections.try_into().unwrap(),
+        header_len: hl,
+    };
+    let p = dir.join("world-1-20260101_2-20260102.patch");
+    let mut f = std::fs::File::create(&p).unwrap();
+    f.write_all(&h.encode()).unwrap();
+    f.write_all(&body).unwrap();
+    p
+}
+
+/// A valid little patch: old = two 512-byte "members" (header + 512 data),
+/// new = member 1's header diffed, member 0's data copied, then a bsdiff of
+/// member 1, then a 1024-byte trailer.
+fn good_craft() -> Craft {
+    let mut old = Vec::new();
+    for m in 0..2u8 {
+        old.extend(vec![b'H' + m; 512]);
+        old.extend((0..512).map(|i| (i as u8).wrapping_mul(m + 3)));
+    }
+    let mut w = RecordWriter::new(Vec::new());
+    w.varint(2).unwrap();
+    w.old_entry(&OldEntry {
+        header_len: 512,
+        data_len: 512,
+        hdr_last: 2,
+        data_last: 1,
+    })
+    .unwrap();
+    w.old_entry(&OldEntry {
+        header_len: 512,
+        data_len: 512,
+        hdr_last: 1,
+        data_last: 2,
+    })
+    .unwrap();
+    w.varint(2).unwrap();
+    // New member 0: header = old 1's header + 1, data = old 0's data.
+    w.member(&MemberRecord {
+        header_len: 512,
+        header: HeaderOp::Diff { old: 1 },
+        data_len: 512,
+        data: DataOp::Copy { old: 0 },
+        pad_literal: false,
+    })
+    .unwrap();
+    // New member 1: header = old 0's header, data = bsdiff of old 1: 300
+    // bytes added at 100, then 212 literal bytes.
+    w.member(&MemberRecord {
+        header_len: 512,
+        header: HeaderOp::Diff { old: 0 },
+        data_len: 512,
+        data: DataOp::Bsdiff { old: 1 },
+        pad_literal: false,
+    })
+    .unwrap();
+    w.ctrl(&Ctrl {
+        old_pos: 100,
+        add: 300,
+        extra: 212,
+    })
+    .unwrap();
+    w.varint(1024).unwrap();
+    let ctrl = w.into_inner();
+    // Member 0's header diff, member 1's header diff, member 1's bsdiff adds.
+    let diff: Vec<u8> = [vec![1u8; 512], vec![0u8; 512], vec![2u8; 300]].concat();
+    let extra: Vec<u8> = (0..212)
+        .map(|i| i as u8)
+        .chain(std::iter::repeat_n(0, 1024))
+        .collect();
+
+    let mut new = Vec::new();
+    new.extend(old[1024..1536].iter().map(|b| b.wrapping_add(1)));
+    new.extend_from_slice(&old[512..1024]);
+    new.extend_from_slice(&old[0..512]);
+    new.extend(
+        old[1536 + 100..1536 + 400]
+            .iter()
+            .map(|b| b.wrapping_add(2)),
+    );
+    new.extend((0..212).map(|i| i as u8));
+    new.extend(vec![0u8; 1024]);
+    Craft {
+        old,
+        new,
+        ctrl,
+        diff,
+        extra,
+        old_members: 2,
+        new_members: 2,
+        window_log: 20,
+        raw_len_override: [None, None],
+    }
+}
+
+fn run(dir: &Path, c: &Craft) -> sysup::Result<Vec<u8>> {
+    let p = assemble(dir, c);
+    apply(&p, &c.old)
+}
+
+fn expect_err(dir: &Path, c: &Craft, want: &str) -> Error {
+    let e = run(dir, c).expect_err("hostile patch accepted");
+    let msg = e.to_string();
+    assert!(msg.contains(want), "expected '{want}' in: {msg}");
+    e
+}
+
+#[test]
+fn the_hand_made_patch_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = good_craft();
+    assert_eq!(run(dir.path(), &c).unwrap(), c.new);
+}
+
+/// Re-encode the controls with one change.
+fn with_ctrl(f: impl FnOnce(&mut RecordWriter<Vec<u8>>)) -> Craft {
+    let mut c = good_craft();
+    let mut w = RecordWriter::new(Vec::new());
+    f(&mut w);
+    c.ctrl = w.into_inner();
+    c
+}
+
+fn plan(w: &mut RecordWriter<Vec<u8>>, entries: &[OldEntry]) {
+    w.varint(entries.len() as u64).unwrap();
+    for e in entries {
+        w.old_entry(e).unwrap();
+    }
+}
+
+const E0: OldEntry = OldEntry {
+    header_len: 512,
+    data_len: 512,
+    hdr_last: 2,
+    data_last: 1,
+};
+const E1: OldEntry = OldEntry {
+    header_len: 512,
+    data_len: 512,
+    hdr_last: 1,
+    data_last: 2,
+};
+
+#[test]
+fn absurd_lengths_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // An old member larger than the old tar.
+    let c = with_ctrl(|w| {
+        plan(
+            w,
+            &[
+                E0,
+                OldEntry {
+                    data_len: u64::MAX - 100,
+                    ..E1
+                },
+            ],
+        )
+    });
+    expect_err(d, &c, "does not fit");
+    // A header longer than any tar header may be.
+    let c = with_ctrl(|w| {
+        plan(
+            w,
+            &[
+                OldEntry {
+                    header_len: 1 << 40,
+                    ..E0
+                },
+                E1,
+            ],
+        )
+    });
+    expect_err(d, &c, "does not fit");
+    // A new member of 2^60 bytes.
+    let c = with_ctrl(|w| {
+        plan(w, &[E0, E1]);
+        w.varint(2).unwrap();
+        w.member(&MemberRecord {
+            header_len: 512,
+            header: HeaderOp::Literal,
+            data_len: 1 << 60,
+            data: DataOp::Literal,
+            pad_literal: false,
+        })
+        .unwrap();
+    });
+    expect_err(d, &c, "overruns the new tar");
+    // More old members than the header says, and more than fit the tar.
+    let c = with_ctrl(|w| w.varint(1 << 40).unwrap());
+    expect_err(d, &c, "old members");
+    // A zstd window beyond what the applier accepts.
+    let mut c = good_craft();
+    c.window_log = 31;
+    expect_err(d, &c, "window");
+}
+
+fn two_members(w: &mut RecordWriter<Vec<u8>>, m0: MemberRecord) {
+    plan(w, &[E0, E1]);
+    w.varint(2).unwrap();
+    w.member(&m0).unwrap();
+}
+
+#[test]
+fn references_outside_the_old_tar_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let m = MemberRecord {
+        header_len: 512,
+        header: HeaderOp::Diff { old: 1 },
+        data_len: 512,
+        data: DataOp::Copy { old: 0 },
+        pad_literal: false,
+    };
+    let c = with_ctrl(|w| {
+        two_members(
+            w,
+            MemberRecord {
+                data: DataOp::Copy { old: 7 },
+                ..m
+            },
+        )
+    });
+    expect_err(d, &c, "refers to old member 7");
+    let c = with_ctrl(|w| {
+        two_members(
+            w,
+            MemberRecord {
+                header: HeaderOp::Diff { old: u32::MAX },
+                ..m
+            },
+        )
+    });
+    expect_err(d, &c, "refers to old member");
+    // A copy whose length differs from its source.
+    let c = with_ctrl(|w| two_members(w, MemberRecord { data_len: 511, ..m }));
+    expect_err(d, &c, "copies old member 0");
+    // Bsdiff controls reaching past the old data, or past the new data.
+    for (ctrl, want) in [
+        (
+            Ctrl {
+                old_pos: 400,
+                add: 300,
+                extra: 0,
+            },
+            "outside",
+        ),
+        (
+            Ctrl {
+                old_pos: 0,
+                add: 300,
+                extra: 300,
+            },
+            "outside",
+        ),
+        (
+            Ctrl {
+                old_pos: u64::MAX - 5,
+                add: 10,
+                extra: 0,
+            },
+            "outside",
+        ),
+        (
+            Ctrl {
+                old_pos: 0,
+                add: 0,
+                extra: 0,
+            },
+            "empty bsdiff control",
+        ),
+    ] {
+        let c = with_ctrl(|w| {
+            two_members(
+                w,
+                MemberRecord {
+                    data: DataOp::Bsdiff { old: 0 },
+                    ..m
+                },
+            );
+            w.ctrl(&ctrl).unwrap();
+        });
+        expect_err(d, &c, want);
+    }
+}
+
+#[test]
+fn a_plan_that_drops_what_it_needs_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // New member 0 uses old member 1's header, but the plan says nobody does.
+    let c = with_ctrl(|w| {
+        plan(w, &[E0, OldEntry { hdr_last: 0, ..E1 }]);
+    });
+    let mut c2 = good_craft();
+    let mut ctrl = c.ctrl.clone();
+    // Append the rest of the good controls after its plan.
+    let good = good_craft().ctrl;
+    let plan_len = {
+        let mut w = RecordWriter::new(Vec::new());
+        plan(&mut w, &[E0, E1]);
+        w.into_inner().len()
+    };
+    ctrl.extend_from_slice(&good[plan_len..]);
+    c2.ctrl = ctrl;
+    expect_err(d, &c2, "planned last use");
+    // A plan keeping a member past the last new member.
+    let c = with_ctrl(|w| plan(w, &[OldEntry { data_last: 9, ..E0 }, E1]));
+    expect_err(d, &c, "kept past the last new member");
+}
+
+#[test]
+fn sections_that_lie_about_their_length_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Extra section shorter than the records need.
+    let mut c = good_craft();
+    c.extra.truncate(100);
+    c.raw_len_override[1] = Some(100);
+    expect_err(d, &c, "ends before");
+    // Declared shorter than it decompresses: the decoder is stopped at the
+    // declared length and the surplus is reported.
+    let mut c = good_craft();
+    c.extra.extend(vec![0u8; 1 << 20]);
+    c.raw_len_override[1] = Some(212 + 1024);
+    c.window_log = 27;
+    expect_err(d, &c, "more bytes than its header says");
+    // A frame needing a larger window than the header declares is refused
+    // by the decoder, not allocated.
+    c.window_log = 19;
+    expect_err(d, &c, "too much memory");
+    // Declared longer than it decompresses (a bomb claim): caught, no allocation.
+    let mut c = good_craft();
+    c.raw_len_override[1] = Some(1 << 50);
+    expect_err(d, &c, "never used");
+    // Bytes left over in the controls.
+    let mut c = good_craft();
+    c.ctrl.extend_from_slice(&[1, 2, 3]);
+    expect_err(d, &c, "never used");
+    // A decompression bomb in the extra section: 64 MiB of zeros declared
+    // and present, but only 1236 bytes used.
+    let mut c = good_craft();
+    c.extra.resize(64 << 20, 0);
+    c.raw_len_override[1] = None;
+    c.window_log = 27;
+    expect_err(d, &c, "never used");
+}
+
+#[test]
+fn a_wrong_result_never_reaches_a_clean_eof() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = good_craft();
+    let good = c.new.clone();
+    // Claim a result that differs in one byte from what the body makes.
+    c.new[700] ^= 1;
+    let p = assemble(dir.path(), &c);
+    let mut r = PatchReader::open(&p, &c.old[..]).unwrap();
+    let mut out = Vec::new();
+    let e = r
+        .read_to_end(&mut out)
+        .expect_err("wrong result reached EOF");
+    assert!(e.to_string().contains("corrupt patch"), "{e}");
+    assert!(out.len() <= good.len());
+    assert!(r.finish().is_err());
+    let e = apply(&p, &c.old).unwrap_err();
+    assert!(matches!(e, Error::CorruptPatch { .. }), "{e:?}");
+}

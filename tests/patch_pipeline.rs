@@ -1,0 +1,211 @@
+//! The command line around patches: `sysup diff` names and places the patch
+//! (and refuses what it must, leaving nothing behind), `sysup info` shows the
+//! header, and the DESIGN §3 shell pipeline
+//! `gunzip < A | sysup patch P | tar -xpf - -C DIR` extracts the new tree
+//! with GNU tar; a reader that goes away (EPIPE) is an error, not a panic.
+
+mod patch_support;
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use patch_support::*;
+
+/// `find` listing of a tree: path, type, mode, link target, size.
+fn listing(root: &Path) -> String {
+    let o = ok(Command::new("find")
+        .arg(".")
+        .args(["-printf", "%p %y %m %l %s\n"])
+        .current_dir(root));
+    let mut lines: Vec<&str> = std::str::from_utf8(&o.stdout).unwrap().lines().collect();
+    lines.sort();
+    // Directory sizes depend on the filesystem, not the tar.
+    lines
+        .iter()
+        .map(|l| {
+            if l.split(' ').nth(1) == Some("d") {
+                l.rsplit_once(' ').unwrap().0.to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn sh(script: &str) -> std::process::Output {
+    Command::new("bash")
+        .args(["-o", "pipefail", "-c", script])
+        .env("SYSUP", env!("CARGO_BIN_EXE_sysup"))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn shell_pipeline_extracts_the_new_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (a, b) = world_pair();
+    let (ga, _) = make_dist(d, "world-1-20260101", &a);
+    let (gb, tb) = make_dist(d, "world-2-20260102", &b);
+    fs::create_dir(d.join("patches")).unwrap();
+    ok(sysup()
+        .arg("diff")
+        .arg(&ga)
+        .arg(&gb)
+        .arg("--out")
+        .arg(d.join("patches")));
+    let patch = d.join("patches/world-1-20260101_2-20260102.patch");
+    assert!(patch.is_file());
+    fs::create_dir(d.join("x")).unwrap();
+    let o = sh(&format!(
+        "cd '{}' && gunzip < world-1-20260101.tar.gz | \"$SYSUP\" patch patches/world-1-20260101_2-20260102.patch | tar -xpf - -C x",
+        d.display()
+    ));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        listing(&d.join("x")),
+        listing(&d.join("tree-world-2-20260102"))
+    );
+    for (path, e) in &b {
+        if let Entry::File { data, .. } = e {
+            assert!(&fs::read(d.join("x").join(path)).unwrap() == data, "{path}");
+        }
+    }
+    // And the stream itself is the new tar, byte for byte.
+    let o = sh(&format!(
+        "cd '{}' && gunzip < world-1-20260101.tar.gz | \"$SYSUP\" patch patches/*.patch",
+        d.display()
+    ));
+    assert!(o.status.success());
+    assert!(o.stdout == tb);
+}
+
+#[test]
+fn a_closed_stdout_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (a, b) = world_pair();
+    let (ga, _) = make_dist(d, "world-1-20260101", &a);
+    let (gb, _) = make_dist(d, "world-2-20260102", &b);
+    let p = diff(d, &ga, &gb).patch;
+    let o = sh(&format!(
+        "gunzip < '{}' | \"$SYSUP\" patch '{}' | head -c 100 > /dev/null; echo \"status ${{PIPESTATUS[1]}}\"",
+        ga.display(),
+        p.display()
+    ));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(out.contains("status 1"), "{out} {err}");
+    assert!(
+        err.starts_with("error: ") && err.contains("<stdout>"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn diff_json_and_info() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (a, b) = world_pair();
+    let (ga, ta) = make_dist(d, "world-1-20260101", &a);
+    let (gb, tb) = make_dist(d, "world-2-20260102", &b);
+    let o = ok(sysup()
+        .arg("diff")
+        .arg(&ga)
+        .arg(&gb)
+        .arg("--json")
+        .current_dir(d));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let patch = d.join("world-1-20260101_2-20260102.patch");
+    assert_eq!(j["size"], fs::metadata(&patch).unwrap().len());
+    assert_eq!(j["header"]["from"]["id"], "world-1-20260101");
+    assert_eq!(j["header"]["to"]["size"], tb.len());
+    assert_eq!(
+        j["header"]["from"]["sha256"],
+        sysup::digest::Digests::of(&ta).sha256_hex()
+    );
+
+    let o = ok(sysup().arg("info").arg(&patch).arg("--json"));
+    let i: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(i["kind"], "patch");
+    assert_eq!(i["name"], "world-1-20260101_2-20260102");
+    assert_eq!(i["to"]["id"], "world-2-20260102");
+    assert_eq!(i["to"]["md5"], sysup::digest::Digests::of(&tb).md5_hex());
+    assert_eq!(i["body_format"], "member-bsdiff");
+    assert_eq!(i["compression"], "zstd");
+    let o = ok(sysup().arg("info").arg(&patch));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains(&sysup::digest::Digests::of(&ta).md5_hex()),
+        "{text}"
+    );
+    assert!(text.contains("world-2-20260102"), "{text}");
+}
+
+#[test]
+fn info_reads_only_the_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (a, b) = world_pair();
+    let (ga, _) = make_dist(d, "world-1-20260101", &a);
+    let (gb, _) = make_dist(d, "world-2-20260102", &b);
+    let p = diff(d, &ga, &gb).patch;
+    // Damage the body: info still shows the header, patch refuses.
+    let mut bytes = fs::read(&p).unwrap();
+    let n = bytes.len();
+    bytes[n - 1] ^= 0xff;
+    fs::write(&p, bytes).unwrap();
+    ok(sysup().arg("info").arg(&p));
+    let o = sysup_patch(&p, b"");
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn diff_refuses_other_names_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (a, b) = world_pair();
+    let (ga, _) = make_dist(d, "world-1-20260101", &a);
+    let (gk, _) = make_dist(d, "kernel-GENERIC-2-20260102", &b);
+    fs::create_dir(d.join("out")).unwrap();
+    let o = sysup()
+        .arg("diff")
+        .arg(&ga)
+        .arg(&gk)
+        .arg("--out")
+        .arg(d.join("out"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("never crosses names"), "{err}");
+
+    // A new dist that is not gzip: exit 1, nothing (not even a temp file) left.
+    let bad = d.join("world-2-20260102.tar.gz");
+    fs::write(&bad, b"this is not gzip at all").unwrap();
+    let o = sysup()
+        .arg("diff")
+        .arg(&ga)
+        .arg(&bad)
+        .arg("--out")
+        .arg(d.join("out"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("world-2-20260102.tar.gz"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(fs::read_dir(d.join("out")).unwrap().count(), 0);
+
+    // Not a dist file name.
+    let o = sysup()
+        .arg("diff")
+        .arg(&ga)
+        .arg(d.join("tree-world-1-20260101"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+}
