@@ -21,6 +21,7 @@ pub mod error;
 pub mod fixtures;
 pub mod fsutil;
 pub mod gz;
+pub mod host;
 pub mod manifest;
 pub mod name;
 pub mod spec;

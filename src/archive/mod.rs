@@ -3,5 +3,6 @@
 //! forward-only into members (raw header bytes + data ranges) for the patch
 //! engine.
 
+pub mod member;
 pub mod segment;
 pub mod write;

@@ -1,0 +1,307 @@
+//! Full metadata of one tar member, parsed from the raw header blocks the
+//! [`segment`](super::segment) module yields: ustar fields, PAX records
+//! (`path`, `linkpath`, `size`, `uid`, `gid`, `mtime`, `SCHILY.xattr.*`, in
+//! binary-safe form — values may hold newlines and NULs), and GNU long
+//! names/links.
+//!
+//! Invariants: a pure function of the bytes, never panicking on any input;
+//! base-256 and octal numbers are both read; unknown PAX keys are ignored
+//! (as POSIX says), unknown typeflags are an error the caller reports.
+
+use std::collections::BTreeMap;
+
+use crate::manifest::Kind;
+
+/// What a member describes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberMeta {
+    pub path: Vec<u8>,
+    pub kind: Kind,
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    pub mtime: i64,
+    pub size: u64,
+    pub link: Option<Vec<u8>>,
+    pub dev: Option<(u32, u32)>,
+    pub xattrs: BTreeMap<String, Vec<u8>>,
+}
+
+fn cstr(b: &[u8]) -> &[u8] {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    &b[..end]
+}
+
+/// A numeric header field: octal text, or base-256 when the high bit is set.
+fn number(field: &[u8]) -> Result<u64, String> {
+    if field.first().is_some_and(|&b| b & 0x80 != 0) {
+        if field[0] & 0x40 != 0 {
+            return Err("negative base-256 number".into());
+        }
+        let mut v: u64 = u64::from(field[0] & 0x3f);
+        for &b in &field[1..] {
+            v = v
+                .checked_mul(256)
+                .and_then(|v| v.checked_add(u64::from(b)))
+                .ok_or("base-256 number overflows")?;
+        }
+        return Ok(v);
+    }
+    let t = cstr(field);
+    let t: Vec<u8> = t.iter().copied().filter(|c| *c != b' ').collect();
+    if t.is_empty() {
+        return Ok(0);
+    }
+    let s = std::str::from_utf8(&t).map_err(|_| "non-ASCII number")?;
+    u64::from_str_radix(s, 8).map_err(|_| format!("bad octal number {s:?}"))
+}
+
+/// Parse PAX records (`"<len> key=value\n"`), binary-safe.
+pub fn pax_records(mut data: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+    let mut out = Vec::new();
+    while !data.is_empty() {
+        if data.iter().all(|&b| b == 0) {
+            break;
+        }
+        let sp = data
+            .iter()
+            .position(|&b| b == b' ')
+            .ok_or("PAX record without length")?;
+        let len: usize = std::str::from_utf8(&data[..sp])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or("PAX record with a bad length")?;
+        if len <= sp + 1 || len > data.len() || data[len - 1] != b'\n' {
+            return Err("PAX record length does not fit".into());
+        }
+        let rec = &data[sp + 1..len - 1];
+        let eq = rec
+            .iter()
+            .position(|&b| b == b'=')
+            .ok_or("PAX record without '='")?;
+        out.push((rec[..eq].to_vec(), rec[eq + 1..].to_vec()));
+        data = &data[len..];
+    }
+    Ok(out)
+}
+
+fn pax_num<T: std::str::FromStr>(key: &[u8], v: &[u8]) -> Result<T, String> {
+    // PAX times may carry a fraction: keep whole seconds.
+    let s = std::str::from_utf8(v).map_err(|_| "non-ASCII PAX number")?;
+    let s = s.split('.').next().unwrap_or(s);
+    s.parse()
+        .map_err(|_| format!("bad PAX {} {s:?}", String::from_utf8_lossy(key)))
+}
+
+/// Parse a member's raw header blocks (extensions first, its own ustar header
+/// last) into its metadata.
+pub fn parse(raw: &[u8]) -> Result<MemberMeta, String> {
+    const B: usize = 512;
+    if raw.len() < B || raw.len() % B != 0 {
+        return Err("header is not whole blocks".into());
+    }
+    let mut pax_path = None;
+    let mut pax_link = None;
+    let mut gnu_path = None;
+    let mut gnu_link = None;
+    let mut size_override = None;
+    let (mut uid_o, mut gid_o, mut mtime_o) = (None, None, None);
+    let mut xattrs = BTreeMap::new();
+    let mut at = 0;
+    loop {
+        if at + B > raw.len() {
+            return Err("header blocks end inside an extension".into());
+        }
+        let h = &raw[at..at + B];
+        let tf = h[156];
+        let size = number(&h[124..136])?;
+        let data_len = size.div_ceil(B as u64) as usize * B;
+        let last = at + B == raw.len();
+        match tf {
+            b'x' | b'g' | b'L' | b'K' if !last => {
+                let start = at + B;
+                let end = start
+                    .checked_add(data_len)
+                    .filter(|&e| e <= raw.len())
+                    .ok_or("extension data overruns the header")?;
+                let data = &raw[start..start + size as usize];
+                match tf {
+                    b'x' => {
+                        for (k, v) in pax_records(data)? {
+                            match k.as_slice() {
+                                b"path" => pax_path = Some(v),
+                                b"linkpath" => pax_link = Some(v),
+                                b"size" => size_override = Some(pax_num::<u64>(&k, &v)?),
+                                b"uid" => uid_o = Some(pax_num::<u64>(&k, &v)?),
+                                b"gid" => gid_o = Some(pax_num::<u64>(&k, &v)?),
+                                b"mtime" => mtime_o = Some(pax_num::<i64>(&k, &v)?),
+                                _ if k.starts_with(b"SCHILY.xattr.") => {
+                                    let name = String::from_utf8(k[13..].to_vec())
+                                        .map_err(|_| "non-UTF-8 xattr name")?;
+                                    xattrs.insert(name, v);
+                                }
+                                _ => {}
+                            }
+                        }
+                    }
+                    b'L' => gnu_path = Some(cstr(data).to_vec()),
+                    b'K' => gnu_link = Some(cstr(data).to_vec()),
+                    _ => {} // global PAX headers: nothing sysup relies on
+                }
+                at = end;
+            }
+            _ if !last => return Err(format!("unexpected block of type {:?} before the header", tf as char)),
+            _ => break,
+        }
+    }
+    let h = &raw[at..at + B];
+    let tf = h[156];
+    let kind = match tf {
+        b'0' | 0 | b'7' => Kind::File,
+        b'1' => Kind::Hardlink,
+        b'2' => Kind::Symlink,
+        b'3' => Kind::Char,
+        b'4' => Kind::Block,
+        b'5' => Kind::Dir,
+        b'6' => Kind::Fifo,
+        other => return Err(format!("unsupported member type {:?}", other as char)),
+    };
+    let ustar = &h[257..263] == b"ustar\0" || &h[257..263] == b"ustar ";
+    let mut path = match (pax_path, gnu_path) {
+        (Some(p), _) | (None, Some(p)) => p,
+        (None, None) => {
+            let name = cstr(&h[..100]);
+            let prefix = if &h[257..263] == b"ustar\0" { cstr(&h[345..500]) } else { &[][..] };
+            if prefix.is_empty() {
+                name.to_vec()
+            } else {
+                [prefix, b"/", name].concat()
+            }
+        }
+    };
+    if kind == Kind::Dir {
+        while path.last() == Some(&b'/') {
+            path.pop();
+        }
+    }
+    let link = match kind {
+        Kind::Symlink | Kind::Hardlink => Some(
+            pax_link
+                .or(gnu_link)
+                .unwrap_or_else(|| cstr(&h[157..257]).to_vec()),
+        ),
+        _ => None,
+    };
+    let dev = match kind {
+        Kind::Char | Kind::Block if ustar => {
+            let ma = u32::try_from(number(&h[329..337])?).map_err(|_| "device major too big")?;
+            let mi = u32::try_from(number(&h[337..345])?).map_err(|_| "device minor too big")?;
+            Some((ma, mi))
+        }
+        Kind::Char | Kind::Block => return Err("device member without ustar fields".into()),
+        _ => None,
+    };
+    let mode = u32::try_from(number(&h[100..108])? & 0o7777).unwrap_or(0);
+    Ok(MemberMeta {
+        path,
+        kind,
+        mode,
+        uid: uid_o.map_or_else(|| number(&h[108..116]), Ok)?,
+        gid: gid_o.map_or_else(|| number(&h[116..124]), Ok)?,
+        mtime: match mtime_o {
+            Some(t) => t,
+            None => i64::try_from(number(&h[136..148])?).map_err(|_| "mtime too big")?,
+        },
+        size: size_override.map_or_else(|| number(&h[124..136]), Ok)?,
+        link,
+        dev,
+        xattrs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::write::{Member, TarWriter};
+    use proptest::prelude::*;
+
+    fn headers_of(tar: &[u8]) -> Vec<Vec<u8>> {
+        let mut seg = crate::archive::segment::Segmenter::new(tar, "t");
+        let mut out = Vec::new();
+        while let Some(item) = seg.next_item().unwrap() {
+            match item {
+                crate::archive::segment::Item::Member(m) => out.push(m.header.clone()),
+                _ => break,
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn reads_back_what_the_writer_wrote() {
+        let long = [vec![b'd'; 150], b"/".to_vec(), vec![0xe9; 120]].concat();
+        let target = vec![b't'; 300];
+        let mut x = BTreeMap::new();
+        x.insert("security.capability".to_string(), b"\x01\n\x00\x02".to_vec());
+        let mut w = TarWriter::new(Vec::new());
+        w.append(
+            &Member {
+                name: &long,
+                kind: Kind::File,
+                mode: 0o4755,
+                uid: 5_000_000,
+                gid: 7,
+                mtime: -5,
+                size: 3,
+                link: None,
+                dev: None,
+                xattrs: Some(&x),
+            },
+            &b"abc"[..],
+        )
+        .unwrap();
+        w.append(
+            &Member { name: b"l", kind: Kind::Symlink, mode: 0o777, uid: 0, gid: 0, mtime: 9, size: 0, link: Some(&target), dev: None, xattrs: None },
+            std::io::empty(),
+        )
+        .unwrap();
+        w.append(
+            &Member { name: b"dev/null", kind: Kind::Char, mode: 0o666, uid: 0, gid: 0, mtime: 9, size: 0, link: None, dev: Some((1, 3)), xattrs: None },
+            std::io::empty(),
+        )
+        .unwrap();
+        w.append(
+            &Member { name: b"a/dir", kind: Kind::Dir, mode: 0o1777, uid: 0, gid: 0, mtime: 9, size: 0, link: None, dev: None, xattrs: None },
+            std::io::empty(),
+        )
+        .unwrap();
+        let tar = w.finish().unwrap();
+        let h = headers_of(&tar);
+        let f = parse(&h[0]).unwrap();
+        assert_eq!((f.path.clone(), f.kind, f.mode, f.uid, f.gid, f.mtime, f.size), (long, Kind::File, 0o4755, 5_000_000, 7, -5, 3));
+        assert_eq!(f.xattrs, x);
+        let l = parse(&h[1]).unwrap();
+        assert_eq!(l.link.unwrap(), target);
+        assert_eq!(parse(&h[2]).unwrap().dev, Some((1, 3)));
+        let d = parse(&h[3]).unwrap();
+        assert_eq!((d.path.as_slice(), d.kind, d.mode), (&b"a/dir"[..], Kind::Dir, 0o1777));
+    }
+
+    #[test]
+    fn gnu_tar_long_names_and_base256() {
+        let mut f = [0u8; 8];
+        f[0] = 0x80;
+        f[7] = 0x10;
+        assert_eq!(number(&f).unwrap(), 16);
+        assert_eq!(number(b"0000644\0").unwrap(), 0o644);
+        assert!(number(b"0009\0\0\0\0").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(raw in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let _ = parse(&raw);
+            let _ = pax_records(&raw);
+        }
+    }
+}
