@@ -2,3 +2,4 @@
 //! state kept in `<root>/var/db/sysup/`.
 
 pub mod root;
+pub mod state;

@@ -334,6 +334,11 @@ impl Dir {
         crate::fsutil::set_xattr(Path::new(OsStr::from_bytes(&p)), key, value)
     }
 
+    /// Where this directory really is (from `/proc/self/fd`).
+    pub fn real_path(&self) -> io::Result<PathBuf> {
+        std::fs::read_link(format!("/proc/self/fd/{}", self.raw()))
+    }
+
     /// fsync the directory (makes renames and creations in it durable).
     pub fn sync(&self) -> io::Result<()> {
         // SAFETY: valid fd.
