@@ -17,6 +17,8 @@ mod demo;
 mod diff;
 mod info;
 mod patch;
+mod publish;
+mod update;
 
 /// Exit code for an operational failure.
 pub const EXIT_FAILURE: i32 = 1;
@@ -42,6 +44,10 @@ pub enum Command {
     Patch(patch::Args),
     /// Print the header of a dist or patch without reading its body.
     Info(info::Args),
+    /// Sign an INDEX of the dists and patches in a directory (build host).
+    Publish(publish::Args),
+    /// Fetch the cheapest verified chain from a mirror and apply it (host).
+    Update(update::Args),
     /// Run the end-to-end demo in a temporary directory.
     Demo(demo::Args),
 }
@@ -54,6 +60,8 @@ pub fn main() -> i32 {
         Command::Diff(a) => diff::run(a),
         Command::Patch(a) => patch::run(a),
         Command::Info(a) => info::run(a),
+        Command::Publish(a) => publish::run(a),
+        Command::Update(a) => update::run(a),
         Command::Demo(a) => demo::run(a),
     };
     match result {
