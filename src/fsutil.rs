@@ -73,6 +73,20 @@ impl AtomicFile {
         self.tmp.path()
     }
 
+    /// fsync and keep the file under its temporary name (it survives the
+    /// process); the caller renames it later. Returns the temporary path.
+    pub fn keep(mut self) -> Result<PathBuf> {
+        let tmp_path = self.tmp.path().to_path_buf();
+        self.tmp.as_file_mut().flush().ctx("write", &tmp_path)?;
+        self.tmp.as_file().sync_all().ctx("fsync", &tmp_path)?;
+        let (_, path) = self
+            .tmp
+            .keep()
+            .map_err(|e| e.error)
+            .ctx("keep", &tmp_path)?;
+        Ok(path)
+    }
+
     /// fsync, rename over the destination, fsync the directory.
     pub fn commit(mut self) -> Result<PathBuf> {
         let tmp_path = self.tmp.path().to_path_buf();
@@ -145,15 +159,19 @@ pub fn read_xattrs(path: &Path) -> io::Result<BTreeMap<String, Vec<u8>>> {
         }
         let cname = CString::new(name).expect("split on NUL");
         // SAFETY: valid C strings; null buffer asks for the size.
-        let vlen =
-            unsafe { libc::lgetxattr(c.as_ptr(), cname.as_ptr(), std::ptr::null_mut(), 0) };
+        let vlen = unsafe { libc::lgetxattr(c.as_ptr(), cname.as_ptr(), std::ptr::null_mut(), 0) };
         if vlen < 0 {
             return Err(io::Error::last_os_error());
         }
         let mut val = vec![0u8; vlen as usize];
         // SAFETY: val has room for vlen bytes.
         let vlen = unsafe {
-            libc::lgetxattr(c.as_ptr(), cname.as_ptr(), val.as_mut_ptr().cast(), val.len())
+            libc::lgetxattr(
+                c.as_ptr(),
+                cname.as_ptr(),
+                val.as_mut_ptr().cast(),
+                val.len(),
+            )
         };
         if vlen < 0 {
             return Err(io::Error::last_os_error());

@@ -56,7 +56,7 @@ impl FromStr for DistName {
             return Ok(DistName::World);
         }
         match s.strip_prefix("kernel-") {
-            Some(conf) if conf.is_empty() => Err(bad("name", s, "kernel CONF is empty")),
+            Some("") => Err(bad("name", s, "kernel CONF is empty")),
             Some(conf) if !conf.chars().all(conf_char) => Err(bad(
                 "name",
                 s,
@@ -300,7 +300,11 @@ impl FromStr for PatchName {
         let prefixed = format!("x-{to}");
         let (empty, to_rev, to_date) = split_rev_date("patch name", &prefixed)?;
         if empty != "x" {
-            return Err(bad("patch name", s, "the part after '_' must be '<rev>-<date>'"));
+            return Err(bad(
+                "patch name",
+                s,
+                "the part after '_' must be '<rev>-<date>'",
+            ));
         }
         let from: DistId = from.parse()?;
         let to = DistId {
@@ -353,8 +357,8 @@ mod tests {
 
     #[test]
     fn patch_names_split_on_the_rightmost_underscore() {
-        let p = PatchName::from_file_name("dir/kernel-MY_HOST-1-20260101_2-20260102.patch")
-            .unwrap();
+        let p =
+            PatchName::from_file_name("dir/kernel-MY_HOST-1-20260101_2-20260102.patch").unwrap();
         assert_eq!(p.from.to_string(), "kernel-MY_HOST-1-20260101");
         assert_eq!(p.to.to_string(), "kernel-MY_HOST-2-20260102");
         assert_eq!(p.file_name(), "kernel-MY_HOST-1-20260101_2-20260102.patch");
@@ -362,11 +366,20 @@ mod tests {
 
     #[test]
     fn errors_name_the_offending_part() {
-        let e = "world-1-2-20260101".parse::<DistId>().unwrap_err().to_string();
+        let e = "world-1-2-20260101"
+            .parse::<DistId>()
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("name"), "{e}");
-        let e = "world-a_b-20260101".parse::<DistId>().unwrap_err().to_string();
+        let e = "world-a_b-20260101"
+            .parse::<DistId>()
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("rev"), "{e}");
-        let e = "world-1-20261301".parse::<DistId>().unwrap_err().to_string();
+        let e = "world-1-20261301"
+            .parse::<DistId>()
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("date") && e.contains("calendar"), "{e}");
         let e = "world-1-2026011".parse::<DistId>().unwrap_err().to_string();
         assert!(e.contains("date"), "{e}");
@@ -393,9 +406,14 @@ mod tests {
         prop_oneof![Just("world".to_string()), "kernel-[A-Za-z0-9_]{1,12}"]
     }
     fn arb_id() -> impl Strategy<Value = String> {
-        (arb_name(), "[0-9A-Za-z.+~]{1,10}", 1970u16..2200, 1u8..=12, 1u8..=28).prop_map(
-            |(n, r, y, m, d)| format!("{n}-{r}-{y:04}{m:02}{d:02}"),
+        (
+            arb_name(),
+            "[0-9A-Za-z.+~]{1,10}",
+            1970u16..2200,
+            1u8..=12,
+            1u8..=28,
         )
+            .prop_map(|(n, r, y, m, d)| format!("{n}-{r}-{y:04}{m:02}{d:02}"))
     }
 
     proptest! {

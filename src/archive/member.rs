@@ -56,8 +56,11 @@ fn number(field: &[u8]) -> Result<u64, String> {
     u64::from_str_radix(s, 8).map_err(|_| format!("bad octal number {s:?}"))
 }
 
+/// One PAX record: key and value bytes.
+pub type PaxRecord = (Vec<u8>, Vec<u8>);
+
 /// Parse PAX records (`"<len> key=value\n"`), binary-safe.
-pub fn pax_records(mut data: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+pub fn pax_records(mut data: &[u8]) -> Result<Vec<PaxRecord>, String> {
     let mut out = Vec::new();
     while !data.is_empty() {
         if data.iter().all(|&b| b == 0) {
@@ -150,7 +153,12 @@ pub fn parse(raw: &[u8]) -> Result<MemberMeta, String> {
                 }
                 at = end;
             }
-            _ if !last => return Err(format!("unexpected block of type {:?} before the header", tf as char)),
+            _ if !last => {
+                return Err(format!(
+                    "unexpected block of type {:?} before the header",
+                    tf as char
+                ))
+            }
             _ => break,
         }
     }
@@ -171,7 +179,11 @@ pub fn parse(raw: &[u8]) -> Result<MemberMeta, String> {
         (Some(p), _) | (None, Some(p)) => p,
         (None, None) => {
             let name = cstr(&h[..100]);
-            let prefix = if &h[257..263] == b"ustar\0" { cstr(&h[345..500]) } else { &[][..] };
+            let prefix = if &h[257..263] == b"ustar\0" {
+                cstr(&h[345..500])
+            } else {
+                &[][..]
+            };
             if prefix.is_empty() {
                 name.to_vec()
             } else {
@@ -242,7 +254,10 @@ mod tests {
         let long = [vec![b'd'; 150], b"/".to_vec(), vec![0xe9; 120]].concat();
         let target = vec![b't'; 300];
         let mut x = BTreeMap::new();
-        x.insert("security.capability".to_string(), b"\x01\n\x00\x02".to_vec());
+        x.insert(
+            "security.capability".to_string(),
+            b"\x01\n\x00\x02".to_vec(),
+        );
         let mut w = TarWriter::new(Vec::new());
         w.append(
             &Member {
@@ -261,30 +276,77 @@ mod tests {
         )
         .unwrap();
         w.append(
-            &Member { name: b"l", kind: Kind::Symlink, mode: 0o777, uid: 0, gid: 0, mtime: 9, size: 0, link: Some(&target), dev: None, xattrs: None },
+            &Member {
+                name: b"l",
+                kind: Kind::Symlink,
+                mode: 0o777,
+                uid: 0,
+                gid: 0,
+                mtime: 9,
+                size: 0,
+                link: Some(&target),
+                dev: None,
+                xattrs: None,
+            },
             std::io::empty(),
         )
         .unwrap();
         w.append(
-            &Member { name: b"dev/null", kind: Kind::Char, mode: 0o666, uid: 0, gid: 0, mtime: 9, size: 0, link: None, dev: Some((1, 3)), xattrs: None },
+            &Member {
+                name: b"dev/null",
+                kind: Kind::Char,
+                mode: 0o666,
+                uid: 0,
+                gid: 0,
+                mtime: 9,
+                size: 0,
+                link: None,
+                dev: Some((1, 3)),
+                xattrs: None,
+            },
             std::io::empty(),
         )
         .unwrap();
         w.append(
-            &Member { name: b"a/dir", kind: Kind::Dir, mode: 0o1777, uid: 0, gid: 0, mtime: 9, size: 0, link: None, dev: None, xattrs: None },
+            &Member {
+                name: b"a/dir",
+                kind: Kind::Dir,
+                mode: 0o1777,
+                uid: 0,
+                gid: 0,
+                mtime: 9,
+                size: 0,
+                link: None,
+                dev: None,
+                xattrs: None,
+            },
             std::io::empty(),
         )
         .unwrap();
         let tar = w.finish().unwrap();
         let h = headers_of(&tar);
         let f = parse(&h[0]).unwrap();
-        assert_eq!((f.path.clone(), f.kind, f.mode, f.uid, f.gid, f.mtime, f.size), (long, Kind::File, 0o4755, 5_000_000, 7, -5, 3));
+        assert_eq!(
+            (
+                f.path.clone(),
+                f.kind,
+                f.mode,
+                f.uid,
+                f.gid,
+                f.mtime,
+                f.size
+            ),
+            (long, Kind::File, 0o4755, 5_000_000, 7, -5, 3)
+        );
         assert_eq!(f.xattrs, x);
         let l = parse(&h[1]).unwrap();
         assert_eq!(l.link.unwrap(), target);
         assert_eq!(parse(&h[2]).unwrap().dev, Some((1, 3)));
         let d = parse(&h[3]).unwrap();
-        assert_eq!((d.path.as_slice(), d.kind, d.mode), (&b"a/dir"[..], Kind::Dir, 0o1777));
+        assert_eq!(
+            (d.path.as_slice(), d.kind, d.mode),
+            (&b"a/dir"[..], Kind::Dir, 0o1777)
+        );
     }
 
     #[test]

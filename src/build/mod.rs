@@ -22,7 +22,9 @@ use serde::Serialize;
 
 use crate::archive::write::{Member, TarWriter};
 use crate::digest::{Digests, HashingWriter};
-use crate::dist::{DistMeta, DIST_FORMAT, DIST_MEMBER, MANIFEST_MEMBER, OBSOLETE_MEMBER, UPGRADE_MEMBER};
+use crate::dist::{
+    DistMeta, DIST_FORMAT, DIST_MEMBER, MANIFEST_MEMBER, OBSOLETE_MEMBER, UPGRADE_MEMBER,
+};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::AtomicFile;
 use crate::gz;
@@ -60,7 +62,10 @@ pub struct Report {
 /// Build a dist from `tree` as `spec` says.
 pub fn build(spec: &Spec, tree: &Path, opts: &Options) -> Result<Report> {
     if !(1..=9).contains(&opts.level) {
-        return Err(Error::Refused(format!("gzip level {} is not in 1..=9", opts.level)));
+        return Err(Error::Refused(format!(
+            "gzip level {} is not in 1..=9",
+            opts.level
+        )));
     }
     let id = DistId {
         name: spec.name.clone(),
@@ -80,18 +85,16 @@ pub fn build(spec: &Spec, tree: &Path, opts: &Options) -> Result<Report> {
     let dest = opts.out_dir.join(id.file_name());
     let mut out = AtomicFile::create(&dest)?;
     let tmp = out.temp_path().to_path_buf();
-    let digests = write_dist(
-        out.file(),
-        &meta,
-        &manifest,
-        spec,
-        &scanned,
-        opts.level,
-    )
-    .map_err(|e| match e {
-        Error::Io { action, source, .. } if action == "write" => Error::io("write", &tmp, source),
-        other => other,
-    })?;
+    let digests = write_dist(out.file(), &meta, &manifest, spec, &scanned, opts.level).map_err(
+        |e| match e {
+            Error::Io {
+                action: "write",
+                source,
+                ..
+            } => Error::io("write", &tmp, source),
+            other => other,
+        },
+    )?;
     let path = out.commit()?;
     let compressed_size = fs::metadata(&path).ctx("stat", &path)?.len();
     let count = |f: fn(&Entry) -> bool| manifest.entries().iter().filter(|e| f(e)).count();
@@ -137,7 +140,12 @@ fn write_dist(
         tar.append(&m, data).map_err(werr)
     };
     meta_member(&mut tar, DIST_MEMBER, 0o644, meta.render().as_bytes())?;
-    meta_member(&mut tar, MANIFEST_MEMBER, 0o644, manifest.render().as_bytes())?;
+    meta_member(
+        &mut tar,
+        MANIFEST_MEMBER,
+        0o644,
+        manifest.render().as_bytes(),
+    )?;
     if !spec.obsolete.is_empty() {
         let mut text = spec.obsolete.join("\n");
         text.push('\n');

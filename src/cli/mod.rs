@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 
 use crate::error::Error;
 
+mod apply;
 mod build;
 mod demo;
 mod diff;
@@ -48,6 +49,8 @@ pub enum Command {
     Publish(publish::Args),
     /// Fetch the cheapest verified chain from a mirror and apply it (host).
     Update(update::Args),
+    /// Install a dist or a chain of patches onto a root (host).
+    Apply(apply::Args),
     /// Run the end-to-end demo in a temporary directory.
     Demo(demo::Args),
 }
@@ -62,6 +65,7 @@ pub fn main() -> i32 {
         Command::Info(a) => info::run(a),
         Command::Publish(a) => publish::run(a),
         Command::Update(a) => update::run(a),
+        Command::Apply(a) => apply::run(a),
         Command::Demo(a) => demo::run(a),
     };
     match result {

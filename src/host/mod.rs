@@ -1,5 +1,18 @@
 //! The host side: applying dists and patches to a root (DESIGN §4) and the
 //! state kept in `<root>/var/db/sysup/`.
+//!
+//! An apply runs [`apply`]: check → stream and stage ([`stage`]) → verify →
+//! commit ([`commit`], from the [`plan`] written to the [`journal`]) → record
+//! ([`state`]) → cleanup ([`cleanup`], [`history`]). Every filesystem
+//! operation on the root goes through [`root`], which keeps it inside.
 
+pub mod apply;
+pub mod checkpoint;
+pub mod cleanup;
+pub mod commit;
+pub mod history;
+pub mod journal;
+pub mod plan;
 pub mod root;
+pub mod stage;
 pub mod state;

@@ -37,7 +37,10 @@ fn cname(name: &[u8]) -> io::Result<CString> {
     if name.is_empty() || name.contains(&b'/') || name == b"." || name == b".." {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("'{}' is not a single path component", String::from_utf8_lossy(name)),
+            format!(
+                "'{}' is not a single path component",
+                String::from_utf8_lossy(name)
+            ),
         ));
     }
     CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains NUL"))
@@ -96,19 +99,30 @@ impl Dir {
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
         // SAFETY: valid C string; we own the returned fd.
         let fd = cvt(unsafe {
-            libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC)
+            libc::open(
+                c.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
         })?;
         // SAFETY: fd is a fresh descriptor we own.
-        Ok(Dir { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
+        Ok(Dir {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
     }
 
     fn raw(&self) -> RawFd {
         self.fd.as_raw_fd()
     }
 
+    pub(crate) fn fd_ref(&self) -> &OwnedFd {
+        &self.fd
+    }
+
     /// Duplicate the descriptor.
     pub fn try_clone(&self) -> io::Result<Dir> {
-        Ok(Dir { fd: self.fd.try_clone()? })
+        Ok(Dir {
+            fd: self.fd.try_clone()?,
+        })
     }
 
     /// lstat a child; `None` when it does not exist.
@@ -116,7 +130,8 @@ impl Dir {
         let c = cname(name)?;
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         // SAFETY: valid fd, C string and stat buffer.
-        let r = unsafe { libc::fstatat(self.raw(), c.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
+        let r =
+            unsafe { libc::fstatat(self.raw(), c.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
         if r < 0 {
             let e = io::Error::last_os_error();
             return match e.raw_os_error() {
@@ -149,7 +164,9 @@ impl Dir {
             )
         })?;
         // SAFETY: fresh fd.
-        Ok(Dir { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
+        Ok(Dir {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
     }
 
     /// Open a child regular file for reading, not following a symlink.
@@ -157,7 +174,11 @@ impl Dir {
         let c = cname(name)?;
         // SAFETY: valid fd and C string.
         let fd = cvt(unsafe {
-            libc::openat(self.raw(), c.as_ptr(), libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            libc::openat(
+                self.raw(),
+                c.as_ptr(),
+                libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
         })?;
         // SAFETY: fresh fd.
         Ok(unsafe { File::from_raw_fd(fd) })
@@ -201,15 +222,23 @@ impl Dir {
             Node::Fifo => (libc::S_IFIFO, 0),
         };
         // SAFETY: valid fd and C string.
-        cvt(unsafe { libc::mknodat(self.raw(), c.as_ptr(), kind | (mode & 0o7777) as libc::mode_t, dev) })
-            .map(drop)
+        cvt(unsafe {
+            libc::mknodat(
+                self.raw(),
+                c.as_ptr(),
+                kind | (mode & 0o7777) as libc::mode_t,
+                dev,
+            )
+        })
+        .map(drop)
     }
 
     /// Hard-link `from_dir/from_name` (not following a symlink) as `name` here.
     pub fn link_from(&self, from_dir: &Dir, from_name: &[u8], name: &[u8]) -> io::Result<()> {
         let (a, b) = (cname(from_name)?, cname(name)?);
         // SAFETY: valid fds and C strings; flags 0 = do not follow.
-        cvt(unsafe { libc::linkat(from_dir.raw(), a.as_ptr(), self.raw(), b.as_ptr(), 0) }).map(drop)
+        cvt(unsafe { libc::linkat(from_dir.raw(), a.as_ptr(), self.raw(), b.as_ptr(), 0) })
+            .map(drop)
     }
 
     /// Rename `name` here to `to_dir/to_name`, replacing a non-directory.
@@ -264,7 +293,7 @@ impl Dir {
             return Err(io::Error::last_os_error());
         }
         std::mem::forget(fd); // now owned by dirp
-        // SAFETY: rewind so a reused description starts at the beginning.
+                              // SAFETY: rewind so a reused description starts at the beginning.
         unsafe { libc::rewinddir(dirp) };
         let mut out = Vec::new();
         loop {
@@ -289,7 +318,8 @@ impl Dir {
         let c = cname(name)?;
         let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
         // SAFETY: valid fd, C string and buffer.
-        let n = unsafe { libc::readlinkat(self.raw(), c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        let n =
+            unsafe { libc::readlinkat(self.raw(), c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -305,24 +335,36 @@ impl Dir {
             u32::try_from(gid).map_err(|_| io::Error::other("gid out of range"))?,
         );
         // SAFETY: valid fd and C string.
-        cvt(unsafe { libc::fchownat(self.raw(), c.as_ptr(), u, g, libc::AT_SYMLINK_NOFOLLOW) }).map(drop)
+        cvt(unsafe { libc::fchownat(self.raw(), c.as_ptr(), u, g, libc::AT_SYMLINK_NOFOLLOW) })
+            .map(drop)
     }
 
     /// chmod a non-symlink child (symlink modes mean nothing on Linux).
     pub fn chmod(&self, name: &[u8], mode: u32) -> io::Result<()> {
         let c = cname(name)?;
         // SAFETY: valid fd and C string.
-        cvt(unsafe { libc::fchmodat(self.raw(), c.as_ptr(), (mode & 0o7777) as libc::mode_t, 0) }).map(drop)
+        cvt(unsafe { libc::fchmodat(self.raw(), c.as_ptr(), (mode & 0o7777) as libc::mode_t, 0) })
+            .map(drop)
     }
 
     /// Set atime and mtime of a child without following a symlink.
     pub fn set_mtime(&self, name: &[u8], mtime: i64) -> io::Result<()> {
         let c = cname(name)?;
-        let ts = libc::timespec { tv_sec: mtime, tv_nsec: 0 };
+        let ts = libc::timespec {
+            tv_sec: mtime,
+            tv_nsec: 0,
+        };
         let times = [ts, ts];
         // SAFETY: valid fd, C string and two timespecs.
-        cvt(unsafe { libc::utimensat(self.raw(), c.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) })
-            .map(drop)
+        cvt(unsafe {
+            libc::utimensat(
+                self.raw(),
+                c.as_ptr(),
+                times.as_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        })
+        .map(drop)
     }
 
     /// Set an extended attribute on a child without following a symlink,
@@ -395,7 +437,8 @@ impl Root {
     }
 
     fn openat2_in_root(&self, rel: &[u8]) -> io::Result<Dir> {
-        let c = CString::new(rel).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
+        let c = CString::new(rel)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
         // SAFETY: open_how is plain data; all-zero is its documented default.
         let mut how: libc::open_how = unsafe { std::mem::zeroed() };
         how.flags = (libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64;
@@ -414,7 +457,9 @@ impl Root {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: fresh fd.
-        Ok(Dir { fd: unsafe { OwnedFd::from_raw_fd(fd as RawFd) } })
+        Ok(Dir {
+            fd: unsafe { OwnedFd::from_raw_fd(fd as RawFd) },
+        })
     }
 
     /// The portable equivalent of RESOLVE_IN_ROOT: walk component by
@@ -466,6 +511,79 @@ impl Root {
     }
 }
 
+/// Opens the directories of one phase of an apply, caching them.
+///
+/// A directory the dist describes (`dist_dirs`) is opened from its parent
+/// without following a symlink; any other directory (the root's own layout)
+/// is resolved inside the root, after checking that every dist directory on
+/// its way is a real directory. Staging can point a dist directory at its
+/// staged stand-in with [`Resolver::insert`].
+pub struct Resolver<'a> {
+    root: &'a Root,
+    dist_dirs: std::collections::HashSet<Vec<u8>>,
+    cache: std::collections::HashMap<Vec<u8>, Dir>,
+}
+
+impl<'a> Resolver<'a> {
+    pub fn new(root: &'a Root, dist_dirs: impl IntoIterator<Item = Vec<u8>>) -> Self {
+        Resolver {
+            root,
+            dist_dirs: dist_dirs.into_iter().collect(),
+            cache: std::collections::HashMap::new(),
+        }
+    }
+
+    /// Whether the dist describes `rel` as a directory.
+    pub fn is_dist_dir(&self, rel: &[u8]) -> bool {
+        self.dist_dirs.contains(rel)
+    }
+
+    /// Use `dir` for `rel` from now on.
+    pub fn insert(&mut self, rel: &[u8], dir: Dir) {
+        self.cache.insert(rel.to_vec(), dir);
+    }
+
+    /// Forget every cached directory (after renames changed what paths mean).
+    pub fn clear(&mut self) {
+        self.cache.clear();
+    }
+
+    /// The directory at root-relative `rel`.
+    pub fn dir(&mut self, rel: &[u8]) -> io::Result<&Dir> {
+        if !self.cache.contains_key(rel) {
+            let d = self.open(rel)?;
+            self.cache.insert(rel.to_vec(), d);
+        }
+        Ok(&self.cache[rel])
+    }
+
+    fn open(&mut self, rel: &[u8]) -> io::Result<Dir> {
+        if rel.is_empty() {
+            return self.root.dir().try_clone();
+        }
+        let (parent, name) = match rel.iter().rposition(|&c| c == b'/') {
+            Some(i) => (&rel[..i], &rel[i + 1..]),
+            None => (&[][..], rel),
+        };
+        if self.dist_dirs.contains(rel) {
+            let parent = parent.to_vec();
+            return self.dir(&parent)?.open_subdir(name);
+        }
+        // Every dist directory on the way must be a real directory.
+        let prefixes: Vec<Vec<u8>> = rel
+            .iter()
+            .enumerate()
+            .filter(|(_, &c)| c == b'/')
+            .map(|(i, _)| rel[..i].to_vec())
+            .filter(|p| self.dist_dirs.contains(p))
+            .collect();
+        for p in prefixes {
+            self.dir(&p)?;
+        }
+        self.root.resolve_dir(rel)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -491,15 +609,25 @@ mod tests {
         mark(&root.resolve_dir(b"lib/x").unwrap(), b"via-lib");
         assert!(root.path().join("usr/lib/x/via-lib").is_dir());
         mark(&root.resolve_dir(b"abs").unwrap(), b"via-abs");
-        assert!(root.path().join("usr/lib/via-abs").is_dir(), "absolute links are root-relative");
+        assert!(
+            root.path().join("usr/lib/via-abs").is_dir(),
+            "absolute links are root-relative"
+        );
         // `../../outside` climbs to the root and stops: it means <root>/outside
-        assert!(root.resolve_dir(b"usr/up").is_err(), "no <root>/outside yet");
+        assert!(
+            root.resolve_dir(b"usr/up").is_err(),
+            "no <root>/outside yet"
+        );
         std::fs::create_dir(root.path().join("outside")).unwrap();
         mark(&root.resolve_dir(b"usr/up").unwrap(), b"via-up");
         assert!(root.path().join("outside/via-up").is_dir());
         // an absolute link to the real outside means <root>/<that path>: missing
         assert!(root.resolve_dir(b"escape").is_err());
-        assert_eq!(std::fs::read_dir(outside).unwrap().count(), 0, "nothing may land outside the root");
+        assert_eq!(
+            std::fs::read_dir(outside).unwrap().count(),
+            0,
+            "nothing may land outside the root"
+        );
         assert!(root.resolve_dir(b"loop").is_err());
         assert!(root.resolve_dir(b"missing/dir").is_err());
     }
@@ -525,12 +653,29 @@ mod tests {
         let d = root.dir();
         assert!(d.create_file(b"a/b").is_err());
         assert!(d.create_file(b"..").is_err());
-        assert!(d.open_subdir(b"lib").is_err(), "open_subdir must not follow a symlink");
+        assert!(
+            d.open_subdir(b"lib").is_err(),
+            "open_subdir must not follow a symlink"
+        );
         assert!(d.stat(b"lib").unwrap().unwrap().is_symlink());
-        assert!(d.create_file(b"escape").is_err(), "O_EXCL|O_NOFOLLOW refuses an existing link");
+        assert!(
+            d.create_file(b"escape").is_err(),
+            "O_EXCL|O_NOFOLLOW refuses an existing link"
+        );
         d.remove_all(b"usr").unwrap();
         assert!(!path.join("usr").exists());
-        assert!(d.stat(b"lib").unwrap().is_some(), "remove_all left siblings alone");
-        assert_eq!(d.list().unwrap(), vec![b"abs".to_vec(), b"escape".to_vec(), b"lib".to_vec(), b"loop".to_vec()]);
+        assert!(
+            d.stat(b"lib").unwrap().is_some(),
+            "remove_all left siblings alone"
+        );
+        assert_eq!(
+            d.list().unwrap(),
+            vec![
+                b"abs".to_vec(),
+                b"escape".to_vec(),
+                b"lib".to_vec(),
+                b"loop".to_vec()
+            ]
+        );
     }
 }

@@ -91,7 +91,11 @@ impl State {
                 rel.push('/');
             }
             rel.push_str(comp);
-            if dir.stat(comp.as_bytes()).ctx("stat", root.display(rel.as_bytes()))?.is_none() {
+            if dir
+                .stat(comp.as_bytes())
+                .ctx("stat", root.display(rel.as_bytes()))?
+                .is_none()
+            {
                 let mode = if comp == "sysup" { 0o700 } else { 0o755 };
                 dir.mkdir(comp.as_bytes(), mode)
                     .ctx("create directory", root.display(rel.as_bytes()))?;
@@ -187,11 +191,13 @@ impl State {
     pub fn installed(&self, name: &DistName) -> Result<Option<Installed>> {
         let p = self.installed_path(name);
         match fs::read(&p) {
-            Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| Error::Metadata {
-                what: "installed record",
-                path: p,
-                reason: e.to_string(),
-            }),
+            Ok(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|e| Error::Metadata {
+                    what: "installed record",
+                    path: p,
+                    reason: e.to_string(),
+                }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io("read", &p, e)),
         }
@@ -203,7 +209,11 @@ impl State {
         let mut out = Vec::new();
         for e in fs::read_dir(&d).ctx("list", &d)? {
             let e = e.ctx("list", &d)?;
-            let Some(name) = e.file_name().to_str().and_then(|n| n.parse::<DistName>().ok()) else {
+            let Some(name) = e
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<DistName>().ok())
+            else {
                 continue; // temporary files of an atomic write
             };
             if let Some(i) = self.installed(&name)? {
@@ -237,8 +247,12 @@ impl State {
         let mut out = Vec::new();
         for e in fs::read_dir(&d).ctx("list", &d)? {
             let e = e.ctx("list", &d)?;
-            let Some(file) = e.file_name().to_str().map(str::to_string) else { continue };
-            let Ok(id) = DistId::from_file_name(&file) else { continue };
+            let Some(file) = e.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            let Ok(id) = DistId::from_file_name(&file) else {
+                continue;
+            };
             if &id.name != name {
                 continue;
             }
@@ -271,14 +285,25 @@ mod tests {
         // the absolute link means <root>/<outside path>, which does not exist
         let e = State::open(&root).unwrap_err().to_string();
         assert!(e.contains("var/db"), "{e}");
-        assert_eq!(fs::read_dir(&outside).unwrap().count(), 0, "nothing written outside");
+        assert_eq!(
+            fs::read_dir(&outside).unwrap().count(),
+            0,
+            "nothing written outside"
+        );
         // a relative link that climbs out stops at the root: <root>/outside
         fs::remove_file(root.join("var/db")).unwrap();
         std::os::unix::fs::symlink("../../../outside", root.join("var/db")).unwrap();
         fs::create_dir(root.join("outside")).unwrap();
         let s = State::open(&root).unwrap();
-        assert_eq!(s.dir(), fs::canonicalize(root.join("outside/sysup")).unwrap());
-        assert_eq!(fs::read_dir(&outside).unwrap().count(), 0, "nothing written outside");
+        assert_eq!(
+            s.dir(),
+            fs::canonicalize(root.join("outside/sysup")).unwrap()
+        );
+        assert_eq!(
+            fs::read_dir(&outside).unwrap().count(),
+            0,
+            "nothing written outside"
+        );
     }
 
     #[test]

@@ -1,0 +1,88 @@
+//! `sysup apply [--root DIR] [--dry-run] [--json] FILE...`: install a dist or
+//! a chain of patches onto a root; safe to run again after any interruption.
+
+use std::path::PathBuf;
+
+use crate::host::apply::{apply, ApplyOptions, ApplyReport};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The root to update (default: this system).
+    #[arg(long, default_value = "/")]
+    pub root: PathBuf,
+    /// Check and stream everything, change nothing; report what would change.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print one JSON document.
+    #[arg(long)]
+    pub json: bool,
+    /// Kept bases per dist name after the apply.
+    #[arg(long)]
+    pub keep: Option<usize>,
+    /// A dist (full install), or one or more patches applied as a chain, in order.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+/// Short human size.
+pub(crate) fn size(b: u64) -> String {
+    match b {
+        b if b >= 10 << 30 => format!("{} GiB", b >> 30),
+        b if b >= 10 << 20 => format!("{} MiB", b >> 20),
+        b if b >= 10 << 10 => format!("{} KiB", b >> 10),
+        b => format!("{b} B"),
+    }
+}
+
+pub(crate) fn print_report(r: &ApplyReport) {
+    if let Some(f) = &r.finished_interrupted {
+        println!("finished an interrupted apply to {f}");
+    }
+    if r.action == "resume" {
+        println!("{} is installed in {}", r.to, r.root.display());
+        return;
+    }
+    let what = if r.dry_run { "would " } else { "" };
+    match &r.from {
+        Some(f) if f != &r.to => {
+            println!("{what}{} {f} → {} in {}", r.action, r.to, r.root.display())
+        }
+        _ => println!("{what}{} {} in {}", r.action, r.to, r.root.display()),
+    }
+    let c = &r.counts;
+    println!(
+        "  {} changed ({} repaired), {} unchanged, {} removed, {} written",
+        c.changed,
+        c.repaired,
+        c.unchanged,
+        c.removed,
+        size(c.bytes_written)
+    );
+    for p in &r.config_kept {
+        println!("  config kept: {p} (modified locally; new version in {p}.sysupnew)");
+    }
+    for k in &r.kept {
+        println!("  not removed: {k}");
+    }
+    if r.upgrade_ran {
+        println!("  ran the dist's upgrade step");
+    }
+    if !r.pruned.is_empty() {
+        println!("  pruned old bases: {}", r.pruned.join(", "));
+    }
+}
+
+pub fn run(a: Args) -> crate::Result<()> {
+    let r = apply(&ApplyOptions {
+        root: a.root,
+        files: a.files,
+        dry_run: a.dry_run,
+        keep: a.keep,
+        ..Default::default()
+    })?;
+    if a.json {
+        return super::print_json(&r);
+    }
+    print_report(&r);
+    Ok(())
+}

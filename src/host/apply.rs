@@ -1,0 +1,843 @@
+//! `sysup apply` (DESIGN §4): install a dist, or a chain of patches, onto a
+//! root — check, stream and stage, verify, commit, record, clean up — such
+//! that killing it at any instant and running the same command again
+//! converges on the target.
+//!
+//! The stream is `gunzip(base or dist) → patch → … → patch → tee`, where the
+//! tee feeds MD5+SHA-256, the gzip writer of the new base, and the tar
+//! reader that stages members. Nothing but the base's gzip output and staged
+//! names is written before the journal's `staged` record; nothing outside
+//! the plan is changed after it.
+//!
+//! A journal found at start means an earlier run stopped: one with a plan is
+//! finished first (rolled forward: everything in it was verified), one
+//! without is undone (its staged names removed), then this run proceeds.
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::archive::member;
+use crate::archive::segment::{Item, Segmenter};
+use crate::delta::{error_from_io, PatchHeader, PatchReader};
+use crate::digest::{Digests, Hasher};
+use crate::dist::{
+    self, DistMeta, Metadata, DIST_MEMBER, MANIFEST_MEMBER, META_DIR, OBSOLETE_MEMBER,
+    UPGRADE_MEMBER,
+};
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::AtomicFile;
+use crate::gz;
+use crate::host::checkpoint::checkpoint;
+use crate::host::cleanup::{self, remove_stale_temps};
+use crate::host::commit::commit;
+use crate::host::history::{self, Event};
+use crate::host::journal::{Journal, Record, Status};
+use crate::host::plan::{split, Counts, Obsolete, Plan};
+use crate::host::root::Root;
+use crate::host::stage::{Mode, Stager};
+use crate::host::state::{Installed, State};
+use crate::manifest::{Kind, Manifest};
+use crate::name::{DistId, PatchName};
+
+/// Bases kept per name by default (the installed one and the previous).
+pub const DEFAULT_KEEP: usize = 2;
+
+/// What to apply where.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOptions {
+    pub root: PathBuf,
+    /// One dist, or a chain of patches in order.
+    pub files: Vec<PathBuf>,
+    pub dry_run: bool,
+    /// Bases to keep per name (default [`DEFAULT_KEEP`]).
+    pub keep: Option<usize>,
+    /// Minimum age in days before a base may be pruned.
+    pub min_age_days: u64,
+    /// Record the run in history as this action (default: install/upgrade/repair).
+    pub action: Option<String>,
+}
+
+/// What an apply did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApplyReport {
+    pub root: PathBuf,
+    pub action: String,
+    pub from: Option<DistId>,
+    pub to: DistId,
+    pub dry_run: bool,
+    /// An interrupted earlier apply that this run finished first.
+    pub finished_interrupted: Option<DistId>,
+    pub counts: Counts,
+    /// Locally modified config files kept; the new versions are `<path>.sysupnew`.
+    pub config_kept: Vec<String>,
+    pub removed: Vec<String>,
+    pub kept: Vec<String>,
+    pub upgrade_ran: bool,
+    pub pruned: Vec<String>,
+    pub tar: Option<Digests>,
+}
+
+enum Input {
+    Dist {
+        path: PathBuf,
+        id: DistId,
+    },
+    Chain {
+        patches: Vec<(PathBuf, PatchHeader)>,
+    },
+}
+
+impl Input {
+    fn target(&self) -> &DistId {
+        match self {
+            Input::Dist { id, .. } => id,
+            Input::Chain { patches } => &patches.last().expect("non-empty chain").1.to.id,
+        }
+    }
+    fn label(&self) -> String {
+        match self {
+            Input::Dist { path, .. } => path.display().to_string(),
+            Input::Chain { patches } => patches.last().expect("non-empty").0.display().to_string(),
+        }
+    }
+}
+
+fn classify(files: &[PathBuf]) -> Result<Input> {
+    let Some(first) = files.first() else {
+        return Err(Error::Refused(
+            "nothing to apply: give a dist or a chain of patches".into(),
+        ));
+    };
+    let is_patch = |p: &Path| p.to_string_lossy().ends_with(crate::name::PATCH_SUFFIX);
+    if !is_patch(first) {
+        if files.len() > 1 {
+            return Err(Error::Refused(
+                "give one dist (a full install) or one or more patches (a chain), not both".into(),
+            ));
+        }
+        let name = first
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let id = DistId::from_file_name(&name)?;
+        File::open(first).ctx("open", first)?;
+        return Ok(Input::Dist {
+            path: first.clone(),
+            id,
+        });
+    }
+    let mut patches: Vec<(PathBuf, PatchHeader)> = Vec::new();
+    for f in files {
+        if !is_patch(f) {
+            return Err(Error::Refused(format!(
+                "'{}' is not a patch; a chain is patches only",
+                f.display()
+            )));
+        }
+        let h = PatchHeader::read_file(f)?;
+        let named = PatchName::from_file_name(
+            &f.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        )?;
+        if named != h.name {
+            return Err(Error::Mismatch(format!(
+                "'{}' is named for {named} but its header says {}",
+                f.display(),
+                h.name
+            )));
+        }
+        if let Some((prev, ph)) = patches.last() {
+            if ph.to.id != h.from.id || ph.to.tar != h.from.tar {
+                return Err(Error::Mismatch(format!(
+                    "broken chain: '{}' makes {} but '{}' applies to {}",
+                    prev.display(),
+                    ph.to.id,
+                    f.display(),
+                    h.from.id
+                )));
+            }
+        }
+        patches.push((f.clone(), h));
+    }
+    Ok(Input::Chain { patches })
+}
+
+/// Reads `inner`, hashing it and copying it into the new base's gzip writer.
+struct Tee<R> {
+    inner: R,
+    hasher: Hasher,
+    gz: Option<gz::Writer<BufWriter<File>>>,
+}
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        if let Some(g) = &mut self.gz {
+            g.write_all(&buf[..n])?;
+        }
+        Ok(n)
+    }
+}
+
+fn txid_for(from: Option<&DistId>, target: &DistId) -> String {
+    let mut h = Sha256::new();
+    h.update(format!("{from:?}->{target}").as_bytes());
+    hex::encode(&h.finalize()[..5])
+}
+
+fn read_meta_member(
+    seg: &mut Segmenter<impl Read>,
+    size: u64,
+    cap: u64,
+    label: &str,
+    what: &str,
+) -> Result<Vec<u8>> {
+    if size > cap {
+        return Err(Error::Tar {
+            path: label.into(),
+            reason: format!("{what} claims {size} bytes, more than the {cap} allowed"),
+        });
+    }
+    let mut v = Vec::with_capacity(size as usize);
+    seg.data()
+        .read_to_end(&mut v)
+        .map_err(|e| error_from_io(e, "read", Path::new(label)))?;
+    Ok(v)
+}
+
+/// Free bytes for unprivileged-or-not writes on the filesystem of `p`.
+fn free_bytes(p: &Path) -> Result<u64> {
+    let s =
+        nix::sys::statvfs::statvfs(p).map_err(|e| Error::io("check free space on", p, e.into()))?;
+    Ok(s.blocks_available() as u64 * s.fragment_size() as u64)
+}
+
+/// Bytes the staging of `new` may write, given `old` and the mode.
+fn space_needed(new: &Manifest, old: Option<&Manifest>, mode: Mode) -> u64 {
+    new.entries()
+        .iter()
+        .filter(|e| e.kind == Kind::File)
+        .filter(|e| match (mode, old.and_then(|o| o.get(&e.path))) {
+            (Mode::Repair, _) => false,
+            (Mode::Upgrade, Some(o)) => {
+                o.sha256 != e.sha256
+                    || o.mode != e.mode
+                    || o.uid != e.uid
+                    || o.gid != e.gid
+                    || o.mtime != e.mtime
+            }
+            _ => true,
+        })
+        .map(|e| e.size)
+        .sum()
+}
+
+/// Undo an apply that stopped before its `staged` record: remove its staged
+/// names, the directories it created, and its base temporaries.
+fn undo_staging(root: &Root, state: &State, st: &Status) -> Result<()> {
+    let Some(txid) = &st.txid else { return Ok(()) };
+    let prefix = format!(".sysup-{txid}-").into_bytes();
+    for dir in &st.dirs {
+        let d = match root.resolve_dir(dir) {
+            Ok(d) => d,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+            Err(e) => return Err(Error::io("open directory", root.display(dir), e)),
+        };
+        for name in d
+            .list()
+            .map_err(|e| Error::io("list", root.display(dir), e))?
+        {
+            if name.starts_with(&prefix) {
+                d.remove_all(&name)
+                    .map_err(|e| Error::io("remove", root.display(&name), e))?;
+            }
+        }
+    }
+    for path in &st.news {
+        let (dir, name) = split(path);
+        if let Ok(d) = root.resolve_dir(dir) {
+            d.unlink(name)
+                .map_err(|e| Error::io("remove", root.display(path), e))?;
+        }
+    }
+    let mut made = st.mkdirs.clone();
+    made.sort_by(|a, b| b.cmp(a));
+    for path in &made {
+        let (dir, name) = split(path);
+        if let Ok(d) = root.resolve_dir(dir) {
+            let _ = d.rmdir(name); // only if empty: it may hold other things by now
+        }
+    }
+    remove_stale_temps(&state.bases_dir())?;
+    Journal::remove(&state.journal_path())
+}
+
+/// Record phase: the new base into `bases/`, then the installed record.
+fn record(state: &State, plan: &Plan) -> Result<()> {
+    let dest = state.base_path(&plan.target);
+    if plan.base_temp.exists() {
+        std::fs::rename(&plan.base_temp, &dest).ctx("rename the new base to", &dest)?;
+        crate::fsutil::fsync_dir(&state.bases_dir())?;
+    }
+    checkpoint("record-base");
+    let base_size = std::fs::metadata(&dest).ctx("stat", &dest)?.len();
+    state.write_installed(&Installed {
+        id: plan.target.clone(),
+        arch: plan.arch.clone(),
+        installed_at: history::now(),
+        tar: plan.tar,
+        base_size,
+    })
+}
+
+/// Commit, record and clean up a verified plan (also when resuming).
+fn finish(
+    root: &Root,
+    state: &State,
+    journal_st: Option<&Status>,
+    plan: &Plan,
+    opts: &ApplyOptions,
+) -> Result<cleanup::Report> {
+    let path = state.journal_path();
+    if !journal_st.is_some_and(|s| s.committed) {
+        commit(root, plan)?;
+        Journal::reopen(&path)?.append(&Record::Committed, true)?;
+        checkpoint("committed");
+    }
+    if !journal_st.is_some_and(|s| s.recorded) {
+        record(state, plan)?;
+        Journal::reopen(&path)?.append(&Record::Recorded, true)?;
+        checkpoint("recorded");
+    }
+    let report = cleanup::cleanup(
+        root,
+        state,
+        plan,
+        opts.keep.unwrap_or(DEFAULT_KEEP),
+        opts.min_age_days,
+    )?;
+    let action = opts
+        .action
+        .clone()
+        .unwrap_or_else(|| action_of(plan).into());
+    history::append(
+        &state.history_path(),
+        &Event {
+            time: history::now(),
+            user: history::current_user(),
+            action,
+            name: plan.target.name.to_string(),
+            from: plan.from.as_ref().map(ToString::to_string),
+            to: Some(plan.target.to_string()),
+            changed: plan.counts.changed,
+            removed: report.removed.len() as u64,
+            result: "ok".into(),
+            error: None,
+            txid: Some(plan.txid.clone()),
+        },
+    )?;
+    checkpoint("cleanup-before-journal-drop");
+    Journal::remove(&path)?;
+    Ok(report)
+}
+
+fn action_of(plan: &Plan) -> &'static str {
+    match &plan.from {
+        None => "install",
+        Some(f) if f == &plan.target => "repair",
+        Some(_) => "upgrade",
+    }
+}
+
+/// Apply `opts.files` to `opts.root`.
+pub fn apply(opts: &ApplyOptions) -> Result<ApplyReport> {
+    let input = classify(&opts.files)?;
+    let root = Root::open(&opts.root).ctx("open root", &opts.root)?;
+    let state = State::open(&opts.root)?;
+    let _lock = state.lock()?;
+    // An earlier run that stopped: finish or undo it first.
+    let mut finished_interrupted = None;
+    if let Some(st) = Journal::load(&state.journal_path())? {
+        match &st.plan {
+            Some(plan) if !opts.dry_run => {
+                finish(&root, &state, Some(&st), plan, opts)?;
+                finished_interrupted = Some(plan.target.clone());
+            }
+            Some(plan) => {
+                return Err(Error::Refused(format!(
+                    "an interrupted apply to {} is pending; run it again without --dry-run to finish it",
+                    plan.target
+                )))
+            }
+            None if !opts.dry_run => undo_staging(&root, &state, &st)?,
+            None => {}
+        }
+    }
+    let target = input.target().clone();
+    if finished_interrupted.as_ref() == Some(&target) {
+        // The interrupted run was this very command: it is done now.
+        return Ok(ApplyReport {
+            root: state.root().to_path_buf(),
+            action: "resume".into(),
+            from: None,
+            to: target,
+            dry_run: false,
+            finished_interrupted,
+            counts: Counts::default(),
+            config_kept: vec![],
+            removed: vec![],
+            kept: vec![],
+            upgrade_ran: false,
+            pruned: vec![],
+            tar: None,
+        });
+    }
+    match run(&root, &state, &input, opts) {
+        Ok(mut r) => {
+            r.finished_interrupted = finished_interrupted;
+            Ok(r)
+        }
+        Err(e) => {
+            if !opts.dry_run {
+                let installed = state.installed(&target.name).ok().flatten();
+                let _ = history::append(
+                    &state.history_path(),
+                    &Event {
+                        time: history::now(),
+                        user: history::current_user(),
+                        action: opts.action.clone().unwrap_or_else(|| "apply".into()),
+                        name: target.name.to_string(),
+                        from: installed.map(|i| i.id.to_string()),
+                        to: Some(target.to_string()),
+                        changed: 0,
+                        removed: 0,
+                        result: "error".into(),
+                        error: Some(e.to_string()),
+                        txid: None,
+                    },
+                );
+            }
+            Err(e)
+        }
+    }
+}
+
+fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result<ApplyReport> {
+    let target = input.target().clone();
+    let label = input.label();
+    let installed = state.installed(&target.name)?;
+    // Check: the chain starts at the recorded base, whose file is intact.
+    let (reader, from_base): (Box<dyn Read>, Option<&Installed>) = match input {
+        Input::Dist { path, .. } => (Box::new(dist::open_gz(path)?), installed.as_ref()),
+        Input::Chain { patches } => {
+            let Some(inst) = installed.as_ref() else {
+                return Err(Error::Refused(format!(
+                    "nothing is installed for {} in {}: install a full dist first, then patches apply to it",
+                    target.name,
+                    state.root().display()
+                )));
+            };
+            let first = &patches[0].1;
+            if first.from.id != inst.id || first.from.tar != inst.tar {
+                return Err(Error::WrongBase {
+                    patch: patches[0].0.clone(),
+                    reason: format!(
+                        "it applies to {} (md5 {}), but {} is installed (md5 {})",
+                        first.from.id,
+                        first.from.tar.md5_hex(),
+                        inst.id,
+                        inst.tar.md5_hex()
+                    ),
+                });
+            }
+            let base = state.base_path(&inst.id);
+            let mut r: Box<dyn Read> = Box::new(dist::open_gz(&base)?);
+            for (p, _) in patches {
+                r = Box::new(PatchReader::open(p, r)?);
+            }
+            (r, Some(inst))
+        }
+    };
+    let from = from_base.map(|i| i.id.clone());
+    let mode = match &from {
+        None => Mode::Fresh,
+        Some(f) if f == &target => Mode::Repair,
+        Some(_) => Mode::Upgrade,
+    };
+    let old_meta: Option<Metadata> = match from_base {
+        Some(i) => {
+            let base = state.base_path(&i.id);
+            match dist::read_metadata(dist::open_gz(&base)?, &base) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    return Err(Error::Refused(format!(
+                        "the recorded base '{}' cannot be read ({e}); apply a full dist to recover",
+                        base.display()
+                    )))
+                }
+            }
+        }
+        None => None,
+    };
+    let txid = txid_for(from.as_ref(), &target);
+    checkpoint("check-done");
+
+    // Stream and stage.
+    let mut base_out = if opts.dry_run {
+        None
+    } else {
+        remove_stale_temps(&state.bases_dir())?;
+        Some(AtomicFile::create_with_mode(
+            &state.base_path(&target),
+            0o600,
+        )?)
+    };
+    let gz = match &mut base_out {
+        Some(f) => {
+            let file = f.file().try_clone().ctx("open", f.temp_path())?;
+            Some(gz::Writer::new(BufWriter::with_capacity(1 << 20, file), 6))
+        }
+        None => None,
+    };
+    let tee = Tee {
+        inner: BufReader::with_capacity(1 << 20, reader),
+        hasher: Hasher::new(),
+        gz,
+    };
+    let mut seg = Segmenter::new(tee, label.clone());
+    let mut journal = if opts.dry_run {
+        None
+    } else {
+        let mut j = Journal::create(&state.journal_path())?;
+        j.append(
+            &Record::Begin {
+                txid: txid.clone(),
+                target: target.clone(),
+                from: from.clone(),
+                inputs: opts.files.clone(),
+                started_at: history::now(),
+            },
+            true,
+        )?;
+        Some(j)
+    };
+    let result = stream_and_stage(
+        root,
+        state,
+        &mut seg,
+        &label,
+        &target,
+        mode,
+        old_meta.as_ref(),
+        from_base,
+        journal.as_mut(),
+        &txid,
+        opts,
+    );
+    let (meta, new_manifest, obsolete_list, upgrade, staged) = match result {
+        Ok(x) => x,
+        Err(e) => {
+            drop(journal);
+            if !opts.dry_run {
+                if let Some(st) = Journal::load(&state.journal_path())? {
+                    undo_staging(root, state, &st)?;
+                }
+            }
+            return Err(e);
+        }
+    };
+    // Verify: every byte of the result against the chain's to-digests.
+    let tee = seg.into_inner();
+    let tar = tee.hasher.finish();
+    if let Input::Chain { patches } = input {
+        let want = patches.last().expect("non-empty").1.to.tar;
+        if want != tar {
+            drop(journal);
+            if let Some(st) = Journal::load(&state.journal_path())? {
+                undo_staging(root, state, &st)?;
+            }
+            return Err(Error::DigestMismatch {
+                what: "result of the patch chain".into(),
+                path: label.into(),
+                expected: want.md5_hex(),
+                actual: tar.md5_hex(),
+            });
+        }
+    }
+    if opts.dry_run {
+        return Ok(ApplyReport {
+            root: state.root().to_path_buf(),
+            action: action_of_mode(mode).into(),
+            from,
+            to: target,
+            dry_run: true,
+            finished_interrupted: None,
+            counts: staged.counts,
+            config_kept: staged
+                .config_kept
+                .iter()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .collect(),
+            removed: vec![],
+            kept: vec![],
+            upgrade_ran: false,
+            pruned: vec![],
+            tar: Some(tar),
+        });
+    }
+    let gz = tee.gz.expect("not a dry run");
+    gz.finish()
+        .and_then(|mut w| w.flush())
+        .ctx("write", base_out.as_ref().expect("not dry").temp_path())?;
+    let base_temp = base_out.expect("not a dry run").keep()?;
+
+    // The plan: what commit, record and cleanup do.
+    let mut obsolete: Vec<Obsolete> = Vec::new();
+    if let Some(old) = &old_meta {
+        for e in old.manifest.entries() {
+            if new_manifest.get(&e.path).is_none() {
+                obsolete.push(Obsolete {
+                    path: e.path.clone(),
+                    config_sha256: if e.config { e.sha256 } else { None },
+                });
+            }
+        }
+    }
+    for p in obsolete_list {
+        let p = p.into_bytes();
+        if new_manifest.get(&p).is_none()
+            && !obsolete.iter().any(|o| o.path == p)
+            && crate::manifest::is_safe_rel(&p)
+        {
+            obsolete.push(Obsolete {
+                path: p,
+                config_sha256: None,
+            });
+        }
+    }
+    obsolete.sort_by(|a, b| b.path.cmp(&a.path));
+    let mut dir_mtimes: Vec<(Vec<u8>, i64)> = new_manifest
+        .entries()
+        .iter()
+        .filter(|e| e.kind == Kind::Dir)
+        .map(|e| (e.path.clone(), e.mtime))
+        .collect();
+    dir_mtimes.sort_by(|a, b| b.0.cmp(&a.0));
+    let plan = Plan {
+        txid: txid.clone(),
+        target: target.clone(),
+        from: from.clone(),
+        arch: meta.arch.clone(),
+        tar,
+        base_temp,
+        dist_dirs: new_manifest
+            .entries()
+            .iter()
+            .filter(|e| e.kind == Kind::Dir)
+            .map(|e| e.path.clone())
+            .collect(),
+        dir_renames: staged.dir_renames,
+        renames: staged.renames,
+        critical: staged.critical,
+        dir_attrs: staged.dir_attrs,
+        dir_mtimes,
+        kernel: staged.kernel,
+        obsolete,
+        config_kept: staged.config_kept,
+        upgrade,
+        counts: staged.counts,
+    };
+    checkpoint("staged-before-journal");
+    journal.as_mut().expect("not a dry run").append(
+        &Record::Staged {
+            plan: Box::new(plan.clone()),
+        },
+        true,
+    )?;
+    drop(journal);
+    checkpoint("journal-staged");
+    let report = finish(root, state, None, &plan, opts)?;
+    Ok(ApplyReport {
+        root: state.root().to_path_buf(),
+        action: action_of(&plan).into(),
+        from,
+        to: target,
+        dry_run: false,
+        finished_interrupted: None,
+        counts: Counts {
+            removed: report.removed.len() as u64,
+            ..plan.counts
+        },
+        config_kept: plan
+            .config_kept
+            .iter()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect(),
+        removed: report.removed,
+        kept: report.kept,
+        upgrade_ran: report.upgrade_ran,
+        pruned: report.pruned,
+        tar: Some(tar),
+    })
+}
+
+fn action_of_mode(m: Mode) -> &'static str {
+    match m {
+        Mode::Fresh => "install",
+        Mode::Upgrade => "upgrade",
+        Mode::Repair => "repair",
+    }
+}
+
+type Streamed = (
+    DistMeta,
+    Manifest,
+    Vec<String>,
+    Option<Vec<u8>>,
+    crate::host::stage::Staged,
+);
+
+/// Read the `.sysup/` head, check it, then stage every member.
+#[allow(clippy::too_many_arguments)]
+fn stream_and_stage<R: Read>(
+    root: &Root,
+    state: &State,
+    seg: &mut Segmenter<Tee<R>>,
+    label: &str,
+    target: &DistId,
+    mode: Mode,
+    old: Option<&Metadata>,
+    installed: Option<&Installed>,
+    journal: Option<&mut Journal>,
+    txid: &str,
+    opts: &ApplyOptions,
+) -> Result<Streamed> {
+    let next = |seg: &mut Segmenter<Tee<R>>| -> Result<Option<(member::MemberMeta, u64)>> {
+        match seg.next_item()? {
+            Some(Item::Member(m)) => {
+                let meta = member::parse(&m.header).map_err(|reason| Error::Tar {
+                    path: label.into(),
+                    reason: format!("member at byte {}: {reason}", m.offset),
+                })?;
+                Ok(Some((meta, m.size)))
+            }
+            Some(Item::Trailer(_)) | None => Ok(None),
+        }
+    };
+    let not_dist = |why: &str| Error::Tar {
+        path: label.into(),
+        reason: format!("not a sysup dist: {why}"),
+    };
+    // .sysup/DIST
+    let Some((m, size)) = next(seg)? else {
+        return Err(not_dist("empty"));
+    };
+    if m.path != DIST_MEMBER.as_bytes() {
+        return Err(not_dist("the first member is not .sysup/DIST"));
+    }
+    let meta = DistMeta::parse(
+        Path::new(label),
+        &read_meta_member(seg, size, 64 * 1024, label, "DIST")?,
+    )?;
+    if &meta.id != target {
+        return Err(Error::Mismatch(format!(
+            "'{label}' holds {} but {target} was expected",
+            meta.id
+        )));
+    }
+    let host_arch = installed
+        .map(|i| i.arch.clone())
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    if meta.arch != host_arch {
+        return Err(Error::Mismatch(format!(
+            "{} is for {}, but {} is {}",
+            meta.id,
+            meta.arch,
+            state.root().display(),
+            host_arch
+        )));
+    }
+    // .sysup/MANIFEST
+    let Some((m, size)) = next(seg)? else {
+        return Err(not_dist("no MANIFEST"));
+    };
+    if m.path != MANIFEST_MEMBER.as_bytes() {
+        return Err(not_dist("the second member is not .sysup/MANIFEST"));
+    }
+    let manifest = Manifest::parse(
+        Path::new(label),
+        &read_meta_member(seg, size, 512 << 20, label, "MANIFEST")?,
+    )?;
+    if manifest.entries().len() as u64 != meta.entries {
+        return Err(not_dist("DIST and MANIFEST disagree on the entry count"));
+    }
+    // Free space, before anything of the tree is written.
+    if !opts.dry_run {
+        let need = space_needed(&manifest, old.map(|o| &o.manifest), mode);
+        let have = free_bytes(state.root())?;
+        let base_guess = installed.map_or(0, |i| i.base_size);
+        if need + base_guess + (need + base_guess) / 50 > have {
+            return Err(Error::Refused(format!(
+                "not enough free space on {}: staging {} needs about {} MB, {} MB are free",
+                state.root().display(),
+                target,
+                (need + base_guess) >> 20,
+                have >> 20
+            )));
+        }
+    }
+    let kernel = match (mode, &meta.kernel) {
+        (Mode::Fresh | Mode::Upgrade, Some(k)) => Some(k.clone()),
+        _ => None,
+    };
+    let mut stager = Stager::new(
+        root,
+        journal,
+        txid.to_string(),
+        mode,
+        &manifest,
+        old.map(|o| &o.manifest),
+        kernel,
+    );
+    let mut obsolete = Vec::new();
+    let mut upgrade = None;
+    while let Some((m, size)) = next(seg)? {
+        if m.path.starts_with(META_DIR.as_bytes()) {
+            match std::str::from_utf8(&m.path).unwrap_or_default() {
+                OBSOLETE_MEMBER if obsolete.is_empty() => {
+                    let text = read_meta_member(seg, size, 64 << 20, label, "OBSOLETE")?;
+                    obsolete = String::from_utf8(text)
+                        .map_err(|_| not_dist("OBSOLETE is not UTF-8"))?
+                        .lines()
+                        .filter(|l| !l.is_empty())
+                        .map(str::to_string)
+                        .collect();
+                }
+                UPGRADE_MEMBER if upgrade.is_none() => {
+                    upgrade = Some(read_meta_member(seg, size, 16 << 20, label, "upgrade")?);
+                }
+                _ => {
+                    return Err(not_dist(&format!(
+                        "unexpected metadata member '{}'",
+                        String::from_utf8_lossy(&m.path)
+                    )))
+                }
+            }
+            continue;
+        }
+        stager.member(label, &m, &mut seg.data())?;
+    }
+    // The stream must have been read to its very end (the digests cover it all).
+    let mut rest = Vec::new();
+    seg.data()
+        .read_to_end(&mut rest)
+        .map_err(|e| error_from_io(e, "read", Path::new(label)))?;
+    let staged = stager.finish(label)?;
+    Ok((meta, manifest, obsolete, upgrade, staged))
+}

@@ -1,0 +1,245 @@
+//! Phase 6 of an apply, last: remove what the new dist no longer ships, run
+//! the dist's own `upgrade` step, prune old bases.
+//!
+//! Invariants:
+//! - obsolete paths are reached without following any symlink: if an old
+//!   directory became a symlink (merged /usr), following it could delete a
+//!   file the new dist just installed, so such a path is left alone;
+//! - a path the new MANIFEST ships is never removed; an obsolete config
+//!   file the admin modified, and a directory that still holds files, are
+//!   kept and reported;
+//! - the upgrade step is the only external program an apply runs, and it
+//!   runs here, after every file is in place; it must be idempotent, as a
+//!   re-run after a crash runs it again;
+//! - pruning never removes the installed base, nor one younger than the
+//!   minimum age.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::error::{Error, IoContext, Result};
+use crate::host::checkpoint::checkpoint;
+use crate::host::commit::aside_name;
+use crate::host::plan::{split, Plan};
+use crate::host::root::{Dir, Root};
+use crate::host::state::{KeptBase, State};
+use crate::name::{DistId, DistName};
+
+/// What cleanup did.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Report {
+    pub removed: Vec<String>,
+    /// Obsolete paths kept, with why.
+    pub kept: Vec<String>,
+    pub upgrade_ran: bool,
+    pub pruned: Vec<String>,
+}
+
+/// Open `rel`'s parent without following any symlink; `None` if some
+/// component is missing or is not a real directory.
+fn parent_nofollow(root: &Root, rel: &[u8]) -> Result<Option<(Dir, Vec<u8>)>> {
+    let (parent, name) = split(rel);
+    let mut d = root.dir().try_clone().ctx("open", root.path())?;
+    if !parent.is_empty() {
+        for comp in parent.split(|&c| c == b'/') {
+            match d.stat(comp) {
+                Ok(Some(st)) if st.is_dir() => {}
+                Ok(_) => return Ok(None),
+                Err(e) => return Err(Error::io("stat", root.display(parent), e)),
+            }
+            d = match d.open_subdir(comp) {
+                Ok(x) => x,
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ELOOP) | Some(libc::ENOTDIR) | Some(libc::ENOENT)
+                    ) =>
+                {
+                    return Ok(None)
+                }
+                Err(e) => return Err(Error::io("open directory", root.display(parent), e)),
+            };
+        }
+    }
+    Ok(Some((d, name.to_vec())))
+}
+
+fn sha256_of(d: &Dir, name: &[u8]) -> std::io::Result<[u8; 32]> {
+    use sha2::{Digest, Sha256};
+    let mut f = d.open_file(name)?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h)?;
+    Ok(h.finalize().into())
+}
+
+/// Remove the plan's obsolete paths and the commit's asides.
+fn remove_obsolete(root: &Root, plan: &Plan, report: &mut Report) -> Result<()> {
+    // asides left by commit (the replaced directories and files)
+    let all = plan
+        .dir_renames
+        .iter()
+        .chain(&plan.renames)
+        .chain(&plan.critical);
+    for (n, r) in all.enumerate() {
+        if let Some((d, _)) = parent_nofollow(root, &crate::host::plan::join(&r.dir, b"x"))? {
+            let aside = aside_name(&plan.txid, n);
+            d.remove_all(&aside)
+                .map_err(|e| Error::io("remove", root.display(&aside), e))?;
+        }
+    }
+    if let Some(k) = &plan.kernel {
+        let (kp, _) = split(k.dirs.keep_old.as_bytes());
+        if let Some((d, _)) = parent_nofollow(root, &crate::host::plan::join(kp, b"x"))? {
+            let aside = format!(".sysup-{}-aside-kernel", plan.txid).into_bytes();
+            d.remove_all(&aside)
+                .map_err(|e| Error::io("remove", root.display(&aside), e))?;
+        }
+    }
+    for o in &plan.obsolete {
+        let shown = String::from_utf8_lossy(&o.path).into_owned();
+        let Some((d, name)) = parent_nofollow(root, &o.path)? else {
+            continue;
+        };
+        let Some(st) = d
+            .stat(&name)
+            .map_err(|e| Error::io("stat", root.display(&o.path), e))?
+        else {
+            continue;
+        };
+        if st.is_dir() {
+            match d.rmdir(&name) {
+                Ok(()) => report.removed.push(shown),
+                Err(e)
+                    if matches!(e.raw_os_error(), Some(libc::ENOTEMPTY) | Some(libc::EEXIST)) =>
+                {
+                    report.kept.push(format!("{shown} (directory not empty)"))
+                }
+                Err(e) => return Err(Error::io("remove directory", root.display(&o.path), e)),
+            }
+        } else {
+            if let Some(h) = o.config_sha256 {
+                if st.is_file() && sha256_of(&d, &name).ok() != Some(h) {
+                    report
+                        .kept
+                        .push(format!("{shown} (config file modified locally)"));
+                    continue;
+                }
+            }
+            d.unlink(&name)
+                .map_err(|e| Error::io("remove", root.display(&o.path), e))?;
+            report.removed.push(shown);
+        }
+        checkpoint("cleanup-obsolete");
+    }
+    Ok(())
+}
+
+/// Run the dist's upgrade step with `/bin/sh`, `SYSUP_ROOT` set; its output
+/// goes to stderr so `--json` stdout stays one document.
+fn run_upgrade(state: &State, plan: &Plan, script: &[u8]) -> Result<()> {
+    let path = state.dir().join(format!("upgrade.{}", plan.txid));
+    crate::fsutil::write_atomic(&path, script, 0o700)?;
+    let out = Command::new("/bin/sh")
+        .arg(&path)
+        .current_dir(state.root())
+        .env("SYSUP_ROOT", state.root())
+        .env("SYSUP_TO", plan.target.to_string())
+        .env(
+            "SYSUP_FROM",
+            plan.from
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .ctx("run the upgrade step", &path)?;
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(&out.stdout);
+    let _ = err.write_all(&out.stderr);
+    let _ = std::fs::remove_file(&path);
+    if !out.status.success() {
+        return Err(Error::Refused(format!(
+            "the upgrade step of {} failed ({}); everything else is installed — fix the cause and run the same command again to retry it",
+            plan.target, out.status
+        )));
+    }
+    Ok(())
+}
+
+/// Remove kept bases of `name` beyond the `keep` newest, never `installed`,
+/// never one younger than `min_age_days`; also stale temporary files.
+/// Writes: removes files in `bases/` (unless `dry_run`).
+pub fn prune_bases(
+    state: &State,
+    name: &DistName,
+    installed: Option<&DistId>,
+    keep: usize,
+    min_age_days: u64,
+    dry_run: bool,
+) -> Result<Vec<KeptBase>> {
+    let now = crate::host::history::now();
+    let bases = state.bases(name)?;
+    let n = bases.len();
+    let mut removed = Vec::new();
+    for (i, b) in bases.into_iter().enumerate() {
+        let newest_rank = n - i; // 1 = newest
+        let young = now - b.mtime < (min_age_days as i64) * 86_400;
+        if Some(&b.id) == installed || newest_rank <= keep || young {
+            continue;
+        }
+        if !dry_run {
+            std::fs::remove_file(&b.path).ctx("remove", &b.path)?;
+        }
+        removed.push(b);
+    }
+    if !removed.is_empty() && !dry_run {
+        crate::fsutil::fsync_dir(&state.bases_dir())?;
+    }
+    Ok(removed)
+}
+
+/// Run cleanup for a committed and recorded plan.
+pub fn cleanup(
+    root: &Root,
+    state: &State,
+    plan: &Plan,
+    keep: usize,
+    min_age_days: u64,
+) -> Result<Report> {
+    let mut report = Report::default();
+    remove_obsolete(root, plan, &mut report)?;
+    checkpoint("cleanup-before-upgrade");
+    if let Some(script) = &plan.upgrade {
+        run_upgrade(state, plan, script)?;
+        report.upgrade_ran = true;
+    }
+    checkpoint("cleanup-after-upgrade");
+    let pruned = prune_bases(
+        state,
+        &plan.target.name,
+        Some(&plan.target),
+        keep,
+        min_age_days,
+        false,
+    )?;
+    report.pruned = pruned.iter().map(|b| b.id.to_string()).collect();
+    Ok(report)
+}
+
+/// Remove stale temporary files of an aborted apply from `bases/`.
+/// Writes: removes `.*.tmp` files in `bases/`.
+pub fn remove_stale_temps(bases: &Path) -> Result<()> {
+    for e in std::fs::read_dir(bases).ctx("list", bases)? {
+        let e = e.ctx("list", bases)?;
+        let n = e.file_name();
+        let n = n.to_string_lossy();
+        if n.starts_with('.') && n.ends_with(".tmp") {
+            std::fs::remove_file(e.path()).ctx("remove", e.path())?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,193 @@
+//! Phase 4 of an apply: make the staged tree live, from the plan alone (so
+//! a re-run after a crash does exactly the same).
+//!
+//! Order, and why:
+//! 1. attributes of existing directories;
+//! 2. staged new directories renamed into place (their whole subtree with
+//!    them), and a kernel's install directory swapped in after the current
+//!    one is kept as the old-kernel directory — so the previous kernel is
+//!    bootable at every instant;
+//! 3. files, symlinks, hard links and nodes renamed over their old names
+//!    (a rename replaces a running executable safely: no ETXTBSY);
+//! 4. critical files (`<path>.new` → `<path>`), second-to-last: libc and the
+//!    loader change only once everything that may need the new ones is in
+//!    place, and each changes in one atomic rename;
+//! 5. every touched directory fsynced: a rename is not durable until its
+//!    directory is;
+//! 6. directory mtimes set as the MANIFEST says (renames moved them).
+//!
+//! Idempotence: an operation whose staged name no longer exists is already
+//! done. Where the final name holds something rename cannot replace (a
+//! directory for a file, or the reverse), it is first renamed aside to
+//! `.sysup-<txid>-aside-<n>`, which cleanup removes.
+
+use std::collections::BTreeSet;
+
+use crate::error::{Error, Result};
+use crate::host::checkpoint::checkpoint;
+use crate::host::plan::{join, split, Plan, Rename};
+use crate::host::root::{Dir, Resolver, Root};
+
+/// The aside name of the `n`-th rename of a plan.
+pub fn aside_name(txid: &str, n: usize) -> Vec<u8> {
+    format!(".sysup-{txid}-aside-{n}").into_bytes()
+}
+
+fn io_err(root: &Root, action: &'static str, rel: &[u8], e: std::io::Error) -> Error {
+    Error::io(action, root.display(rel), e)
+}
+
+fn dir_of(res: &mut Resolver<'_>, root: &Root, rel: &[u8]) -> Result<Dir> {
+    res.dir(rel)
+        .and_then(Dir::try_clone)
+        .map_err(|e| io_err(root, "open directory", rel, e))
+}
+
+/// Rename one staged object into place (see the module doc).
+fn rename_one(root: &Root, d: &Dir, r: &Rename, aside: &[u8]) -> Result<()> {
+    let staged = d
+        .stat(&r.staged)
+        .map_err(|e| io_err(root, "stat", &join(&r.dir, &r.staged), e))?;
+    if staged.is_none() {
+        return Ok(()); // done by an earlier attempt
+    }
+    if let Some(live) = d
+        .stat(&r.name)
+        .map_err(|e| io_err(root, "stat", &r.path(), e))?
+    {
+        if live.is_dir() || r.is_dir {
+            // rename(2) cannot put a file over a directory, nor a directory
+            // over a file or a non-empty directory: move the old one aside.
+            d.remove_all(aside)
+                .map_err(|e| io_err(root, "remove", &join(&r.dir, aside), e))?;
+            d.rename(&r.name, d, aside)
+                .map_err(|e| io_err(root, "move aside", &r.path(), e))?;
+        }
+    }
+    d.rename(&r.staged, d, &r.name)
+        .map_err(|e| io_err(root, "rename into place", &r.path(), e))
+}
+
+/// Run the commit phase of `plan`.
+pub fn commit(root: &Root, plan: &Plan) -> Result<()> {
+    let mut res = Resolver::new(root, plan.dist_dirs.iter().cloned());
+    let mut touched: BTreeSet<Vec<u8>> = BTreeSet::new();
+    // 1. existing directories' attributes
+    for a in &plan.dir_attrs {
+        let (parent, name) = split(&a.path);
+        let d = dir_of(&mut res, root, parent)?;
+        if d.stat(name)
+            .map_err(|e| io_err(root, "stat", &a.path, e))?
+            .is_none_or(|s| !s.is_dir())
+        {
+            continue; // replaced since staging; the new one came with its own
+        }
+        d.chown(name, a.uid, a.gid)
+            .map_err(|e| io_err(root, "chown", &a.path, e))?;
+        d.chmod(name, a.mode)
+            .map_err(|e| io_err(root, "chmod", &a.path, e))?;
+        for (k, v) in &a.xattrs {
+            d.set_xattr(name, k, v)
+                .map_err(|e| io_err(root, "set extended attribute on", &a.path, e))?;
+        }
+    }
+    let mut n = 0;
+    // 2. new directories, then the kernel swap
+    for r in &plan.dir_renames {
+        let d = dir_of(&mut res, root, &r.dir)?;
+        rename_one(root, &d, r, &aside_name(&plan.txid, n))?;
+        touched.insert(r.dir.clone());
+        n += 1;
+        checkpoint("commit-rename");
+    }
+    if let Some(k) = &plan.kernel {
+        swap_kernel(root, &mut res, plan, k)?;
+        let (p, _) = split(k.dirs.install_dir.as_bytes());
+        let (q, _) = split(k.dirs.keep_old.as_bytes());
+        touched.insert(p.to_vec());
+        touched.insert(q.to_vec());
+    }
+    res.clear();
+    // 3. everything else
+    for r in &plan.renames {
+        let d = dir_of(&mut res, root, &r.dir)?;
+        rename_one(root, &d, r, &aside_name(&plan.txid, n))?;
+        touched.insert(r.dir.clone());
+        n += 1;
+        checkpoint("commit-rename");
+    }
+    checkpoint("commit-before-critical");
+    // 4. critical files, second-to-last
+    for r in &plan.critical {
+        let d = dir_of(&mut res, root, &r.dir)?;
+        rename_one(root, &d, r, &aside_name(&plan.txid, n))?;
+        touched.insert(r.dir.clone());
+        n += 1;
+        checkpoint("commit-critical");
+    }
+    // 5. make the renames durable
+    res.clear();
+    for dir in &touched {
+        let d = dir_of(&mut res, root, dir)?;
+        d.sync()
+            .map_err(|e| io_err(root, "fsync directory", dir, e))?;
+    }
+    // 6. directory mtimes, deepest first
+    for (path, mtime) in &plan.dir_mtimes {
+        let (parent, name) = split(path);
+        let d = dir_of(&mut res, root, parent)?;
+        d.set_mtime(name, *mtime)
+            .map_err(|e| io_err(root, "set mtime of", path, e))?;
+    }
+    Ok(())
+}
+
+/// Keep the current kernel directory as the old-kernel directory, then put
+/// the staged one in its place. Each step checks what an earlier attempt
+/// already did.
+fn swap_kernel(
+    root: &Root,
+    res: &mut Resolver<'_>,
+    plan: &Plan,
+    k: &crate::host::plan::KernelSwap,
+) -> Result<()> {
+    let (ip, iname) = split(k.dirs.install_dir.as_bytes());
+    let (kp, kname) = split(k.dirs.keep_old.as_bytes());
+    let idir = dir_of(res, root, ip)?;
+    if idir
+        .stat(&k.staged)
+        .map_err(|e| io_err(root, "stat", &join(ip, &k.staged), e))?
+        .is_none()
+    {
+        return Ok(());
+    }
+    let kdir = dir_of(res, root, kp)?;
+    if idir
+        .stat(iname)
+        .map_err(|e| io_err(root, "stat", k.dirs.install_dir.as_bytes(), e))?
+        .is_some()
+    {
+        let aside = format!(".sysup-{}-aside-kernel", plan.txid).into_bytes();
+        if kdir
+            .stat(kname)
+            .map_err(|e| io_err(root, "stat", k.dirs.keep_old.as_bytes(), e))?
+            .is_some()
+        {
+            kdir.remove_all(&aside)
+                .map_err(|e| io_err(root, "remove", &join(kp, &aside), e))?;
+            kdir.rename(kname, &kdir, &aside)
+                .map_err(|e| io_err(root, "move aside", k.dirs.keep_old.as_bytes(), e))?;
+        }
+        idir.rename(iname, &kdir, kname).map_err(|e| {
+            io_err(
+                root,
+                "keep the running kernel as",
+                k.dirs.keep_old.as_bytes(),
+                e,
+            )
+        })?;
+        checkpoint("commit-rename");
+    }
+    idir.rename(&k.staged, &idir, iname)
+        .map_err(|e| io_err(root, "rename into place", k.dirs.install_dir.as_bytes(), e))
+}

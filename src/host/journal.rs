@@ -1,0 +1,186 @@
+//! The apply journal (`var/db/sysup/journal`): an append-only file of JSON
+//! lines that says how far an apply got, so the next run can finish or undo
+//! it.
+//!
+//! Records, in the order an apply writes them:
+//! - `begin` (fsynced): a transaction id and its target; staging starts.
+//! - `mkdir` / `dir`: a directory created outside the dist's own entries /
+//!   a directory that received staged names; written before the first
+//!   change there (flushed to the kernel, which survives a process crash).
+//! - `staged` (fsynced; the commit point): the complete commit plan, written
+//!   only after every staged byte is durable and verified. From here on a
+//!   re-run rolls *forward*; before it, a re-run removes what was staged.
+//! - `committed`, `recorded`: the commit and record phases are done.
+//!
+//! Invariant: a torn last line (crash mid-append) is ignored: it can only be
+//! a record whose action had not started yet.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, IoContext, Result};
+use crate::host::plan::Plan;
+use crate::name::DistId;
+
+/// One journal line.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub enum Record {
+    Begin {
+        txid: String,
+        target: DistId,
+        from: Option<DistId>,
+        inputs: Vec<PathBuf>,
+        started_at: i64,
+    },
+    /// A directory sysup created (not a dist entry): removed if empty on abort.
+    Mkdir {
+        path: Vec<u8>,
+    },
+    /// A directory that holds staged names of this transaction.
+    Dir {
+        path: Vec<u8>,
+    },
+    /// A staged name without the transaction's prefix (a critical `.new`).
+    New {
+        path: Vec<u8>,
+    },
+    Staged {
+        plan: Box<Plan>,
+    },
+    Committed,
+    Recorded,
+}
+
+/// What a journal says, folded.
+#[derive(Debug, Default)]
+pub struct Status {
+    pub txid: Option<String>,
+    pub target: Option<DistId>,
+    pub from: Option<DistId>,
+    pub inputs: Vec<PathBuf>,
+    pub started_at: i64,
+    pub mkdirs: Vec<Vec<u8>>,
+    pub dirs: Vec<Vec<u8>>,
+    pub news: Vec<Vec<u8>>,
+    pub plan: Option<Plan>,
+    pub committed: bool,
+    pub recorded: bool,
+}
+
+/// An open journal being written.
+pub struct Journal {
+    file: File,
+    path: PathBuf,
+}
+
+impl Journal {
+    /// Start a new journal (replacing none: the caller checked there is none).
+    /// Writes: creates the journal file.
+    pub fn create(path: &Path) -> Result<Journal> {
+        let file = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(path)
+            .ctx("create journal", path)?;
+        Ok(Journal {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Reopen an existing journal to append.
+    pub fn reopen(path: &Path) -> Result<Journal> {
+        let file = OpenOptions::new()
+            .append(true)
+            .open(path)
+            .ctx("open journal", path)?;
+        Ok(Journal {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Append a record; with `durable`, fsync before returning.
+    pub fn append(&mut self, rec: &Record, durable: bool) -> Result<()> {
+        let mut line = serde_json::to_vec(rec).expect("journal records serialize");
+        line.push(b'\n');
+        self.file
+            .write_all(&line)
+            .ctx("write journal", &self.path)?;
+        if durable {
+            self.file.sync_data().ctx("fsync journal", &self.path)?;
+        }
+        Ok(())
+    }
+
+    /// Read and fold a journal; `None` when there is none.
+    pub fn load(path: &Path) -> Result<Option<Status>> {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("read journal", path, e)),
+        };
+        let mut st = Status::default();
+        let lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+        let last = lines.len().saturating_sub(1);
+        for (i, line) in lines.iter().enumerate() {
+            if line.is_empty() {
+                continue;
+            }
+            let rec: Record = match serde_json::from_slice(line) {
+                Ok(r) => r,
+                // a torn final line: its action never started
+                Err(_) if i == last => break,
+                Err(e) => {
+                    return Err(Error::Metadata {
+                        what: "journal",
+                        path: path.to_path_buf(),
+                        reason: format!("line {}: {e}", i + 1),
+                    })
+                }
+            };
+            match rec {
+                Record::Begin {
+                    txid,
+                    target,
+                    from,
+                    inputs,
+                    started_at,
+                } => {
+                    st.txid = Some(txid);
+                    st.target = Some(target);
+                    st.from = from;
+                    st.inputs = inputs;
+                    st.started_at = started_at;
+                }
+                Record::Mkdir { path } => st.mkdirs.push(path),
+                Record::Dir { path } => st.dirs.push(path),
+                Record::New { path } => st.news.push(path),
+                Record::Staged { plan } => st.plan = Some(*plan),
+                Record::Committed => st.committed = true,
+                Record::Recorded => st.recorded = true,
+            }
+        }
+        Ok(Some(st))
+    }
+
+    /// Remove the journal and make that durable.
+    /// Writes: unlinks the journal, fsyncs its directory.
+    pub fn remove(path: &Path) -> Result<()> {
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove journal", path, e)),
+        }
+        if let Some(d) = path.parent() {
+            crate::fsutil::fsync_dir(d)?;
+        }
+        Ok(())
+    }
+}

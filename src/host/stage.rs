@@ -1,0 +1,802 @@
+//! Phase 2 of an apply: stream the new tar's members and stage every entry
+//! that differs from what is installed, next to where it will live.
+//!
+//! Per entry (in tar order, parents before children):
+//! - unchanged entries are skipped (their data is read past, never written);
+//! - a changed file, symlink, hard link or node is created under a staged
+//!   name in its destination directory — `.sysup-<txid>-<n>`, or
+//!   `<name>.new` for a critical file — with owner, mode, xattrs and mtime
+//!   set, and its content checked against the MANIFEST hash as it is written;
+//! - a directory the dist describes that is not a real directory on the host
+//!   yet is staged whole (`.sysup-<txid>-<n>` holding its children under
+//!   their final names) and goes live with one rename;
+//! - a locally modified config file is kept; its new version is staged to
+//!   go live as `<name>.sysupnew`.
+//!
+//! Invariants: nothing under a live name is created or changed here — only
+//! staged names, and missing directories *above* the dist's entries (each
+//! journaled, so an abort removes it); every member must be described by the
+//! MANIFEST exactly (type, mode, owner, mtime, size, link, device, xattrs)
+//! and appear once; staged names are deterministic per transaction, so a
+//! re-run after a crash finds and replaces its own leftovers.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+
+use sha2::{Digest, Sha256};
+
+use crate::archive::member::MemberMeta;
+use crate::error::{Error, Result};
+use crate::host::checkpoint::checkpoint;
+use crate::host::journal::{Journal, Record};
+use crate::host::plan::{join, split, Counts, DirAttrs, KernelSwap, Rename};
+use crate::host::root::{Dir, Node, Resolver, Root, Stat};
+use crate::host::state::STATE_DIR;
+use crate::manifest::{Entry, Kind, Manifest};
+use crate::spec::KernelDirs;
+
+/// How staging decides what is unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Nothing recorded as installed: compare contents with the MANIFEST.
+    Fresh,
+    /// Moving from another installed dist: trust entries the old and new
+    /// MANIFESTs agree on when the installed file's metadata still matches.
+    Upgrade,
+    /// Re-applying the installed dist: hash everything, repair what differs.
+    Repair,
+}
+
+/// What staging decided, for the plan.
+#[derive(Debug, Default)]
+pub struct Staged {
+    pub dir_renames: Vec<Rename>,
+    pub renames: Vec<Rename>,
+    pub critical: Vec<Rename>,
+    pub dir_attrs: Vec<DirAttrs>,
+    pub kernel: Option<KernelSwap>,
+    pub config_kept: Vec<Vec<u8>>,
+    pub counts: Counts,
+}
+
+/// Stages one dist's members under a root.
+pub struct Stager<'a> {
+    root: &'a Root,
+    resolver: Resolver<'a>,
+    journal: Option<&'a mut Journal>,
+    txid: String,
+    mode: Mode,
+    new: &'a Manifest,
+    old: Option<&'a Manifest>,
+    kernel: Option<KernelDirs>,
+    index: HashMap<Vec<u8>, usize>,
+    seen: HashSet<Vec<u8>>,
+    /// Where each entry's object is now (parent, name) for hard links.
+    located: HashMap<Vec<u8>, (Vec<u8>, Vec<u8>)>,
+    /// Dist directories that are new (staged, or inside a staged one).
+    new_dirs: Vec<Vec<u8>>,
+    new_dir_set: HashSet<Vec<u8>>,
+    logged: HashSet<Vec<u8>>,
+    filesystems: BTreeMap<u64, Dir>,
+    out: Staged,
+    euid: u32,
+    egid: u32,
+}
+
+fn bad_member(label: &str, path: &[u8], reason: impl Into<String>) -> Error {
+    Error::Tar {
+        path: label.into(),
+        reason: format!(
+            "member '{}': {}",
+            String::from_utf8_lossy(path),
+            reason.into()
+        ),
+    }
+}
+
+fn ioerr(root: &Root, action: &'static str, rel: &[u8], e: std::io::Error) -> Error {
+    Error::io(action, root.display(rel), e)
+}
+
+/// Compare a member with its MANIFEST entry; `None` when they agree.
+fn disagreement(meta: &MemberMeta, e: &Entry, holder_member: Option<&[u8]>) -> Option<String> {
+    if meta.kind != e.kind {
+        return Some(format!(
+            "type {} vs {} in MANIFEST",
+            meta.kind.as_str(),
+            e.kind.as_str()
+        ));
+    }
+    let checks = [
+        (meta.kind != Kind::Symlink && meta.mode != e.mode, "mode"),
+        (meta.uid != e.uid || meta.gid != e.gid, "owner"),
+        (meta.mtime != e.mtime, "mtime"),
+        (meta.kind == Kind::File && meta.size != e.size, "size"),
+        (meta.kind != Kind::File && meta.size != 0, "size"),
+        (meta.dev != e.dev, "device numbers"),
+        (meta.xattrs != e.xattrs, "extended attributes"),
+        (
+            meta.kind == Kind::Symlink && meta.link != e.link,
+            "link target",
+        ),
+        (
+            meta.kind == Kind::Hardlink && meta.link.as_deref() != holder_member,
+            "hard link target",
+        ),
+    ];
+    checks
+        .iter()
+        .find(|(bad, _)| *bad)
+        .map(|(_, what)| format!("its {what} disagrees with the MANIFEST"))
+}
+
+/// Whether the old and new MANIFEST describe the same object.
+fn same_object(a: &Entry, b: &Entry) -> bool {
+    a.kind == b.kind
+        && a.mode == b.mode
+        && a.uid == b.uid
+        && a.gid == b.gid
+        && a.mtime == b.mtime
+        && a.size == b.size
+        && a.sha256 == b.sha256
+        && a.link == b.link
+        && a.dev == b.dev
+        && a.xattrs == b.xattrs
+}
+
+/// Whether a live object's lstat matches an entry (content not read).
+fn stat_matches(e: &Entry, st: &Stat) -> bool {
+    let ftype = match e.kind {
+        Kind::File | Kind::Hardlink => libc::S_IFREG,
+        Kind::Dir => libc::S_IFDIR,
+        Kind::Symlink => libc::S_IFLNK,
+        Kind::Char => libc::S_IFCHR,
+        Kind::Block => libc::S_IFBLK,
+        Kind::Fifo => libc::S_IFIFO,
+    };
+    st.file_type() == ftype
+        && (e.kind == Kind::Symlink || st.perm() == e.mode)
+        && u64::from(st.uid) == e.uid
+        && u64::from(st.gid) == e.gid
+        && (e.kind == Kind::Dir || st.mtime == e.mtime)
+        && (!matches!(e.kind, Kind::File | Kind::Hardlink) || st.size == e.size)
+        && e.dev.is_none_or(|(a, b)| st.rdev == libc::makedev(a, b))
+}
+
+fn sha256_of(dir: &Dir, name: &[u8]) -> std::io::Result<[u8; 32]> {
+    let mut f = dir.open_file(name)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().into())
+}
+
+fn live_xattrs(dir: &Dir, name: &[u8]) -> std::io::Result<BTreeMap<String, Vec<u8>>> {
+    let p = dir.real_path()?.join(crate::manifest::bytes_path(name));
+    crate::fsutil::read_xattrs(&p)
+}
+
+impl<'a> Stager<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        root: &'a Root,
+        journal: Option<&'a mut Journal>,
+        txid: String,
+        mode: Mode,
+        new: &'a Manifest,
+        old: Option<&'a Manifest>,
+        kernel: Option<KernelDirs>,
+    ) -> Stager<'a> {
+        let dist_dirs = new
+            .entries()
+            .iter()
+            .filter(|e| e.kind == Kind::Dir)
+            .map(|e| e.path.clone());
+        let index = new
+            .entries()
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.path.clone(), i))
+            .collect();
+        Stager {
+            root,
+            resolver: Resolver::new(root, dist_dirs),
+            journal,
+            txid,
+            mode,
+            new,
+            old,
+            kernel,
+            index,
+            seen: HashSet::new(),
+            located: HashMap::new(),
+            new_dirs: Vec::new(),
+            new_dir_set: HashSet::new(),
+            logged: HashSet::new(),
+            filesystems: BTreeMap::new(),
+            out: Staged::default(),
+            euid: nix::unistd::geteuid().as_raw(),
+            egid: nix::unistd::getegid().as_raw(),
+        }
+    }
+
+    fn dry(&self) -> bool {
+        self.journal.is_none()
+    }
+
+    fn staged_name(&self, path: &[u8]) -> Vec<u8> {
+        format!(".sysup-{}-{}", self.txid, self.index[path]).into_bytes()
+    }
+
+    /// The directory at `rel` (an owned duplicate of the cached descriptor).
+    fn dir_of(&mut self, rel: &[u8]) -> Result<Dir> {
+        let root = self.root;
+        self.resolver
+            .dir(rel)
+            .and_then(Dir::try_clone)
+            .map_err(|e| Error::io("open directory", root.display(rel), e))
+    }
+
+    /// Journal that `dir` holds staged names (once per directory).
+    fn log_dir(&mut self, dir: &[u8]) -> Result<()> {
+        if self.logged.insert(dir.to_vec()) {
+            if let Some(j) = self.journal.as_deref_mut() {
+                j.append(&Record::Dir { path: dir.to_vec() }, false)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Make sure a directory above the dist's entries exists (creating and
+    /// journaling missing components), and return nothing: the resolver
+    /// opens it on demand.
+    fn ensure_outer_dir(&mut self, rel: &[u8]) -> Result<()> {
+        if rel.is_empty() || self.resolver.is_dist_dir(rel) {
+            return Ok(());
+        }
+        match self.resolver.dir(rel) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.raw_os_error() != Some(libc::ENOENT) => {
+                return Err(ioerr(self.root, "open directory", rel, e))
+            }
+            Err(_) => {}
+        }
+        let (parent, name) = split(rel);
+        let (parent, name) = (parent.to_vec(), name.to_vec());
+        self.ensure_outer_dir(&parent)?;
+        if self.dry() {
+            return Ok(());
+        }
+        if let Some(j) = self.journal.as_deref_mut() {
+            j.append(&Record::Mkdir { path: rel.to_vec() }, true)?;
+        }
+        let pd = self
+            .resolver
+            .dir(&parent)
+            .map_err(|e| ioerr(self.root, "open directory", &parent, e))?;
+        match pd.mkdir(&name, 0o755) {
+            Ok(()) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+            Err(e) => Err(ioerr(self.root, "create directory", rel, e)),
+        }
+    }
+
+    /// Stage one member; `data` yields its content (files only).
+    pub fn member(&mut self, label: &str, meta: &MemberMeta, data: &mut impl Read) -> Result<()> {
+        // Which MANIFEST entry is this member?
+        let (path, entry) = match meta
+            .path
+            .strip_suffix(b".new")
+            .and_then(|p| self.new.get(p))
+        {
+            Some(e) if e.critical => (e.path.clone(), e),
+            _ => match self.new.get(&meta.path) {
+                Some(e) if !e.critical => (e.path.clone(), e),
+                _ => return Err(bad_member(label, &meta.path, "not listed in the MANIFEST")),
+            },
+        };
+        if !self.seen.insert(path.clone()) {
+            return Err(bad_member(label, &meta.path, "appears twice"));
+        }
+        if path == STATE_DIR.as_bytes() || path.starts_with(format!("{STATE_DIR}/").as_bytes()) {
+            return Err(bad_member(
+                label,
+                &path,
+                "sysup's own state directory cannot be shipped",
+            ));
+        }
+        let holder_member = match entry.kind {
+            Kind::Hardlink => {
+                let target = entry.link.as_deref().unwrap_or_default();
+                match self.new.get(target) {
+                    Some(h) if h.kind == Kind::File && self.seen.contains(target) => {
+                        Some(h.member_name())
+                    }
+                    _ => {
+                        return Err(bad_member(
+                            label,
+                            &path,
+                            "hard link to something that is not an earlier file of this dist",
+                        ))
+                    }
+                }
+            }
+            _ => None,
+        };
+        if let Some(why) = disagreement(meta, entry, holder_member.as_deref()) {
+            return Err(bad_member(label, &meta.path, why));
+        }
+        let (pdir, base) = split(&path);
+        let (pdir, base) = (pdir.to_vec(), base.to_vec());
+        if !pdir.is_empty() {
+            match self.new.get(&pdir) {
+                Some(p) if p.kind != Kind::Dir => {
+                    return Err(bad_member(
+                        label,
+                        &path,
+                        "its parent is not a directory in this dist",
+                    ))
+                }
+                Some(_) if !self.seen.contains(&pdir) => {
+                    return Err(bad_member(
+                        label,
+                        &path,
+                        "comes before its parent directory",
+                    ))
+                }
+                _ => {}
+            }
+        }
+        self.ensure_outer_dir(&pdir)?;
+        let entry = entry.clone();
+        if entry.kind == Kind::Dir {
+            self.stage_dir(&entry, &pdir, &base)
+        } else {
+            self.stage_other(label, &entry, &pdir, &base, data)
+        }
+    }
+
+    fn stage_dir(&mut self, e: &Entry, pdir: &[u8], base: &[u8]) -> Result<()> {
+        let path = e.path.clone();
+        let swap_kernel = self
+            .kernel
+            .as_ref()
+            .is_some_and(|k| k.install_dir.as_bytes() == path.as_slice());
+        let inside_new = self.new_dir_set.contains(pdir);
+        let live = if inside_new || self.dry() && self.parent_missing(pdir) {
+            None
+        } else {
+            let d = self.dir_of(pdir)?;
+            d.stat(base)
+                .map_err(|err| ioerr(self.root, "stat", &path, err))?
+        };
+        if !inside_new && !swap_kernel {
+            if let Some(st) = live.filter(Stat::is_dir) {
+                // an existing real directory: only its attributes may change
+                let d = self.dir_of(pdir)?;
+                let x = live_xattrs(&d, base).unwrap_or_default();
+                let attrs_ok = st.perm() == e.mode
+                    && u64::from(st.uid) == e.uid
+                    && u64::from(st.gid) == e.gid
+                    && x == e.xattrs;
+                if attrs_ok {
+                    self.out.counts.unchanged += 1;
+                } else {
+                    self.out.counts.changed += 1;
+                    self.out.dir_attrs.push(DirAttrs {
+                        path: path.clone(),
+                        mode: e.mode,
+                        uid: e.uid,
+                        gid: e.gid,
+                        xattrs: e
+                            .xattrs
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect(),
+                    });
+                }
+                return Ok(());
+            }
+        }
+        // A new directory: staged whole (or created inside a staged parent).
+        self.out.counts.changed += 1;
+        if live.is_some() && !swap_kernel {
+            self.out.counts.repaired += u64::from(self.mode == Mode::Repair);
+        }
+        self.new_dirs.push(path.clone());
+        self.new_dir_set.insert(path.clone());
+        if self.dry() {
+            return Ok(());
+        }
+        let name = if inside_new {
+            base.to_vec()
+        } else {
+            self.staged_name(&path)
+        };
+        if !inside_new {
+            self.log_dir(pdir)?;
+        }
+        let pd = self.dir_of(pdir)?;
+        pd.remove_all(&name)
+            .map_err(|err| ioerr(self.root, "remove leftover", &join(pdir, &name), err))?;
+        pd.mkdir(&name, 0o700)
+            .map_err(|err| ioerr(self.root, "create directory", &join(pdir, &name), err))?;
+        let sub = pd
+            .open_subdir(&name)
+            .map_err(|err| ioerr(self.root, "open directory", &join(pdir, &name), err))?;
+        self.resolver.insert(&path, sub);
+        if swap_kernel {
+            self.out.kernel = Some(KernelSwap {
+                dirs: self.kernel.clone().expect("checked above"),
+                staged: name,
+            });
+        } else if !inside_new {
+            self.out.dir_renames.push(Rename {
+                dir: pdir.to_vec(),
+                staged: name,
+                name: base.to_vec(),
+                is_dir: true,
+            });
+        }
+        Ok(())
+    }
+
+    fn parent_missing(&mut self, pdir: &[u8]) -> bool {
+        self.resolver.dir(pdir).is_err()
+    }
+
+    /// Decide whether a non-directory entry must be written.
+    fn unchanged(
+        &mut self,
+        e: &Entry,
+        pdir: &[u8],
+        base: &[u8],
+        live: Option<Stat>,
+    ) -> Result<bool> {
+        let Some(st) = live else { return Ok(false) };
+        if !stat_matches(e, &st) {
+            return Ok(false);
+        }
+        let d = self.dir_of(pdir)?;
+        let deep = match self.mode {
+            Mode::Upgrade => !self
+                .old
+                .and_then(|o| o.get(&e.path))
+                .is_some_and(|o| same_object(o, e)),
+            Mode::Fresh | Mode::Repair => true,
+        };
+        match e.kind {
+            Kind::Symlink => {
+                let t = d
+                    .read_link(base)
+                    .map_err(|err| ioerr(self.root, "read link", &e.path, err))?;
+                return Ok(Some(t) == e.link);
+            }
+            Kind::Hardlink => {
+                // same inode as the (unchanged) holder?
+                let holder = e.link.clone().unwrap_or_default();
+                let Some((hd, hn)) = self.located.get(&holder).cloned() else {
+                    return Ok(false);
+                };
+                if self.new_dir_set.contains(&hd)
+                    || hn.starts_with(b".sysup-")
+                    || hn.ends_with(b".new")
+                {
+                    return Ok(false); // the holder was restaged: a new inode
+                }
+                let hdir = self.dir_of(&hd)?;
+                let hst = hdir
+                    .stat(&hn)
+                    .map_err(|err| ioerr(self.root, "stat", &holder, err))?;
+                return Ok(hst.is_some_and(|h| h.ino == st.ino && h.dev == st.dev));
+            }
+            _ => {}
+        }
+        if !deep {
+            return Ok(true);
+        }
+        let d = self.dir_of(pdir)?;
+        if e.kind == Kind::File {
+            let h = sha256_of(&d, base).map_err(|err| ioerr(self.root, "read", &e.path, err))?;
+            if Some(h) != e.sha256 {
+                return Ok(false);
+            }
+        }
+        let x = live_xattrs(&d, base)
+            .map_err(|err| ioerr(self.root, "read extended attributes of", &e.path, err))?;
+        Ok(x == e.xattrs)
+    }
+
+    fn stage_other(
+        &mut self,
+        label: &str,
+        e: &Entry,
+        pdir: &[u8],
+        base: &[u8],
+        data: &mut impl Read,
+    ) -> Result<()> {
+        let path = e.path.clone();
+        let inside_new = self.new_dir_set.contains(pdir);
+        let live = if inside_new || (self.dry() && self.parent_missing(pdir)) {
+            None
+        } else {
+            let d = self.dir_of(pdir)?;
+            d.stat(base)
+                .map_err(|err| ioerr(self.root, "stat", &path, err))?
+        };
+        // Config files the admin changed are kept; the new one goes beside.
+        let mut final_name = base.to_vec();
+        if e.config && e.kind == Kind::File && !inside_new && live.is_some_and(|s| s.is_file()) {
+            let d = self.dir_of(pdir)?;
+            let have = sha256_of(&d, base).map_err(|err| ioerr(self.root, "read", &path, err))?;
+            let old_hash = self.old.and_then(|o| o.get(&path)).and_then(|o| o.sha256);
+            let pristine = old_hash == Some(have);
+            // Modified by the admin (neither the new nor the old shipped
+            // version): keep it, put the new one beside it.
+            if Some(have) != e.sha256 && !pristine {
+                let mut n = base.to_vec();
+                n.extend_from_slice(b".sysupnew");
+                final_name = n;
+                self.out.config_kept.push(path.clone());
+            }
+        }
+        if final_name == base && self.unchanged(e, pdir, base, live)? {
+            self.out.counts.unchanged += 1;
+            self.located.insert(path, (pdir.to_vec(), base.to_vec()));
+            return Ok(());
+        }
+        self.out.counts.changed += 1;
+        if live.is_some() && self.mode == Mode::Repair && final_name == base {
+            self.out.counts.repaired += 1;
+        }
+        if self.dry() {
+            self.out.counts.bytes_written += if e.kind == Kind::File { e.size } else { 0 };
+            std::io::copy(data, &mut std::io::sink())
+                .map_err(|err| Error::io("read", label, err))?;
+            return Ok(());
+        }
+        let staged = if e.critical {
+            [base, b".new"].concat()
+        } else if inside_new {
+            final_name.clone()
+        } else {
+            self.staged_name(&path)
+        };
+        if !inside_new {
+            self.log_dir(pdir)?;
+        }
+        if e.critical {
+            if let Some(j) = self.journal.as_deref_mut() {
+                j.append(
+                    &Record::New {
+                        path: join(pdir, &staged),
+                    },
+                    false,
+                )?;
+            }
+        }
+        let holder = if e.kind == Kind::Hardlink {
+            let h = e.link.clone().unwrap_or_default();
+            let (hd, hn) = self
+                .located
+                .get(&h)
+                .cloned()
+                .ok_or_else(|| bad_member(label, &path, "hard link target not staged"))?;
+            let hdir = self.dir_of(&hd)?;
+            Some((hdir, hn, join(&hd, &h)))
+        } else {
+            None
+        };
+        let d = self.dir_of(pdir)?;
+        let staged_rel = join(pdir, &staged);
+        d.remove_all(&staged)
+            .map_err(|err| ioerr(self.root, "remove leftover", &staged_rel, err))?;
+        let written = self.create(label, e, &d, &staged, &staged_rel, holder, data)?;
+        self.out.counts.bytes_written += written;
+        if let Ok(st) = nix::sys::stat::fstat(d.as_fd_raw()) {
+            self.filesystems
+                .entry(st.st_dev)
+                .or_insert_with(|| d.try_clone().expect("dup"));
+        }
+        self.located
+            .insert(path.clone(), (pdir.to_vec(), staged.clone()));
+        let rename = Rename {
+            dir: pdir.to_vec(),
+            staged,
+            name: final_name,
+            is_dir: false,
+        };
+        if e.critical {
+            self.out.critical.push(rename);
+        } else if !inside_new {
+            self.out.renames.push(rename);
+        }
+        checkpoint("stage-file");
+        Ok(())
+    }
+
+    /// Create the staged object; returns content bytes written.
+    #[allow(clippy::too_many_arguments)]
+    fn create(
+        &self,
+        label: &str,
+        e: &Entry,
+        d: &Dir,
+        name: &[u8],
+        rel: &[u8],
+        holder: Option<(Dir, Vec<u8>, Vec<u8>)>,
+        data: &mut impl Read,
+    ) -> Result<u64> {
+        let io = |action: &'static str| {
+            move |err: std::io::Error| Error::io(action, self.root.display(rel), err)
+        };
+        let mut written = 0;
+        match e.kind {
+            Kind::File => {
+                let mut f = d.create_file(name).map_err(io("create"))?;
+                let mut h = Sha256::new();
+                let mut buf = vec![0u8; 256 * 1024];
+                loop {
+                    let n = data.read(&mut buf).map_err(|err| {
+                        crate::delta::error_from_io(err, "read", std::path::Path::new(label))
+                    })?;
+                    if n == 0 {
+                        break;
+                    }
+                    h.update(&buf[..n]);
+                    f.write_all(&buf[..n]).map_err(io("write"))?;
+                    written += n as u64;
+                }
+                let got: [u8; 32] = h.finalize().into();
+                if Some(got) != e.sha256 {
+                    return Err(Error::DigestMismatch {
+                        what: format!("content of '{}'", e.display()),
+                        path: label.into(),
+                        expected: e.sha256.map(hex::encode).unwrap_or_default(),
+                        actual: hex::encode(got),
+                    });
+                }
+                self.chown(d, name, e).map_err(io("chown"))?;
+                // chmod after chown: chown clears setuid/setgid bits
+                use std::os::unix::fs::PermissionsExt;
+                f.set_permissions(std::fs::Permissions::from_mode(e.mode))
+                    .map_err(io("chmod"))?;
+                for (k, v) in &e.xattrs {
+                    d.set_xattr(name, k, v)
+                        .map_err(io("set extended attribute on"))?;
+                }
+                drop(f);
+                d.set_mtime(name, e.mtime).map_err(io("set mtime of"))?;
+            }
+            Kind::Hardlink => {
+                let (hdir, hname, hrel) = holder.expect("hard links come with their holder");
+                d.link_from(&hdir, &hname, name)
+                    .map_err(|err| Error::io("hard-link", self.root.display(&hrel), err))?;
+            }
+            Kind::Symlink => {
+                d.symlink(e.link.as_deref().unwrap_or_default(), name)
+                    .map_err(io("create symlink"))?;
+                self.chown(d, name, e).map_err(io("chown"))?;
+                d.set_mtime(name, e.mtime).map_err(io("set mtime of"))?;
+            }
+            Kind::Char | Kind::Block | Kind::Fifo => {
+                let (a, b) = e.dev.unwrap_or((0, 0));
+                let node = match e.kind {
+                    Kind::Char => Node::Char(a, b),
+                    Kind::Block => Node::Block(a, b),
+                    _ => Node::Fifo,
+                };
+                d.mknod(name, node, e.mode).map_err(io("create node"))?;
+                self.chown(d, name, e).map_err(io("chown"))?;
+                d.chmod(name, e.mode).map_err(io("chmod"))?;
+                for (k, v) in &e.xattrs {
+                    d.set_xattr(name, k, v)
+                        .map_err(io("set extended attribute on"))?;
+                }
+                d.set_mtime(name, e.mtime).map_err(io("set mtime of"))?;
+            }
+            Kind::Dir => unreachable!("directories are staged by stage_dir"),
+        }
+        Ok(written)
+    }
+
+    /// chown unless the owner is already right (so unprivileged runs work on
+    /// trees they own).
+    fn chown(&self, d: &Dir, name: &[u8], e: &Entry) -> std::io::Result<()> {
+        let st = d
+            .stat(name)?
+            .ok_or_else(|| std::io::Error::from_raw_os_error(libc::ENOENT))?;
+        if u64::from(st.uid) == e.uid && u64::from(st.gid) == e.gid {
+            return Ok(());
+        }
+        if self.euid != 0 && (e.uid != u64::from(self.euid) || e.gid != u64::from(self.egid)) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!("owner {}:{} needs root", e.uid, e.gid),
+            ));
+        }
+        d.chown(name, e.uid, e.gid)
+    }
+
+    /// After the last member: every MANIFEST entry must have been seen; new
+    /// directories get their final owner, mode and xattrs (deepest first, so
+    /// a read-only directory is closed only after its children exist); all
+    /// staged data is made durable (one syncfs per filesystem).
+    pub fn finish(mut self, label: &str) -> Result<Staged> {
+        if let Some(missing) = self
+            .new
+            .entries()
+            .iter()
+            .find(|e| !self.seen.contains(&e.path))
+        {
+            return Err(bad_member(
+                label,
+                &missing.path,
+                "listed in the MANIFEST but missing from the dist",
+            ));
+        }
+        if !self.dry() {
+            let mut dirs = std::mem::take(&mut self.new_dirs);
+            dirs.sort_by(|a, b| b.cmp(a));
+            for path in &dirs {
+                let e = self
+                    .new
+                    .get(path)
+                    .expect("new dirs come from the MANIFEST")
+                    .clone();
+                let (pdir, base) = split(path);
+                let name = if self.new_dir_set.contains(pdir) {
+                    base.to_vec()
+                } else if let Some(k) = self
+                    .out
+                    .kernel
+                    .as_ref()
+                    .filter(|k| k.dirs.install_dir.as_bytes() == path.as_slice())
+                {
+                    k.staged.clone()
+                } else {
+                    self.staged_name(path)
+                };
+                let d = self.dir_of(pdir)?;
+                let rel = join(pdir, &name);
+                self.chown(&d, &name, &e)
+                    .map_err(|err| ioerr(self.root, "chown", &rel, err))?;
+                d.chmod(&name, e.mode)
+                    .map_err(|err| ioerr(self.root, "chmod", &rel, err))?;
+                for (k, v) in &e.xattrs {
+                    d.set_xattr(&name, k, v)
+                        .map_err(|err| ioerr(self.root, "set extended attribute on", &rel, err))?;
+                }
+                if let Ok(st) = nix::sys::stat::fstat(d.as_fd_raw()) {
+                    self.filesystems.entry(st.st_dev).or_insert(d);
+                }
+            }
+            for d in self.filesystems.values() {
+                // SAFETY: valid descriptor.
+                if unsafe { libc::syncfs(d.as_fd_raw()) } != 0 {
+                    return Err(Error::io(
+                        "sync filesystem of",
+                        self.root.path(),
+                        std::io::Error::last_os_error(),
+                    ));
+                }
+            }
+        }
+        self.out.counts.entries = self.new.entries().len() as u64;
+        Ok(self.out)
+    }
+}
+
+impl Dir {
+    /// The raw descriptor, for fstat/syncfs.
+    pub(crate) fn as_fd_raw(&self) -> std::os::fd::RawFd {
+        self.fd_ref().as_raw_fd()
+    }
+}
