@@ -156,7 +156,8 @@ pub fn read_metadata(tar: impl Read, path: &Path) -> Result<Metadata> {
     while let Some((name, data)) = next("metadata")? {
         match name.as_str() {
             OBSOLETE_MEMBER if obsolete.is_empty() && upgrade.is_none() => {
-                let text = String::from_utf8(data).map_err(|_| not_dist("OBSOLETE is not UTF-8"))?;
+                let text =
+                    String::from_utf8(data).map_err(|_| not_dist("OBSOLETE is not UTF-8"))?;
                 obsolete = text.lines().map(str::to_string).collect();
             }
             UPGRADE_MEMBER if upgrade.is_none() => upgrade = Some(data),
@@ -240,7 +241,11 @@ impl fmt::Display for DistInfo {
         writeln!(f, "arch       {}", self.meta.arch)?;
         writeln!(f, "entries    {}", self.meta.entries)?;
         writeln!(f, "obsolete   {}", self.obsolete)?;
-        write!(f, "upgrade    {}", if self.has_upgrade { "yes" } else { "no" })?;
+        write!(
+            f,
+            "upgrade    {}",
+            if self.has_upgrade { "yes" } else { "no" }
+        )?;
         if let Some(k) = &self.meta.kernel {
             write!(
                 f,

@@ -149,13 +149,25 @@ pub fn make_world(root: &Path, rev: u32, privileged: bool) -> Result<()> {
     t.link("usr/lib64", "lib64")?;
 
     // critical: libc and the loader change every revision
-    t.file("usr/lib/x86_64-linux-gnu/libc.so.6", 0o755, &binary(1, 96 * 1024, rev))?;
-    t.file("usr/lib64/ld-linux-x86-64.so.2", 0o755, &binary(2, 48 * 1024, rev))?;
+    t.file(
+        "usr/lib/x86_64-linux-gnu/libc.so.6",
+        0o755,
+        &binary(1, 96 * 1024, rev),
+    )?;
+    t.file(
+        "usr/lib64/ld-linux-x86-64.so.2",
+        0o755,
+        &binary(2, 48 * 1024, rev),
+    )?;
 
     // binaries: sh changes every revision, ls only from rev 3, cat never
     t.file("usr/bin/dash", 0o755, &binary(3, 40 * 1024, rev))?;
     t.link("dash", "usr/bin/sh")?;
-    t.file("usr/bin/ls", 0o755, &binary(4, 64 * 1024, rev.saturating_sub(1)))?;
+    t.file(
+        "usr/bin/ls",
+        0o755,
+        &binary(4, 64 * 1024, rev.saturating_sub(1)),
+    )?;
     t.file("usr/bin/cat", 0o755, &binary(5, 24 * 1024, 0))?;
     // hardlink pair
     t.file("usr/bin/gzip", 0o755, &binary(6, 32 * 1024, rev / 2))?;
@@ -189,10 +201,17 @@ pub fn make_world(root: &Path, rev: u32, privileged: bool) -> Result<()> {
     let minor = rev + 1;
     let lib = format!("usr/lib/x86_64-linux-gnu/libfoo.so.1.{minor}");
     t.file(&lib, 0o644, &binary(12, 80 * 1024, rev))?;
-    t.link(&format!("libfoo.so.1.{minor}"), "usr/lib/x86_64-linux-gnu/libfoo.so.1")?;
+    t.link(
+        &format!("libfoo.so.1.{minor}"),
+        "usr/lib/x86_64-linux-gnu/libfoo.so.1",
+    )?;
 
     // config files: one changes between revisions, one does not
-    t.file("etc/motd", 0o644, format!("sysup fixture world, revision {rev}\n").as_bytes())?;
+    t.file(
+        "etc/motd",
+        0o644,
+        format!("sysup fixture world, revision {rev}\n").as_bytes(),
+    )?;
     t.file("etc/hostname", 0o644, b"fixture\n")?;
     t.file("etc/shadow", 0o640, b"root:*:19000:0:99999:7:::\n")?;
     t.own("etc/shadow", 0, 42)?;
@@ -212,7 +231,9 @@ pub fn make_world(root: &Path, rev: u32, privileged: bool) -> Result<()> {
     );
     t.dir(deep.rsplit_once('/').map(|x| x.0).unwrap_or(""), 0o755)?;
     t.file(&deep, 0o644, format!("deep, revision {rev}\n").as_bytes())?;
-    let latin1 = t.p("usr/share/doc/sysup-fixture").join(std::ffi::OsStr::from_bytes(b"caf\xe9.txt"));
+    let latin1 = t
+        .p("usr/share/doc/sysup-fixture")
+        .join(std::ffi::OsStr::from_bytes(b"caf\xe9.txt"));
     fs::write(&latin1, b"latin-1 name\n").ctx("write", &latin1)?;
 
     // fifo, and a device node when privileged
@@ -243,12 +264,28 @@ pub fn make_kernel(root: &Path, conf: &str, rev: u32) -> Result<()> {
     };
     t.dir("boot/kernel", 0o755)?;
     let seed = conf.bytes().map(u64::from).sum::<u64>();
-    t.file("boot/kernel/kernel", 0o555, &binary(100 + seed, 256 * 1024, rev))?;
-    t.file("boot/kernel/if_em.ko", 0o555, &binary(200 + seed, 32 * 1024, rev / 2))?;
+    t.file(
+        "boot/kernel/kernel",
+        0o555,
+        &binary(100 + seed, 256 * 1024, rev),
+    )?;
+    t.file(
+        "boot/kernel/if_em.ko",
+        0o555,
+        &binary(200 + seed, 32 * 1024, rev / 2),
+    )?;
     if rev >= 2 {
-        t.file("boot/kernel/if_vtnet.ko", 0o555, &binary(300 + seed, 24 * 1024, rev))?;
+        t.file(
+            "boot/kernel/if_vtnet.ko",
+            0o555,
+            &binary(300 + seed, 24 * 1024, rev),
+        )?;
     }
-    t.file("boot/kernel/linker.hints", 0o444, format!("{conf} {rev}\n").as_bytes())?;
+    t.file(
+        "boot/kernel/linker.hints",
+        0o444,
+        format!("{conf} {rev}\n").as_bytes(),
+    )?;
     set_mtimes(root, rev_mtime(rev))
 }
 
@@ -285,7 +322,11 @@ fn set_mtime(p: &Path, mtime: i64) -> Result<()> {
         )
     };
     if r != 0 {
-        return Err(Error::io("set mtime of", p, std::io::Error::last_os_error()));
+        return Err(Error::io(
+            "set mtime of",
+            p,
+            std::io::Error::last_os_error(),
+        ));
     }
     Ok(())
 }

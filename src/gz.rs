@@ -86,7 +86,14 @@ fn worker(level: u32, jobs: Arc<Mutex<Receiver<Job>>>, done: Sender<Done>) {
         let mut crc = Crc::new();
         crc.update(&job.data);
         let out = compress_chunk(level, &job);
-        if done.send(Done { seq: job.seq, out, crc }).is_err() {
+        if done
+            .send(Done {
+                seq: job.seq,
+                out,
+                crc,
+            })
+            .is_err()
+        {
             return;
         }
     }
@@ -252,7 +259,9 @@ mod tests {
 
     fn gunzip(z: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(z).read_to_end(&mut out).unwrap();
+        flate2::read::GzDecoder::new(z)
+            .read_to_end(&mut out)
+            .unwrap();
         out
     }
 

@@ -316,7 +316,10 @@ fn parse_entry(line: &str) -> std::result::Result<Entry, String> {
         let (k, v) = f
             .split_once('=')
             .ok_or_else(|| format!("field '{f}' is not key=value"))?;
-        let num = |v: &str| v.parse::<u64>().map_err(|_| format!("{k}: bad number '{v}'"));
+        let num = |v: &str| {
+            v.parse::<u64>()
+                .map_err(|_| format!("{k}: bad number '{v}'"))
+        };
         match k {
             "type" => kind = Some(Kind::parse(v).ok_or_else(|| format!("unknown type '{v}'"))?),
             "mode" => {
@@ -334,7 +337,9 @@ fn parse_entry(line: &str) -> std::result::Result<Entry, String> {
                 hex::decode_to_slice(v, &mut h).map_err(|_| format!("bad sha256 '{v}'"))?;
                 e.sha256 = Some(h);
             }
-            "link" => e.link = Some(unescape(v).ok_or_else(|| format!("bad escape in link '{v}'"))?),
+            "link" => {
+                e.link = Some(unescape(v).ok_or_else(|| format!("bad escape in link '{v}'"))?)
+            }
             "dev" => {
                 let (a, b) = v.split_once(',').ok_or_else(|| format!("bad dev '{v}'"))?;
                 let a = a.parse().map_err(|_| format!("bad dev '{v}'"))?;
@@ -415,7 +420,11 @@ mod tests {
         assert_eq!(text.lines().count(), 6, "one line per entry:\n{text}");
         let back = Manifest::parse(Path::new("M"), text.as_bytes()).unwrap();
         assert_eq!(back, m);
-        assert!(back.get(b"usr/bin/ping").unwrap().xattrs.contains_key("security.capability"));
+        assert!(back
+            .get(b"usr/bin/ping")
+            .unwrap()
+            .xattrs
+            .contains_key("security.capability"));
     }
 
     #[test]
@@ -438,7 +447,16 @@ mod tests {
     #[test]
     fn safe_paths() {
         assert!(is_safe_rel(b"usr/bin/ls"));
-        for bad in [&b""[..], b"/etc", b"a/../b", b"./a", b"a//b", b"a/", b"a\0b", b".."] {
+        for bad in [
+            &b""[..],
+            b"/etc",
+            b"a/../b",
+            b"./a",
+            b"a//b",
+            b"a/",
+            b"a\0b",
+            b"..",
+        ] {
             assert!(!is_safe_rel(bad), "{:?}", String::from_utf8_lossy(bad));
         }
     }

@@ -160,10 +160,20 @@ impl Spec {
     /// Validate spec text; `path` locates the spec (errors and relative keys).
     pub fn parse(path: &Path, text: &str) -> Result<Spec> {
         let raw: RawSpec = toml::from_str(text).map_err(|e| spec_err(path, e.to_string()))?;
-        let name: DistName = raw.name.parse().map_err(|e: Error| spec_err(path, e.to_string()))?;
-        if raw.arch.is_empty() || !raw.arch.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        let name: DistName = raw
+            .name
+            .parse()
+            .map_err(|e: Error| spec_err(path, e.to_string()))?;
+        if raw.arch.is_empty()
+            || !raw
+                .arch
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
         {
-            return Err(spec_err(path, format!("arch '{}' is not a plain word", raw.arch)));
+            return Err(spec_err(
+                path,
+                format!("arch '{}' is not a plain word", raw.arch),
+            ));
         }
         let kernel = match (&name, raw.install_dir, raw.keep_old) {
             (DistName::Kernel(_), Some(i), Some(k)) => Some(KernelDirs {
@@ -262,9 +272,15 @@ critical = ["usr/lib/*/libc.so.6"]"#,
         assert!(s.wants(b"usr/bin/ls"));
         assert!(s.wants(b"tmp"), "the directory itself stays");
         assert!(!s.wants(b"tmp/x/y"));
-        assert!(!s.wants(b"usr/lib/python3/a.pyc"), "base-name pattern at depth");
+        assert!(
+            !s.wants(b"usr/lib/python3/a.pyc"),
+            "base-name pattern at depth"
+        );
         assert!(s.critical.matches(b"usr/lib/x86_64-linux-gnu/libc.so.6"));
-        assert!(!s.critical.matches(b"usr/lib/a/b/libc.so.6"), "* stays in one component");
+        assert!(
+            !s.critical.matches(b"usr/lib/a/b/libc.so.6"),
+            "* stays in one component"
+        );
         assert!(s.config.matches(b"etc/ssh/sshd_config"));
         assert!(s.kernel.is_none());
     }
@@ -277,7 +293,10 @@ critical = ["usr/lib/*/libc.so.6"]"#,
         assert!(parse("name = \"world\"").is_err(), "arch is required");
         assert!(parse("name = \"world\"\narch = \"x\"\ninstall_dir = \"boot\"").is_err());
         assert!(parse("name = \"kernel-G\"\narch = \"x\"").is_err());
-        assert!(parse("name = \"kernel-G\"\narch = \"x\"\ninstall_dir = \"../b\"\nkeep_old = \"b.old\"").is_err());
+        assert!(parse(
+            "name = \"kernel-G\"\narch = \"x\"\ninstall_dir = \"../b\"\nkeep_old = \"b.old\""
+        )
+        .is_err());
         let k = parse("name = \"kernel-G\"\narch = \"x\"\ninstall_dir = \"/boot/kernel\"\nkeep_old = \"boot/kernel.old\"").unwrap();
         assert_eq!(k.kernel.unwrap().install_dir, "boot/kernel");
         let e = parse("name = [").unwrap_err();

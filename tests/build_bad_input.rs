@@ -11,7 +11,14 @@ use std::process::Command;
 use common::*;
 
 /// Run `sysup build` and check it failed cleanly; returns stderr.
-fn build_fails(spec: &Path, tree: &Path, rev: &str, date: &str, out: &Path, via: Option<&[&str]>) -> String {
+fn build_fails(
+    spec: &Path,
+    tree: &Path,
+    rev: &str,
+    date: &str,
+    out: &Path,
+    via: Option<&[&str]>,
+) -> String {
     let mut cmd = match via {
         Some(prefix) => {
             let mut c = Command::new(prefix[0]);
@@ -50,7 +57,14 @@ impl Case {
         self.dir.path().join(rel)
     }
     fn fails(&self, rev: &str, date: &str) -> String {
-        build_fails(&self.p("world.toml"), &self.p("tree"), rev, date, &self.p("out"), None)
+        build_fails(
+            &self.p("world.toml"),
+            &self.p("tree"),
+            rev,
+            date,
+            &self.p("out"),
+            None,
+        )
     }
 }
 
@@ -67,8 +81,15 @@ fn spec_syntax_error_and_unknown_key() {
     let c = Case::new();
     fs::write(c.p("world.toml"), "name = \"world\"\narch = [\n").unwrap();
     let e = c.fails("1", "20260101");
-    assert!(e.contains("world.toml") && e.contains("invalid spec"), "{e}");
-    fs::write(c.p("world.toml"), "name = \"world\"\narch = \"x86_64\"\ncritcal = []\n").unwrap();
+    assert!(
+        e.contains("world.toml") && e.contains("invalid spec"),
+        "{e}"
+    );
+    fs::write(
+        c.p("world.toml"),
+        "name = \"world\"\narch = \"x86_64\"\ncritcal = []\n",
+    )
+    .unwrap();
     let e = c.fails("1", "20260101");
     assert!(e.contains("world.toml") && e.contains("critcal"), "{e}");
 }
@@ -111,12 +132,20 @@ fn unreadable_file() {
             "1",
             "20260101",
             &c.p("out"),
-            Some(&["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]),
+            Some(&[
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+            ]),
         )
     } else {
         c.fails("1", "20260101")
     };
-    assert!(e.contains("etc/shadow") && e.contains("Permission denied"), "{e}");
+    assert!(
+        e.contains("etc/shadow") && e.contains("Permission denied"),
+        "{e}"
+    );
 }
 
 #[test]

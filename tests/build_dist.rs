@@ -26,10 +26,17 @@ fn rebuild_is_byte_identical_whatever_the_tree_location_and_order() {
     let _mount = is_root().then(|| Tmpfs::mount(b.path()));
     let (tb, db) = world_dist(b.path(), 2);
     let order = |d: &Path| -> Vec<_> {
-        fs::read_dir(d.join("usr/bin")).unwrap().map(|e| e.unwrap().file_name()).collect()
+        fs::read_dir(d.join("usr/bin"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect()
     };
     if is_root() {
-        assert_ne!(order(&ta), order(&tb), "the test must really change readdir order");
+        assert_ne!(
+            order(&ta),
+            order(&tb),
+            "the test must really change readdir order"
+        );
     } else {
         eprintln!("not root: both trees on one filesystem; readdir order not varied");
     }
@@ -39,7 +46,10 @@ fn rebuild_is_byte_identical_whatever_the_tree_location_and_order() {
     assert_eq!(&x[..4], &[0x1f, 0x8b, 8, 0]);
     assert_eq!(&x[4..8], &[0, 0, 0, 0], "gzip mtime must be 0");
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(fs::metadata(&da).unwrap().permissions().mode() & 0o777, 0o644);
+    assert_eq!(
+        fs::metadata(&da).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
     // building again into the same place replaces it with the same bytes
     let (_, again) = world_dist(a.path(), 2);
     assert_eq!(fs::read(again).unwrap(), x);
@@ -50,7 +60,9 @@ struct Tmpfs(std::path::PathBuf);
 
 impl Tmpfs {
     fn mount(dir: &Path) -> Tmpfs {
-        ok(Command::new("mount").args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"]).arg(dir));
+        ok(Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"])
+            .arg(dir));
         Tmpfs(dir.to_path_buf())
     }
 }
@@ -81,7 +93,17 @@ fn mode_string(kind: Kind, mode: u32) -> String {
         Kind::Fifo => 'p',
     };
     let mut s = String::from(t);
-    let bits = [(0o400, 'r'), (0o200, 'w'), (0o100, 'x'), (0o40, 'r'), (0o20, 'w'), (0o10, 'x'), (0o4, 'r'), (0o2, 'w'), (0o1, 'x')];
+    let bits = [
+        (0o400, 'r'),
+        (0o200, 'w'),
+        (0o100, 'x'),
+        (0o40, 'r'),
+        (0o20, 'w'),
+        (0o10, 'x'),
+        (0o4, 'r'),
+        (0o2, 'w'),
+        (0o1, 'x'),
+    ];
     for (i, (b, c)) in bits.iter().enumerate() {
         let set = mode & b != 0;
         let special = match i {
@@ -104,13 +126,23 @@ fn mode_string(kind: Kind, mode: u32) -> String {
 
 fn check_listing(tool: &str, dist: &Path) {
     let m = manifest_of(dist);
-    let out = ok(Command::new(tool).args(["--numeric-owner", "-tvf"]).arg(dist));
+    let out = ok(Command::new(tool)
+        .args(["--numeric-owner", "-tvf"])
+        .arg(dist));
     let lines: Vec<&str> = out.lines().collect();
     // .sysup/DIST and .sysup/MANIFEST come first
     assert!(lines[0].ends_with(".sysup/DIST"), "{tool}: {}", lines[0]);
-    assert!(lines[1].ends_with(".sysup/MANIFEST"), "{tool}: {}", lines[1]);
+    assert!(
+        lines[1].ends_with(".sysup/MANIFEST"),
+        "{tool}: {}",
+        lines[1]
+    );
     let listed = &lines[2..];
-    assert_eq!(listed.len(), m.entries().len(), "{tool} lists every entry once");
+    assert_eq!(
+        listed.len(),
+        m.entries().len(),
+        "{tool} lists every entry once"
+    );
     for e in m.entries() {
         let mut member = String::from_utf8_lossy(&e.member_name()).into_owned();
         if e.kind == Kind::Dir {
@@ -123,7 +155,8 @@ fn check_listing(tool: &str, dist: &Path) {
             .iter()
             .find(|l| {
                 let rest = l.split_once(&format!(" {member}")).map(|x| x.1);
-                matches!(rest, Some("") ) || rest.is_some_and(|r| r.starts_with(" ->") || r.starts_with(" link to"))
+                matches!(rest, Some(""))
+                    || rest.is_some_and(|r| r.starts_with(" ->") || r.starts_with(" link to"))
             })
             .unwrap_or_else(|| panic!("{tool}: no line for {member}\n{out}"));
         assert!(
@@ -196,7 +229,10 @@ fn gnu_tar_extracts_the_source_tree() {
     assert!(d.is_empty(), "extracted tree differs:\n{}", d.join("\n"));
     if is_root() {
         let ping = &got[&b"usr/bin/ping".to_vec()];
-        assert!(ping.xattrs.contains_key("security.capability"), "capability survives");
+        assert!(
+            ping.xattrs.contains_key("security.capability"),
+            "capability survives"
+        );
         assert_eq!(got[&b"dev/null".to_vec()].rdev, Some((1, 3)));
     }
 }
@@ -219,7 +255,12 @@ fn manifest_matches_the_tree() {
         };
         assert_eq!(n.kind, kind, "{}", e.display());
         assert_eq!(n.mode, e.mode, "{}", e.display());
-        assert_eq!((u64::from(n.uid), u64::from(n.gid)), (e.uid, e.gid), "{}", e.display());
+        assert_eq!(
+            (u64::from(n.uid), u64::from(n.gid)),
+            (e.uid, e.gid),
+            "{}",
+            e.display()
+        );
         assert_eq!(n.mtime, e.mtime, "{}", e.display());
         assert_eq!(n.content, e.sha256, "{}", e.display());
         assert_eq!(n.xattrs, e.xattrs, "{}", e.display());
@@ -230,13 +271,21 @@ fn manifest_matches_the_tree() {
             let target = e.link.as_ref().unwrap();
             assert_eq!(n.hardlink_group.as_ref(), Some(target), "{}", e.display());
         }
-        assert!(!e.path.starts_with(b"tmp/"), "excluded content shipped: {}", e.display());
+        assert!(
+            !e.path.starts_with(b"tmp/"),
+            "excluded content shipped: {}",
+            e.display()
+        );
     }
     // every tree entry outside the excluded tmp/ content is in the manifest
     let expected = snap.keys().filter(|k| !k.starts_with(b"tmp/")).count();
     assert_eq!(seen, expected);
     // flags
-    assert!(m.get(b"usr/lib/x86_64-linux-gnu/libc.so.6").unwrap().critical);
+    assert!(
+        m.get(b"usr/lib/x86_64-linux-gnu/libc.so.6")
+            .unwrap()
+            .critical
+    );
     assert!(m.get(b"usr/lib64/ld-linux-x86-64.so.2").unwrap().critical);
     assert!(m.get(b"etc/motd").unwrap().config);
     assert!(!m.get(b"usr/bin/ls").unwrap().config);
@@ -274,6 +323,12 @@ fn build_prints_sizes_and_digests_as_json() {
         dist.display()
     )));
     let mut l = tar.lines();
-    assert!(l.next().unwrap().starts_with(v["tar"]["md5"].as_str().unwrap()));
-    assert!(l.next().unwrap().starts_with(v["tar"]["sha256"].as_str().unwrap()));
+    assert!(l
+        .next()
+        .unwrap()
+        .starts_with(v["tar"]["md5"].as_str().unwrap()));
+    assert!(l
+        .next()
+        .unwrap()
+        .starts_with(v["tar"]["sha256"].as_str().unwrap()));
 }

@@ -26,7 +26,10 @@ fn every_shipped_spec_loads() {
         let k = Spec::load(&repo(&format!("kernels/{conf}.toml"))).unwrap();
         assert_eq!(k.name.to_string(), format!("kernel-{conf}"));
         let dirs = k.kernel.unwrap();
-        assert_eq!((dirs.install_dir.as_str(), dirs.keep_old.as_str()), ("boot/kernel", "boot/kernel.old"));
+        assert_eq!(
+            (dirs.install_dir.as_str(), dirs.keep_old.as_str()),
+            ("boot/kernel", "boot/kernel.old")
+        );
     }
 }
 
@@ -45,7 +48,11 @@ fn kernel_spec_builds_only_the_kernel() {
         .arg(d.path()));
     let dist = d.path().join("kernel-MYHOST-6.4-20261121.tar.gz");
     let m = sysup::dist::read_dist_metadata(&dist).unwrap();
-    assert!(m.manifest.entries().iter().all(|e| e.path.starts_with(b"boot/kernel")));
+    assert!(m
+        .manifest
+        .entries()
+        .iter()
+        .all(|e| e.path.starts_with(b"boot/kernel")));
     assert!(m.manifest.get(b"boot/kernel/kernel").is_some());
     assert_eq!(m.meta.kernel.unwrap().keep_old, "boot/kernel.old");
     // and the world spec leaves the kernel out

@@ -171,9 +171,8 @@ impl<W: Write> TarWriter<W> {
         let binary = std::str::from_utf8(&name).is_err() || std::str::from_utf8(link).is_err();
         let path_fits = name.len() <= 100
             || (name.len() <= 256
-                && (0..name.len()).any(|i| {
-                    name[i] == b'/' && i > 0 && i <= 155 && name.len() - i - 1 <= 100
-                }));
+                && (0..name.len())
+                    .any(|i| name[i] == b'/' && i > 0 && i <= 155 && name.len() - i - 1 <= 100));
         if binary && (!path_fits || link.len() > 100) {
             pax_record(&mut pax, b"hdrcharset", b"BINARY");
         }

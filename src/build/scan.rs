@@ -45,7 +45,8 @@ fn tree_err(path: &Path, reason: impl Into<String>) -> Error {
 /// Walk `tree` and return the wanted entries, sorted by member name, hashed,
 /// with hardlinks resolved.
 pub fn scan(spec: &Spec, tree: &Path) -> Result<Vec<Scanned>> {
-    let top = fs::symlink_metadata(tree).map_err(|e| tree_err(tree, format!("cannot read the tree: {e}")))?;
+    let top = fs::symlink_metadata(tree)
+        .map_err(|e| tree_err(tree, format!("cannot read the tree: {e}")))?;
     if !top.is_dir() {
         return Err(tree_err(tree, "the tree is not a directory"));
     }
@@ -72,7 +73,10 @@ fn walk(spec: &Spec, dir: &Path, rel: &mut Vec<u8>, out: &mut Vec<Scanned>) -> R
         rel.extend_from_slice(name.as_bytes());
         let source = dir.join(&name);
         if rel.as_slice() == b".sysup" {
-            return Err(tree_err(&source, "'.sysup' at the top of a tree is reserved for dist metadata"));
+            return Err(tree_err(
+                &source,
+                "'.sysup' at the top of a tree is reserved for dist metadata",
+            ));
         }
         let md = fs::symlink_metadata(&source)
             .map_err(|e| tree_err(&source, format!("cannot stat: {e}")))?;
@@ -105,7 +109,10 @@ fn describe(spec: &Spec, rel: &[u8], source: &Path, md: &fs::Metadata) -> Result
     } else if ft.is_fifo() {
         Kind::Fifo
     } else if ft.is_socket() {
-        return Err(tree_err(source, "is a socket; sockets are made at run time and cannot be shipped"));
+        return Err(tree_err(
+            source,
+            "is a socket; sockets are made at run time and cannot be shipped",
+        ));
     } else {
         return Err(tree_err(source, "is of an unknown file type"));
     };
@@ -186,7 +193,9 @@ fn resolve_hardlinks(entries: &mut [Scanned]) -> Result<()> {
     }
     let mut first: HashMap<(u64, u64), usize> = HashMap::new();
     for i in 0..entries.len() {
-        let Some(ino) = entries[i].inode else { continue };
+        let Some(ino) = entries[i].inode else {
+            continue;
+        };
         match first.get(&ino) {
             None => {
                 first.insert(ino, i);

@@ -44,7 +44,10 @@ pub fn run(a: Args) -> Result<()> {
     let privileged = fixtures::privileged();
     let mut n = 0;
 
-    step(&mut n, "build host: stage three revisions of a tiny world and two of kernel GENERIC");
+    step(
+        &mut n,
+        "build host: stage three revisions of a tiny world and two of kernel GENERIC",
+    );
     let specs = dir.join("specs");
     std::fs::create_dir_all(&specs).ctx("create directory", &specs)?;
     let world_spec = specs.join("world.toml");
@@ -70,7 +73,10 @@ pub fn run(a: Args) -> Result<()> {
         built.push((kernel.clone(), tree, rev));
     }
 
-    step(&mut n, "build host: sysup build → revision-named, reproducible dists");
+    step(
+        &mut n,
+        "build host: sysup build → revision-named, reproducible dists",
+    );
     for (spec, tree, rev) in &built {
         let opts = Options {
             rev: rev.to_string().parse()?,

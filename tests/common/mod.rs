@@ -95,11 +95,19 @@ fn walk(
     out: &mut BTreeMap<Vec<u8>, Node>,
     inodes: &mut HashMap<(u64, u64), Vec<u8>>,
 ) {
-    let mut names: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut names: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     names.sort();
     for p in names {
         let md = fs::symlink_metadata(&p).unwrap();
-        let rel = p.strip_prefix(root).unwrap().as_os_str().as_bytes().to_vec();
+        let rel = p
+            .strip_prefix(root)
+            .unwrap()
+            .as_os_str()
+            .as_bytes()
+            .to_vec();
         let ft = md.file_type();
         let kind = if ft.is_file() {
             "file"
@@ -128,7 +136,11 @@ fn walk(
         });
         let node = Node {
             kind,
-            mode: if ft.is_symlink() { 0o777 } else { md.mode() & 0o7777 },
+            mode: if ft.is_symlink() {
+                0o777
+            } else {
+                md.mode() & 0o7777
+            },
             uid: md.uid(),
             gid: md.gid(),
             mtime: md.mtime(),
