@@ -646,6 +646,7 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
         renames: staged.renames,
         critical: staged.critical,
         dir_attrs: staged.dir_attrs,
+        attrs: staged.attrs,
         dir_mtimes,
         kernel: staged.kernel,
         obsolete,

@@ -212,6 +212,10 @@ pub fn cleanup(
 ) -> Result<Report> {
     let mut report = Report::default();
     remove_obsolete(root, plan, &mut report)?;
+    // removing entries moved their directories' mtimes: put them back
+    let parents: std::collections::HashSet<&[u8]> =
+        plan.obsolete.iter().map(|o| split(&o.path).0).collect();
+    crate::host::commit::set_dir_mtimes(root, plan, |p| parents.contains(p))?;
     checkpoint("cleanup-before-upgrade");
     if let Some(script) = &plan.upgrade {
         run_upgrade(state, plan, script)?;

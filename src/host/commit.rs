@@ -9,6 +9,7 @@
 //!    bootable at every instant;
 //! 3. files, symlinks, hard links and nodes renamed over their old names
 //!    (a rename replaces a running executable safely: no ETXTBSY);
+//!    then metadata-only changes set in place on files whose content stays;
 //! 4. critical files (`<path>.new` → `<path>`), second-to-last: libc and the
 //!    loader change only once everything that may need the new ones is in
 //!    place, and each changes in one atomic rename;
@@ -25,7 +26,7 @@ use std::collections::BTreeSet;
 
 use crate::error::{Error, Result};
 use crate::host::checkpoint::checkpoint;
-use crate::host::plan::{join, split, Plan, Rename};
+use crate::host::plan::{join, split, Attrs, Plan, Rename};
 use crate::host::root::{Dir, Resolver, Root};
 
 /// The aside name of the `n`-th rename of a plan.
@@ -74,22 +75,7 @@ pub fn commit(root: &Root, plan: &Plan) -> Result<()> {
     let mut touched: BTreeSet<Vec<u8>> = BTreeSet::new();
     // 1. existing directories' attributes
     for a in &plan.dir_attrs {
-        let (parent, name) = split(&a.path);
-        let d = dir_of(&mut res, root, parent)?;
-        if d.stat(name)
-            .map_err(|e| io_err(root, "stat", &a.path, e))?
-            .is_none_or(|s| !s.is_dir())
-        {
-            continue; // replaced since staging; the new one came with its own
-        }
-        d.chown(name, a.uid, a.gid)
-            .map_err(|e| io_err(root, "chown", &a.path, e))?;
-        d.chmod(name, a.mode)
-            .map_err(|e| io_err(root, "chmod", &a.path, e))?;
-        for (k, v) in &a.xattrs {
-            d.set_xattr(name, k, v)
-                .map_err(|e| io_err(root, "set extended attribute on", &a.path, e))?;
-        }
+        set_attrs(root, &mut res, a, true)?;
     }
     let mut n = 0;
     // 2. new directories, then the kernel swap
@@ -116,6 +102,9 @@ pub fn commit(root: &Root, plan: &Plan) -> Result<()> {
         n += 1;
         checkpoint("commit-rename");
     }
+    for a in &plan.attrs {
+        set_attrs(root, &mut res, a, false)?;
+    }
     checkpoint("commit-before-critical");
     // 4. critical files, second-to-last
     for r in &plan.critical {
@@ -133,11 +122,49 @@ pub fn commit(root: &Root, plan: &Plan) -> Result<()> {
             .map_err(|e| io_err(root, "fsync directory", dir, e))?;
     }
     // 6. directory mtimes, deepest first
-    for (path, mtime) in &plan.dir_mtimes {
+    set_dir_mtimes(root, plan, |_| true)
+}
+
+/// Set owner, mode, xattrs and mtime of an existing object in place; one
+/// that is gone or of the wrong kind by now was replaced, and is skipped.
+fn set_attrs(root: &Root, res: &mut Resolver<'_>, a: &Attrs, want_dir: bool) -> Result<()> {
+    let (parent, name) = split(&a.path);
+    let d = dir_of(res, root, parent)?;
+    let Some(st) = d.stat(name).map_err(|e| io_err(root, "stat", &a.path, e))? else {
+        return Ok(());
+    };
+    if st.is_dir() != want_dir {
+        return Ok(());
+    }
+    d.chown(name, a.uid, a.gid)
+        .map_err(|e| io_err(root, "chown", &a.path, e))?;
+    if !a.is_symlink {
+        // after chown: chown clears setuid/setgid
+        d.chmod(name, a.mode)
+            .map_err(|e| io_err(root, "chmod", &a.path, e))?;
+        for (k, v) in &a.xattrs {
+            d.set_xattr(name, k, v)
+                .map_err(|e| io_err(root, "set extended attribute on", &a.path, e))?;
+        }
+    }
+    if let Some(t) = a.mtime {
+        d.set_mtime(name, t)
+            .map_err(|e| io_err(root, "set mtime of", &a.path, e))?;
+    }
+    Ok(())
+}
+
+/// Set the MANIFEST mtime of the dist's directories that `which` selects,
+/// deepest first (anything created or removed in a directory moves its mtime).
+pub fn set_dir_mtimes(root: &Root, plan: &Plan, which: impl Fn(&[u8]) -> bool) -> Result<()> {
+    let mut res = Resolver::new(root, plan.dist_dirs.iter().cloned());
+    for (path, mtime) in plan.dir_mtimes.iter().filter(|(p, _)| which(p)) {
         let (parent, name) = split(path);
         let d = dir_of(&mut res, root, parent)?;
-        d.set_mtime(name, *mtime)
-            .map_err(|e| io_err(root, "set mtime of", path, e))?;
+        match d.set_mtime(name, *mtime) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+            r => r.map_err(|e| io_err(root, "set mtime of", path, e))?,
+        }
     }
     Ok(())
 }

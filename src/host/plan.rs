@@ -34,14 +34,20 @@ impl Rename {
     }
 }
 
-/// New metadata for a directory that already exists as a real directory.
+/// New metadata for an existing object whose content is already right (a
+/// real directory, or a file, link or node that only changed owner, mode,
+/// xattrs or mtime): set in place, no new inode.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DirAttrs {
+pub struct Attrs {
     pub path: Vec<u8>,
+    /// Mode bits (ignored for symlinks).
     pub mode: u32,
     pub uid: u64,
     pub gid: u64,
     pub xattrs: Vec<(String, Vec<u8>)>,
+    /// mtime to set (directories get theirs at the end of the commit).
+    pub mtime: Option<i64>,
+    pub is_symlink: bool,
 }
 
 /// Counts for the report and history.
@@ -97,8 +103,10 @@ pub struct Plan {
     pub renames: Vec<Rename>,
     /// `.new` → official renames of critical files: the second-to-last step.
     pub critical: Vec<Rename>,
-    /// Metadata changes on existing directories.
-    pub dir_attrs: Vec<DirAttrs>,
+    /// Metadata changes on existing directories (before the renames).
+    pub dir_attrs: Vec<Attrs>,
+    /// Metadata-only changes on existing files, links and nodes (after them).
+    pub attrs: Vec<Attrs>,
     /// Final mtimes of the dist's directories, deepest first (renames into
     /// a directory change its mtime, so these are set after them).
     pub dir_mtimes: Vec<(Vec<u8>, i64)>,

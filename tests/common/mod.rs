@@ -188,3 +188,247 @@ pub fn diff_snapshots(a: &BTreeMap<Vec<u8>, Node>, b: &BTreeMap<Vec<u8>, Node>) 
 pub fn is_root() -> bool {
     fixtures::privileged()
 }
+
+/// Fixture dists and patches: world revisions 1, 2, 3 and the patches 1→2,
+/// 2→3, built once per test binary.
+pub struct Chain {
+    pub dir: PathBuf,
+    pub trees: Vec<PathBuf>,
+    pub dists: Vec<PathBuf>,
+    /// `patches[0]` is 1→2, `patches[1]` is 2→3.
+    pub patches: Vec<PathBuf>,
+}
+
+/// The shared fixture chain (built on first use).
+pub fn chain() -> &'static Chain {
+    static C: std::sync::OnceLock<Chain> = std::sync::OnceLock::new();
+    C.get_or_init(|| {
+        let dir =
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("chain-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let mut trees = Vec::new();
+        let mut dists = Vec::new();
+        for rev in 1..=3 {
+            let (t, d) = world_dist(&dir, rev);
+            trees.push(t);
+            dists.push(d);
+        }
+        let mut patches = Vec::new();
+        for i in 0..2 {
+            ok(sysup()
+                .arg("diff")
+                .arg(&dists[i])
+                .arg(&dists[i + 1])
+                .arg("--out")
+                .arg(dir.join("out")));
+            patches.push(dir.join("out").join(format!(
+                "world-{}-202601{:02}_{}-202601{:02}.patch",
+                i + 1,
+                i + 1,
+                i + 2,
+                i + 2
+            )));
+            assert!(patches[i].exists(), "{}", patches[i].display());
+        }
+        Chain {
+            dir,
+            trees,
+            dists,
+            patches,
+        }
+    })
+}
+
+/// `sysup apply --root ROOT FILES...`, asserting success; returns stdout.
+pub fn apply_ok(root: &Path, files: &[&Path]) -> String {
+    let mut c = sysup();
+    c.arg("apply").arg("--root").arg(root);
+    for f in files {
+        c.arg(f);
+    }
+    ok(&mut c)
+}
+
+/// `sysup apply`, asserting exit 1 with an `error:`; returns stderr.
+pub fn apply_fails(root: &Path, files: &[&Path]) -> String {
+    let mut c = sysup();
+    c.arg("apply").arg("--root").arg(root);
+    for f in files {
+        c.arg(f);
+    }
+    let o = run(&mut c);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(1), "expected exit 1; stderr:\n{err}");
+    assert!(
+        err.starts_with("error: ") && !err.contains("panicked"),
+        "{err}"
+    );
+    err
+}
+
+/// A root's snapshot without sysup's own state (`var/db`, which sysup made).
+pub fn root_snapshot(root: &Path) -> BTreeMap<Vec<u8>, Node> {
+    let mut s = snapshot(root);
+    s.retain(|k, _| k != b"var/db" && !k.starts_with(b"var/db/"));
+    s
+}
+
+/// What a root holding fixture `tree` must look like (excluded `tmp/*` gone).
+pub fn expected_snapshot(tree: &Path) -> BTreeMap<Vec<u8>, Node> {
+    let mut s = snapshot(tree);
+    s.retain(|k, _| !k.starts_with(b"tmp/"));
+    s
+}
+
+/// Assert a root equals a fixture tree, byte for byte and attribute for attribute.
+pub fn assert_root_is(root: &Path, tree: &Path) {
+    let d = diff_snapshots(&expected_snapshot(tree), &root_snapshot(root));
+    assert!(
+        d.is_empty(),
+        "root differs from {}:\n{}",
+        tree.display(),
+        d.join("\n")
+    );
+}
+
+/// Temporary names an apply may leave behind, anywhere below `root`.
+pub fn leftovers(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for (k, _) in snapshot(root) {
+        let s = String::from_utf8_lossy(&k).into_owned();
+        let base = s.rsplit('/').next().unwrap_or(&s).to_string();
+        let state = s.starts_with("var/db/sysup/");
+        if base.starts_with(".sysup-")
+            || base.ends_with(".new")
+            || (state
+                && (base.ends_with(".tmp") || base == "journal" || base.starts_with("upgrade.")))
+        {
+            out.push(s);
+        }
+    }
+    out
+}
+
+/// Installed id recorded for `world` in `root`.
+pub fn installed_world(root: &Path) -> Option<String> {
+    let p = root.join("var/db/sysup/installed/world");
+    let v: serde_json::Value = serde_json::from_slice(&fs::read(p).ok()?).ok()?;
+    Some(v["id"].as_str()?.to_string())
+}
+
+/// A member of a crafted (possibly hostile) dist.
+pub struct Crafted {
+    pub entry: sysup::manifest::Entry,
+    /// Member name to use instead of the entry's.
+    pub member: Option<Vec<u8>>,
+    /// Data to store (defaults to none); may differ from the MANIFEST hash.
+    pub data: Vec<u8>,
+    /// Leave the entry out of the MANIFEST.
+    pub unlisted: bool,
+}
+
+impl Crafted {
+    pub fn file(path: &str, data: &[u8]) -> Crafted {
+        use sha2::Digest;
+        let mut e =
+            sysup::manifest::Entry::new(path.as_bytes().to_vec(), sysup::manifest::Kind::File);
+        e.mode = 0o644;
+        e.size = data.len() as u64;
+        e.sha256 = Some(sha2::Sha256::digest(data).into());
+        Crafted {
+            entry: e,
+            member: None,
+            data: data.to_vec(),
+            unlisted: false,
+        }
+    }
+    pub fn dir(path: &str) -> Crafted {
+        let mut e =
+            sysup::manifest::Entry::new(path.as_bytes().to_vec(), sysup::manifest::Kind::Dir);
+        e.mode = 0o755;
+        Crafted {
+            entry: e,
+            member: None,
+            data: Vec::new(),
+            unlisted: false,
+        }
+    }
+    pub fn symlink(path: &str, target: &str) -> Crafted {
+        let mut e =
+            sysup::manifest::Entry::new(path.as_bytes().to_vec(), sysup::manifest::Kind::Symlink);
+        e.mode = 0o777;
+        e.link = Some(target.as_bytes().to_vec());
+        Crafted {
+            entry: e,
+            member: None,
+            data: Vec::new(),
+            unlisted: false,
+        }
+    }
+}
+
+/// Write a dist by hand: DIST + a MANIFEST of the listed entries + the
+/// members in the given order (no checks: this is how hostile dists are made).
+pub fn craft_dist(dir: &Path, id: &str, arch: &str, members: &[Crafted]) -> PathBuf {
+    use sysup::archive::write::{Member, TarWriter};
+    let listed: Vec<_> = members
+        .iter()
+        .filter(|m| !m.unlisted)
+        .map(|m| m.entry.clone())
+        .collect();
+    let mut text = String::from(sysup::manifest::HEADER);
+    text.push('\n');
+    let mut sorted = listed.clone();
+    sorted.sort_by(|a, b| a.path.cmp(&b.path));
+    // render through the real renderer when the entries allow it
+    let manifest = match sysup::manifest::Manifest::new(sorted) {
+        Ok(m) => m.render(),
+        Err(_) => text,
+    };
+    let dist = format!(
+        "format = 1\nid = \"{id}\"\narch = \"{arch}\"\nentries = {}\n",
+        listed.len()
+    );
+    let path = dir.join(format!("{id}.tar.gz"));
+    let f = fs::File::create(&path).unwrap();
+    let mut w = TarWriter::new(sysup::gz::Writer::new(f, 6));
+    let meta = |name: &'static str, data: &[u8]| Member {
+        name: name.as_bytes(),
+        kind: sysup::manifest::Kind::File,
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        mtime: 0,
+        size: data.len() as u64,
+        link: None,
+        dev: None,
+        xattrs: None,
+    };
+    w.append(&meta(".sysup/DIST", dist.as_bytes()), dist.as_bytes())
+        .unwrap();
+    w.append(
+        &meta(".sysup/MANIFEST", manifest.as_bytes()),
+        manifest.as_bytes(),
+    )
+    .unwrap();
+    for m in members {
+        let e = &m.entry;
+        let name = m.member.clone().unwrap_or_else(|| e.member_name());
+        let mm = Member {
+            name: &name,
+            kind: e.kind,
+            mode: e.mode,
+            uid: e.uid,
+            gid: e.gid,
+            mtime: e.mtime,
+            size: m.data.len() as u64,
+            link: e.link.as_deref(),
+            dev: e.dev,
+            xattrs: Some(&e.xattrs),
+        };
+        w.append(&mm, &m.data[..]).unwrap();
+    }
+    w.finish().unwrap().finish().unwrap();
+    path
+}
