@@ -243,16 +243,14 @@ fn space_needed(new: &Manifest, old: Option<&Manifest>, mode: Mode) -> u64 {
 fn undo_staging(root: &Root, state: &State, st: &Status) -> Result<()> {
     let Some(txid) = &st.txid else { return Ok(()) };
     let prefix = format!(".sysup-{txid}-").into_bytes();
-    for dir in &st.dirs {
-        let d = match root.resolve_dir(dir) {
-            Ok(d) => d,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
-            Err(e) => return Err(Error::io("open directory", root.display(dir), e)),
-        };
-        for name in d
-            .list()
-            .map_err(|e| Error::io("list", root.display(dir), e))?
-        {
+    let open = |dir: &[u8]| match root.resolve_dir(dir) {
+        Ok(d) => Ok(Some(d)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(Error::io("open directory", root.display(dir), e)),
+    };
+    for (dir, _) in &st.dirs {
+        let Some(d) = open(dir)? else { continue };
+        for name in d.list().map_err(|e| Error::io("list", root.display(dir), e))? {
             if name.starts_with(&prefix) {
                 d.remove_all(&name)
                     .map_err(|e| Error::io("remove", root.display(&name), e))?;
@@ -261,7 +259,7 @@ fn undo_staging(root: &Root, state: &State, st: &Status) -> Result<()> {
     }
     for path in &st.news {
         let (dir, name) = split(path);
-        if let Ok(d) = root.resolve_dir(dir) {
+        if let Some(d) = open(dir)? {
             d.unlink(name)
                 .map_err(|e| Error::io("remove", root.display(path), e))?;
         }
@@ -270,8 +268,15 @@ fn undo_staging(root: &Root, state: &State, st: &Status) -> Result<()> {
     made.sort_by(|a, b| b.cmp(a));
     for path in &made {
         let (dir, name) = split(path);
-        if let Ok(d) = root.resolve_dir(dir) {
+        if let Some(d) = open(dir)? {
             let _ = d.rmdir(name); // only if empty: it may hold other things by now
+        }
+    }
+    // staging created and removed names in these directories: as they were
+    for (dir, mtime) in &st.dirs {
+        if let Some(d) = open(dir)? {
+            d.set_own_mtime(*mtime)
+                .map_err(|e| Error::io("set mtime of", root.display(dir), e))?;
         }
     }
     remove_stale_temps(&state.bases_dir())?;

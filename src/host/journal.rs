@@ -41,10 +41,9 @@ pub enum Record {
     Mkdir {
         path: Vec<u8>,
     },
-    /// A directory that holds staged names of this transaction.
-    Dir {
-        path: Vec<u8>,
-    },
+    /// A directory that holds staged names of this transaction, and its
+    /// mtime before (restored when the staging is undone).
+    Dir { path: Vec<u8>, mtime: i64 },
     /// A staged name without the transaction's prefix (a critical `.new`).
     New {
         path: Vec<u8>,
@@ -65,7 +64,7 @@ pub struct Status {
     pub inputs: Vec<PathBuf>,
     pub started_at: i64,
     pub mkdirs: Vec<Vec<u8>>,
-    pub dirs: Vec<Vec<u8>>,
+    pub dirs: Vec<(Vec<u8>, i64)>,
     pub news: Vec<Vec<u8>>,
     pub plan: Option<Plan>,
     pub committed: bool,
@@ -160,7 +159,7 @@ impl Journal {
                     st.started_at = started_at;
                 }
                 Record::Mkdir { path } => st.mkdirs.push(path),
-                Record::Dir { path } => st.dirs.push(path),
+                Record::Dir { path, mtime } => st.dirs.push((path, mtime)),
                 Record::New { path } => st.news.push(path),
                 Record::Staged { plan } => st.plan = Some(*plan),
                 Record::Committed => st.committed = true,

@@ -376,6 +376,22 @@ impl Dir {
         crate::fsutil::set_xattr(Path::new(OsStr::from_bytes(&p)), key, value)
     }
 
+    /// This directory's own mtime (fstat).
+    pub fn own_mtime(&self) -> io::Result<i64> {
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: valid fd and stat buffer.
+        cvt(unsafe { libc::fstat(self.raw(), &mut st) })?;
+        Ok(st.st_mtime)
+    }
+
+    /// Set this directory's own atime and mtime (futimens).
+    pub fn set_own_mtime(&self, mtime: i64) -> io::Result<()> {
+        let ts = libc::timespec { tv_sec: mtime, tv_nsec: 0 };
+        let times = [ts, ts];
+        // SAFETY: valid fd and two timespecs.
+        cvt(unsafe { libc::futimens(self.raw(), times.as_ptr()) }).map(drop)
+    }
+
     /// Where this directory really is (from `/proc/self/fd`).
     pub fn real_path(&self) -> io::Result<PathBuf> {
         std::fs::read_link(format!("/proc/self/fd/{}", self.raw()))

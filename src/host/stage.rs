@@ -272,12 +272,17 @@ impl<'a> Stager<'a> {
             .map_err(|e| Error::io("open directory", root.display(rel), e))
     }
 
-    /// Journal that `dir` holds staged names (once per directory).
+    /// Journal that `dir` is about to hold staged names (once per
+    /// directory), with its mtime so an undo can put it back.
     fn log_dir(&mut self, dir: &[u8]) -> Result<()> {
-        if self.logged.insert(dir.to_vec()) {
-            if let Some(j) = self.journal.as_deref_mut() {
-                j.append(&Record::Dir { path: dir.to_vec() }, false)?;
-            }
+        if !self.logged.contains(dir) && self.journal.is_some() {
+            let mtime = self
+                .dir_of(dir)?
+                .own_mtime()
+                .map_err(|e| ioerr(self.root, "stat", dir, e))?;
+            let j = self.journal.as_deref_mut().expect("checked above");
+            j.append(&Record::Dir { path: dir.to_vec(), mtime }, false)?;
+            self.logged.insert(dir.to_vec());
         }
         Ok(())
     }
@@ -302,6 +307,7 @@ impl<'a> Stager<'a> {
         if self.dry() {
             return Ok(());
         }
+        self.log_dir(&parent)?;
         if let Some(j) = self.journal.as_deref_mut() {
             j.append(&Record::Mkdir { path: rel.to_vec() }, true)?;
         }

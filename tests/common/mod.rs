@@ -432,3 +432,33 @@ pub fn craft_dist(dir: &Path, id: &str, arch: &str, members: &[Crafted]) -> Path
     w.finish().unwrap().finish().unwrap();
     path
 }
+
+/// A snapshot for "nothing changed" checks: everything, sysup's state
+/// included, except what a refused apply legitimately touches — its history
+/// record, the lock file's pid, and the mtimes of the state directories
+/// where it created and removed its temporary files.
+pub fn guarded_snapshot(root: &Path) -> BTreeMap<Vec<u8>, Node> {
+    let mut s = snapshot(root);
+    s.remove(&b"var/db/sysup/history".to_vec());
+    s.remove(&b"var/db/sysup/lock".to_vec());
+    for d in ["var/db/sysup", "var/db/sysup/bases"] {
+        if let Some(n) = s.get_mut(d.as_bytes()) {
+            n.mtime = 0;
+        }
+    }
+    s
+}
+
+/// Assert that `root` is as `before` said (see [`guarded_snapshot`]).
+pub fn assert_unchanged(root: &Path, before: &BTreeMap<Vec<u8>, Node>) {
+    let d = diff_snapshots(before, &guarded_snapshot(root));
+    assert!(d.is_empty(), "a refused apply changed the root:\n{}", d.join("\n"));
+}
+
+/// A root with fixture world `rev` installed, and its guarded snapshot.
+pub fn installed_root(rev: usize) -> (tempfile::TempDir, BTreeMap<Vec<u8>, Node>) {
+    let t = tempfile::tempdir().unwrap();
+    apply_ok(t.path(), &[&chain().dists[rev - 1]]);
+    let s = guarded_snapshot(t.path());
+    (t, s)
+}

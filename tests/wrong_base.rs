@@ -1,0 +1,69 @@
+//! Threat: a patch fed the wrong base — another revision installed, nothing
+//! installed, a chain out of order, or the recorded base damaged on disk.
+//! Each is refused with a message naming the patch and the cause, and the
+//! root is left exactly as it was.
+
+mod common;
+
+use std::fs;
+
+use common::*;
+
+#[test]
+fn patch_for_another_revision_is_refused() {
+    let c = chain();
+    let (t, before) = installed_root(2);
+    let e = apply_fails(t.path(), &[&c.patches[0]]);
+    assert!(e.contains("wrong base") && e.contains("world-1-20260101_2-20260102.patch"), "{e}");
+    assert!(e.contains("world-2-20260102 is installed"), "{e}");
+    assert_unchanged(t.path(), &before);
+}
+
+#[test]
+fn patch_with_nothing_installed_is_refused() {
+    let c = chain();
+    let t = tempfile::tempdir().unwrap();
+    let e = apply_fails(t.path(), &[&c.patches[0]]);
+    assert!(e.contains("nothing is installed"), "{e}");
+    // only sysup's own state (var/db/sysup, holding this failure's history
+    // record) was created
+    let left: Vec<_> = root_snapshot(t.path()).into_keys().collect();
+    assert_eq!(left, vec![b"var".to_vec()]);
+}
+
+#[test]
+fn chain_out_of_order_is_refused() {
+    let c = chain();
+    let (t, before) = installed_root(1);
+    let e = apply_fails(t.path(), &[&c.patches[1], &c.patches[0]]);
+    assert!(e.contains("broken chain"), "{e}");
+    assert_unchanged(t.path(), &before);
+}
+
+#[test]
+fn damaged_base_on_disk_is_detected() {
+    let c = chain();
+    let (t, _) = installed_root(1);
+    let base = t.path().join("var/db/sysup/bases/world-1-20260101.tar.gz");
+    let mut b = fs::read(&base).unwrap();
+    let mid = b.len() / 2;
+    b[mid] ^= 0x55;
+    fs::write(&base, &b).unwrap();
+    let before = guarded_snapshot(t.path());
+    let e = apply_fails(t.path(), &[&c.patches[0]]);
+    assert!(e.contains("world-1-20260101"), "{e}");
+    assert_unchanged(t.path(), &before);
+    // the way out: a full dist re-installs and replaces the damaged base
+    apply_ok(t.path(), &[&c.dists[1]]);
+    assert_root_is(t.path(), &c.trees[1]);
+}
+
+#[test]
+fn arch_mismatch_is_refused() {
+    let (t, before) = installed_root(1);
+    let d = tempfile::tempdir().unwrap();
+    let dist = craft_dist(d.path(), "world-9-20260109", "aarch64", &[Crafted::dir("etc")]);
+    let e = apply_fails(t.path(), &[&dist]);
+    assert!(e.contains("aarch64") && e.contains("x86_64"), "{e}");
+    assert_unchanged(t.path(), &before);
+}
