@@ -212,10 +212,9 @@ pub fn cleanup(
 ) -> Result<Report> {
     let mut report = Report::default();
     remove_obsolete(root, plan, &mut report)?;
-    // removing entries moved their directories' mtimes: put them back
-    let parents: std::collections::HashSet<&[u8]> =
-        plan.obsolete.iter().map(|o| split(&o.path).0).collect();
-    crate::host::commit::set_dir_mtimes(root, plan, |p| parents.contains(p))?;
+    // Removals moved their directories' mtimes, maybe in an earlier attempt
+    // that crashed: set them all again (idempotent, and cheap).
+    crate::host::commit::set_dir_mtimes(root, plan, |_| true)?;
     checkpoint("cleanup-before-upgrade");
     if let Some(script) = &plan.upgrade {
         run_upgrade(state, plan, script)?;
