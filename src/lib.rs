@@ -24,6 +24,7 @@ pub mod gz;
 pub mod host;
 pub mod manifest;
 pub mod name;
+pub mod sign;
 pub mod spec;
 
 pub use error::{Error, Result};
