@@ -22,6 +22,7 @@ pub mod fixtures;
 pub mod fsutil;
 pub mod gz;
 pub mod host;
+pub mod index;
 pub mod manifest;
 pub mod name;
 pub mod sign;
