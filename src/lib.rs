@@ -18,6 +18,7 @@ pub mod delta;
 pub mod digest;
 pub mod dist;
 pub mod error;
+pub mod fetch;
 pub mod fixtures;
 pub mod fsutil;
 pub mod gz;
