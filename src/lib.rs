@@ -6,6 +6,9 @@
 //! - patches: [`delta`] (member-aware bsdiff between uncompressed tars, and the
 //!   forward-only streaming applier);
 //! - host: apply, state, journal (later modules);
+//! - distribution: [`index`] (the mirror's INDEX, `sysup publish`), [`sign`]
+//!   (minisign), [`fetch`] (resumable verified downloads) and [`update`]
+//!   (`sysup update`: verify, plan the cheapest chain, download, apply);
 //!
 //! plus the shared pieces: [`error`], [`digest`], [`fixtures`] (deterministic
 //! demo/test trees), and [`cli`] (the `sysup` command line; the binary is a
@@ -28,5 +31,6 @@ pub mod manifest;
 pub mod name;
 pub mod sign;
 pub mod spec;
+pub mod update;
 
 pub use error::{Error, Result};

@@ -1,8 +1,71 @@
-//! `sysup publish` (being written: issue 6).
+//! `sysup publish DIR [--sign SECKEY] [--make-patches K]`: write the signed
+//! INDEX of the dists and patches in DIR (build host). See [`crate::index`]
+//! and docs/mirrors.md.
+//!
+//! Invariant: DIR gains files only under temporary names then renamed;
+//! `INDEX` comes after every patch it lists, and its signature after it.
+
+use std::path::PathBuf;
+
+use crate::index::{self, PublishOptions};
+use crate::sign::SecretKey;
 
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// The directory of dists (`*.tar.gz`) and patches (`*.patch`) to publish.
+    pub dir: PathBuf,
+    /// Sign the INDEX with this minisign secret key (made by `minisign -G`).
+    #[arg(long, value_name = "SECKEY")]
+    pub sign: Option<PathBuf>,
+    /// File whose first line is the secret key's password (encrypted keys
+    /// only; without it the password is asked for on the terminal).
+    #[arg(long, value_name = "FILE", requires = "sign")]
+    pub password_file: Option<PathBuf>,
+    /// Make missing patches from each of the K previous dists of every name
+    /// to its newest.
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    pub make_patches: usize,
+    /// Print one JSON document.
+    #[arg(long)]
+    pub json: bool,
+}
 
-pub fn run(_args: Args) -> crate::Result<()> {
-    Err(crate::Error::Refused("sysup publish is not implemented yet".into()))
+pub fn run(a: Args) -> crate::Result<()> {
+    let password = match &a.password_file {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| crate::Error::io("read", p, e))?;
+            Some(text.lines().next().unwrap_or("").to_string())
+        }
+        None => None,
+    };
+    let sign = match &a.sign {
+        Some(k) => Some(SecretKey::read(k, password)?),
+        None => None,
+    };
+    let opts = PublishOptions {
+        make_patches: a.make_patches,
+        sign,
+        ..PublishOptions::default()
+    };
+    let r = index::publish(&a.dir, &opts)?;
+    if a.json {
+        return super::print_json(&r);
+    }
+    for m in &r.made {
+        println!("made {}", m.display());
+    }
+    println!(
+        "wrote {} (serial {}, {} dists, {} patches)",
+        r.index.display(),
+        r.serial,
+        r.dists,
+        r.patches
+    );
+    match &r.signature {
+        Some(s) => println!("wrote {}", s.display()),
+        None => {
+            eprintln!("warning: INDEX is not signed; hosts will refuse it (pass --sign SECKEY)")
+        }
+    }
+    Ok(())
 }

@@ -1,8 +1,144 @@
-//! `sysup update` (being written: issue 6).
+//! `sysup update [--root DIR] --mirror URL [--to ID] [--pubkey FILE]
+//! [--download-only] [--allow-downgrade] [--json]`: fetch the cheapest
+//! verified chain from a mirror and apply it. The work is
+//! [`crate::update`]; this file maps flags and draws download progress bars
+//! (on a terminal only).
+
+use std::cell::RefCell;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::fetch::{NoProgress, Progress};
+use crate::name::DistId;
+use crate::update::{self, UpdateOptions};
 
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// The root to update.
+    #[arg(long, default_value = "/")]
+    pub root: PathBuf,
+    /// Base URL of the mirror (default: `url` in the [mirror] table of <root>/etc/sysup.conf).
+    #[arg(long, value_name = "URL")]
+    pub mirror: Option<String>,
+    /// Update to this id (default: every installed name to its newest).
+    #[arg(long, value_name = "ID")]
+    pub to: Option<String>,
+    /// minisign public key the INDEX must be signed with (default: from
+    /// sysup.conf, else <root>/etc/sysup/minisign.pub).
+    #[arg(long, value_name = "FILE")]
+    pub pubkey: Option<PathBuf>,
+    /// Download and verify, but do not apply.
+    #[arg(long)]
+    pub download_only: bool,
+    /// Accept an INDEX older (lower serial) than the last one this host accepted.
+    #[arg(long)]
+    pub allow_downgrade: bool,
+    /// Retries per file after the first attempt (default 3).
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
+    /// Seconds a connection or a read may stall (default 10 to connect, 30 per read).
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+    /// Print one JSON document.
+    #[arg(long)]
+    pub json: bool,
+}
 
-pub fn run(_args: Args) -> crate::Result<()> {
-    Err(crate::Error::Refused("sysup update is not implemented yet".into()))
+/// One indicatif bar per file, on stderr.
+struct Bars {
+    bar: RefCell<Option<ProgressBar>>,
+}
+
+impl Progress for Bars {
+    fn start(&self, file: &str, total: u64, already: u64) {
+        let style = ProgressStyle::with_template(
+            "{msg:40!} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        let b = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
+            .with_style(style)
+            .with_message(file.to_string());
+        b.set_position(already);
+        if let Some(old) = self.bar.replace(Some(b)) {
+            old.finish_and_clear();
+        }
+    }
+    fn advance(&self, n: u64) {
+        if let Some(b) = &*self.bar.borrow() {
+            b.inc(n);
+        }
+    }
+    fn finish(&self) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+    }
+}
+
+pub fn run(a: Args) -> crate::Result<()> {
+    let to = a.to.as_deref().map(str::parse::<DistId>).transpose()?;
+    let opts = UpdateOptions {
+        root: a.root,
+        mirror: a.mirror,
+        to,
+        pubkey: a.pubkey,
+        download_only: a.download_only,
+        allow_downgrade: a.allow_downgrade,
+        retries: a.retries,
+        timeout: a.timeout,
+        backoff: None,
+    };
+    let bars = Bars {
+        bar: RefCell::new(None),
+    };
+    let progress: &dyn Progress = if std::io::stderr().is_terminal() {
+        &bars
+    } else {
+        &NoProgress
+    };
+    let r = update::update(&opts, progress)?;
+    if a.json {
+        return super::print_json(&r);
+    }
+    println!("mirror {} (INDEX serial {})", r.mirror, r.serial);
+    for p in &r.plans {
+        let from = p
+            .installed
+            .as_ref()
+            .map_or("nothing".to_string(), |i| i.to_string());
+        match p.how {
+            "up-to-date" => println!("{}: {from} is up to date", p.name),
+            "not-on-mirror" => println!("{}: the mirror has nothing for it", p.name),
+            how => println!(
+                "{}: {from} -> {} by {} ({} file{}, {} bytes{})",
+                p.name,
+                p.target,
+                how,
+                p.steps.len(),
+                if p.steps.len() == 1 { "" } else { "s" },
+                p.bytes,
+                p.dist_size
+                    .filter(|_| how == "patches")
+                    .map_or(String::new(), |d| format!("; full dist {d} bytes")),
+            ),
+        }
+    }
+    if !r.downloads.is_empty() {
+        let reused = r.downloads.iter().filter(|d| d.reused).count();
+        println!(
+            "fetched {} bytes ({} file{} already here)",
+            r.fetched_bytes,
+            reused,
+            if reused == 1 { " was" } else { "s were" }
+        );
+    }
+    match r.result {
+        "downloaded" => println!("downloaded and verified; not applied (--download-only)"),
+        "applied" => println!("applied"),
+        _ => {}
+    }
+    Ok(())
 }

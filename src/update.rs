@@ -1,0 +1,690 @@
+//! `sysup update` (DESIGN §6): from a mirror's signed INDEX to an applied
+//! update, in this order —
+//!
+//! 1. take the host lock (two updates never interleave their downloads);
+//! 2. fetch `INDEX` and `INDEX.minisig`, and verify the signature with the
+//!    host's public key *before* a byte of INDEX is parsed;
+//! 3. refuse an INDEX whose serial is lower than the last one this host
+//!    accepted (a stale mirror, or a replayed old INDEX that would freeze the
+//!    host on, or roll it back to, vulnerable releases) unless
+//!    `--allow-downgrade`; record the accepted serial;
+//! 4. plan, per dist name: the cheapest chain of patches in bytes from the
+//!    installed tar (matched by id *and* SHA-256) to the target, or the full
+//!    dist when it is cheaper or no chain exists;
+//! 5. download each file (resumable), checking size and SHA-256 against the
+//!    INDEX; release the lock;
+//! 6. apply through the same code as `sysup apply` (which takes the lock
+//!    itself and checks every digest again).
+//!
+//! Host settings come from `<root>/etc/sysup.conf`, a TOML file whose
+//! `[mirror]` table this module reads (other tables belong to other
+//! commands); command-line flags win over it. See docs/mirrors.md.
+//!
+//! Invariants: nothing fetched is used before the signature over INDEX and
+//! the file's own size and SHA-256 are checked; a refusal at any step leaves
+//! the root untouched (only the download directory and the serial record
+//! under `var/db/sysup/` may change, and the serial only after the INDEX
+//! verified and was accepted).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, IoContext, Result};
+use crate::fetch::{self, Downloaded, FetchOptions, Mirror, Progress};
+use crate::host::apply::{ApplyOptions, ApplyReport};
+use crate::host::state::{Installed, State};
+use crate::index::{self, id_order, Index, INDEX_FILE, MAX_INDEX_LEN, SIG_FILE};
+use crate::name::{DistId, DistName};
+use crate::sign::{PublicKey, MAX_SIG_LEN};
+
+/// The host configuration file, relative to the root.
+pub const CONF_FILE: &str = "etc/sysup.conf";
+/// The public key used when neither `--pubkey` nor the config names one,
+/// relative to the root.
+pub const DEFAULT_PUBKEY: &str = "etc/sysup/minisign.pub";
+/// The last accepted INDEX serial, relative to the state directory.
+pub const SERIAL_FILE: &str = "mirror/serial";
+
+/// The `[mirror]` table of `<root>/etc/sysup.conf`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorConf {
+    /// Base URL of the mirror (`http://` or `https://`).
+    pub url: Option<String>,
+    /// Public key file, a path inside the root.
+    pub pubkey: Option<PathBuf>,
+    /// Retries per file after the first attempt.
+    pub retries: Option<u32>,
+    /// Seconds a connection or a read may stall before the attempt fails.
+    pub timeout: Option<u64>,
+}
+
+/// Read the `[mirror]` table of `<root>/etc/sysup.conf` (empty when the file
+/// or the table is missing). Other tables are left to their commands, but
+/// unknown keys inside `[mirror]` are an error. Read-only.
+pub fn read_conf(root: &Path) -> Result<MirrorConf> {
+    let p = root.join(CONF_FILE);
+    let text = match fs::read_to_string(&p) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(MirrorConf::default()),
+        Err(e) => return Err(Error::io("read", &p, e)),
+    };
+    let bad = |reason: String| Error::Metadata {
+        what: "configuration",
+        path: p.clone(),
+        reason,
+    };
+    let table: toml::Table = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    match table.get("mirror") {
+        None => Ok(MirrorConf::default()),
+        Some(v) => v
+            .clone()
+            .try_into()
+            .map_err(|e: toml::de::Error| bad(format!("[mirror]: {}", e.message()))),
+    }
+}
+
+/// A path from the config, which names a file inside the root.
+fn in_root(root: &Path, p: &Path) -> PathBuf {
+    root.join(p.strip_prefix("/").unwrap_or(p))
+}
+
+/// Knobs of [`update`] (command-line values; `None` falls back to the config).
+#[derive(Clone, Debug, Default)]
+pub struct UpdateOptions {
+    pub root: PathBuf,
+    pub mirror: Option<String>,
+    /// Update this name to this id (default: every installed name to its newest).
+    pub to: Option<DistId>,
+    pub pubkey: Option<PathBuf>,
+    pub download_only: bool,
+    pub allow_downgrade: bool,
+    pub retries: Option<u32>,
+    /// Seconds (connect and per-read).
+    pub timeout: Option<u64>,
+    /// First retry's wait (tests shorten it).
+    pub backoff: Option<std::time::Duration>,
+}
+
+/// One file of a plan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Step {
+    /// `dist` or `patch`.
+    pub kind: &'static str,
+    pub file: String,
+    pub size: u64,
+    #[serde(serialize_with = "hex32")]
+    pub sha256: [u8; 32],
+    pub from: Option<DistId>,
+    pub to: DistId,
+}
+
+fn hex32<S: serde::Serializer>(b: &[u8; 32], s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&hex::encode(b))
+}
+
+/// What to fetch for one dist name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub name: DistName,
+    pub installed: Option<DistId>,
+    pub target: DistId,
+    /// `patches`, `dist`, `up-to-date`, or `not-on-mirror`.
+    pub how: &'static str,
+    pub steps: Vec<Step>,
+    /// Bytes of the steps.
+    pub bytes: u64,
+    /// Size of the target's full dist, when the mirror has it.
+    pub dist_size: Option<u64>,
+    /// Bytes of the cheapest patch chain, when there is one.
+    pub chain_size: Option<u64>,
+}
+
+/// Node of the chain search: an id and the SHA-256 of its uncompressed tar.
+type Node = (DistId, [u8; 32]);
+/// Best known (bytes, steps) to a node, and the node and patch it came by.
+type Best = (u64, usize, Option<(Node, usize)>);
+
+/// Cheapest patch chain (bytes, then steps) from `start` to a node with id
+/// `target` (and tar SHA-256 `target_sha`, when known). Dijkstra over the
+/// INDEX's patches of that name and arch.
+fn cheapest_chain<'a>(
+    index: &'a Index,
+    arch: &str,
+    start: &Node,
+    target: &DistId,
+    target_sha: Option<&[u8; 32]>,
+) -> Option<Vec<&'a index::PatchEntry>> {
+    let mut edges: HashMap<Node, Vec<usize>> = HashMap::new();
+    for (i, p) in index.patches.iter().enumerate() {
+        if p.arch == arch && p.name.from.name == target.name {
+            edges
+                .entry((p.name.from.clone(), p.from.sha256))
+                .or_default()
+                .push(i);
+        }
+    }
+    let mut best: HashMap<Node, Best> = HashMap::new();
+    let mut heap = BinaryHeap::new();
+    best.insert(start.clone(), (0, 0, None));
+    heap.push(Reverse((0u64, 0usize, start.clone())));
+    while let Some(Reverse((cost, steps, node))) = heap.pop() {
+        if best.get(&node).is_some_and(|b| (b.0, b.1) < (cost, steps)) {
+            continue;
+        }
+        if &node.0 == target && target_sha.is_none_or(|s| s == &node.1) && steps > 0 {
+            let mut chain = Vec::new();
+            let mut at = node;
+            while let Some((_, _, Some((prev, i)))) = best.get(&at).cloned() {
+                chain.push(&index.patches[i]);
+                at = prev;
+            }
+            chain.reverse();
+            return Some(chain);
+        }
+        for &i in edges.get(&node).map(Vec::as_slice).unwrap_or(&[]) {
+            let p = &index.patches[i];
+            let next: Node = (p.name.to.clone(), p.to.sha256);
+            let cand = (cost.saturating_add(p.size), steps + 1);
+            if best.get(&next).is_none_or(|b| cand < (b.0, b.1)) {
+                best.insert(next.clone(), (cand.0, cand.1, Some((node.clone(), i))));
+                heap.push(Reverse((cand.0, cand.1, next)));
+            }
+        }
+    }
+    None
+}
+
+/// Plan the update of `name` from what is `installed` to `to` (default: the
+/// newest the INDEX has for the installed arch). Pure: reads nothing else.
+pub fn plan(
+    index: &Index,
+    name: &DistName,
+    installed: Option<&Installed>,
+    to: Option<&DistId>,
+) -> Result<Plan> {
+    let arch = match (installed, to) {
+        (Some(i), _) => i.arch.clone(),
+        (None, Some(t)) => index.dist(t).map(|d| d.arch.clone()).ok_or_else(|| {
+            Error::Refused(format!(
+                "nothing of {name} is installed and the mirror has no full dist of {t} \
+                     to start from"
+            ))
+        })?,
+        (None, None) => {
+            return Err(Error::Refused(format!(
+                "nothing of {name} is installed: pass --to ID for a first install"
+            )))
+        }
+    };
+    let mut p = Plan {
+        name: name.clone(),
+        installed: installed.map(|i| i.id.clone()),
+        target: installed.map_or_else(|| to.cloned().expect("checked above"), |i| i.id.clone()),
+        how: "up-to-date",
+        steps: Vec::new(),
+        bytes: 0,
+        dist_size: None,
+        chain_size: None,
+    };
+    let target = match to {
+        Some(t) => t.clone(),
+        None => match index.newest(name, &arch) {
+            Some(t) => t,
+            None => {
+                p.how = "not-on-mirror";
+                return Ok(p);
+            }
+        },
+    };
+    if let Some(i) = installed {
+        // Never go back unasked; a mirror behind this host is not news.
+        let behind = to.is_none() && id_order(&target, &i.id) != std::cmp::Ordering::Greater;
+        if i.id == target || behind {
+            return Ok(p);
+        }
+    }
+    p.target = target.clone();
+    let dist = index.dist(&target);
+    if let Some(d) = dist {
+        if d.arch != arch {
+            return Err(Error::Mismatch(format!(
+                "{target} is built for {}, but {name} here is {arch}",
+                d.arch
+            )));
+        }
+    }
+    p.dist_size = dist.map(|d| d.size);
+    let chain = installed.and_then(|i| {
+        cheapest_chain(
+            index,
+            &arch,
+            &(i.id.clone(), i.tar.sha256),
+            &target,
+            dist.map(|d| &d.tar.sha256),
+        )
+    });
+    p.chain_size = chain.as_ref().map(|c| c.iter().map(|s| s.size).sum());
+    let chain_wins = match (&p.chain_size, dist) {
+        (Some(c), Some(d)) => *c < d.size,
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    match (chain.filter(|_| chain_wins), dist) {
+        (Some(c), _) => {
+            p.how = "patches";
+            p.steps = c
+                .into_iter()
+                .map(|s| Step {
+                    kind: "patch",
+                    file: s.file(),
+                    size: s.size,
+                    sha256: s.sha256,
+                    from: Some(s.name.from.clone()),
+                    to: s.name.to.clone(),
+                })
+                .collect();
+        }
+        (_, Some(d)) => {
+            p.how = "dist";
+            p.steps = vec![Step {
+                kind: "dist",
+                file: d.file(),
+                size: d.size,
+                sha256: d.sha256,
+                from: None,
+                to: d.id.clone(),
+            }];
+        }
+        (None, None) => {
+            return Err(Error::Refused(format!(
+                "the mirror has no way from {} to {target}: no full dist of {target} for {arch} \
+                 and no chain of patches from the installed tar",
+                p.installed
+                    .as_ref()
+                    .map_or("nothing".to_string(), |i| i.to_string()),
+            )))
+        }
+    }
+    p.bytes = p.steps.iter().map(|s| s.size).sum();
+    Ok(p)
+}
+
+/// The last INDEX serial this host accepted. Read-only.
+pub fn accepted_serial(state: &State) -> Result<Option<u64>> {
+    let p = state.dir().join(SERIAL_FILE);
+    match fs::read_to_string(&p) {
+        Ok(t) => t.trim().parse().map(Some).map_err(|_| Error::Metadata {
+            what: "serial record",
+            path: p,
+            reason: format!(
+                "'{}' is not a number; remove the file to trust the next INDEX",
+                t.trim()
+            ),
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("read", &p, e)),
+    }
+}
+
+/// Record `serial` as accepted. Writes `mirror/serial` atomically (0600).
+fn record_serial(state: &State, serial: u64) -> Result<()> {
+    let p = state.dir().join(SERIAL_FILE);
+    let dir = p.parent().expect("has a parent");
+    match fs::create_dir(dir) {
+        Ok(()) => {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).ctx("chmod", dir)?;
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(Error::io("create directory", dir, e)),
+    }
+    crate::fsutil::write_atomic(&p, format!("{serial}\n").as_bytes(), 0o600)
+}
+
+/// What [`update`] did.
+#[derive(Clone, Debug, Serialize)]
+pub struct UpdateReport {
+    pub root: PathBuf,
+    pub mirror: String,
+    pub pubkey: PathBuf,
+    pub serial: u64,
+    pub previous_serial: Option<u64>,
+    pub index_timestamp: u64,
+    pub plans: Vec<Plan>,
+    pub downloads: Vec<Downloaded>,
+    /// Bytes that came over the network for dists and patches.
+    pub fetched_bytes: u64,
+    /// One report per applied plan, as `sysup apply --json` prints it.
+    pub applied: Vec<ApplyReport>,
+    /// `up-to-date`, `downloaded` (with `--download-only`) or `applied`.
+    pub result: &'static str,
+}
+
+/// Apply verified files through the host's apply (the `sysup apply` code),
+/// which takes the lock itself and checks every digest again.
+fn apply_files(root: &Path, files: &[PathBuf]) -> Result<ApplyReport> {
+    crate::host::apply::apply(&ApplyOptions {
+        root: root.to_path_buf(),
+        files: files.to_vec(),
+        ..ApplyOptions::default()
+    })
+}
+
+/// Run an update. See the module doc for the order of the steps.
+pub fn update(opts: &UpdateOptions, progress: &dyn Progress) -> Result<UpdateReport> {
+    let root = &opts.root;
+    let conf = read_conf(root)?;
+    let url = opts.mirror.clone().or(conf.url).ok_or_else(|| {
+        Error::Refused(format!(
+            "no mirror: pass --mirror URL or set url in the [mirror] table of {}",
+            root.join(CONF_FILE).display()
+        ))
+    })?;
+    let pubkey_path = match (&opts.pubkey, &conf.pubkey) {
+        (Some(p), _) => p.clone(),
+        (None, Some(p)) => in_root(root, p),
+        (None, None) => root.join(DEFAULT_PUBKEY),
+    };
+    if !pubkey_path.exists() && opts.pubkey.is_none() && conf.pubkey.is_none() {
+        return Err(Error::Refused(format!(
+            "no public key to check the mirror's INDEX with: pass --pubkey FILE, set pubkey in \
+             the [mirror] table of {}, or install it as {}",
+            root.join(CONF_FILE).display(),
+            pubkey_path.display()
+        )));
+    }
+    let pk = PublicKey::read(&pubkey_path)?;
+    let mut fopts = FetchOptions::default();
+    if let Some(r) = opts.retries.or(conf.retries) {
+        fopts.retries = r;
+    }
+    if let Some(t) = opts.timeout.or(conf.timeout) {
+        fopts.connect_timeout = std::time::Duration::from_secs(t.max(1));
+        fopts.read_timeout = std::time::Duration::from_secs(t.max(1));
+    }
+    if let Some(b) = opts.backoff {
+        fopts.backoff = b;
+    }
+    let mirror = Mirror::new(&url, fopts)?;
+
+    let state = State::open(root)?;
+    let lock = state.lock()?;
+
+    // 2. Signed INDEX: verify before parsing.
+    let index_url = PathBuf::from(mirror.url(INDEX_FILE));
+    let sig_url = PathBuf::from(mirror.url(SIG_FILE));
+    let index_bytes = mirror
+        .fetch_small(INDEX_FILE, MAX_INDEX_LEN)?
+        .ok_or_else(|| {
+            Error::Refused(format!(
+                "the mirror has no INDEX at {}",
+                index_url.display()
+            ))
+        })?;
+    let sig = mirror.fetch_small(SIG_FILE, MAX_SIG_LEN)?.ok_or_else(|| {
+        Error::Refused(format!(
+            "the mirror has no signature at {}: an unsigned INDEX is never used",
+            sig_url.display()
+        ))
+    })?;
+    pk.verify(&index_bytes, &sig, &sig_url)?;
+    let index = Index::parse(&index_bytes, &index_url)?;
+
+    // 3. Serial: no going back unasked.
+    let previous_serial = accepted_serial(&state)?;
+    if let Some(prev) = previous_serial {
+        if index.serial < prev && !opts.allow_downgrade {
+            return Err(Error::Refused(format!(
+                "the mirror's INDEX has serial {}, lower than serial {prev} this host already \
+                 accepted: the mirror is stale, or replays an old INDEX to hold this host back; \
+                 refused (pass --allow-downgrade if the publisher really went back)",
+                index.serial
+            )));
+        }
+    }
+    if previous_serial != Some(index.serial) {
+        record_serial(&state, index.serial)?;
+    }
+
+    // 4. Plans.
+    let mut plans = Vec::new();
+    match &opts.to {
+        Some(to) => plans.push(plan(
+            &index,
+            &to.name,
+            state.installed(&to.name)?.as_ref(),
+            Some(to),
+        )?),
+        None => {
+            let installed = state.installed_all()?;
+            if installed.is_empty() {
+                return Err(Error::Refused(format!(
+                    "nothing is installed in {}: pass --to ID for a first install",
+                    state.root().display()
+                )));
+            }
+            for i in &installed {
+                plans.push(plan(&index, &i.id.name, Some(i), None)?);
+            }
+        }
+    }
+
+    // 5. Downloads.
+    let dl_dir = state.download_dir();
+    let steps: Vec<Step> = plans.iter().flat_map(|p| p.steps.clone()).collect();
+    fetch::prune_partials(&dl_dir, &steps.iter().map(|s| s.sha256).collect::<Vec<_>>())?;
+    check_space(&dl_dir, &steps)?;
+    let mut downloads = Vec::new();
+    for s in &steps {
+        downloads.push(mirror.download(&s.file, s.size, &s.sha256, &dl_dir, progress)?);
+    }
+    drop(lock);
+    let fetched_bytes = downloads.iter().map(|d| d.fetched).sum();
+    let mut report = UpdateReport {
+        root: state.root().to_path_buf(),
+        mirror: mirror.base().to_string(),
+        pubkey: pubkey_path,
+        serial: index.serial,
+        previous_serial,
+        index_timestamp: index.timestamp,
+        plans,
+        downloads,
+        fetched_bytes,
+        applied: Vec::new(),
+        result: "up-to-date",
+    };
+    if steps.is_empty() {
+        return Ok(report);
+    }
+    if opts.download_only {
+        report.result = "downloaded";
+        return Ok(report);
+    }
+
+    // 6. Apply, one name at a time, then drop what was applied.
+    for p in report.plans.iter().filter(|p| !p.steps.is_empty()) {
+        let files: Vec<PathBuf> = p.steps.iter().map(|s| dl_dir.join(&s.file)).collect();
+        report.applied.push(apply_files(state.root(), &files)?);
+        for f in &files {
+            match fs::remove_file(f) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("remove", f, e)),
+            }
+        }
+    }
+    report.result = "applied";
+    Ok(report)
+}
+
+/// Refuse before downloading when the download directory's filesystem
+/// cannot hold what is still to fetch.
+fn check_space(dir: &Path, steps: &[Step]) -> Result<()> {
+    let mut need = 0u64;
+    for s in steps {
+        let have = fs::metadata(dir.join(&s.file))
+            .or_else(|_| fs::metadata(dir.join(format!("{}.partial", hex::encode(s.sha256)))))
+            .map_or(0, |m| m.len().min(s.size));
+        need += s.size - have;
+    }
+    let st = nix::sys::statvfs::statvfs(dir).map_err(|e| Error::io("statvfs", dir, e.into()))?;
+    // The field types differ between platforms; on some the conversion is a no-op.
+    #[allow(clippy::useless_conversion)]
+    let free = u64::from(st.blocks_available()).saturating_mul(u64::from(st.fragment_size()));
+    if need > free {
+        return Err(Error::Refused(format!(
+            "the update needs {need} more bytes in {}, which has {free} free; nothing was \
+             downloaded",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::Digests;
+    use crate::index::{DistEntry, PatchEntry};
+
+    fn tar(id: &str) -> Digests {
+        Digests::of(id.as_bytes())
+    }
+    fn dist(id: &str, size: u64) -> DistEntry {
+        DistEntry {
+            id: id.parse().unwrap(),
+            arch: "x86_64".into(),
+            size,
+            sha256: [0; 32],
+            tar: tar(id),
+        }
+    }
+    fn patch(from: &str, to: &str, size: u64) -> PatchEntry {
+        let from_id: DistId = format!("world-{from}").parse().unwrap();
+        let to_id: DistId = format!("world-{to}").parse().unwrap();
+        PatchEntry {
+            name: crate::name::PatchName::new(from_id.clone(), to_id.clone()).unwrap(),
+            arch: "x86_64".into(),
+            size,
+            sha256: [1; 32],
+            from: tar(&from_id.to_string()),
+            to: tar(&to_id.to_string()),
+        }
+    }
+    fn installed(id: &str) -> Installed {
+        Installed {
+            id: id.parse().unwrap(),
+            arch: "x86_64".into(),
+            installed_at: 0,
+            tar: tar(id),
+            base_size: 0,
+        }
+    }
+    fn index(dists: Vec<DistEntry>, mut patches: Vec<PatchEntry>) -> Index {
+        patches.sort_by_key(|p| p.file());
+        Index {
+            serial: 1,
+            timestamp: 1,
+            dists,
+            patches,
+        }
+    }
+    fn files(p: &Plan) -> Vec<&str> {
+        p.steps.iter().map(|s| s.file.as_str()).collect()
+    }
+
+    #[test]
+    fn picks_the_cheapest_chain_or_the_dist() {
+        let i = index(
+            vec![dist("world-4-20260104", 1000)],
+            vec![
+                patch("1-20260101", "2-20260102", 100),
+                patch("2-20260102", "3-20260103", 100),
+                patch("3-20260103", "4-20260104", 100),
+                patch("1-20260101", "3-20260103", 150),
+                patch("2-20260102", "4-20260104", 900),
+            ],
+        );
+        let w = DistName::World;
+        let p = plan(&i, &w, Some(&installed("world-1-20260101")), None).unwrap();
+        assert_eq!(p.how, "patches");
+        assert_eq!(
+            files(&p),
+            [
+                "world-1-20260101_3-20260103.patch",
+                "world-3-20260103_4-20260104.patch"
+            ]
+        );
+        assert_eq!(p.bytes, 250);
+        // a chain dearer than the dist loses
+        let i2 = index(vec![dist("world-4-20260104", 200)], i.patches.clone());
+        let p = plan(&i2, &w, Some(&installed("world-1-20260101")), None).unwrap();
+        assert_eq!(
+            (p.how, files(&p)),
+            ("dist", vec!["world-4-20260104.tar.gz"])
+        );
+        // no chain from an id the patches do not start at
+        let p = plan(&i, &w, Some(&installed("world-0-20251231")), None).unwrap();
+        assert_eq!(p.how, "dist");
+    }
+
+    #[test]
+    fn a_chain_must_start_at_the_installed_tar() {
+        let i = index(vec![], vec![patch("1-20260101", "2-20260102", 10)]);
+        let mut inst = installed("world-1-20260101");
+        inst.tar = tar("another build");
+        let e = plan(&i, &DistName::World, Some(&inst), None).unwrap_err();
+        assert!(
+            e.to_string().contains("no way from world-1-20260101"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn up_to_date_and_never_backwards_unasked() {
+        let i = index(vec![dist("world-2-20260102", 10)], vec![]);
+        let w = DistName::World;
+        let p = plan(&i, &w, Some(&installed("world-2-20260102")), None).unwrap();
+        assert_eq!(p.how, "up-to-date");
+        let p = plan(&i, &w, Some(&installed("world-3-20260103")), None).unwrap();
+        assert_eq!(p.how, "up-to-date");
+        let to: DistId = "world-2-20260102".parse().unwrap();
+        let p = plan(&i, &w, Some(&installed("world-3-20260103")), Some(&to)).unwrap();
+        assert_eq!(p.how, "dist");
+        let e = plan(&i, &w, None, None).unwrap_err().to_string();
+        assert!(e.contains("--to"), "{e}");
+        let p = plan(&i, &w, None, Some(&to)).unwrap();
+        assert_eq!(p.how, "dist");
+    }
+
+    #[test]
+    fn conf_reads_the_mirror_table_only() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(read_conf(d.path()).unwrap(), MirrorConf::default());
+        fs::create_dir(d.path().join("etc")).unwrap();
+        fs::write(
+            d.path().join(CONF_FILE),
+            "[mirror]\nurl = \"http://m/\"\npubkey = \"/etc/k.pub\"\n[clean]\nkeep = 3\n",
+        )
+        .unwrap();
+        let c = read_conf(d.path()).unwrap();
+        assert_eq!(c.url.as_deref(), Some("http://m/"));
+        assert_eq!(
+            in_root(d.path(), c.pubkey.as_ref().unwrap()),
+            d.path().join("etc/k.pub")
+        );
+        fs::write(
+            d.path().join(CONF_FILE),
+            "[mirror]\nurl = \"x\"\nbogus = 1\n",
+        )
+        .unwrap();
+        let e = read_conf(d.path()).unwrap_err().to_string();
+        assert!(e.contains("bogus"), "{e}");
+    }
+}

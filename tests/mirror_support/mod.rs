@@ -1,0 +1,509 @@
+//! Shared setup for the `mirror_*` tests: a real nginx bound to 127.0.0.1 on
+//! a free port (started per test, killed on drop), fixture world dists and
+//! the patches between them (made by the real `sysup build` and
+//! `sysup diff`), minisign keys made by the real `minisign` tool, and
+//! running `sysup update` against a temporary root.
+//!
+//! Invariant: everything lives in temporary directories; `sysup update`
+//! always gets `--root <tempdir>`, never the real `/`, and runs with proxy
+//! variables cleared so it talks to the test's nginx directly.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use sysup::digest::Hasher;
+use sysup::host::state::{Installed, State};
+
+#[path = "../common/mod.rs"]
+pub mod common;
+
+/// A running nginx; killed (and reaped) on drop.
+pub struct Nginx {
+    child: Child,
+    pub port: u16,
+    /// Where its config and logs live.
+    pub dir: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+/// One access log line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hit {
+    pub method: String,
+    pub uri: String,
+    pub status: u16,
+    /// Body bytes sent.
+    pub bytes: u64,
+    /// The Range request header, if any.
+    pub range: Option<String>,
+    pub accept_encoding: String,
+    /// `$upstream_cache_status` of a caching proxy (`-` elsewhere).
+    pub cache: String,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Nginx {
+    /// Serve `docroot` as a static mirror; `location` is added inside `location / {}`.
+    pub fn serve(docroot: &Path, location: &str) -> Nginx {
+        let root = fs::canonicalize(docroot).unwrap();
+        Nginx::start(
+            "",
+            &format!(
+                "root {};\n        location / {{ {location} }}",
+                root.display()
+            ),
+        )
+    }
+
+    /// A caching proxy in front of `upstream` (the site cache of a remote
+    /// facility): dists and patches cached, INDEX and its signature passed through.
+    pub fn cache(upstream: &Nginx) -> Nginx {
+        let cache = tempfile::tempdir().unwrap().keep();
+        Nginx::start(
+            &format!(
+                "proxy_cache_path {} levels=1:2 keys_zone=sysup:1m max_size=1g inactive=1d;",
+                cache.display()
+            ),
+            &format!(
+                "location / {{ proxy_pass http://127.0.0.1:{0}; proxy_cache sysup; \
+                 proxy_cache_valid 200 1d; }}\n        \
+                 location ~ ^/INDEX {{ proxy_pass http://127.0.0.1:{0}; }}",
+                upstream.port
+            ),
+        )
+    }
+
+    fn start(http_extra: &str, server_body: &str) -> Nginx {
+        for _ in 0..10 {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path().to_path_buf();
+            fs::create_dir(dir.join("tmp")).unwrap();
+            let port = free_port();
+            let conf = format!(
+                r#"worker_processes 1;
+pid {d}/nginx.pid;
+events {{ worker_connections 64; }}
+http {{
+    default_type application/octet-stream;
+    log_format sysup '$request_method|$uri|$status|$body_bytes_sent|$http_range|$http_accept_encoding|$upstream_cache_status';
+    access_log {d}/access.log sysup;
+    client_body_temp_path {d}/tmp/body;
+    proxy_temp_path {d}/tmp/proxy;
+    fastcgi_temp_path {d}/tmp/fastcgi;
+    uwsgi_temp_path {d}/tmp/uwsgi;
+    scgi_temp_path {d}/tmp/scgi;
+    {http_extra}
+    server {{
+        listen 127.0.0.1:{port};
+        {server_body}
+    }}
+}}
+"#,
+                d = dir.display()
+            );
+            fs::write(dir.join("nginx.conf"), conf).unwrap();
+            let mut child = Command::new("nginx")
+                .arg("-p")
+                .arg(&dir)
+                .arg("-c")
+                .arg(dir.join("nginx.conf"))
+                .arg("-e")
+                .arg(dir.join("error.log"))
+                .args(["-g", "daemon off; master_process off;"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("nginx is installed (.ci/install-deps)");
+            let t0 = Instant::now();
+            loop {
+                if let Some(status) = child.try_wait().unwrap() {
+                    let log = fs::read_to_string(dir.join("error.log")).unwrap_or_default();
+                    if log.contains("Address already in use") {
+                        break; // lost the port to someone else: try another
+                    }
+                    panic!("nginx exited ({status}):\n{log}");
+                }
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Nginx {
+                        child,
+                        port,
+                        dir,
+                        _tmp: tmp,
+                    };
+                }
+                assert!(
+                    t0.elapsed() < Duration::from_secs(10),
+                    "nginx did not start"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        panic!("could not start nginx on a free port");
+    }
+
+    /// The mirror URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.port)
+    }
+
+    /// The access log so far (waits until it stops growing: nginx logs a
+    /// request just after its last byte is sent).
+    pub fn hits(&self) -> Vec<Hit> {
+        let p = self.dir.join("access.log");
+        let mut last = String::new();
+        let t0 = Instant::now();
+        loop {
+            std::thread::sleep(Duration::from_millis(60));
+            let now = fs::read_to_string(&p).unwrap_or_default();
+            if now == last || t0.elapsed() > Duration::from_secs(2) {
+                break;
+            }
+            last = now;
+        }
+        last.lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split('|').collect();
+                assert_eq!(f.len(), 7, "log line {l:?}");
+                Hit {
+                    method: f[0].into(),
+                    uri: f[1].into(),
+                    status: f[2].parse().unwrap(),
+                    bytes: f[3].parse().unwrap(),
+                    range: (f[4] != "-").then(|| f[4].to_string()),
+                    accept_encoding: f[5].into(),
+                    cache: f[6].into(),
+                }
+            })
+            .collect()
+    }
+
+    /// Hits whose URI is `/file`.
+    pub fn hits_of(&self, file: &str) -> Vec<Hit> {
+        let uri = format!("/{file}");
+        self.hits().into_iter().filter(|h| h.uri == uri).collect()
+    }
+
+    /// Forget the log so far.
+    pub fn clear_log(&self) {
+        let _ = self.hits(); // let pending lines land first
+        fs::write(self.dir.join("access.log"), b"").unwrap();
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minisign key pair made by the real `minisign -G -W` (no password).
+pub struct Keys {
+    pub public: PathBuf,
+    pub secret: PathBuf,
+}
+
+/// Make a key pair in `dir` named `name.pub` / `name.key`.
+pub fn keys(dir: &Path, name: &str) -> Keys {
+    let k = Keys {
+        public: dir.join(format!("{name}.pub")),
+        secret: dir.join(format!("{name}.key")),
+    };
+    common::ok(
+        Command::new("minisign")
+            .args(["-G", "-W", "-f", "-p"])
+            .arg(&k.public)
+            .arg("-s")
+            .arg(&k.secret)
+            .stdin(Stdio::null()),
+    );
+    k
+}
+
+/// Fixture world dists of revisions `1..=n` and the patches `r → r+1`,
+/// built once per test binary and copied into each test's mirror.
+pub struct Built {
+    pub dir: PathBuf,
+    /// Dist paths, index `r - 1`.
+    pub dists: Vec<PathBuf>,
+    /// Patch paths, index `r - 1` for `r → r+1`.
+    pub patches: Vec<PathBuf>,
+}
+
+/// The dist file name of fixture world revision `rev`.
+pub fn dist_name(rev: u32) -> String {
+    format!("world-{rev}-202601{rev:02}.tar.gz")
+}
+
+/// The id of fixture world revision `rev`.
+pub fn id(rev: u32) -> String {
+    format!("world-{rev}-202601{rev:02}")
+}
+
+/// The patch file name from revision `a` to `b`.
+pub fn patch_name(a: u32, b: u32) -> String {
+    format!("world-{a}-202601{a:02}_{b}-202601{b:02}.patch")
+}
+
+/// Revisions 1..=4 and the three patches between them (built once per binary).
+pub fn built() -> &'static Built {
+    static B: OnceLock<Built> = OnceLock::new();
+    B.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let mut dists = Vec::new();
+        for rev in 1..=4 {
+            dists.push(common::world_dist(&dir, rev).1);
+        }
+        let patches = (1..4)
+            .map(|r| {
+                common::ok(
+                    common::sysup()
+                        .arg("diff")
+                        .arg(&dists[r - 1])
+                        .arg(&dists[r])
+                        .arg("--out")
+                        .arg(dir.join("out")),
+                );
+                dir.join("out").join(patch_name(r as u32, r as u32 + 1))
+            })
+            .collect();
+        Built {
+            dir,
+            dists,
+            patches,
+        }
+    })
+}
+
+/// A test's world: a mirror directory holding copies of the built dists and
+/// patches, signing keys, and host roots.
+pub struct World {
+    pub tmp: tempfile::TempDir,
+    /// The mirror's document root (the publish directory).
+    pub pub_dir: PathBuf,
+    pub keys: Keys,
+}
+
+impl World {
+    /// A publish directory with dists `revs` and the patches `patches`
+    /// (pairs `(a, a+1)`), signed and published.
+    pub fn new(revs: &[u32], patches: &[u32]) -> World {
+        let b = built();
+        let tmp = tempfile::tempdir().unwrap();
+        let pub_dir = tmp.path().join("pub");
+        fs::create_dir(&pub_dir).unwrap();
+        for &r in revs {
+            fs::copy(&b.dists[r as usize - 1], pub_dir.join(dist_name(r))).unwrap();
+        }
+        for &a in patches {
+            fs::copy(
+                &b.patches[a as usize - 1],
+                pub_dir.join(patch_name(a, a + 1)),
+            )
+            .unwrap();
+        }
+        let keys = keys(tmp.path(), "sysup");
+        let w = World { tmp, pub_dir, keys };
+        w.publish();
+        w
+    }
+
+    /// `sysup publish` the directory, signed. Returns stdout.
+    pub fn publish(&self) -> String {
+        common::ok(
+            common::sysup()
+                .arg("publish")
+                .arg(&self.pub_dir)
+                .arg("--sign")
+                .arg(&self.keys.secret),
+        )
+    }
+
+    /// A new, empty host root under the world's temp dir.
+    pub fn root(&self, name: &str) -> PathBuf {
+        let r = self.tmp.path().join(name);
+        fs::create_dir_all(&r).unwrap();
+        r
+    }
+
+    /// Path of a file in the publish directory.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.pub_dir.join(name)
+    }
+}
+
+/// Whether the host-side apply is wired into `sysup update` in this build.
+pub fn apply_available() -> bool {
+    static A: OnceLock<bool> = OnceLock::new();
+    *A.get_or_init(|| {
+        let o = common::run(common::sysup().arg("--help"));
+        String::from_utf8_lossy(&o.stdout).contains("\n  apply")
+    })
+}
+
+/// Install fixture revision `rev` in `root`: through `sysup apply` when it
+/// exists, else by recording it as installed (what `sysup update` plans from).
+pub fn install(root: &Path, rev: u32) {
+    let dist = &built().dists[rev as usize - 1];
+    if apply_available() {
+        common::ok(
+            common::sysup()
+                .arg("apply")
+                .arg("--root")
+                .arg(root)
+                .arg(dist),
+        );
+        return;
+    }
+    let mut gz = flate2::read::GzDecoder::new(fs::File::open(dist).unwrap());
+    let mut h = Hasher::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = gz.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    let state = State::open(root).unwrap();
+    state
+        .write_installed(&Installed {
+            id: id(rev).parse().unwrap(),
+            arch: "x86_64".into(),
+            installed_at: 0,
+            tar: h.finish(),
+            base_size: fs::metadata(dist).unwrap().len(),
+        })
+        .unwrap();
+}
+
+/// The installed id of `world` in `root`, if any.
+pub fn installed(root: &Path) -> Option<String> {
+    State::open(root)
+        .unwrap()
+        .installed(&"world".parse().unwrap())
+        .unwrap()
+        .map(|i| i.id.to_string())
+}
+
+/// `sysup update --root ROOT --mirror URL --pubkey KEY ARGS…`, proxies cleared.
+pub fn update(root: &Path, url: &str, pubkey: &Path, args: &[&str]) -> Output {
+    let mut c = common::sysup();
+    c.arg("update")
+        .arg("--root")
+        .arg(root)
+        .args(["--mirror", url])
+        .arg("--pubkey")
+        .arg(pubkey)
+        .args(args);
+    for v in [
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+    ] {
+        c.env_remove(v);
+    }
+    common::run(&mut c)
+}
+
+/// stderr of an output, as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Assert success and parse the `--json` document.
+pub fn json_ok(o: &Output) -> serde_json::Value {
+    assert!(
+        o.status.success(),
+        "sysup update failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&o.stdout),
+        stderr(o)
+    );
+    serde_json::from_slice(&o.stdout).expect("one JSON document on stdout")
+}
+
+/// Assert a refusal (exit 1) whose stderr contains every one of `needles`.
+pub fn refused(o: &Output, needles: &[&str]) -> String {
+    let e = stderr(o);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "expected exit 1\nstdout: {}\nstderr: {e}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    for n in needles {
+        assert!(e.contains(n), "{n:?} not in stderr:\n{e}");
+    }
+    e
+}
+
+/// Files in the root's download directory.
+pub fn downloads(root: &Path) -> Vec<String> {
+    let d = root.join("var/db/sysup/download");
+    let mut v: Vec<String> = fs::read_dir(&d)
+        .map(|r| {
+            r.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Snapshot of the root, without sysup's own state directory.
+pub fn snapshot(root: &Path) -> std::collections::BTreeMap<Vec<u8>, common::Node> {
+    common::snapshot(root)
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with(b"var/db/sysup"))
+        .collect()
+}
+
+/// The accepted serial recorded in a root.
+pub fn serial(root: &Path) -> Option<u64> {
+    fs::read_to_string(root.join("var/db/sysup/mirror/serial"))
+        .ok()
+        .map(|s| s.trim().parse().unwrap())
+}
+
+/// The serial line of an INDEX.
+pub fn index_serial(index: &Path) -> u64 {
+    let t = fs::read_to_string(index).unwrap();
+    t.lines()
+        .find_map(|l| l.strip_prefix("serial "))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Differences between `root` and fixture tree `rev` (empty when the root
+/// holds exactly that tree), ignoring what a dist never carries (`tmp/`
+/// contents) and sysup's own state directory.
+pub fn tree_diff(root: &Path, rev: u32) -> Vec<String> {
+    let mut expect = common::snapshot(&built().dir.join(format!("tree-{rev}")));
+    expect.retain(|k, _| !k.starts_with(b"tmp/"));
+    let mut got = snapshot(root);
+    for k in [&b"var/db"[..], b"var"] {
+        if !expect.contains_key(k) {
+            got.remove(k);
+        }
+    }
+    common::diff_snapshots(&expect, &got)
+}
