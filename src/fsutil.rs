@@ -17,6 +17,16 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{IoContext, Result};
 
+/// A byte count for people: `512 B`, `40 KiB`, `12 MiB`, `3 GiB`.
+pub fn human_size(b: u64) -> String {
+    match b {
+        b if b >= 10 << 30 => format!("{} GiB", b >> 30),
+        b if b >= 10 << 20 => format!("{} MiB", b >> 20),
+        b if b >= 10 << 10 => format!("{} KiB", b >> 10),
+        b => format!("{b} B"),
+    }
+}
+
 /// fsync a directory, making renames and creations inside it durable.
 pub fn fsync_dir(dir: &Path) -> Result<()> {
     File::open(dir)

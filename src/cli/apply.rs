@@ -24,16 +24,6 @@ pub struct Args {
     pub files: Vec<PathBuf>,
 }
 
-/// Short human size.
-pub(crate) fn size(b: u64) -> String {
-    match b {
-        b if b >= 10 << 30 => format!("{} GiB", b >> 30),
-        b if b >= 10 << 20 => format!("{} MiB", b >> 20),
-        b if b >= 10 << 10 => format!("{} KiB", b >> 10),
-        b => format!("{b} B"),
-    }
-}
-
 pub(crate) fn print_report(r: &ApplyReport) {
     if let Some(f) = &r.finished_interrupted {
         println!("finished an interrupted apply to {f}");
@@ -56,7 +46,7 @@ pub(crate) fn print_report(r: &ApplyReport) {
         c.repaired,
         c.unchanged,
         c.removed,
-        size(c.bytes_written)
+        crate::fsutil::human_size(c.bytes_written)
     );
     for p in &r.config_kept {
         println!("  config kept: {p} (modified locally; new version in {p}.sysupnew)");

@@ -250,7 +250,10 @@ fn undo_staging(root: &Root, state: &State, st: &Status) -> Result<()> {
     };
     for (dir, _) in &st.dirs {
         let Some(d) = open(dir)? else { continue };
-        for name in d.list().map_err(|e| Error::io("list", root.display(dir), e))? {
+        for name in d
+            .list()
+            .map_err(|e| Error::io("list", root.display(dir), e))?
+        {
             if name.starts_with(&prefix) {
                 d.remove_all(&name)
                     .map_err(|e| Error::io("remove", root.display(&name), e))?;
@@ -532,21 +535,133 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
         )?;
         Some(j)
     };
-    let result = stream_and_stage(
-        root,
-        state,
-        &mut seg,
-        &label,
-        &target,
-        mode,
-        old_meta.as_ref(),
-        from_base,
-        journal.as_mut(),
-        &txid,
-        opts,
-    );
-    let (meta, new_manifest, obsolete_list, upgrade, staged) = match result {
-        Ok(x) => x,
+    // Everything from here to the `staged` record is undone on any error:
+    // staged names removed, directories' mtimes restored, base temp dropped.
+    let staging = (|| -> Result<Outcome> {
+        let result = stream_and_stage(
+            root,
+            state,
+            &mut seg,
+            &label,
+            &target,
+            mode,
+            old_meta.as_ref(),
+            from_base,
+            journal.as_mut(),
+            &txid,
+            opts,
+        );
+        let (meta, new_manifest, obsolete_list, upgrade, staged) = result?;
+        // Verify: every byte of the result against the chain's to-digests.
+        let tee = seg.into_inner();
+        let tar = tee.hasher.finish();
+        if let Input::Chain { patches } = input {
+            let want = patches.last().expect("non-empty").1.to.tar;
+            if want != tar {
+                return Err(Error::DigestMismatch {
+                    what: "result of the patch chain".into(),
+                    path: label.into(),
+                    expected: want.md5_hex(),
+                    actual: tar.md5_hex(),
+                });
+            }
+        }
+        if opts.dry_run {
+            return Ok(Outcome::Dry(ApplyReport {
+                root: state.root().to_path_buf(),
+                action: action_of_mode(mode).into(),
+                from: from.clone(),
+                to: target.clone(),
+                dry_run: true,
+                finished_interrupted: None,
+                counts: staged.counts,
+                config_kept: staged
+                    .config_kept
+                    .iter()
+                    .map(|p| String::from_utf8_lossy(p).into_owned())
+                    .collect(),
+                removed: vec![],
+                kept: vec![],
+                upgrade_ran: false,
+                pruned: vec![],
+                tar: Some(tar),
+            }));
+        }
+        let gz = tee.gz.expect("not a dry run");
+        gz.finish()
+            .and_then(|mut w| w.flush())
+            .ctx("write", base_out.as_ref().expect("not dry").temp_path())?;
+        let base_temp = base_out.expect("not a dry run").keep()?;
+
+        // The plan: what commit, record and cleanup do.
+        let mut obsolete: Vec<Obsolete> = Vec::new();
+        if let Some(old) = &old_meta {
+            for e in old.manifest.entries() {
+                if new_manifest.get(&e.path).is_none() {
+                    obsolete.push(Obsolete {
+                        path: e.path.clone(),
+                        config_sha256: if e.config { e.sha256 } else { None },
+                    });
+                }
+            }
+        }
+        for p in obsolete_list {
+            let p = p.into_bytes();
+            if new_manifest.get(&p).is_none()
+                && !obsolete.iter().any(|o| o.path == p)
+                && crate::manifest::is_safe_rel(&p)
+            {
+                obsolete.push(Obsolete {
+                    path: p,
+                    config_sha256: None,
+                });
+            }
+        }
+        obsolete.sort_by(|a, b| b.path.cmp(&a.path));
+        let mut dir_mtimes: Vec<(Vec<u8>, i64)> = new_manifest
+            .entries()
+            .iter()
+            .filter(|e| e.kind == Kind::Dir)
+            .map(|e| (e.path.clone(), e.mtime))
+            .collect();
+        dir_mtimes.sort_by(|a, b| b.0.cmp(&a.0));
+        let plan = Plan {
+            txid: txid.clone(),
+            target: target.clone(),
+            from: from.clone(),
+            arch: meta.arch.clone(),
+            tar,
+            base_temp,
+            dist_dirs: new_manifest
+                .entries()
+                .iter()
+                .filter(|e| e.kind == Kind::Dir)
+                .map(|e| e.path.clone())
+                .collect(),
+            dir_renames: staged.dir_renames,
+            renames: staged.renames,
+            critical: staged.critical,
+            dir_attrs: staged.dir_attrs,
+            attrs: staged.attrs,
+            dir_mtimes,
+            kernel: staged.kernel,
+            obsolete,
+            config_kept: staged.config_kept,
+            upgrade,
+            counts: staged.counts,
+        };
+        checkpoint("staged-before-journal");
+        journal.as_mut().expect("not a dry run").append(
+            &Record::Staged {
+                plan: Box::new(plan.clone()),
+            },
+            true,
+        )?;
+        Ok(Outcome::Plan(Box::new(plan)))
+    })();
+    let plan = match staging {
+        Ok(Outcome::Dry(report)) => return Ok(report),
+        Ok(Outcome::Plan(plan)) => *plan,
         Err(e) => {
             drop(journal);
             if !opts.dry_run {
@@ -557,115 +672,6 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
             return Err(e);
         }
     };
-    // Verify: every byte of the result against the chain's to-digests.
-    let tee = seg.into_inner();
-    let tar = tee.hasher.finish();
-    if let Input::Chain { patches } = input {
-        let want = patches.last().expect("non-empty").1.to.tar;
-        if want != tar {
-            drop(journal);
-            if let Some(st) = Journal::load(&state.journal_path())? {
-                undo_staging(root, state, &st)?;
-            }
-            return Err(Error::DigestMismatch {
-                what: "result of the patch chain".into(),
-                path: label.into(),
-                expected: want.md5_hex(),
-                actual: tar.md5_hex(),
-            });
-        }
-    }
-    if opts.dry_run {
-        return Ok(ApplyReport {
-            root: state.root().to_path_buf(),
-            action: action_of_mode(mode).into(),
-            from,
-            to: target,
-            dry_run: true,
-            finished_interrupted: None,
-            counts: staged.counts,
-            config_kept: staged
-                .config_kept
-                .iter()
-                .map(|p| String::from_utf8_lossy(p).into_owned())
-                .collect(),
-            removed: vec![],
-            kept: vec![],
-            upgrade_ran: false,
-            pruned: vec![],
-            tar: Some(tar),
-        });
-    }
-    let gz = tee.gz.expect("not a dry run");
-    gz.finish()
-        .and_then(|mut w| w.flush())
-        .ctx("write", base_out.as_ref().expect("not dry").temp_path())?;
-    let base_temp = base_out.expect("not a dry run").keep()?;
-
-    // The plan: what commit, record and cleanup do.
-    let mut obsolete: Vec<Obsolete> = Vec::new();
-    if let Some(old) = &old_meta {
-        for e in old.manifest.entries() {
-            if new_manifest.get(&e.path).is_none() {
-                obsolete.push(Obsolete {
-                    path: e.path.clone(),
-                    config_sha256: if e.config { e.sha256 } else { None },
-                });
-            }
-        }
-    }
-    for p in obsolete_list {
-        let p = p.into_bytes();
-        if new_manifest.get(&p).is_none()
-            && !obsolete.iter().any(|o| o.path == p)
-            && crate::manifest::is_safe_rel(&p)
-        {
-            obsolete.push(Obsolete {
-                path: p,
-                config_sha256: None,
-            });
-        }
-    }
-    obsolete.sort_by(|a, b| b.path.cmp(&a.path));
-    let mut dir_mtimes: Vec<(Vec<u8>, i64)> = new_manifest
-        .entries()
-        .iter()
-        .filter(|e| e.kind == Kind::Dir)
-        .map(|e| (e.path.clone(), e.mtime))
-        .collect();
-    dir_mtimes.sort_by(|a, b| b.0.cmp(&a.0));
-    let plan = Plan {
-        txid: txid.clone(),
-        target: target.clone(),
-        from: from.clone(),
-        arch: meta.arch.clone(),
-        tar,
-        base_temp,
-        dist_dirs: new_manifest
-            .entries()
-            .iter()
-            .filter(|e| e.kind == Kind::Dir)
-            .map(|e| e.path.clone())
-            .collect(),
-        dir_renames: staged.dir_renames,
-        renames: staged.renames,
-        critical: staged.critical,
-        dir_attrs: staged.dir_attrs,
-        attrs: staged.attrs,
-        dir_mtimes,
-        kernel: staged.kernel,
-        obsolete,
-        config_kept: staged.config_kept,
-        upgrade,
-        counts: staged.counts,
-    };
-    checkpoint("staged-before-journal");
-    journal.as_mut().expect("not a dry run").append(
-        &Record::Staged {
-            plan: Box::new(plan.clone()),
-        },
-        true,
-    )?;
     drop(journal);
     checkpoint("journal-staged");
     let report = finish(root, state, None, &plan, opts)?;
@@ -689,7 +695,7 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
         kept: report.kept,
         upgrade_ran: report.upgrade_ran,
         pruned: report.pruned,
-        tar: Some(tar),
+        tar: Some(plan.tar),
     })
 }
 
@@ -699,6 +705,12 @@ fn action_of_mode(m: Mode) -> &'static str {
         Mode::Upgrade => "upgrade",
         Mode::Repair => "repair",
     }
+}
+
+/// How the staging part of a run ended.
+enum Outcome {
+    Dry(ApplyReport),
+    Plan(Box<Plan>),
 }
 
 type Streamed = (
@@ -790,11 +802,11 @@ fn stream_and_stage<R: Read>(
         let base_guess = installed.map_or(0, |i| i.base_size);
         if need + base_guess + (need + base_guess) / 50 > have {
             return Err(Error::Refused(format!(
-                "not enough free space on {}: staging {} needs about {} MB, {} MB are free",
+                "not enough free space on {}: staging {} needs about {}, {} are free",
                 state.root().display(),
                 target,
-                (need + base_guess) >> 20,
-                have >> 20
+                crate::fsutil::human_size(need + base_guess),
+                crate::fsutil::human_size(have)
             )));
         }
     }

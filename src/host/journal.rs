@@ -43,7 +43,10 @@ pub enum Record {
     },
     /// A directory that holds staged names of this transaction, and its
     /// mtime before (restored when the staging is undone).
-    Dir { path: Vec<u8>, mtime: i64 },
+    Dir {
+        path: Vec<u8>,
+        mtime: i64,
+    },
     /// A staged name without the transaction's prefix (a critical `.new`).
     New {
         path: Vec<u8>,

@@ -386,7 +386,10 @@ impl Dir {
 
     /// Set this directory's own atime and mtime (futimens).
     pub fn set_own_mtime(&self, mtime: i64) -> io::Result<()> {
-        let ts = libc::timespec { tv_sec: mtime, tv_nsec: 0 };
+        let ts = libc::timespec {
+            tv_sec: mtime,
+            tv_nsec: 0,
+        };
         let times = [ts, ts];
         // SAFETY: valid fd and two timespecs.
         cvt(unsafe { libc::futimens(self.raw(), times.as_ptr()) }).map(drop)

@@ -281,7 +281,13 @@ impl<'a> Stager<'a> {
                 .own_mtime()
                 .map_err(|e| ioerr(self.root, "stat", dir, e))?;
             let j = self.journal.as_deref_mut().expect("checked above");
-            j.append(&Record::Dir { path: dir.to_vec(), mtime }, false)?;
+            j.append(
+                &Record::Dir {
+                    path: dir.to_vec(),
+                    mtime,
+                },
+                false,
+            )?;
             self.logged.insert(dir.to_vec());
         }
         Ok(())
