@@ -10,7 +10,11 @@ use std::path::PathBuf;
 
 use common::*;
 
-fn damaged_copy(src: &std::path::Path, dir: &std::path::Path, f: impl FnOnce(&mut Vec<u8>)) -> PathBuf {
+fn damaged_copy(
+    src: &std::path::Path,
+    dir: &std::path::Path,
+    f: impl FnOnce(&mut Vec<u8>),
+) -> PathBuf {
     let mut b = fs::read(src).unwrap();
     f(&mut b);
     let p = dir.join(src.file_name().unwrap());
@@ -63,9 +67,22 @@ fn manifest_lying_about_a_hash() {
     let d = tempfile::tempdir().unwrap();
     let mut liar = Crafted::file("usr/bin/evil", b"what the MANIFEST promised");
     liar.data = b"something else entirely!!!".to_vec(); // same length, other bytes
-    let dist = craft_dist(d.path(), "world-9-20260109", "x86_64", &[Crafted::dir("usr"), Crafted::dir("usr/bin"), Crafted::file("usr/bin/fine", b"ok"), liar]);
+    let dist = craft_dist(
+        d.path(),
+        "world-9-20260109",
+        "x86_64",
+        &[
+            Crafted::dir("usr"),
+            Crafted::dir("usr/bin"),
+            Crafted::file("usr/bin/fine", b"ok"),
+            liar,
+        ],
+    );
     let e = apply_fails(t.path(), &[&dist]);
-    assert!(e.contains("usr/bin/evil") && e.contains("does not match"), "{e}");
+    assert!(
+        e.contains("usr/bin/evil") && e.contains("does not match"),
+        "{e}"
+    );
     assert_unchanged(t.path(), &before);
     assert!(leftovers(t.path()).is_empty(), "{:?}", leftovers(t.path()));
 }

@@ -14,7 +14,10 @@ fn patch_for_another_revision_is_refused() {
     let c = chain();
     let (t, before) = installed_root(2);
     let e = apply_fails(t.path(), &[&c.patches[0]]);
-    assert!(e.contains("wrong base") && e.contains("world-1-20260101_2-20260102.patch"), "{e}");
+    assert!(
+        e.contains("wrong base") && e.contains("world-1-20260101_2-20260102.patch"),
+        "{e}"
+    );
     assert!(e.contains("world-2-20260102 is installed"), "{e}");
     assert_unchanged(t.path(), &before);
 }
@@ -62,7 +65,12 @@ fn damaged_base_on_disk_is_detected() {
 fn arch_mismatch_is_refused() {
     let (t, before) = installed_root(1);
     let d = tempfile::tempdir().unwrap();
-    let dist = craft_dist(d.path(), "world-9-20260109", "aarch64", &[Crafted::dir("etc")]);
+    let dist = craft_dist(
+        d.path(),
+        "world-9-20260109",
+        "aarch64",
+        &[Crafted::dir("etc")],
+    );
     let e = apply_fails(t.path(), &[&dist]);
     assert!(e.contains("aarch64") && e.contains("x86_64"), "{e}");
     assert_unchanged(t.path(), &before);

@@ -452,7 +452,11 @@ pub fn guarded_snapshot(root: &Path) -> BTreeMap<Vec<u8>, Node> {
 /// Assert that `root` is as `before` said (see [`guarded_snapshot`]).
 pub fn assert_unchanged(root: &Path, before: &BTreeMap<Vec<u8>, Node>) {
     let d = diff_snapshots(before, &guarded_snapshot(root));
-    assert!(d.is_empty(), "a refused apply changed the root:\n{}", d.join("\n"));
+    assert!(
+        d.is_empty(),
+        "a refused apply changed the root:\n{}",
+        d.join("\n")
+    );
 }
 
 /// A root with fixture world `rev` installed, and its guarded snapshot.
