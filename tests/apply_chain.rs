@@ -235,3 +235,58 @@ fn a_running_executable_is_replaced() {
     running.kill().unwrap();
     running.wait().unwrap();
 }
+
+#[test]
+fn the_dists_upgrade_step_runs_last_and_obsolete_list_is_honoured() {
+    let t = tempfile::tempdir().unwrap();
+    let specdir = t.path().join("spec");
+    fs::create_dir(&specdir).unwrap();
+    let spec = specdir.join("world.toml");
+    fs::write(
+        &spec,
+        format!(
+            "{}obsolete = \"obsolete.list\"\nupgrade = \"upgrade.sh\"\n",
+            sysup::fixtures::WORLD_SPEC
+        ),
+    )
+    .unwrap();
+    fs::write(
+        specdir.join("obsolete.list"),
+        "# left by an old release\nusr/sbin/ancient\n",
+    )
+    .unwrap();
+    // the step sees every new file in place, and records what it saw
+    fs::write(
+        specdir.join("upgrade.sh"),
+        "#!/bin/sh\nset -eu\ntest -f \"$SYSUP_ROOT/usr/bin/newtool\"\necho \"$SYSUP_FROM -> $SYSUP_TO\" >> \"$SYSUP_ROOT/var/lib/misc/upgraded\"\n",
+    )
+    .unwrap();
+    let mut dists = Vec::new();
+    for rev in 2..=3u32 {
+        let tree = t.path().join(format!("t{rev}"));
+        sysup::fixtures::make_world(&tree, rev, is_root()).unwrap();
+        ok(sysup()
+            .arg("build")
+            .arg(&spec)
+            .arg("--tree")
+            .arg(&tree)
+            .args(["--rev", &rev.to_string(), "--date", "20260101", "--out"])
+            .arg(t.path()));
+        dists.push(t.path().join(format!("world-{rev}-20260101.tar.gz")));
+    }
+    let root = t.path().join("root");
+    fs::create_dir_all(root.join("usr/sbin")).unwrap();
+    fs::write(root.join("usr/sbin/ancient"), b"from before sysup").unwrap();
+    let out = apply_ok(&root, &[&dists[0]]);
+    assert!(out.contains("ran the dist's upgrade step"), "{out}");
+    assert!(
+        !root.join("usr/sbin/ancient").exists(),
+        "OBSOLETE paths are removed"
+    );
+    apply_ok(&root, &[&dists[1]]);
+    let log = fs::read_to_string(root.join("var/lib/misc/upgraded")).unwrap();
+    assert_eq!(
+        log,
+        " -> world-2-20260101\nworld-2-20260101 -> world-3-20260101\n"
+    );
+}
