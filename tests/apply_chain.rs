@@ -103,7 +103,7 @@ fn reapplying_the_installed_dist_repairs_only_what_differs() {
         .arg(&c.dists[1]));
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["action"], "repair");
-    assert_eq!(v["counts"]["repaired"], 3, "{out}"); // libc, passwd, sh (ls was missing: changed)
+    assert_eq!(v["counts"]["repaired"], 4, "{out}"); // libc, ls, passwd, sh
     assert_eq!(v["counts"]["changed"], 4, "{out}");
     assert_root_is(root, &c.trees[1]);
     assert_eq!(

@@ -2,14 +2,20 @@
 //! directory, in a few seconds. Nothing outside that directory is touched:
 //! every host-side step runs with `--root` inside it.
 //!
-//! Today the demo covers the build host: three revisions of a tiny world and
-//! two of a named kernel become reproducible dists.
+//! The story: a build host stages three revisions of a tiny world and two of
+//! a named kernel, builds reproducible dists and binary patches between
+//! them; a host (a root inside the demo directory) installs revision 1,
+//! applies the 1→2→3 chain, shows its state, has a file damaged and a
+//! config file edited, and is repaired by applying the installed dist again.
 
 use std::path::{Path, PathBuf};
 
 use crate::build::{self, Options};
+use crate::delta::{diff_dists, DiffOptions};
 use crate::error::{IoContext, Result};
 use crate::fixtures;
+use crate::host::apply::{apply, ApplyOptions};
+use crate::host::state::State;
 use crate::name::Date;
 use crate::spec::Spec;
 
@@ -94,6 +100,100 @@ pub fn run(a: Args) -> Result<()> {
             r.tar.md5_hex()
         );
     }
+    step(
+        &mut n,
+        "build host: sysup diff → binary patches between the uncompressed tars",
+    );
+    let mut patches = Vec::new();
+    let name = |id: &str| dists.join(format!("{id}.tar.gz"));
+    for (a, b) in [
+        ("world-1-20261121", "world-2-20261122"),
+        ("world-2-20261122", "world-3-20261123"),
+        ("kernel-GENERIC-1-20261121", "kernel-GENERIC-2-20261122"),
+    ] {
+        let r = diff_dists(&name(a), &name(b), &dists, &DiffOptions::default())?;
+        println!(
+            "  {:<46} {:>7} bytes  ({:.1}% of the new tar)",
+            r.patch
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            r.size,
+            100.0 * r.size as f64 / r.header.to.tar.size.max(1) as f64
+        );
+        patches.push(r.patch);
+    }
+
+    let root = dir.join("host-root");
+    std::fs::create_dir_all(&root).ctx("create directory", &root)?;
+    let on_root = |files: Vec<PathBuf>| ApplyOptions {
+        root: root.clone(),
+        files,
+        ..Default::default()
+    };
+    step(
+        &mut n,
+        &format!(
+            "host: sysup apply --root {} world-1 (a full install)",
+            root.display()
+        ),
+    );
+    super::apply::print_report(&apply(&on_root(vec![name("world-1-20261121")]))?);
+    apply(&on_root(vec![name("kernel-GENERIC-1-20261121")]))?;
+
+    step(
+        &mut n,
+        "host: sysup apply the chain world-1→2→3 (streamed: gunzip(base) → patch → patch → tar)",
+    );
+    super::apply::print_report(&apply(&on_root(vec![
+        patches[0].clone(),
+        patches[1].clone(),
+    ]))?);
+    step(
+        &mut n,
+        "host: a new kernel; the running one is kept as boot/kernel.old",
+    );
+    super::apply::print_report(&apply(&on_root(vec![patches[2].clone()]))?);
+
+    step(&mut n, "host: what is installed");
+    let state = State::open(&root)?;
+    for i in state.installed_all()? {
+        println!(
+            "  {:<28} md5 {}  base {} bytes",
+            i.id.to_string(),
+            i.tar.md5_hex(),
+            i.base_size
+        );
+    }
+    println!(
+        "  boot/kernel.old kept: {}",
+        if root.join("boot/kernel.old/kernel").exists() {
+            "yes"
+        } else {
+            "no"
+        }
+    );
+
+    step(
+        &mut n,
+        "host: damage — truncate libc, delete ls; the admin edits a config file",
+    );
+    let libc = root.join("usr/lib/x86_64-linux-gnu/libc.so.6");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&libc)
+        .and_then(|f| f.set_len(1000))
+        .ctx("truncate", &libc)?;
+    let ls = root.join("usr/bin/ls");
+    std::fs::remove_file(&ls).ctx("remove", &ls)?;
+    let conf = root.join("etc/sysup-demo.conf");
+    std::fs::write(&conf, "# edited by the admin\nlevel = 9\n").ctx("write", &conf)?;
+    step(
+        &mut n,
+        "host: sysup apply world-3 again → verifies everything, repairs only what differs",
+    );
+    super::apply::print_report(&apply(&on_root(vec![name("world-3-20261123")]))?);
+
     println!("\nEverything is in {}", dir.display());
     if a.dir.is_none() {
         println!("(temporary: removed on exit; use --dir DIR to keep it)");

@@ -437,7 +437,7 @@ impl<'a> Stager<'a> {
         }
         // A new directory: staged whole (or created inside a staged parent).
         self.out.counts.changed += 1;
-        if live.is_some() && !swap_kernel {
+        if !swap_kernel {
             self.out.counts.repaired += u64::from(self.mode == Mode::Repair);
         }
         self.new_dirs.push(path.clone());
@@ -630,7 +630,8 @@ impl<'a> Stager<'a> {
             }
         }
         self.out.counts.changed += 1;
-        if live.is_some() && self.mode == Mode::Repair && final_name == base {
+        // re-applying the installed dist: everything written restores it
+        if self.mode == Mode::Repair && final_name == base {
             self.out.counts.repaired += 1;
         }
         if self.dry() {
