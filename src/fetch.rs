@@ -305,7 +305,13 @@ impl Mirror {
                 self.attempt(file, size, &partial, progress, &mut out.fetched)
             });
             progress.finish();
-            r?;
+            if let Err(e) = r {
+                // Leave no empty partial file behind a refusal.
+                if fs::metadata(&partial).is_ok_and(|m| m.len() == 0) {
+                    let _ = fs::remove_file(&partial);
+                }
+                return Err(e);
+            }
             let (n, got) = file_sha256(&partial)?;
             if n == size && got == *sha256 {
                 File::open(&partial)
