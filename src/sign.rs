@@ -289,6 +289,20 @@ mod tests {
     }
 
     #[test]
+    fn encrypted_keys_need_the_right_password() {
+        let kp = minisign::KeyPair::generate_encrypted_keypair(Some("right".into())).unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("enc.key");
+        std::fs::write(&p, kp.sk.to_box(None).unwrap().to_string()).unwrap();
+        let e = SecretKey::read(&p, Some("wrong".into())).unwrap_err();
+        assert!(e.to_string().contains("password"), "{e}");
+        let sk = SecretKey::read(&p, Some("right".into())).unwrap();
+        let sig = sk.sign(b"x", 1).unwrap();
+        let pk = PublicKey::from_text(&sk.public_key_text(), Path::new("k.pub")).unwrap();
+        pk.verify(b"x", sig.as_bytes(), Path::new("s")).unwrap();
+    }
+
+    #[test]
     fn another_key_is_named() {
         let (a, _d1) = keypair();
         let (b, _d2) = keypair();
