@@ -507,3 +507,30 @@ pub fn tree_diff(root: &Path, rev: u32) -> Vec<String> {
     }
     common::diff_snapshots(&expect, &got)
 }
+
+/// A host at fixture revision 1 and a snapshot of its root, to check that a
+/// refused update changed nothing.
+pub struct Host {
+    pub root: PathBuf,
+    pub before: std::collections::BTreeMap<Vec<u8>, common::Node>,
+}
+
+impl Host {
+    pub fn at(w: &World, name: &str, rev: u32) -> Host {
+        let root = w.root(name);
+        install(&root, rev);
+        let before = snapshot(&root);
+        Host { root, before }
+    }
+
+    /// Nothing was applied: same tree, same installed id, and nothing
+    /// unverified left in the download directory (files verified before the
+    /// refusal may stay, for the next run).
+    pub fn unchanged(&self, rev: u32) {
+        let diffs = common::diff_snapshots(&self.before, &snapshot(&self.root));
+        assert!(diffs.is_empty(), "the root changed:\n{}", diffs.join("\n"));
+        assert_eq!(installed(&self.root).as_deref(), Some(id(rev).as_str()));
+        let left = downloads(&self.root);
+        assert!(!left.iter().any(|f| f.ends_with(".partial")), "{left:?}");
+    }
+}
