@@ -164,7 +164,13 @@ impl Mirror {
         Err(self.url_error(
             file,
             "download",
-            format!("{last} (gave up after {} attempts)", self.opts.retries + 1),
+            match self.opts.retries {
+                0 => format!("{last} (no retries asked for)"),
+                r => format!(
+                    "{last} (gave up after {} attempts; is the mirror up and the URL right?)",
+                    r + 1
+                ),
+            },
         ))
     }
 
