@@ -72,12 +72,9 @@ impl Nginx {
     /// A caching proxy in front of `upstream` (the site cache of a remote
     /// facility): dists and patches cached, INDEX and its signature passed through.
     pub fn cache(upstream: &Nginx) -> Nginx {
-        let cache = tempfile::tempdir().unwrap().keep();
         Nginx::start(
-            &format!(
-                "proxy_cache_path {} levels=1:2 keys_zone=sysup:1m max_size=1g inactive=1d;",
-                cache.display()
-            ),
+            // relative to nginx's prefix (its own temp dir): removed with it
+            "proxy_cache_path cache levels=1:2 keys_zone=sysup:1m max_size=1g inactive=1d;",
             &format!(
                 "location / {{ proxy_pass http://127.0.0.1:{0}; proxy_cache sysup; \
                  proxy_cache_valid 200 1d; }}\n        \
@@ -260,17 +257,41 @@ pub fn patch_name(a: u32, b: u32) -> String {
     format!("world-{a}-202601{a:02}_{b}-202601{b:02}.patch")
 }
 
-/// Revisions 1..=4 and the three patches between them (built once per binary).
+/// Revisions 1..=4 and the three patches between them: built once into
+/// `target/tmp/` (keyed by the `sysup` binary, so a rebuilt sysup rebuilds
+/// them) and shared by every mirror test binary, under a lock.
 pub fn built() -> &'static Built {
     static B: OnceLock<Built> = OnceLock::new();
     B.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep();
-        let mut dists = Vec::new();
-        for rev in 1..=4 {
-            dists.push(common::world_dist(&dir, rev).1);
-        }
-        let patches = (1..4)
-            .map(|r| {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::MetadataExt;
+        let bin = fs::metadata(env!("CARGO_BIN_EXE_sysup")).unwrap();
+        let key = format!(
+            "{}-{}-{}-{}",
+            u8::from(common::is_root()),
+            bin.len(),
+            bin.mtime(),
+            bin.mtime_nsec()
+        );
+        let top = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        fs::create_dir_all(top).unwrap();
+        let dir = top.join(format!("mirror-fixtures-{key}"));
+        let lock = fs::File::create(top.join("mirror-fixtures.lock")).unwrap();
+        // SAFETY: a valid fd; the lock is released when `lock` is dropped.
+        assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+        let dists: Vec<PathBuf> = (1..=4)
+            .map(|r| dir.join("out").join(dist_name(r)))
+            .collect();
+        let patches: Vec<PathBuf> = (1..4)
+            .map(|r| dir.join("out").join(patch_name(r, r + 1)))
+            .collect();
+        if !dir.join("done").exists() {
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir(&dir).unwrap();
+            for rev in 1..=4 {
+                assert_eq!(common::world_dist(&dir, rev).1, dists[rev as usize - 1]);
+            }
+            for r in 1..4 {
                 common::ok(
                     common::sysup()
                         .arg("diff")
@@ -279,9 +300,11 @@ pub fn built() -> &'static Built {
                         .arg("--out")
                         .arg(dir.join("out")),
                 );
-                dir.join("out").join(patch_name(r as u32, r as u32 + 1))
-            })
-            .collect();
+                assert!(patches[r - 1].exists());
+            }
+            fs::write(dir.join("done"), b"").unwrap();
+        }
+        drop(lock);
         Built {
             dir,
             dists,
