@@ -16,12 +16,16 @@
 #                          once verified)
 # Inputs: bench/work/corpus/{tree,small}-{A,B}{,.tar,.tar.gz} from bench/make-corpus.sh.
 # Outputs (bench/work/results/):
-#   <pair>-<UTC stamp>.tsv   tool operation input bytes wall_s max_rss_kb status
+#   <pair>-<UTC stamp>.tsv   tool operation input bytes wall_s max_rss_kb cpu_s status
 #   <pair>-<UTC stamp>.txt   machine + tool versions, the table, ratios
 #   latest-<pair>.tsv/.txt   copies of the last run
+#   latest-<pair>-peers.tsv  the last run that measured peer rows; a sysup-only run
+#                          (ONLY=sysup) takes its ratios against it (or PEERS_TSV=file)
 # Every timed command runs under /usr/bin/time -v; wall_s is measured around it with
 # date +%s.%N, max_rss_kb is time's "Maximum resident set size" — for a pipeline run
-# as sh -c '...' that is the largest single process of the pipeline, not the sum.
+# as sh -c '...' that is the largest single process of the pipeline, not the sum —
+# and cpu_s is time's user + system seconds (all processes; less sensitive than
+# wall_s to other load on the machine).
 # Every decoded output is compared with cmp against the real new tar (status ok or
 # MISMATCH). The page cache is warm (the corpus fits in RAM; caches are not dropped).
 set -uo pipefail
@@ -66,7 +70,7 @@ ensure_tools() {
 # number given as OUTFILE when it starts with "=".
 LAST_WALL="" LAST_RSS="" LAST_RC=0
 measure() {
-  local tool=$1 op=$2 input=$3 outfile=$4 cmd=$5 i t0 t1 wall rss rc best="" bestrss=0 tf
+  local tool=$1 op=$2 input=$3 outfile=$4 cmd=$5 i t0 t1 wall rss cpu rc best="" bestrss=0 bestcpu=0 tf
   tf=$(mktemp)
   log "$tool $op ($input): $cmd"
   for ((i = 0; i < RUNS; i++)); do
@@ -76,16 +80,17 @@ measure() {
     t1=$(date +%s.%N)
     wall=$(echo "$t1 - $t0" | bc -l)
     rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$tf")
+    cpu=$(awk -F': ' '/User time \(seconds\)|System time \(seconds\)/ {c+=$2} END {printf "%.2f", c}' "$tf")
     [ -n "$rss" ] || rss=0
     [ "$rc" = 0 ] || break
-    if [ -z "$best" ] || [ "$(echo "$wall < $best" | bc -l)" = 1 ]; then best=$wall; fi
+    if [ -z "$best" ] || [ "$(echo "$wall < $best" | bc -l)" = 1 ]; then best=$wall bestcpu=$cpu; fi
     [ "$rss" -gt "$bestrss" ] && bestrss=$rss
   done
   rm -f "$tf"
   local bytes=- status=ok
   if [ "$rc" != 0 ]; then
     status="FAIL(rc=$rc)"; [ "$rc" = 124 ] && status="TIMEOUT(${TIMEOUT}s)"
-    best=$wall; bestrss=$rss
+    best=$wall; bestrss=$rss; bestcpu=${cpu:-0}
   fi
   case $outfile in
     -) ;;
@@ -93,12 +98,12 @@ measure() {
     *) [ -e "$outfile" ] && bytes=$(stat -c %s "$outfile") ;;
   esac
   LAST_WALL=$(printf '%.2f' "$best") LAST_RSS=$bestrss LAST_RC=$rc
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tool" "$op" "$input" "$bytes" "$LAST_WALL" "$LAST_RSS" "$status" >> "$TSV"
-  log "  -> bytes=$bytes wall=${LAST_WALL}s rss=${LAST_RSS}kB $status"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tool" "$op" "$input" "$bytes" "$LAST_WALL" "$LAST_RSS" "$bestcpu" "$status" >> "$TSV"
+  log "  -> bytes=$bytes wall=${LAST_WALL}s cpu=${bestcpu}s rss=${LAST_RSS}kB $status"
   return "$rc"
 }
 # note TOOL OP INPUT STATUS — a row for something that was not run
-note() { printf '%s\t%s\t%s\t-\t-\t-\t%s\n' "$1" "$2" "$3" "$4" >> "$TSV"; log "$1 $2: $4"; }
+note() { printf '%s\t%s\t%s\t-\t-\t-\t-\t%s\n' "$1" "$2" "$3" "$4" >> "$TSV"; log "$1 $2: $4"; }
 # verify OUT: cmp OUT with the new tar, rewrite the status of the last row on mismatch
 verify() {
   if ! cmp -s "$1" "$NEW"; then
@@ -111,8 +116,8 @@ verify() {
 sum_rows() {
   local tool=$1 op=$2 input=$3 bytes=$4; shift 4
   awk -F'\t' -v t="$tool" -v op="$op" -v in_="$input" -v b="$bytes" -v steps=" $* " '
-    $1==t && index(steps, " " $2 " ") { w+=$5; if ($6>r) r=$6; if ($7!="ok") s=$7; n++ }
-    END { if (s=="") s="ok"; printf "%s\t%s\t%s\t%s\t%.2f\t%d\t%s\n", t, op, in_, b, w, r, s }' \
+    $1==t && index(steps, " " $2 " ") { w+=$5; if ($6>r) r=$6; c+=$7; if ($8!="ok") s=$8; n++ }
+    END { if (s=="") s="ok"; printf "%s\t%s\t%s\t%s\t%.2f\t%d\t%.2f\t%s\n", t, op, in_, b, w, r, c, s }' \
     "$TSV" >> "$TSV"
 }
 
@@ -135,7 +140,7 @@ run_pair() {
   rm -rf "$S"; mkdir -p "$S" "$RESULTS"
   stamp=$(date -u +%Y%m%dT%H%M%SZ)
   TSV=$RESULTS/$pair-$stamp.tsv TXT=$RESULTS/$pair-$stamp.txt
-  printf 'tool\toperation\tinput\tbytes\twall_s\tmax_rss_kb\tstatus\n' > "$TSV"
+  printf 'tool\toperation\tinput\tbytes\twall_s\tmax_rss_kb\tcpu_s\tstatus\n' > "$TSV"
   LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
   local in="$pa.tar->$pb.tar" osz nsz
   osz=$(stat -c %s "$OLD") nsz=$(stat -c %s "$NEW")
@@ -230,6 +235,9 @@ run_pair() {
 
   report "$pair"
   cp "$TSV" "$RESULTS/latest-$pair.tsv"; cp "$TXT" "$RESULTS/latest-$pair.txt"
+  if awk -F'\t' 'FNR>1 && $1!="sysup" {f=1} END {exit !f}' "$TSV"; then
+    cp "$TSV" "$RESULTS/latest-$pair-peers.tsv"
+  fi
   log "results: $TSV"
   log "         $TXT"
 }
@@ -292,27 +300,36 @@ report() {
     echo
     column -t -s $'\t' "$TSV"
     echo
-    ratios
+    ratios "$pair"
   } > "$TXT"
   cat "$TXT"
 }
 
+# ratios PAIR: sysup rows of this run against the peer rows of this run, or, for peer
+# groups this run did not measure, of PEERS_TSV (default: the last run of the pair
+# that measured peers, results/latest-<pair>-peers.tsv). Columns are found by name.
 ratios() {
+  local fb=${PEERS_TSV:-$RESULTS/latest-$1-peers.tsv}
+  [ -e "$fb" ] && [ "$fb" != "$TSV" ] || fb=/dev/null
+  [ "$fb" = /dev/null ] || ! awk -F'\t' 'FNR>1 && $1!="sysup" {f=1} END {exit !f}' "$TSV" ||
+    fb=/dev/null
+  [ "$fb" = /dev/null ] || echo "(peer rows from $fb)"
   awk -F'\t' '
-    NR==1 { next }
-    { key=$1"|"$2; bytes[key]=$4; wall[key]=$5; rss[key]=$6; st[key]=$7 }
-    $1=="sysup" && $7 !~ /^skipped/ { have=1 }
+    FNR==1 { for (i=1; i<=NF; i++) c[$i]=i; next }
+    { key=$1"|"$2; bytes[key]=$c["bytes"]; wall[key]=$c["wall_s"]; rss[key]=$c["max_rss_kb"]
+      cpu[key]=("cpu_s" in c) ? $c["cpu_s"] : "-"; st[key]=$c["status"] }
+    $1=="sysup" && $c["status"] !~ /^skipped/ { have=1 }
     function r(a, b) { return (a+0>0 && b+0>0 && a!="-" && b!="-") ? sprintf("%.3f", a/b) : "-" }
     # bytes compares what travels or is stored (patch, dist); for "patch" rows the
     # output is the new tar itself, so no bytes ratio is shown
     function row(sk, pk, label,   b) {
       if (!(sk in st) || !(pk in st) || st[sk]!="ok" || st[pk]!="ok") return
       b = (sk ~ /\|patch$/) ? "-" : r(bytes[sk], bytes[pk])
-      printf "%-44s %10s %10s %10s\n", label, b, r(wall[sk], wall[pk]), r(rss[sk], rss[pk])
+      printf "%-44s %10s %10s %10s %10s\n", label, b, r(wall[sk], wall[pk]), r(cpu[sk], cpu[pk]), r(rss[sk], rss[pk])
     }
     END {
       if (!have) { print "ratios sysup/peer: SYSUP not set (no sysup rows)"; exit }
-      printf "%-44s %10s %10s %10s\n", "ratio sysup/peer", "bytes", "wall", "max_rss"
+      printf "%-44s %10s %10s %10s %10s\n", "ratio sysup/peer", "bytes", "wall", "cpu", "max_rss"
       n = split("qbsdiff|diff xdelta3|diff zstd|diff bsdiff|diff", D, " ")
       for (i=1; i<=n; i++) row("sysup|diff", D[i], "sysup diff  / " D[i])
       for (k in st) if (k ~ /^xdelta3-B.*\|diff$/) row("sysup|diff", k, "sysup diff  / " k)
@@ -322,7 +339,7 @@ ratios() {
       row("sysup|build", "tar-czf|build", "sysup build / tar czf")
       row("sysup|apply(full)", "gunzip|tar-x|extract+sync", "sysup apply(full) / gunzip|tar -x")
       row("sysup|apply(patch)", "classic|total", "sysup apply(patch) / classic pipeline")
-    }' "$TSV"
+    }' "$fb" "$TSV"
 }
 
 # ---------------------------------------------------------------- main
