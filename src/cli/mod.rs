@@ -14,12 +14,17 @@ use crate::error::Error;
 
 mod apply;
 mod build;
+mod clean;
 mod demo;
 mod diff;
+mod history;
 mod info;
 mod patch;
 mod publish;
+mod rollback;
+mod status;
 mod update;
+mod verify;
 
 /// Exit code for an operational failure.
 pub const EXIT_FAILURE: i32 = 1;
@@ -51,6 +56,16 @@ pub enum Command {
     Update(update::Args),
     /// Install a dist or a chain of patches onto a root (host).
     Apply(apply::Args),
+    /// What is installed, kept, and pending (host).
+    Status(status::Args),
+    /// Check installed files against MANIFEST; exit 1 on drift (host).
+    Verify(verify::Args),
+    /// The audit log of applies, repairs, rollbacks and cleans (host).
+    History(history::Args),
+    /// Go back to a kept previous base (host).
+    Rollback(rollback::Args),
+    /// Prune kept bases and stale downloads (host).
+    Clean(clean::Args),
     /// Run the end-to-end demo in a temporary directory.
     Demo(demo::Args),
 }
@@ -66,6 +81,11 @@ pub fn main() -> i32 {
         Command::Publish(a) => publish::run(a),
         Command::Update(a) => update::run(a),
         Command::Apply(a) => apply::run(a),
+        Command::Status(a) => status::run(a),
+        Command::Verify(a) => verify::run(a),
+        Command::History(a) => history::run(a),
+        Command::Rollback(a) => rollback::run(a),
+        Command::Clean(a) => clean::run(a),
         Command::Demo(a) => demo::run(a),
     };
     match result {

@@ -16,3 +16,4 @@ pub mod plan;
 pub mod root;
 pub mod stage;
 pub mod state;
+pub mod verify;

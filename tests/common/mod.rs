@@ -439,8 +439,8 @@ pub fn craft_dist(dir: &Path, id: &str, arch: &str, members: &[Crafted]) -> Path
 /// where it created and removed its temporary files.
 pub fn guarded_snapshot(root: &Path) -> BTreeMap<Vec<u8>, Node> {
     let mut s = snapshot(root);
-    s.remove(&b"var/db/sysup/history".to_vec());
-    s.remove(&b"var/db/sysup/lock".to_vec());
+    s.remove(b"var/db/sysup/history".as_slice());
+    s.remove(b"var/db/sysup/lock".as_slice());
     for d in ["var/db/sysup", "var/db/sysup/bases"] {
         if let Some(n) = s.get_mut(d.as_bytes()) {
             n.mtime = 0;

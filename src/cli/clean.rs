@@ -1,0 +1,134 @@
+//! `sysup clean [--root DIR] [--keep N] [--min-age DAYS] [--dry-run]`: prune
+//! kept bases (never the installed one, never one younger than min-age) and
+//! stale downloads. Defaults come from `[clean]` in `<root>/etc/sysup.conf`
+//! (`keep`, `min_age_days`), else keep 2, min age 0.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::error::{Error, IoContext};
+use crate::host::cleanup::prune_bases;
+use crate::host::history::{self, Event};
+use crate::host::state::State;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[arg(long, default_value = "/")]
+    pub root: PathBuf,
+    #[arg(long)]
+    pub keep: Option<usize>,
+    #[arg(long)]
+    pub min_age: Option<u64>,
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Deserialize, Default)]
+struct CleanConf {
+    keep: Option<usize>,
+    min_age_days: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+struct Conf {
+    #[serde(default)]
+    clean: CleanConf,
+}
+
+fn conf(root: &std::path::Path) -> crate::Result<CleanConf> {
+    let p = root.join("etc/sysup.conf");
+    match std::fs::read_to_string(&p) {
+        Ok(t) => {
+            // Other tables ([mirror], …) belong to other commands.
+            let v: toml::Table = toml::from_str(&t).map_err(|e| Error::Metadata {
+                what: "config",
+                path: p.clone(),
+                reason: e.to_string(),
+            })?;
+            let c: Conf = toml::Value::Table(v)
+                .try_into()
+                .map_err(|e: toml::de::Error| Error::Metadata {
+                    what: "config",
+                    path: p,
+                    reason: e.to_string(),
+                })?;
+            Ok(c.clean)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(CleanConf::default()),
+        Err(e) => Err(Error::io("read", &p, e)),
+    }
+}
+
+pub fn run(a: Args) -> crate::Result<()> {
+    let state = State::open(&a.root)?;
+    let c = conf(state.root())?;
+    let keep = a
+        .keep
+        .or(c.keep)
+        .unwrap_or(crate::host::apply::DEFAULT_KEEP)
+        .max(1);
+    let min_age = a.min_age.or(c.min_age_days).unwrap_or(0);
+    let _lock = state.lock()?;
+    let mut removed = Vec::new();
+    let mut names: Vec<_> = state
+        .installed_all()?
+        .into_iter()
+        .map(|i| (i.id.name.clone(), Some(i.id)))
+        .collect();
+    if names.is_empty() {
+        names.push(("world".parse()?, None));
+    }
+    for (name, installed) in &names {
+        for b in prune_bases(&state, name, installed.as_ref(), keep, min_age, a.dry_run)? {
+            removed.push(b.path.display().to_string());
+        }
+    }
+    // stale downloads: anything older than min-age (a fresh partial may be resumed)
+    let dl = state.download_dir();
+    let now = history::now();
+    for e in std::fs::read_dir(&dl).ctx("list", &dl)? {
+        let e = e.ctx("list", &dl)?;
+        let md = e.metadata().ctx("stat", e.path())?;
+        use std::os::unix::fs::MetadataExt;
+        if now - md.mtime() >= (min_age as i64) * 86_400 && md.is_file() {
+            if !a.dry_run {
+                std::fs::remove_file(e.path()).ctx("remove", e.path())?;
+            }
+            removed.push(e.path().display().to_string());
+        }
+    }
+    if !a.dry_run {
+        history::append(
+            &state.history_path(),
+            &Event {
+                time: now,
+                user: history::current_user(),
+                action: "clean".into(),
+                name: String::new(),
+                from: None,
+                to: None,
+                changed: 0,
+                removed: removed.len() as u64,
+                result: "ok".into(),
+                error: None,
+                txid: None,
+            },
+        )?;
+    }
+    if a.json {
+        return super::print_json(
+            &serde_json::json!({ "dry_run": a.dry_run, "keep": keep, "min_age_days": min_age, "removed": removed }),
+        );
+    }
+    let verb = if a.dry_run { "would remove" } else { "removed" };
+    if removed.is_empty() {
+        println!("nothing to clean (keep {keep}, min age {min_age} days)");
+    }
+    for r in &removed {
+        println!("{verb} {r}");
+    }
+    Ok(())
+}

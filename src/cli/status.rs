@@ -1,0 +1,117 @@
+//! `sysup status [--root DIR] [--json]`: per dist name, what is installed,
+//! its base and digests, when, the kept bases, and any interrupted apply with
+//! the command that finishes it.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::host::journal::Journal;
+use crate::host::state::{Installed, KeptBase, State};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[arg(long, default_value = "/")]
+    pub root: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct NameStatus {
+    installed: Installed,
+    base: PathBuf,
+    kept: Vec<KeptBase>,
+}
+
+#[derive(Serialize)]
+struct Pending {
+    target: String,
+    committed: bool,
+    command: String,
+}
+
+#[derive(Serialize)]
+struct Status {
+    root: PathBuf,
+    names: Vec<NameStatus>,
+    pending: Option<Pending>,
+}
+
+fn shell_quote(s: &str) -> String {
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+=:~".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+pub fn run(a: Args) -> crate::Result<()> {
+    let state = State::open(&a.root)?;
+    let mut names = Vec::new();
+    for i in state.installed_all()? {
+        names.push(NameStatus {
+            base: state.base_path(&i.id),
+            kept: state.bases(&i.id.name)?,
+            installed: i,
+        });
+    }
+    let pending = Journal::load(&state.journal_path())?.and_then(|j| {
+        let target = j.target?;
+        let mut cmd = format!(
+            "sysup apply --root {}",
+            shell_quote(&a.root.to_string_lossy())
+        );
+        for f in &j.inputs {
+            cmd.push(' ');
+            cmd.push_str(&shell_quote(&f.to_string_lossy()));
+        }
+        Some(Pending {
+            target: target.to_string(),
+            committed: j.plan.is_some(),
+            command: cmd,
+        })
+    });
+    let s = Status {
+        root: state.root().to_path_buf(),
+        names,
+        pending,
+    };
+    if a.json {
+        return super::print_json(&s);
+    }
+    println!("root {}", s.root.display());
+    if s.names.is_empty() {
+        println!("  nothing installed");
+    }
+    for n in &s.names {
+        let i = &n.installed;
+        let when = crate::name::Date::from_unix(i.installed_at);
+        println!("{}", i.id.name);
+        println!("  installed  {} (since {when}, {})", i.id, i.arch);
+        println!(
+            "  base       {} ({})",
+            n.base.display(),
+            crate::fsutil::human_size(i.base_size)
+        );
+        println!("  tar        {} bytes, md5 {}", i.tar.size, i.tar.md5_hex());
+        println!("  sha256     {}", i.tar.sha256_hex());
+        let kept: Vec<String> = n.kept.iter().map(|k| k.id.to_string()).collect();
+        println!("  kept       {}", kept.join(", "));
+    }
+    if let Some(p) = &s.pending {
+        println!(
+            "interrupted apply to {} ({}); finish it with:\n  {}",
+            p.target,
+            if p.committed {
+                "verified, partly committed"
+            } else {
+                "staging, will be redone"
+            },
+            p.command
+        );
+    }
+    Ok(())
+}

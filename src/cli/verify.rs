@@ -1,0 +1,72 @@
+//! `sysup verify [--root DIR] [--json] [--repair]`: installed files against
+//! MANIFEST; exit 0 when clean, 1 on drift. `--repair` re-applies the
+//! installed base (the same code path as `sysup apply` of the installed dist).
+
+use std::path::PathBuf;
+
+use crate::error::Error;
+use crate::host::apply::{apply, ApplyOptions};
+use crate::host::state::State;
+use crate::host::verify::verify_root;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[arg(long, default_value = "/")]
+    pub root: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+    /// Restore what differs from the installed base.
+    #[arg(long)]
+    pub repair: bool,
+}
+
+pub fn run(a: Args) -> crate::Result<()> {
+    let state = State::open(&a.root)?;
+    if a.repair {
+        let mut reports = Vec::new();
+        for inst in state.installed_all()? {
+            reports.push(apply(&ApplyOptions {
+                root: a.root.clone(),
+                files: vec![state.base_path(&inst.id)],
+                action: Some("repair".into()),
+                ..Default::default()
+            })?);
+        }
+        if a.json {
+            return super::print_json(&reports);
+        }
+        reports.iter().for_each(super::apply::print_report);
+        return Ok(());
+    }
+    let findings = verify_root(&state)?;
+    if a.json {
+        super::print_json(&findings)?;
+    } else {
+        for f in &findings {
+            let id = f.id.as_ref().map(ToString::to_string).unwrap_or_default();
+            println!("verify {id}: {} entries checked", f.checked);
+            for d in &f.modified {
+                println!("  modified  {} ({})", d.path, d.what.join(", "));
+            }
+            for p in &f.missing {
+                println!("  missing   {p}");
+            }
+            for p in &f.extra {
+                println!("  extra     {p}");
+            }
+            for p in &f.config_modified {
+                println!("  config    {p} (modified locally; not damage)");
+            }
+        }
+    }
+    if findings.iter().any(|f| f.drifted()) {
+        let n: usize = findings
+            .iter()
+            .map(|f| f.modified.len() + f.missing.len() + f.extra.len())
+            .sum();
+        return Err(Error::Refused(format!(
+            "{n} entries differ from what is installed; `sysup verify --repair` restores them"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,228 @@
+//! `sysup verify`: the installed tree against the MANIFEST of the installed
+//! base — content hash, type, mode, owner, link target, device numbers —
+//! plus files nobody shipped in directories whose content the dist ships.
+//!
+//! Invariants: read-only (nothing on the root is changed; `--repair` is a
+//! separate re-apply of the installed base); paths are reached through the
+//! same containment as apply (a dist directory that became a symlink is
+//! reported, never followed); locally modified config files are listed
+//! apart and are not damage.
+
+use std::collections::HashSet;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::host::plan::{join, split};
+use crate::host::root::{Resolver, Root, Stat};
+use crate::host::state::{State, STATE_DIR};
+use crate::manifest::{Entry, Kind, Manifest};
+use crate::name::DistId;
+
+/// One damaged entry.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Damage {
+    pub path: String,
+    /// What differs: `type`, `content`, `mode`, `owner`, `link`, `device`.
+    pub what: Vec<&'static str>,
+}
+
+/// What verify found for one dist name.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Findings {
+    pub id: Option<DistId>,
+    pub modified: Vec<Damage>,
+    pub missing: Vec<String>,
+    pub extra: Vec<String>,
+    /// Config files that differ from what was shipped (not damage).
+    pub config_modified: Vec<String>,
+    pub checked: u64,
+}
+
+impl Findings {
+    /// Whether the tree has drifted (config edits do not count).
+    pub fn drifted(&self) -> bool {
+        !(self.modified.is_empty() && self.missing.is_empty() && self.extra.is_empty())
+    }
+}
+
+fn sha256_of(d: &crate::host::root::Dir, name: &[u8]) -> std::io::Result<[u8; 32]> {
+    use sha2::{Digest, Sha256};
+    let mut f = d.open_file(name)?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h)?;
+    Ok(h.finalize().into())
+}
+
+fn ftype(k: Kind) -> u32 {
+    match k {
+        Kind::File | Kind::Hardlink => libc::S_IFREG,
+        Kind::Dir => libc::S_IFDIR,
+        Kind::Symlink => libc::S_IFLNK,
+        Kind::Char => libc::S_IFCHR,
+        Kind::Block => libc::S_IFBLK,
+        Kind::Fifo => libc::S_IFIFO,
+    }
+}
+
+/// Compare one entry with what is on disk.
+fn check(res: &mut Resolver<'_>, root: &Root, e: &Entry, f: &mut Findings) -> Result<()> {
+    let shown = e.display();
+    let (parent, name) = split(&e.path);
+    let d = match res.dir(parent) {
+        Ok(d) => d
+            .try_clone()
+            .map_err(|err| Error::io("open directory", root.display(parent), err))?,
+        Err(_) => {
+            f.missing.push(shown);
+            return Ok(());
+        }
+    };
+    let st: Stat = match d
+        .stat(name)
+        .map_err(|err| Error::io("stat", root.display(&e.path), err))?
+    {
+        Some(s) => s,
+        None => {
+            f.missing.push(shown);
+            return Ok(());
+        }
+    };
+    let mut what = Vec::new();
+    if st.file_type() != ftype(e.kind) {
+        what.push("type");
+    } else {
+        if e.kind != Kind::Symlink && st.perm() != e.mode {
+            what.push("mode");
+        }
+        if u64::from(st.uid) != e.uid || u64::from(st.gid) != e.gid {
+            what.push("owner");
+        }
+        match e.kind {
+            Kind::File | Kind::Hardlink => {
+                let h = sha256_of(&d, name)
+                    .map_err(|err| Error::io("read", root.display(&e.path), err))?;
+                if Some(h) != e.sha256 {
+                    what.push("content");
+                }
+            }
+            Kind::Symlink => {
+                let t = d
+                    .read_link(name)
+                    .map_err(|err| Error::io("read link", root.display(&e.path), err))?;
+                if Some(t) != e.link {
+                    what.push("link");
+                }
+            }
+            Kind::Char | Kind::Block
+                if e.dev.is_none_or(|(a, b)| st.rdev != libc::makedev(a, b)) =>
+            {
+                what.push("device");
+            }
+            _ => {}
+        }
+    }
+    if what.is_empty() {
+        return Ok(());
+    }
+    if e.config && what == ["content"] {
+        f.config_modified.push(shown);
+    } else {
+        f.modified.push(Damage { path: shown, what });
+    }
+    Ok(())
+}
+
+/// Verify the tree of one installed dist. `known` holds every path any
+/// installed dist ships, and `kept` the directories sysup keeps on purpose
+/// (old kernels): neither is extra.
+pub fn verify(
+    root: &Root,
+    manifest: &Manifest,
+    id: &DistId,
+    known: &HashSet<Vec<u8>>,
+    kept: &[Vec<u8>],
+) -> Result<Findings> {
+    let mut f = Findings {
+        id: Some(id.clone()),
+        ..Default::default()
+    };
+    let dirs: Vec<Vec<u8>> = manifest
+        .entries()
+        .iter()
+        .filter(|e| e.kind == Kind::Dir)
+        .map(|e| e.path.clone())
+        .collect();
+    let mut res = Resolver::new(root, dirs.iter().cloned());
+    for e in manifest.entries() {
+        check(&mut res, root, e, &mut f)?;
+        f.checked += 1;
+    }
+    // Extras: only in directories whose content the dist ships (so /tmp, or
+    // a directory whose content the spec excludes, is not listed).
+    let mut parents: Vec<Vec<u8>> = manifest
+        .entries()
+        .iter()
+        .filter(|e| !e.path.is_empty())
+        .map(|e| split(&e.path).0.to_vec())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    parents.sort();
+    for dir in parents {
+        let Ok(d) = res.dir(&dir) else { continue };
+        let Ok(names) = d.list() else { continue };
+        for n in names {
+            let p = join(&dir, &n);
+            let state = STATE_DIR.as_bytes();
+            let sysup_own = p == state
+                || p.starts_with(format!("{STATE_DIR}/").as_bytes())
+                || (state.starts_with(&p) && state.get(p.len()) == Some(&b'/'))
+                || n.ends_with(b".sysupnew");
+            if !known.contains(&p) && !sysup_own && !kept.contains(&p) {
+                f.extra.push(String::from_utf8_lossy(&p).into_owned());
+            }
+        }
+    }
+    Ok(f)
+}
+
+/// Verify every installed dist of a root.
+pub fn verify_root(state: &State) -> Result<Vec<Findings>> {
+    let root = Root::open(state.root()).map_err(|e| Error::io("open root", state.root(), e))?;
+    let mut dists = Vec::new();
+    for inst in state.installed_all()? {
+        let base = state.base_path(&inst.id);
+        dists.push((
+            inst.id,
+            crate::dist::read_metadata(crate::dist::open_gz(&base)?, &base)?,
+        ));
+    }
+    // every shipped path and its ancestors (a kernel ships boot/kernel, not boot)
+    let mut known: HashSet<Vec<u8>> = HashSet::new();
+    for (_, m) in &dists {
+        for e in m.manifest.entries() {
+            let mut p = e.path.as_slice();
+            while known.insert(p.to_vec()) {
+                match p.iter().rposition(|&c| c == b'/') {
+                    Some(i) => p = &p[..i],
+                    None => break,
+                }
+            }
+        }
+    }
+    let kept: Vec<Vec<u8>> = dists
+        .iter()
+        .filter_map(|(_, m)| {
+            m.meta
+                .kernel
+                .as_ref()
+                .map(|k| k.keep_old.clone().into_bytes())
+        })
+        .collect();
+    let mut out = Vec::new();
+    for (id, meta) in &dists {
+        out.push(verify(&root, &meta.manifest, id, &known, &kept)?);
+    }
+    Ok(out)
+}
