@@ -308,7 +308,7 @@ impl Mirror {
         let mut may_restart = out.resumed_from > 0;
         loop {
             let r = self.retry(file, || {
-                self.attempt(file, size, &partial, progress, &mut out.fetched)
+                self.attempt(file, size, &partial, progress, &mut out)
             });
             progress.finish();
             if let Err(e) = r {
@@ -351,7 +351,7 @@ impl Mirror {
         size: u64,
         partial: &Path,
         progress: &dyn Progress,
-        fetched: &mut u64,
+        out: &mut Downloaded,
     ) -> std::result::Result<(), Fail> {
         let fatal = |e: Error| Fail::Fatal(e);
         let mut f = OpenOptions::new()
@@ -389,6 +389,7 @@ impl Mirror {
                 }
                 if have > 0 {
                     // The server ignored the Range: start over.
+                    out.resumed_from = 0;
                     f.set_len(0).ctx("truncate", partial).map_err(fatal)?;
                     have = 0;
                 }
@@ -456,7 +457,7 @@ impl Mirror {
                 .ctx("write", partial)
                 .map_err(fatal)?;
             have += n as u64;
-            *fetched += n as u64;
+            out.fetched += n as u64;
             progress.advance(n as u64);
         }
         if have < size {
