@@ -157,6 +157,11 @@ cleanup_mounts() {
 }
 trap cleanup_mounts EXIT
 
+rm_tree() { # T: remove a tree, never following a /proc left mounted by a killed run
+  mountpoint -q "$1/proc" 2>/dev/null && umount "$1/proc"
+  rm -rf --one-file-system "$1"
+}
+
 pin_names() { # old|new: names of the pinned packages present on that side
   local col=2; [ "$1" = new ] && col=3
   awk -v c=$col 'NF==3 && $c!="-" {print $1}' <<<"$APT_PINS" | tr '\n' ' '
@@ -252,7 +257,7 @@ check_lock() { # name: compare the tree's package list with the committed one
 A=$CORPUS/tree-A B=$CORPUS/tree-B
 if ! stamp tree-A; then
   unmark tree-A; unmark tree-B; unmark small; unmark tars; unmark stats
-  rm -rf "$A"
+  rm_tree "$A"
   log "debootstrap minbase $SUITE -> tree-A"
   debootstrap --variant=minbase --cache-dir="$DL/debs" "$SUITE" "$A" "$MIRROR" \
     > "$CORPUS/debootstrap.log" 2>&1 || { tail -20 "$CORPUS/debootstrap.log"; die "debootstrap failed"; }
@@ -286,7 +291,7 @@ fi
 # ---------------------------------------------------------------- tree-B
 if ! stamp tree-B; then
   unmark small; unmark tars; unmark stats
-  rm -rf "$B"
+  rm_tree "$B"
   log "copy tree-A -> tree-B"
   cp -a "$A" "$B"
   chroot_begin "$B"
