@@ -57,6 +57,19 @@ impl Kind {
             Kind::Fifo => "fifo",
         }
     }
+    /// The `S_IFMT` bits of the object this kind installs (a hard link is a
+    /// regular file).
+    pub fn file_type(self) -> u32 {
+        match self {
+            Kind::File | Kind::Hardlink => libc::S_IFREG,
+            Kind::Dir => libc::S_IFDIR,
+            Kind::Symlink => libc::S_IFLNK,
+            Kind::Char => libc::S_IFCHR,
+            Kind::Block => libc::S_IFBLK,
+            Kind::Fifo => libc::S_IFIFO,
+        }
+    }
+
     fn parse(s: &str) -> Option<Kind> {
         Some(match s {
             "file" => Kind::File,

@@ -65,14 +65,6 @@ fn parent_nofollow(root: &Root, rel: &[u8]) -> Result<Option<(Dir, Vec<u8>)>> {
     Ok(Some((d, name.to_vec())))
 }
 
-fn sha256_of(d: &Dir, name: &[u8]) -> std::io::Result<[u8; 32]> {
-    use sha2::{Digest, Sha256};
-    let mut f = d.open_file(name)?;
-    let mut h = Sha256::new();
-    std::io::copy(&mut f, &mut h)?;
-    Ok(h.finalize().into())
-}
-
 /// Remove the plan's obsolete paths and the commit's asides.
 fn remove_obsolete(root: &Root, plan: &Plan, report: &mut Report) -> Result<()> {
     // asides left by commit (the replaced directories and files)
@@ -119,7 +111,7 @@ fn remove_obsolete(root: &Root, plan: &Plan, report: &mut Report) -> Result<()> 
             }
         } else {
             if let Some(h) = o.config_sha256 {
-                if st.is_file() && sha256_of(&d, &name).ok() != Some(h) {
+                if st.is_file() && d.sha256(&name).ok() != Some(h) {
                     report
                         .kept
                         .push(format!("{shown} (config file modified locally)"));

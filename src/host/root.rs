@@ -184,6 +184,15 @@ impl Dir {
         Ok(unsafe { File::from_raw_fd(fd) })
     }
 
+    /// SHA-256 of a child regular file's content (not following a symlink).
+    pub fn sha256(&self, name: &[u8]) -> io::Result<[u8; 32]> {
+        use sha2::{Digest, Sha256};
+        let mut f = self.open_file(name)?;
+        let mut h = Sha256::new();
+        io::copy(&mut f, &mut h)?;
+        Ok(h.finalize().into())
+    }
+
     /// Create a new file (it must not exist), mode 0600 until finished.
     pub fn create_file(&self, name: &[u8]) -> io::Result<File> {
         let c = cname(name)?;

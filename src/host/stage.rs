@@ -175,35 +175,13 @@ fn same_object(a: &Entry, b: &Entry) -> bool {
 
 /// Whether a live object's lstat matches an entry (content not read).
 fn stat_matches(e: &Entry, st: &Stat) -> bool {
-    let ftype = match e.kind {
-        Kind::File | Kind::Hardlink => libc::S_IFREG,
-        Kind::Dir => libc::S_IFDIR,
-        Kind::Symlink => libc::S_IFLNK,
-        Kind::Char => libc::S_IFCHR,
-        Kind::Block => libc::S_IFBLK,
-        Kind::Fifo => libc::S_IFIFO,
-    };
-    st.file_type() == ftype
+    st.file_type() == e.kind.file_type()
         && (e.kind == Kind::Symlink || st.perm() == e.mode)
         && u64::from(st.uid) == e.uid
         && u64::from(st.gid) == e.gid
         && (e.kind == Kind::Dir || st.mtime == e.mtime)
         && (!matches!(e.kind, Kind::File | Kind::Hardlink) || st.size == e.size)
         && e.dev.is_none_or(|(a, b)| st.rdev == libc::makedev(a, b))
-}
-
-fn sha256_of(dir: &Dir, name: &[u8]) -> std::io::Result<[u8; 32]> {
-    let mut f = dir.open_file(name)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().into())
 }
 
 fn live_xattrs(dir: &Dir, name: &[u8]) -> std::io::Result<BTreeMap<String, Vec<u8>>> {
@@ -493,15 +471,7 @@ impl<'a> Stager<'a> {
         let Some(st) = live else {
             return Ok(Compare::Differ);
         };
-        let ftype = match e.kind {
-            Kind::File | Kind::Hardlink => libc::S_IFREG,
-            Kind::Symlink => libc::S_IFLNK,
-            Kind::Char => libc::S_IFCHR,
-            Kind::Block => libc::S_IFBLK,
-            Kind::Fifo => libc::S_IFIFO,
-            Kind::Dir => libc::S_IFDIR,
-        };
-        if st.file_type() != ftype {
+        if st.file_type() != e.kind.file_type() {
             return Ok(Compare::Differ);
         }
         let d = self.dir_of(pdir)?;
@@ -554,7 +524,8 @@ impl<'a> Stager<'a> {
                         o.sha256 == e.sha256 && o.mtime == st.mtime && o.size == st.size
                     });
                 if !trusted {
-                    let h = sha256_of(&d, base)
+                    let h = d
+                        .sha256(base)
                         .map_err(|err| ioerr(self.root, "read", &e.path, err))?;
                     if Some(h) != e.sha256 {
                         return Ok(Compare::Differ);
@@ -600,7 +571,9 @@ impl<'a> Stager<'a> {
         let mut final_name = base.to_vec();
         if e.config && e.kind == Kind::File && !inside_new && live.is_some_and(|s| s.is_file()) {
             let d = self.dir_of(pdir)?;
-            let have = sha256_of(&d, base).map_err(|err| ioerr(self.root, "read", &path, err))?;
+            let have = d
+                .sha256(base)
+                .map_err(|err| ioerr(self.root, "read", &path, err))?;
             let old_hash = self.old.and_then(|o| o.get(&path)).and_then(|o| o.sha256);
             let pristine = old_hash == Some(have);
             // Modified by the admin (neither the new nor the old shipped

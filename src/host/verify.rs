@@ -46,25 +46,6 @@ impl Findings {
     }
 }
 
-fn sha256_of(d: &crate::host::root::Dir, name: &[u8]) -> std::io::Result<[u8; 32]> {
-    use sha2::{Digest, Sha256};
-    let mut f = d.open_file(name)?;
-    let mut h = Sha256::new();
-    std::io::copy(&mut f, &mut h)?;
-    Ok(h.finalize().into())
-}
-
-fn ftype(k: Kind) -> u32 {
-    match k {
-        Kind::File | Kind::Hardlink => libc::S_IFREG,
-        Kind::Dir => libc::S_IFDIR,
-        Kind::Symlink => libc::S_IFLNK,
-        Kind::Char => libc::S_IFCHR,
-        Kind::Block => libc::S_IFBLK,
-        Kind::Fifo => libc::S_IFIFO,
-    }
-}
-
 /// Compare one entry with what is on disk.
 fn check(res: &mut Resolver<'_>, root: &Root, e: &Entry, f: &mut Findings) -> Result<()> {
     let shown = e.display();
@@ -89,7 +70,7 @@ fn check(res: &mut Resolver<'_>, root: &Root, e: &Entry, f: &mut Findings) -> Re
         }
     };
     let mut what = Vec::new();
-    if st.file_type() != ftype(e.kind) {
+    if st.file_type() != e.kind.file_type() {
         what.push("type");
     } else {
         if e.kind != Kind::Symlink && st.perm() != e.mode {
@@ -100,7 +81,8 @@ fn check(res: &mut Resolver<'_>, root: &Root, e: &Entry, f: &mut Findings) -> Re
         }
         match e.kind {
             Kind::File | Kind::Hardlink => {
-                let h = sha256_of(&d, name)
+                let h = d
+                    .sha256(name)
                     .map_err(|err| Error::io("read", root.display(&e.path), err))?;
                 if Some(h) != e.sha256 {
                     what.push("content");
