@@ -127,6 +127,11 @@ impl<R: Read> Segmenter<R> {
         self.pos
     }
 
+    /// The inner reader, for inspection.
+    pub fn get_ref(&self) -> &R {
+        &self.inner
+    }
+
     /// The inner reader.
     pub fn into_inner(self) -> R {
         self.inner

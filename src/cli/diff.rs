@@ -8,7 +8,8 @@
 
 use std::path::PathBuf;
 
-use crate::delta::{self, DiffOptions};
+use crate::delta::format::Compression;
+use crate::delta::{self, section, DiffOptions};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -25,18 +26,42 @@ pub struct Args {
     /// Memory the diff workers may use, in MiB.
     #[arg(long, default_value_t = 320)]
     pub memory: u64,
-    /// zstd level of the diff and extra sections (1-22).
-    #[arg(long, default_value_t = delta::section::LEVEL, value_parser = clap::value_parser!(i32).range(1..=22))]
-    pub level: i32,
+    /// Section compression: xz (smallest, the default) or zstd (faster to apply).
+    #[arg(long, value_enum, default_value_t = Codec::Xz)]
+    pub compression: Codec,
+    /// Compression level: xz preset 0-9 (default 6) or zstd level 1-22 (default 19).
+    #[arg(long)]
+    pub level: Option<i32>,
     /// Print one JSON document.
     #[arg(long)]
     pub json: bool,
 }
 
+/// `--compression` values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum Codec {
+    Xz,
+    Zstd,
+}
+
 pub fn run(a: Args) -> crate::Result<()> {
+    let (codec, default_level, range) = match a.compression {
+        Codec::Xz => (Compression::Xz, section::XZ_LEVEL as i32, 0..=9),
+        Codec::Zstd => (Compression::Zstd, section::ZSTD_LEVEL, 1..=22),
+    };
+    let level = a.level.unwrap_or(default_level);
+    if !range.contains(&level) {
+        return Err(crate::Error::Refused(format!(
+            "--level {level} is outside {}..={} for {:?}",
+            range.start(),
+            range.end(),
+            a.compression
+        )));
+    }
     let mut opts = DiffOptions {
         budget: a.memory << 20,
-        level: a.level,
+        codec,
+        level,
         ..DiffOptions::default()
     };
     if let Some(t) = a.threads {

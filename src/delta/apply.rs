@@ -8,33 +8,36 @@
 //!    (a damaged patch is refused before one byte of input is consumed);
 //! 2. the retention plan (one entry per old member) is loaded from the
 //!    controls section;
-//! 3. per new member: the old stream is advanced to the old members it refers
-//!    to — old members passed on the way are kept in a [`Store`] only if the
-//!    plan says a later member needs them, everything else is dropped as it
-//!    streams by — then its header, data and padding are produced;
+//! 3. per new member: the old tar is segmented forward up to the old members
+//!    the record refers to — old members passed on the way are kept in a
+//!    [`Store`] only if the plan says a later member needs them, everything
+//!    else is dropped as it streams by — then the member's header, data and
+//!    padding are produced;
 //! 4. after the trailer, every section must be used up exactly, the old
-//!    stream is read to EOF, and the input and output sizes and MD5 + SHA-256
-//!    are compared with the header's from and to digests.
+//!    tar must end with exactly the planned number of members, and the input
+//!    and output sizes and MD5 + SHA-256 are compared with the header's from
+//!    and to digests.
 //!
 //! Invariants:
 //! - EOF (`Ok(0)`) is returned only after step 4 passed: a consumer that sees
 //!   EOF has the exact new tar; any mismatch surfaces as an error from `read`
 //!   instead (with a [`WrongBase`](Error::WrongBase) or
 //!   [`CorruptPatch`](Error::CorruptPatch) cause when it can tell which);
-//! - memory is bounded by constants (output chunk, [`Store`] limits, zstd
-//!   windows capped by the header, the plan capped at [`MAX_MEMBERS`]), never
-//!   by the size of a tar or a member;
+//! - memory is bounded by constants (output chunk, [`Store`] limits, the
+//!   segmenter's caps, the xz dictionary capped by the header, the plan capped
+//!   at [`MAX_MEMBERS`]), never by the size of a tar or a member;
 //! - every length read from the patch is checked against the header's sizes
-//!   and the plan before anything is allocated or copied; no input panics.
+//!   and the old tar before anything is allocated or copied; no input panics.
 
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::archive::segment::{pad_len, MAX_HEADER};
+use crate::archive::segment::{pad_len, Item, Segmenter, MAX_HEADER};
 use crate::delta::format::{corrupt, PatchHeader, SectionKind};
-use crate::delta::record::{DataOp, HeaderOp, OldEntry, RecordError, RecordReader};
+use crate::delta::record::{DataOp, HeaderOp, Keep, RecordError, RecordReader};
 use crate::delta::retain::Store;
 use crate::delta::section::{self, SectionReader};
+use crate::delta::zeros::{ZeroRunError, ZeroRunReader};
 use crate::digest::{Digests, Hasher, HashingReader};
 use crate::error::{Error, Result};
 
@@ -69,22 +72,22 @@ impl<R: Read> Read for Tap<R> {
     }
 }
 
-impl<R: Read> Tap<R> {
-    fn position(&self) -> u64 {
-        self.inner.position()
-    }
-}
-
-/// The old tar, read forward.
+/// The old tar, segmented forward.
 struct OldStream<R> {
-    /// The old tar; its position is the number of bytes consumed.
-    r: Tap<R>,
-    /// First old member not consumed yet.
-    next: u32,
+    seg: Segmenter<Tap<R>>,
+    /// (header length, data length) of every old member passed so far.
+    seen: Vec<(u64, u64)>,
     /// The old member whose header was read and whose data is being streamed.
     cur: Option<u32>,
     cur_header: Vec<u8>,
     store: Store,
+}
+
+impl<R> OldStream<R> {
+    /// First old member not reached yet.
+    fn next(&self) -> u32 {
+        self.seen.len() as u32
+    }
 }
 
 /// Where a member's data comes from, and how far along it is.
@@ -123,12 +126,10 @@ pub struct PatchReader<R> {
     path: PathBuf,
     header: PatchHeader,
     ctrl: RecordReader<SectionReader>,
-    diff: SectionReader,
+    diff: ZeroRunReader<SectionReader>,
     extra: SectionReader,
     old: OldStream<R>,
-    plan: Vec<OldEntry>,
-    /// Stream offset of each old member.
-    offsets: Vec<u64>,
+    plan: Vec<Keep>,
     n_new: u32,
     /// Index of the new member being produced (or next to be).
     cur_new: u32,
@@ -177,10 +178,17 @@ impl<R: Read> PatchReader<R> {
     pub fn open(path: &Path, old: R) -> Result<PatchReader<R>> {
         let header = PatchHeader::read_file(path)?;
         section::verify(path, &header)?;
-        let wl = header.window_log;
-        let ctrl = SectionReader::open(path, header.section(SectionKind::Controls), wl)?;
-        let diff = SectionReader::open(path, header.section(SectionKind::Diff), wl)?;
-        let extra = SectionReader::open(path, header.section(SectionKind::Extra), wl)?;
+        let open = |kind| {
+            SectionReader::open(
+                path,
+                header.section(kind),
+                header.compression,
+                header.window_log,
+            )
+        };
+        let ctrl = open(SectionKind::Controls)?;
+        let diff = open(SectionKind::Diff)?;
+        let extra = open(SectionKind::Extra)?;
         let mut ctrl = RecordReader::new(ctrl);
         let bad = |reason: String| Error::Patch {
             path: path.to_path_buf(),
@@ -204,33 +212,14 @@ impl<R: Read> PatchReader<R> {
             )));
         }
         let mut plan = Vec::new();
-        let mut offsets = Vec::new();
-        let mut at: u64 = 0;
-        for _ in 0..n_old {
-            let e = ctrl
-                .old_entry()
-                .map_err(|e| record_err(path, "the plan", e))?;
-            let end = (e.header_len <= MAX_HEADER as u64)
-                .then(|| at.checked_add(e.header_len))
-                .flatten()
-                .and_then(|x| x.checked_add(e.data_len))
-                .and_then(|x| x.checked_add(pad_len(e.data_len)))
-                .filter(|&x| x <= from_size);
-            let Some(end) = end else {
+        for j in 0..n_old {
+            let k = ctrl.keep().map_err(|e| record_err(path, "the plan", e))?;
+            if u64::from(k.hdr_last.max(k.data_last)) > n_new {
                 return Err(bad(format!(
-                    "old member {} does not fit the {from_size}-byte old tar",
-                    plan.len()
-                )));
-            };
-            if u64::from(e.hdr_last.max(e.data_last)) > n_new {
-                return Err(bad(format!(
-                    "old member {} is kept past the last new member",
-                    plan.len()
+                    "old member {j} is kept past the last new member"
                 )));
             }
-            offsets.push(at);
-            plan.push(e);
-            at = end;
+            plan.push(k);
         }
         let got_new = ctrl
             .varint()
@@ -240,25 +229,26 @@ impl<R: Read> PatchReader<R> {
                 "the controls list {got_new} new members; the header says {n_new}"
             )));
         }
+        let tap = Tap {
+            inner: HashingReader::new(old),
+            head: [0; 2],
+            head_len: 0,
+        };
         Ok(PatchReader {
             path: path.to_path_buf(),
-            header,
-            ctrl,
-            diff,
-            extra,
             old: OldStream {
-                r: Tap {
-                    inner: HashingReader::new(old),
-                    head: [0; 2],
-                    head_len: 0,
-                },
-                next: 0,
+                seg: Segmenter::new(tap, format!("old tar for {}", header.from.id))
+                    .with_limit(from_size),
+                seen: Vec::new(),
                 cur: None,
                 cur_header: Vec::new(),
                 store: Store::new(),
             },
+            header,
+            ctrl,
+            diff: ZeroRunReader::new(diff),
+            extra,
             plan,
-            offsets,
             n_new: n_new as u32,
             cur_new: 0,
             state: State::Member,
@@ -305,7 +295,8 @@ impl<R: Read> PatchReader<R> {
     }
 
     fn wrong_base(&self, mut reason: String) -> Error {
-        if self.old.r.head_len == 2 && self.old.r.head == [0x1f, 0x8b] {
+        let tap = self.old.seg.get_ref();
+        if tap.head_len == 2 && tap.head == [0x1f, 0x8b] {
             reason.push_str(" (the input starts like gzip: gunzip the dist first)");
         }
         Error::WrongBase {
@@ -316,90 +307,94 @@ impl<R: Read> PatchReader<R> {
 
     // ---- the old stream -------------------------------------------------
 
-    fn old_read_exact(&mut self, buf: &mut [u8]) -> Result<()> {
-        let mut got = 0;
-        while got < buf.len() {
-            match self.old.r.read(&mut buf[got..]) {
-                Ok(0) => {
-                    let at = self.old.r.position();
-                    return Err(self.wrong_base(format!(
-                        "the old tar ends at byte {at}; the patch was made from a {}-byte tar",
-                        self.header.from.tar.size
-                    )));
-                }
-                Ok(n) => got += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(error_from_io(e, "read old tar for", &self.path)),
+    /// An error met while reading the old tar: a framing error or an early
+    /// end means the input is not the base; an upstream patch's error passes
+    /// through as it is.
+    fn old_error(&self, e: Error) -> Error {
+        match e {
+            Error::Tar { reason, .. } => self.wrong_base(format!(
+                "{reason}; the patch was made from {} ({} bytes)",
+                self.header.from.id, self.header.from.tar.size
+            )),
+            Error::Io { source, .. } => self.old_io_error(source),
+            e => e,
+        }
+    }
+
+    fn old_io_error(&self, e: io::Error) -> Error {
+        if e.kind() == io::ErrorKind::UnexpectedEof && e.get_ref().is_none_or(|i| !i.is::<Error>())
+        {
+            return self.wrong_base(format!(
+                "the old tar ends at byte {}; the patch was made from a {}-byte tar",
+                self.old.seg.get_ref().inner.position(),
+                self.header.from.tar.size
+            ));
+        }
+        error_from_io(e, "read old tar for", &self.path)
+    }
+
+    /// The next old member's framing from the segmenter.
+    fn old_next_member(&mut self) -> Result<crate::archive::segment::Member> {
+        let k = self.old.next();
+        match self.old.seg.next_item() {
+            Ok(Some(Item::Member(m))) => {
+                self.old.seen.push((m.header.len() as u64, m.size));
+                Ok(m)
             }
+            Ok(_) => Err(self.wrong_base(format!(
+                "the old tar ends after {k} members; the patch was made from one of {}",
+                self.plan.len()
+            ))),
+            Err(e) => Err(self.old_error(e)),
         }
-        Ok(())
     }
 
-    /// Discard old bytes up to stream offset `to`.
-    fn old_skip_to(&mut self, to: u64) -> Result<()> {
-        let mut scratch = [0u8; 8192];
-        while self.old.r.position() < to {
-            let n = (to - self.old.r.position()).min(scratch.len() as u64) as usize;
-            self.old_read_exact(&mut scratch[..n])?;
-        }
-        Ok(())
-    }
-
-    /// Consume old member `k` from the stream, keeping what the plan says
+    /// Consume old member `k` (the next one), keeping what the plan says
     /// member `cur_new` or a later one needs.
-    fn old_pass(&mut self, k: u32) -> Result<()> {
+    fn old_pass(&mut self) -> Result<()> {
+        let k = self.old.next();
+        let m = self.old_next_member()?;
         let e = self.plan[k as usize];
-        self.old_skip_to(self.offsets[k as usize])?;
-        let mut header = vec![0u8; e.header_len as usize];
-        self.old_read_exact(&mut header)?;
         let need_h = e.hdr_last > self.cur_new;
         let need_d = e.data_last > self.cur_new;
         if need_h || need_d {
             let expires = e.hdr_last.max(e.data_last);
-            let data_len = if need_d { e.data_len } else { 0 };
-            let start = self.old.r.position();
-            let r = &mut self.old.r;
-            let res = self
-                .old
-                .store
-                .insert(k, need_h.then_some(&header[..]), r, data_len, expires);
+            let data_len = if need_d { m.size } else { 0 };
+            let OldStream { seg, store, .. } = &mut self.old;
+            let res = store.insert(
+                k,
+                need_h.then_some(&m.header[..]),
+                &mut seg.data(),
+                data_len,
+                expires,
+            );
             if let Err(e) = res {
-                if e.kind() == io::ErrorKind::UnexpectedEof {
-                    return Err(self.wrong_base(format!(
-                        "the old tar ends inside member {k} (after byte {start}); the patch was made from a {}-byte tar",
-                        self.header.from.tar.size
-                    )));
-                }
-                return Err(error_from_io(e, "keep old data for", &self.path));
+                return Err(self.old_io_error(e));
             }
         }
-        self.old.next = k + 1;
         Ok(())
     }
 
     /// Make old member `j` available for member `cur_new`: pass members up
     /// to it; `stream` leaves `j`'s data unread in the stream for a copy.
     fn old_reach(&mut self, j: u32, stream: bool) -> Result<()> {
-        while self.old.next < j {
-            self.old_pass(self.old.next)?;
+        while self.old.next() < j {
+            self.old_pass()?;
         }
-        if self.old.next == j {
+        if self.old.next() == j {
             if stream {
+                let m = self.old_next_member()?;
                 let e = self.plan[j as usize];
-                self.old_skip_to(self.offsets[j as usize])?;
-                let mut h = vec![0u8; e.header_len as usize];
-                self.old_read_exact(&mut h)?;
                 if e.hdr_last > self.cur_new + 1 {
                     self.old
                         .store
-                        .insert(j, Some(&h), &mut io::empty(), 0, e.hdr_last)
+                        .insert(j, Some(&m.header), &mut io::empty(), 0, e.hdr_last)
                         .map_err(|e| error_from_io(e, "keep old data for", &self.path))?;
                 }
-                self.old.cur_header = h;
+                self.old.cur_header = m.header;
                 self.old.cur = Some(j);
-                self.old.next = j + 1;
             } else {
-                self.old_pass(j)?;
+                self.old_pass()?;
             }
         }
         Ok(())
@@ -421,7 +416,7 @@ impl<R: Read> PatchReader<R> {
 
     fn check_kept_data(&self, j: u32) -> Result<()> {
         match self.old.store.has(j) {
-            Some((_, n)) if n == self.plan[j as usize].data_len => Ok(()),
+            Some((_, n)) if n == self.old.seen[j as usize].1 => Ok(()),
             _ => Err(self.bad(format!(
                 "new member {} uses the data of old member {j}, which the plan did not keep",
                 self.cur_new
@@ -430,6 +425,23 @@ impl<R: Read> PatchReader<R> {
     }
 
     // ---- producing the new tar --------------------------------------------
+
+    /// Append `n` diff bytes to the output buffer.
+    fn diff_bytes(&mut self, n: usize) -> Result<()> {
+        match self.diff.read_into(&mut self.buf, n) {
+            Ok(()) => Ok(()),
+            Err(ZeroRunError::Malformed(m)) => {
+                Err(self.bad(format!("malformed diff section: {m}")))
+            }
+            Err(ZeroRunError::Io(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                Err(self.bad("the diff section ends before the records that use it".into()))
+            }
+            Err(ZeroRunError::Io(e)) => Err(corrupt(
+                &self.path,
+                format!("the diff section cannot be read: {e}"),
+            )),
+        }
+    }
 
     /// Produce the next chunk of output into `self.buf`.
     fn step(&mut self) -> Result<()> {
@@ -485,22 +497,14 @@ impl<R: Read> PatchReader<R> {
             .ctrl
             .member()
             .map_err(|e| record_err(&self.path, "a member record", e))?;
-        let room = self.header.to.tar.size - self.out.size();
-        let need = rec
-            .header_len
-            .checked_add(rec.data_len)
-            .and_then(|x| x.checked_add(pad_len(rec.data_len)));
-        if rec.header_len > MAX_HEADER as u64 || need.is_none_or(|n| n > room) {
-            return Err(self.bad(format!("new member {i} overruns the new tar")));
-        }
         let n_old = self.plan.len() as u32;
         let h_ref = match rec.header {
             HeaderOp::Diff { old } => Some(old),
-            HeaderOp::Literal => None,
+            HeaderOp::Literal { .. } => None,
         };
         let d_ref = match rec.data {
             DataOp::Copy { old } | DataOp::Bsdiff { old, .. } => Some(old),
-            DataOp::Literal => None,
+            DataOp::Literal { .. } => None,
         };
         for r in [h_ref, d_ref].into_iter().flatten() {
             if r >= n_old {
@@ -517,62 +521,73 @@ impl<R: Read> PatchReader<R> {
             }
         }
         if let Some(d) = d_ref {
-            let e = self.plan[d as usize];
-            if e.data_last <= i {
+            if self.plan[d as usize].data_last <= i {
                 return Err(self.bad(format!(
                     "new member {i} uses old member {d}'s data past its planned last use"
                 )));
             }
-            if matches!(rec.data, DataOp::Copy { .. }) && e.data_len != rec.data_len {
-                return Err(self.bad(format!(
-                    "new member {i} copies old member {d} of {} bytes into {} bytes",
-                    e.data_len, rec.data_len
-                )));
-            }
         }
-        // A copy of the next old member that nobody needs later streams straight through.
+        // A copy of an old member ahead in the stream that nobody needs later
+        // streams straight through.
         let stream = match rec.data {
             DataOp::Copy { old } => {
-                old >= self.old.next && self.plan[old as usize].data_last == i + 1
+                old >= self.old.next() && self.plan[old as usize].data_last == i + 1
             }
             _ => false,
         };
         let target = [h_ref, d_ref]
             .into_iter()
             .flatten()
-            .filter(|&r| r >= self.old.next)
+            .filter(|&r| r >= self.old.next())
             .max();
         if let Some(t) = target {
             self.old_reach(t, stream && Some(t) == d_ref)?;
         }
         let streaming = stream && self.old.cur == d_ref;
 
+        // Lengths, now that every referenced old member has been seen.
+        let header_len = match rec.header {
+            HeaderOp::Literal { len } => len,
+            HeaderOp::Diff { old } => self.old.seen[old as usize].0,
+        };
+        let data_len = match rec.data {
+            DataOp::Literal { len } => Some(len),
+            DataOp::Copy { old } => Some(self.old.seen[old as usize].1),
+            DataOp::Bsdiff { old, len_delta } => {
+                self.old.seen[old as usize].1.checked_add_signed(len_delta)
+            }
+        };
+        let room = self.header.to.tar.size - self.out.size();
+        let need = data_len
+            .and_then(|d| header_len.checked_add(d))
+            .and_then(|x| x.checked_add(pad_len(data_len.unwrap_or(0))));
+        let (Some(data_len), true) = (data_len, header_len <= MAX_HEADER as u64) else {
+            return Err(self.bad(format!("new member {i} has impossible lengths")));
+        };
+        if need.is_none_or(|n| n > room) {
+            return Err(self.bad(format!("new member {i} overruns the new tar")));
+        }
+
         // Header blocks.
-        let hl = rec.header_len as usize;
+        let hl = header_len as usize;
         match rec.header {
-            HeaderOp::Literal => self.extra.read_into(&mut self.buf, hl)?,
+            HeaderOp::Literal { .. } => self.extra.read_into(&mut self.buf, hl)?,
             HeaderOp::Diff { old } => {
                 let base = self.old_header(old)?;
-                if base.len() != hl {
-                    return Err(self.bad(format!(
-                        "new member {i} diffs a {hl}-byte header against a {}-byte one",
-                        base.len()
-                    )));
-                }
-                self.diff.read_into(&mut self.buf, hl)?;
+                self.diff_bytes(hl)?;
                 for (o, b) in self.buf.iter_mut().zip(&base) {
                     *o = o.wrapping_add(*b);
                 }
             }
         }
         let data = match rec.data {
-            DataOp::Literal => DataState::Literal,
+            DataOp::Literal { .. } => DataState::Literal,
             DataOp::Copy { .. } if streaming => DataState::CopyStream,
             DataOp::Copy { old } => {
                 self.check_kept_data(old)?;
                 DataState::CopyStored { old, pos: 0 }
             }
-            DataOp::Bsdiff { old } => {
+            DataOp::Bsdiff { old, .. } => {
                 self.check_kept_data(old)?;
                 DataState::Bsdiff {
                     old,
@@ -584,8 +599,8 @@ impl<R: Read> PatchReader<R> {
         };
         self.state = State::Data {
             data,
-            left: rec.data_len,
-            pad: pad_len(rec.data_len),
+            left: data_len,
+            pad: pad_len(data_len),
             pad_literal: rec.pad_literal,
         };
         Ok(())
@@ -610,10 +625,10 @@ impl<R: Read> PatchReader<R> {
                     let n = left.min(room) as usize;
                     let start = self.buf.len();
                     self.buf.resize(start + n, 0);
-                    let mut tmp = std::mem::take(&mut self.buf);
-                    let r = self.old_read_exact(&mut tmp[start..]);
-                    self.buf = tmp;
-                    r?;
+                    let r = self.old.seg.data().read_exact(&mut self.buf[start..]);
+                    if let Err(e) = r {
+                        return Err(self.old_io_error(e));
+                    }
                     left -= n as u64;
                 }
                 DataState::CopyStored { old, pos } => {
@@ -636,7 +651,7 @@ impl<R: Read> PatchReader<R> {
                     if *add_left > 0 {
                         let n = (*add_left).min(room) as usize;
                         let start = self.buf.len();
-                        self.diff.read_into(&mut self.buf, n)?;
+                        self.diff_bytes(n)?;
                         let out = &mut self.buf[start..];
                         match self.old.store.data_slice(*old) {
                             Some(src) => {
@@ -668,7 +683,7 @@ impl<R: Read> PatchReader<R> {
                             .ctrl
                             .ctrl()
                             .map_err(|e| record_err(&self.path, "a bsdiff control", e))?;
-                        let old_len = self.plan[*old as usize].data_len;
+                        let old_len = self.old.seen[*old as usize].1;
                         let fits_old = c.old_pos.checked_add(c.add).is_some_and(|e| e <= old_len);
                         let fits_new = c.add.checked_add(c.extra).is_some_and(|n| n <= left);
                         if c.add == 0 && c.extra == 0 {
@@ -718,26 +733,27 @@ impl<R: Read> PatchReader<R> {
 
     fn verify(&mut self) -> Result<()> {
         self.ctrl.get_mut().finish()?;
-        self.diff.finish()?;
-        self.extra.finish()?;
-        // Every input byte is hashed, to EOF.
-        let mut scratch = vec![0u8; CHUNK];
-        loop {
-            match self.old.r.read(&mut scratch) {
-                Ok(0) => break,
-                Ok(_) => {
-                    if self.old.r.position() > self.header.from.tar.size {
-                        return Err(self.wrong_base(format!(
-                            "the old tar is longer than the {} bytes the patch was made from",
-                            self.header.from.tar.size
-                        )));
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(error_from_io(e, "read old tar for", &self.path)),
-            }
+        if !self.diff.at_pair_end() {
+            return Err(self.bad("the diff section's last zero run is never used".into()));
         }
-        let input = self.old.r.inner.digests();
+        self.diff.get_mut().finish()?;
+        self.extra.finish()?;
+        // The old tar must hold exactly the planned members, then its
+        // trailer; every input byte is hashed, to EOF.
+        while (self.old.next() as usize) < self.plan.len() {
+            self.old_next_member()?;
+        }
+        match self.old.seg.next_item() {
+            Ok(Some(Item::Trailer(_))) => {}
+            Ok(_) => {
+                return Err(self.wrong_base(format!(
+                    "the old tar has more than the {} members the patch was made from",
+                    self.plan.len()
+                )))
+            }
+            Err(e) => return Err(self.old_error(e)),
+        }
+        let input = self.old.seg.get_ref().inner.digests();
         let from = self.header.from.tar;
         if input != from {
             return Err(self.wrong_base(format!(

@@ -42,7 +42,8 @@ pub const MAX_HEADER_LEN: u32 = 64 * 1024;
 /// Largest tar a patch may describe on either side (1 TiB): a cap on what a
 /// hostile header can make the applier produce.
 pub const MAX_TAR: u64 = 1 << 40;
-/// Largest zstd window the applier accepts (128 MiB): bounds decoder memory.
+/// Largest compression window (xz dictionary, zstd window) the applier
+/// accepts (128 MiB): bounds decoder memory.
 pub const MAX_WINDOW_LOG: u8 = 27;
 
 /// How the body encodes the new tar.
@@ -77,17 +78,25 @@ impl fmt::Display for BodyFormat {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Compression {
+    /// One zstd frame per section.
     Zstd,
+    /// One xz (LZMA2) stream per section; the default.
+    Xz,
 }
 
 impl Compression {
     fn code(self) -> u8 {
         match self {
             Compression::Zstd => 1,
+            Compression::Xz => 2,
         }
     }
     fn from_code(c: u8) -> Option<Self> {
-        (c == 1).then_some(Compression::Zstd)
+        match c {
+            1 => Some(Compression::Zstd),
+            2 => Some(Compression::Xz),
+            _ => None,
+        }
     }
 }
 
@@ -95,6 +104,7 @@ impl fmt::Display for Compression {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Compression::Zstd => "zstd",
+            Compression::Xz => "xz",
         })
     }
 }
@@ -159,7 +169,7 @@ pub struct PatchHeader {
     pub to: Side,
     pub body_format: BodyFormat,
     pub compression: Compression,
-    /// zstd window log the sections were compressed with (decoder memory).
+    /// log2 of the window the sections were compressed with (decoder memory).
     pub window_log: u8,
     /// Members in the old and new tars.
     pub old_members: u32,
@@ -290,7 +300,7 @@ impl PatchHeader {
             return Err(Error::Patch {
                 path: path.to_path_buf(),
                 reason: format!(
-                    "zstd window 2^{} is larger than the 2^{MAX_WINDOW_LOG} this sysup accepts",
+                    "a compression window of 2^{} bytes is larger than the 2^{MAX_WINDOW_LOG} this sysup accepts",
                     self.window_log
                 ),
             });

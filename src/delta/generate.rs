@@ -36,10 +36,11 @@ use crate::delta::format::{
 };
 use crate::delta::matcher::{self, Delta, Index};
 use crate::delta::pairing::{self, DataPlan, Pair};
-use crate::delta::record::{DataOp, HeaderOp, MemberRecord, OldEntry, RecordWriter};
+use crate::delta::record::{Ctrl, DataOp, HeaderOp, Keep, MemberRecord, RecordWriter};
 use crate::delta::scan::{self, MemberInfo, Scanned};
 use crate::delta::schedule::{Ordered, Slots};
 use crate::delta::section;
+use crate::delta::zeros::ZeroRunWriter;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::AtomicFile;
 use crate::name::{DistId, PatchName};
@@ -50,11 +51,13 @@ pub const WINDOW: u64 = 16 << 20;
 /// Knobs of [`diff_dists`].
 #[derive(Clone, Debug)]
 pub struct DiffOptions {
-    /// Worker threads for diff tasks and zstd.
+    /// Worker threads for diff tasks and compression.
     pub threads: usize,
     /// Memory the diff tasks may hold at once.
     pub budget: u64,
-    /// zstd level of the diff and extra sections.
+    /// How the sections are compressed.
+    pub codec: Compression,
+    /// xz preset (0-9) or zstd level (1-22).
     pub level: i32,
     /// New bytes per diff window; a window is diffed against 1.5× as many
     /// old bytes, and members up to that size on both sides are diffed whole.
@@ -66,7 +69,8 @@ impl Default for DiffOptions {
         DiffOptions {
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             budget: 320 << 20,
-            level: section::LEVEL,
+            codec: Compression::Xz,
+            level: section::XZ_LEVEL as i32,
             window: WINDOW,
         }
     }
@@ -223,14 +227,21 @@ pub fn diff_dists(
             Some(j) if old.members[j as usize].header_len == n.header_len => {
                 HeaderOp::Diff { old: j }
             }
-            _ => HeaderOp::Literal,
+            _ => HeaderOp::Literal {
+                len: u64::from(n.header_len),
+            },
         })
         .collect();
-    let plan = retention_plan(&old.members, &pairs, &header_ops);
+    let plan = retention_plan(old.members.len(), &pairs, &header_ops);
     let mut tasks: Vec<Task> = Vec::new();
+    let mut aligned = vec![false; new.members.len()];
     for (i, p) in pairs.iter().enumerate() {
         if let DataPlan::Diff(j) = p.data {
             let (o, n) = (&old.members[j as usize], &new.members[i]);
+            if nearly_aligned(&old, o, &new, n)? {
+                aligned[i] = true;
+                continue;
+            }
             let anchors = if windowed(o.size, n.size, opts.window) {
                 align::matches(&anchors_of(&old, o)?, &anchors_of(&new, n)?)
             } else {
@@ -241,18 +252,20 @@ pub fn diff_dists(
     }
     stats.diff_tasks = tasks.len() as u64;
 
-    let (mut ctrl_f, ctrl_w) = raw_section()?;
-    let (mut diff_f, mut diff_w) = raw_section()?;
-    let (mut extra_f, mut extra_w) = raw_section()?;
+    let (ctrl_f, ctrl_w) = raw_section()?;
+    let (diff_f, diff_w) = raw_section()?;
+    let mut diff_w = ZeroRunWriter::new(diff_w);
+    let (extra_f, mut extra_w) = raw_section()?;
     let mut ctrl = RecordWriter::new(ctrl_w);
     let werr =
         |e: io::Error| Error::io("write a temporary section file in", std::env::temp_dir(), e);
 
     ctrl.varint(plan.len() as u64).map_err(werr)?;
-    for e in &plan {
-        ctrl.old_entry(e).map_err(werr)?;
+    for k in &plan {
+        ctrl.keep(k).map_err(werr)?;
     }
-    ctrl.varint(new.members.len() as u64).map_err(werr)?;
+    let n_new = new.members.len() as u32;
+    ctrl.varint(u64::from(n_new)).map_err(werr)?;
 
     let work = |t: &Task| -> Result<Delta> {
         let o = &old.members[t.old as usize];
@@ -271,21 +284,22 @@ pub fn diff_dists(
         let mut buf = vec![0u8; 1 << 20];
         for (i, (n, p)) in new.members.iter().zip(&pairs).enumerate() {
             let data = match p.data {
-                DataPlan::Empty | DataPlan::Literal => DataOp::Literal,
+                DataPlan::Empty | DataPlan::Literal => DataOp::Literal { len: n.size },
                 DataPlan::Copy(j) => DataOp::Copy { old: j },
-                DataPlan::Diff(j) => DataOp::Bsdiff { old: j },
+                DataPlan::Diff(j) => DataOp::Bsdiff {
+                    old: j,
+                    len_delta: n.size as i64 - old.members[j as usize].size as i64,
+                },
             };
             ctrl.member(&MemberRecord {
-                header_len: u64::from(n.header_len),
                 header: header_ops[i],
-                data_len: n.size,
                 data,
                 pad_literal: !n.pad_zero,
             })
             .map_err(werr)?;
             let nh = new.header(n)?;
             match header_ops[i] {
-                HeaderOp::Literal => extra_w.write_all(&nh).map_err(werr)?,
+                HeaderOp::Literal { .. } => extra_w.write_all(&nh).map_err(werr)?,
                 HeaderOp::Diff { old: j } => {
                     let oh = old.header(&old.members[j as usize])?;
                     let d: Vec<u8> = nh
@@ -306,6 +320,29 @@ pub fn diff_dists(
                     stats.literal += 1;
                     stats.literal_bytes += n.size;
                     copy_range(&new, n.data_offset(), n.size, &mut extra_w, &mut buf)?;
+                }
+                DataPlan::Diff(j) if aligned[i] => {
+                    stats.diffed += 1;
+                    stats.diffed_bytes += n.size;
+                    let o = &old.members[j as usize];
+                    ctrl.ctrl(&Ctrl {
+                        old_pos: 0,
+                        add: n.size,
+                        extra: 0,
+                    })
+                    .map_err(werr)?;
+                    let mut pos = 0;
+                    let mut theirs = vec![0u8; buf.len()];
+                    while pos < n.size {
+                        let k = (n.size - pos).min(buf.len() as u64) as usize;
+                        new.read_at(n.data_offset() + pos, &mut buf[..k])?;
+                        old.read_at(o.data_offset() + pos, &mut theirs[..k])?;
+                        for (x, y) in buf[..k].iter_mut().zip(&theirs[..k]) {
+                            *x = x.wrapping_sub(*y);
+                        }
+                        diff_w.write_all(&buf[..k]).map_err(werr)?;
+                        pos += k as u64;
+                    }
                 }
                 DataPlan::Diff(_) => {
                     stats.diffed += 1;
@@ -333,13 +370,50 @@ pub fn diff_dists(
     });
     written?;
     let mut ctrl_w = ctrl.into_inner();
+    let mut diff_w = diff_w.finish().map_err(werr)?;
     for w in [&mut ctrl_w, &mut diff_w, &mut extra_w] {
         w.flush().map_err(werr)?;
     }
     stats.diff_seconds = t1.elapsed().as_secs_f64();
 
-    // Compress into the destination directory under a temporary name.
+    let old_members = old.members.len() as u32;
+    let (old_digests, new_digests) = (old.digests, new.digests);
+    // The uncompressed tars go away before compression starts.
+    drop((old, new, pairs));
+
+    // Compress the sections side by side (xz is single-threaded per stream),
+    // each into a temporary file, then assemble the patch in the destination
+    // directory under a temporary name.
     let t2 = Instant::now();
+    let params = section::Params {
+        codec: opts.codec,
+        level: opts.level,
+        threads: opts.threads.max(1) as u32,
+    };
+    let raws = [
+        (SectionKind::Controls, &ctrl_f, ctrl_w.n),
+        (SectionKind::Diff, &diff_f, diff_w.n),
+        (SectionKind::Extra, &extra_f, extra_w.n),
+    ];
+    let compressed: Vec<Result<(File, u64, [u8; 32])>> = std::thread::scope(|s| {
+        let jobs: Vec<_> = raws
+            .iter()
+            .map(|&(kind, raw, raw_len)| {
+                s.spawn(move || -> Result<(File, u64, [u8; 32])> {
+                    let tmp = std::env::temp_dir();
+                    let mut f = tempfile::tempfile().ctx("create a temporary file in", &tmp)?;
+                    let mut w = BufWriter::with_capacity(1 << 20, &mut f);
+                    let (len, sha) = section::compress(raw, raw_len, kind, &params, &mut w, &tmp)?;
+                    w.flush().ctx("write a temporary file in", &tmp)?;
+                    drop(w);
+                    Ok((f, len, sha))
+                })
+            })
+            .collect();
+        jobs.into_iter()
+            .map(|j| j.join().expect("compression thread panicked"))
+            .collect()
+    });
     let header_len = PatchHeader::encoded_len(&name);
     let mut out = AtomicFile::create(&dest)?;
     let tmp_path = out.temp_path().to_path_buf();
@@ -348,51 +422,38 @@ pub fn diff_dists(
         let f = out.file();
         f.write_all(&vec![0u8; header_len as usize])
             .ctx("write", &tmp_path)?;
-        let mut w = BufWriter::with_capacity(1 << 20, f);
         let mut at = u64::from(header_len);
-        for (kind, raw, raw_len) in [
-            (SectionKind::Controls, &mut ctrl_f, ctrl_w.n),
-            (SectionKind::Diff, &mut diff_f, diff_w.n),
-            (SectionKind::Extra, &mut extra_f, extra_w.n),
-        ] {
-            let (len, sha256) = section::compress(
-                raw,
-                raw_len,
-                kind,
-                &section::Params {
-                    level: opts.level,
-                    threads: opts.threads as u32,
-                },
-                &mut w,
-                &tmp_path,
-            )?;
+        for ((kind, _, raw_len), c) in raws.iter().zip(compressed) {
+            let (mut cf, len, sha256) = c?;
+            cf.seek(SeekFrom::Start(0))
+                .ctx("rewind", std::env::temp_dir())?;
+            io::copy(&mut cf, f).ctx("write", &tmp_path)?;
             sections.push(Section {
-                kind,
+                kind: *kind,
                 offset: at,
                 len,
-                raw_len,
+                raw_len: *raw_len,
                 sha256,
             });
             at += len;
         }
-        w.flush().ctx("write", &tmp_path)?;
     }
     let header = PatchHeader {
         version: VERSION,
         from: Side {
             id: name.from.clone(),
-            tar: old.digests,
+            tar: old_digests,
         },
         to: Side {
             id: name.to.clone(),
-            tar: new.digests,
+            tar: new_digests,
         },
         name,
         body_format: BodyFormat::MemberBsdiff,
-        compression: Compression::Zstd,
-        window_log: section::WINDOW_LOG as u8,
-        old_members: old.members.len() as u32,
-        new_members: new.members.len() as u32,
+        compression: opts.codec,
+        window_log: params.window_log(),
+        old_members,
+        new_members: n_new,
         sections: sections.try_into().expect("three sections"),
         header_len,
     };
@@ -410,18 +471,10 @@ pub fn diff_dists(
     })
 }
 
-/// For each old member, the last new member (index + 1) using its header
-/// or its data.
-fn retention_plan(old: &[MemberInfo], pairs: &[Pair], header_ops: &[HeaderOp]) -> Vec<OldEntry> {
-    let mut plan: Vec<OldEntry> = old
-        .iter()
-        .map(|m| OldEntry {
-            header_len: u64::from(m.header_len),
-            data_len: m.size,
-            hdr_last: 0,
-            data_last: 0,
-        })
-        .collect();
+/// For each of `n_old` old members, the last new member (index + 1) using
+/// its header or its data.
+fn retention_plan(n_old: usize, pairs: &[Pair], header_ops: &[HeaderOp]) -> Vec<Keep> {
+    let mut plan = vec![Keep::default(); n_old];
     for (i, (p, h)) in pairs.iter().zip(header_ops).enumerate() {
         let user = i as u32 + 1;
         if let HeaderOp::Diff { old } = h {
@@ -432,6 +485,33 @@ fn retention_plan(old: &[MemberInfo], pairs: &[Pair], header_ops: &[HeaderOp]) -
         }
     }
     plan
+}
+
+/// Whether two members of the same size differ in at most one byte in 1024
+/// at the same offsets (a rebuild that changed an id or a path): then one
+/// control adding the whole old member is what bsdiff would find, and the
+/// suffix array is not worth building.
+fn nearly_aligned(old: &Scanned, o: &MemberInfo, new: &Scanned, n: &MemberInfo) -> Result<bool> {
+    if o.size != n.size || n.size == 0 {
+        return Ok(false);
+    }
+    let limit = n.size / 1024;
+    let mut differing = 0u64;
+    let (mut a, mut b) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    let mut pos = 0;
+    while pos < n.size {
+        let k = (n.size - pos).min(a.len() as u64) as usize;
+        old.read_at(o.data_offset() + pos, &mut a[..k])?;
+        new.read_at(n.data_offset() + pos, &mut b[..k])?;
+        if a[..k] != b[..k] {
+            differing += a[..k].iter().zip(&b[..k]).filter(|(x, y)| x != y).count() as u64;
+            if differing > limit {
+                return Ok(false);
+            }
+        }
+        pos += k as u64;
+    }
+    Ok(true)
 }
 
 /// The content-defined anchors of a member's data.

@@ -37,6 +37,7 @@ pub mod retain;
 pub mod scan;
 pub mod schedule;
 pub mod section;
+pub mod zeros;
 
 pub use apply::{apply, error_from_io, ApplyReport, PatchReader};
 pub use format::PatchHeader;

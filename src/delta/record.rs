@@ -2,35 +2,43 @@
 //! so both sides speak exactly one encoding.
 //!
 //! ```text
-//! controls := plan members trailer
-//! plan     := n_old { header_len data_len hdr_last data_last }*n_old
-//! members  := n_new { flags header_len [hdr_ref] data_len [data_ref]
+//! controls := plan members trailer_len
+//! plan     := n_old { hdr_last data_last }*n_old
+//! members  := n_new { flags [hdr_ref | header_len] [data_ref] [data_len]
 //!                     [{ zigzag(old_pos - prev_old_end) add extra }*] }*n_new
-//! trailer  := trailer_len
 //! ```
-//! Every number is a LEB128 varint. `hdr_last`/`data_last` name the last new
-//! member (index + 1; 0 = never) that uses an old member's header or data: the
-//! retention plan, which lets the applier drop every old member as soon as it
-//! is no longer needed. Header bytes come from the diff section (`Diff`: added
-//! byte-wise to the referenced old header of equal length) or the extra
-//! section (`Literal`); data bytes are copied from an old member, rebuilt from
-//! bsdiff controls (add `add` diff bytes to old bytes at `old_pos`, then take
-//! `extra` literal bytes; controls follow until they cover `data_len`, so a
-//! writer can emit a big member window by window), or taken literally; padding is zeros unless the
-//! `PAD_LITERAL` flag says it is in the extra section.
+//! Every number is a LEB128 varint, and most are coded against what the
+//! reader can predict, because on a real world the plan and the member
+//! records, coded plainly, were half of this section:
+//! - `hdr_last`/`data_last` name the last new member (index + 1; 0 = never)
+//!   that uses an old member's header or data — the retention plan, which
+//!   lets the applier drop every old member as soon as it is no longer
+//!   needed. Each is stored as 0 for never, else 1 + zigzag(last − previous
+//!   non-zero last of its kind − 1): mostly 1.
+//! - references to old members are zigzag(ref − expected), `expected` being
+//!   one past the previous reference (for data: the header reference of the
+//!   same member when there is one): mostly 0;
+//! - lengths the applier already knows are not stored: a diffed header has
+//!   its old header's length, a copy its old data's; a bsdiff member stores
+//!   zigzag(new length − old length). Old lengths come from the applier's own
+//!   segmenting of the old tar ([`crate::archive::segment`]).
+//!
+//! Header bytes come from the diff section (`Diff`: added byte-wise to the
+//! referenced old header) or the extra section (`Literal`); data bytes are
+//! copied from an old member, rebuilt from bsdiff controls (add `add` diff
+//! bytes to old bytes at `old_pos`, then take `extra` literal bytes; controls
+//! follow until they cover the data, so a writer can emit a big member window
+//! by window), or taken literally; padding is zeros unless `PAD_LITERAL` says
+//! it is in the extra section.
 //!
 //! Invariant: decoding never trusts a number for more than a bound check —
-//! nothing here allocates from a decoded length.
+//! nothing here allocates from a decoded length; every index fits `u32`.
 
 use std::io::{self, Read, Write};
 
-/// What the applier needs to know about one old member.
+/// The retention plan's entry for one old member.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct OldEntry {
-    /// Raw header bytes (extension headers included).
-    pub header_len: u64,
-    /// Data bytes, padding excluded.
-    pub data_len: u64,
+pub struct Keep {
     /// Last new member (index + 1) using this header; 0 = none.
     pub hdr_last: u32,
     /// Last new member (index + 1) using this data; 0 = none.
@@ -40,29 +48,28 @@ pub struct OldEntry {
 /// How a new member's header blocks are made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HeaderOp {
-    /// Literal bytes from the extra section.
-    Literal,
-    /// Byte-wise sum of old member `old`'s header (same length) and the diff section.
+    /// `len` literal bytes from the extra section.
+    Literal { len: u64 },
+    /// Byte-wise sum of old member `old`'s header and as many diff bytes.
     Diff { old: u32 },
 }
 
 /// How a new member's data is made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DataOp {
-    /// Literal bytes from the extra section (also used for empty data).
-    Literal,
-    /// Old member `old`'s data, unchanged (same length).
+    /// `len` literal bytes from the extra section (0 for no data).
+    Literal { len: u64 },
+    /// Old member `old`'s data, unchanged.
     Copy { old: u32 },
-    /// Bsdiff controls against old member `old`'s data, as many as cover the data.
-    Bsdiff { old: u32 },
+    /// Bsdiff controls against old member `old`'s data, making
+    /// (old data length + `len_delta`) bytes.
+    Bsdiff { old: u32, len_delta: i64 },
 }
 
 /// One new member.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemberRecord {
-    pub header_len: u64,
     pub header: HeaderOp,
-    pub data_len: u64,
     pub data: DataOp,
     /// The padding after the data is literal (not zeros).
     pub pad_literal: bool,
@@ -82,15 +89,37 @@ const DATA_BSDIFF: u8 = 2 << 1;
 const DATA_MASK: u8 = 3 << 1;
 const PAD_LITERAL: u8 = 1 << 3;
 
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(z: u64) -> i64 {
+    ((z >> 1) as i64) ^ -((z & 1) as i64)
+}
+
+/// The prediction state both sides keep in step.
+#[derive(Default)]
+struct Predict {
+    /// Previous non-zero `hdr_last` / `data_last`.
+    last: [u32; 2],
+    /// One past the previous old-member reference.
+    next_ref: u32,
+    /// End of the previous control's add in the old data.
+    prev_old_end: u64,
+}
+
 /// Writes records to a raw (uncompressed) controls stream.
 pub struct RecordWriter<W> {
     w: W,
-    prev_old_end: u64,
+    p: Predict,
 }
 
 impl<W: Write> RecordWriter<W> {
     pub fn new(w: W) -> Self {
-        RecordWriter { w, prev_old_end: 0 }
+        RecordWriter {
+            w,
+            p: Predict::default(),
+        }
     }
 
     pub fn varint(&mut self, mut v: u64) -> io::Result<()> {
@@ -110,11 +139,24 @@ impl<W: Write> RecordWriter<W> {
         self.w.write_all(&buf[..n])
     }
 
-    pub fn old_entry(&mut self, e: &OldEntry) -> io::Result<()> {
-        self.varint(e.header_len)?;
-        self.varint(e.data_len)?;
-        self.varint(u64::from(e.hdr_last))?;
-        self.varint(u64::from(e.data_last))
+    fn last(&mut self, kind: usize, last: u32) -> io::Result<()> {
+        if last == 0 {
+            return self.varint(0);
+        }
+        let d = i64::from(last) - i64::from(self.p.last[kind]) - 1;
+        self.p.last[kind] = last;
+        self.varint(zigzag(d) + 1)
+    }
+
+    /// One plan entry, in old member order.
+    pub fn keep(&mut self, k: &Keep) -> io::Result<()> {
+        self.last(0, k.hdr_last)?;
+        self.last(1, k.data_last)
+    }
+
+    fn reference(&mut self, r: u32, expected: u32) -> io::Result<()> {
+        self.p.next_ref = r + 1;
+        self.varint(zigzag(i64::from(r) - i64::from(expected)))
     }
 
     pub fn member(&mut self, m: &MemberRecord) -> io::Result<()> {
@@ -123,7 +165,7 @@ impl<W: Write> RecordWriter<W> {
             flags |= HDR_DIFF;
         }
         flags |= match m.data {
-            DataOp::Literal => 0,
+            DataOp::Literal { .. } => 0,
             DataOp::Copy { .. } => DATA_COPY,
             DataOp::Bsdiff { .. } => DATA_BSDIFF,
         };
@@ -131,26 +173,32 @@ impl<W: Write> RecordWriter<W> {
             flags |= PAD_LITERAL;
         }
         self.w.write_all(&[flags])?;
-        self.varint(m.header_len)?;
-        if let HeaderOp::Diff { old } = m.header {
-            self.varint(u64::from(old))?;
+        let mut expected = self.p.next_ref;
+        match m.header {
+            HeaderOp::Literal { len } => self.varint(len)?,
+            HeaderOp::Diff { old } => {
+                self.reference(old, expected)?;
+                expected = old;
+            }
         }
-        self.varint(m.data_len)?;
         match m.data {
-            DataOp::Literal => {}
-            DataOp::Copy { old } | DataOp::Bsdiff { old } => self.varint(u64::from(old))?,
+            DataOp::Literal { len } => self.varint(len)?,
+            DataOp::Copy { old } => self.reference(old, expected)?,
+            DataOp::Bsdiff { old, len_delta } => {
+                self.reference(old, expected)?;
+                self.varint(zigzag(len_delta))?;
+            }
         }
-        self.prev_old_end = 0;
+        self.p.prev_old_end = 0;
         Ok(())
     }
 
     /// A control of the member just written (after [`Self::member`]).
     pub fn ctrl(&mut self, c: &Ctrl) -> io::Result<()> {
-        let delta = c.old_pos.wrapping_sub(self.prev_old_end) as i64;
-        self.varint(((delta << 1) ^ (delta >> 63)) as u64)?;
+        self.varint(zigzag(c.old_pos.wrapping_sub(self.p.prev_old_end) as i64))?;
         self.varint(c.add)?;
         self.varint(c.extra)?;
-        self.prev_old_end = c.old_pos.wrapping_add(c.add);
+        self.p.prev_old_end = c.old_pos.wrapping_add(c.add);
         Ok(())
     }
 
@@ -177,12 +225,15 @@ impl From<io::Error> for RecordError {
 /// Reads records from a raw controls stream.
 pub struct RecordReader<R> {
     r: R,
-    prev_old_end: u64,
+    p: Predict,
 }
 
 impl<R: Read> RecordReader<R> {
     pub fn new(r: R) -> Self {
-        RecordReader { r, prev_old_end: 0 }
+        RecordReader {
+            r,
+            p: Predict::default(),
+        }
     }
 
     fn byte(&mut self) -> Result<u8, RecordError> {
@@ -207,17 +258,36 @@ impl<R: Read> RecordReader<R> {
         Err(RecordError::Malformed("varint longer than 10 bytes"))
     }
 
-    fn index(&mut self) -> Result<u32, RecordError> {
-        u32::try_from(self.varint()?).map_err(|_| RecordError::Malformed("member index overflows"))
+    fn last(&mut self, kind: usize) -> Result<u32, RecordError> {
+        let v = self.varint()?;
+        if v == 0 {
+            return Ok(0);
+        }
+        let last = i64::from(self.p.last[kind]) + 1 + unzigzag(v - 1);
+        let last = u32::try_from(last)
+            .ok()
+            .filter(|&l| l > 0)
+            .ok_or(RecordError::Malformed("a last use outside 1..2^32"))?;
+        self.p.last[kind] = last;
+        Ok(last)
     }
 
-    pub fn old_entry(&mut self) -> Result<OldEntry, RecordError> {
-        Ok(OldEntry {
-            header_len: self.varint()?,
-            data_len: self.varint()?,
-            hdr_last: self.index()?,
-            data_last: self.index()?,
+    /// One plan entry, in old member order.
+    pub fn keep(&mut self) -> Result<Keep, RecordError> {
+        Ok(Keep {
+            hdr_last: self.last(0)?,
+            data_last: self.last(1)?,
         })
+    }
+
+    fn reference(&mut self, expected: u32) -> Result<u32, RecordError> {
+        let r = i64::from(expected) + unzigzag(self.varint()?);
+        let r = u32::try_from(r)
+            .ok()
+            .filter(|&r| r < u32::MAX)
+            .ok_or(RecordError::Malformed("a member reference outside 0..2^32"))?;
+        self.p.next_ref = r + 1;
+        Ok(r)
     }
 
     pub fn member(&mut self) -> Result<MemberRecord, RecordError> {
@@ -225,23 +295,31 @@ impl<R: Read> RecordReader<R> {
         if flags & !(HDR_DIFF | DATA_MASK | PAD_LITERAL) != 0 || flags & DATA_MASK == DATA_MASK {
             return Err(RecordError::Malformed("unknown member flags"));
         }
-        let header_len = self.varint()?;
+        let mut expected = self.p.next_ref;
         let header = if flags & HDR_DIFF != 0 {
-            HeaderOp::Diff { old: self.index()? }
+            let old = self.reference(expected)?;
+            expected = old;
+            HeaderOp::Diff { old }
         } else {
-            HeaderOp::Literal
+            HeaderOp::Literal {
+                len: self.varint()?,
+            }
         };
-        let data_len = self.varint()?;
         let data = match flags & DATA_MASK {
-            DATA_COPY => DataOp::Copy { old: self.index()? },
-            DATA_BSDIFF => DataOp::Bsdiff { old: self.index()? },
-            _ => DataOp::Literal,
+            DATA_COPY => DataOp::Copy {
+                old: self.reference(expected)?,
+            },
+            DATA_BSDIFF => DataOp::Bsdiff {
+                old: self.reference(expected)?,
+                len_delta: unzigzag(self.varint()?),
+            },
+            _ => DataOp::Literal {
+                len: self.varint()?,
+            },
         };
-        self.prev_old_end = 0;
+        self.p.prev_old_end = 0;
         Ok(MemberRecord {
-            header_len,
             header,
-            data_len,
             data,
             pad_literal: flags & PAD_LITERAL != 0,
         })
@@ -250,12 +328,11 @@ impl<R: Read> RecordReader<R> {
     /// The next control of the current member; `old_pos` is not yet
     /// bound-checked (the caller knows the old member's length).
     pub fn ctrl(&mut self) -> Result<Ctrl, RecordError> {
-        let z = self.varint()?;
-        let delta = ((z >> 1) as i64) ^ -((z & 1) as i64);
-        let old_pos = self.prev_old_end.wrapping_add(delta as u64);
+        let delta = unzigzag(self.varint()?);
+        let old_pos = self.p.prev_old_end.wrapping_add(delta as u64);
         let add = self.varint()?;
         let extra = self.varint()?;
-        self.prev_old_end = old_pos.wrapping_add(add);
+        self.p.prev_old_end = old_pos.wrapping_add(add);
         Ok(Ctrl {
             old_pos,
             add,
@@ -273,36 +350,51 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn arb_member() -> impl Strategy<Value = MemberRecord> {
+        let header = prop_oneof![
+            (0u64..1 << 22).prop_map(|len| HeaderOp::Literal { len }),
+            (0u32..100_000).prop_map(|old| HeaderOp::Diff { old }),
+        ];
+        let data = prop_oneof![
+            any::<u64>().prop_map(|len| DataOp::Literal { len }),
+            (0u32..100_000).prop_map(|old| DataOp::Copy { old }),
+            (0u32..100_000, any::<i64>())
+                .prop_map(|(old, len_delta)| DataOp::Bsdiff { old, len_delta }),
+        ];
+        (header, data, any::<bool>()).prop_map(|(header, data, pad_literal)| MemberRecord {
+            header,
+            data,
+            pad_literal,
+        })
+    }
+
     proptest! {
         #[test]
         fn records_round_trip(
-            vals in proptest::collection::vec(any::<u64>(), 1..50),
-            ctrls in proptest::collection::vec((0u64..1 << 40, 0u64..1 << 30, 0u64..1 << 30), 0..50),
-            idx in any::<u32>(),
+            keeps in proptest::collection::vec((0u32..50_000, 0u32..50_000), 0..40),
+            members in proptest::collection::vec(
+                (arb_member(), proptest::collection::vec((0u64..1 << 40, 0u64..1 << 30, 0u64..1 << 30), 0..5)),
+                0..30,
+            ),
         ) {
             let mut w = RecordWriter::new(Vec::new());
-            for &v in &vals { w.varint(v).unwrap(); }
-            let e = OldEntry { header_len: vals[0], data_len: 7, hdr_last: idx, data_last: 0 };
-            w.old_entry(&e).unwrap();
-            let m = MemberRecord {
-                header_len: 1536,
-                header: HeaderOp::Diff { old: idx },
-                data_len: vals[0],
-                data: DataOp::Bsdiff { old: idx },
-                pad_literal: true,
-            };
-            w.member(&m).unwrap();
-            let cs: Vec<Ctrl> = ctrls.iter().map(|&(p, a, x)| Ctrl { old_pos: p, add: a, extra: x }).collect();
-            for c in &cs { w.ctrl(c).unwrap(); }
-            let m2 = MemberRecord { header_len: 512, header: HeaderOp::Literal, data_len: 0, data: DataOp::Copy { old: 3 }, pad_literal: false };
-            w.member(&m2).unwrap();
+            let keeps: Vec<Keep> = keeps.iter().map(|&(h, d)| Keep { hdr_last: h, data_last: d }).collect();
+            for k in &keeps { w.keep(k).unwrap(); }
+            for (m, cs) in &members {
+                w.member(m).unwrap();
+                for &(p, a, x) in cs { w.ctrl(&Ctrl { old_pos: p, add: a, extra: x }).unwrap(); }
+            }
+            w.varint(u64::MAX).unwrap();
             let bytes = w.into_inner();
             let mut r = RecordReader::new(&bytes[..]);
-            for &v in &vals { prop_assert_eq!(r.varint().unwrap(), v); }
-            prop_assert_eq!(r.old_entry().unwrap(), e);
-            prop_assert_eq!(r.member().unwrap(), m);
-            for c in &cs { prop_assert_eq!(&r.ctrl().unwrap(), c); }
-            prop_assert_eq!(r.member().unwrap(), m2);
+            for k in &keeps { prop_assert_eq!(&r.keep().unwrap(), k); }
+            for (m, cs) in &members {
+                prop_assert_eq!(&r.member().unwrap(), m);
+                for &(p, a, x) in cs {
+                    prop_assert_eq!(r.ctrl().unwrap(), Ctrl { old_pos: p, add: a, extra: x });
+                }
+            }
+            prop_assert_eq!(r.varint().unwrap(), u64::MAX);
             prop_assert!(matches!(r.varint(), Err(RecordError::Io(_))));
         }
 
@@ -310,13 +402,35 @@ mod tests {
         fn any_bytes_decode_or_error(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
             let mut r = RecordReader::new(&bytes[..]);
             for _ in 0..8 {
-                if r.member().is_err() || r.ctrl().is_err() { break; }
+                if r.keep().is_err() || r.member().is_err() || r.ctrl().is_err() { break; }
             }
         }
     }
 
     #[test]
-    fn overlong_varints_are_malformed() {
+    fn predictable_records_are_small() {
+        let mut w = RecordWriter::new(Vec::new());
+        for j in 0..1000 {
+            w.keep(&Keep {
+                hdr_last: j + 1,
+                data_last: j + 1,
+            })
+            .unwrap();
+        }
+        for j in 0..1000 {
+            w.member(&MemberRecord {
+                header: HeaderOp::Diff { old: j },
+                data: DataOp::Copy { old: j },
+                pad_literal: false,
+            })
+            .unwrap();
+        }
+        // One byte per plan field, three per member (flags, two references).
+        assert_eq!(w.into_inner().len(), 1000 * 2 + 1000 * 3);
+    }
+
+    #[test]
+    fn overlong_varints_and_wild_references_are_malformed() {
         let bytes = [0xffu8; 11];
         assert!(matches!(
             RecordReader::new(&bytes[..]).varint(),
@@ -328,5 +442,11 @@ mod tests {
             RecordReader::new(&ten[..]).varint(),
             Err(RecordError::Malformed(_))
         ));
+        // A header reference of -1 (zigzag 1) from the start.
+        let r = RecordReader::new(&[HDR_DIFF, 1][..]).member();
+        assert!(matches!(r, Err(RecordError::Malformed(_))));
+        // A last use of 0 coded as a delta.
+        let r = RecordReader::new(&[2u8, 0][..]).keep();
+        assert!(matches!(r, Err(RecordError::Malformed(_))));
     }
 }

@@ -1,17 +1,32 @@
-//! Body sections on disk: compressing a raw section into the patch file
-//! (writer side), checking every section's SHA-256 before anything is applied,
-//! and reading one section forward, decompressed, with exact-length accounting
-//! (applier side; the applier opens the patch once per section and reads the
-//! three in parallel).
+//! Body sections on disk: compressing a raw section (writer side), checking
+//! every section's SHA-256 before anything is applied, and reading one
+//! section forward, decompressed, with exact-length accounting (applier side;
+//! the applier opens the patch once per section and reads the three in
+//! parallel).
 //!
-//! Compression is one zstd frame per section, long-distance matching on.
-//! Measured on the 1.1 GB bench pair (DESIGN §3, bench/README): see
-//! [`LEVEL`].
+//! Compression is one xz stream per section (LZMA2; the extra section, which
+//! carries literal file bytes, goes through the x86 BCJ filter first), or one
+//! zstd frame per section with long-distance matching when asked for.
+//! Measured on the ~660 MB bench pair (bench/README.md), single thread, CPU
+//! seconds on the raw sections (controls 0.47 MB, diff 10.1 MB zero-run
+//! coded, extra 12.6 MB):
+//!
+//! | codec                      | controls | diff      | extra     | CPU     |
+//! |----------------------------|----------|-----------|-----------|---------|
+//! | zstd -19 --long=27         | 325 951  | 2 431 880 | 6 260 368 | 13.1 s  |
+//! | zstd -22 --long=27         |          |           | 6 260 029 |         |
+//! | xz -6 (extra: + x86 BCJ)   | ~270 000 | 2 256 540 | 5 991 372 | 11.0 s  |
+//! | xz -9e (extra: + x86 BCJ)  | 270 048  | 2 252 728 | 5 997 504 | 12.9 s  |
+//! | bzip2 -9                   |          | 2 616 763 | 7 222 135 |         |
+//!
+//! So xz preset 6 with an 8 MiB dictionary is the default: smallest, and
+//! no slower than zstd -19; its decoder needs ~9 MiB per section.
 //!
 //! Invariants: a [`SectionReader`] yields exactly the section's `raw_len`
-//! bytes — asking for more is a "corrupt patch" error, not a short read — and
-//! its decoder never holds more than a 2^`window_log` window (the header caps
-//! it), so a decompression bomb runs into a length check, never into memory.
+//! bytes — asking for more is an error, not a short read — and its decoder
+//! never holds more than the 2^`window_log` window the header declares (the
+//! header caps it), so a decompression bomb runs into a length check, never
+//! into memory.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
@@ -19,66 +34,96 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 
-use crate::delta::format::{corrupt, PatchHeader, Section, SectionKind};
+use crate::delta::format::{corrupt, Compression, PatchHeader, Section, SectionKind};
 use crate::error::{Error, IoContext, Result};
 
-/// zstd level for the diff and extra sections.
-pub const LEVEL: i32 = 19;
+/// Default xz preset.
+pub const XZ_LEVEL: u32 = 6;
+/// Default zstd level.
+pub const ZSTD_LEVEL: i32 = 19;
+/// log2 of the xz dictionary.
+pub const XZ_WINDOW_LOG: u8 = 23;
+/// log2 of the zstd window (long-distance matching).
+pub const ZSTD_WINDOW_LOG: u8 = 27;
 
 /// How to compress.
 #[derive(Clone, Copy, Debug)]
 pub struct Params {
+    pub codec: Compression,
+    /// xz preset (0-9) or zstd level (1-22).
     pub level: i32,
-    /// zstd worker threads (1 = single-threaded).
+    /// zstd worker threads (1 = single-threaded); xz is single-threaded per
+    /// section and sections are compressed concurrently instead.
     pub threads: u32,
 }
-/// zstd window log (with long-distance matching) for the diff and extra sections.
-pub const WINDOW_LOG: u32 = 27;
 
-/// Compress `raw` (`raw_len` bytes from its start) into `out` as one zstd
-/// frame; return the section's compressed length and SHA-256.
+impl Params {
+    /// The window log a patch made with these parameters declares.
+    pub fn window_log(&self) -> u8 {
+        match self.codec {
+            Compression::Xz => XZ_WINDOW_LOG,
+            Compression::Zstd => ZSTD_WINDOW_LOG,
+        }
+    }
+}
+
+/// Compress `raw_len` bytes of `raw` (from its start) into `out`; return the
+/// compressed length and its SHA-256.
 pub fn compress(
-    raw: &mut File,
+    raw: &File,
     raw_len: u64,
     kind: SectionKind,
     params: &Params,
     out: &mut impl Write,
     out_path: &Path,
 ) -> Result<(u64, [u8; 32])> {
+    let mut raw = raw;
     raw.seek(SeekFrom::Start(0))
         .ctx("rewind", "<section temp file>")?;
+    let mut input = BufReader::with_capacity(1 << 20, raw.take(raw_len));
     let mut sink = ShaCount {
         inner: out,
         sha: Sha256::new(),
         len: 0,
     };
-    let level = if kind == SectionKind::Controls {
-        LEVEL
-    } else {
-        params.level
-    };
-    let threads = params.threads;
-    let mut enc =
-        zstd::stream::write::Encoder::new(&mut sink, level).ctx("start zstd for", out_path)?;
-    let tune = |enc: &mut zstd::stream::write::Encoder<'_, _>| -> io::Result<()> {
-        enc.include_checksum(false)?;
-        enc.include_contentsize(true)?;
-        enc.set_pledged_src_size(Some(raw_len))?;
-        if kind != SectionKind::Controls {
-            enc.long_distance_matching(true)?;
-            enc.window_log(WINDOW_LOG)?;
+    let copied = match params.codec {
+        Compression::Xz => {
+            let mut opts = xz2::stream::LzmaOptions::new_preset(params.level.clamp(0, 9) as u32)
+                .map_err(|e| Error::io("configure xz for", out_path, e.into()))?;
+            opts.dict_size(1 << XZ_WINDOW_LOG);
+            let mut filters = xz2::stream::Filters::new();
+            if kind == SectionKind::Extra {
+                filters.x86();
+            }
+            filters.lzma2(&opts);
+            let stream =
+                xz2::stream::Stream::new_stream_encoder(&filters, xz2::stream::Check::None)
+                    .map_err(|e| Error::io("start xz for", out_path, e.into()))?;
+            let mut enc = xz2::write::XzEncoder::new_stream(&mut sink, stream);
+            let n = io::copy(&mut input, &mut enc).ctx("compress a section into", out_path)?;
+            enc.finish().ctx("finish xz in", out_path)?;
+            n
         }
-        if threads > 1 && raw_len > 1 << 20 {
-            enc.multithread(threads)?;
+        Compression::Zstd => {
+            let mut enc = zstd::stream::write::Encoder::new(&mut sink, params.level)
+                .ctx("start zstd for", out_path)?;
+            let tune = |enc: &mut zstd::stream::write::Encoder<'_, _>| -> io::Result<()> {
+                enc.include_checksum(false)?;
+                enc.include_contentsize(true)?;
+                enc.set_pledged_src_size(Some(raw_len))?;
+                enc.long_distance_matching(true)?;
+                enc.window_log(u32::from(ZSTD_WINDOW_LOG))?;
+                if params.threads > 1 && raw_len > 1 << 20 {
+                    enc.multithread(params.threads)?;
+                }
+                Ok(())
+            };
+            tune(&mut enc).ctx("configure zstd for", out_path)?;
+            let n = io::copy(&mut input, &mut enc).ctx("compress a section into", out_path)?;
+            enc.finish().ctx("finish zstd in", out_path)?;
+            n
         }
-        Ok(())
     };
-    tune(&mut enc).ctx("configure zstd for", out_path)?;
-    let copied = io::copy(
-        &mut BufReader::with_capacity(1 << 20, (&*raw).take(raw_len)),
-        &mut enc,
-    )
-    .ctx("compress a section into", out_path)?;
     if copied != raw_len {
         return Err(Error::io(
             "read back",
@@ -86,7 +131,6 @@ pub fn compress(
             io::ErrorKind::UnexpectedEof.into(),
         ));
     }
-    enc.finish().ctx("finish zstd in", out_path)?;
     Ok((sink.len, sink.sha.finalize().into()))
 }
 
@@ -140,27 +184,59 @@ pub fn verify(path: &Path, header: &PatchHeader) -> Result<()> {
     Ok(())
 }
 
+type Compressed = BufReader<io::Take<File>>;
+
+/// A section's decoder.
+enum Decoder {
+    Xz(xz2::bufread::XzDecoder<Compressed>),
+    Zstd(zstd::stream::read::Decoder<'static, Compressed>),
+}
+
+impl Read for Decoder {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Decoder::Xz(d) => d.read(buf),
+            Decoder::Zstd(d) => d.read(buf),
+        }
+    }
+}
+
 /// One section, read forward and decompressed.
 pub struct SectionReader {
     kind: SectionKind,
     path: PathBuf,
-    dec: zstd::stream::read::Decoder<'static, BufReader<io::Take<File>>>,
+    dec: Decoder,
     left: u64,
 }
 
 impl SectionReader {
     /// Open `section` of the patch at `path`.
-    pub fn open(path: &Path, section: &Section, window_log: u8) -> Result<SectionReader> {
+    pub fn open(
+        path: &Path,
+        section: &Section,
+        codec: Compression,
+        window_log: u8,
+    ) -> Result<SectionReader> {
         let mut f = File::open(path).ctx("open patch", path)?;
         f.seek(SeekFrom::Start(section.offset))
             .ctx("seek in patch", path)?;
-        let mut dec = zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(
-            256 * 1024,
-            f.take(section.len),
-        ))
-        .ctx("start zstd for", path)?;
-        dec.window_log_max(u32::from(window_log).max(10))
-            .ctx("configure zstd for", path)?;
+        let input = BufReader::with_capacity(256 * 1024, f.take(section.len));
+        let dec = match codec {
+            Compression::Xz => {
+                // The dictionary plus liblzma's own state (well under 4 MiB).
+                let memlimit = (1u64 << window_log) + (4 << 20);
+                let stream = xz2::stream::Stream::new_stream_decoder(memlimit, 0)
+                    .map_err(|e| Error::io("start xz for", path, e.into()))?;
+                Decoder::Xz(xz2::bufread::XzDecoder::new_stream(input, stream))
+            }
+            Compression::Zstd => {
+                let mut d =
+                    zstd::stream::read::Decoder::with_buffer(input).ctx("start zstd for", path)?;
+                d.window_log_max(u32::from(window_log).max(10))
+                    .ctx("configure zstd for", path)?;
+                Decoder::Zstd(d)
+            }
+        };
         Ok(SectionReader {
             kind: section.kind,
             path: path.to_path_buf(),
@@ -244,7 +320,7 @@ impl SectionReader {
     }
 }
 
-/// Reading through `Read` (for the record decoder): a clean EOF at the
+/// Reading through `Read` (for the record decoders): a clean EOF at the
 /// section's declared end, an error if the decoder disagrees.
 impl Read for SectionReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -261,5 +337,56 @@ impl Read for SectionReader {
         }
         self.left -= got as u64;
         Ok(got)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_codecs_round_trip_exactly() {
+        let raw: Vec<u8> = (0..300_000u32)
+            .map(|i| if i % 7 == 0 { (i % 251) as u8 } else { 0xE8 })
+            .collect();
+        for (codec, level) in [(Compression::Xz, 6), (Compression::Zstd, 3)] {
+            for kind in SectionKind::ALL {
+                let mut f = tempfile::tempfile().unwrap();
+                f.write_all(&raw).unwrap();
+                let mut out = Vec::new();
+                let params = Params {
+                    codec,
+                    level,
+                    threads: 2,
+                };
+                let (len, sha) = compress(
+                    &f,
+                    raw.len() as u64,
+                    kind,
+                    &params,
+                    &mut out,
+                    Path::new("t"),
+                )
+                .unwrap();
+                assert_eq!(len, out.len() as u64);
+                assert_eq!(sha[..], Sha256::digest(&out)[..]);
+                let dir = tempfile::tempdir().unwrap();
+                let p = dir.path().join("p");
+                std::fs::write(&p, &out).unwrap();
+                let s = Section {
+                    kind,
+                    offset: 0,
+                    len,
+                    raw_len: raw.len() as u64,
+                    sha256: sha,
+                };
+                let mut r = SectionReader::open(&p, &s, codec, params.window_log()).unwrap();
+                let mut back = Vec::new();
+                r.read_into(&mut back, raw.len()).unwrap();
+                assert!(back == raw, "{codec:?} {kind:?}");
+                r.finish().unwrap();
+                assert!(r.read_into(&mut back, 1).is_err());
+            }
+        }
     }
 }
