@@ -16,7 +16,8 @@ use proptest::prelude::*;
 use sysup::delta::format::{
     BodyFormat, Compression, PatchHeader, Section, SectionKind, Side, VERSION,
 };
-use sysup::delta::record::{Ctrl, DataOp, HeaderOp, MemberRecord, OldEntry, RecordWriter};
+use sysup::delta::record::{Ctrl, DataOp, HeaderOp, Keep, MemberRecord, RecordWriter};
+use sysup::delta::zeros::ZeroRunWriter;
 use sysup::delta::PatchReader;
 use sysup::digest::Digests;
 use sysup::Error;
@@ -136,6 +137,7 @@ struct Craft {
     old: Vec<u8>,
     new: Vec<u8>,
     ctrl: Vec<u8>,
+    /// Raw diff bytes (zero-run coded when assembled).
     diff: Vec<u8>,
     extra: Vec<u8>,
     old_members: u32,
@@ -149,16 +151,20 @@ fn zstd_bytes(raw: &[u8]) -> Vec<u8> {
     zstd::bulk::compress(raw, 3).unwrap()
 }
 
-/// Assemble a patch whose header and section checksums are all valid.
+/// Assemble a patch whose header and section checksums are all valid
+/// (zstd sections, so the zstd decoder is exercised here too).
 fn assemble(dir: &Path, c: &Craft) -> PathBuf {
     let name: sysup::name::PatchName = "world-1-20260101_2-20260102".parse().unwrap();
     let hl = PatchHeader::encoded_len(&name);
+    let mut coded = ZeroRunWriter::new(Vec::new());
+    coded.write_all(&c.diff).unwrap();
+    let diff = coded.finish().unwrap();
     let mut at = u64::from(hl);
     let mut sections = Vec::new();
     let mut body = Vec::new();
     for (k, (kind, raw)) in [
         (SectionKind::Controls, &c.ctrl),
-        (SectionKind::Diff, &c.diff),
+        (SectionKind::Diff, &diff),
         (SectionKind::Extra, &c.extra),
     ]
     .into_iter()
@@ -205,48 +211,54 @@ fn assemble(dir: &Path, c: &Craft) -> PathBuf {
     p
 }
 
-/// A valid little patch: old = two 512-byte "members" (header + 512 data),
-/// new = member 1's header diffed, member 0's data copied, then a bsdiff of
-/// member 1, then a 1024-byte trailer.
-fn good_craft() -> Craft {
-    let mut old = Vec::new();
+/// The old tar of the hand-made patches: two members of one header block and
+/// 512 data bytes each, then two zero blocks.
+fn small_old_tar() -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
     for m in 0..2u8 {
-        old.extend(vec![b'H' + m; 512]);
-        old.extend((0..512).map(|i| (i as u8).wrapping_mul(m + 3)));
+        let mut h = tar::Header::new_ustar();
+        h.set_path(format!("m{m}")).unwrap();
+        h.set_size(512);
+        h.set_mode(0o644);
+        h.set_cksum();
+        let data: Vec<u8> = (0..512).map(|i| (i as u8).wrapping_mul(m + 3)).collect();
+        b.append(&h, &data[..]).unwrap();
     }
+    let t = b.into_inner().unwrap();
+    assert_eq!(t.len(), 3072);
+    t
+}
+
+const K0: Keep = Keep {
+    hdr_last: 2,
+    data_last: 1,
+};
+const K1: Keep = Keep {
+    hdr_last: 1,
+    data_last: 2,
+};
+
+/// A valid little patch: new member 0 = old member 1's header (+1 byte-wise)
+/// with old member 0's data; new member 1 = old member 0's header with a
+/// bsdiff of old member 1's data (300 bytes added at 100, 212 literal); then
+/// a 1024-byte trailer.
+fn good_craft() -> Craft {
+    let old = small_old_tar();
     let mut w = RecordWriter::new(Vec::new());
+    plan(&mut w, &[K0, K1]);
     w.varint(2).unwrap();
-    w.old_entry(&OldEntry {
-        header_len: 512,
-        data_len: 512,
-        hdr_last: 2,
-        data_last: 1,
-    })
-    .unwrap();
-    w.old_entry(&OldEntry {
-        header_len: 512,
-        data_len: 512,
-        hdr_last: 1,
-        data_last: 2,
-    })
-    .unwrap();
-    w.varint(2).unwrap();
-    // New member 0: header = old 1's header + 1, data = old 0's data.
     w.member(&MemberRecord {
-        header_len: 512,
         header: HeaderOp::Diff { old: 1 },
-        data_len: 512,
         data: DataOp::Copy { old: 0 },
         pad_literal: false,
     })
     .unwrap();
-    // New member 1: header = old 0's header, data = bsdiff of old 1: 300
-    // bytes added at 100, then 212 literal bytes.
     w.member(&MemberRecord {
-        header_len: 512,
         header: HeaderOp::Diff { old: 0 },
-        data_len: 512,
-        data: DataOp::Bsdiff { old: 1 },
+        data: DataOp::Bsdiff {
+            old: 1,
+            len_delta: 0,
+        },
         pad_literal: false,
     })
     .unwrap();
@@ -317,121 +329,101 @@ fn with_ctrl(f: impl FnOnce(&mut RecordWriter<Vec<u8>>)) -> Craft {
     c
 }
 
-fn plan(w: &mut RecordWriter<Vec<u8>>, entries: &[OldEntry]) {
+fn plan(w: &mut RecordWriter<Vec<u8>>, entries: &[Keep]) {
     w.varint(entries.len() as u64).unwrap();
     for e in entries {
-        w.old_entry(e).unwrap();
+        w.keep(e).unwrap();
     }
 }
 
-const E0: OldEntry = OldEntry {
-    header_len: 512,
-    data_len: 512,
-    hdr_last: 2,
-    data_last: 1,
-};
-const E1: OldEntry = OldEntry {
-    header_len: 512,
-    data_len: 512,
-    hdr_last: 1,
-    data_last: 2,
+fn one_member(w: &mut RecordWriter<Vec<u8>>, m0: MemberRecord) {
+    plan(w, &[K0, K1]);
+    w.varint(2).unwrap();
+    w.member(&m0).unwrap();
+}
+
+const M0: MemberRecord = MemberRecord {
+    header: HeaderOp::Diff { old: 1 },
+    data: DataOp::Copy { old: 0 },
+    pad_literal: false,
 };
 
 #[test]
 fn absurd_lengths_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    // An old member larger than the old tar.
-    let c = with_ctrl(|w| {
-        plan(
-            w,
-            &[
-                E0,
-                OldEntry {
-                    data_len: u64::MAX - 100,
-                    ..E1
-                },
-            ],
-        )
-    });
-    expect_err(d, &c, "does not fit");
     // A header longer than any tar header may be.
     let c = with_ctrl(|w| {
-        plan(
+        one_member(
             w,
-            &[
-                OldEntry {
-                    header_len: 1 << 40,
-                    ..E0
-                },
-                E1,
-            ],
+            MemberRecord {
+                header: HeaderOp::Literal { len: 1 << 40 },
+                ..M0
+            },
         )
     });
-    expect_err(d, &c, "does not fit");
-    // A new member of 2^60 bytes.
+    expect_err(d, &c, "impossible lengths");
+    // A literal member of 2^60 bytes.
     let c = with_ctrl(|w| {
-        plan(w, &[E0, E1]);
-        w.varint(2).unwrap();
-        w.member(&MemberRecord {
-            header_len: 512,
-            header: HeaderOp::Literal,
-            data_len: 1 << 60,
-            data: DataOp::Literal,
-            pad_literal: false,
-        })
-        .unwrap();
+        one_member(
+            w,
+            MemberRecord {
+                data: DataOp::Literal { len: 1 << 60 },
+                ..M0
+            },
+        )
     });
     expect_err(d, &c, "overruns the new tar");
+    // Bsdiff lengths below zero or past 2^64.
+    for len_delta in [-513, i64::MAX] {
+        let c = with_ctrl(|w| {
+            one_member(
+                w,
+                MemberRecord {
+                    data: DataOp::Bsdiff { old: 0, len_delta },
+                    ..M0
+                },
+            )
+        });
+        let e = run(d, &c).unwrap_err().to_string();
+        assert!(
+            e.contains("impossible lengths") || e.contains("overruns"),
+            "{e}"
+        );
+    }
     // More old members than the header says, and more than fit the tar.
     let c = with_ctrl(|w| w.varint(1 << 40).unwrap());
     expect_err(d, &c, "old members");
-    // A zstd window beyond what the applier accepts.
+    // A compression window beyond what the applier accepts.
     let mut c = good_craft();
     c.window_log = 31;
     expect_err(d, &c, "window");
-}
-
-fn two_members(w: &mut RecordWriter<Vec<u8>>, m0: MemberRecord) {
-    plan(w, &[E0, E1]);
-    w.varint(2).unwrap();
-    w.member(&m0).unwrap();
 }
 
 #[test]
 fn references_outside_the_old_tar_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let m = MemberRecord {
-        header_len: 512,
-        header: HeaderOp::Diff { old: 1 },
-        data_len: 512,
-        data: DataOp::Copy { old: 0 },
-        pad_literal: false,
-    };
     let c = with_ctrl(|w| {
-        two_members(
+        one_member(
             w,
             MemberRecord {
                 data: DataOp::Copy { old: 7 },
-                ..m
+                ..M0
             },
         )
     });
     expect_err(d, &c, "refers to old member 7");
     let c = with_ctrl(|w| {
-        two_members(
+        one_member(
             w,
             MemberRecord {
-                header: HeaderOp::Diff { old: u32::MAX },
-                ..m
+                header: HeaderOp::Diff { old: u32::MAX - 1 },
+                ..M0
             },
         )
     });
     expect_err(d, &c, "refers to old member");
-    // A copy whose length differs from its source.
-    let c = with_ctrl(|w| two_members(w, MemberRecord { data_len: 511, ..m }));
-    expect_err(d, &c, "copies old member 0");
     // Bsdiff controls reaching past the old data, or past the new data.
     for (ctrl, want) in [
         (
@@ -468,11 +460,14 @@ fn references_outside_the_old_tar_are_refused() {
         ),
     ] {
         let c = with_ctrl(|w| {
-            two_members(
+            one_member(
                 w,
                 MemberRecord {
-                    data: DataOp::Bsdiff { old: 0 },
-                    ..m
+                    data: DataOp::Bsdiff {
+                        old: 0,
+                        len_delta: 0,
+                    },
+                    ..M0
                 },
             );
             w.ctrl(&ctrl).unwrap();
@@ -486,23 +481,21 @@ fn a_plan_that_drops_what_it_needs_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // New member 0 uses old member 1's header, but the plan says nobody does.
-    let c = with_ctrl(|w| {
-        plan(w, &[E0, OldEntry { hdr_last: 0, ..E1 }]);
-    });
-    let mut c2 = good_craft();
-    let mut ctrl = c.ctrl.clone();
-    // Append the rest of the good controls after its plan.
-    let good = good_craft().ctrl;
+    let mut c = good_craft();
+    let good = c.ctrl.clone();
     let plan_len = {
         let mut w = RecordWriter::new(Vec::new());
-        plan(&mut w, &[E0, E1]);
+        plan(&mut w, &[K0, K1]);
         w.into_inner().len()
     };
+    let mut w = RecordWriter::new(Vec::new());
+    plan(&mut w, &[K0, Keep { hdr_last: 0, ..K1 }]);
+    let mut ctrl = w.into_inner();
     ctrl.extend_from_slice(&good[plan_len..]);
-    c2.ctrl = ctrl;
-    expect_err(d, &c2, "planned last use");
+    c.ctrl = ctrl;
+    expect_err(d, &c, "planned last use");
     // A plan keeping a member past the last new member.
-    let c = with_ctrl(|w| plan(w, &[OldEntry { data_last: 9, ..E0 }, E1]));
+    let c = with_ctrl(|w| plan(w, &[Keep { data_last: 9, ..K0 }, K1]));
     expect_err(d, &c, "kept past the last new member");
 }
 
@@ -530,9 +523,12 @@ fn sections_that_lie_about_their_length_are_refused() {
     let mut c = good_craft();
     c.raw_len_override[1] = Some(1 << 50);
     expect_err(d, &c, "never used");
-    // Bytes left over in the controls.
+    // Bytes left over in the controls, and in the diff section.
     let mut c = good_craft();
     c.ctrl.extend_from_slice(&[1, 2, 3]);
+    expect_err(d, &c, "never used");
+    let mut c = good_craft();
+    c.diff.extend_from_slice(&[0, 0, 9]);
     expect_err(d, &c, "never used");
     // A decompression bomb in the extra section: 64 MiB of zeros declared
     // and present, but only 1236 bytes used.

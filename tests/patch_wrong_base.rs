@@ -74,7 +74,23 @@ fn garbage_and_extended_streams_are_wrong_bases() {
     refused(&f, &garbage, "");
     let mut longer = f.old.clone();
     longer.extend_from_slice(&[0u8; 1024]);
-    refused(&f, &longer, "longer than");
+    refused(&f, &longer, "expected 1");
+    // A tar header where the patch expects the end of the old tar.
+    let end = {
+        use sysup::archive::segment::{Item, Segmenter};
+        let mut seg = Segmenter::new(&f.old[..], "old");
+        loop {
+            match seg.next_item().unwrap() {
+                Some(Item::Trailer(t)) => break f.old.len() - t.len(),
+                Some(Item::Member(_)) => {}
+                None => unreachable!(),
+            }
+        }
+    };
+    let mut more = f.old[..end].to_vec();
+    more.extend_from_slice(&f.old[..1536]);
+    more.extend_from_slice(&[0u8; 1024]);
+    refused(&f, &more, "more than");
 }
 
 #[test]
@@ -99,7 +115,13 @@ fn one_damaged_byte_never_reaches_a_clean_eof() {
             .expect_err("damaged base reached EOF");
         assert!(e.to_string().contains("wrong base"), "{e}");
         assert!(r.finish().is_err());
-        refused(&f, &old, "is not world-1-20260101");
+        // A damaged header fails its checksum at once; damaged data shows
+        // in the digest at the end.
+        let err = refused(&f, &old, "");
+        assert!(
+            err.contains("checksum mismatch") || err.contains("is not world-1-20260101"),
+            "{err}"
+        );
     }
 }
 

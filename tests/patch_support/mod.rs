@@ -169,8 +169,8 @@ pub fn opts() -> DiffOptions {
     DiffOptions {
         threads: 2,
         budget: 64 << 20,
-        level: 3,
         window: 64 * 1024,
+        ..DiffOptions::default()
     }
 }
 
@@ -256,6 +256,8 @@ pub fn world_pair() -> (Tree, Tree) {
             mode: 0o4755,
         },
     );
+    let rebuilt = binary(9, 200_000);
+    a.insert("usr/lib/rebuilt.so".into(), file(rebuilt.clone()));
 
     let mut b = Tree::new();
     b.insert("usr/bin/tool".into(), exe(edit(&tool, 11, 400)));
@@ -295,5 +297,9 @@ pub fn world_pair() -> (Tree, Tree) {
         },
     );
     b.insert("usr/bin/added".into(), exe(binary(8, 12_000)));
+    // Same size, a 20-byte build id changed: one control, no suffix array.
+    let mut rebuilt2 = rebuilt;
+    rebuilt2[1000..1020].copy_from_slice(&[0xAB; 20]);
+    b.insert("usr/lib/rebuilt.so".into(), file(rebuilt2));
     (a, b)
 }
