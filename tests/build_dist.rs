@@ -23,7 +23,7 @@ fn rebuild_is_byte_identical_whatever_the_tree_location_and_order() {
     // The second tree lives on another filesystem (a tmpfs, when root may
     // mount one), where readdir lists entries in another order than ext4's
     // hash order: the build must not care.
-    let _mount = is_root().then(|| Tmpfs::mount(b.path()));
+    let _mount = is_root().then(|| Tmpfs::mount(b.path(), "64m"));
     let (tb, db) = world_dist(b.path(), 2);
     let order = |d: &Path| -> Vec<_> {
         fs::read_dir(d.join("usr/bin"))
@@ -53,24 +53,6 @@ fn rebuild_is_byte_identical_whatever_the_tree_location_and_order() {
     // building again into the same place replaces it with the same bytes
     let (_, again) = world_dist(a.path(), 2);
     assert_eq!(fs::read(again).unwrap(), x);
-}
-
-/// A tmpfs mounted over a directory for the life of the value.
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path) -> Tmpfs {
-        ok(Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"])
-            .arg(dir));
-        Tmpfs(dir.to_path_buf())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
 }
 
 #[test]

@@ -466,3 +466,21 @@ pub fn installed_root(rev: usize) -> (tempfile::TempDir, BTreeMap<Vec<u8>, Node>
     let s = guarded_snapshot(t.path());
     (t, s)
 }
+
+/// A tmpfs mounted over a directory for the life of the value (needs root).
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    pub fn mount(dir: &Path, size: &str) -> Tmpfs {
+        ok(Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir));
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
