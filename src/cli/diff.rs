@@ -24,7 +24,7 @@ pub struct Args {
     #[arg(long)]
     pub threads: Option<usize>,
     /// Memory the diff workers may use, in MiB.
-    #[arg(long, default_value_t = 320)]
+    #[arg(long, default_value_t = 224)]
     pub memory: u64,
     /// Section compression: xz (smallest, the default) or zstd (faster to apply).
     #[arg(long, value_enum, default_value_t = Codec::Xz)]
@@ -94,7 +94,7 @@ pub fn run(a: Args) -> crate::Result<()> {
         s.copied, s.copied_bytes, s.diffed, s.diffed_bytes, s.literal, s.literal_bytes
     );
     println!(
-        "  time     scan {:.1}s, diff {:.1}s, compress {:.1}s",
+        "  time     scan {:.1}s, diff {:.1}s (compressing alongside), compression tail {:.1}s",
         s.scan_seconds, s.diff_seconds, s.compress_seconds
     );
     Ok(())

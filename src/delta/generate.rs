@@ -23,8 +23,7 @@
 //! applier verifies the to-digests recorded here, computed over the new
 //! tar's every byte).
 
-use std::fs::File;
-use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -39,14 +38,14 @@ use crate::delta::pairing::{self, DataPlan, Pair};
 use crate::delta::record::{Ctrl, DataOp, HeaderOp, Keep, MemberRecord, RecordWriter};
 use crate::delta::scan::{self, MemberInfo, Scanned};
 use crate::delta::schedule::{Ordered, Slots};
-use crate::delta::section;
+use crate::delta::section::{self, SectionWriter};
 use crate::delta::zeros::ZeroRunWriter;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::AtomicFile;
 use crate::name::{DistId, PatchName};
 
 /// Default new bytes per diff window of a big member.
-pub const WINDOW: u64 = 16 << 20;
+pub const WINDOW: u64 = 10 << 20;
 
 /// Knobs of [`diff_dists`].
 #[derive(Clone, Debug)]
@@ -68,7 +67,7 @@ impl Default for DiffOptions {
     fn default() -> Self {
         DiffOptions {
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
-            budget: 320 << 20,
+            budget: 224 << 20,
             codec: Compression::Xz,
             level: section::XZ_LEVEL as i32,
             window: WINDOW,
@@ -96,7 +95,9 @@ pub struct Stats {
     pub literal_bytes: u64,
     pub diff_tasks: u64,
     pub scan_seconds: f64,
+    /// Pairing and diffing (compression runs alongside).
     pub diff_seconds: f64,
+    /// Compression left to do after the last member was written, and assembly.
     pub compress_seconds: f64,
 }
 
@@ -158,37 +159,6 @@ fn windows(member: u32, old: u32, o: u64, n: u64, window: u64, pairs: &[(u64, u6
     out
 }
 
-/// Counts bytes written through it.
-struct Counted<W> {
-    w: W,
-    n: u64,
-}
-
-impl<W: Write> Write for Counted<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.w.write(buf)?;
-        self.n += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.w.flush()
-    }
-}
-
-fn raw_section() -> Result<(File, Counted<BufWriter<File>>)> {
-    let f = tempfile::tempfile().ctx("create a temporary file in", std::env::temp_dir())?;
-    let w = f
-        .try_clone()
-        .ctx("open a temporary file in", std::env::temp_dir())?;
-    Ok((
-        f,
-        Counted {
-            w: BufWriter::with_capacity(1 << 20, w),
-            n: 0,
-        },
-    ))
-}
-
 /// Make the patch from dist `old_gz` to dist `new_gz` in `out_dir`.
 pub fn diff_dists(
     old_gz: &Path,
@@ -233,45 +203,52 @@ pub fn diff_dists(
         })
         .collect();
     let plan = retention_plan(old.members.len(), &pairs, &header_ops);
+    // Big members are cut into windows here; whether a whole member is a
+    // same-offset rebuild is checked in its task, on the workers.
     let mut tasks: Vec<Task> = Vec::new();
     let mut aligned = vec![false; new.members.len()];
     for (i, p) in pairs.iter().enumerate() {
         if let DataPlan::Diff(j) = p.data {
             let (o, n) = (&old.members[j as usize], &new.members[i]);
-            if nearly_aligned(&old, o, &new, n)? {
+            if !windowed(o.size, n.size, opts.window) {
+                tasks.extend(windows(i as u32, j, o.size, n.size, opts.window, &[]));
+                continue;
+            }
+            if o.size == n.size && nearly_aligned_members(&old, o, &new, n)? {
                 aligned[i] = true;
                 continue;
             }
-            let anchors = if windowed(o.size, n.size, opts.window) {
-                align::matches(&anchors_of(&old, o)?, &anchors_of(&new, n)?)
-            } else {
-                Vec::new()
-            };
+            let anchors = align::matches(&anchors_of(&old, o)?, &anchors_of(&new, n)?);
             tasks.extend(windows(i as u32, j, o.size, n.size, opts.window, &anchors));
         }
     }
     stats.diff_tasks = tasks.len() as u64;
 
-    let (ctrl_f, ctrl_w) = raw_section()?;
-    let (diff_f, diff_w) = raw_section()?;
-    let mut diff_w = ZeroRunWriter::new(diff_w);
-    let (extra_f, mut extra_w) = raw_section()?;
-    let mut ctrl = RecordWriter::new(ctrl_w);
-    let werr =
-        |e: io::Error| Error::io("write a temporary section file in", std::env::temp_dir(), e);
+    // Each section is compressed on its own thread while it is written.
+    let params = section::Params {
+        codec: opts.codec,
+        level: opts.level,
+        threads: opts.threads.max(1) as u32,
+    };
+    let mut ctrl = RecordWriter::new(SectionWriter::spawn(SectionKind::Controls, params)?);
+    let mut diff_w = ZeroRunWriter::new(SectionWriter::spawn(SectionKind::Diff, params)?);
+    let mut extra_w = SectionWriter::spawn(SectionKind::Extra, params)?;
+    let werr = |e: io::Error| Error::io("write a section in", std::env::temp_dir(), e);
 
     ctrl.varint(plan.len() as u64).map_err(werr)?;
     for k in &plan {
         ctrl.keep(k).map_err(werr)?;
     }
-    let n_new = new.members.len() as u32;
-    ctrl.varint(u64::from(n_new)).map_err(werr)?;
+    ctrl.varint(new.members.len() as u64).map_err(werr)?;
 
     let work = |t: &Task| -> Result<Delta> {
         let o = &old.members[t.old as usize];
         let n = &new.members[t.member as usize];
         let old_bytes = old.data(o, t.old_start, t.old_len as usize)?;
         let new_bytes = new.data(n, t.new_start, t.new_len as usize)?;
+        if t.old_start == 0 && t.new_start == 0 && nearly_aligned(&old_bytes, &new_bytes) {
+            return Ok(Delta::aligned(&old_bytes, &new_bytes));
+        }
         let index = Index::new(&old_bytes);
         let mut d = matcher::diff(&index, &new_bytes);
         d.rebase(t.old_start);
@@ -369,51 +346,18 @@ pub fn diff_dists(
         Ok(())
     });
     written?;
-    let mut ctrl_w = ctrl.into_inner();
-    let mut diff_w = diff_w.finish().map_err(werr)?;
-    for w in [&mut ctrl_w, &mut diff_w, &mut extra_w] {
-        w.flush().map_err(werr)?;
-    }
-    stats.diff_seconds = t1.elapsed().as_secs_f64();
-
+    let n_new = new.members.len() as u32;
     let old_members = old.members.len() as u32;
     let (old_digests, new_digests) = (old.digests, new.digests);
-    // The uncompressed tars go away before compression starts.
+    // The uncompressed tars go away before the last compression finishes.
     drop((old, new, pairs));
-
-    // Compress the sections side by side (xz is single-threaded per stream),
-    // each into a temporary file, then assemble the patch in the destination
-    // directory under a temporary name.
+    stats.diff_seconds = t1.elapsed().as_secs_f64();
     let t2 = Instant::now();
-    let params = section::Params {
-        codec: opts.codec,
-        level: opts.level,
-        threads: opts.threads.max(1) as u32,
-    };
-    let raws = [
-        (SectionKind::Controls, &ctrl_f, ctrl_w.n),
-        (SectionKind::Diff, &diff_f, diff_w.n),
-        (SectionKind::Extra, &extra_f, extra_w.n),
+    let compressed = [
+        ctrl.into_inner().finish()?,
+        diff_w.finish().map_err(werr)?.finish()?,
+        extra_w.finish()?,
     ];
-    let compressed: Vec<Result<(File, u64, [u8; 32])>> = std::thread::scope(|s| {
-        let jobs: Vec<_> = raws
-            .iter()
-            .map(|&(kind, raw, raw_len)| {
-                s.spawn(move || -> Result<(File, u64, [u8; 32])> {
-                    let tmp = std::env::temp_dir();
-                    let mut f = tempfile::tempfile().ctx("create a temporary file in", &tmp)?;
-                    let mut w = BufWriter::with_capacity(1 << 20, &mut f);
-                    let (len, sha) = section::compress(raw, raw_len, kind, &params, &mut w, &tmp)?;
-                    w.flush().ctx("write a temporary file in", &tmp)?;
-                    drop(w);
-                    Ok((f, len, sha))
-                })
-            })
-            .collect();
-        jobs.into_iter()
-            .map(|j| j.join().expect("compression thread panicked"))
-            .collect()
-    });
     let header_len = PatchHeader::encoded_len(&name);
     let mut out = AtomicFile::create(&dest)?;
     let tmp_path = out.temp_path().to_path_buf();
@@ -423,19 +367,19 @@ pub fn diff_dists(
         f.write_all(&vec![0u8; header_len as usize])
             .ctx("write", &tmp_path)?;
         let mut at = u64::from(header_len);
-        for ((kind, _, raw_len), c) in raws.iter().zip(compressed) {
-            let (mut cf, len, sha256) = c?;
-            cf.seek(SeekFrom::Start(0))
+        for (kind, mut c) in SectionKind::ALL.into_iter().zip(compressed) {
+            c.file
+                .seek(SeekFrom::Start(0))
                 .ctx("rewind", std::env::temp_dir())?;
-            io::copy(&mut cf, f).ctx("write", &tmp_path)?;
+            io::copy(&mut c.file, f).ctx("write", &tmp_path)?;
             sections.push(Section {
-                kind: *kind,
+                kind,
                 offset: at,
-                len,
-                raw_len: *raw_len,
-                sha256,
+                len: c.len,
+                raw_len: c.raw_len,
+                sha256: c.sha256,
             });
-            at += len;
+            at += c.len;
         }
     }
     let header = PatchHeader {
@@ -490,11 +434,13 @@ fn retention_plan(n_old: usize, pairs: &[Pair], header_ops: &[HeaderOp]) -> Vec<
 /// Whether two members of the same size differ in at most one byte in 1024
 /// at the same offsets (a rebuild that changed an id or a path): then one
 /// control adding the whole old member is what bsdiff would find, and the
-/// suffix array is not worth building.
-fn nearly_aligned(old: &Scanned, o: &MemberInfo, new: &Scanned, n: &MemberInfo) -> Result<bool> {
-    if o.size != n.size || n.size == 0 {
-        return Ok(false);
-    }
+/// suffix array is not worth building. (Read in chunks: for big members.)
+fn nearly_aligned_members(
+    old: &Scanned,
+    o: &MemberInfo,
+    new: &Scanned,
+    n: &MemberInfo,
+) -> Result<bool> {
     let limit = n.size / 1024;
     let mut differing = 0u64;
     let (mut a, mut b) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
@@ -503,15 +449,27 @@ fn nearly_aligned(old: &Scanned, o: &MemberInfo, new: &Scanned, n: &MemberInfo) 
         let k = (n.size - pos).min(a.len() as u64) as usize;
         old.read_at(o.data_offset() + pos, &mut a[..k])?;
         new.read_at(n.data_offset() + pos, &mut b[..k])?;
-        if a[..k] != b[..k] {
-            differing += a[..k].iter().zip(&b[..k]).filter(|(x, y)| x != y).count() as u64;
-            if differing > limit {
-                return Ok(false);
-            }
+        differing += differing_bytes(&a[..k], &b[..k]);
+        if differing > limit {
+            return Ok(false);
         }
         pos += k as u64;
     }
     Ok(true)
+}
+
+/// [`nearly_aligned_members`] for bytes in memory.
+fn nearly_aligned(old: &[u8], new: &[u8]) -> bool {
+    old.len() == new.len()
+        && !new.is_empty()
+        && differing_bytes(old, new) <= new.len() as u64 / 1024
+}
+
+fn differing_bytes(a: &[u8], b: &[u8]) -> u64 {
+    if a == b {
+        return 0;
+    }
+    a.iter().zip(b).filter(|(x, y)| x != y).count() as u64
 }
 
 /// The content-defined anchors of a member's data.

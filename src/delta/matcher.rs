@@ -165,6 +165,25 @@ impl Delta {
         out
     }
 
+    /// One control adding all of `old` to make `new` (same length): what
+    /// bsdiff finds for a rebuild that changed bytes but moved none.
+    pub fn aligned(old: &[u8], new: &[u8]) -> Delta {
+        debug_assert_eq!(old.len(), new.len());
+        Delta {
+            ctrls: vec![Ctrl {
+                old_pos: 0,
+                add: new.len() as u64,
+                extra: 0,
+            }],
+            diff: new
+                .iter()
+                .zip(old)
+                .map(|(x, y)| x.wrapping_sub(*y))
+                .collect(),
+            extra: Vec::new(),
+        }
+    }
+
     /// Shift every control's old position by `by` (a window's start).
     pub fn rebase(&mut self, by: u64) {
         for c in &mut self.ctrls {

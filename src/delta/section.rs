@@ -1,4 +1,5 @@
-//! Body sections on disk: compressing a raw section (writer side), checking
+//! Body sections on disk: compressing a section on its own thread while the
+//! generator writes it ([`SectionWriter`], writer side), checking
 //! every section's SHA-256 before anything is applied, and reading one
 //! section forward, decompressed, with exact-length accounting (applier side;
 //! the applier opens the patch once per section and reads the three in
@@ -31,6 +32,8 @@
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread;
 
 use sha2::{Digest as _, Sha256};
 
@@ -67,30 +70,31 @@ impl Params {
     }
 }
 
-/// Compress `raw_len` bytes of `raw` (from its start) into `out`; return the
-/// compressed length and its SHA-256.
+/// Compress everything `input` yields into `out`; return the uncompressed
+/// length, the compressed length and the compressed bytes' SHA-256.
 pub fn compress(
-    raw: &File,
-    raw_len: u64,
+    mut input: impl Read,
     kind: SectionKind,
     params: &Params,
     out: &mut impl Write,
     out_path: &Path,
-) -> Result<(u64, [u8; 32])> {
-    let mut raw = raw;
-    raw.seek(SeekFrom::Start(0))
-        .ctx("rewind", "<section temp file>")?;
-    let mut input = BufReader::with_capacity(1 << 20, raw.take(raw_len));
+) -> Result<(u64, u64, [u8; 32])> {
     let mut sink = ShaCount {
         inner: out,
         sha: Sha256::new(),
         len: 0,
     };
-    let copied = match params.codec {
+    let raw_len = match params.codec {
         Compression::Xz => {
             let mut opts = xz2::stream::LzmaOptions::new_preset(params.level.clamp(0, 9) as u32)
                 .map_err(|e| Error::io("configure xz for", out_path, e.into()))?;
-            opts.dict_size(1 << XZ_WINDOW_LOG);
+            // The controls are small: a small dictionary keeps the encoder's
+            // memory (about 11 times the dictionary) down.
+            let dict_log = match kind {
+                SectionKind::Controls => 20,
+                _ => XZ_WINDOW_LOG,
+            };
+            opts.dict_size(1 << dict_log);
             let mut filters = xz2::stream::Filters::new();
             if kind == SectionKind::Extra {
                 filters.x86();
@@ -109,11 +113,9 @@ pub fn compress(
                 .ctx("start zstd for", out_path)?;
             let tune = |enc: &mut zstd::stream::write::Encoder<'_, _>| -> io::Result<()> {
                 enc.include_checksum(false)?;
-                enc.include_contentsize(true)?;
-                enc.set_pledged_src_size(Some(raw_len))?;
                 enc.long_distance_matching(true)?;
                 enc.window_log(u32::from(ZSTD_WINDOW_LOG))?;
-                if params.threads > 1 && raw_len > 1 << 20 {
+                if params.threads > 1 {
                     enc.multithread(params.threads)?;
                 }
                 Ok(())
@@ -124,14 +126,127 @@ pub fn compress(
             n
         }
     };
-    if copied != raw_len {
-        return Err(Error::io(
-            "read back",
-            "<section temp file>",
-            io::ErrorKind::UnexpectedEof.into(),
-        ));
+    Ok((raw_len, sink.len, sink.sha.finalize().into()))
+}
+
+/// A compressed section waiting in a temporary file.
+pub struct Compressed {
+    pub file: File,
+    pub raw_len: u64,
+    pub len: u64,
+    pub sha256: [u8; 32],
+}
+
+/// Chunks handed to a compressing thread.
+const CHUNK: usize = 1 << 20;
+/// Chunks in flight per section: bounds the memory between writer and compressor.
+const IN_FLIGHT: usize = 8;
+
+/// A section compressed on its own thread while it is being written, so
+/// compression overlaps the diffing that produces it.
+pub struct SectionWriter {
+    tx: Option<mpsc::SyncSender<Vec<u8>>>,
+    buf: Vec<u8>,
+    worker: Option<thread::JoinHandle<Result<Compressed>>>,
+}
+
+impl SectionWriter {
+    /// Start compressing section `kind` into an unlinked temporary file.
+    pub fn spawn(kind: SectionKind, params: Params) -> Result<SectionWriter> {
+        let tmp = std::env::temp_dir();
+        let mut file = tempfile::tempfile().ctx("create a temporary file in", &tmp)?;
+        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(IN_FLIGHT);
+        let worker = thread::Builder::new()
+            .name(format!("sysup-{}", kind.name()))
+            .spawn(move || -> Result<Compressed> {
+                let input = ChannelReader {
+                    rx,
+                    cur: Vec::new(),
+                    at: 0,
+                };
+                let mut w = io::BufWriter::with_capacity(CHUNK, &mut file);
+                let (raw_len, len, sha256) = compress(input, kind, &params, &mut w, &tmp)?;
+                w.flush().ctx("write a temporary file in", &tmp)?;
+                drop(w);
+                Ok(Compressed {
+                    file,
+                    raw_len,
+                    len,
+                    sha256,
+                })
+            })
+            .ctx("start a compression thread for", std::env::temp_dir())?;
+        Ok(SectionWriter {
+            tx: Some(tx),
+            buf: Vec::with_capacity(CHUNK),
+            worker: Some(worker),
+        })
     }
-    Ok((sink.len, sink.sha.finalize().into()))
+
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        let tx = self.tx.as_ref().expect("section writer used after finish");
+        // A closed channel means the compressor stopped: its error comes from finish().
+        tx.send(chunk)
+            .map_err(|_| io::Error::other("the compression thread stopped"))
+    }
+
+    /// Flush, wait for the compressor and return the compressed section.
+    pub fn finish(mut self) -> Result<Compressed> {
+        let sent = self.send();
+        self.tx = None;
+        let done = self
+            .worker
+            .take()
+            .expect("finished once")
+            .join()
+            .expect("compression thread panicked");
+        let c = done?;
+        sent.ctx("hand a section to its compressor in", std::env::temp_dir())?;
+        Ok(c)
+    }
+}
+
+impl Write for SectionWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = data.len().min(CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == CHUNK {
+            self.send()?;
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The compressor's side of the channel.
+struct ChannelReader {
+    rx: mpsc::Receiver<Vec<u8>>,
+    cur: Vec<u8>,
+    at: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.cur.len() {
+            match self.rx.recv() {
+                Ok(chunk) => {
+                    self.cur = chunk;
+                    self.at = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.cur.len() - self.at);
+        out[..n].copy_from_slice(&self.cur[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
 }
 
 /// A writer that hashes and counts what passes through.
@@ -184,12 +299,12 @@ pub fn verify(path: &Path, header: &PatchHeader) -> Result<()> {
     Ok(())
 }
 
-type Compressed = BufReader<io::Take<File>>;
+type Body = BufReader<io::Take<File>>;
 
 /// A section's decoder.
 enum Decoder {
-    Xz(xz2::bufread::XzDecoder<Compressed>),
-    Zstd(zstd::stream::read::Decoder<'static, Compressed>),
+    Xz(xz2::bufread::XzDecoder<Body>),
+    Zstd(zstd::stream::read::Decoder<'static, Body>),
 }
 
 impl Read for Decoder {
@@ -346,39 +461,36 @@ mod tests {
 
     #[test]
     fn both_codecs_round_trip_exactly() {
-        let raw: Vec<u8> = (0..300_000u32)
+        let raw: Vec<u8> = (0..3_000_000u32)
             .map(|i| if i % 7 == 0 { (i % 251) as u8 } else { 0xE8 })
             .collect();
         for (codec, level) in [(Compression::Xz, 6), (Compression::Zstd, 3)] {
             for kind in SectionKind::ALL {
-                let mut f = tempfile::tempfile().unwrap();
-                f.write_all(&raw).unwrap();
-                let mut out = Vec::new();
                 let params = Params {
                     codec,
                     level,
                     threads: 2,
                 };
-                let (len, sha) = compress(
-                    &f,
-                    raw.len() as u64,
-                    kind,
-                    &params,
-                    &mut out,
-                    Path::new("t"),
-                )
-                .unwrap();
-                assert_eq!(len, out.len() as u64);
-                assert_eq!(sha[..], Sha256::digest(&out)[..]);
+                let mut w = SectionWriter::spawn(kind, params).unwrap();
+                for piece in raw.chunks(77_777) {
+                    w.write_all(piece).unwrap();
+                }
+                let mut c = w.finish().unwrap();
+                assert_eq!(c.raw_len, raw.len() as u64);
+                let mut out = Vec::new();
+                c.file.seek(SeekFrom::Start(0)).unwrap();
+                c.file.read_to_end(&mut out).unwrap();
+                assert_eq!(c.len, out.len() as u64);
+                assert_eq!(c.sha256[..], Sha256::digest(&out)[..]);
                 let dir = tempfile::tempdir().unwrap();
                 let p = dir.path().join("p");
                 std::fs::write(&p, &out).unwrap();
                 let s = Section {
                     kind,
                     offset: 0,
-                    len,
+                    len: c.len,
                     raw_len: raw.len() as u64,
-                    sha256: sha,
+                    sha256: c.sha256,
                 };
                 let mut r = SectionReader::open(&p, &s, codec, params.window_log()).unwrap();
                 let mut back = Vec::new();
