@@ -103,6 +103,38 @@ fn members_needed_out_of_order_are_kept_and_big_ones_spilled() {
 }
 
 #[test]
+fn a_binary_installed_twice_is_diffed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let perl = binary(60, 300_000);
+    let perl2 = edit(&perl, 61, 700);
+    let a: Tree = [
+        ("usr/bin/perl".to_string(), exe(perl.clone())),
+        ("usr/bin/perl5.36".into(), exe(perl.clone())),
+        ("usr/bin/perl5.36-x".into(), exe(perl)),
+    ]
+    .into();
+    let b: Tree = [
+        ("usr/bin/perl".to_string(), exe(perl2.clone())),
+        ("usr/bin/perl5.36".into(), exe(perl2.clone())),
+        ("usr/bin/perl5.36-x".into(), exe(perl2)),
+    ]
+    .into();
+    let (ga, ta) = make_dist(dir.path(), "world-1-20260101", &a);
+    let (gb, tb) = make_dist(dir.path(), "world-2-20260102", &b);
+    // (Members cut into windows are not deduplicated: use whole members.)
+    let mut o = opts();
+    o.window = 1 << 20;
+    let r = sysup::delta::diff_dists(&ga, &gb, dir.path(), &o).unwrap();
+    assert_eq!(
+        (r.stats.diffed, r.stats.diff_tasks),
+        (3, 1),
+        "{:?}",
+        r.stats
+    );
+    assert!(apply(&r.patch, &ta).unwrap() == tb);
+}
+
+#[test]
 fn identical_and_trivial_dists_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let (a, _) = world_pair();

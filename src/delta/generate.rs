@@ -23,6 +23,8 @@
 //! applier verifies the to-digests recorded here, computed over the new
 //! tar's every byte).
 
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -187,7 +189,8 @@ pub fn diff_dists(
     stats.scan_seconds = t0.elapsed().as_secs_f64();
 
     let t1 = Instant::now();
-    let pairs = pairing::pair(&old.members, &new.members, |j, i| {
+    let mut pairs = pairing::pair(&old.members, &new.members);
+    pairing::confirm(&mut pairs, &old.members, &new.members, |j, i| {
         old.same_data(&old.members[j as usize], &new, &new.members[i as usize])
     })?;
     let header_ops: Vec<HeaderOp> = pairs
@@ -205,13 +208,27 @@ pub fn diff_dists(
     let plan = retention_plan(old.members.len(), &pairs, &header_ops);
     // Big members are cut into windows here; whether a whole member is a
     // same-offset rebuild is checked in its task, on the workers.
+    // A pair with the same old and new bytes as an earlier one (a binary
+    // installed twice) reuses that one's delta instead of a task of its own.
     let mut tasks: Vec<Task> = Vec::new();
     let mut aligned = vec![false; new.members.len()];
+    let mut same_as: Vec<Option<u32>> = vec![None; new.members.len()];
+    let mut first_with: HashMap<(u64, u128, u64, u128), u32> = HashMap::new();
+    let mut last_reuse: HashMap<u32, u32> = HashMap::new();
     for (i, p) in pairs.iter().enumerate() {
         if let DataPlan::Diff(j) = p.data {
             let (o, n) = (&old.members[j as usize], &new.members[i]);
             if !windowed(o.size, n.size, opts.window) {
-                tasks.extend(windows(i as u32, j, o.size, n.size, opts.window, &[]));
+                match first_with.entry((o.size, o.hash, n.size, n.hash)) {
+                    Entry::Occupied(e) => {
+                        same_as[i] = Some(*e.get());
+                        last_reuse.insert(*e.get(), i as u32);
+                    }
+                    Entry::Vacant(e) => {
+                        e.insert(i as u32);
+                        tasks.extend(windows(i as u32, j, o.size, n.size, opts.window, &[]));
+                    }
+                }
                 continue;
             }
             if o.size == n.size && nearly_aligned_members(&old, o, &new, n)? {
@@ -258,6 +275,7 @@ pub fn diff_dists(
     let written: Result<()> = std::thread::scope(|s| {
         let results = Ordered::start(s, &slots, &tasks, opts.threads, &work);
         let mut next_task = 0usize;
+        let mut saved: HashMap<u32, Delta> = HashMap::new();
         let mut buf = vec![0u8; 1 << 20];
         for (i, (n, p)) in new.members.iter().zip(&pairs).enumerate() {
             let data = match p.data {
@@ -324,13 +342,27 @@ pub fn diff_dists(
                 DataPlan::Diff(_) => {
                     stats.diffed += 1;
                     stats.diffed_bytes += n.size;
-                    while next_task < tasks.len() && tasks[next_task].member == i as u32 {
-                        let d = results.take(next_task)?;
+                    let mut write = |d: &Delta| -> Result<()> {
                         for c in &d.ctrls {
                             ctrl.ctrl(c).map_err(werr)?;
                         }
                         diff_w.write_all(&d.diff).map_err(werr)?;
-                        extra_w.write_all(&d.extra).map_err(werr)?;
+                        extra_w.write_all(&d.extra).map_err(werr)
+                    };
+                    if let Some(k) = same_as[i] {
+                        let d = if last_reuse.get(&k) == Some(&(i as u32)) {
+                            saved.remove(&k)
+                        } else {
+                            saved.get(&k).cloned()
+                        };
+                        write(&d.expect("the first of identical pairs is written first"))?;
+                    }
+                    while next_task < tasks.len() && tasks[next_task].member == i as u32 {
+                        let d = results.take(next_task)?;
+                        write(&d)?;
+                        if last_reuse.contains_key(&(i as u32)) {
+                            saved.insert(i as u32, d);
+                        }
                         next_task += 1;
                     }
                 }

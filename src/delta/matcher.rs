@@ -134,7 +134,7 @@ fn lcp_from(a: &[u8], b: &[u8], from: usize) -> usize {
 }
 
 /// Controls and byte streams that rebuild `new` from `old`.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Delta {
     pub ctrls: Vec<Ctrl>,
     /// new − old, byte-wise, for every added byte in control order.

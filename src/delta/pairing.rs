@@ -13,8 +13,8 @@
 //! `Copy` (identical, confirmed byte for byte), `Diff` (bsdiff against the
 //! paired member), `Literal` or `Empty`.
 //!
-//! Invariant: a `Copy` is only proposed after the caller's `same` check
-//! confirmed the bytes are identical; sizes always agree for a `Copy`.
+//! Invariant: a `Copy` survives [`confirm`] only if the bytes are identical
+//! (checked byte for byte, in parallel); sizes always agree for a `Copy`.
 
 use std::collections::HashMap;
 
@@ -40,6 +40,8 @@ pub struct Pair {
     /// Old member whose header blocks this one's are encoded against.
     pub header: Option<u32>,
     pub data: DataPlan,
+    /// The old member paired by name (rules 1 and 2), if any.
+    pub by_name: Option<u32>,
 }
 
 /// A bsdiff between sizes this far apart is not worth it.
@@ -79,12 +81,9 @@ fn dir_of(path: &[u8]) -> &[u8] {
     }
 }
 
-/// Pair every new member. `same(old, new)` confirms identical data.
-pub fn pair(
-    old: &[MemberInfo],
-    new: &[MemberInfo],
-    mut same: impl FnMut(u32, u32) -> Result<bool>,
-) -> Result<Vec<Pair>> {
+/// Pair every new member. A `Copy` is proposed from equal sizes and hashes;
+/// [`confirm`] must check it before anything relies on it.
+pub fn pair(old: &[MemberInfo], new: &[MemberInfo]) -> Vec<Pair> {
     let mut by_path: HashMap<&[u8], u32> = HashMap::with_capacity(old.len());
     let mut by_key: HashMap<Vec<u8>, Vec<u32>> = HashMap::new();
     let mut by_content: HashMap<(u64, u128), u32> = HashMap::new();
@@ -97,8 +96,7 @@ pub fn pair(
         }
     }
     let mut out = Vec::with_capacity(new.len());
-    for (i, n) in new.iter().enumerate() {
-        let i = i as u32;
+    for n in new {
         let by_name = by_path.get(&n.path[..]).copied().or_else(|| {
             let cands = by_key.get(&version_key(&n.path))?;
             let dir = dir_of(&n.path);
@@ -112,31 +110,54 @@ pub fn pair(
             })
         });
         let mut header = by_name;
-        let mut identical = |j: u32| -> Result<bool> {
+        let identical = |j: u32| {
             let o = &old[j as usize];
-            Ok(o.size == n.size && o.hash == n.hash && same(j, i)?)
+            o.size == n.size && o.hash == n.hash
         };
         let data = if n.size == 0 {
             DataPlan::Empty
-        } else if let Some(j) = by_name.filter(|&j| old[j as usize].hash == n.hash) {
-            if identical(j)? {
-                DataPlan::Copy(j)
-            } else {
-                diff_or_literal(old, n, by_name)
-            }
+        } else if let Some(j) = by_name.filter(|&j| identical(j)) {
+            DataPlan::Copy(j)
         } else if let Some(&j) = by_content.get(&(n.size, n.hash)) {
-            if identical(j)? {
-                header = header.or(Some(j));
-                DataPlan::Copy(j)
-            } else {
-                diff_or_literal(old, n, by_name)
-            }
+            header = header.or(Some(j));
+            DataPlan::Copy(j)
         } else {
             diff_or_literal(old, n, by_name)
         };
-        out.push(Pair { header, data });
+        out.push(Pair {
+            header,
+            data,
+            by_name,
+        });
     }
-    Ok(out)
+    out
+}
+
+/// Check every proposed `Copy` with `same(old, new)` (byte for byte), in
+/// parallel; one that is not identical after all (a hash collision) falls
+/// back to what its name pairing allows.
+pub fn confirm(
+    pairs: &mut [Pair],
+    old: &[MemberInfo],
+    new: &[MemberInfo],
+    same: impl Fn(u32, u32) -> Result<bool> + Sync,
+) -> Result<()> {
+    use rayon::prelude::*;
+    let verdicts: Vec<Result<bool>> = pairs
+        .par_iter()
+        .enumerate()
+        .map(|(i, p)| match p.data {
+            DataPlan::Copy(j) => same(j, i as u32),
+            _ => Ok(true),
+        })
+        .collect();
+    for ((i, p), ok) in pairs.iter_mut().enumerate().zip(verdicts) {
+        if !ok? {
+            p.data = diff_or_literal(old, &new[i], p.by_name);
+            p.header = p.by_name;
+        }
+    }
+    Ok(())
 }
 
 fn diff_or_literal(old: &[MemberInfo], n: &MemberInfo, by_name: Option<u32>) -> DataPlan {
@@ -199,52 +220,23 @@ mod tests {
             m("d/", 0, 0),
             m("e/new", 10, 6),
         ];
-        let pairs = pair(&old, &new, |j, i| {
+        let mut pairs = pair(&old, &new);
+        confirm(&mut pairs, &old, &new, |j, i| {
             Ok(old[j as usize].hash == new[i as usize].hash
                 && old[j as usize].size == new[i as usize].size)
         })
         .unwrap();
+        let got: Vec<(Option<u32>, DataPlan)> = pairs.iter().map(|p| (p.header, p.data)).collect();
         assert_eq!(
-            pairs[0],
-            Pair {
-                header: Some(0),
-                data: DataPlan::Diff(0)
-            }
-        );
-        assert_eq!(
-            pairs[1],
-            Pair {
-                header: Some(1),
-                data: DataPlan::Copy(1)
-            }
-        );
-        assert_eq!(
-            pairs[2],
-            Pair {
-                header: Some(2),
-                data: DataPlan::Copy(2)
-            }
-        );
-        assert_eq!(
-            pairs[3],
-            Pair {
-                header: Some(3),
-                data: DataPlan::Literal
-            }
-        );
-        assert_eq!(
-            pairs[4],
-            Pair {
-                header: Some(4),
-                data: DataPlan::Empty
-            }
-        );
-        assert_eq!(
-            pairs[5],
-            Pair {
-                header: None,
-                data: DataPlan::Literal
-            }
+            got,
+            vec![
+                (Some(0), DataPlan::Diff(0)),
+                (Some(1), DataPlan::Copy(1)),
+                (Some(2), DataPlan::Copy(2)),
+                (Some(3), DataPlan::Literal),
+                (Some(4), DataPlan::Empty),
+                (None, DataPlan::Literal),
+            ]
         );
     }
 
@@ -252,7 +244,18 @@ mod tests {
     fn a_hash_collision_is_not_a_copy() {
         let old = vec![m("x", 10, 7)];
         let new = vec![m("y", 10, 7)];
-        let pairs = pair(&old, &new, |_, _| Ok(false)).unwrap();
+        let mut pairs = pair(&old, &new);
+        assert_eq!(pairs[0].data, DataPlan::Copy(0));
+        confirm(&mut pairs, &old, &new, |_, _| Ok(false)).unwrap();
         assert_eq!(pairs[0].data, DataPlan::Literal);
+        assert_eq!(pairs[0].header, None);
+        // A collision with the same-named member falls back to a diff.
+        let new = vec![m("x", 10, 7)];
+        let mut pairs = pair(&old, &new);
+        confirm(&mut pairs, &old, &new, |_, _| Ok(false)).unwrap();
+        assert_eq!(
+            (pairs[0].header, pairs[0].data),
+            (Some(0), DataPlan::Diff(0))
+        );
     }
 }
