@@ -132,6 +132,11 @@ impl<R: Read> Segmenter<R> {
         &self.inner
     }
 
+    /// The inner reader, mutably (reading from it desynchronises the segmenter).
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
+    }
+
     /// The inner reader.
     pub fn into_inner(self) -> R {
         self.inner

@@ -34,11 +34,12 @@ use std::path::{Path, PathBuf};
 
 use crate::archive::segment::{pad_len, Item, Segmenter, MAX_HEADER};
 use crate::delta::format::{corrupt, PatchHeader, SectionKind};
+use crate::delta::hashing::BackgroundHasher;
 use crate::delta::record::{DataOp, HeaderOp, Keep, RecordError, RecordReader};
 use crate::delta::retain::Store;
 use crate::delta::section::{self, SectionReader};
 use crate::delta::zeros::{ZeroRunError, ZeroRunReader};
-use crate::digest::{Digests, Hasher, HashingReader};
+use crate::digest::Digests;
 use crate::error::{Error, Result};
 
 /// Output produced per step (and the granularity of reads from sections).
@@ -57,7 +58,9 @@ pub struct ApplyReport {
 
 /// The old tar as read: hashed, with its first bytes kept for messages.
 struct Tap<R> {
-    inner: HashingReader<R>,
+    inner: R,
+    /// Taken when the digests are read (at the end).
+    hash: Option<BackgroundHasher>,
     head: [u8; 2],
     head_len: usize,
 }
@@ -65,10 +68,20 @@ struct Tap<R> {
 impl<R: Read> Read for Tap<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
+        if let Some(h) = &mut self.hash {
+            h.update(&buf[..n]);
+        }
         let k = (2 - self.head_len).min(n);
         self.head[self.head_len..self.head_len + k].copy_from_slice(&buf[..k]);
         self.head_len += k;
         Ok(n)
+    }
+}
+
+impl<R> Tap<R> {
+    /// Bytes read so far.
+    fn position(&self) -> u64 {
+        self.hash.as_ref().map_or(0, |h| h.size())
     }
 }
 
@@ -134,7 +147,9 @@ pub struct PatchReader<R> {
     /// Index of the new member being produced (or next to be).
     cur_new: u32,
     state: State,
-    out: Hasher,
+    out: Option<BackgroundHasher>,
+    /// Bytes produced so far.
+    produced: u64,
     buf: Vec<u8>,
     buf_pos: usize,
     failed: Option<String>,
@@ -230,7 +245,8 @@ impl<R: Read> PatchReader<R> {
             )));
         }
         let tap = Tap {
-            inner: HashingReader::new(old),
+            inner: old,
+            hash: Some(BackgroundHasher::new()),
             head: [0; 2],
             head_len: 0,
         };
@@ -252,7 +268,8 @@ impl<R: Read> PatchReader<R> {
             n_new: n_new as u32,
             cur_new: 0,
             state: State::Member,
-            out: Hasher::new(),
+            out: Some(BackgroundHasher::new()),
+            produced: 0,
             buf: Vec::with_capacity(CHUNK),
             buf_pos: 0,
             failed: None,
@@ -326,7 +343,7 @@ impl<R: Read> PatchReader<R> {
         {
             return self.wrong_base(format!(
                 "the old tar ends at byte {}; the patch was made from a {}-byte tar",
-                self.old.seg.get_ref().inner.position(),
+                self.old.seg.get_ref().position(),
                 self.header.from.tar.size
             ));
         }
@@ -460,7 +477,7 @@ impl<R: Read> PatchReader<R> {
                     .ctrl
                     .varint()
                     .map_err(|e| record_err(&self.path, "the trailer", e))?;
-                let room = self.header.to.tar.size - self.out.size();
+                let room = self.header.to.tar.size - self.produced;
                 if n > room {
                     return Err(self.bad(format!("a {n}-byte trailer overruns the new tar")));
                 }
@@ -475,14 +492,17 @@ impl<R: Read> PatchReader<R> {
             State::Done => {}
         }
         if !self.buf.is_empty() {
-            let room = self.header.to.tar.size - self.out.size();
+            let room = self.header.to.tar.size - self.produced;
             if self.buf.len() as u64 > room {
                 return Err(self.bad(format!(
                     "the patch makes more than the {} bytes of the new tar",
                     self.header.to.tar.size
                 )));
             }
-            self.out.update(&self.buf);
+            self.produced += self.buf.len() as u64;
+            if let Some(h) = &mut self.out {
+                h.update(&self.buf);
+            }
         }
         Ok(())
     }
@@ -557,7 +577,7 @@ impl<R: Read> PatchReader<R> {
                 self.old.seen[old as usize].1.checked_add_signed(len_delta)
             }
         };
-        let room = self.header.to.tar.size - self.out.size();
+        let room = self.header.to.tar.size - self.produced;
         let need = data_len
             .and_then(|d| header_len.checked_add(d))
             .and_then(|x| x.checked_add(pad_len(data_len.unwrap_or(0))));
@@ -753,7 +773,14 @@ impl<R: Read> PatchReader<R> {
             }
             Err(e) => return Err(self.old_error(e)),
         }
-        let input = self.old.seg.get_ref().inner.digests();
+        let input = self
+            .old
+            .seg
+            .get_mut()
+            .hash
+            .take()
+            .expect("verified once")
+            .finish();
         let from = self.header.from.tar;
         if input != from {
             return Err(self.wrong_base(format!(
@@ -765,7 +792,7 @@ impl<R: Read> PatchReader<R> {
                 input.md5_hex()
             )));
         }
-        let output = self.out.clone().finish();
+        let output = self.out.take().expect("verified once").finish();
         let to = self.header.to.tar;
         if output != to {
             return Err(corrupt(

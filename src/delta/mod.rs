@@ -30,6 +30,7 @@ pub mod align;
 pub mod apply;
 pub mod format;
 pub mod generate;
+pub mod hashing;
 pub mod matcher;
 pub mod pairing;
 pub mod record;
