@@ -2,5 +2,7 @@
 //! All logic lives in `sysup::cli` and below.
 
 fn main() {
+    // Test builds only: the fault tests configure failpoints by environment.
+    sysup::host::checkpoint::failpoints_from_env();
     std::process::exit(sysup::cli::main());
 }

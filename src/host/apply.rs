@@ -31,7 +31,7 @@ use crate::dist::{
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::AtomicFile;
 use crate::gz;
-use crate::host::checkpoint::checkpoint;
+use crate::host::checkpoint::{checkpoint, fault, fault_write};
 use crate::host::cleanup::{self, remove_stale_temps};
 use crate::host::commit::commit;
 use crate::host::history::{self, Event};
@@ -185,7 +185,7 @@ impl<R: Read> Read for Tee<R> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
         if let Some(g) = &mut self.gz {
-            g.write_all(&buf[..n])?;
+            fault_write(g, &buf[..n], "base-write")?;
         }
         Ok(n)
     }
@@ -296,7 +296,9 @@ fn undo_staging(root: &Root, state: &State, st: &Status) -> Result<()> {
 fn record(state: &State, plan: &Plan) -> Result<()> {
     let dest = state.base_path(&plan.target);
     if plan.base_temp.exists() {
-        std::fs::rename(&plan.base_temp, &dest).ctx("rename the new base to", &dest)?;
+        fault("record-base-rename")
+            .and_then(|()| std::fs::rename(&plan.base_temp, &dest))
+            .ctx("rename the new base to", &dest)?;
         crate::fsutil::fsync_dir(&state.bases_dir())?;
     }
     checkpoint("record-base");
@@ -600,7 +602,9 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
         gz.finish()
             .and_then(|mut w| w.flush())
             .ctx("write", base_out.as_ref().expect("not dry").temp_path())?;
-        let base_temp = base_out.expect("not a dry run").keep()?;
+        let base_out = base_out.expect("not a dry run");
+        fault("base-fsync").ctx("fsync", base_out.temp_path())?;
+        let base_temp = base_out.keep()?;
 
         // The plan: what commit, record and cleanup do.
         let mut obsolete: Vec<Obsolete> = Vec::new();

@@ -19,7 +19,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::error::{Error, IoContext, Result};
-use crate::host::checkpoint::checkpoint;
+use crate::host::checkpoint::{checkpoint, fault};
 use crate::host::commit::aside_name;
 use crate::host::plan::{split, Plan};
 use crate::host::root::{Dir, Root};
@@ -118,7 +118,8 @@ fn remove_obsolete(root: &Root, plan: &Plan, report: &mut Report) -> Result<()> 
                     continue;
                 }
             }
-            d.unlink(&name)
+            fault("cleanup-remove")
+                .and_then(|()| d.unlink(&name))
                 .map_err(|e| Error::io("remove", root.display(&o.path), e))?;
             report.removed.push(shown);
         }

@@ -25,7 +25,7 @@
 use std::collections::BTreeSet;
 
 use crate::error::{Error, Result};
-use crate::host::checkpoint::checkpoint;
+use crate::host::checkpoint::{checkpoint, fault};
 use crate::host::plan::{join, split, Attrs, Plan, Rename};
 use crate::host::root::{Dir, Resolver, Root};
 
@@ -65,7 +65,8 @@ fn rename_one(root: &Root, d: &Dir, r: &Rename, aside: &[u8]) -> Result<()> {
                 .map_err(|e| io_err(root, "move aside", &r.path(), e))?;
         }
     }
-    d.rename(&r.staged, d, &r.name)
+    fault("commit-rename")
+        .and_then(|()| d.rename(&r.staged, d, &r.name))
         .map_err(|e| io_err(root, "rename into place", &r.path(), e))
 }
 
@@ -118,7 +119,8 @@ pub fn commit(root: &Root, plan: &Plan) -> Result<()> {
     res.clear();
     for dir in &touched {
         let d = dir_of(&mut res, root, dir)?;
-        d.sync()
+        fault("commit-fsync-dir")
+            .and_then(|()| d.sync())
             .map_err(|e| io_err(root, "fsync directory", dir, e))?;
     }
     // 6. directory mtimes, deepest first

@@ -9,7 +9,6 @@
 //! is not appended twice (a re-run after a crash in cleanup).
 
 use std::fs::OpenOptions;
-use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -103,7 +102,8 @@ pub fn append(path: &Path, event: &Event) -> Result<()> {
         .mode(0o600)
         .open(path)
         .ctx("open history", path)?;
-    f.write_all(&line).ctx("append to history", path)?;
+    crate::host::checkpoint::fault_write(&mut f, &line, "history-append")
+        .ctx("append to history", path)?;
     f.sync_data().ctx("fsync history", path)
 }
 
@@ -134,7 +134,7 @@ mod tests {
         append(&p, &ev("a")).unwrap();
         // a crash mid-append leaves half a line
         let mut f = OpenOptions::new().append(true).open(&p).unwrap();
-        f.write_all(br#"{"time":2,"us"#).unwrap();
+        std::io::Write::write_all(&mut f, br#"{"time":2,"us"#).unwrap();
         let log = read(&p).unwrap();
         assert_eq!((log.events, log.damaged), (vec![ev("a")], 1));
         append(&p, &ev("b")).unwrap();

@@ -16,13 +16,13 @@
 //! a record whose action had not started yet.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
+use crate::host::checkpoint::{fault, fault_write};
 use crate::host::plan::Plan;
 use crate::name::DistId;
 
@@ -56,6 +56,21 @@ pub enum Record {
     },
     Committed,
     Recorded,
+}
+
+impl Record {
+    /// Names of the failpoints before this record's write and its fsync.
+    fn failpoints(&self) -> (&'static str, &'static str) {
+        match self {
+            Record::Begin { .. } => ("journal-begin", "journal-begin-fsync"),
+            Record::Mkdir { .. } => ("journal-mkdir", "journal-mkdir-fsync"),
+            Record::Dir { .. } => ("journal-dir", "journal-dir-fsync"),
+            Record::New { .. } => ("journal-new", "journal-new-fsync"),
+            Record::Staged { .. } => ("journal-staged", "journal-staged-fsync"),
+            Record::Committed => ("journal-committed", "journal-committed-fsync"),
+            Record::Recorded => ("journal-recorded", "journal-recorded-fsync"),
+        }
+    }
 }
 
 /// What a journal says, folded.
@@ -112,11 +127,12 @@ impl Journal {
     pub fn append(&mut self, rec: &Record, durable: bool) -> Result<()> {
         let mut line = serde_json::to_vec(rec).expect("journal records serialize");
         line.push(b'\n');
-        self.file
-            .write_all(&line)
-            .ctx("write journal", &self.path)?;
+        let (fp_write, fp_sync) = rec.failpoints();
+        fault_write(&mut self.file, &line, fp_write).ctx("write journal", &self.path)?;
         if durable {
-            self.file.sync_data().ctx("fsync journal", &self.path)?;
+            fault(fp_sync)
+                .and_then(|()| self.file.sync_data())
+                .ctx("fsync journal", &self.path)?;
         }
         Ok(())
     }

@@ -21,14 +21,14 @@
 //! re-run after a crash finds and replaces its own leftovers.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::fd::AsRawFd;
 
 use sha2::{Digest, Sha256};
 
 use crate::archive::member::MemberMeta;
 use crate::error::{Error, Result};
-use crate::host::checkpoint::checkpoint;
+use crate::host::checkpoint::{checkpoint, fault, fault_write};
 use crate::host::journal::{Journal, Record};
 use crate::host::plan::{join, split, Attrs, Counts, KernelSwap, Rename};
 use crate::host::root::{Dir, Node, Resolver, Root, Stat};
@@ -702,7 +702,7 @@ impl<'a> Stager<'a> {
                         break;
                     }
                     h.update(&buf[..n]);
-                    f.write_all(&buf[..n]).map_err(io("write"))?;
+                    fault_write(&mut f, &buf[..n], "stage-write").map_err(io("write"))?;
                     written += n as u64;
                 }
                 let got: [u8; 32] = h.finalize().into();
@@ -830,6 +830,8 @@ impl<'a> Stager<'a> {
                 }
             }
             for d in self.filesystems.values() {
+                fault("stage-syncfs")
+                    .map_err(|e| Error::io("sync filesystem of", self.root.path(), e))?;
                 // SAFETY: valid descriptor.
                 if unsafe { libc::syncfs(d.as_fd_raw()) } != 0 {
                     return Err(Error::io(

@@ -228,6 +228,7 @@ impl State {
     pub fn write_installed(&self, rec: &Installed) -> Result<()> {
         let p = self.installed_path(&rec.id.name);
         let json = serde_json::to_vec_pretty(rec).expect("Installed serializes");
+        crate::host::checkpoint::fault("record-installed").ctx("write", &p)?;
         write_atomic(&p, &json, 0o600)
     }
 
