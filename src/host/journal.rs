@@ -12,8 +12,9 @@
 //!   re-run rolls *forward*; before it, a re-run removes what was staged.
 //! - `committed`, `recorded`: the commit and record phases are done.
 //!
-//! Invariant: a torn last line (crash mid-append) is ignored: it can only be
-//! a record whose action had not started yet.
+//! Invariant: a torn last line (crash mid-append, or a write that failed
+//! half way) is ignored: it can only be a record whose action had not
+//! started yet; and it is cut off before anything is appended after it.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
@@ -96,8 +97,10 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Start a new journal (replacing none: the caller checked there is none).
-    /// Writes: creates the journal file.
+    /// Start a new journal. The caller finished or undid any earlier one;
+    /// what may remain is a journal of nothing (a crash before its first
+    /// record was whole), which is emptied.
+    /// Writes: creates (or empties) the journal file.
     pub fn create(path: &Path) -> Result<Journal> {
         let file = OpenOptions::new()
             .append(true)
@@ -105,18 +108,30 @@ impl Journal {
             .mode(0o600)
             .open(path)
             .ctx("create journal", path)?;
+        file.set_len(0).ctx("create journal", path)?;
         Ok(Journal {
             file,
             path: path.to_path_buf(),
         })
     }
 
-    /// Reopen an existing journal to append.
+    /// Reopen an existing journal to append. A record torn by a crash or a
+    /// failed write (ENOSPC, EIO half way) is cut off first: left there, the
+    /// next record would be glued to it, and that line — no longer the last,
+    /// so no longer ignored — would make the whole journal unreadable.
+    /// Writes: truncates a torn last line away (fsynced).
     pub fn reopen(path: &Path) -> Result<Journal> {
         let file = OpenOptions::new()
             .append(true)
             .open(path)
             .ctx("open journal", path)?;
+        let bytes = std::fs::read(path).ctx("read journal", path)?;
+        let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        if whole < bytes.len() {
+            file.set_len(whole as u64)
+                .and_then(|()| file.sync_data())
+                .ctx("cut the torn record off journal", path)?;
+        }
         Ok(Journal {
             file,
             path: path.to_path_buf(),
@@ -200,5 +215,34 @@ impl Journal {
             crate::fsutil::fsync_dir(d)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_torn_record_is_cut_off_before_the_next_append() {
+        // Regression (resource-fault tests): a record torn by a failed write
+        // had the next one glued to it, and the journal became unreadable.
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("journal");
+        let mut j = Journal::create(&p).unwrap();
+        j.append(&Record::Committed, true).unwrap();
+        drop(j);
+        let mut f = OpenOptions::new().append(true).open(&p).unwrap();
+        std::io::Write::write_all(&mut f, br#"{"op":"reco"#).unwrap();
+        assert!(Journal::load(&p).unwrap().unwrap().committed);
+        Journal::reopen(&p)
+            .unwrap()
+            .append(&Record::Recorded, true)
+            .unwrap();
+        let st = Journal::load(&p).unwrap().unwrap();
+        assert!(st.committed && st.recorded);
+        // and create empties a journal of nothing
+        std::fs::write(&p, br#"{"op":"beg"#).unwrap();
+        Journal::create(&p).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"");
     }
 }
