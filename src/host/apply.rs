@@ -247,7 +247,10 @@ fn space_needed(new: &Manifest, old: Option<&Manifest>, mode: Mode) -> u64 {
 /// Undo an apply that stopped before its `staged` record: remove its staged
 /// names, the directories it created, and its base temporaries.
 fn undo_staging(root: &Root, state: &State, st: &Status) -> Result<()> {
-    let Some(txid) = &st.txid else { return Ok(()) };
+    let Some(txid) = &st.txid else {
+        // no whole `begin` record: nothing was staged
+        return Journal::remove(&state.journal_path());
+    };
     let prefix = format!(".sysup-{txid}-").into_bytes();
     let open = |dir: &[u8]| match root.resolve_dir(dir) {
         Ok(d) => Ok(Some(d)),
@@ -534,7 +537,7 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
         None
     } else {
         let mut j = Journal::create(&state.journal_path())?;
-        j.append(
+        let begun = j.append(
             &Record::Begin {
                 txid: txid.clone(),
                 target: target.clone(),
@@ -543,7 +546,13 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
                 started_at: history::now(),
             },
             true,
-        )?;
+        );
+        if let Err(e) = begun {
+            // Nothing was staged: a journal of nothing must not stay behind.
+            drop(j);
+            let _ = Journal::remove(&state.journal_path());
+            return Err(e);
+        }
         Some(j)
     };
     // Everything from here to the `staged` record is undone on any error:
