@@ -285,10 +285,17 @@ fn undo_staging(root: &Root, state: &State, st: &Status) -> Result<()> {
         }
     }
     // staging created and removed names in these directories: as they were
+    // (only where it shows: on a read-only filesystem nothing was created,
+    // and setting the same time would fail the undo)
     for (dir, mtime) in &st.dirs {
         if let Some(d) = open(dir)? {
-            d.set_own_mtime(*mtime)
-                .map_err(|e| Error::io("set mtime of", root.display(dir), e))?;
+            let now = d
+                .own_mtime()
+                .map_err(|e| Error::io("stat", root.display(dir), e))?;
+            if now != *mtime {
+                d.set_own_mtime(*mtime)
+                    .map_err(|e| Error::io("set mtime of", root.display(dir), e))?;
+            }
         }
     }
     remove_stale_temps(&state.bases_dir())?;
