@@ -1,8 +1,13 @@
-//! Resource fault: the root's filesystem is too small. Either the free-space
-//! check refuses before anything is written, or staging runs out of space
-//! (ENOSPC) — and the root is left exactly as it was. Needs root (tmpfs).
+//! Resource fault: the root's filesystem is too small, or fills up. Either
+//! the free-space check refuses before anything is written, or staging runs
+//! out of space (ENOSPC) — and the root is left exactly as it was; or the
+//! space runs out after the commit point (commit, journal, installed record,
+//! history) — and the same command, once there is space, finishes the
+//! apply. Real ENOSPC from a small tmpfs; needs root.
 
 mod common;
+
+use std::path::{Path, PathBuf};
 
 use common::*;
 
@@ -107,4 +112,164 @@ fn an_upgrade_that_runs_out_of_space_leaves_the_old_tree() {
     std::fs::remove_file(&filler).unwrap();
     apply_ok(&root, &[&c.patches[0]]);
     assert_root_is(&root, &c.trees[1]);
+}
+
+/// Fill the filesystem of `dir` with a file there until a write fails
+/// with ENOSPC; returns the filler's path.
+fn fill(dir: &Path) -> PathBuf {
+    use std::io::Write;
+    let p = dir.join("filler");
+    let mut f = std::fs::File::create(&p).unwrap();
+    let chunk = vec![0u8; 64 * 1024];
+    let mut n = chunk.len();
+    loop {
+        match f.write(&chunk[..n]) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
+                if n == 1 {
+                    break;
+                }
+                n = 1; // the last few bytes, one at a time
+            }
+            Err(e) => panic!("fill: {e}"),
+        }
+    }
+    p
+}
+
+/// A root whose `var/db` (and so sysup's state: journal, bases, installed
+/// record, history) is a small filesystem of its own, as a separate /var
+/// is; fixture world 1 installed. Returns (tempdir, root, mount guard).
+fn root_with_small_var_db() -> (tempfile::TempDir, PathBuf, Tmpfs) {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("r");
+    std::fs::create_dir_all(root.join("var/db")).unwrap();
+    let m = Tmpfs::mount(&root.join("var/db"), "8m");
+    apply_ok(&root, &[&chain().dists[0]]);
+    (t, root, m)
+}
+
+#[test]
+fn a_state_filesystem_that_fills_up_after_the_commit_point_is_finished_on_rerun() {
+    if skip_unless_root() {
+        return;
+    }
+    let c = chain();
+    let (_t, root, _m) = root_with_small_var_db();
+    // killed just after the commit point (the plan is durable), then /var
+    // fills up: the roll-forward's records (journal, installed, history)
+    // get no space
+    let o = run(sysup()
+        .env("SYSUP_CRASH_AT", "journal-staged")
+        .arg("apply")
+        .arg("--root")
+        .arg(&root)
+        .arg(&c.patches[0]));
+    assert!(!o.status.success());
+    let filler = fill(&root.join("var/db"));
+    let e = apply_fails(&root, &[&c.patches[0]]);
+    assert!(
+        e.contains("No space left on device")
+            && e.contains(
+                "hint: free some space on that filesystem and run the same command again"
+            ),
+        "{e}"
+    );
+    assert!(
+        root.join("var/db/sysup/journal").exists(),
+        "the journal must stay"
+    );
+    let status = ok(sysup().args(["status", "--root"]).arg(&root));
+    assert!(status.contains("interrupted apply to world-2"), "{status}");
+    // space back: the same command finishes
+    std::fs::remove_file(&filler).unwrap();
+    apply_ok(&root, &[&c.patches[0]]);
+    assert_root_is(&root, &c.trees[1]);
+    assert_eq!(leftovers(&root), Vec::<String>::new());
+}
+
+/// One upgrade with exactly `free` bytes left on the state's filesystem:
+/// where it ran out of space (`ok` when it did not), after checking the
+/// guarantee — the old tree as it was, or, past the commit point, finished
+/// by the same command once there is space.
+fn upgrade_with_free_state_bytes(free: u64) -> String {
+    let c = chain();
+    let (_t, root, _m) = root_with_small_var_db();
+    let var_db = root.join("var/db");
+    let st = nix::sys::statvfs::statvfs(&var_db).unwrap();
+    let avail = st.blocks_available() as u64 * st.fragment_size() as u64;
+    let filler = var_db.join("filler");
+    std::fs::write(&filler, vec![0u8; avail.saturating_sub(free) as usize]).unwrap();
+    let before = guarded_snapshot(&root);
+    let mut cmd = sysup();
+    cmd.arg("apply").arg("--root").arg(&root).arg(&c.patches[0]);
+    let o = run(&mut cmd);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    if o.status.success() {
+        assert_root_is(&root, &c.trees[1]);
+        assert_eq!(leftovers(&root), Vec::<String>::new());
+        return "ok".into();
+    }
+    assert_eq!(o.status.code(), Some(1), "{free}: {err}");
+    assert!(err.contains("No space left on device"), "{free}: {err}");
+    // which write: the path in "could not <action> '<path>'"
+    let what = err
+        .lines()
+        .next()
+        .and_then(|l| l.split('\'').nth(1))
+        .map(|p| {
+            let p = p.rsplit("var/db/sysup/").next().unwrap_or(p);
+            let p = p.split('/').next().unwrap_or(p);
+            if p == "bases" {
+                "base".to_string()
+            } else if p.starts_with(".world.") || p == "world" {
+                "installed".to_string()
+            } else {
+                p.to_string()
+            }
+        })
+        .unwrap_or_default();
+    if root.join("var/db/sysup/journal").exists() {
+        // past the commit point: space back, the same command finishes
+        std::fs::remove_file(&filler).unwrap();
+        apply_ok(&root, &[&c.patches[0]]);
+        assert_root_is(&root, &c.trees[1]);
+        assert_eq!(leftovers(&root), Vec::<String>::new());
+        return format!("after the commit point: {what}");
+    }
+    assert_unchanged(&root, &before);
+    assert_eq!(leftovers(&root), Vec::<String>::new(), "{free}");
+    format!("before the commit point: {what}")
+}
+
+#[test]
+fn enospc_at_each_write_of_the_state_leaves_the_old_tree_or_finishes_on_rerun() {
+    if skip_unless_root() {
+        return;
+    }
+    // The least free space the upgrade needs on /var (bisection), then each
+    // page below it: ENOSPC lands on the state's writes in turn — the new
+    // base, the journal's records (the plan), the installed record, the
+    // history — before and after the commit point.
+    let page = 4096u64;
+    let (mut lo, mut hi) = (0u64, 4 << 20);
+    assert_eq!(upgrade_with_free_state_bytes(hi), "ok");
+    while hi - lo > page {
+        let mid = (lo + hi) / 2 / page * page;
+        if upgrade_with_free_state_bytes(mid) == "ok" {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    let mut seen = std::collections::BTreeMap::new();
+    for k in 1..=16 {
+        let what = upgrade_with_free_state_bytes(hi.saturating_sub(k * page));
+        *seen.entry(what).or_insert(0) += 1;
+    }
+    *seen.entry(upgrade_with_free_state_bytes(0)).or_insert(0) += 1;
+    eprintln!("ENOSPC with up to 16 pages less than the {hi} bytes needed: {seen:?}");
+    assert!(seen.keys().any(|k| k.starts_with("before")), "{seen:?}");
+    assert!(seen.keys().any(|k| k.starts_with("after")), "{seen:?}");
 }
