@@ -180,10 +180,15 @@ pub fn read_metadata(tar: impl Read, path: &Path) -> Result<Metadata> {
 
 /// Open a `.tar.gz` for reading its uncompressed stream.
 pub fn open_gz(path: &Path) -> Result<impl Read> {
+    open_gz_counted(path, &crate::progress::Progress::disabled())
+}
+
+/// [`open_gz`], advancing `progress` by the compressed bytes read.
+pub fn open_gz_counted(path: &Path, progress: &crate::progress::Progress) -> Result<impl Read> {
     let f = File::open(path).ctx("open", path)?;
     Ok(flate2::read::GzDecoder::new(BufReader::with_capacity(
         256 * 1024,
-        f,
+        progress.reader(f),
     )))
 }
 

@@ -10,7 +10,8 @@
 //!   (minisign), [`fetch`] (resumable verified downloads) and [`update`]
 //!   (`sysup update`: verify, plan the cheapest chain, download, apply);
 //!
-//! plus the shared pieces: [`error`], [`digest`], [`fixtures`] (deterministic
+//! plus the shared pieces: [`error`], [`digest`], [`progress`] (step
+//! counters the command line draws), [`fixtures`] (deterministic
 //! demo/test trees), and [`cli`] (the `sysup` command line; the binary is a
 //! thin wrapper around it).
 
@@ -29,6 +30,7 @@ pub mod host;
 pub mod index;
 pub mod manifest;
 pub mod name;
+pub mod progress;
 pub mod sign;
 pub mod spec;
 pub mod update;

@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
-use crate::fetch::{self, Downloaded, FetchOptions, Mirror, Progress};
+use crate::fetch::{self, Downloaded, FetchOptions, Mirror};
 use crate::host::apply::{ApplyOptions, ApplyReport};
 use crate::host::state::{Installed, State};
 use crate::index::{self, id_order, Index, INDEX_FILE, MAX_INDEX_LEN, SIG_FILE};
@@ -368,16 +368,22 @@ pub struct UpdateReport {
 
 /// Apply verified files through the host's apply (the `sysup apply` code),
 /// which takes the lock itself and checks every digest again.
-fn apply_files(root: &Path, files: &[PathBuf]) -> Result<ApplyReport> {
+fn apply_files(
+    root: &Path,
+    files: &[PathBuf],
+    progress: &crate::progress::Progress,
+) -> Result<ApplyReport> {
     crate::host::apply::apply(&ApplyOptions {
         root: root.to_path_buf(),
         files: files.to_vec(),
+        progress: progress.clone(),
         ..ApplyOptions::default()
     })
 }
 
-/// Run an update. See the module doc for the order of the steps.
-pub fn update(opts: &UpdateOptions, progress: &dyn Progress) -> Result<UpdateReport> {
+/// Run an update. See the module doc for the order of the steps. Downloads
+/// (one step per file) and the apply report to `progress`.
+pub fn update(opts: &UpdateOptions, progress: &crate::progress::Progress) -> Result<UpdateReport> {
     let root = &opts.root;
     let conf = read_conf(root)?;
     let url = opts.mirror.clone().or(conf.url).ok_or_else(|| {
@@ -510,7 +516,9 @@ pub fn update(opts: &UpdateOptions, progress: &dyn Progress) -> Result<UpdateRep
     // 6. Apply, one name at a time, then drop what was applied.
     for p in report.plans.iter().filter(|p| !p.steps.is_empty()) {
         let files: Vec<PathBuf> = p.steps.iter().map(|s| dl_dir.join(&s.file)).collect();
-        report.applied.push(apply_files(state.root(), &files)?);
+        report
+            .applied
+            .push(apply_files(state.root(), &files, progress)?);
         for f in &files {
             match fs::remove_file(f) {
                 Ok(()) => {}

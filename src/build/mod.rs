@@ -30,6 +30,7 @@ use crate::fsutil::AtomicFile;
 use crate::gz;
 use crate::manifest::{Entry, Kind, Manifest};
 use crate::name::{Date, DistId, Rev};
+use crate::progress::{Progress, Unit};
 use crate::spec::Spec;
 
 pub use scan::{scan, Scanned};
@@ -42,6 +43,8 @@ pub struct Options {
     pub out_dir: PathBuf,
     /// gzip level (1–9).
     pub level: u32,
+    /// Steps reported as they run: the scan, then file bytes copied into the dist.
+    pub progress: Progress,
 }
 
 /// What a build produced.
@@ -72,6 +75,8 @@ pub fn build(spec: &Spec, tree: &Path, opts: &Options) -> Result<Report> {
         rev: opts.rev.clone(),
         date: opts.date,
     };
+    opts.progress
+        .step(format!("scan {}", tree.display()), None, Unit::Items);
     let scanned = scan(spec, tree)?;
     let manifest = Manifest::new(scanned.iter().map(|s| s.entry.clone()).collect())?;
     let meta = DistMeta {
@@ -85,17 +90,32 @@ pub fn build(spec: &Spec, tree: &Path, opts: &Options) -> Result<Report> {
     let dest = opts.out_dir.join(id.file_name());
     let mut out = AtomicFile::create(&dest)?;
     let tmp = out.temp_path().to_path_buf();
-    let digests = write_dist(out.file(), &meta, &manifest, spec, &scanned, opts.level).map_err(
-        |e| match e {
-            Error::Io {
-                action: "write",
-                source,
-                ..
-            } => Error::io("write", &tmp, source),
-            other => other,
-        },
-    )?;
+    let content: u64 = scanned
+        .iter()
+        .filter(|s| s.entry.kind == Kind::File)
+        .map(|s| s.entry.size)
+        .sum();
+    opts.progress
+        .step(format!("build {id}"), Some(content), Unit::Bytes);
+    let digests = write_dist(
+        out.file(),
+        &meta,
+        &manifest,
+        spec,
+        &scanned,
+        opts.level,
+        &opts.progress,
+    )
+    .map_err(|e| match e {
+        Error::Io {
+            action: "write",
+            source,
+            ..
+        } => Error::io("write", &tmp, source),
+        other => other,
+    })?;
     let path = out.commit()?;
+    opts.progress.done();
     let compressed_size = fs::metadata(&path).ctx("stat", &path)?.len();
     let count = |f: fn(&Entry) -> bool| manifest.entries().iter().filter(|e| f(e)).count();
     Ok(Report {
@@ -118,6 +138,7 @@ fn write_dist(
     spec: &Spec,
     scanned: &[Scanned],
     level: u32,
+    progress: &Progress,
 ) -> Result<Digests> {
     let werr = |e: std::io::Error| Error::io("write", "<dist>", e);
     let gz = gz::Writer::new(BufWriter::with_capacity(1 << 20, file), level);
@@ -188,10 +209,11 @@ fn write_dist(
                 path: s.source.clone(),
                 reason: format!("cannot read: {err}"),
             })?;
-            tar.append(&m, f).map_err(|err| Error::Tree {
-                path: s.source.clone(),
-                reason: format!("cannot copy into the dist: {err}"),
-            })?;
+            tar.append(&m, progress.reader(f))
+                .map_err(|err| Error::Tree {
+                    path: s.source.clone(),
+                    reason: format!("cannot copy into the dist: {err}"),
+                })?;
         } else {
             tar.append(&m, std::io::empty()).map_err(werr)?;
         }

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use super::progress::Ui;
 use crate::host::apply::{apply, ApplyOptions, ApplyReport};
 
 #[derive(clap::Args, Debug)]
@@ -24,7 +25,10 @@ pub struct Args {
     pub files: Vec<PathBuf>,
 }
 
-pub(crate) fn print_report(r: &ApplyReport) {
+/// The human report of an apply (also of rollback and repair): a headline,
+/// then aligned details. `quiet` keeps the headline and what needs the
+/// admin's attention (config files kept beside their new version).
+pub(crate) fn print_report(r: &ApplyReport, quiet: bool) {
     if let Some(f) = &r.finished_interrupted {
         println!("finished an interrupted apply to {f}");
     }
@@ -39,40 +43,46 @@ pub(crate) fn print_report(r: &ApplyReport) {
         }
         _ => println!("{what}{} {} in {}", r.action, r.to, r.root.display()),
     }
-    let c = &r.counts;
-    println!(
-        "  {} changed ({} repaired), {} unchanged, {} removed, {} written",
-        c.changed,
-        c.repaired,
-        c.unchanged,
-        c.removed,
-        crate::fsutil::human_size(c.bytes_written)
-    );
     for p in &r.config_kept {
         println!("  config kept: {p} (modified locally; new version in {p}.sysupnew)");
     }
+    if quiet {
+        return;
+    }
+    let c = &r.counts;
+    println!(
+        "  files        {} changed ({} repaired), {} unchanged, {} removed",
+        c.changed, c.repaired, c.unchanged, c.removed,
+    );
+    println!(
+        "  written      {}",
+        crate::fsutil::human_size(c.bytes_written)
+    );
     for k in &r.kept {
-        println!("  not removed: {k}");
+        println!("  not removed  {k}");
     }
     if r.upgrade_ran {
-        println!("  ran the dist's upgrade step");
+        println!("  upgrade      ran the dist's upgrade step");
     }
     if !r.pruned.is_empty() {
-        println!("  pruned old bases: {}", r.pruned.join(", "));
+        println!("  pruned       {}", r.pruned.join(", "));
     }
 }
 
-pub fn run(a: Args) -> crate::Result<()> {
-    let r = apply(&ApplyOptions {
-        root: a.root,
-        files: a.files,
-        dry_run: a.dry_run,
-        keep: a.keep,
-        ..Default::default()
+pub fn run(a: Args, ui: &Ui) -> crate::Result<()> {
+    let r = ui.with_progress(|progress| {
+        apply(&ApplyOptions {
+            root: a.root,
+            files: a.files,
+            dry_run: a.dry_run,
+            keep: a.keep,
+            progress: progress.clone(),
+            ..Default::default()
+        })
     })?;
     if a.json {
         return super::print_json(&r);
     }
-    print_report(&r);
+    print_report(&r, ui.quiet);
     Ok(())
 }

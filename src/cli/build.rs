@@ -32,24 +32,30 @@ pub struct Args {
     pub json: bool,
 }
 
-pub fn run(a: Args) -> crate::Result<()> {
+pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
     let rev: Rev = a.rev.parse()?;
     let date = match a.date {
         Some(d) => d.parse()?,
         None => Date::today(),
     };
     let spec = Spec::load(&a.spec)?;
-    let opts = Options {
-        rev,
-        date,
-        out_dir: a.out,
-        level: a.level,
-    };
-    let r = build::build(&spec, &a.tree, &opts)?;
+    let r = ui.with_progress(|progress| {
+        let opts = Options {
+            rev,
+            date,
+            out_dir: a.out,
+            level: a.level,
+            progress: progress.clone(),
+        };
+        build::build(&spec, &a.tree, &opts)
+    })?;
     if a.json {
         return super::print_json(&r);
     }
     println!("built {}", r.path.display());
+    if ui.quiet {
+        return Ok(());
+    }
     println!(
         "  entries  {} ({} files, {} critical, {} config)",
         r.entries, r.files, r.critical, r.config

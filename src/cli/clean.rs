@@ -62,7 +62,7 @@ fn conf(root: &std::path::Path) -> crate::Result<CleanConf> {
     }
 }
 
-pub fn run(a: Args) -> crate::Result<()> {
+pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
     let state = State::open(&a.root)?;
     let c = conf(state.root())?;
     let keep = a
@@ -123,12 +123,23 @@ pub fn run(a: Args) -> crate::Result<()> {
             &serde_json::json!({ "dry_run": a.dry_run, "keep": keep, "min_age_days": min_age, "removed": removed }),
         );
     }
-    let verb = if a.dry_run { "would remove" } else { "removed" };
-    if removed.is_empty() {
-        println!("nothing to clean (keep {keep}, min age {min_age} days)");
+    // A headline, then (unless --quiet) the files, one per line.
+    let why = format!(
+        "keep {keep}, min age {min_age} day{}",
+        if min_age == 1 { "" } else { "s" }
+    );
+    match (removed.len(), a.dry_run) {
+        (0, _) => println!("nothing to remove ({why})"),
+        (n, dry) => println!(
+            "{} {n} file{} ({why})",
+            if dry { "would remove" } else { "removed" },
+            if n == 1 { "" } else { "s" }
+        ),
     }
-    for r in &removed {
-        println!("{verb} {r}");
+    if !ui.quiet {
+        for r in &removed {
+            println!("  {r}");
+        }
     }
     Ok(())
 }

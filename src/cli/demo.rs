@@ -89,6 +89,7 @@ pub fn run(a: Args) -> Result<()> {
             date: Date::new(2026, 11, 20 + *rev as u8).expect("valid demo date"),
             out_dir: dists.clone(),
             level: 6,
+            progress: Default::default(),
         };
         let r = build::build(spec, tree, &opts)?;
         println!(
@@ -138,22 +139,22 @@ pub fn run(a: Args) -> Result<()> {
             root.display()
         ),
     );
-    super::apply::print_report(&apply(&on_root(vec![name("world-1-20261121")]))?);
+    super::apply::print_report(&apply(&on_root(vec![name("world-1-20261121")]))?, false);
     apply(&on_root(vec![name("kernel-GENERIC-1-20261121")]))?;
 
     step(
         &mut n,
         "host: sysup apply the chain world-1→2→3 (streamed: gunzip(base) → patch → patch → tar)",
     );
-    super::apply::print_report(&apply(&on_root(vec![
-        patches[0].clone(),
-        patches[1].clone(),
-    ]))?);
+    super::apply::print_report(
+        &apply(&on_root(vec![patches[0].clone(), patches[1].clone()]))?,
+        false,
+    );
     step(
         &mut n,
         "host: a new kernel; the running one is kept as boot/kernel.old",
     );
-    super::apply::print_report(&apply(&on_root(vec![patches[2].clone()]))?);
+    super::apply::print_report(&apply(&on_root(vec![patches[2].clone()]))?, false);
 
     step(&mut n, "host: what is installed");
     let state = State::open(&root)?;
@@ -192,7 +193,7 @@ pub fn run(a: Args) -> Result<()> {
         &mut n,
         "host: sysup apply world-3 again → verifies everything, repairs only what differs",
     );
-    super::apply::print_report(&apply(&on_root(vec![name("world-3-20261123")]))?);
+    super::apply::print_report(&apply(&on_root(vec![name("world-3-20261123")]))?, false);
 
     println!("\nEverything is in {}", dir.display());
     if a.dir.is_none() {

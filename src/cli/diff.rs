@@ -44,7 +44,7 @@ pub enum Codec {
     Zstd,
 }
 
-pub fn run(a: Args) -> crate::Result<()> {
+pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
     let (codec, default_level, range) = match a.compression {
         Codec::Xz => (Compression::Xz, section::XZ_LEVEL as i32, 0..=9),
         Codec::Zstd => (Compression::Zstd, section::ZSTD_LEVEL, 1..=22),
@@ -67,13 +67,19 @@ pub fn run(a: Args) -> crate::Result<()> {
     if let Some(t) = a.threads {
         opts.threads = t.max(1);
     }
-    let r = delta::diff_dists(&a.old, &a.new, &a.out, &opts)?;
+    let r = ui.with_progress(|progress| {
+        opts.progress = progress.clone();
+        delta::diff_dists(&a.old, &a.new, &a.out, &opts)
+    })?;
     if a.json {
         return super::print_json(&r);
     }
     let h = &r.header;
     let s = &r.stats;
     println!("wrote {}", r.patch.display());
+    if ui.quiet {
+        return Ok(());
+    }
     println!("  size     {} bytes", r.size);
     println!(
         "  from     {} ({} bytes, md5 {})",

@@ -23,23 +23,41 @@ pub fn run(a: Args) -> crate::Result<()> {
             "damaged_lines": log.damaged,
         }));
     }
+    // One aligned row per record, oldest first, under a header.
+    let mut rows = vec![[
+        "time (UTC)",
+        "user",
+        "action",
+        "from",
+        "to",
+        "changed",
+        "removed",
+        "result",
+    ]
+    .map(String::from)
+    .to_vec()];
     for e in &log.events {
-        let when = crate::name::Date::from_unix(e.time);
-        let secs = e.time.rem_euclid(86_400);
-        println!(
-            "{when} {:02}:{:02}:{:02}  {:<8} {:<9} {:<26} → {:<26} {:>5} changed {:>4} removed  {}{}",
-            secs / 3600,
-            secs / 60 % 60,
-            secs % 60,
-            e.user,
-            e.action,
-            e.from.as_deref().unwrap_or("-"),
-            e.to.as_deref().unwrap_or("-"),
-            e.changed,
-            e.removed,
-            e.result,
-            e.error.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
-        );
+        rows.push(vec![
+            super::utc_time(e.time),
+            e.user.clone(),
+            e.action.clone(),
+            e.from.clone().unwrap_or_else(|| "-".into()),
+            e.to.clone().unwrap_or_else(|| "-".into()),
+            e.changed.to_string(),
+            e.removed.to_string(),
+            match &e.error {
+                Some(m) => format!("{}: {m}", e.result),
+                None => e.result.clone(),
+            },
+        ]);
+    }
+    if log.events.is_empty() {
+        println!("no history yet");
+    } else {
+        let right = [false, false, false, false, false, true, true, false];
+        for line in super::table(&rows, &right) {
+            println!("{line}");
+        }
     }
     if log.damaged > 0 {
         println!(

@@ -3,23 +3,29 @@
 //!
 //! Invariants: exit 0 on success, 1 on an operational failure, 2 on a usage
 //! error (clap's own exit code); `--json` prints exactly one JSON document on
-//! stdout and nothing else there. Each subcommand lives in its own file.
+//! stdout and nothing else there (progress bars go to stderr, see
+//! [`progress`]); `--quiet` is global and leaves only the essential human
+//! output (docs/decisions.md, "Presentation"). Each subcommand lives in its
+//! own file.
 
 use std::io::Write;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::error::Error;
 
 mod apply;
 mod build;
 mod clean;
+mod completions;
 mod demo;
 mod diff;
 mod history;
 mod info;
+mod man;
 mod patch;
+pub mod progress;
 mod publish;
 mod rollback;
 mod status;
@@ -35,6 +41,10 @@ pub const EXIT_USAGE: i32 = 2;
 #[derive(Parser, Debug)]
 #[command(name = "sysup", version, about, propagate_version = true)]
 pub struct Cli {
+    /// No progress bars; print only the one-line result, what needs the
+    /// admin's attention, warnings and errors.
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -68,25 +78,39 @@ pub enum Command {
     Clean(clean::Args),
     /// Run the end-to-end demo in a temporary directory.
     Demo(demo::Args),
+    /// Write the man pages (sysup.1, sysup-<command>.1).
+    #[command(hide = true)]
+    Man(man::Args),
+    /// Print a shell completion script.
+    #[command(hide = true)]
+    Completions(completions::Args),
+}
+
+/// The clap definition of the whole command line (for man pages and completions).
+pub fn command() -> clap::Command {
+    Cli::command()
 }
 
 /// Parse the command line, run it, and return the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    let ui = &progress::Ui::new(cli.quiet);
     let result = match cli.command {
-        Command::Build(a) => build::run(a),
-        Command::Diff(a) => diff::run(a),
-        Command::Patch(a) => patch::run(a),
+        Command::Build(a) => build::run(a, ui),
+        Command::Diff(a) => diff::run(a, ui),
+        Command::Patch(a) => patch::run(a, ui),
         Command::Info(a) => info::run(a),
-        Command::Publish(a) => publish::run(a),
-        Command::Update(a) => update::run(a),
-        Command::Apply(a) => apply::run(a),
+        Command::Publish(a) => publish::run(a, ui),
+        Command::Update(a) => update::run(a, ui),
+        Command::Apply(a) => apply::run(a, ui),
         Command::Status(a) => status::run(a),
-        Command::Verify(a) => verify::run(a),
+        Command::Verify(a) => verify::run(a, ui),
         Command::History(a) => history::run(a),
-        Command::Rollback(a) => rollback::run(a),
-        Command::Clean(a) => clean::run(a),
+        Command::Rollback(a) => rollback::run(a, ui),
+        Command::Clean(a) => clean::run(a, ui),
         Command::Demo(a) => demo::run(a),
+        Command::Man(a) => man::run(a, ui),
+        Command::Completions(a) => completions::run(a),
     };
     match result {
         Ok(()) => 0,
@@ -118,4 +142,77 @@ pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> crate::Result<()> {
         .map_err(|e| Error::io("write JSON to", PathBuf::from("<stdout>"), e.into()))?;
     let _ = writeln!(out);
     Ok(())
+}
+
+/// A Unix time as `YYYY-MM-DD HH:MM:SS` (UTC), for human output.
+pub(crate) fn utc_time(secs: i64) -> String {
+    let d = crate::name::Date::from_unix(secs).to_string();
+    let s = secs.rem_euclid(86_400);
+    format!(
+        "{}-{}-{} {:02}:{:02}:{:02}",
+        &d[..4],
+        &d[4..6],
+        &d[6..8],
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
+/// Lay out rows as aligned columns, two spaces apart: each column as wide as
+/// its widest cell, right-aligned where `right` says so; the last column is
+/// not padded. Returns the lines.
+pub(crate) fn table(rows: &[Vec<String>], right: &[bool]) -> Vec<String> {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let width: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    rows.iter()
+        .map(|r| {
+            let mut line = String::new();
+            for (c, cell) in r.iter().enumerate() {
+                if c > 0 {
+                    line.push_str("  ");
+                }
+                let pad = width[c].saturating_sub(cell.chars().count());
+                if c + 1 == r.len() && !right.get(c).copied().unwrap_or(false) {
+                    line.push_str(cell);
+                } else if right.get(c).copied().unwrap_or(false) {
+                    line.push_str(&" ".repeat(pad));
+                    line.push_str(cell);
+                } else {
+                    line.push_str(cell);
+                    line.push_str(&" ".repeat(pad));
+                }
+            }
+            line
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_time_is_iso_like() {
+        assert_eq!(super::utc_time(1_700_000_000), "2023-11-14 22:13:20");
+        assert_eq!(super::utc_time(0), "1970-01-01 00:00:00");
+    }
+
+    #[test]
+    fn table_aligns_columns() {
+        let rows = vec![
+            vec!["a".to_string(), "1".into(), "x".into()],
+            vec!["bbb".to_string(), "100".into(), "yy".into()],
+        ];
+        assert_eq!(
+            super::table(&rows, &[false, true, false]),
+            ["a      1  x", "bbb  100  yy"]
+        );
+    }
 }

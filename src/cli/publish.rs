@@ -30,7 +30,7 @@ pub struct Args {
     pub json: bool,
 }
 
-pub fn run(a: Args) -> crate::Result<()> {
+pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
     let password = match &a.password_file {
         Some(p) => {
             let text = std::fs::read_to_string(p).map_err(|e| crate::Error::io("read", p, e))?;
@@ -42,16 +42,19 @@ pub fn run(a: Args) -> crate::Result<()> {
         Some(k) => Some(SecretKey::read(k, password)?),
         None => None,
     };
-    let opts = PublishOptions {
-        make_patches: a.make_patches,
-        sign,
-        ..PublishOptions::default()
-    };
-    let r = index::publish(&a.dir, &opts)?;
+    let r = ui.with_progress(|progress| {
+        let mut opts = PublishOptions {
+            make_patches: a.make_patches,
+            sign,
+            ..PublishOptions::default()
+        };
+        opts.diff.progress = progress.clone();
+        index::publish(&a.dir, &opts)
+    })?;
     if a.json {
         return super::print_json(&r);
     }
-    for m in &r.made {
+    for m in r.made.iter().filter(|_| !ui.quiet) {
         println!("made {}", m.display());
     }
     println!(
@@ -62,7 +65,8 @@ pub fn run(a: Args) -> crate::Result<()> {
         r.patches
     );
     match &r.signature {
-        Some(s) => println!("wrote {}", s.display()),
+        Some(s) if !ui.quiet => println!("wrote {}", s.display()),
+        Some(_) => {}
         None => {
             eprintln!("warning: INDEX is not signed; hosts will refuse it (pass --sign SECKEY)")
         }

@@ -25,7 +25,7 @@ pub struct Args {
     pub keep: Option<usize>,
 }
 
-pub fn run(a: Args) -> crate::Result<()> {
+pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
     let state = State::open(&a.root)?;
     let name: DistName = a.name.as_deref().unwrap_or("world").parse()?;
     let inst = state
@@ -53,16 +53,19 @@ pub fn run(a: Args) -> crate::Result<()> {
                 Error::Refused(format!("no base older than {} is kept for {name}", inst.id))
             })?,
     };
-    let r = apply(&ApplyOptions {
-        root: a.root,
-        files: vec![state.base_path(&target)],
-        keep: a.keep,
-        action: Some("rollback".into()),
-        ..Default::default()
+    let r = ui.with_progress(|progress| {
+        apply(&ApplyOptions {
+            root: a.root,
+            files: vec![state.base_path(&target)],
+            keep: a.keep,
+            action: Some("rollback".into()),
+            progress: progress.clone(),
+            ..Default::default()
+        })
     })?;
     if a.json {
         return super::print_json(&r);
     }
-    super::apply::print_report(&r);
+    super::apply::print_report(&r, ui.quiet);
     Ok(())
 }

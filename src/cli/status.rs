@@ -82,28 +82,33 @@ pub fn run(a: Args) -> crate::Result<()> {
     if a.json {
         return super::print_json(&s);
     }
-    println!("root {}", s.root.display());
+    println!("root         {}", s.root.display());
     if s.names.is_empty() {
-        println!("  nothing installed");
+        println!("installed    nothing");
     }
     for n in &s.names {
         let i = &n.installed;
-        let when = crate::name::Date::from_unix(i.installed_at);
+        let kept: Vec<String> = n.kept.iter().map(|k| k.id.to_string()).collect();
         println!("{}", i.id.name);
-        println!("  installed  {} (since {when}, {})", i.id, i.arch);
+        println!(
+            "  installed  {} ({}), on {} UTC",
+            i.id,
+            i.arch,
+            super::utc_time(i.installed_at)
+        );
         println!(
             "  base       {} ({})",
             n.base.display(),
             crate::fsutil::human_size(i.base_size)
         );
-        println!("  tar        {} bytes, md5 {}", i.tar.size, i.tar.md5_hex());
-        println!("  sha256     {}", i.tar.sha256_hex());
-        let kept: Vec<String> = n.kept.iter().map(|k| k.id.to_string()).collect();
+        println!("  tar size   {} bytes", i.tar.size);
+        println!("  tar md5    {}", i.tar.md5_hex());
+        println!("  tar sha256 {}", i.tar.sha256_hex());
         println!("  kept       {}", kept.join(", "));
     }
     if let Some(p) = &s.pending {
         println!(
-            "interrupted apply to {} ({}); finish it with:\n  {}",
+            "pending      interrupted apply to {} ({}); finish it with:\n  {}",
             p.target,
             if p.committed {
                 "verified, partly committed"

@@ -1,16 +1,11 @@
 //! `sysup update [--root DIR] --mirror URL [--to ID] [--pubkey FILE]
 //! [--download-only] [--allow-downgrade] [--json]`: fetch the cheapest
 //! verified chain from a mirror and apply it. The work is
-//! [`crate::update`]; this file maps flags and draws download progress bars
-//! (on a terminal only).
+//! [`crate::update`]; this file maps flags and prints the report. Download
+//! and apply progress is drawn by [`super::progress`] (on a terminal only).
 
-use std::cell::RefCell;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-
-use crate::fetch::{NoProgress, Progress};
 use crate::name::DistId;
 use crate::update::{self, UpdateOptions};
 
@@ -46,39 +41,7 @@ pub struct Args {
     pub json: bool,
 }
 
-/// One indicatif bar per file, on stderr.
-struct Bars {
-    bar: RefCell<Option<ProgressBar>>,
-}
-
-impl Progress for Bars {
-    fn start(&self, file: &str, total: u64, already: u64) {
-        let style = ProgressStyle::with_template(
-            "{msg:40!} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
-        let b = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
-            .with_style(style)
-            .with_message(file.to_string());
-        b.set_position(already);
-        if let Some(old) = self.bar.replace(Some(b)) {
-            old.finish_and_clear();
-        }
-    }
-    fn advance(&self, n: u64) {
-        if let Some(b) = &*self.bar.borrow() {
-            b.inc(n);
-        }
-    }
-    fn finish(&self) {
-        if let Some(b) = self.bar.take() {
-            b.finish_and_clear();
-        }
-    }
-}
-
-pub fn run(a: Args) -> crate::Result<()> {
+pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
     let to = a.to.as_deref().map(str::parse::<DistId>).transpose()?;
     let opts = UpdateOptions {
         root: a.root,
@@ -91,19 +54,14 @@ pub fn run(a: Args) -> crate::Result<()> {
         timeout: a.timeout,
         backoff: None,
     };
-    let bars = Bars {
-        bar: RefCell::new(None),
-    };
-    let progress: &dyn Progress = if std::io::stderr().is_terminal() {
-        &bars
-    } else {
-        &NoProgress
-    };
-    let r = update::update(&opts, progress)?;
+    let r = ui.with_progress(|progress| update::update(&opts, progress))?;
     if a.json {
         return super::print_json(&r);
     }
-    println!("mirror {} (INDEX serial {})", r.mirror, r.serial);
+    // --quiet: the per-name lines and the result, not the mirror and byte counts.
+    if !ui.quiet {
+        println!("mirror {} (INDEX serial {})", r.mirror, r.serial);
+    }
     for p in &r.plans {
         let from = p
             .installed
@@ -126,7 +84,7 @@ pub fn run(a: Args) -> crate::Result<()> {
             ),
         }
     }
-    if !r.downloads.is_empty() {
+    if !r.downloads.is_empty() && !ui.quiet {
         let reused = r.downloads.iter().filter(|d| d.reused).count();
         println!(
             "fetched {} bytes ({} file{} already here)",

@@ -20,42 +20,58 @@ pub struct Args {
     pub repair: bool,
 }
 
-pub fn run(a: Args) -> crate::Result<()> {
+pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
     let state = State::open(&a.root)?;
     if a.repair {
-        let mut reports = Vec::new();
-        for inst in state.installed_all()? {
-            reports.push(apply(&ApplyOptions {
-                root: a.root.clone(),
-                files: vec![state.base_path(&inst.id)],
-                action: Some("repair".into()),
-                ..Default::default()
-            })?);
-        }
+        let reports = ui.with_progress(|progress| {
+            let mut reports = Vec::new();
+            for inst in state.installed_all()? {
+                reports.push(apply(&ApplyOptions {
+                    root: a.root.clone(),
+                    files: vec![state.base_path(&inst.id)],
+                    action: Some("repair".into()),
+                    progress: progress.clone(),
+                    ..Default::default()
+                })?);
+            }
+            crate::Result::Ok(reports)
+        })?;
         if a.json {
             return super::print_json(&reports);
         }
-        reports.iter().for_each(super::apply::print_report);
+        for r in &reports {
+            super::apply::print_report(r, ui.quiet);
+        }
         return Ok(());
     }
-    let findings = verify_root(&state)?;
+    let findings = ui.with_progress(|progress| verify_root(&state, progress))?;
     if a.json {
         super::print_json(&findings)?;
     } else {
+        // --quiet: only the drift itself (nothing at all when the tree is clean).
         for f in &findings {
             let id = f.id.as_ref().map(ToString::to_string).unwrap_or_default();
-            println!("verify {id}: {} entries checked", f.checked);
+            if !ui.quiet {
+                println!(
+                    "verify {id}: {} entries checked, {}",
+                    f.checked,
+                    if f.drifted() { "drift found" } else { "clean" }
+                );
+            }
+            let pad = if ui.quiet { "" } else { "  " };
             for d in &f.modified {
-                println!("  modified  {} ({})", d.path, d.what.join(", "));
+                println!("{pad}modified  {} ({})", d.path, d.what.join(", "));
             }
             for p in &f.missing {
-                println!("  missing   {p}");
+                println!("{pad}missing   {p}");
             }
             for p in &f.extra {
-                println!("  extra     {p}");
+                println!("{pad}extra     {p}");
             }
-            for p in &f.config_modified {
-                println!("  config    {p} (modified locally; not damage)");
+            if !ui.quiet {
+                for p in &f.config_modified {
+                    println!("  config    {p} (modified locally; not damage)");
+                }
             }
         }
     }

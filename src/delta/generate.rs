@@ -45,6 +45,7 @@ use crate::delta::zeros::ZeroRunWriter;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::AtomicFile;
 use crate::name::{DistId, PatchName};
+use crate::progress::{Progress, Unit};
 
 /// Default new bytes per diff window of a big member.
 pub const WINDOW: u64 = 10 << 20;
@@ -63,6 +64,8 @@ pub struct DiffOptions {
     /// New bytes per diff window; a window is diffed against 1.5× as many
     /// old bytes, and members up to that size on both sides are diffed whole.
     pub window: u64,
+    /// Steps reported as they run: scan, new bytes encoded, compression tail.
+    pub progress: Progress,
 }
 
 impl Default for DiffOptions {
@@ -73,6 +76,7 @@ impl Default for DiffOptions {
             codec: Compression::Xz,
             level: section::XZ_LEVEL as i32,
             window: WINDOW,
+            progress: Progress::disabled(),
         }
     }
 }
@@ -179,6 +183,8 @@ pub fn diff_dists(
     let dest = out_dir.join(name.file_name());
     let mut stats = Stats::default();
 
+    let progress = &opts.progress;
+    progress.step(format!("scan {name}"), None, Unit::Items);
     let t0 = Instant::now();
     let (old, new) = std::thread::scope(|s| {
         let o = s.spawn(|| scan::scan(old_gz));
@@ -272,6 +278,11 @@ pub fn diff_dists(
         Ok(d)
     };
     let slots = Slots::new(opts.budget, tasks.iter().map(Task::cost));
+    progress.step(
+        format!("diff {name}"),
+        Some(new.members.iter().map(|m| m.size).sum()),
+        Unit::Bytes,
+    );
     let written: Result<()> = std::thread::scope(|s| {
         let results = Ordered::start(s, &slots, &tasks, opts.threads, &work);
         let mut next_task = 0usize;
@@ -371,6 +382,7 @@ pub fn diff_dists(
                 let pad = crate::archive::segment::pad_len(n.size);
                 copy_range(&new, n.data_offset() + n.size, pad, &mut extra_w, &mut buf)?;
             }
+            progress.add(n.size);
         }
         let (t_off, t_len) = new.trailer;
         ctrl.varint(t_len).map_err(werr)?;
@@ -384,6 +396,7 @@ pub fn diff_dists(
     // The uncompressed tars go away before the last compression finishes.
     drop((old, new, pairs));
     stats.diff_seconds = t1.elapsed().as_secs_f64();
+    progress.step(format!("compress {name}"), None, Unit::Items);
     let t2 = Instant::now();
     let compressed = [
         ctrl.into_inner().finish()?,
@@ -438,6 +451,7 @@ pub fn diff_dists(
     f.write_all(&header.encode()).ctx("write", &tmp_path)?;
     let size = f.seek(SeekFrom::End(0)).ctx("seek in", &tmp_path)?;
     let patch = out.commit()?;
+    progress.done();
     stats.compress_seconds = t2.elapsed().as_secs_f64();
     Ok(DiffReport {
         patch,

@@ -42,6 +42,7 @@ use crate::host::stage::{Mode, Stager};
 use crate::host::state::{Installed, State};
 use crate::manifest::{Kind, Manifest};
 use crate::name::{DistId, PatchName};
+use crate::progress::{Progress, Unit};
 
 /// Bases kept per name by default (the installed one and the previous).
 pub const DEFAULT_KEEP: usize = 2;
@@ -65,6 +66,9 @@ pub struct ApplyOptions {
     pub min_age_days: u64,
     /// Record the run in history as this action (default: install/upgrade/repair).
     pub action: Option<String>,
+    /// Steps reported as they run: the compressed base or dist consumed
+    /// while streaming and staging, then commit and cleanup.
+    pub progress: Progress,
 }
 
 /// What an apply did.
@@ -331,7 +335,9 @@ fn finish(
     opts: &ApplyOptions,
 ) -> Result<cleanup::Report> {
     let path = state.journal_path();
+    let progress = &opts.progress;
     if !journal_st.is_some_and(|s| s.committed) {
+        progress.step(format!("commit {}", plan.target), None, Unit::Items);
         commit(root, plan)?;
         Journal::reopen(&path)?.append(&Record::Committed, true)?;
         checkpoint("committed");
@@ -341,6 +347,7 @@ fn finish(
         Journal::reopen(&path)?.append(&Record::Recorded, true)?;
         checkpoint("recorded");
     }
+    progress.step(format!("clean up {}", plan.target), None, Unit::Items);
     let report = cleanup::cleanup(
         root,
         state,
@@ -370,6 +377,7 @@ fn finish(
     )?;
     checkpoint("cleanup-before-journal-drop");
     Journal::remove(&path)?;
+    progress.done();
     Ok(report)
 }
 
@@ -458,9 +466,21 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
     let target = input.target().clone();
     let label = input.label();
     let installed = state.installed(&target.name)?;
+    // Progress: compressed bytes of the dist or base consumed by the stream.
+    let stream_step = |gz: &Path| {
+        let size = std::fs::metadata(gz).map(|m| m.len()).ok();
+        opts.progress
+            .step(format!("apply {target}"), size, Unit::Bytes);
+    };
     // Check: the chain starts at the recorded base, whose file is intact.
     let (reader, from_base): (Box<dyn Read>, Option<&Installed>) = match input {
-        Input::Dist { path, .. } => (Box::new(dist::open_gz(path)?), installed.as_ref()),
+        Input::Dist { path, .. } => {
+            stream_step(path);
+            (
+                Box::new(dist::open_gz_counted(path, &opts.progress)?),
+                installed.as_ref(),
+            )
+        }
         Input::Chain { patches } => {
             let Some(inst) = installed.as_ref() else {
                 return Err(Error::Refused(format!(
@@ -483,7 +503,8 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
                 });
             }
             let base = state.base_path(&inst.id);
-            let mut r: Box<dyn Read> = Box::new(dist::open_gz(&base)?);
+            stream_step(&base);
+            let mut r: Box<dyn Read> = Box::new(dist::open_gz_counted(&base, &opts.progress)?);
             for (p, _) in patches {
                 r = Box::new(PatchReader::open(p, r)?);
             }
@@ -596,7 +617,10 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
         if opts.dry_run {
             return Ok(Outcome::Dry(Box::new(ApplyReport {
                 root: state.root().to_path_buf(),
-                action: action_of_mode(mode).into(),
+                action: opts
+                    .action
+                    .clone()
+                    .unwrap_or_else(|| action_of_mode(mode).into()),
                 from: from.clone(),
                 to: target.clone(),
                 dry_run: true,
@@ -706,7 +730,10 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
     let report = finish(root, state, None, &plan, opts)?;
     Ok(ApplyReport {
         root: state.root().to_path_buf(),
-        action: action_of(&plan).into(),
+        action: opts
+            .action
+            .clone()
+            .unwrap_or_else(|| action_of(&plan).into()),
         from,
         to: target,
         dry_run: false,

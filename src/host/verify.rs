@@ -18,6 +18,7 @@ use crate::host::root::{Resolver, Root, Stat};
 use crate::host::state::{State, STATE_DIR};
 use crate::manifest::{Entry, Kind, Manifest};
 use crate::name::DistId;
+use crate::progress::{Progress, Unit};
 
 /// One damaged entry.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -117,14 +118,20 @@ fn check(res: &mut Resolver<'_>, root: &Root, e: &Entry, f: &mut Findings) -> Re
 
 /// Verify the tree of one installed dist. `known` holds every path any
 /// installed dist ships, and `kept` the directories sysup keeps on purpose
-/// (old kernels): neither is extra.
+/// (old kernels): neither is extra. `progress` counts the entries checked.
 pub fn verify(
     root: &Root,
     manifest: &Manifest,
     id: &DistId,
     known: &HashSet<Vec<u8>>,
     kept: &[Vec<u8>],
+    progress: &Progress,
 ) -> Result<Findings> {
+    progress.step(
+        format!("verify {id}"),
+        Some(manifest.entries().len() as u64),
+        Unit::Items,
+    );
     let mut f = Findings {
         id: Some(id.clone()),
         ..Default::default()
@@ -139,6 +146,7 @@ pub fn verify(
     for e in manifest.entries() {
         check(&mut res, root, e, &mut f)?;
         f.checked += 1;
+        progress.add(1);
     }
     // Extras: only in directories whose content the dist ships (so /tmp, or
     // a directory whose content the spec excludes, is not listed).
@@ -169,8 +177,8 @@ pub fn verify(
     Ok(f)
 }
 
-/// Verify every installed dist of a root.
-pub fn verify_root(state: &State) -> Result<Vec<Findings>> {
+/// Verify every installed dist of a root, one progress step per dist.
+pub fn verify_root(state: &State, progress: &Progress) -> Result<Vec<Findings>> {
     let root = Root::open(state.root()).map_err(|e| Error::io("open root", state.root(), e))?;
     let mut dists = Vec::new();
     for inst in state.installed_all()? {
@@ -204,7 +212,8 @@ pub fn verify_root(state: &State) -> Result<Vec<Findings>> {
         .collect();
     let mut out = Vec::new();
     for (id, meta) in &dists {
-        out.push(verify(&root, &meta.manifest, id, &known, &kept)?);
+        out.push(verify(&root, &meta.manifest, id, &known, &kept, progress)?);
     }
+    progress.done();
     Ok(out)
 }
