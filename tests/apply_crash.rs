@@ -155,3 +155,34 @@ fn a_different_command_after_a_crash_finishes_the_pending_apply_first() {
     assert_root_is(root, &c.trees[2]);
     assert!(leftovers(root).is_empty());
 }
+
+#[test]
+fn temporaries_of_a_killed_state_write_are_removed_by_the_next_run() {
+    // Regression (crash soak): a kill inside the atomic write of
+    // `installed/<name>` (or of the mirror serial) left its `.tmp` file
+    // there for good.
+    let c = chain();
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    apply_ok(root, &[&c.dists[0]]);
+    let state = root.join("var/db/sysup");
+    std::fs::create_dir_all(state.join("mirror")).unwrap();
+    for p in [
+        "installed/.world.Ab12Cd.tmp",
+        "mirror/.serial.Ef34Gh.tmp",
+        ".upgrade.0123456789.Ij56Kl.tmp",
+    ] {
+        std::fs::write(state.join(p), b"half").unwrap();
+    }
+    apply_ok(root, &[&c.patches[0]]);
+    assert_root_is(root, &c.trees[1]);
+    assert_eq!(leftovers(root), Vec::<String>::new());
+    for sub in ["installed", "mirror", ""] {
+        let names: Vec<_> = std::fs::read_dir(state.join(sub))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect();
+        assert!(names.is_empty(), "{sub}: {names:?}");
+    }
+}

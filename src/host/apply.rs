@@ -413,6 +413,9 @@ pub fn apply(opts: &ApplyOptions) -> Result<ApplyReport> {
             None => {}
         }
     }
+    if !opts.dry_run {
+        state.remove_stale_temps(&_lock)?;
+    }
     let target = input.target().clone();
     if finished_interrupted.as_ref() == Some(&target) {
         // The interrupted run was this very command: it is done now.

@@ -183,6 +183,36 @@ impl State {
         Ok(Lock { _file: f })
     }
 
+    /// Remove what an interrupted atomic write left behind — `.<name>.*.tmp`
+    /// files in the state directory, `installed/` and `mirror/` — never in
+    /// `bases/`, whose temporary may be a pending apply's new base, nor in
+    /// `download/`, whose partial files are resumed. Takes the held lock as
+    /// proof that no other sysup is writing them.
+    /// Writes: removes those files.
+    pub fn remove_stale_temps(&self, _lock: &Lock) -> Result<()> {
+        for dir in [
+            self.dir.clone(),
+            self.dir.join("installed"),
+            self.dir.join("mirror"),
+        ] {
+            let entries = match fs::read_dir(&dir) {
+                Ok(r) => r,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io("list", &dir, e)),
+            };
+            for e in entries {
+                let e = e.ctx("list", &dir)?;
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                let is_file = e.file_type().is_ok_and(|t| t.is_file());
+                if is_file && name.starts_with('.') && name.ends_with(".tmp") {
+                    fs::remove_file(e.path()).ctx("remove", e.path())?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn installed_path(&self, name: &DistName) -> PathBuf {
         self.dir.join("installed").join(name.to_string())
     }
