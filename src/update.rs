@@ -12,9 +12,15 @@
 //!    installed tar (matched by id *and* SHA-256) to the target, or the full
 //!    dist when it is cheaper or no chain exists;
 //! 5. download each file (resumable), checking size and SHA-256 against the
-//!    INDEX; release the lock;
-//! 6. apply through the same code as `sysup apply` (which takes the lock
-//!    itself and checks every digest again).
+//!    INDEX;
+//! 6. apply through the same code as `sysup apply` (which checks every
+//!    digest again), still under the lock: nothing slips in between the
+//!    download and the apply.
+//!
+//! Before step 2 an apply that a crash interrupted is finished (or undone),
+//! as `sysup apply` would do first: an update killed after it recorded the
+//! new id must still run the rest of its cleanup, though the mirror now says
+//! "up to date".
 //!
 //! Host settings come from `<root>/etc/sysup.conf`, a TOML file whose
 //! `[mirror]` table this module reads (other tables belong to other
@@ -37,7 +43,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, IoContext, Result};
 use crate::fetch::{self, Downloaded, FetchOptions, Mirror};
 use crate::host::apply::{ApplyOptions, ApplyReport};
-use crate::host::state::{Installed, State};
+use crate::host::checkpoint::{checkpoint, fault};
+use crate::host::state::{Installed, Lock, State};
 use crate::index::{self, id_order, Index, INDEX_FILE, MAX_INDEX_LEN, SIG_FILE};
 use crate::name::{DistId, DistName};
 use crate::sign::{PublicKey, MAX_SIG_LEN};
@@ -367,23 +374,30 @@ pub struct UpdateReport {
 }
 
 /// Apply verified files through the host's apply (the `sysup apply` code),
-/// which takes the lock itself and checks every digest again.
+/// which checks every digest again, under the lock the update holds.
 fn apply_files(
     root: &Path,
     files: &[PathBuf],
     progress: &crate::progress::Progress,
+    lock: &Lock,
 ) -> Result<ApplyReport> {
-    crate::host::apply::apply(&ApplyOptions {
-        root: root.to_path_buf(),
-        files: files.to_vec(),
-        progress: progress.clone(),
-        ..ApplyOptions::default()
-    })
+    crate::host::apply::apply_locked(
+        &ApplyOptions {
+            root: root.to_path_buf(),
+            files: files.to_vec(),
+            progress: progress.clone(),
+            ..ApplyOptions::default()
+        },
+        lock,
+    )
 }
 
 /// Run an update. See the module doc for the order of the steps. Downloads
 /// (one step per file) and the apply report to `progress`.
-pub fn update(opts: &UpdateOptions, progress: &crate::progress::Progress) -> Result<UpdateReport> {
+pub fn update(
+    opts: &UpdateOptions,
+    progress: &crate::progress::Progress,
+) -> Result<UpdateReport> {
     let root = &opts.root;
     let conf = read_conf(root)?;
     let url = opts.mirror.clone().or(conf.url).ok_or_else(|| {
@@ -421,6 +435,7 @@ pub fn update(opts: &UpdateOptions, progress: &crate::progress::Progress) -> Res
 
     let state = State::open(root)?;
     let lock = state.lock()?;
+    crate::host::apply::finish_interrupted(state.root(), &lock)?;
 
     // 2. Signed INDEX: verify before parsing.
     let index_url = PathBuf::from(mirror.url(INDEX_FILE));
@@ -485,12 +500,12 @@ pub fn update(opts: &UpdateOptions, progress: &crate::progress::Progress) -> Res
     let dl_dir = state.download_dir();
     let steps: Vec<Step> = plans.iter().flat_map(|p| p.steps.clone()).collect();
     fetch::prune_partials(&dl_dir, &steps.iter().map(|s| s.sha256).collect::<Vec<_>>())?;
+    prune_finished(&dl_dir, &steps)?;
     check_space(&dl_dir, &steps)?;
     let mut downloads = Vec::new();
     for s in &steps {
         downloads.push(mirror.download(&s.file, s.size, &s.sha256, &dl_dir, progress)?);
     }
-    drop(lock);
     let fetched_bytes = downloads.iter().map(|d| d.fetched).sum();
     let mut report = UpdateReport {
         root: state.root().to_path_buf(),
@@ -513,12 +528,15 @@ pub fn update(opts: &UpdateOptions, progress: &crate::progress::Progress) -> Res
         return Ok(report);
     }
 
+    // (tests: a pause here shows the lock is still held)
+    fault("update-before-apply").ctx("apply the update to", state.root())?;
     // 6. Apply, one name at a time, then drop what was applied.
     for p in report.plans.iter().filter(|p| !p.steps.is_empty()) {
         let files: Vec<PathBuf> = p.steps.iter().map(|s| dl_dir.join(&s.file)).collect();
         report
             .applied
-            .push(apply_files(state.root(), &files, progress)?);
+            .push(apply_files(state.root(), &files, progress, &lock)?);
+        checkpoint("update-applied");
         for f in &files {
             match fs::remove_file(f) {
                 Ok(()) => {}
@@ -529,6 +547,22 @@ pub fn update(opts: &UpdateOptions, progress: &crate::progress::Progress) -> Res
     }
     report.result = "applied";
     Ok(report)
+}
+
+/// Remove finished downloads that no step of this update needs: an update
+/// killed between its apply and their removal leaves them, and the next one
+/// finds the host up to date.
+/// Writes: removes `*.tar.gz` and `*.patch` files in `dir`.
+fn prune_finished(dir: &Path, steps: &[Step]) -> Result<()> {
+    for e in fs::read_dir(dir).ctx("list", dir)? {
+        let e = e.ctx("list", dir)?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        let ours = name.ends_with(".tar.gz") || name.ends_with(crate::name::PATCH_SUFFIX);
+        if ours && !steps.iter().any(|s| s.file == name) {
+            fs::remove_file(e.path()).ctx("remove", e.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// Refuse before downloading when the download directory's filesystem

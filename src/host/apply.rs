@@ -39,7 +39,7 @@ use crate::host::journal::{Journal, Record, Status};
 use crate::host::plan::{split, Counts, Obsolete, Plan};
 use crate::host::root::Root;
 use crate::host::stage::{Mode, Stager};
-use crate::host::state::{Installed, State};
+use crate::host::state::{Installed, Lock, State};
 use crate::manifest::{Kind, Manifest};
 use crate::name::{DistId, PatchName};
 use crate::progress::{Progress, Unit};
@@ -389,32 +389,72 @@ fn action_of(plan: &Plan) -> &'static str {
     }
 }
 
+/// Finish (roll forward) or undo (remove its staging) an apply that a crash
+/// or an error interrupted; returns the target of one it finished.
+/// Writes: the interrupted apply's remaining phases, or the undo.
+fn resume(root: &Root, state: &State, opts: &ApplyOptions) -> Result<Option<DistId>> {
+    let Some(st) = Journal::load(&state.journal_path())? else {
+        return Ok(None);
+    };
+    match &st.plan {
+        Some(plan) if !opts.dry_run => {
+            finish(root, state, Some(&st), plan, opts)?;
+            Ok(Some(plan.target.clone()))
+        }
+        Some(plan) => Err(Error::Refused(format!(
+            "an interrupted apply to {} is pending; run it again without --dry-run to finish it",
+            plan.target
+        ))),
+        None if !opts.dry_run => undo_staging(root, state, &st).map(|()| None),
+        None => Ok(None),
+    }
+}
+
+/// What `sysup update` runs first, under the lock it holds: an apply that a
+/// crash interrupted is finished (or undone), as the next apply would do
+/// first. Without it, an update killed after recording the new id would find
+/// the host "up to date" and never run the rest of its cleanup.
+/// Writes: the interrupted apply's remaining phases; stale temporary files.
+pub fn finish_interrupted(root_path: &Path, lock: &Lock) -> Result<Option<DistId>> {
+    let root = Root::open(root_path).ctx("open root", root_path)?;
+    let state = State::open(root_path)?;
+    let opts = ApplyOptions {
+        root: root_path.to_path_buf(),
+        ..ApplyOptions::default()
+    };
+    let done = resume(&root, &state, &opts)?;
+    state.remove_stale_temps(lock)?;
+    Ok(done)
+}
+
 /// Apply `opts.files` to `opts.root`.
 pub fn apply(opts: &ApplyOptions) -> Result<ApplyReport> {
+    apply_with(opts, None)
+}
+
+/// [`apply`] for a caller that already holds the root's lock: `sysup update`
+/// keeps it from reading the INDEX to the end of the apply, so no other
+/// sysup slips in between its download and its apply.
+pub fn apply_locked(opts: &ApplyOptions, lock: &Lock) -> Result<ApplyReport> {
+    apply_with(opts, Some(lock))
+}
+
+fn apply_with(opts: &ApplyOptions, held: Option<&Lock>) -> Result<ApplyReport> {
     let input = classify(&opts.files)?;
     let root = Root::open(&opts.root).ctx("open root", &opts.root)?;
     let state = State::open(&opts.root)?;
-    let _lock = state.lock()?;
-    // An earlier run that stopped: finish or undo it first.
-    let mut finished_interrupted = None;
-    if let Some(st) = Journal::load(&state.journal_path())? {
-        match &st.plan {
-            Some(plan) if !opts.dry_run => {
-                finish(&root, &state, Some(&st), plan, opts)?;
-                finished_interrupted = Some(plan.target.clone());
-            }
-            Some(plan) => {
-                return Err(Error::Refused(format!(
-                    "an interrupted apply to {} is pending; run it again without --dry-run to finish it",
-                    plan.target
-                )))
-            }
-            None if !opts.dry_run => undo_staging(&root, &state, &st)?,
-            None => {}
+    let own;
+    let lock = match held {
+        Some(l) => l,
+        None => {
+            own = state.lock()?;
+            &own
         }
-    }
+    };
+    // An earlier run that stopped: finish or undo it first.
+    let finished_interrupted = resume(&root, &state, opts)?;
     if !opts.dry_run {
-        state.remove_stale_temps(&_lock)?;
+        state.remove_stale_temps(lock)?;
     }
     let target = input.target().clone();
     if finished_interrupted.as_ref() == Some(&target) {
