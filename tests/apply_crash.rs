@@ -157,6 +157,28 @@ fn a_different_command_after_a_crash_finishes_the_pending_apply_first() {
 }
 
 #[test]
+fn a_patch_applied_again_after_it_finished_is_a_repair() {
+    // Regression (crash soak): a run killed after it dropped its journal,
+    // just before exiting, is done; the same command run again was refused
+    // as a wrong base. Now it verifies and repairs, as an installed dist does.
+    let c = chain();
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    apply_ok(root, &[&c.dists[0]]);
+    apply_ok(root, &[&c.patches[0], &c.patches[1]]);
+    std::fs::remove_file(root.join("usr/bin/dash")).unwrap();
+    let out = ok(sysup()
+        .args(["apply", "--json", "--root"])
+        .arg(root)
+        .arg(&c.patches[0])
+        .arg(&c.patches[1]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["action"], "repair", "{out}");
+    assert_root_is(root, &c.trees[2]);
+    assert_eq!(leftovers(root), Vec::<String>::new());
+}
+
+#[test]
 fn temporaries_of_a_killed_state_write_are_removed_by_the_next_run() {
     // Regression (crash soak): a kill inside the atomic write of
     // `installed/<name>` (or of the mirror serial) left its `.tmp` file
