@@ -157,6 +157,34 @@ fn a_different_command_after_a_crash_finishes_the_pending_apply_first() {
 }
 
 #[test]
+fn a_rollback_killed_at_any_checkpoint_finishes_when_run_again() {
+    // Regression (crash soak): a rollback killed after it recorded the old
+    // id could not be run again — "no base older than <old id>" — and left
+    // its cleanup (the newer release's files) undone.
+    let c = chain();
+    for at in sysup::host::checkpoint::ALL {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        apply_ok(root, &[&c.dists[0]]);
+        apply_ok(root, &[&c.patches[0]]);
+        let o = run(sysup()
+            .env("SYSUP_CRASH_AT", at)
+            .arg("rollback")
+            .arg("--root")
+            .arg(root));
+        assert_eq!(o.status.signal(), Some(libc::SIGKILL), "{at}: not killed");
+        ok(sysup().arg("rollback").arg("--root").arg(root));
+        assert_root_is(root, &c.trees[0]);
+        assert_eq!(
+            installed_world(root).as_deref(),
+            Some("world-1-20260101"),
+            "{at}"
+        );
+        assert_eq!(leftovers(root), Vec::<String>::new(), "after {at}");
+    }
+}
+
+#[test]
 fn a_patch_applied_again_after_it_finished_is_a_repair() {
     // Regression (crash soak): a run killed after it dropped its journal,
     // just before exiting, is done; the same command run again was refused

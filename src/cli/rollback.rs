@@ -1,11 +1,14 @@
 //! `sysup rollback [--root DIR] [NAME] [--to ID]`: back to a kept previous
 //! base — a full apply of it, whose MANIFEST becomes the truth (files added
-//! since are removed, config files handled as in apply).
+//! since are removed, config files handled as in apply). Run again after a
+//! crash, it finishes that rollback rather than going back one more step.
 
 use std::path::PathBuf;
 
 use crate::error::Error;
 use crate::host::apply::{apply, ApplyOptions};
+use crate::host::history;
+use crate::host::journal::Journal;
 use crate::host::state::State;
 use crate::name::{DistId, DistName};
 
@@ -23,6 +26,44 @@ pub struct Args {
     /// Kept bases per dist name after the rollback.
     #[arg(long)]
     pub keep: Option<usize>,
+}
+
+/// The target when this is a rollback run again after a crash killed it past
+/// its commit point: its apply of a kept base is pending, and running it
+/// again finishes that one rather than going back a further step. Read-only.
+fn pending(state: &State, name: &DistName) -> crate::Result<Option<DistId>> {
+    let Some(st) = Journal::load(&state.journal_path())? else {
+        return Ok(None);
+    };
+    Ok(st
+        .plan
+        .map(|p| p.target)
+        .filter(|t| &t.name == name && st.inputs == [state.base_path(t)]))
+}
+
+/// Why nothing older is kept, said fully: when the last record of `name` is
+/// a rollback to what is installed, that rollback is done (a crash after it
+/// finished looks like this too). Read-only.
+fn nothing_older(state: &State, name: &DistName, installed: &DistId) -> Error {
+    let done = history::read(&state.history_path())
+        .ok()
+        .and_then(|log| {
+            log.events
+                .into_iter()
+                .rev()
+                .find(|e| e.name == name.to_string() && e.result == "ok")
+        })
+        .is_some_and(|e| {
+            e.action == "rollback" && e.to.as_deref() == Some(installed.to_string().as_str())
+        });
+    let note = if done {
+        format!(" ({installed} is installed: the last rollback finished)")
+    } else {
+        String::new()
+    };
+    Error::Refused(format!(
+        "no base older than {installed} is kept for {name}{note}"
+    ))
 }
 
 pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
@@ -43,15 +84,16 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
             }
             id
         }
-        None => kept
-            .iter()
-            .rev()
-            .map(|k| &k.id)
-            .find(|id| (id.date, &id.rev) < (inst.id.date, &inst.id.rev))
-            .cloned()
-            .ok_or_else(|| {
-                Error::Refused(format!("no base older than {} is kept for {name}", inst.id))
-            })?,
+        None => match pending(&state, &name)? {
+            Some(id) => id,
+            None => kept
+                .iter()
+                .rev()
+                .map(|k| &k.id)
+                .find(|id| (id.date, &id.rev) < (inst.id.date, &inst.id.rev))
+                .cloned()
+                .ok_or_else(|| nothing_older(&state, &name, &inst.id))?,
+        },
     };
     let r = ui.with_progress(|progress| {
         apply(&ApplyOptions {
