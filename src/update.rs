@@ -394,10 +394,7 @@ fn apply_files(
 
 /// Run an update. See the module doc for the order of the steps. Downloads
 /// (one step per file) and the apply report to `progress`.
-pub fn update(
-    opts: &UpdateOptions,
-    progress: &crate::progress::Progress,
-) -> Result<UpdateReport> {
+pub fn update(opts: &UpdateOptions, progress: &crate::progress::Progress) -> Result<UpdateReport> {
     let root = &opts.root;
     let conf = read_conf(root)?;
     let url = opts.mirror.clone().or(conf.url).ok_or_else(|| {
