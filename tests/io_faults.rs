@@ -84,6 +84,8 @@ fn a_fault_before_the_commit_point_leaves_the_root_as_it_was() {
     for fp in FAULTS_BEFORE_COMMIT.iter().copied().chain([
         "journal-new",
         "journal-begin-fsync",
+        "journal-dir-fsync",
+        "journal-new-fsync",
         "journal-staged-fsync",
     ]) {
         for (action, cause) in actions(fp) {

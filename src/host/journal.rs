@@ -4,9 +4,10 @@
 //!
 //! Records, in the order an apply writes them:
 //! - `begin` (fsynced): a transaction id and its target; staging starts.
-//! - `mkdir` / `dir`: a directory created outside the dist's own entries /
-//!   a directory that received staged names; written before the first
-//!   change there (flushed to the kernel, which survives a process crash).
+//! - `mkdir` / `dir` / `new` (fsynced): a directory created outside the
+//!   dist's own entries / a directory that is about to receive staged names
+//!   / a staged critical `.new` name; each durable before the change it
+//!   describes, so even after a power loss the undo finds every staged name.
 //! - `staged` (fsynced; the commit point): the complete commit plan, written
 //!   only after every staged byte is durable and verified. From here on a
 //!   re-run rolls *forward*; before it, a re-run removes what was staged.

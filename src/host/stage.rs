@@ -259,12 +259,14 @@ impl<'a> Stager<'a> {
                 .own_mtime()
                 .map_err(|e| ioerr(self.root, "stat", dir, e))?;
             let j = self.journal.as_deref_mut().expect("checked above");
+            // durable before the first staged name there: after a power
+            // loss, the undo finds every directory that may hold one
             j.append(
                 &Record::Dir {
                     path: dir.to_vec(),
                     mtime,
                 },
-                false,
+                true,
             )?;
             self.logged.insert(dir.to_vec());
         }
@@ -629,7 +631,7 @@ impl<'a> Stager<'a> {
                     &Record::New {
                         path: join(pdir, &staged),
                     },
-                    false,
+                    true,
                 )?;
             }
         }
