@@ -185,6 +185,28 @@ fn a_rollback_killed_at_any_checkpoint_finishes_when_run_again() {
 }
 
 #[test]
+fn a_rollback_run_again_after_it_finished_says_so_and_leaves_nothing() {
+    // Regression (crash soak): a rollback killed after its journal was
+    // dropped is done; run again, plain `rollback` means one more step back,
+    // refused with the default two kept bases — saying the last rollback
+    // finished, and removing the temporary a kill may have left.
+    let c = chain();
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    apply_ok(root, &[&c.dists[0]]);
+    apply_ok(root, &[&c.patches[0]]);
+    ok(sysup().arg("rollback").arg("--root").arg(root));
+    let tmp = root.join("var/db/sysup/installed/.world.Zz99Yy.tmp");
+    std::fs::write(&tmp, b"half").unwrap();
+    let o = run(sysup().arg("rollback").arg("--root").arg(root));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(e.contains("the last rollback finished"), "{e}");
+    assert!(!tmp.exists());
+    assert_root_is(root, &c.trees[0]);
+}
+
+#[test]
 fn a_patch_applied_again_after_it_finished_is_a_repair() {
     // Regression (crash soak): a run killed after it dropped its journal,
     // just before exiting, is done; the same command run again was refused

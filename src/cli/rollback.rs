@@ -57,6 +57,13 @@ fn nothing_older(state: &State, name: &DistName, installed: &DistId) -> Error {
             e.action == "rollback" && e.to.as_deref() == Some(installed.to_string().as_str())
         });
     let note = if done {
+        // it may have been killed before removing a temporary of its own
+        if let Err(e) = state
+            .lock()
+            .and_then(|lock| state.remove_stale_temps(&lock))
+        {
+            return e;
+        }
         format!(" ({installed} is installed: the last rollback finished)")
     } else {
         String::new()

@@ -471,11 +471,12 @@ fn apply_with(opts: &ApplyOptions, held: Option<&Lock>) -> Result<ApplyReport> {
             &own
         }
     };
-    // An earlier run that stopped: finish or undo it first.
-    let finished_interrupted = resume(&root, &state, opts)?;
     if !opts.dry_run {
+        // none of these is part of a pending plan (its base temp is in bases/)
         state.remove_stale_temps(lock)?;
     }
+    // An earlier run that stopped: finish or undo it first.
+    let finished_interrupted = resume(&root, &state, opts)?;
     let input = already_installed(&state, &input)?.unwrap_or(input);
     let target = input.target().clone();
     if finished_interrupted.as_ref() == Some(&target) {
