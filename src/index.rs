@@ -33,9 +33,9 @@ use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
+use crate::digest::Sha256;
 use rayon::prelude::*;
 use serde::Serialize;
-use sha2::{Digest as _, Sha256};
 
 use crate::delta::{self, PatchHeader};
 use crate::digest::{Digests, HashingWriter};
@@ -587,7 +587,7 @@ pub fn file_sha256(path: &Path) -> Result<(u64, [u8; 32])> {
         n: 0,
     };
     io::copy(&mut r, &mut io::sink()).ctx("read", path)?;
-    Ok((r.n, r.sha.finalize().into()))
+    Ok((r.n, r.sha.finalize()))
 }
 
 /// Size and SHA-256 of a `.tar.gz` and the digests of the tar inside, in one
@@ -615,7 +615,7 @@ fn dist_digests(path: &Path) -> Result<(u64, [u8; 32], Digests)> {
             reason: format!("{} bytes follow the gzip stream", r.n - before),
         });
     }
-    Ok((r.n, r.sha.finalize().into(), tar))
+    Ok((r.n, r.sha.finalize(), tar))
 }
 
 /// The dists and patches of a directory, by file name.

@@ -17,8 +17,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use crate::digest::Sha256;
 use rayon::prelude::*;
-use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::fsutil::read_xattrs;
@@ -174,7 +174,7 @@ fn hash_files(entries: &mut [Scanned]) -> Result<()> {
             if n != s.entry.size {
                 return Err(tree_err(&s.source, "changed size while being read"));
             }
-            s.entry.sha256 = Some(h.finalize().into());
+            s.entry.sha256 = Some(h.finalize());
             Ok(())
         })
 }

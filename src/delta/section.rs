@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread;
 
-use sha2::{Digest as _, Sha256};
+use crate::digest::Sha256;
 
 use crate::delta::format::{corrupt, Compression, PatchHeader, Section, SectionKind};
 use crate::error::{Error, IoContext, Result};
@@ -126,7 +126,7 @@ pub fn compress(
             n
         }
     };
-    Ok((raw_len, sink.len, sink.sha.finalize().into()))
+    Ok((raw_len, sink.len, sink.sha.finalize()))
 }
 
 /// A compressed section waiting in a temporary file.

@@ -186,11 +186,11 @@ impl Dir {
 
     /// SHA-256 of a child regular file's content (not following a symlink).
     pub fn sha256(&self, name: &[u8]) -> io::Result<[u8; 32]> {
-        use sha2::{Digest, Sha256};
+        use crate::digest::Sha256;
         let mut f = self.open_file(name)?;
         let mut h = Sha256::new();
         io::copy(&mut f, &mut h)?;
-        Ok(h.finalize().into())
+        Ok(h.finalize())
     }
 
     /// Create a new file (it must not exist), mode 0600 until finished.

@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 use std::os::fd::AsRawFd;
 
-use sha2::{Digest, Sha256};
+use crate::digest::Sha256;
 
 use crate::archive::member::MemberMeta;
 use crate::error::{Error, Result};
@@ -707,7 +707,7 @@ impl<'a> Stager<'a> {
                     fault_write(&mut f, &buf[..n], "stage-write").map_err(io("write"))?;
                     written += n as u64;
                 }
-                let got: [u8; 32] = h.finalize().into();
+                let got: [u8; 32] = h.finalize();
                 if Some(got) != e.sha256 {
                     return Err(Error::DigestMismatch {
                         what: format!("content of '{}'", e.display()),
