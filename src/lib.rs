@@ -31,6 +31,7 @@ pub mod index;
 pub mod manifest;
 pub mod name;
 pub mod progress;
+pub mod readahead;
 pub mod sign;
 pub mod spec;
 pub mod update;

@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 
 use crate::archive::segment::{pad_len, Item, Segmenter, MAX_HEADER};
 use crate::delta::format::{corrupt, PatchHeader, SectionKind};
-use crate::delta::hashing::BackgroundHasher;
+use crate::delta::hashing::{BackgroundHasher, Hashed};
 use crate::delta::record::{DataOp, HeaderOp, Keep, RecordError, RecordReader};
 use crate::delta::retain::Store;
 use crate::delta::section::{self, SectionReader};
@@ -48,19 +48,28 @@ const CHUNK: usize = 256 * 1024;
 pub const MAX_MEMBERS: u64 = 1 << 22;
 
 /// What a successful application read and wrote.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ApplyReport {
-    pub input: Digests,
+    /// Bytes of the old tar read: the header's from-size.
+    pub input_size: u64,
+    /// Size and MD5 of the old tar, equal to the header's from-digests; none
+    /// when the input was trusted ([`PatchReader::trusting_input`]).
+    pub input: Option<Hashed>,
+    /// Size, MD5 and SHA-256 of the new tar; equal to the to-digests.
     pub output: Digests,
     /// Old bytes that had to be spilled to a temporary file.
     pub spilled: u64,
 }
 
-/// The old tar as read: hashed, with its first bytes kept for messages.
+/// The old tar as read: counted and (unless trusted) hashed, with its first
+/// bytes kept for messages.
 struct Tap<R> {
     inner: R,
-    /// Taken when the digests are read (at the end).
+    /// MD5 of the input; taken when the digests are read (at the end), or
+    /// dropped when the input is trusted.
     hash: Option<BackgroundHasher>,
+    /// Bytes read so far.
+    pos: u64,
     head: [u8; 2],
     head_len: usize,
 }
@@ -71,6 +80,7 @@ impl<R: Read> Read for Tap<R> {
         if let Some(h) = &mut self.hash {
             h.update(&buf[..n]);
         }
+        self.pos += n as u64;
         let k = (2 - self.head_len).min(n);
         self.head[self.head_len..self.head_len + k].copy_from_slice(&buf[..k]);
         self.head_len += k;
@@ -81,7 +91,7 @@ impl<R: Read> Read for Tap<R> {
 impl<R> Tap<R> {
     /// Bytes read so far.
     fn position(&self) -> u64 {
-        self.hash.as_ref().map_or(0, |h| h.size())
+        self.pos
     }
 }
 
@@ -246,7 +256,8 @@ impl<R: Read> PatchReader<R> {
         }
         let tap = Tap {
             inner: old,
-            hash: Some(BackgroundHasher::new()),
+            hash: Some(BackgroundHasher::md5_only()),
+            pos: 0,
             head: [0; 2],
             head_len: 0,
         };
@@ -275,6 +286,14 @@ impl<R: Read> PatchReader<R> {
             failed: None,
             report: None,
         })
+    }
+
+    /// The old tar comes from a reader that verifies it itself (another
+    /// [`PatchReader`], whose EOF means its output was checked): count its
+    /// bytes but do not hash them. Call before reading.
+    pub fn trusting_input(mut self) -> Self {
+        self.old.seg.get_mut().hash = None;
+        self
     }
 
     /// Keep at most `item` bytes of one old member, and `total` bytes in all,
@@ -773,26 +792,22 @@ impl<R: Read> PatchReader<R> {
             }
             Err(e) => return Err(self.old_error(e)),
         }
-        let input = self
-            .old
-            .seg
-            .get_mut()
-            .hash
-            .take()
-            .expect("verified once")
-            .finish();
+        let tap = self.old.seg.get_mut();
+        let input_size = tap.pos;
+        let input = tap.hash.take().map(BackgroundHasher::finish);
         let from = self.header.from.tar;
-        if input != from {
+        if input_size != from.size || input.is_some_and(|h| !h.matches(&from)) {
             return Err(self.wrong_base(format!(
                 "the old tar is not {} (expected {} bytes, md5 {}; got {} bytes, md5 {})",
                 self.header.from.id,
                 from.size,
                 from.md5_hex(),
-                input.size,
-                input.md5_hex()
+                input_size,
+                input.map_or_else(|| "not computed".into(), |h| hex::encode(h.md5))
             )));
         }
-        let output = self.out.take().expect("verified once").finish();
+        let made = self.out.take().expect("verified once").finish();
+        let output = made.digests().expect("the output hasher computes SHA-256");
         let to = self.header.to.tar;
         if output != to {
             return Err(corrupt(
@@ -807,6 +822,7 @@ impl<R: Read> PatchReader<R> {
             ));
         }
         self.report = Some(ApplyReport {
+            input_size,
             input,
             output,
             spilled: self.old.store.spilled_total,

@@ -18,12 +18,12 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::archive::member;
 use crate::archive::segment::{Item, Segmenter};
+use crate::delta::hashing::BackgroundHasher;
 use crate::delta::{error_from_io, PatchHeader, PatchReader};
-use crate::digest::{Digests, Hasher};
+use crate::digest::{Digests, Sha256};
 use crate::dist::{
     self, DistMeta, Metadata, DIST_MEMBER, MANIFEST_MEMBER, META_DIR, OBSOLETE_MEMBER,
     UPGRADE_MEMBER,
@@ -43,6 +43,7 @@ use crate::host::state::{Installed, Lock, State};
 use crate::manifest::{Kind, Manifest};
 use crate::name::{DistId, PatchName};
 use crate::progress::{Progress, Unit};
+use crate::readahead::ReadAhead;
 
 /// Bases kept per name by default (the installed one and the previous).
 pub const DEFAULT_KEEP: usize = 2;
@@ -177,17 +178,23 @@ fn classify(files: &[PathBuf]) -> Result<Input> {
     Ok(Input::Chain { patches })
 }
 
-/// Reads `inner`, hashing it and copying it into the new base's gzip writer.
+/// Reads `inner`, counting it, hashing it (a dist; a patch chain's last
+/// reader verifies its own output) and copying it into the new base's gzip
+/// writer.
 struct Tee<R> {
     inner: R,
-    hasher: Hasher,
+    hasher: Option<BackgroundHasher>,
+    size: u64,
     gz: Option<gz::Writer<BufWriter<File>>>,
 }
 
 impl<R: Read> Read for Tee<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
+        }
         if let Some(g) = &mut self.gz {
             fault_write(g, &buf[..n], "base-write")?;
         }
@@ -538,7 +545,7 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
             .step(format!("apply {target}"), size, Unit::Bytes);
     };
     // Check: the chain starts at the recorded base, whose file is intact.
-    let (reader, from_base): (Box<dyn Read>, Option<&Installed>) = match input {
+    let (reader, from_base): (Box<dyn Read + Send>, Option<&Installed>) = match input {
         Input::Dist { path, .. } => {
             stream_step(path);
             (
@@ -569,9 +576,16 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
             }
             let base = state.base_path(&inst.id);
             stream_step(&base);
-            let mut r: Box<dyn Read> = Box::new(dist::open_gz_counted(&base, &opts.progress)?);
-            for (p, _) in patches {
-                r = Box::new(PatchReader::open(p, r)?);
+            // gunzip on a thread of its own; each patch after the first
+            // trusts its input, which the patch before verifies.
+            let gunzip = ReadAhead::spawn(
+                "sysup-gunzip",
+                dist::open_gz_counted(&base, &opts.progress)?,
+            )
+            .map_err(|e| Error::io("start reading", &base, e))?;
+            let mut r: Box<dyn Read + Send> = Box::new(PatchReader::open(&patches[0].0, gunzip)?);
+            for (p, _) in &patches[1..] {
+                r = Box::new(PatchReader::open(p, r)?.trusting_input());
             }
             (r, Some(inst))
         }
@@ -620,9 +634,18 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
         }
         None => None,
     };
+    // The new tar is made (gunzip, patches) on a thread of its own while this
+    // one stages it; a dist is hashed here (on hashing threads), a chain's
+    // last patch verifies what it makes.
+    let reader = ReadAhead::spawn("sysup-stream", reader)
+        .map_err(|e| Error::io("start reading", Path::new(&label), e))?;
     let tee = Tee {
         inner: BufReader::with_capacity(1 << 20, reader),
-        hasher: Hasher::new(),
+        hasher: match input {
+            Input::Dist { .. } => Some(BackgroundHasher::new()),
+            Input::Chain { .. } => None,
+        },
+        size: 0,
         gz,
     };
     let mut seg = Segmenter::new(tee, label.clone());
@@ -667,18 +690,26 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
         let (meta, new_manifest, obsolete_list, upgrade, staged) = result?;
         // Verify: every byte of the result against the chain's to-digests.
         let tee = seg.into_inner();
-        let tar = tee.hasher.finish();
-        if let Input::Chain { patches } = input {
-            let want = patches.last().expect("non-empty").1.to.tar;
-            if want != tar {
-                return Err(Error::DigestMismatch {
-                    what: "result of the patch chain".into(),
-                    path: label.into(),
-                    expected: want.md5_hex(),
-                    actual: tar.md5_hex(),
-                });
+        let tar = match input {
+            Input::Dist { .. } => {
+                let h = tee.hasher.expect("a dist is hashed");
+                h.finish().digests().expect("with SHA-256")
             }
-        }
+            Input::Chain { patches } => {
+                // The stream was read to EOF, which the last patch returns
+                // only once its output matched these digests.
+                let want = patches.last().expect("non-empty").1.to.tar;
+                if want.size != tee.size {
+                    return Err(Error::DigestMismatch {
+                        what: "size of the result of the patch chain".into(),
+                        path: label.into(),
+                        expected: want.size.to_string(),
+                        actual: tee.size.to_string(),
+                    });
+                }
+                want
+            }
+        };
         if opts.dry_run {
             return Ok(Outcome::Dry(Box::new(ApplyReport {
                 root: state.root().to_path_buf(),
