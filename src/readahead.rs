@@ -8,23 +8,26 @@
 //!   the inner reader is returned by `read` after every byte before it, and
 //!   every later `read` returns an error too (never a silent EOF);
 //! - EOF is returned only after the inner reader returned EOF;
-//! - memory is bounded by `depth + 2` chunks, whatever the stream's size;
+//! - memory is bounded by `DEPTH + 2` chunks, whatever the stream's size
+//!   (chunks are handed back and reused, not allocated and zeroed anew);
 //! - dropping the reader early stops the thread at its next send.
 
 use std::io::{self, Read};
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::{self, JoinHandle};
 
 /// Bytes per chunk handed over.
 const CHUNK: usize = 1 << 20;
 /// Chunks the producer may be ahead.
-const DEPTH: usize = 4;
+const DEPTH: usize = 2;
 
 type Msg = io::Result<Vec<u8>>;
 
 /// See the module documentation.
 pub struct ReadAhead {
     rx: Option<Receiver<Msg>>,
+    /// Used chunks, back to the producer.
+    back: Sender<Vec<u8>>,
     cur: Vec<u8>,
     pos: usize,
     failed: Option<(io::ErrorKind, String)>,
@@ -36,10 +39,12 @@ impl ReadAhead {
     /// Start reading `inner` on a new thread named `name`.
     pub fn spawn(name: &str, mut inner: impl Read + Send + 'static) -> io::Result<ReadAhead> {
         let (tx, rx) = mpsc::sync_channel::<Msg>(DEPTH);
+        let (back, back_rx) = mpsc::channel::<Vec<u8>>();
         let thread = thread::Builder::new()
             .name(name.into())
             .spawn(move || loop {
-                let mut buf = vec![0u8; CHUNK];
+                let mut buf = back_rx.try_recv().unwrap_or_default();
+                buf.resize(CHUNK, 0);
                 let mut n = 0;
                 // Fill the chunk (fewer, larger hand-overs), stopping at EOF.
                 let res = loop {
@@ -74,6 +79,7 @@ impl ReadAhead {
             })?;
         Ok(ReadAhead {
             rx: Some(rx),
+            back,
             cur: Vec::new(),
             pos: 0,
             failed: None,
@@ -102,7 +108,11 @@ impl Read for ReadAhead {
             match msg {
                 Ok(chunk) if chunk.is_empty() => self.eof = true,
                 Ok(chunk) => {
-                    self.cur = chunk;
+                    let used = std::mem::replace(&mut self.cur, chunk);
+                    if used.capacity() >= CHUNK {
+                        // The producer may have ended: then it is dropped.
+                        let _ = self.back.send(used);
+                    }
                     self.pos = 0;
                 }
                 Err(e) => {

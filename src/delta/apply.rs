@@ -55,7 +55,8 @@ pub struct ApplyReport {
     /// Size and MD5 of the old tar, equal to the header's from-digests; none
     /// when the input was trusted ([`PatchReader::trusting_input`]).
     pub input: Option<Hashed>,
-    /// Size, MD5 and SHA-256 of the new tar; equal to the to-digests.
+    /// The header's to-digests, which the new tar matched by size and
+    /// SHA-256 (the strong one; its MD5 is the header's).
     pub output: Digests,
     /// Old bytes that had to be spilled to a temporary file.
     pub spilled: u64,
@@ -279,7 +280,7 @@ impl<R: Read> PatchReader<R> {
             n_new: n_new as u32,
             cur_new: 0,
             state: State::Member,
-            out: Some(BackgroundHasher::new()),
+            out: Some(BackgroundHasher::sha256_only()),
             produced: 0,
             buf: Vec::with_capacity(CHUNK),
             buf_pos: 0,
@@ -803,24 +804,27 @@ impl<R: Read> PatchReader<R> {
                 from.size,
                 from.md5_hex(),
                 input_size,
-                input.map_or_else(|| "not computed".into(), |h| hex::encode(h.md5))
+                input
+                    .and_then(|h| h.md5)
+                    .map_or_else(|| "not computed".into(), hex::encode)
             )));
         }
         let made = self.out.take().expect("verified once").finish();
-        let output = made.digests().expect("the output hasher computes SHA-256");
         let to = self.header.to.tar;
-        if output != to {
+        if !made.matches(&to) {
             return Err(corrupt(
                 &self.path,
                 format!(
-                    "the base matched but the result is not {} (expected md5 {}, made {} bytes with md5 {})",
+                    "the base matched but the result is not {} (expected {} bytes with sha256 {}, made {} bytes with sha256 {})",
                     self.header.to.id,
-                    to.md5_hex(),
-                    output.size,
-                    output.md5_hex()
+                    to.size,
+                    to.sha256_hex(),
+                    made.size,
+                    made.sha256.map_or_else(|| "not computed".into(), hex::encode)
                 ),
             ));
         }
+        let output = to;
         self.report = Some(ApplyReport {
             input_size,
             input,

@@ -1,11 +1,12 @@
 //! Stream hashing on threads of their own, for the applier and `apply`.
 //!
-//! Applying a patch hashes every output byte (MD5 and SHA-256, the
-//! to-digests) and every input byte (MD5, to tell a wrong base). Done inline
-//! that was three quarters of `sysup patch`'s CPU on the bench pair. A
-//! [`BackgroundHasher`] takes the bytes in 1 MiB chunks and hands each chunk
-//! (shared, not copied twice) to one thread per digest, so MD5, SHA-256 and
-//! the patching itself run side by side on different cores.
+//! Applying a patch hashes every input byte (MD5: is this the base?) and
+//! every output byte (SHA-256: is this the result?); installing a dist
+//! hashes its tar with both. Done inline that was three quarters of
+//! `sysup patch`'s CPU on the bench pair. A [`BackgroundHasher`] takes the
+//! bytes in 1 MiB chunks and hands each chunk (shared, not copied) to one
+//! thread per digest, so MD5, SHA-256 and the patching itself run side by
+//! side on different cores.
 //!
 //! Invariants: the digests are those of exactly the bytes passed to
 //! [`BackgroundHasher::update`], in order; memory is bounded by the channels
@@ -77,28 +78,30 @@ impl<T> Drop for Worker<T> {
     }
 }
 
-/// What a [`BackgroundHasher`] computed.
+/// What a [`BackgroundHasher`] computed: the size, and the digests it was
+/// asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Hashed {
     pub size: u64,
-    pub md5: [u8; 16],
-    /// Only when the hasher was made with [`BackgroundHasher::new`].
+    pub md5: Option<[u8; 16]>,
     pub sha256: Option<[u8; 32]>,
 }
 
 impl Hashed {
-    /// All three, when SHA-256 was computed.
+    /// All three, when both digests were computed.
     pub fn digests(&self) -> Option<Digests> {
         Some(Digests {
             size: self.size,
-            md5: self.md5,
+            md5: self.md5?,
             sha256: self.sha256?,
         })
     }
 
-    /// Size and MD5 equal `d`'s (SHA-256 too, when computed).
+    /// The size and every computed digest equal `d`'s.
     pub fn matches(&self, d: &Digests) -> bool {
-        self.size == d.size && self.md5 == d.md5 && self.sha256.is_none_or(|s| s == d.sha256)
+        self.size == d.size
+            && self.md5.is_none_or(|m| m == d.md5)
+            && self.sha256.is_none_or(|s| s == d.sha256)
     }
 }
 
@@ -106,35 +109,46 @@ impl Hashed {
 pub struct BackgroundHasher {
     buf: Vec<u8>,
     size: u64,
-    md5: Worker<[u8; 16]>,
+    md5: Option<Worker<[u8; 16]>>,
     sha: Option<Worker<[u8; 32]>>,
 }
 
 impl BackgroundHasher {
     /// MD5 and SHA-256, each on a thread of its own.
     pub fn new() -> BackgroundHasher {
-        let mut h = BackgroundHasher::md5_only();
-        h.sha = Some(Worker::spawn(
-            "sysup-sha256",
-            Sha256::new(),
-            Sha256::update,
-            Sha256::finalize,
-        ));
-        h
+        BackgroundHasher::with(true, true)
     }
 
-    /// MD5 only: enough to tell one known stream from another.
+    /// MD5 only: enough to tell one known stream from another (the base).
     pub fn md5_only() -> BackgroundHasher {
+        BackgroundHasher::with(true, false)
+    }
+
+    /// SHA-256 only: a stream checked against a digest it must match.
+    pub fn sha256_only() -> BackgroundHasher {
+        BackgroundHasher::with(false, true)
+    }
+
+    fn with(md5: bool, sha: bool) -> BackgroundHasher {
         BackgroundHasher {
             buf: Vec::with_capacity(CHUNK),
             size: 0,
-            md5: Worker::spawn(
-                "sysup-md5",
-                Md5::new(),
-                |h, d| h.update(d),
-                |h| h.finalize().into(),
-            ),
-            sha: None,
+            md5: md5.then(|| {
+                Worker::spawn(
+                    "sysup-md5",
+                    Md5::new(),
+                    |h, d| h.update(d),
+                    |h| h.finalize().into(),
+                )
+            }),
+            sha: sha.then(|| {
+                Worker::spawn(
+                    "sysup-sha256",
+                    Sha256::new(),
+                    Sha256::update,
+                    Sha256::finalize,
+                )
+            }),
         }
     }
 
@@ -156,7 +170,9 @@ impl BackgroundHasher {
             return;
         }
         let chunk = Arc::new(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        self.md5.send(&chunk);
+        if let Some(m) = &self.md5 {
+            m.send(&chunk);
+        }
         if let Some(s) = &self.sha {
             s.send(&chunk);
         }
@@ -172,7 +188,7 @@ impl BackgroundHasher {
         self.send();
         Hashed {
             size: self.size,
-            md5: self.md5.join(),
+            md5: self.md5.map(Worker::join),
             sha256: self.sha.map(Worker::join),
         }
     }
@@ -194,12 +210,14 @@ mod tests {
         for step in [1usize, 1000, CHUNK - 1, CHUNK, CHUNK + 7, data.len()] {
             let mut h = BackgroundHasher::new();
             let mut m = BackgroundHasher::md5_only();
+            let mut s = BackgroundHasher::sha256_only();
             for c in data
                 .chunks(step.max(1))
                 .take(if step == 1 { 5000 } else { usize::MAX })
             {
                 h.update(c);
                 m.update(c);
+                s.update(c);
             }
             let n = h.size() as usize;
             let want = Digests::of(&data[..n]);
@@ -207,11 +225,21 @@ mod tests {
             assert_eq!(got.digests(), Some(want), "step {step}");
             assert!(got.matches(&want));
             let md5 = m.finish();
-            assert_eq!((md5.size, md5.md5, md5.sha256), (want.size, want.md5, None));
-            assert!(md5.matches(&want));
+            assert_eq!(
+                (md5.size, md5.md5, md5.sha256),
+                (want.size, Some(want.md5), None)
+            );
+            let sha = s.finish();
+            assert_eq!(
+                (sha.size, sha.md5, sha.sha256),
+                (want.size, None, Some(want.sha256))
+            );
+            assert!(md5.matches(&want) && sha.matches(&want));
             let mut other = want;
             other.md5[0] ^= 1;
-            assert!(!md5.matches(&other), "step {step}");
+            assert!(!md5.matches(&other) && sha.matches(&other), "step {step}");
+            other.sha256[0] ^= 1;
+            assert!(!sha.matches(&other), "step {step}");
         }
     }
 }
