@@ -273,6 +273,13 @@ EOF
         log "  !! sysup patch output differs from gunzip -c $gb"; sed -i '$ s/\tok$/\tMISMATCH/' "$TSV"
       fi
       rm -f "$S/sysup.out"
+      # the same filter on the uncompressed old tar, as xdelta3 -d and qbspatch get it
+      gunzip -c "$ga" > "$S/sysup-old.tar"
+      measure sysup "patch(tar)" "$in (sysup dists)" "$S/sysup.out" "'$SYSUP' patch '$pf' < '$S/sysup-old.tar' > '$S/sysup.out'"
+      if gunzip -c "$gb" | cmp -s - "$S/sysup.out"; then :; else
+        log "  !! sysup patch output differs from gunzip -c $gb"; sed -i '$ s/\tok$/\tMISMATCH/' "$TSV"
+      fi
+      rm -f "$S/sysup.out" "$S/sysup-old.tar"
       # host side, beyond the brief: full install (vs fresh extract), then the patch
       # apply (vs the classic pipeline)
       rm -rf "$R"; mkdir -p "$R"
@@ -324,7 +331,7 @@ ratios() {
     # output is the new tar itself, so no bytes ratio is shown
     function row(sk, pk, label,   b) {
       if (!(sk in st) || !(pk in st) || st[sk]!="ok" || st[pk]!="ok") return
-      b = (sk ~ /\|patch$/) ? "-" : r(bytes[sk], bytes[pk])
+      b = (sk ~ /\|patch(\(tar\))?$/) ? "-" : r(bytes[sk], bytes[pk])
       printf "%-44s %10s %10s %10s %10s\n", label, b, r(wall[sk], wall[pk]), r(cpu[sk], cpu[pk]), r(rss[sk], rss[pk])
     }
     END {
@@ -336,9 +343,11 @@ ratios() {
       n = split("qbspatch|patch xdelta3|patch zstd|patch bspatch|patch", P, " ")
       for (i=1; i<=n; i++) row("sysup|patch", P[i], "sysup patch / " P[i])
       for (k in st) if (k ~ /^xdelta3-B.*\|patch$/) row("sysup|patch", k, "sysup patch / " k)
+      for (i=1; i<=n; i++) row("sysup|patch(tar)", P[i], "sysup patch(tar) / " P[i])
       row("sysup|build", "tar-czf|build", "sysup build / tar czf")
       row("sysup|apply(full)", "gunzip|tar-x|extract+sync", "sysup apply(full) / gunzip|tar -x")
       row("sysup|apply(patch)", "classic|total", "sysup apply(patch) / classic pipeline")
+      row("sysup|apply(patch)", "gunzip|tar-x|extract+sync", "sysup apply(patch) / gunzip|tar -x")
     }' "$fb" "$TSV"
 }
 
