@@ -11,14 +11,16 @@ use common::*;
 
 #[test]
 fn patch_for_another_revision_is_refused() {
+    // world-3 is installed; the 1->2 patch neither starts there nor makes
+    // the installed id (that would be a repair: tests/apply_chain.rs)
     let c = chain();
-    let (t, before) = installed_root(2);
+    let (t, before) = installed_root(3);
     let e = apply_fails(t.path(), &[&c.patches[0]]);
     assert!(
         e.contains("wrong base") && e.contains("world-1-20260101_2-20260102.patch"),
         "{e}"
     );
-    assert!(e.contains("world-2-20260102 is installed"), "{e}");
+    assert!(e.contains("world-3-20260103 is installed"), "{e}");
     assert_unchanged(t.path(), &before);
 }
 
