@@ -50,7 +50,8 @@ struct Args {
     /// Stop sysup and wait while this file exists (a quiet benchmark runs).
     #[arg(long)]
     pause_file: Option<PathBuf>,
-    /// Replay one op with fixed kill delays: OP:MS,MS,... (from a failure's report).
+    /// Replay one op with fixed kills: OP:K,K,... where K is ms from the
+    /// start, or cMS from the commit point (from a failure's report).
     #[arg(long)]
     replay: Option<String>,
     /// Write the report as JSON here (default: WORK/report-PAIR-SEED.json).
@@ -121,12 +122,16 @@ fn main() -> ExitCode {
                 eprintln!("error: --replay OP:MS,...; OP is one of install, apply-patch, update, rollback, apply-dist, update-back");
                 return ExitCode::from(2);
             };
-            let delays: Vec<u64> = delays
+            let kills: Option<Vec<soak::Kill>> = delays
                 .split(',')
                 .filter(|d| !d.is_empty())
-                .filter_map(|d| d.parse().ok())
+                .map(soak::Kill::parse)
                 .collect();
-            s.replay(op, delays)
+            let Some(kills) = kills else {
+                eprintln!("error: --replay OP:K,K,...; K is ms from the start, or cMS from the commit point");
+                return ExitCode::from(2);
+            };
+            s.replay(op, kills)
         }
         None => s.run(),
     };

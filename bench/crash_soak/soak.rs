@@ -626,8 +626,9 @@ impl Op {
 /// One run of a command within an op.
 #[derive(Clone, Debug, Serialize)]
 pub struct Attempt {
-    /// The kill delay asked for, in ms (none: let it finish).
-    pub delay_ms: Option<u64>,
+    /// When it was to be killed (`1234`, or `c1234` after the commit
+    /// point; none: let it finish).
+    pub kill: Option<String>,
     /// `killed` (and the phase it hit) or `exit <code>`.
     pub outcome: String,
     pub elapsed_ms: u64,
@@ -843,6 +844,37 @@ impl JournalWatch {
     }
 }
 
+/// When to SIGKILL a run: after this much running time from its start, or
+/// from the moment its journal holds the `staged` record (the commit point),
+/// so that kills meant for the roll-forward land there however busy the
+/// machine is. Written `1234` / `c1234` (ms) in reports and `--replay`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kill {
+    FromStart(Duration),
+    FromCommitPoint(Duration),
+}
+
+impl Kill {
+    pub fn label(&self) -> String {
+        match self {
+            Kill::FromStart(d) => d.as_millis().to_string(),
+            Kill::FromCommitPoint(d) => format!("c{}", d.as_millis()),
+        }
+    }
+    pub fn parse(s: &str) -> Option<Kill> {
+        match s.strip_prefix('c') {
+            Some(ms) => ms
+                .parse()
+                .ok()
+                .map(|m| Kill::FromCommitPoint(Duration::from_millis(m))),
+            None => s
+                .parse()
+                .ok()
+                .map(|m| Kill::FromStart(Duration::from_millis(m))),
+        }
+    }
+}
+
 enum Ran {
     Killed,
     Exited(i32, String),
@@ -960,13 +992,13 @@ impl<'a> Soak<'a> {
         c
     }
 
-    /// Run `op` once; SIGKILL it after `delay` of running time (pauses for a
-    /// quiet benchmark excluded). With `timeline`, note when each journal
-    /// record first appears.
+    /// Run `op` once; SIGKILL it as `kill` says, counting running time only
+    /// (pauses for a quiet benchmark excluded). With `timeline`, note when
+    /// each journal record first appears.
     fn run_once(
         &self,
         op: Op,
-        delay: Option<Duration>,
+        kill: Option<Kill>,
         mut timeline: Option<&mut Calibration>,
     ) -> Result<(Ran, Duration), String> {
         self.wait_while_paused();
@@ -983,6 +1015,7 @@ impl<'a> Soak<'a> {
         let mut ran = Duration::ZERO;
         let mut last = Instant::now();
         let mut watch = JournalWatch::default();
+        let mut staged_at: Option<Duration> = None;
         let status = loop {
             if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
                 ran += last.elapsed();
@@ -1001,26 +1034,39 @@ impl<'a> Soak<'a> {
                     last = Instant::now();
                 }
             }
-            if let Some(t) = timeline.as_deref_mut() {
+            let watching = timeline.is_some()
+                || (matches!(kill, Some(Kill::FromCommitPoint(_))) && staged_at.is_none());
+            if watching {
                 let ms = ran.as_millis() as u64;
-                match watch.poll(&self.root) {
-                    Some(ops) => {
-                        for o in ops {
-                            t.phases_ms.entry(o).or_insert(ms);
+                let seen = watch.poll(&self.root);
+                if staged_at.is_none() && watch.seen.iter().any(|o| o == "staged") {
+                    staged_at = Some(ran);
+                }
+                if let Some(t) = timeline.as_deref_mut() {
+                    match seen {
+                        Some(ops) => {
+                            for o in ops {
+                                t.phases_ms.entry(o).or_insert(ms);
+                            }
                         }
-                    }
-                    None => {
-                        t.phases_ms.entry("dropped".into()).or_insert(ms);
+                        None => {
+                            t.phases_ms.entry("dropped".into()).or_insert(ms);
+                        }
                     }
                 }
             }
-            if delay.is_some_and(|d| ran >= d) {
+            let deadline = match kill {
+                Some(Kill::FromStart(d)) => Some(d),
+                Some(Kill::FromCommitPoint(d)) => staged_at.map(|s| s + d),
+                None => None,
+            };
+            if deadline.is_some_and(|d| ran >= d) {
                 let _ = child.kill(); // SIGKILL
                 let st = child.wait().map_err(|e| e.to_string())?;
                 ran += last.elapsed();
                 break st;
             }
-            let step = match (delay, timeline.is_some()) {
+            let step = match (deadline, watching) {
                 (_, true) => Duration::from_millis(2),
                 (Some(d), false) => (d - ran).min(Duration::from_millis(20)),
                 (None, false) => Duration::from_millis(20),
@@ -1034,11 +1080,13 @@ impl<'a> Soak<'a> {
         Ok((Ran::Exited(status.code().unwrap_or(-1), stderr), ran))
     }
 
-    /// The kill delay for the next run of `op`, given the phase the last
-    /// kill hit (`None` for the first run). Half of first runs are killed
-    /// anywhere in the run, half after the commit point, so the roll-forward
-    /// phases — short, but where most of the logic is — get their share.
-    fn draw_delay(&mut self, op: Op, last_phase: Option<&str>) -> Duration {
+    /// When to kill the next run of `op`, given the phase the last kill hit
+    /// (`None` for the first run). Half of the runs that start from scratch
+    /// are killed anywhere in the measured duration, half after the commit
+    /// point, so the roll-forward phases — short, but where most of the logic
+    /// is — get their share; a re-run after the commit point only rolls
+    /// forward, and is killed within that.
+    fn draw_kill(&mut self, op: Op, last_phase: Option<&str>) -> Kill {
         let c = &self.calib[&op];
         let total = Duration::from_millis(c.total_ms.max(1));
         let staged = c
@@ -1047,24 +1095,22 @@ impl<'a> Soak<'a> {
             .map(|&m| Duration::from_millis(m))
             .unwrap_or(Duration::ZERO);
         let end = total.mul_f64(1.02);
+        let after = (end - staged.min(end)).max(Duration::from_millis(5));
         match last_phase {
             None | Some("check") | Some("download") | Some("staging") => {
-                if last_phase.is_none() && self.rng.chance(0.5) {
-                    self.rng.between(staged, end)
+                if self.rng.chance(0.5) {
+                    Kill::FromCommitPoint(self.rng.between(Duration::ZERO, after))
                 } else {
-                    self.rng.between(Duration::ZERO, end)
+                    Kill::FromStart(self.rng.between(Duration::ZERO, end))
                 }
             }
-            // a re-run after the commit point only rolls forward
-            Some(_) => self
-                .rng
-                .between(Duration::ZERO, (end - staged).max(Duration::from_millis(5))),
+            Some(_) => Kill::FromStart(self.rng.between(Duration::ZERO, after)),
         }
     }
 
     /// Run `op` with kills until a run finishes, then check the root.
-    /// `delays` (replay) fixes the kill delays instead of drawing them.
-    pub fn op(&mut self, op: Op, delays: Option<Vec<u64>>) -> Result<(), Failure> {
+    /// `kills` (replay) fixes the kills instead of drawing them.
+    pub fn op(&mut self, op: Op, kills_given: Option<Vec<Kill>>) -> Result<(), Failure> {
         let target = if op.to_b() {
             &self.pair.b
         } else {
@@ -1083,33 +1129,33 @@ impl<'a> Soak<'a> {
                 op.name(),
                 attempts
                     .iter()
-                    .filter_map(|a| a.delay_ms.map(|d| d.to_string()))
+                    .filter_map(|a| a.kill.clone())
                     .collect::<Vec<_>>()
                     .join(",")
             ),
         };
-        let calibrating = !self.calib.contains_key(&op) && delays.is_none();
+        let calibrating = !self.calib.contains_key(&op) && kills_given.is_none();
         let mut kills = 0;
         let mut last_phase: Option<String> = None;
-        let mut replay = delays.map(|d| d.into_iter());
+        let mut replay = kills_given.map(|d| d.into_iter());
         loop {
-            let delay = if calibrating {
+            let kill = if calibrating {
                 None
             } else if let Some(r) = replay.as_mut() {
-                r.next().map(Duration::from_millis)
+                r.next()
             } else if kills < self.cfg.max_kills_per_op
                 && (attempts.is_empty() || self.rng.chance(0.5))
             {
-                Some(self.draw_delay(op, last_phase.as_deref()))
+                Some(self.draw_kill(op, last_phase.as_deref()))
             } else {
                 None
             };
             let mut cal = Calibration::default();
             let (ran, took) = self
-                .run_once(op, delay, calibrating.then_some(&mut cal))
+                .run_once(op, kill, calibrating.then_some(&mut cal))
                 .map_err(|e| fail(&attempts, e, self))?;
             let mut a = Attempt {
-                delay_ms: delay.map(|d| d.as_millis() as u64),
+                kill: kill.map(|k| k.label()),
                 outcome: String::new(),
                 elapsed_ms: took.as_millis() as u64,
             };
@@ -1125,7 +1171,7 @@ impl<'a> Soak<'a> {
                     last_phase = Some(ph);
                 }
                 Ran::Exited(0, _) => {
-                    if delay.is_some() {
+                    if kill.is_some() {
                         self.report.finished_before_kill += 1;
                     }
                     a.outcome = "exit 0".into();
@@ -1381,7 +1427,7 @@ impl<'a> Soak<'a> {
     /// Replay one op with fixed kill delays (ms) from a fresh root: A
     /// installed, then B when the op starts from B; each op it needs first
     /// runs uninterrupted.
-    pub fn replay(mut self, op: Op, delays: Vec<u64>) -> Result<Report, String> {
+    pub fn replay(mut self, op: Op, kills: Vec<Kill>) -> Result<Report, String> {
         self.wipe_root()?;
         if op != Op::Install {
             self.op(Op::Install, None).map_err(|f| f.reason)?;
@@ -1389,7 +1435,7 @@ impl<'a> Soak<'a> {
                 self.op(Op::ApplyPatch, None).map_err(|f| f.reason)?;
             }
         }
-        if let Err(f) = self.op(op, Some(delays)) {
+        if let Err(f) = self.op(op, Some(kills)) {
             self.record_failure(f);
         }
         self.report.wall_s = self.started.elapsed().as_secs_f64();
