@@ -17,11 +17,16 @@
 //!
 //! Invariants: `parse(render(m)) == m`; a parsed manifest has unique, safe,
 //! relative paths (no `.`/`..` components, no empty components, no leading
-//! `/`), each file has a SHA-256, each link a target; anything else is an
-//! error naming the line.
+//! `/`, no NUL or newline byte), none below another entry that is not a
+//! directory, each file has a SHA-256, each link a target; anything else is
+//! an error naming the line. Reading is bounded:
+//! [`Manifest::read`] holds entries, never the whole text, and stops at the
+//! first line over [`MAX_LINE`] bytes or the first entry over the count the
+//! dist announced (at most [`MAX_ENTRIES`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -30,6 +35,11 @@ use crate::error::{Error, Result};
 
 /// The first line of every MANIFEST.
 pub const HEADER: &str = "#sysup-manifest 1";
+/// Most entries a MANIFEST may hold (a patch cannot describe more members).
+pub const MAX_ENTRIES: u64 = 1 << 22;
+/// Longest MANIFEST line: a 4096-byte path escaped, a link, and 64 KiB of
+/// extended attribute values in hex fit with room to spare.
+pub const MAX_LINE: usize = 1 << 20;
 
 /// What kind of filesystem object an entry is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -193,13 +203,24 @@ pub fn unescape(s: &str) -> Option<Vec<u8>> {
 }
 
 /// Whether a relative path is safe to join onto a root: non-empty, no leading
-/// `/`, no empty, `.` or `..` components, no NUL.
+/// `/`, no empty, `.` or `..` components, no NUL, no newline.
 pub fn is_safe_rel(p: &[u8]) -> bool {
     !p.is_empty()
         && p[0] != b'/'
-        && !p.contains(&0)
+        && bad_byte(p).is_none()
         && p.split(|&c| c == b'/')
             .all(|c| !c.is_empty() && c != b"." && c != b"..")
+}
+
+/// The first byte sysup refuses in a path, named: a NUL (no filesystem
+/// can hold it) or a newline (it forges lines in every line-based listing
+/// an admin reads — `find`, logs, `sysup verify` — as dpkg also refuses).
+pub fn bad_byte(p: &[u8]) -> Option<&'static str> {
+    p.iter().find_map(|&c| match c {
+        0 => Some("a NUL byte"),
+        b'\n' => Some("a newline"),
+        _ => None,
+    })
 }
 
 /// A dist's MANIFEST: entries sorted by official path.
@@ -249,6 +270,15 @@ impl Manifest {
 
     /// Parse MANIFEST text; `path` names the source in errors.
     pub fn parse(path: &Path, text: &[u8]) -> Result<Manifest> {
+        Manifest::read(path, text, MAX_ENTRIES)
+    }
+
+    /// Parse MANIFEST text line by line as it is read from `r`, holding the
+    /// entries but never the text, so a hostile MANIFEST (a gzip bomb of
+    /// zeros, a line without end) is refused at its first bad line. More
+    /// than `max_entries` entries (the count the dist's DIST announced;
+    /// never more than [`MAX_ENTRIES`]) is an error at the first extra one.
+    pub fn read(path: &Path, mut r: impl BufRead, max_entries: u64) -> Result<Manifest> {
         let err = |line: usize, reason: String| Error::Metadata {
             what: "MANIFEST",
             path: PathBuf::from(path),
@@ -258,25 +288,69 @@ impl Manifest {
                 format!("line {line}: {reason}")
             },
         };
-        let text = std::str::from_utf8(text).map_err(|_| err(0, "not UTF-8 text".into()))?;
-        let mut lines = text.split('\n');
-        if lines.next() != Some(HEADER) {
-            return Err(err(1, format!("expected '{HEADER}'")));
-        }
-        let mut entries = Vec::new();
-        for (i, line) in lines.enumerate() {
+        let max_entries = max_entries.min(MAX_ENTRIES);
+        let mut entries: Vec<Entry> = Vec::new();
+        let mut buf = Vec::new();
+        for n in 1.. {
+            buf.clear();
+            (&mut r)
+                .take(MAX_LINE as u64 + 1)
+                .read_until(b'\n', &mut buf)
+                .map_err(|e| crate::delta::error_from_io(e, "read", path))?;
+            if buf.is_empty() {
+                if n == 1 {
+                    return Err(err(1, format!("expected '{HEADER}'")));
+                }
+                break;
+            }
+            if buf.last() == Some(&b'\n') {
+                buf.pop();
+            } else if buf.len() > MAX_LINE {
+                return Err(err(n, format!("longer than {MAX_LINE} bytes")));
+            }
+            let line = std::str::from_utf8(&buf).map_err(|_| err(n, "not UTF-8 text".into()))?;
+            if n == 1 {
+                if line != HEADER {
+                    return Err(err(1, format!("expected '{HEADER}'")));
+                }
+                continue;
+            }
             if line.is_empty() {
                 continue;
             }
-            entries.push(parse_entry(line).map_err(|r| err(i + 2, r))?);
-        }
-        for w in entries.windows(2) {
-            if w[0].path >= w[1].path {
+            if entries.len() as u64 >= max_entries {
                 return Err(err(
-                    0,
-                    format!("paths not sorted or duplicated at '{}'", w[1].display()),
+                    n,
+                    format!("more than the {max_entries} entries the dist announced"),
                 ));
             }
+            let e = parse_entry(line).map_err(|r| err(n, r))?;
+            if entries.last().is_some_and(|last| last.path >= e.path) {
+                return Err(err(
+                    0,
+                    format!("paths not sorted or duplicated at '{}'", e.display()),
+                ));
+            }
+            // Nothing below a non-directory of the same MANIFEST: whoever
+            // writes `a/b/x` must never have to go through `a` the symlink.
+            // (Sorted, so every listed ancestor is already in `entries`.)
+            for (i, _) in e.path.iter().enumerate().filter(|(_, &c)| c == b'/') {
+                let up = &e.path[..i];
+                if let Ok(k) = entries.binary_search_by(|x| x.path.as_slice().cmp(up)) {
+                    if entries[k].kind != Kind::Dir {
+                        return Err(err(
+                            n,
+                            format!(
+                                "'{}' is below '{}', which is a {}",
+                                escape(&e.path),
+                                escape(up),
+                                entries[k].kind.as_str()
+                            ),
+                        ));
+                    }
+                }
+            }
+            entries.push(e);
         }
         Ok(Manifest { entries })
     }
@@ -320,15 +394,23 @@ fn parse_entry(line: &str) -> std::result::Result<Entry, String> {
     let mut fields = line.split(' ');
     let path = fields.next().unwrap_or_default();
     let path = unescape(path).ok_or_else(|| format!("bad escape in path '{path}'"))?;
+    if let Some(what) = bad_byte(&path) {
+        return Err(format!("path '{}' contains {what}", escape(&path)));
+    }
     if !is_safe_rel(&path) {
         return Err(format!("unsafe path '{}'", String::from_utf8_lossy(&path)));
     }
     let mut e = Entry::new(path, Kind::File);
     let mut kind = None;
+    let mut keys: Vec<&str> = Vec::new();
     for f in fields {
         let (k, v) = f
             .split_once('=')
             .ok_or_else(|| format!("field '{f}' is not key=value"))?;
+        if keys.contains(&k) {
+            return Err(format!("key '{k}' given twice"));
+        }
+        keys.push(k);
         let num = |v: &str| {
             v.parse::<u64>()
                 .map_err(|_| format!("{k}: bad number '{v}'"))
@@ -351,7 +433,11 @@ fn parse_entry(line: &str) -> std::result::Result<Entry, String> {
                 e.sha256 = Some(h);
             }
             "link" => {
-                e.link = Some(unescape(v).ok_or_else(|| format!("bad escape in link '{v}'"))?)
+                let l = unescape(v).ok_or_else(|| format!("bad escape in link '{v}'"))?;
+                if l.contains(&0) {
+                    return Err(format!("link target '{v}' contains a NUL byte"));
+                }
+                e.link = Some(l);
             }
             "dev" => {
                 let (a, b) = v.split_once(',').ok_or_else(|| format!("bad dev '{v}'"))?;
@@ -379,6 +465,21 @@ fn parse_entry(line: &str) -> std::result::Result<Entry, String> {
         }
     }
     e.kind = kind.ok_or("missing type")?;
+    // Only the fields of its kind: a fifo with a size or a directory with
+    // device numbers says two things at once (and would not render back).
+    let owns = |key: &str| match key {
+        "size" | "sha256" | "flags" => matches!(e.kind, Kind::File | Kind::Hardlink),
+        "link" => matches!(e.kind, Kind::Symlink | Kind::Hardlink),
+        "dev" => matches!(e.kind, Kind::Char | Kind::Block),
+        _ => true,
+    };
+    if let Some(k) = keys.iter().find(|k| !owns(k)) {
+        return Err(format!(
+            "'{}' is a {} and cannot have '{k}'",
+            e.display(),
+            e.kind.as_str()
+        ));
+    }
     match e.kind {
         Kind::File | Kind::Hardlink if e.sha256.is_none() => {
             return Err(format!("'{}' has no sha256", e.display()))
@@ -419,7 +520,7 @@ mod tests {
         let mut d = Entry::new(b"dev/null".to_vec(), Kind::Char);
         d.dev = Some((1, 3));
         d.mode = 0o666;
-        let mut w = Entry::new(b"etc/we ird\n\xff=\\name".to_vec(), Kind::File);
+        let mut w = Entry::new(b"etc/we ird\t\xff=\\name".to_vec(), Kind::File);
         w.sha256 = Some([2; 32]);
         w.config = true;
         vec![f, l, c, d, w]
@@ -451,10 +552,69 @@ mod tests {
             ("#sysup-manifest 1\nb type=dir mode=0755 uid=0 gid=0 mtime=0\na type=dir mode=0755 uid=0 gid=0 mtime=0\n", "sorted"),
             ("#sysup-manifest 1\na type=dir mode=17777 uid=0 gid=0 mtime=0\n", "mode"),
             ("#sysup-manifest 1\na type=hardlink mode=0644 uid=0 gid=0 mtime=0 size=0 sha256=0000000000000000000000000000000000000000000000000000000000000000 link=/etc/shadow\n", "unsafe"),
+            // found by fuzzing (manifest_parse): fields of another kind
+            ("#sysup-manifest 1\np type=fifo mode=0600 uid=0 gid=0 mtime=0 size=300\n", "is a fifo and cannot have 'size'"),
+            ("#sysup-manifest 1\nd type=dir mode=0755 uid=0 gid=0 mtime=0 dev=1,3\n", "cannot have 'dev'"),
+            ("#sysup-manifest 1\na type=dir mode=0755 uid=0 gid=0 mtime=0 mode=0700\n", "key 'mode' given twice"),
         ] {
             let e = Manifest::parse(p, text.as_bytes()).unwrap_err().to_string();
             assert!(e.contains(needle) && e.contains("x/MANIFEST"), "{e}");
         }
+    }
+
+    #[test]
+    fn nul_and_newline_are_refused_by_name() {
+        let p = Path::new("x/MANIFEST");
+        for (line, needle) in [
+            (
+                "etc/a\\x0ab type=dir mode=0755 uid=0 gid=0 mtime=0",
+                "contains a newline",
+            ),
+            (
+                "etc/a\\x00b type=dir mode=0755 uid=0 gid=0 mtime=0",
+                "contains a NUL byte",
+            ),
+            (
+                "l type=symlink mode=0777 uid=0 gid=0 mtime=0 link=a\\x00b",
+                "NUL byte",
+            ),
+        ] {
+            let text = format!("{HEADER}\n{line}\n");
+            let e = Manifest::parse(p, text.as_bytes()).unwrap_err().to_string();
+            assert!(e.contains(needle) && e.contains("line 2"), "{e}");
+        }
+    }
+
+    #[test]
+    fn reading_stops_at_the_first_bad_line_of_an_endless_stream() {
+        // a "gzip bomb" of zeros, and of one endless line: refused at once
+        let e = Manifest::read(
+            Path::new("M"),
+            std::io::BufReader::new(std::io::repeat(0)),
+            10,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("line 1"), "{e}");
+        let endless = std::io::Cursor::new(format!("{HEADER}\n")).chain(std::io::repeat(b'a'));
+        let e = Manifest::read(Path::new("M"), std::io::BufReader::new(endless), 10).unwrap_err();
+        assert!(e.to_string().contains("longer than"), "{e}");
+        // more entries than announced: refused at the first extra line
+        let lines: String = (0..5)
+            .map(|i| format!("d{i} type=dir mode=0755 uid=0 gid=0 mtime=0\n"))
+            .collect();
+        let text = format!("{HEADER}\n{lines}");
+        let e = Manifest::read(Path::new("M"), text.as_bytes(), 3).unwrap_err();
+        assert!(
+            e.to_string().contains("line 5: more than the 3 entries"),
+            "{e}"
+        );
+        assert_eq!(
+            Manifest::read(Path::new("M"), text.as_bytes(), 5)
+                .unwrap()
+                .entries()
+                .len(),
+            5
+        );
     }
 
     #[test]
@@ -468,6 +628,7 @@ mod tests {
             b"a//b",
             b"a/",
             b"a\0b",
+            b"a\nb",
             b"..",
         ] {
             assert!(!is_safe_rel(bad), "{:?}", String::from_utf8_lossy(bad));

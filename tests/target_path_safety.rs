@@ -3,7 +3,8 @@
 //! to a file outside the dist, duplicate members, a member in sysup's own
 //! state, a plain tarball posing as a dist — and a root whose own symlink
 //! stands where the dist has a directory. Each hostile dist is refused with
-//! the root unchanged and nothing written beside it.
+//! an error naming it, the root unchanged, nothing written beside it, and
+//! the peak RSS under `common::RSS_LIMIT_KIB` (checked by `apply_fails`).
 
 mod common;
 
@@ -38,6 +39,10 @@ impl Setup {
         let dist = craft_dist(self.t.path(), "world-9-20260109", "x86_64", members);
         let e = apply_fails(&self.root(), &[&dist]);
         assert!(e.contains(needle), "expected '{needle}' in: {e}");
+        assert!(
+            e.contains("world-9-20260109.tar.gz"),
+            "the error must name the dist: {e}"
+        );
         assert_unchanged(&self.root(), &self.before);
         assert_eq!(
             fs::read_dir(self.outside()).unwrap().count(),
@@ -102,14 +107,14 @@ fn a_member_through_the_dists_own_symlink() {
             Crafted::symlink("escape", &out),
             Crafted::file("escape/pwned", b"x"),
         ],
-        "its parent is not a directory in this dist",
+        "below 'escape', which is a symlink",
     );
     s.refused(
         &[
             Crafted::symlink("up", "../outside"),
             Crafted::file("up/pwned", b"x"),
         ],
-        "its parent is not a directory in this dist",
+        "below 'up', which is a symlink",
     );
 }
 
