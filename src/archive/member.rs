@@ -6,7 +6,9 @@
 //!
 //! Invariants: a pure function of the bytes, never panicking on any input;
 //! base-256 and octal numbers are both read; unknown PAX keys are ignored
-//! (as POSIX says), unknown typeflags are an error the caller reports.
+//! (as POSIX says), unknown typeflags are an error the caller reports, and
+//! so is a name with a NUL or newline byte or a link target with a NUL
+//! (PAX records and GNU long names can carry them; no sysup dist does).
 
 use std::collections::BTreeMap;
 
@@ -213,6 +215,18 @@ pub fn parse(raw: &[u8]) -> Result<MemberMeta, String> {
         Kind::Char | Kind::Block => return Err("device member without ustar fields".into()),
         _ => None,
     };
+    if let Some(what) = crate::manifest::bad_byte(&path) {
+        return Err(format!(
+            "name '{}' contains {what}",
+            crate::manifest::escape(&path)
+        ));
+    }
+    if let Some(l) = link.as_deref().filter(|l| l.contains(&0)) {
+        return Err(format!(
+            "link target '{}' contains a NUL byte",
+            crate::manifest::escape(l)
+        ));
+    }
     let mode = u32::try_from(number(&h[100..108])? & 0o7777).unwrap_or(0);
     Ok(MemberMeta {
         path,
@@ -357,6 +371,38 @@ mod tests {
         assert_eq!(number(&f).unwrap(), 16);
         assert_eq!(number(b"0000644\0").unwrap(), 0o644);
         assert!(number(b"0009\0\0\0\0").is_err());
+    }
+
+    #[test]
+    fn names_with_nul_or_newline_are_refused() {
+        let mut w = TarWriter::new(Vec::new());
+        // the NUL one is long, so it travels in a PAX record (a ustar name
+        // field would end at the NUL)
+        let long_nul = [&b"etc/"[..], &[b'a'; 120], b"\0b"].concat();
+        for name in [&b"etc/a\nb"[..], &long_nul] {
+            w.append(
+                &Member {
+                    name,
+                    kind: Kind::File,
+                    mode: 0o644,
+                    uid: 0,
+                    gid: 0,
+                    mtime: 0,
+                    size: 0,
+                    link: None,
+                    dev: None,
+                    xattrs: None,
+                },
+                std::io::empty(),
+            )
+            .unwrap();
+        }
+        let tar = w.finish().unwrap();
+        let h = headers_of(&tar);
+        assert!(parse(&h[0])
+            .unwrap_err()
+            .contains("'etc/a\\x0ab' contains a newline"));
+        assert!(parse(&h[1]).unwrap_err().contains("contains a NUL byte"));
     }
 
     proptest! {
