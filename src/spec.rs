@@ -8,7 +8,10 @@
 //!   crosses directories, and a pattern without `/` matches a base name at any
 //!   depth; paths are relative to the tree root, with no leading `/`;
 //! - relative file keys (`obsolete`, `upgrade`) resolve against the spec's
-//!   directory, never the current directory.
+//!   directory, never the current directory;
+//! - `devices` (default `["dev/**"]`) says where the tree may hold character
+//!   and block device nodes; a host installs them only where its own
+//!   `etc/sysup.conf` allows too (`host::policy`).
 
 use std::path::{Path, PathBuf};
 
@@ -32,6 +35,8 @@ struct RawSpec {
     critical: Vec<String>,
     #[serde(default = "default_config")]
     config: Vec<String>,
+    #[serde(default = "default_devices")]
+    devices: Vec<String>,
     obsolete: Option<PathBuf>,
     upgrade: Option<PathBuf>,
     install_dir: Option<String>,
@@ -43,6 +48,11 @@ fn default_include() -> Vec<String> {
 }
 fn default_config() -> Vec<String> {
     vec!["etc/**".into()]
+}
+/// Where character and block device nodes may be (docs/decisions.md).
+pub const DEFAULT_DEVICES: &str = "dev/**";
+fn default_devices() -> Vec<String> {
+    vec![DEFAULT_DEVICES.into()]
 }
 
 /// A named set of globs, matched against tree-relative paths.
@@ -124,6 +134,9 @@ pub struct Spec {
     pub exclude: Globs,
     pub critical: Globs,
     pub config: Globs,
+    /// Where character and block device nodes may be; a device node
+    /// anywhere else in the tree stops the build.
+    pub devices: Globs,
     /// Paths older releases shipped that must go (from the `obsolete` file).
     pub obsolete: Vec<String>,
     /// The dist's own cleanup step, shipped as `.sysup/upgrade`.
@@ -216,6 +229,7 @@ impl Spec {
             exclude: Globs::new(path, "exclude", &raw.exclude)?,
             critical: Globs::new(path, "critical", &raw.critical)?,
             config: Globs::new(path, "config", &raw.config)?,
+            devices: Globs::new(path, "devices", &raw.devices)?,
             name,
             arch: raw.arch,
             obsolete,
@@ -282,6 +296,8 @@ critical = ["usr/lib/*/libc.so.6"]"#,
             "* stays in one component"
         );
         assert!(s.config.matches(b"etc/ssh/sshd_config"));
+        assert!(s.devices.matches(b"dev/null") && s.devices.matches(b"dev/input/event0"));
+        assert!(!s.devices.matches(b"usr/bin/mem") && !s.devices.matches(b"srv/dev/x"));
         assert!(s.kernel.is_none());
     }
 

@@ -4,7 +4,8 @@
 //!
 //! Invariants:
 //! - symlinks are recorded, never followed; sockets and unreadable files are
-//!   errors naming the path, never silently skipped;
+//!   errors naming the path, never silently skipped; so are names holding a
+//!   newline and device nodes outside the spec's `devices` globs;
 //! - an excluded directory prunes its whole subtree; a directory that merely
 //!   fails `include` is still descended (so `boot/kernel/**` works);
 //! - the result does not depend on readdir order: entries are sorted by their
@@ -82,6 +83,14 @@ fn walk(spec: &Spec, dir: &Path, rel: &mut Vec<u8>, out: &mut Vec<Scanned>) -> R
             .map_err(|e| tree_err(&source, format!("cannot stat: {e}")))?;
         let excluded = spec.exclude.matches(rel);
         if !excluded {
+            if let Some(what) = crate::manifest::bad_byte(rel) {
+                return Err(tree_err(
+                    &source,
+                    format!(
+                        "its name contains {what}; sysup refuses such names (docs/decisions.md)"
+                    ),
+                ));
+            }
             if spec.include.matches(rel) {
                 out.push(describe(spec, rel, &source, &md)?);
             }
@@ -128,6 +137,17 @@ fn describe(spec: &Spec, rel: &[u8], source: &Path, md: &fs::Metadata) -> Result
                 .map_err(|err| tree_err(source, format!("cannot read link: {err}")))?;
             e.link = Some(t.as_os_str().as_bytes().to_vec());
             e.mode = 0o777;
+        }
+        Kind::Char | Kind::Block if !spec.devices.matches(rel) => {
+            return Err(tree_err(
+                source,
+                format!(
+                    "is a {} device outside the spec's `devices` globs ({}): add its path \
+                     there if the dist must ship it",
+                    kind.as_str(),
+                    spec.devices.patterns().join(", ")
+                ),
+            ));
         }
         Kind::Char | Kind::Block => {
             let rdev = md.rdev();
