@@ -4,9 +4,11 @@
 //! without decompressing the rest.
 //!
 //! Invariants: `.sysup/DIST` is the first member and `MANIFEST` the second;
-//! metadata members are size-capped before they are read into memory, so a
-//! hostile dist cannot make a reader allocate without bound; the id in DIST
-//! must match the file name when a file name is given.
+//! metadata members are size-capped before they are read into memory, and
+//! tar extension headers are capped by the segmenter, so a hostile dist
+//! cannot make a reader allocate without bound; each metadata member
+//! appears once; the id in DIST must match the file name when a file name
+//! is given.
 
 use std::fmt;
 use std::fs::File;
@@ -15,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::archive::segment::{Item, Segmenter};
 use crate::error::{Error, IoContext, Result};
 use crate::manifest::Manifest;
 use crate::name::DistId;
@@ -88,83 +91,83 @@ pub struct Metadata {
     pub upgrade: Option<Vec<u8>>,
 }
 
-fn read_capped(
-    entry: &mut impl Read,
-    size: u64,
-    cap: u64,
-    path: &Path,
-    what: &str,
-) -> Result<Vec<u8>> {
-    if size > cap {
-        return Err(Error::Tar {
-            path: path.to_path_buf(),
-            reason: format!("{what} claims {size} bytes, more than the {cap} allowed"),
-        });
-    }
-    let mut buf = Vec::with_capacity(size as usize);
-    entry
-        .take(cap + 1)
-        .read_to_end(&mut buf)
-        .ctx("read", path)?;
-    Ok(buf)
-}
-
 /// Read the `.sysup/` members from the head of an uncompressed tar stream.
 /// `path` names the source in errors. Stops at the first member outside
 /// `.sysup/`; the stream is left positioned somewhere after it.
+///
+/// The tar is framed by [`Segmenter`], whose caps hold here too: a PAX or
+/// GNU long-name header claiming terabytes is refused before anything is
+/// buffered, and each metadata member before it is read; MANIFEST is parsed
+/// as it streams ([`Manifest::read`]), never held as text.
 pub fn read_metadata(tar: impl Read, path: &Path) -> Result<Metadata> {
     let not_dist = |reason: &str| Error::Tar {
         path: path.to_path_buf(),
         reason: format!("not a sysup dist: {reason}"),
     };
-    let mut ar = tar::Archive::new(tar);
-    let mut entries = ar.entries().ctx("read", path)?;
-    let mut next = |want: &str| -> Result<Option<(String, Vec<u8>)>> {
-        let Some(e) = entries.next() else {
-            return Ok(None);
-        };
-        let mut e = e.map_err(|err| Error::Tar {
-            path: path.to_path_buf(),
-            reason: err.to_string(),
-        })?;
-        let name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
-        if !name.starts_with(META_DIR) {
-            return Ok(Some((name, Vec::new())));
+    let mut seg = Segmenter::new(tar, path);
+    // The next member's name and data size, or None past the last one.
+    let next = |seg: &mut Segmenter<_>| -> Result<Option<(String, u64)>> {
+        match seg.next_item()? {
+            Some(Item::Member(m)) => Ok(Some((
+                String::from_utf8_lossy(&m.path).into_owned(),
+                m.size,
+            ))),
+            Some(Item::Trailer(_)) | None => Ok(None),
         }
-        let cap = match name.as_str() {
+    };
+    let cap_of = |name: &str, size: u64| -> Result<u64> {
+        let cap = match name {
             DIST_MEMBER => MAX_DIST,
             MANIFEST_MEMBER => MAX_MANIFEST,
             OBSOLETE_MEMBER => MAX_OBSOLETE,
             UPGRADE_MEMBER => MAX_UPGRADE,
             _ => return Err(not_dist(&format!("unknown metadata member '{name}'"))),
         };
-        let size = e.header().size().unwrap_or(u64::MAX);
-        let data = read_capped(&mut e, size, cap, path, want)?;
-        Ok(Some((name, data)))
+        if size > cap {
+            return Err(Error::Tar {
+                path: path.to_path_buf(),
+                reason: format!("{name} claims {size} bytes, more than the {cap} allowed"),
+            });
+        }
+        Ok(size)
     };
-    let dist = match next("DIST")? {
-        Some((n, d)) if n == DIST_MEMBER => d,
+    let read_all = |seg: &mut Segmenter<_>, size: u64| -> Result<Vec<u8>> {
+        let mut buf = Vec::with_capacity(size as usize);
+        seg.data()
+            .read_to_end(&mut buf)
+            .map_err(|e| crate::delta::error_from_io(e, "read", path))?;
+        Ok(buf)
+    };
+    let dist = match next(&mut seg)? {
+        Some((n, size)) if n == DIST_MEMBER => {
+            let size = cap_of(&n, size)?;
+            read_all(&mut seg, size)?
+        }
         _ => return Err(not_dist("the first member is not .sysup/DIST")),
     };
     let meta = DistMeta::parse(path, &dist)?;
-    let manifest = match next("MANIFEST")? {
-        Some((n, d)) if n == MANIFEST_MEMBER => Manifest::parse(path, &d)?,
+    let manifest = match next(&mut seg)? {
+        Some((n, size)) if n == MANIFEST_MEMBER => {
+            cap_of(&n, size)?;
+            Manifest::read(path, BufReader::new(seg.data()), meta.entries)?
+        }
         _ => return Err(not_dist("the second member is not .sysup/MANIFEST")),
     };
-    let mut obsolete = Vec::new();
+    let mut obsolete = None;
     let mut upgrade = None;
-    while let Some((name, data)) = next("metadata")? {
+    while let Some((name, size)) = next(&mut seg)? {
+        if !name.starts_with(META_DIR) {
+            break;
+        }
+        let size = cap_of(&name, size)?;
         match name.as_str() {
-            OBSOLETE_MEMBER if obsolete.is_empty() && upgrade.is_none() => {
-                let text =
-                    String::from_utf8(data).map_err(|_| not_dist("OBSOLETE is not UTF-8"))?;
-                obsolete = text.lines().map(str::to_string).collect();
+            OBSOLETE_MEMBER if obsolete.is_none() && upgrade.is_none() => {
+                let text = String::from_utf8(read_all(&mut seg, size)?)
+                    .map_err(|_| not_dist("OBSOLETE is not UTF-8"))?;
+                obsolete = Some(text.lines().map(str::to_string).collect());
             }
-            UPGRADE_MEMBER if upgrade.is_none() => upgrade = Some(data),
-            n if n.starts_with(META_DIR) => {
-                return Err(not_dist(&format!("metadata member '{n}' out of order")))
-            }
-            _ => break,
+            UPGRADE_MEMBER if upgrade.is_none() => upgrade = Some(read_all(&mut seg, size)?),
+            n => return Err(not_dist(&format!("metadata member '{n}' out of order"))),
         }
     }
     if manifest.entries().len() as u64 != meta.entries {
@@ -173,7 +176,7 @@ pub fn read_metadata(tar: impl Read, path: &Path) -> Result<Metadata> {
     Ok(Metadata {
         meta,
         manifest,
-        obsolete,
+        obsolete: obsolete.unwrap_or_default(),
         upgrade,
     })
 }
