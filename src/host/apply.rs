@@ -940,13 +940,20 @@ fn stream_and_stage<R: Read>(
     if m.path != MANIFEST_MEMBER.as_bytes() {
         return Err(not_dist("the second member is not .sysup/MANIFEST"));
     }
-    let manifest = Manifest::parse(
-        Path::new(label),
-        &read_meta_member(seg, size, 512 << 20, label, "MANIFEST")?,
-    )?;
+    if size > 512 << 20 {
+        return Err(Error::Tar {
+            path: label.into(),
+            reason: format!("MANIFEST claims {size} bytes, more than the 512 MiB allowed"),
+        });
+    }
+    // Parsed as it streams, never held as text: a hostile MANIFEST (a gzip
+    // bomb) is refused at its first bad line, or its first entry past DIST's count.
+    let manifest = Manifest::read(Path::new(label), BufReader::new(seg.data()), meta.entries)?;
     if manifest.entries().len() as u64 != meta.entries {
         return Err(not_dist("DIST and MANIFEST disagree on the entry count"));
     }
+    // What the host itself allows (device nodes), before anything is written.
+    crate::host::policy::Policy::load(state.root())?.check(&manifest, label)?;
     // Free space, before anything of the tree is written.
     if !opts.dry_run {
         let need = space_needed(&manifest, old.map(|o| &o.manifest), mode);
@@ -954,7 +961,7 @@ fn stream_and_stage<R: Read>(
         let base_guess = installed.map_or(0, |i| i.base_size);
         if need + base_guess + (need + base_guess) / 50 > have {
             return Err(Error::Refused(format!(
-                "not enough free space on {}: staging {} needs about {}, {} are free",
+                "not enough free space on {}: staging {} from '{label}' needs about {}, {} are free",
                 state.root().display(),
                 target,
                 crate::fsutil::human_size(need + base_guess),
@@ -976,11 +983,22 @@ fn stream_and_stage<R: Read>(
         kernel,
     );
     let mut obsolete = Vec::new();
+    let mut seen_obsolete = false;
     let mut upgrade = None;
+    let mut in_tree = false;
     while let Some((m, size)) = next(seg)? {
         if m.path.starts_with(META_DIR.as_bytes()) {
+            if in_tree {
+                // `sysup info` reads the head only: metadata hidden after the
+                // tree (an upgrade step) would run unseen.
+                return Err(not_dist(&format!(
+                    "metadata member '{}' after the tree",
+                    String::from_utf8_lossy(&m.path)
+                )));
+            }
             match std::str::from_utf8(&m.path).unwrap_or_default() {
-                OBSOLETE_MEMBER if obsolete.is_empty() => {
+                OBSOLETE_MEMBER if !seen_obsolete && upgrade.is_none() => {
+                    seen_obsolete = true;
                     let text = read_meta_member(seg, size, 64 << 20, label, "OBSOLETE")?;
                     obsolete = String::from_utf8(text)
                         .map_err(|_| not_dist("OBSOLETE is not UTF-8"))?
@@ -1001,6 +1019,7 @@ fn stream_and_stage<R: Read>(
             }
             continue;
         }
+        in_tree = true;
         stager.member(label, &m, &mut seg.data())?;
     }
     // The stream must have been read to its very end (the digests cover it all).

@@ -4,7 +4,8 @@
 //! An apply runs [`apply`]: check → stream and stage ([`stage`]) → verify →
 //! commit ([`commit`], from the [`plan`] written to the [`journal`]) → record
 //! ([`state`]) → cleanup ([`cleanup`], [`history`]). Every filesystem
-//! operation on the root goes through [`root`], which keeps it inside.
+//! operation on the root goes through [`root`], which keeps it inside;
+//! [`policy`] is what the host itself allows a dist (device nodes).
 
 pub mod apply;
 pub mod checkpoint;
@@ -13,6 +14,7 @@ pub mod commit;
 pub mod history;
 pub mod journal;
 pub mod plan;
+pub mod policy;
 pub mod root;
 pub mod stage;
 pub mod state;
