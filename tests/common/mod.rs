@@ -250,19 +250,91 @@ pub fn apply_ok(root: &Path, files: &[&Path]) -> String {
     ok(&mut c)
 }
 
-/// `sysup apply`, asserting exit 1 with an `error:`; returns stderr.
+/// Peak memory any refused command may use (hostile inputs included): the
+/// bound RELIABILITY.md states, checked on every [`apply_fails`].
+pub const RSS_LIMIT_KIB: u64 = 256 * 1024;
+
+/// What a finished child did, and its own peak resident memory.
+pub struct Measured {
+    /// Exit code; `None` when killed by a signal.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    /// The child's `ru_maxrss` (KiB), from `wait4` on that child alone
+    /// (`RUSAGE_CHILDREN` would mix in every other child of this process).
+    pub max_rss_kib: u64,
+}
+
+/// Run `cmd` to its end and measure its peak RSS.
+pub fn run_measured(cmd: &mut Command) -> Measured {
+    measure(cmd.stdout(std::process::Stdio::piped()))
+}
+
+/// [`run_measured`] for a command whose stdout is set up by the caller
+/// (e.g. a file or `/dev/null` for gigabytes of output); `stdout` is empty.
+pub fn measure(cmd: &mut Command) -> Measured {
+    use std::io::Read;
+    use std::process::Stdio;
+    // reaped below by wait4, which std's Child cannot do (it keeps no rusage)
+    #[allow(clippy::zombie_processes)]
+    let mut child = cmd.stderr(Stdio::piped()).spawn().expect("spawn command");
+    let out = child.stdout.take();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        if let Some(mut out) = out {
+            let _ = out.read_to_end(&mut v);
+        }
+        v
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: plain syscall on our own child; rusage is plain data.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: as above.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+        if r == pid {
+            break;
+        }
+        assert_eq!(
+            std::io::Error::last_os_error().raw_os_error(),
+            Some(libc::EINTR),
+            "wait4"
+        );
+    }
+    Measured {
+        code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
+        stdout: String::from_utf8_lossy(&t_out.join().unwrap()).into_owned(),
+        stderr: String::from_utf8_lossy(&t_err.join().unwrap()).into_owned(),
+        max_rss_kib: ru.ru_maxrss as u64,
+    }
+}
+
+/// `sysup apply`, asserting exit 1 with an `error:` and a peak RSS under
+/// [`RSS_LIMIT_KIB`]; returns stderr.
 pub fn apply_fails(root: &Path, files: &[&Path]) -> String {
     let mut c = sysup();
     c.arg("apply").arg("--root").arg(root);
     for f in files {
         c.arg(f);
     }
-    let o = run(&mut c);
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(o.status.code(), Some(1), "expected exit 1; stderr:\n{err}");
+    let o = run_measured(&mut c);
+    let err = o.stderr;
+    assert_eq!(o.code, Some(1), "expected exit 1; stderr:\n{err}");
     assert!(
         err.starts_with("error: ") && !err.contains("panicked"),
         "{err}"
+    );
+    assert!(
+        o.max_rss_kib < RSS_LIMIT_KIB,
+        "a refused apply peaked at {} KiB (limit {RSS_LIMIT_KIB} KiB); stderr:\n{err}",
+        o.max_rss_kib
     );
     err
 }
