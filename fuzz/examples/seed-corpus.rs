@@ -1,0 +1,290 @@
+//! `seed-corpus OUT_DIR`: the seed corpora of the fuzz targets, generated
+//! from sysup's fixtures (never committed; `fuzz/seed.sh` runs this).
+//!
+//! Trees: fixture world revisions 1–3 and kernel `GENERIC` revisions 1–2
+//! (`sysup::fixtures`), and two revisions of a tiny tree (a few small files,
+//! a symlink, a hard link pair, a fifo, a device node when run as root, a
+//! critical file, a setuid file, a path over 100 bytes, an xattr) whose
+//! dists are small enough for fast mutation. Dists, patches (xz and zstd)
+//! and a signed INDEX are made with the real `sysup` binary (`$SYSUP`, by
+//! default `sysup` on `PATH`) through its documented command line, then
+//! written in each target's input layout (see `sysup_fuzz::*`):
+//! - `patch_apply/`: every patch with its old tar, raw, resealed and
+//!   structured (sections decompressed);
+//! - `dist_stage/`: the tiny dists' tars, raw and in consistent mode (the
+//!   fixture world applies at a few per second under instrumentation);
+//! - `manifest_parse/`: every dist's MANIFEST;
+//! - `index_verify/`: the INDEX and INDEX.minisig of each publish directory,
+//!   signed with `fuzz/keys/fuzz.key`.
+//!
+//! Invariant: deterministic (same sysup, same seeds), and it writes only
+//! under OUT_DIR and a temporary directory it removes.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sysup::delta::format::{PatchHeader, SectionKind};
+use sysup::delta::section::SectionReader;
+use sysup::fixtures;
+use sysup_fuzz::{dist, index, patch};
+
+fn sysup() -> Command {
+    Command::new(std::env::var_os("SYSUP").unwrap_or_else(|| "sysup".into()))
+}
+
+fn run(cmd: &mut Command) {
+    let o = cmd.output().expect("run sysup");
+    assert!(
+        o.status.success(),
+        "{cmd:?} failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn gunzip(p: &Path) -> Vec<u8> {
+    let mut v = Vec::new();
+    flate2::read::GzDecoder::new(fs::File::open(p).unwrap())
+        .read_to_end(&mut v)
+        .unwrap();
+    v
+}
+
+/// A tiny tree: revision `rev` changes one file, adds one, removes one.
+fn tiny_tree(root: &Path, rev: u32) {
+    let w = |p: &str, b: &[u8]| {
+        let p = root.join(p);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, b).unwrap();
+    };
+    w("etc/motd", format!("tiny revision {rev}\n").as_bytes());
+    w("usr/bin/tool", &fixtures::noise(u64::from(rev), 700));
+    w("usr/bin/same", &fixtures::noise(99, 300));
+    w(&format!("usr/share/r{rev}"), b"per revision\n");
+    fs::hard_link(root.join("usr/bin/same"), root.join("usr/bin/same2")).unwrap();
+    // a critical file (see the tiny spec), a setuid one, a PAX-long path, an xattr
+    w("usr/lib/libc.so.6", &fixtures::noise(7, 200 + rev as usize));
+    w("usr/bin/su", b"su\n");
+    fs::set_permissions(
+        root.join("usr/bin/su"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o4755),
+    )
+    .unwrap();
+    w(&format!("usr/share/{}/long", "d".repeat(110)), b"long\n");
+    let _ = sysup::fsutil::set_xattr(&root.join("usr/bin/tool"), "user.fuzz", b"seed");
+    std::os::unix::fs::symlink("usr/bin", root.join("bin")).unwrap();
+    fs::create_dir_all(root.join("dev")).unwrap();
+    nix::unistd::mkfifo(
+        &root.join("dev/fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    if fixtures::privileged() {
+        nix::sys::stat::mknod(
+            &root.join("dev/null"),
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::from_bits_truncate(0o666),
+            nix::sys::stat::makedev(1, 3),
+        )
+        .unwrap();
+    }
+    fixtures::set_mtimes(root, fixtures::rev_mtime(rev)).unwrap();
+}
+
+/// Build `tree` with `spec` as revision `rev` into `out`; the dist's path.
+fn build(spec: &Path, tree: &Path, rev: u32, out: &Path) -> PathBuf {
+    let date = format!("202601{rev:02}");
+    let o = sysup()
+        .arg("build")
+        .arg(spec)
+        .arg("--tree")
+        .arg(tree)
+        .args(["--rev", &rev.to_string(), "--date", &date, "--out"])
+        .arg(out)
+        .arg("--json")
+        .output()
+        .expect("run sysup build");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    PathBuf::from(v["path"].as_str().unwrap())
+}
+
+/// `sysup diff OLD NEW` into `out`; the patch's path.
+fn diff(old: &Path, new: &Path, out: &Path, zstd: bool) -> PathBuf {
+    let o = sysup()
+        .arg("diff")
+        .arg(old)
+        .arg(new)
+        .arg("--out")
+        .arg(out)
+        .args(["--compression", if zstd { "zstd" } else { "xz" }])
+        .arg("--json")
+        .output()
+        .expect("run sysup diff");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    PathBuf::from(v["patch"].as_str().unwrap())
+}
+
+/// The structured (mode 2) form of a real patch.
+fn structured(p: &Path, old: &[u8]) -> patch::Structured {
+    let h = PatchHeader::read_file(p).unwrap();
+    let raw = |kind| {
+        let s = h.section(kind);
+        let mut r = SectionReader::open(p, s, h.compression, h.window_log).unwrap();
+        let mut v = Vec::new();
+        r.read_into(&mut v, s.raw_len as usize).unwrap();
+        v
+    };
+    patch::Structured {
+        window_log: h.window_log,
+        old_members: h.old_members,
+        new_members: h.new_members,
+        to: h.to.tar,
+        controls: raw(SectionKind::Controls),
+        diff: raw(SectionKind::Diff),
+        extra: raw(SectionKind::Extra),
+        old: old.to_vec(),
+    }
+}
+
+/// (set name, dists in order, patches as (index of the old dist, patch)).
+type Set = (&'static str, Vec<PathBuf>, Vec<(usize, PathBuf)>);
+
+struct Out {
+    dir: PathBuf,
+}
+
+impl Out {
+    fn put(&self, target: &str, name: &str, bytes: &[u8]) {
+        let d = self.dir.join(target);
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join(name), bytes).unwrap();
+    }
+}
+
+fn main() {
+    let out = Out {
+        dir: PathBuf::from(std::env::args().nth(1).expect("usage: seed-corpus OUT_DIR")),
+    };
+    let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("keys/fuzz.key");
+    let work = tempfile::Builder::new()
+        .prefix("fuzz-seeds-")
+        .tempdir()
+        .unwrap();
+    let w = work.path();
+    let priv_ = fixtures::privileged();
+
+    // Trees and specs.
+    let world_spec = w.join("world.toml");
+    fs::write(&world_spec, fixtures::WORLD_SPEC).unwrap();
+    let kernel_spec = w.join("GENERIC.toml");
+    fs::write(&kernel_spec, fixtures::kernel_spec("GENERIC")).unwrap();
+    let tiny_spec = w.join("tiny.toml");
+    fs::write(
+        &tiny_spec,
+        "name = \"world\"\narch = \"x86_64\"\ncritical = [\"usr/lib/libc.so.6\"]\n",
+    )
+    .unwrap();
+
+    let mut sets: Vec<Set> = Vec::new();
+    let (mut world, mut kernel, mut tiny) = (vec![], vec![], vec![]);
+    for rev in 1..=3 {
+        let t = w.join(format!("world-tree-{rev}"));
+        fixtures::make_world(&t, rev, priv_).unwrap();
+        world.push(build(&world_spec, &t, rev, &w.join("world")));
+    }
+    for rev in 1..=2 {
+        let t = w.join(format!("kernel-tree-{rev}"));
+        fixtures::make_kernel(&t, "GENERIC", rev).unwrap();
+        kernel.push(build(&kernel_spec, &t, rev, &w.join("kernel")));
+        let t = w.join(format!("tiny-tree-{rev}"));
+        tiny_tree(&t, rev);
+        tiny.push(build(&tiny_spec, &t, rev, &w.join("tiny")));
+    }
+    let wp = vec![
+        (0, diff(&world[0], &world[1], &w.join("world"), false)),
+        (1, diff(&world[1], &world[2], &w.join("world"), true)),
+    ];
+    let kp = vec![(0, diff(&kernel[0], &kernel[1], &w.join("kernel"), false))];
+    let tz = w.join("tiny-zstd");
+    fs::create_dir_all(&tz).unwrap();
+    let tp = vec![
+        (0, diff(&tiny[0], &tiny[1], &w.join("tiny"), false)),
+        (0, diff(&tiny[0], &tiny[1], &tz, true)),
+    ];
+    sets.push(("world", world, wp));
+    sets.push(("kernel", kernel, kp));
+    sets.push(("tiny", tiny, tp));
+
+    for (set, dists, patches) in &sets {
+        for (i, d) in dists.iter().enumerate() {
+            let tar = gunzip(d);
+            let m = sysup::dist::read_dist_metadata(d).unwrap();
+            out.put(
+                "manifest_parse",
+                &format!("{set}-{i}"),
+                m.manifest.render().as_bytes(),
+            );
+            // The big fixture dists apply at a few per second under
+            // instrumentation: dist_stage gets the tiny ones only.
+            if *set != "tiny" {
+                continue;
+            }
+            out.put(
+                "dist_stage",
+                &format!("{set}-{i}-raw"),
+                &dist::encode(dist::RAW, &tar),
+            );
+            out.put(
+                "dist_stage",
+                &format!("{set}-{i}-consistent"),
+                &dist::encode(dist::CONSISTENT, &tar),
+            );
+        }
+        for (k, (from, p)) in patches.iter().enumerate() {
+            let old = gunzip(&dists[*from]);
+            let bytes = fs::read(p).unwrap();
+            for (mode, tag) in [(patch::RAW, "raw"), (patch::RESEALED, "resealed")] {
+                out.put(
+                    "patch_apply",
+                    &format!("{set}-{k}-{tag}"),
+                    &patch::encode_file(mode, &bytes, &old),
+                );
+            }
+            out.put(
+                "patch_apply",
+                &format!("{set}-{k}-structured"),
+                &structured(p, &old).encode(),
+            );
+        }
+        // A publish directory per set, signed with the fuzzing key.
+        let pubdir = w.join(format!("publish-{set}"));
+        fs::create_dir_all(&pubdir).unwrap();
+        for f in dists.iter().chain(patches.iter().map(|(_, p)| p)) {
+            fs::copy(f, pubdir.join(f.file_name().unwrap())).unwrap();
+        }
+        run(sysup().arg("publish").arg(&pubdir).arg("--sign").arg(&key));
+        let ix = fs::read(pubdir.join("INDEX")).unwrap();
+        let sig = fs::read(pubdir.join("INDEX.minisig")).unwrap();
+        out.put("index_verify", set, &index::encode(&sig, &ix));
+    }
+    // Small hand-made inputs: empty and minimal documents.
+    out.put("manifest_parse", "header-only", b"#sysup-manifest 1\n");
+    out.put(
+        "manifest_parse",
+        "kinds",
+        concat!(
+            "#sysup-manifest 1\n",
+            "a type=dir mode=0755 uid=0 gid=0 mtime=0\n",
+            "a/c type=char mode=0666 uid=0 gid=0 mtime=0 dev=1,3\n",
+            "a/f type=file mode=4755 uid=0 gid=0 mtime=-1 size=0 sha256=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 xattr.security.capability=0100 flags=critical,config\n",
+            "a/h type=hardlink mode=0644 uid=0 gid=0 mtime=0 size=0 sha256=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 link=a/f\n",
+            "a/l type=symlink mode=0777 uid=0 gid=0 mtime=0 link=..\\x2fx\n",
+            "a/p type=fifo mode=0600 uid=0 gid=0 mtime=0\n",
+        )
+        .as_bytes(),
+    );
+    eprintln!("seed corpora written to {}", out.dir.display());
+}
