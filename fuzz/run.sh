@@ -10,10 +10,9 @@
 #   <target>: <executions> execs in <s> s (<rate>/s), corpus <n>, peak RSS <m> MB, crashes <k>
 # Exit status 1 when any target crashed (or failed to build).
 #
-# Works on the stable toolchain: libFuzzer's coverage instrumentation is
-# stable rustc codegen; cargo-fuzz's -Z flags are let through by
-# RUSTC_BOOTSTRAP=1, and no sanitizer runtime is needed (`--sanitizer none`).
-# FUZZ_SANITIZER=address FUZZ_TOOLCHAIN=+nightly selects ASan on nightly.
+# Works on the stable toolchain: with `--sanitizer none` cargo-fuzz passes
+# only stable rustc flags. RUSTC_BOOTSTRAP=1 is for FUZZ_SANITIZER=address
+# (-Zsanitizer; with FUZZ_TOOLCHAIN=+nightly for instance), untried here.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 all=(patch_apply manifest_parse index_verify dist_stage)
