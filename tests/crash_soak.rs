@@ -41,6 +41,7 @@ fn sysup_converges_after_kills_at_random_instants() {
         seed,
         mirror,
         max_kills_per_op: 3,
+        rekill_chance: 0.5,
         reinstall_every: 4,
         pause_file: None,
         max_time: Some(std::time::Duration::from_secs(60)),

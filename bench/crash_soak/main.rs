@@ -41,6 +41,10 @@ struct Args {
     /// Most kills in one op before a run is let finish.
     #[arg(long, default_value_t = 3)]
     max_kills_per_op: usize,
+    /// Chance that a re-run after a kill is killed again (raise it to spend
+    /// more of a long soak killing and less converging).
+    #[arg(long, default_value_t = 0.5)]
+    rekill_chance: f64,
     /// Wipe the root and kill a fresh install every N cycles (0: never).
     #[arg(long, default_value_t = 6)]
     reinstall_every: usize,
@@ -103,6 +107,7 @@ fn main() -> ExitCode {
         seed,
         mirror,
         max_kills_per_op: a.max_kills_per_op,
+        rekill_chance: a.rekill_chance.clamp(0.0, 1.0),
         reinstall_every: a.reinstall_every,
         pause_file: a.pause_file,
         max_time: a.max_minutes.map(|m| Duration::from_secs(m * 60)),

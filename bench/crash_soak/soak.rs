@@ -735,6 +735,8 @@ pub struct Config {
     pub mirror: bool,
     /// Most kills in one op before a run is let finish.
     pub max_kills_per_op: usize,
+    /// Chance that a re-run after a kill is killed again.
+    pub rekill_chance: f64,
     /// Wipe the root and kill a fresh install every this many cycles (0: never).
     pub reinstall_every: usize,
     /// While this file exists, running sysup processes are stopped
@@ -1144,7 +1146,7 @@ impl<'a> Soak<'a> {
             } else if let Some(r) = replay.as_mut() {
                 r.next()
             } else if kills < self.cfg.max_kills_per_op
-                && (attempts.is_empty() || self.rng.chance(0.5))
+                && (attempts.is_empty() || self.rng.chance(self.cfg.rekill_chance))
             {
                 Some(self.draw_kill(op, last_phase.as_deref()))
             } else {
