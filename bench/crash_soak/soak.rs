@@ -488,7 +488,9 @@ pub fn mirror_tools() -> bool {
 /// Publish the pair (both dists and the patch, signed with a fresh minisign
 /// key) under `work/mirror/` and serve it.
 pub fn start_mirror(sysup: &Path, work: &Path, pair: &Pair) -> Result<Mirror, String> {
-    let dir = work.join("mirror");
+    // nginx resolves the paths of its configuration against its prefix
+    // (`-p`): every one of them must be absolute, whatever `--work` was.
+    let dir = std::path::absolute(work.join("mirror")).map_err(|e| e.to_string())?;
     let _ = fs::remove_dir_all(&dir);
     let docroot = dir.join("pub");
     fs::create_dir_all(docroot.join("..").join("tmp")).map_err(|e| e.to_string())?;
