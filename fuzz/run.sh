@@ -29,14 +29,17 @@ status=0
 for t in "${targets[@]}"; do
     mkdir -p "fuzz/corpus/$t" "fuzz/artifacts/$t" "fuzz/seeds/$t"
     log="fuzz/artifacts/$t/run.log"
-    before=$(find "fuzz/artifacts/$t" -type f -name '*-*' ! -name run.log | wc -l)
+    # libFuzzer's failure artifacts; `slow-unit-*` files only mark slow inputs.
+    failures() { find "fuzz/artifacts/$t" -type f \( -name 'crash-*' -o -name 'oom-*' \
+        -o -name 'timeout-*' -o -name 'leak-*' \) | wc -l; }
+    before=$(failures)
     rc=0
     # shellcheck disable=SC2086
     cargo $toolchain fuzz run --sanitizer "$sanitizer" "$t" \
         "fuzz/corpus/$t" "fuzz/seeds/$t" -- \
         -max_total_time="$secs" -timeout=30 -rss_limit_mb=2048 \
         -print_final_stats=1 "$@" >"$log" 2>&1 || rc=$?
-    after=$(find "fuzz/artifacts/$t" -type f -name '*-*' ! -name run.log | wc -l)
+    after=$(failures)
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log" | tail -1)
     took=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -1)
