@@ -12,7 +12,7 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -193,6 +193,29 @@ pub fn open_gz_counted(path: &Path, progress: &crate::progress::Progress) -> Res
         256 * 1024,
         progress.reader(f),
     )))
+}
+
+/// [`open_gz_counted`] whose read errors name the file (an [`Error::Io`]
+/// carried inside the `io::Error`): for a stream consumed far from where it
+/// was opened, such as a host's base read through a chain of patches.
+pub fn open_gz_named(path: &Path, progress: &crate::progress::Progress) -> Result<impl Read> {
+    Ok(Named {
+        inner: open_gz_counted(path, progress)?,
+        path: path.to_path_buf(),
+    })
+}
+
+struct Named<R> {
+    inner: R,
+    path: PathBuf,
+}
+
+impl<R: Read> Read for Named<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner
+            .read(buf)
+            .map_err(|e| io::Error::other(Error::io("gunzip", &self.path, e)))
+    }
 }
 
 /// Read the metadata of a dist file, checking its id against its file name.

@@ -64,6 +64,16 @@ pub enum Error {
     #[error("wrong base for patch '{patch}': {reason}")]
     WrongBase { patch: PathBuf, reason: String },
 
+    /// A host's recorded base did not make what a patch says it makes: it
+    /// was damaged on disk, or replaced, after it was recorded.
+    #[error("the recorded base '{base}' does not give {target}: it is damaged or not the tar it was recorded as")]
+    BadBase {
+        base: PathBuf,
+        target: String,
+        #[source]
+        source: Box<Error>,
+    },
+
     /// A stream's digest is not the one recorded for it.
     #[error("{what} of '{path}' does not match: expected {expected}, got {actual}")]
     DigestMismatch {
@@ -110,6 +120,10 @@ impl Error {
             }
             Error::WrongBase { .. } => Some(
                 "feed the patch the uncompressed tar of its from-dist (see `sysup info PATCH`)"
+                    .into(),
+            ),
+            Error::BadBase { .. } => Some(
+                "apply a full dist of the installed revision or a newer one: it replaces the base and repairs the tree"
                     .into(),
             ),
             Error::DigestMismatch { .. } => {

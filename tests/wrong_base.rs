@@ -56,11 +56,67 @@ fn damaged_base_on_disk_is_detected() {
     fs::write(&base, &b).unwrap();
     let before = guarded_snapshot(t.path());
     let e = apply_fails(t.path(), &[&c.patches[0]]);
-    assert!(e.contains("world-1-20260101"), "{e}");
+    assert!(e.contains("bases/world-1-20260101.tar.gz"), "{e}");
     assert_unchanged(t.path(), &before);
     // the way out: a full dist re-installs and replaces the damaged base
     apply_ok(t.path(), &[&c.dists[1]]);
     assert_root_is(t.path(), &c.trees[1]);
+}
+
+/// The base decompressed, one byte of `usr/bin/cat` (the same in revisions
+/// 1 and 2, so the patch copies it) flipped, and stored again as gzip.
+fn base_with_cat_changed(base: &std::path::Path) -> (Vec<u8>, Vec<u8>) {
+    use std::io::{Read, Write};
+    let gz = fs::read(base).unwrap();
+    let mut tar = Vec::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_end(&mut tar)
+        .unwrap();
+    let mut a = tar::Archive::new(&tar[..]);
+    let at = a
+        .entries()
+        .unwrap()
+        .map(Result::unwrap)
+        .find(|e| e.path_bytes().as_ref() == b"usr/bin/cat")
+        .map(|e| e.raw_file_position() as usize)
+        .expect("usr/bin/cat in the base");
+    tar[at + 100] ^= 0x01;
+    let mut w = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::none());
+    w.write_all(&tar).unwrap();
+    (gz, w.finish().unwrap())
+}
+
+#[test]
+fn base_changed_under_an_intact_looking_gzip_is_caught_by_its_crc() {
+    // The applier does not MD5 the base it reads: gzip's CRC-32 guards it.
+    // Same bytes but one, same length, the original CRC kept in the trailer.
+    let c = chain();
+    let (t, _) = installed_root(1);
+    let base = t.path().join("var/db/sysup/bases/world-1-20260101.tar.gz");
+    let (orig, mut changed) = base_with_cat_changed(&base);
+    let n = changed.len();
+    changed[n - 8..n - 4].copy_from_slice(&orig[orig.len() - 8..orig.len() - 4]);
+    fs::write(&base, &changed).unwrap();
+    let before = guarded_snapshot(t.path());
+    let e = apply_fails(t.path(), &[&c.patches[0]]);
+    assert!(e.contains("bases/world-1-20260101.tar.gz"), "{e}");
+    assert_unchanged(t.path(), &before);
+}
+
+#[test]
+fn base_replaced_by_another_tar_cannot_make_the_target() {
+    // A valid gzip of a tar that is not the recorded base (its CRC right for
+    // what it holds): the output check refuses what it makes.
+    let c = chain();
+    let (t, _) = installed_root(1);
+    let base = t.path().join("var/db/sysup/bases/world-1-20260101.tar.gz");
+    let (_, changed) = base_with_cat_changed(&base);
+    fs::write(&base, &changed).unwrap();
+    let before = guarded_snapshot(t.path());
+    let e = apply_fails(t.path(), &[&c.patches[0]]);
+    assert!(e.contains("world-1-20260101_2-20260102.patch"), "{e}");
+    assert!(e.contains("world-2-20260102"), "{e}");
+    assert_unchanged(t.path(), &before);
 }
 
 #[test]

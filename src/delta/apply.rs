@@ -289,9 +289,12 @@ impl<R: Read> PatchReader<R> {
         })
     }
 
-    /// The old tar comes from a reader that verifies it itself (another
-    /// [`PatchReader`], whose EOF means its output was checked): count its
-    /// bytes but do not hash them. Call before reading.
+    /// The old tar comes from a reader that vouches for it (another
+    /// [`PatchReader`], whose EOF means its output was checked; a host's
+    /// recorded base, whose id and digests the caller matched against the
+    /// header and whose gzip CRC-32 catches damage on disk): count its bytes
+    /// but do not hash them. The output is verified all the same, so a wrong
+    /// input can never pass for the result. Call before reading.
     pub fn trusting_input(mut self) -> Self {
         self.old.seg.get_mut().hash = None;
         self

@@ -4,8 +4,12 @@
 //! converges on the target.
 //!
 //! The stream is `gunzip(base or dist) → patch → … → patch → tee`, where the
-//! tee feeds MD5+SHA-256, the gzip writer of the new base, and the tar
-//! reader that stages members. Nothing but the base's gzip output and staged
+//! tee feeds the gzip writer of the new base and the tar reader that stages
+//! members. A dist is hashed (MD5+SHA-256) in the tee; a chain's result is
+//! verified by its last patch (size+SHA-256 against the header's to-digests,
+//! whose MD5 is recorded); the base a chain starts from is identified by its
+//! records and guarded by gzip's CRC-32, not hashed again (docs/decisions.md,
+//! "Hashing streams"). Nothing but the base's gzip output and staged
 //! names is written before the journal's `staged` record; nothing outside
 //! the plan is changed after it.
 //!
@@ -576,14 +580,17 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
             }
             let base = state.base_path(&inst.id);
             stream_step(&base);
-            // gunzip on a thread of its own; each patch after the first
-            // trusts its input, which the patch before verifies.
-            let gunzip = ReadAhead::spawn(
-                "sysup-gunzip",
-                dist::open_gz_counted(&base, &opts.progress)?,
-            )
-            .map_err(|e| Error::io("start reading", &base, e))?;
-            let mut r: Box<dyn Read + Send> = Box::new(PatchReader::open(&patches[0].0, gunzip)?);
+            // gunzip on a thread of its own. No link hashes its input: the
+            // first reads the recorded base — its id and MD5 were matched
+            // above, gzip's CRC-32 catches damage on disk, and a base that
+            // is not the from-tar cannot make the to-tar the last link
+            // verifies; each later link reads the output the link before
+            // verified.
+            let gunzip =
+                ReadAhead::spawn("sysup-gunzip", dist::open_gz_named(&base, &opts.progress)?)
+                    .map_err(|e| Error::io("start reading", &base, e))?;
+            let mut r: Box<dyn Read + Send> =
+                Box::new(PatchReader::open(&patches[0].0, gunzip)?.trusting_input());
             for (p, _) in &patches[1..] {
                 r = Box::new(PatchReader::open(p, r)?.trusting_input());
             }
@@ -818,7 +825,21 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
                     undo_staging(root, state, &st)?;
                 }
             }
-            return Err(e);
+            // The patches' bodies were verified before one byte was read and
+            // the chain starts at the recorded id and digests: a result that
+            // is not the target means the base file is not what was recorded.
+            return Err(match (e, from_base) {
+                (e @ (Error::DigestMismatch { .. } | Error::WrongBase { .. }), Some(inst))
+                    if matches!(input, Input::Chain { .. }) =>
+                {
+                    Error::BadBase {
+                        base: state.base_path(&inst.id),
+                        target: target.to_string(),
+                        source: Box::new(e),
+                    }
+                }
+                (e, _) => e,
+            });
         }
     };
     drop(journal);
