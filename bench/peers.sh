@@ -74,6 +74,9 @@ measure() {
   tf=$(mktemp)
   log "$tool $op ($input): $cmd"
   for ((i = 0; i < RUNS; i++)); do
+    # Write back what earlier steps left dirty: a command timed with a final
+    # `sync` must not pay for another tool's output.
+    sync
     t0=$(date +%s.%N)
     timeout "$TIMEOUT" /usr/bin/time -v -o "$tf" sh -c "$cmd"
     rc=$?
