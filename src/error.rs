@@ -64,9 +64,11 @@ pub enum Error {
     #[error("wrong base for patch '{patch}': {reason}")]
     WrongBase { patch: PathBuf, reason: String },
 
-    /// A host's recorded base did not make what a patch says it makes: it
-    /// was damaged on disk, or replaced, after it was recorded.
-    #[error("the recorded base '{base}' does not give {target}: it is damaged or not the tar it was recorded as")]
+    /// Applying a chain to a host's recorded base did not make the target.
+    /// The base is not hashed as it is read, so which side is wrong cannot
+    /// be told: the base (damaged or replaced after it was recorded) or the
+    /// patch (its body verified, but not making what its header promises).
+    #[error("applying to the recorded base '{base}' did not make {target}: the base is damaged or not the tar it was recorded as, or the patch does not make what its header promises")]
     BadBase {
         base: PathBuf,
         target: String,
@@ -123,7 +125,7 @@ impl Error {
                     .into(),
             ),
             Error::BadBase { .. } => Some(
-                "apply a full dist of the installed revision or a newer one: it replaces the base and repairs the tree"
+                "if the patch comes from a mirror you trust, the base is to blame: apply a full dist of the installed revision or a newer one (it replaces the base and repairs the tree)"
                     .into(),
             ),
             Error::DigestMismatch { .. } => {

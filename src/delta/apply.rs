@@ -814,6 +814,19 @@ impl<R: Read> PatchReader<R> {
         }
         let made = self.out.take().expect("verified once").finish();
         let to = self.header.to.tar;
+        if !made.matches(&to) && input.is_none() {
+            // The input was vouched for, not hashed: with the sections'
+            // digests verified, the input is what most likely differs.
+            return Err(self.wrong_base(format!(
+                "the result is not {} (expected {} bytes with sha256 {}, made {} bytes with sha256 {}); the old tar was not hashed (its reader vouched for it), so it is most likely not {}",
+                self.header.to.id,
+                to.size,
+                to.sha256_hex(),
+                made.size,
+                made.sha256.map_or_else(|| "not computed".into(), hex::encode),
+                self.header.from.id
+            )));
+        }
         if !made.matches(&to) {
             return Err(corrupt(
                 &self.path,

@@ -206,6 +206,20 @@ impl<R: Read> Read for Tee<R> {
     }
 }
 
+/// Whether `e` (or the error an `Io` error carries from a reader below)
+/// says the stream's content is not what it should be: a staged file's
+/// digest, or a patch's wrong-base verdict.
+fn blames_the_input(e: &Error) -> bool {
+    match e {
+        Error::DigestMismatch { .. } | Error::WrongBase { .. } => true,
+        Error::Io { source, .. } => source
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<Error>())
+            .is_some_and(blames_the_input),
+        _ => false,
+    }
+}
+
 fn txid_for(from: Option<&DistId>, target: &DistId) -> String {
     let mut h = Sha256::new();
     h.update(format!("{from:?}->{target}").as_bytes());
@@ -828,17 +842,15 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
             // The patches' bodies were verified before one byte was read and
             // the chain starts at the recorded id and digests: a result that
             // is not the target means the base file is not what was recorded.
-            return Err(match (e, from_base) {
-                (e @ (Error::DigestMismatch { .. } | Error::WrongBase { .. }), Some(inst))
-                    if matches!(input, Input::Chain { .. }) =>
-                {
+            return Err(match from_base {
+                Some(inst) if matches!(input, Input::Chain { .. }) && blames_the_input(&e) => {
                     Error::BadBase {
                         base: state.base_path(&inst.id),
                         target: target.to_string(),
                         source: Box::new(e),
                     }
                 }
-                (e, _) => e,
+                _ => e,
             });
         }
     };
