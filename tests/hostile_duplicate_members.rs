@@ -48,18 +48,7 @@ fn one_path_by_a_pax_record_and_by_a_ustar_name() {
     let entries: Vec<_> = small_world().into_iter().map(|c| c.entry).collect();
     let n = entries.len();
     let mut tar = head("world-2-20260102", &manifest_of(entries), n);
-    for c in small_world() {
-        let e = &c.entry;
-        let tf = match e.kind {
-            sysup::manifest::Kind::Dir => b'5',
-            sysup::manifest::Kind::Symlink => b'2',
-            _ => b'0',
-        };
-        let mut h = Hdr::new(&e.path, tf, c.data.len() as u64);
-        h.mode = e.mode;
-        h.link = e.link.clone().unwrap_or_default();
-        tar.extend(member(&h, &c.data));
-    }
+    tar.extend(small_world_members());
     // a second etc/hostname, named by PAX over an innocent-looking ustar name
     tar.extend(pax(&[(b"path", b"etc/hostname")]));
     tar.extend(member(&Hdr::new(b"etc/harmless", b'0', 8), b"hostile\n"));
@@ -110,18 +99,7 @@ fn with_metadata(s: &Site, meta: &[u8], at_end: bool) -> std::path::PathBuf {
     if !at_end {
         tar.extend_from_slice(meta);
     }
-    for c in small_world() {
-        let e = &c.entry;
-        let tf = match e.kind {
-            sysup::manifest::Kind::Dir => b'5',
-            sysup::manifest::Kind::Symlink => b'2',
-            _ => b'0',
-        };
-        let mut h = Hdr::new(&e.path, tf, c.data.len() as u64);
-        h.mode = e.mode;
-        h.link = e.link.clone().unwrap_or_default();
-        tar.extend(member(&h, &c.data));
-    }
+    tar.extend(small_world_members());
     if at_end {
         tar.extend_from_slice(meta);
     }

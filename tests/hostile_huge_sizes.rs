@@ -105,18 +105,7 @@ fn a_member_claiming_a_terabyte() {
     entries.push(file_entry(b"usr/bin/huge", b"tiny"));
     let n = entries.len();
     let mut tar = head("world-2-20260102", &manifest_of(entries), n);
-    for c in small_world() {
-        let e = &c.entry;
-        let tf = match e.kind {
-            sysup::manifest::Kind::Dir => b'5',
-            sysup::manifest::Kind::Symlink => b'2',
-            _ => b'0',
-        };
-        let mut h = Hdr::new(&e.path, tf, c.data.len() as u64);
-        h.mode = e.mode;
-        h.link = e.link.clone().unwrap_or_default();
-        tar.extend(member(&h, &c.data));
-    }
+    tar.extend(small_world_members());
     tar.extend(Hdr::new(b"usr/bin/huge", b'0', TIB).bytes());
     let dist = gz_file(
         s.dir(),

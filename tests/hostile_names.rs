@@ -24,18 +24,7 @@ fn dist_with(s: &Site, listed: Vec<sysup::manifest::Entry>, extra: &[u8]) -> std
         .unwrap()
         .render();
     let mut tar = head("world-2-20260102", &text, entries.len());
-    for c in small_world() {
-        let e = &c.entry;
-        let (tf, size) = match e.kind {
-            sysup::manifest::Kind::Dir => (b'5', 0),
-            sysup::manifest::Kind::Symlink => (b'2', 0),
-            _ => (b'0', c.data.len() as u64),
-        };
-        let mut h = Hdr::new(&e.path, tf, size);
-        h.mode = e.mode;
-        h.link = e.link.clone().unwrap_or_default();
-        tar.extend(member(&h, &c.data));
-    }
+    tar.extend(small_world_members());
     tar.extend_from_slice(extra);
     tar.extend(end());
     gz_tar(s.dir(), "world-2-20260102.tar.gz", &tar)

@@ -221,18 +221,7 @@ fn a_300_mib_literal_file_from_a_small_patch() {
     entries.push(bomb);
     let n = entries.len();
     let mut tar = head("world-2-20260102", &manifest_of(entries), n);
-    for c in small_world() {
-        let e = &c.entry;
-        let tf = match e.kind {
-            sysup::manifest::Kind::Dir => b'5',
-            sysup::manifest::Kind::Symlink => b'2',
-            _ => b'0',
-        };
-        let mut h = Hdr::new(&e.path, tf, c.data.len() as u64);
-        h.mode = e.mode;
-        h.link = e.link.clone().unwrap_or_default();
-        tar.extend(member(&h, &c.data));
-    }
+    tar.extend(small_world_members());
     // every member but the bomb, as (header, data) lengths and literal bytes
     let mut members = Vec::new();
     let mut extra = Vec::new();

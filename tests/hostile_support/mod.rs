@@ -223,6 +223,25 @@ pub fn small_world() -> Vec<Crafted> {
     ]
 }
 
+/// The members of [`small_world`] as a dist holds them: a plain ustar
+/// header (type, mode, link target) and the data of each, in order.
+pub fn small_world_members() -> Vec<u8> {
+    let mut tar = Vec::new();
+    for c in small_world() {
+        let e = &c.entry;
+        let tf = match e.kind {
+            sysup::manifest::Kind::Dir => b'5',
+            sysup::manifest::Kind::Symlink => b'2',
+            _ => b'0',
+        };
+        let mut h = Hdr::new(&e.path, tf, c.data.len() as u64);
+        h.mode = e.mode;
+        h.link = e.link.clone().unwrap_or_default();
+        tar.extend(member(&h, &c.data));
+    }
+    tar
+}
+
 impl Site {
     pub fn new() -> Site {
         let t = tempfile::tempdir().unwrap();
