@@ -84,6 +84,60 @@ fn binary(seed: u64, len: usize, rev: u32) -> Vec<u8> {
     b
 }
 
+/// A changelog text: 40 old entries and one more per revision, newest first.
+fn changelog(rev: u32) -> Vec<u8> {
+    let words = [
+        "fix",
+        "crash",
+        "when",
+        "the",
+        "base",
+        "is",
+        "missing",
+        "update",
+        "translations",
+        "rebuild",
+        "against",
+        "new",
+        "libc",
+        "security",
+        "CVE",
+        "in",
+        "parser",
+        "tidy",
+        "docs",
+    ];
+    let mut out = Vec::new();
+    for r in (1..=rev + 40).rev() {
+        out.extend_from_slice(
+            format!("sysup-fixture (1.{r}) unstable; urgency=medium\n\n").as_bytes(),
+        );
+        let n = noise(u64::from(r) * 7919, 48);
+        for line in n.chunks(8) {
+            out.extend_from_slice(b"  *");
+            for &b in line {
+                out.push(b' ');
+                out.extend_from_slice(words[usize::from(b) % words.len()].as_bytes());
+            }
+            out.push(b'\n');
+        }
+        out.extend_from_slice(
+            format!("\n -- Fixture Maintainer <fixture@example.org>  rev {r}\n\n").as_bytes(),
+        );
+    }
+    out
+}
+
+/// `data` as a gzip file of stored (uncompressed) deflate blocks.
+fn stored_gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), flate2::Compression::none());
+    e.write_all(data).expect("write to memory");
+    e.finish().expect("write to memory")
+}
+
 struct Tree {
     root: PathBuf,
     privileged: bool,
@@ -219,6 +273,20 @@ pub fn make_world(root: &Path, rev: u32, privileged: bool) -> Result<()> {
         "etc/sysup-demo.conf",
         0o644,
         format!("# demo settings\nlevel = {}\n", 1 + rev / 2).as_bytes(),
+    )?;
+
+    // gzipped docs that gain an entry every revision: one as `gzip -9n`
+    // writes it (zlib reproduces it: the patch diffs it uncompressed), one
+    // in stored blocks (no deflater makes that again: diffed as it is)
+    let log = changelog(rev);
+    let gzip_9n = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 2, 3];
+    let gz = crate::delta::regz::rebuild(&gzip_9n, &log, 9)
+        .map_err(|e| Error::io("gzip fixture changelog in", root, e))?;
+    t.file("usr/share/doc/sysup-fixture/changelog.gz", 0o644, &gz)?;
+    t.file(
+        "usr/share/doc/sysup-fixture/NEWS.gz",
+        0o644,
+        &stored_gzip(&log[..log.len() / 2]),
     )?;
 
     // a user-owned file, a long path and a non-UTF-8 name

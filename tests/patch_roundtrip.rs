@@ -8,6 +8,7 @@ mod patch_support;
 
 use patch_support::*;
 use proptest::prelude::*;
+use std::io::Write;
 use sysup::delta::PatchReader;
 
 #[test]
@@ -277,4 +278,98 @@ proptest! {
         let out = apply(&r.patch, &ta).unwrap();
         prop_assert!(out == tb, "output differs");
     }
+}
+
+/// A gzip file as `gzip -9n` writes it (zlib reproduces it), with an
+/// optional file name field.
+fn gzip9(raw: &[u8], name: Option<&str>) -> Vec<u8> {
+    let mut h = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 2, 3];
+    if let Some(n) = name {
+        h[3] = 8;
+        h.extend_from_slice(n.as_bytes());
+        h.push(0);
+    }
+    sysup::delta::regz::rebuild(&h, raw, 9).unwrap()
+}
+
+/// A text of `lines` changelog-like lines.
+fn text(seed: u64, lines: usize) -> Vec<u8> {
+    let words = [
+        "fix ", "the ", "parser ", "update ", "docs ", "libc ", "again ",
+    ];
+    binary(seed, lines * 8)
+        .chunks(8)
+        .flat_map(|c| {
+            let mut l: Vec<u8> = b"  * ".to_vec();
+            for &b in c {
+                l.extend_from_slice(words[usize::from(b) % words.len()].as_bytes());
+            }
+            l.push(b'\n');
+            l
+        })
+        .collect()
+}
+
+#[test]
+fn gzipped_members_are_diffed_uncompressed_when_zlib_rebuilds_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let old_log = text(60, 3000);
+    let new_log = [text(61, 20), old_log.clone()].concat();
+    let stored = |raw: &[u8]| {
+        let mut e = flate2::GzBuilder::new().write(Vec::new(), flate2::Compression::none());
+        e.write_all(raw).unwrap();
+        e.finish().unwrap()
+    };
+    let mut bad_crc = gzip9(&old_log, None);
+    let n = bad_crc.len();
+    bad_crc[n - 5] ^= 0x40;
+    let a: Tree = [
+        ("doc/changelog.gz".to_string(), file(gzip9(&old_log, None))),
+        (
+            "doc/named.gz".into(),
+            file(gzip9(&old_log[..5000], Some("named"))),
+        ),
+        ("doc/stored.gz".into(), file(stored(&old_log[..8000]))),
+        ("doc/damaged.gz".into(), file(bad_crc)),
+    ]
+    .into();
+    let b: Tree = [
+        ("doc/changelog.gz".to_string(), file(gzip9(&new_log, None))),
+        (
+            "doc/named.gz".into(),
+            file(gzip9(&new_log[..5100], Some("named"))),
+        ),
+        ("doc/stored.gz".into(), file(stored(&new_log[..8000]))),
+        ("doc/damaged.gz".into(), file(gzip9(&text(62, 3000), None))),
+    ]
+    .into();
+    let (ga, ta) = make_dist(dir.path(), "world-1-20260101", &a);
+    let (gb, tb) = make_dist(dir.path(), "world-2-20260102", &b);
+    let r = diff(dir.path(), &ga, &gb);
+    let out = apply(&r.patch, &ta).unwrap();
+    assert!(out == tb, "output differs from the new tar");
+    // changelog and named are rebuilt by zlib; stored blocks are not what
+    // zlib makes, and the damaged old one does not inflate: plain bsdiff.
+    let s = &r.stats;
+    assert_eq!((s.diffed, s.regzipped), (4, 2), "{s:?}");
+    let size = |p: &str| match &b[p] {
+        Entry::File { data, .. } => data.len() as u64,
+        _ => unreachable!(),
+    };
+    assert_eq!(
+        s.regzipped_bytes,
+        size("doc/changelog.gz") + size("doc/named.gz"),
+        "{s:?}"
+    );
+    // The edit at the top of the changelog changes every compressed byte
+    // after it; diffed uncompressed, it costs little next to the damaged
+    // member, which is as big and goes in literally.
+    let damaged_alone = size("doc/damaged.gz");
+    assert!(size("doc/changelog.gz") > damaged_alone * 9 / 10);
+    assert!(
+        r.size < damaged_alone + 4000,
+        "patch {} bytes; the damaged member alone is {damaged_alone} literal bytes",
+        r.size
+    );
+    assert_eq!(r.header.version, sysup::delta::format::VERSION);
 }

@@ -35,7 +35,8 @@ use std::path::{Path, PathBuf};
 use crate::archive::segment::{pad_len, Item, Segmenter, MAX_HEADER};
 use crate::delta::format::{corrupt, PatchHeader, SectionKind};
 use crate::delta::hashing::{BackgroundHasher, Hashed};
-use crate::delta::record::{DataOp, HeaderOp, Keep, RecordError, RecordReader};
+use crate::delta::record::{Ctrl, DataOp, HeaderOp, Keep, RecordError, RecordReader};
+use crate::delta::regz::{self, Recipe};
 use crate::delta::retain::Store;
 use crate::delta::section::{self, SectionReader};
 use crate::delta::zeros::{ZeroRunError, ZeroRunReader};
@@ -130,6 +131,12 @@ enum DataState {
         add_left: u64,
         extra_left: u64,
     },
+    /// A re-gzipped member, rebuilt whole (at most a few MiB, see
+    /// [`regz::MAX_RAW`]) and handed out from memory.
+    Rebuilt {
+        bytes: Vec<u8>,
+        pos: usize,
+    },
 }
 
 enum State {
@@ -216,6 +223,9 @@ impl<R: Read> PatchReader<R> {
         let diff = open(SectionKind::Diff)?;
         let extra = open(SectionKind::Extra)?;
         let mut ctrl = RecordReader::new(ctrl);
+        if header.version < 2 {
+            ctrl = ctrl.without_regz();
+        }
         let bad = |reason: String| Error::Patch {
             path: path.to_path_buf(),
             reason,
@@ -468,7 +478,15 @@ impl<R: Read> PatchReader<R> {
 
     /// Append `n` diff bytes to the output buffer.
     fn diff_bytes(&mut self, n: usize) -> Result<()> {
-        match self.diff.read_into(&mut self.buf, n) {
+        let mut buf = std::mem::take(&mut self.buf);
+        let r = self.diff_bytes_into(&mut buf, n);
+        self.buf = buf;
+        r
+    }
+
+    /// Append `n` diff bytes to `out`.
+    fn diff_bytes_into(&mut self, out: &mut Vec<u8>, n: usize) -> Result<()> {
+        match self.diff.read_into(out, n) {
             Ok(()) => Ok(()),
             Err(ZeroRunError::Malformed(m)) => {
                 Err(self.bad(format!("malformed diff section: {m}")))
@@ -481,6 +499,73 @@ impl<R: Read> PatchReader<R> {
                 format!("the diff section cannot be read: {e}"),
             )),
         }
+    }
+
+    /// Rebuild new member `cur_new`, a re-gzipped file of `data_len` bytes
+    /// made from old member `old` ([`regz`]): inflate the old data, run the
+    /// member's bsdiff controls over it, deflate the result after the gzip
+    /// header from the extra section.
+    fn regz_member(&mut self, old: u32, data_len: u64, recipe: Recipe) -> Result<Vec<u8>> {
+        let i = self.cur_new;
+        let old_len = self.old.seen[old as usize].1;
+        if recipe.raw_len > regz::MAX_RAW
+            || old_len > regz::MAX_RAW
+            || recipe.header_len as usize > regz::MAX_HEADER
+            || data_len > regz::MAX_RAW * 2
+        {
+            return Err(self.bad(format!(
+                "new member {i} is a re-gzipped file with impossible sizes"
+            )));
+        }
+        let mut old_gz = vec![0u8; old_len as usize];
+        self.old
+            .store
+            .read_data(old, 0, &mut old_gz)
+            .map_err(|e| error_from_io(e, "read kept old data for", &self.path))?;
+        let Some(old_raw) = regz::old_raw(&old_gz) else {
+            return Err(self.wrong_base(format!(
+                "old member {old}, which new member {i} is rebuilt from, is not the gzip file the patch was made from"
+            )));
+        };
+        drop(old_gz);
+        let mut header = Vec::with_capacity(recipe.header_len as usize);
+        self.extra
+            .read_into(&mut header, recipe.header_len as usize)?;
+        let mut raw = Vec::with_capacity(recipe.raw_len as usize);
+        while (raw.len() as u64) < recipe.raw_len {
+            let c: Ctrl = self
+                .ctrl
+                .ctrl()
+                .map_err(|e| record_err(&self.path, "a bsdiff control", e))?;
+            let left = recipe.raw_len - raw.len() as u64;
+            let fits_old = c
+                .old_pos
+                .checked_add(c.add)
+                .is_some_and(|e| e <= old_raw.len() as u64);
+            let fits_new = c.add.checked_add(c.extra).is_some_and(|n| n <= left);
+            if (c.add == 0 && c.extra == 0) || !fits_old || !fits_new {
+                return Err(self.bad(format!(
+                    "a bsdiff control of re-gzipped new member {i} is empty or reaches outside its old or new bytes"
+                )));
+            }
+            let start = raw.len();
+            self.diff_bytes_into(&mut raw, c.add as usize)?;
+            let from = &old_raw[c.old_pos as usize..(c.old_pos + c.add) as usize];
+            for (o, b) in raw[start..].iter_mut().zip(from) {
+                *o = o.wrapping_add(*b);
+            }
+            self.extra.read_into(&mut raw, c.extra as usize)?;
+        }
+        let bytes = regz::rebuild(&header, &raw, recipe.level)
+            .map_err(|e| self.bad(format!("new member {i} cannot be deflated again: {e}")))?;
+        if bytes.len() as u64 != data_len {
+            return Err(self.bad(format!(
+                "re-gzipped new member {i} came out {} bytes, not {data_len}: this sysup's zlib ({}) does not deflate as the one that made the patch did, or the patch is damaged; apply a full dist instead",
+                bytes.len(),
+                regz::zlib_version()
+            )));
+        }
+        Ok(bytes)
     }
 
     /// Produce the next chunk of output into `self.buf`.
@@ -546,7 +631,9 @@ impl<R: Read> PatchReader<R> {
             HeaderOp::Literal { .. } => None,
         };
         let d_ref = match rec.data {
-            DataOp::Copy { old } | DataOp::Bsdiff { old, .. } => Some(old),
+            DataOp::Copy { old } | DataOp::Bsdiff { old, .. } | DataOp::Regz { old, .. } => {
+                Some(old)
+            }
             DataOp::Literal { .. } => None,
         };
         for r in [h_ref, d_ref].into_iter().flatten() {
@@ -596,7 +683,7 @@ impl<R: Read> PatchReader<R> {
         let data_len = match rec.data {
             DataOp::Literal { len } => Some(len),
             DataOp::Copy { old } => Some(self.old.seen[old as usize].1),
-            DataOp::Bsdiff { old, len_delta } => {
+            DataOp::Bsdiff { old, len_delta } | DataOp::Regz { old, len_delta, .. } => {
                 self.old.seen[old as usize].1.checked_add_signed(len_delta)
             }
         };
@@ -639,6 +726,13 @@ impl<R: Read> PatchReader<R> {
                     extra_left: 0,
                 }
             }
+            DataOp::Regz { old, recipe, .. } => {
+                self.check_kept_data(old)?;
+                DataState::Rebuilt {
+                    bytes: self.regz_member(old, data_len, recipe)?,
+                    pos: 0,
+                }
+            }
         };
         self.state = State::Data {
             data,
@@ -672,6 +766,12 @@ impl<R: Read> PatchReader<R> {
                     if let Err(e) = r {
                         return Err(self.old_io_error(e));
                     }
+                    left -= n as u64;
+                }
+                DataState::Rebuilt { bytes, pos } => {
+                    let n = left.min(room) as usize;
+                    self.buf.extend_from_slice(&bytes[*pos..*pos + n]);
+                    *pos += n;
                     left -= n as u64;
                 }
                 DataState::CopyStored { old, pos } => {

@@ -35,8 +35,11 @@ use crate::name::{DistId, PatchName};
 
 /// The first bytes of every patch.
 pub const MAGIC: &[u8; 8] = b"SYSUPPAT";
-/// The one version this build writes and reads.
-pub const VERSION: u32 = 1;
+/// The version this build writes: 2 added re-gzipped members
+/// ([`crate::delta::record::DataOp::Regz`]); otherwise the same as 1.
+pub const VERSION: u32 = 2;
+/// The oldest version this build reads.
+pub const MIN_VERSION: u32 = 1;
 /// A header never exceeds this (names are short, sections few).
 pub const MAX_HEADER_LEN: u32 = 64 * 1024;
 /// Largest tar a patch may describe on either side (1 TiB): a cap on what a
@@ -242,9 +245,9 @@ impl PatchHeader {
             return Err(bad("not a sysup patch (bad magic)".into()));
         }
         let version = u32::from_le_bytes(fixed[8..12].try_into().unwrap());
-        if version != VERSION {
+        if !(MIN_VERSION..=VERSION).contains(&version) {
             return Err(bad(format!(
-                "patch format version {version}; this sysup reads version {VERSION}"
+                "patch format version {version}; this sysup reads versions {MIN_VERSION} to {VERSION}"
             )));
         }
         let header_len = u32::from_le_bytes(fixed[12..16].try_into().unwrap());
@@ -373,7 +376,7 @@ fn parse_fields(b: &[u8], header_len: u32, path: &Path) -> Result<PatchHeader> {
     let to = sides.pop().unwrap();
     let from = sides.pop().unwrap();
     Ok(PatchHeader {
-        version: VERSION,
+        version: u32::from_le_bytes(b[8..12].try_into().expect("checked by the caller")),
         name,
         from,
         to,

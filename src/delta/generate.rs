@@ -38,6 +38,7 @@ use crate::delta::format::{
 use crate::delta::matcher::{self, Delta, Index};
 use crate::delta::pairing::{self, DataPlan, Pair};
 use crate::delta::record::{Ctrl, DataOp, HeaderOp, Keep, MemberRecord, RecordWriter};
+use crate::delta::regz::{self, Recipe};
 use crate::delta::scan::{self, MemberInfo, Scanned};
 use crate::delta::schedule::{Ordered, Slots};
 use crate::delta::section::{self, SectionWriter};
@@ -99,6 +100,9 @@ pub struct Stats {
     pub copied_bytes: u64,
     pub diffed_bytes: u64,
     pub literal_bytes: u64,
+    /// Of the diffed: gzip files diffed through their uncompressed bytes.
+    pub regzipped: u64,
+    pub regzipped_bytes: u64,
     pub diff_tasks: u64,
     pub scan_seconds: f64,
     /// Pairing and diffing (compression runs alongside).
@@ -111,6 +115,8 @@ pub struct Stats {
 struct Task {
     member: u32,
     old: u32,
+    /// Diff the members' uncompressed bytes ([`regz`]); whole members only.
+    regz: bool,
     old_start: u64,
     old_len: u64,
     new_start: u64,
@@ -137,6 +143,7 @@ fn windows(member: u32, old: u32, o: u64, n: u64, window: u64, pairs: &[(u64, u6
         return vec![Task {
             member,
             old,
+            regz: false,
             old_start: 0,
             old_len: o,
             new_start: 0,
@@ -155,6 +162,7 @@ fn windows(member: u32, old: u32, o: u64, n: u64, window: u64, pairs: &[(u64, u6
         out.push(Task {
             member,
             old,
+            regz: false,
             old_start,
             old_len,
             new_start: start,
@@ -212,6 +220,7 @@ pub fn diff_dists(
         })
         .collect();
     let plan = retention_plan(old.members.len(), &pairs, &header_ops);
+    let regz = regz_recipes(&old, &new, &pairs, opts.window)?;
     // Big members are cut into windows here; whether a whole member is a
     // same-offset rebuild is checked in its task, on the workers.
     // A pair with the same old and new bytes as an earlier one (a binary
@@ -232,7 +241,9 @@ pub fn diff_dists(
                     }
                     Entry::Vacant(e) => {
                         e.insert(i as u32);
-                        tasks.extend(windows(i as u32, j, o.size, n.size, opts.window, &[]));
+                        let mut t = windows(i as u32, j, o.size, n.size, opts.window, &[]);
+                        t[0].regz = regz[i].is_some();
+                        tasks.extend(t);
                     }
                 }
                 continue;
@@ -269,6 +280,16 @@ pub fn diff_dists(
         let n = &new.members[t.member as usize];
         let old_bytes = old.data(o, t.old_start, t.old_len as usize)?;
         let new_bytes = new.data(n, t.new_start, t.new_len as usize)?;
+        if t.regz {
+            // Checked by regz_recipes: both inflate, the new one reproducibly.
+            let gone = || Error::Tar {
+                path: std::env::temp_dir(),
+                reason: "a gzip member changed between scan and diff".into(),
+            };
+            let old_raw = regz::old_raw(&old_bytes).ok_or_else(gone)?;
+            let (_, new_raw) = regz::recipe(&new_bytes).ok_or_else(gone)?;
+            return Ok(matcher::diff(&Index::new(&old_raw), &new_raw));
+        }
         if t.old_start == 0 && t.new_start == 0 && nearly_aligned(&old_bytes, &new_bytes) {
             return Ok(Delta::aligned(&old_bytes, &new_bytes));
         }
@@ -292,10 +313,17 @@ pub fn diff_dists(
             let data = match p.data {
                 DataPlan::Empty | DataPlan::Literal => DataOp::Literal { len: n.size },
                 DataPlan::Copy(j) => DataOp::Copy { old: j },
-                DataPlan::Diff(j) => DataOp::Bsdiff {
-                    old: j,
-                    len_delta: n.size as i64 - old.members[j as usize].size as i64,
-                },
+                DataPlan::Diff(j) => {
+                    let len_delta = n.size as i64 - old.members[j as usize].size as i64;
+                    match regz[i] {
+                        Some(recipe) => DataOp::Regz {
+                            old: j,
+                            len_delta,
+                            recipe,
+                        },
+                        None => DataOp::Bsdiff { old: j, len_delta },
+                    }
+                }
             };
             ctrl.member(&MemberRecord {
                 header: header_ops[i],
@@ -353,6 +381,12 @@ pub fn diff_dists(
                 DataPlan::Diff(_) => {
                     stats.diffed += 1;
                     stats.diffed_bytes += n.size;
+                    if let Some(r) = regz[i] {
+                        stats.regzipped += 1;
+                        stats.regzipped_bytes += n.size;
+                        let off = n.data_offset();
+                        copy_range(&new, off, u64::from(r.header_len), &mut extra_w, &mut buf)?;
+                    }
                     let mut write = |d: &Delta| -> Result<()> {
                         for c in &d.ctrls {
                             ctrl.ctrl(c).map_err(werr)?;
@@ -459,6 +493,43 @@ pub fn diff_dists(
         header,
         stats,
     })
+}
+
+/// For each new member: the recipe to diff it through its uncompressed bytes
+/// ([`regz`]) — both sides gzip files small enough to be diffed whole, the
+/// old one inflating, the new one rebuilt exactly by zlib. Checked in
+/// parallel.
+fn regz_recipes(
+    old: &Scanned,
+    new: &Scanned,
+    pairs: &[Pair],
+    window: u64,
+) -> Result<Vec<Option<Recipe>>> {
+    use rayon::prelude::*;
+    const GZIP: [u8; 3] = [0x1f, 0x8b, 8];
+    let starts_gzip = |s: &Scanned, m: &MemberInfo| -> Result<bool> {
+        if m.size < 18 || m.size > regz::MAX_RAW {
+            return Ok(false);
+        }
+        Ok(s.data(m, 0, 3)? == GZIP)
+    };
+    pairs
+        .par_iter()
+        .zip(&new.members)
+        .map(|(p, n)| {
+            let DataPlan::Diff(j) = p.data else {
+                return Ok(None);
+            };
+            let o = &old.members[j as usize];
+            if windowed(o.size, n.size, window) || !starts_gzip(new, n)? || !starts_gzip(old, o)? {
+                return Ok(None);
+            }
+            if regz::old_raw(&old.data(o, 0, o.size as usize)?).is_none() {
+                return Ok(None);
+            }
+            Ok(regz::recipe(&new.data(n, 0, n.size as usize)?).map(|(r, _)| r))
+        })
+        .collect()
 }
 
 /// For each of `n_old` old members, the last new member (index + 1) using

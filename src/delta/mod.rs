@@ -34,6 +34,7 @@ pub mod hashing;
 pub mod matcher;
 pub mod pairing;
 pub mod record;
+pub mod regz;
 pub mod retain;
 pub mod scan;
 pub mod schedule;

@@ -5,6 +5,7 @@
 //! controls := plan members trailer_len
 //! plan     := n_old { hdr_last data_last }*n_old
 //! members  := n_new { flags [hdr_ref | header_len] [data_ref] [data_len]
+//!                     [level gz_header_len raw_len]
 //!                     [{ zigzag(old_pos - prev_old_end) add extra }*] }*n_new
 //! ```
 //! Every number is a LEB128 varint, and most are coded against what the
@@ -28,13 +29,18 @@
 //! copied from an old member, rebuilt from bsdiff controls (add `add` diff
 //! bytes to old bytes at `old_pos`, then take `extra` literal bytes; controls
 //! follow until they cover the data, so a writer can emit a big member window
-//! by window), or taken literally; padding is zeros unless `PAD_LITERAL` says
-//! it is in the extra section.
+//! by window), or taken literally. A re-gzipped member (patch format 2) is
+//! `gz_header_len` literal bytes, then zlib's deflate at `level` of `raw_len`
+//! bytes that bsdiff controls make from the old member's *uncompressed*
+//! bytes, then the gzip trailer ([`crate::delta::regz`]). Padding is zeros
+//! unless `PAD_LITERAL` says it is in the extra section.
 //!
 //! Invariant: decoding never trusts a number for more than a bound check —
 //! nothing here allocates from a decoded length; every index fits `u32`.
 
 use std::io::{self, Read, Write};
+
+use crate::delta::regz::Recipe;
 
 /// The retention plan's entry for one old member.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -64,6 +70,16 @@ pub enum DataOp {
     /// Bsdiff controls against old member `old`'s data, making
     /// (old data length + `len_delta`) bytes.
     Bsdiff { old: u32, len_delta: i64 },
+    /// Both are gzip files: bsdiff controls against old member `old`'s
+    /// *uncompressed* bytes make `recipe.raw_len` new uncompressed bytes,
+    /// which are deflated again after `recipe.header_len` literal gzip header
+    /// bytes ([`crate::delta::regz`]), making (old data length + `len_delta`)
+    /// bytes. Patch format 2 and later.
+    Regz {
+        old: u32,
+        len_delta: i64,
+        recipe: Recipe,
+    },
 }
 
 /// One new member.
@@ -86,6 +102,7 @@ pub struct Ctrl {
 const HDR_DIFF: u8 = 1;
 const DATA_COPY: u8 = 1 << 1;
 const DATA_BSDIFF: u8 = 2 << 1;
+const DATA_REGZ: u8 = 3 << 1;
 const DATA_MASK: u8 = 3 << 1;
 const PAD_LITERAL: u8 = 1 << 3;
 
@@ -168,6 +185,7 @@ impl<W: Write> RecordWriter<W> {
             DataOp::Literal { .. } => 0,
             DataOp::Copy { .. } => DATA_COPY,
             DataOp::Bsdiff { .. } => DATA_BSDIFF,
+            DataOp::Regz { .. } => DATA_REGZ,
         };
         if m.pad_literal {
             flags |= PAD_LITERAL;
@@ -187,6 +205,17 @@ impl<W: Write> RecordWriter<W> {
             DataOp::Bsdiff { old, len_delta } => {
                 self.reference(old, expected)?;
                 self.varint(zigzag(len_delta))?;
+            }
+            DataOp::Regz {
+                old,
+                len_delta,
+                recipe,
+            } => {
+                self.reference(old, expected)?;
+                self.varint(zigzag(len_delta))?;
+                self.varint(u64::from(recipe.level))?;
+                self.varint(u64::from(recipe.header_len))?;
+                self.varint(recipe.raw_len)?;
             }
         }
         self.p.prev_old_end = 0;
@@ -226,6 +255,8 @@ impl From<io::Error> for RecordError {
 pub struct RecordReader<R> {
     r: R,
     p: Predict,
+    /// Whether [`DataOp::Regz`] records may appear (patch format 2+).
+    regz: bool,
 }
 
 impl<R: Read> RecordReader<R> {
@@ -233,7 +264,14 @@ impl<R: Read> RecordReader<R> {
         RecordReader {
             r,
             p: Predict::default(),
+            regz: true,
         }
+    }
+
+    /// Refuse [`DataOp::Regz`] records (a patch format 1 stream).
+    pub fn without_regz(mut self) -> Self {
+        self.regz = false;
+        self
     }
 
     fn byte(&mut self) -> Result<u8, RecordError> {
@@ -292,7 +330,9 @@ impl<R: Read> RecordReader<R> {
 
     pub fn member(&mut self) -> Result<MemberRecord, RecordError> {
         let flags = self.byte()?;
-        if flags & !(HDR_DIFF | DATA_MASK | PAD_LITERAL) != 0 || flags & DATA_MASK == DATA_MASK {
+        if flags & !(HDR_DIFF | DATA_MASK | PAD_LITERAL) != 0
+            || (!self.regz && flags & DATA_MASK == DATA_REGZ)
+        {
             return Err(RecordError::Malformed("unknown member flags"));
         }
         let mut expected = self.p.next_ref;
@@ -313,6 +353,29 @@ impl<R: Read> RecordReader<R> {
                 old: self.reference(expected)?,
                 len_delta: unzigzag(self.varint()?),
             },
+            DATA_REGZ => {
+                let old = self.reference(expected)?;
+                let len_delta = unzigzag(self.varint()?);
+                let small = |v: u64| {
+                    u32::try_from(v)
+                        .map_err(|_| RecordError::Malformed("a gzip recipe field overflows"))
+                };
+                let level = small(self.varint()?)?;
+                let header_len = small(self.varint()?)?;
+                let recipe = Recipe {
+                    level: u8::try_from(level)
+                        .ok()
+                        .filter(|&l| (1..=9).contains(&l))
+                        .ok_or(RecordError::Malformed("a deflate level outside 1-9"))?,
+                    header_len,
+                    raw_len: self.varint()?,
+                };
+                DataOp::Regz {
+                    old,
+                    len_delta,
+                    recipe,
+                }
+            }
             _ => DataOp::Literal {
                 len: self.varint()?,
             },
@@ -360,6 +423,24 @@ mod tests {
             (0u32..100_000).prop_map(|old| DataOp::Copy { old }),
             (0u32..100_000, any::<i64>())
                 .prop_map(|(old, len_delta)| DataOp::Bsdiff { old, len_delta }),
+            (
+                0u32..100_000,
+                any::<i64>(),
+                1u8..=9,
+                any::<u32>(),
+                any::<u64>()
+            )
+                .prop_map(|(old, len_delta, level, header_len, raw_len)| {
+                    DataOp::Regz {
+                        old,
+                        len_delta,
+                        recipe: Recipe {
+                            level,
+                            header_len,
+                            raw_len,
+                        },
+                    }
+                }),
         ];
         (header, data, any::<bool>()).prop_map(|(header, data, pad_literal)| MemberRecord {
             header,
@@ -405,6 +486,39 @@ mod tests {
                 if r.keep().is_err() || r.member().is_err() || r.ctrl().is_err() { break; }
             }
         }
+    }
+
+    #[test]
+    fn a_format_1_stream_refuses_regz_records() {
+        let mut w = RecordWriter::new(Vec::new());
+        let m = MemberRecord {
+            header: HeaderOp::Literal { len: 512 },
+            data: DataOp::Regz {
+                old: 3,
+                len_delta: -5,
+                recipe: Recipe {
+                    level: 9,
+                    header_len: 20,
+                    raw_len: 4000,
+                },
+            },
+            pad_literal: false,
+        };
+        w.member(&m).unwrap();
+        let bytes = w.into_inner();
+        assert_eq!(RecordReader::new(&bytes[..]).member().unwrap(), m);
+        assert!(matches!(
+            RecordReader::new(&bytes[..]).without_regz().member(),
+            Err(RecordError::Malformed("unknown member flags"))
+        ));
+        // A level outside 1-9 is malformed, not clamped.
+        let mut bad = bytes.clone();
+        let at = bad.len() - 4; // level, header_len (20), raw_len (2 bytes)
+        bad[at] = 10;
+        assert!(matches!(
+            RecordReader::new(&bad[..]).member(),
+            Err(RecordError::Malformed("a deflate level outside 1-9"))
+        ));
     }
 
     #[test]
