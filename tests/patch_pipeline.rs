@@ -232,3 +232,31 @@ fn diff_refuses_other_names_and_leaves_nothing() {
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
 }
+
+#[test]
+fn diff_makes_its_output_directory_as_build_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (a, b) = world_pair();
+    let (ga, _) = make_dist(d, "world-1-20260101", &a);
+    let (gb, _) = make_dist(d, "world-2-20260102", &b);
+    let out = d.join("patches/world");
+    ok(sysup().arg("diff").arg(&ga).arg(&gb).arg("--out").arg(&out));
+    assert!(out.join("world-1-20260101_2-20260102.patch").is_file());
+    // A directory that cannot be made (under a file) is named in the error.
+    let under_file = ga.join("sub");
+    let o = sysup()
+        .arg("diff")
+        .arg(&ga)
+        .arg(&gb)
+        .arg("--out")
+        .arg(&under_file)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("create output directory") && err.contains(&*under_file.to_string_lossy()),
+        "{err}"
+    );
+}

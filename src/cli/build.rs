@@ -21,7 +21,7 @@ pub struct Args {
     /// Date in the dist name, YYYYMMDD (default: today, UTC).
     #[arg(long)]
     pub date: Option<String>,
-    /// Output directory.
+    /// Output directory (made if missing).
     #[arg(long, default_value = ".")]
     pub out: PathBuf,
     /// gzip level, 1-9.

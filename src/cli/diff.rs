@@ -17,7 +17,7 @@ pub struct Args {
     pub old: PathBuf,
     /// The new dist, of the same name.
     pub new: PathBuf,
-    /// Output directory.
+    /// Output directory (made if missing).
     #[arg(long, default_value = ".")]
     pub out: PathBuf,
     /// Worker threads (default: one per CPU).

@@ -188,6 +188,9 @@ pub fn diff_dists(
     let from = DistId::from_file_name(&file_name(old_gz))?;
     let to = DistId::from_file_name(&file_name(new_gz))?;
     let name = PatchName::new(from, to)?;
+    // Like `sysup build --out`: the directory is made if missing, before
+    // the long part, so a path that cannot be made fails at once.
+    std::fs::create_dir_all(out_dir).ctx("create output directory", out_dir)?;
     let dest = out_dir.join(name.file_name());
     let mut stats = Stats::default();
 
