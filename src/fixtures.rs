@@ -279,8 +279,7 @@ pub fn make_world(root: &Path, rev: u32, privileged: bool) -> Result<()> {
     // writes it (zlib reproduces it: the patch diffs it uncompressed), one
     // in stored blocks (no deflater makes that again: diffed as it is)
     let log = changelog(rev);
-    let gzip_9n = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 2, 3];
-    let gz = crate::delta::regz::rebuild(&gzip_9n, &log, 9)
+    let gz = crate::delta::regz::rebuild(&crate::delta::regz::GZIP_9N_HEADER, &log, 9)
         .map_err(|e| Error::io("gzip fixture changelog in", root, e))?;
     t.file("usr/share/doc/sysup-fixture/changelog.gz", 0o644, &gz)?;
     t.file(

@@ -577,8 +577,6 @@ fn one_member_tar(data: &[u8]) -> Vec<u8> {
     b.into_inner().unwrap()
 }
 
-const GZIP_9N: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 2, 3];
-
 /// Old and new tars of one gzipped member, the new text a line longer at
 /// the top; the patch rebuilds it through its uncompressed bytes with
 /// `ctrls` (default: the new line as extra, then the old text as adds).
@@ -588,8 +586,8 @@ fn regz_craft(level: u8, raw_len_delta: i64, ctrls: Option<Vec<Ctrl>>) -> Craft 
         .collect();
     let line = b"  * a new entry at the top\n".to_vec();
     let new_raw = [line.clone(), old_raw.clone()].concat();
-    let old_gz = regz::rebuild(&GZIP_9N, &old_raw, 9).unwrap();
-    let new_gz = regz::rebuild(&GZIP_9N, &new_raw, 9).unwrap();
+    let old_gz = regz::rebuild(&regz::GZIP_9N_HEADER, &old_raw, 9).unwrap();
+    let new_gz = regz::rebuild(&regz::GZIP_9N_HEADER, &new_raw, 9).unwrap();
     let (old, new) = (one_member_tar(&old_gz), one_member_tar(&new_gz));
     let ctrls = ctrls.unwrap_or(vec![
         Ctrl {
@@ -619,7 +617,7 @@ fn regz_craft(level: u8, raw_len_delta: i64, ctrls: Option<Vec<Ctrl>>) -> Craft 
             len_delta: new_gz.len() as i64 - old_gz.len() as i64,
             recipe: Recipe {
                 level,
-                header_len: GZIP_9N.len() as u32,
+                header_len: regz::GZIP_9N_HEADER.len() as u32,
                 raw_len: (new_raw.len() as i64 + raw_len_delta) as u64,
             },
         },
@@ -636,7 +634,7 @@ fn regz_craft(level: u8, raw_len_delta: i64, ctrls: Option<Vec<Ctrl>>) -> Craft 
         .map(|(n, o)| n.wrapping_sub(*o))
         .collect();
     let diff = [header_diff, vec![0u8; old_raw.len()]].concat();
-    let extra = [GZIP_9N.to_vec(), line, vec![0u8; 1024]].concat();
+    let extra = [regz::GZIP_9N_HEADER.to_vec(), line, vec![0u8; 1024]].concat();
     Craft {
         old,
         new,
@@ -681,7 +679,7 @@ fn a_re_gzipped_member_that_comes_out_wrong_is_refused() {
         add: 0,
         extra: 0,
     }];
-    expect_err(d, &regz_craft(9, 0, Some(empty)), "is empty");
+    expect_err(d, &regz_craft(9, 0, Some(empty)), "an empty bsdiff control");
     // Controls that stop short of the uncompressed length run into the
     // trailer's record.
     let short = vec![Ctrl {

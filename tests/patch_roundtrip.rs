@@ -283,7 +283,7 @@ proptest! {
 /// A gzip file as `gzip -9n` writes it (zlib reproduces it), with an
 /// optional file name field.
 fn gzip9(raw: &[u8], name: Option<&str>) -> Vec<u8> {
-    let mut h = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 2, 3];
+    let mut h = sysup::delta::regz::GZIP_9N_HEADER.to_vec();
     if let Some(n) = name {
         h[3] = 8;
         h.extend_from_slice(n.as_bytes());

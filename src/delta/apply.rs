@@ -522,7 +522,7 @@ impl<R: Read> PatchReader<R> {
             .store
             .read_data(old, 0, &mut old_gz)
             .map_err(|e| error_from_io(e, "read kept old data for", &self.path))?;
-        let Some(old_raw) = regz::old_raw(&old_gz) else {
+        let Some(old_raw) = regz::raw_of(&old_gz) else {
             return Err(self.wrong_base(format!(
                 "old member {old}, which new member {i} is rebuilt from, is not the gzip file the patch was made from"
             )));
@@ -533,21 +533,7 @@ impl<R: Read> PatchReader<R> {
             .read_into(&mut header, recipe.header_len as usize)?;
         let mut raw = Vec::with_capacity(recipe.raw_len as usize);
         while (raw.len() as u64) < recipe.raw_len {
-            let c: Ctrl = self
-                .ctrl
-                .ctrl()
-                .map_err(|e| record_err(&self.path, "a bsdiff control", e))?;
-            let left = recipe.raw_len - raw.len() as u64;
-            let fits_old = c
-                .old_pos
-                .checked_add(c.add)
-                .is_some_and(|e| e <= old_raw.len() as u64);
-            let fits_new = c.add.checked_add(c.extra).is_some_and(|n| n <= left);
-            if (c.add == 0 && c.extra == 0) || !fits_old || !fits_new {
-                return Err(self.bad(format!(
-                    "a bsdiff control of re-gzipped new member {i} is empty or reaches outside its old or new bytes"
-                )));
-            }
+            let c = self.next_ctrl(old_raw.len() as u64, recipe.raw_len - raw.len() as u64)?;
             let start = raw.len();
             self.diff_bytes_into(&mut raw, c.add as usize)?;
             let from = &old_raw[c.old_pos as usize..(c.old_pos + c.add) as usize];
@@ -566,6 +552,30 @@ impl<R: Read> PatchReader<R> {
             )));
         }
         Ok(bytes)
+    }
+
+    /// The next bsdiff control of new member `cur_new`, checked against the
+    /// `old_len` bytes its adds read from and the `left` bytes still to make.
+    fn next_ctrl(&mut self, old_len: u64, left: u64) -> Result<Ctrl> {
+        let c = self
+            .ctrl
+            .ctrl()
+            .map_err(|e| record_err(&self.path, "a bsdiff control", e))?;
+        if c.add == 0 && c.extra == 0 {
+            return Err(self.bad(format!(
+                "an empty bsdiff control in new member {}",
+                self.cur_new
+            )));
+        }
+        let fits_old = c.old_pos.checked_add(c.add).is_some_and(|e| e <= old_len);
+        let fits_new = c.add.checked_add(c.extra).is_some_and(|n| n <= left);
+        if !fits_old || !fits_new {
+            return Err(self.bad(format!(
+                "a bsdiff control of new member {} reaches outside its old or new data",
+                self.cur_new
+            )));
+        }
+        Ok(c)
     }
 
     /// Produce the next chunk of output into `self.buf`.
@@ -822,25 +832,7 @@ impl<R: Read> PatchReader<R> {
                         *extra_left -= n as u64;
                         left -= n as u64;
                     } else {
-                        let c = self
-                            .ctrl
-                            .ctrl()
-                            .map_err(|e| record_err(&self.path, "a bsdiff control", e))?;
-                        let old_len = self.old.seen[*old as usize].1;
-                        let fits_old = c.old_pos.checked_add(c.add).is_some_and(|e| e <= old_len);
-                        let fits_new = c.add.checked_add(c.extra).is_some_and(|n| n <= left);
-                        if c.add == 0 && c.extra == 0 {
-                            return Err(self.bad(format!(
-                                "an empty bsdiff control in new member {}",
-                                self.cur_new
-                            )));
-                        }
-                        if !fits_old || !fits_new {
-                            return Err(self.bad(format!(
-                                "a bsdiff control of new member {} reaches outside its old or new data",
-                                self.cur_new
-                            )));
-                        }
+                        let c = self.next_ctrl(self.old.seen[*old as usize].1, left)?;
                         *add_pos = c.old_pos;
                         *add_left = c.add;
                         *extra_left = c.extra;

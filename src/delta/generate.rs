@@ -284,13 +284,13 @@ pub fn diff_dists(
         let old_bytes = old.data(o, t.old_start, t.old_len as usize)?;
         let new_bytes = new.data(n, t.new_start, t.new_len as usize)?;
         if t.regz {
-            // Checked by regz_recipes: both inflate, the new one reproducibly.
+            // regz_recipes checked both (and that zlib rebuilds the new one).
             let gone = || Error::Tar {
                 path: std::env::temp_dir(),
                 reason: "a gzip member changed between scan and diff".into(),
             };
-            let old_raw = regz::old_raw(&old_bytes).ok_or_else(gone)?;
-            let (_, new_raw) = regz::recipe(&new_bytes).ok_or_else(gone)?;
+            let old_raw = regz::raw_of(&old_bytes).ok_or_else(gone)?;
+            let new_raw = regz::raw_of(&new_bytes).ok_or_else(gone)?;
             return Ok(matcher::diff(&Index::new(&old_raw), &new_raw));
         }
         if t.old_start == 0 && t.new_start == 0 && nearly_aligned(&old_bytes, &new_bytes) {
@@ -527,7 +527,7 @@ fn regz_recipes(
             if windowed(o.size, n.size, window) || !starts_gzip(new, n)? || !starts_gzip(old, o)? {
                 return Ok(None);
             }
-            if regz::old_raw(&old.data(o, 0, o.size as usize)?).is_none() {
+            if regz::raw_of(&old.data(o, 0, o.size as usize)?).is_none() {
                 return Ok(None);
             }
             Ok(regz::recipe(&new.data(n, 0, n.size as usize)?).map(|(r, _)| r))

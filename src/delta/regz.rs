@@ -38,6 +38,9 @@ pub const MAX_RAW: u64 = 4 << 20;
 pub const MAX_HEADER: usize = 4096;
 /// Deflate levels tried, most likely first (`gzip -9`, then the default).
 const LEVELS: [u8; 2] = [9, 6];
+/// The header `gzip -9n` writes: deflate, no flags, no mtime, "max
+/// compression", Unix.
+pub const GZIP_9N_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 2, 3];
 
 /// A single-member gzip file, split.
 #[derive(Debug)]
@@ -132,8 +135,9 @@ pub fn recipe(file: &[u8]) -> Option<(Recipe, Vec<u8>)> {
     Some((r, raw))
 }
 
-/// The uncompressed bytes of an old member the patch re-gzips against.
-pub fn old_raw(file: &[u8]) -> Option<Vec<u8>> {
+/// The uncompressed bytes of a gzip member (at most [`MAX_RAW`]), its
+/// trailer checked; `None` if it is not one.
+pub fn raw_of(file: &[u8]) -> Option<Vec<u8>> {
     inflate(split(file)?.rest, MAX_RAW)
 }
 
@@ -243,7 +247,7 @@ mod tests {
     use super::*;
 
     fn gzip_of(raw: &[u8], level: u8, name: Option<&[u8]>) -> Vec<u8> {
-        let mut h = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 2, 3];
+        let mut h = GZIP_9N_HEADER.to_vec();
         if let Some(n) = name {
             h[3] = 8;
             h.extend_from_slice(n);
@@ -296,11 +300,7 @@ mod tests {
             e.write_all(&raw).unwrap();
             e.finish().unwrap();
         }
-        assert_eq!(
-            old_raw(&stored).as_deref(),
-            Some(&raw[..]),
-            "still inflates"
-        );
+        assert_eq!(raw_of(&stored).as_deref(), Some(&raw[..]), "still inflates");
         assert!(recipe(&stored).is_none());
         // Whatever another deflater made, a recipe, when found, rebuilds it.
         let mut fast = Vec::new();
@@ -318,7 +318,7 @@ mod tests {
         let mut bad_crc = good.clone();
         let n = bad_crc.len();
         bad_crc[n - 6] ^= 1;
-        assert!(recipe(&bad_crc).is_none() && old_raw(&bad_crc).is_none());
+        assert!(recipe(&bad_crc).is_none() && raw_of(&bad_crc).is_none());
         let mut trailing = good.clone();
         trailing.push(0);
         assert!(recipe(&trailing).is_none(), "bytes after the trailer");
@@ -329,7 +329,7 @@ mod tests {
         assert!(split(&reserved).is_none());
         let big = gzip_of(&vec![b'a'; MAX_RAW as usize + 1], 9, None);
         assert!(
-            recipe(&big).is_none() && old_raw(&big).is_none(),
+            recipe(&big).is_none() && raw_of(&big).is_none(),
             "over MAX_RAW"
         );
         // A name field that never ends.
