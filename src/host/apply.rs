@@ -52,11 +52,11 @@ use crate::readahead::ReadAhead;
 /// Bases kept per name by default (the installed one and the previous).
 pub const DEFAULT_KEEP: usize = 2;
 
-/// gzip level of the bases a host keeps. The base is local state whose
-/// digests are those of the *uncompressed* tar, so its compression level is
-/// free: level 1 is several times faster than 6 (the apply re-compresses the
-/// whole tar) for about a third more disk.
-pub const BASE_GZIP_LEVEL: u32 = 1;
+/// How the bases a host keeps are gzipped. A base is local state whose
+/// digests are those of the *uncompressed* tar, so its deflate is free to
+/// be fast rather than portable: ISA-L level 1 (docs/decisions.md, "Host
+/// base compression"), since every apply re-compresses the whole tar.
+pub const BASE_GZIP: gz::Engine = gz::Engine::Fast(1);
 
 /// What to apply where.
 #[derive(Debug, Clone, Default)]
@@ -648,9 +648,9 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
     let gz = match &mut base_out {
         Some(f) => {
             let file = f.file().try_clone().ctx("open", f.temp_path())?;
-            Some(gz::Writer::new(
+            Some(gz::Writer::with_engine(
                 BufWriter::with_capacity(1 << 20, file),
-                BASE_GZIP_LEVEL,
+                BASE_GZIP,
             ))
         }
         None => None,
