@@ -518,14 +518,20 @@ impl<'a> Stager<'a> {
                 if st.size != e.size {
                     return Ok(Compare::Differ);
                 }
-                // In an upgrade, a file whose old and new hashes agree and
-                // that nobody touched since it was installed (size and mtime
-                // as the old MANIFEST says) has the right content unread.
-                let trusted = self.mode == Mode::Upgrade
+                // In an upgrade, a file that nobody touched since it was
+                // installed (size and mtime as the old MANIFEST says) holds
+                // the old content, unread: right if the old and new hashes
+                // agree, wrong if they differ. Trusting a lying mtime can
+                // only cost a needless rewrite, never a wrong file.
+                let untouched_old = self.mode == Mode::Upgrade
                     && old.as_ref().is_some_and(|o| {
-                        o.sha256 == e.sha256 && o.mtime == st.mtime && o.size == st.size
+                        o.kind == Kind::File && o.mtime == st.mtime && o.size == st.size
                     });
-                if !trusted {
+                let old_hash = old.as_ref().and_then(|o| o.sha256);
+                if untouched_old && old_hash != e.sha256 {
+                    return Ok(Compare::Differ);
+                }
+                if !(untouched_old && old_hash == e.sha256) {
                     let h = d
                         .sha256(base)
                         .map_err(|err| ioerr(self.root, "read", &e.path, err))?;
