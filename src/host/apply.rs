@@ -33,7 +33,7 @@ use crate::dist::{
     UPGRADE_MEMBER,
 };
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil::AtomicFile;
+use crate::fsutil::{AtomicFile, WritebackFile};
 use crate::gz;
 use crate::host::checkpoint::{checkpoint, fault, fault_write};
 use crate::host::cleanup::{self, remove_stale_temps};
@@ -189,7 +189,7 @@ struct Tee<R> {
     inner: R,
     hasher: Option<BackgroundHasher>,
     size: u64,
-    gz: Option<gz::Writer<BufWriter<File>>>,
+    gz: Option<gz::Writer<BufWriter<WritebackFile>>>,
 }
 
 impl<R: Read> Read for Tee<R> {
@@ -648,6 +648,8 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
     let gz = match &mut base_out {
         Some(f) => {
             let file = f.file().try_clone().ctx("open", f.temp_path())?;
+            // Written back as it grows: its fsync then has little to flush.
+            let file = WritebackFile::new(file, 8 << 20);
             Some(gz::Writer::with_engine(
                 BufWriter::with_capacity(1 << 20, file),
                 BASE_GZIP,
