@@ -135,7 +135,7 @@ pub fn read_metadata(tar: impl Read, path: &Path) -> Result<Metadata> {
         let mut buf = Vec::with_capacity(size as usize);
         seg.data()
             .read_to_end(&mut buf)
-            .map_err(|e| crate::delta::error_from_io(e, "read", path))?;
+            .map_err(|e| Error::from_io(e, "read", path))?;
         Ok(buf)
     };
     let dist = match next(&mut seg)? {

@@ -296,7 +296,7 @@ impl Manifest {
             (&mut r)
                 .take(MAX_LINE as u64 + 1)
                 .read_until(b'\n', &mut buf)
-                .map_err(|e| crate::delta::error_from_io(e, "read", path))?;
+                .map_err(|e| Error::from_io(e, "read", path))?;
             if buf.is_empty() {
                 if n == 1 {
                     return Err(err(1, format!("expected '{HEADER}'")));

@@ -134,7 +134,7 @@ fn a_failure_upstream_in_a_chain_keeps_its_cause() {
     // would do): the error that surfaces is the first one's wrong base.
     let mut second = PatchReader::open(&f.patch, first).unwrap();
     let e = second.read_to_end(&mut Vec::new()).unwrap_err();
-    let e = sysup::delta::error_from_io(e, "read", std::path::Path::new("<chain>"));
+    let e = sysup::error::Error::from_io(e, "read", std::path::Path::new("<chain>"));
     match e {
         Error::WrongBase { reason, .. } => assert!(reason.contains("ends"), "{reason}"),
         other => panic!("expected the upstream wrong base, got {other:?}"),

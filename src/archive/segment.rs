@@ -87,6 +87,10 @@ pub enum Item {
     Trailer(Vec<u8>),
 }
 
+/// The action of the [`Error::Io`] a segmenter makes of a plain read error
+/// of its stream (one that carries no library error from a reader below).
+pub const READ_TAR: &str = "read tar";
+
 /// A forward-only tar splitter over any reader.
 pub struct Segmenter<R> {
     inner: R,
@@ -149,8 +153,10 @@ impl<R: Read> Segmenter<R> {
         }
     }
 
+    /// A read error: the library error a reader below carries (a patch's
+    /// verdict, which names its own file), or [`READ_TAR`] of this stream.
     fn io_err(&self, e: io::Error) -> Error {
-        Error::io("read tar", &self.name, e)
+        Error::from_io(e, READ_TAR, &self.name)
     }
 
     /// Fill `buf` entirely; `Ok(false)` on a clean EOF before the first byte.

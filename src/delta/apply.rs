@@ -32,7 +32,7 @@
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::archive::segment::{pad_len, Item, Segmenter, MAX_HEADER};
+use crate::archive::segment::{self, pad_len, Item, Segmenter, MAX_HEADER};
 use crate::delta::format::{corrupt, PatchHeader, SectionKind};
 use crate::delta::hashing::{BackgroundHasher, Hashed};
 use crate::delta::record::{Ctrl, DataOp, HeaderOp, Keep, RecordError, RecordReader};
@@ -190,18 +190,6 @@ fn record_err(path: &Path, what: &str, e: RecordError) -> Error {
             reason: format!("malformed {what}: {m}"),
         },
     }
-}
-
-/// Turn an `io::Error` from a reader in a chain back into the library error
-/// it carries (an upstream patch's failure), or name `what` failed.
-pub fn error_from_io(e: io::Error, action: &'static str, what: &Path) -> Error {
-    if e.get_ref().is_some_and(|i| i.is::<Error>()) {
-        if let Some(Ok(inner)) = e.into_inner().map(|b| b.downcast::<Error>()) {
-            return *inner;
-        }
-        unreachable!("checked above");
-    }
-    Error::io(action, what, e)
 }
 
 impl<R: Read> PatchReader<R> {
@@ -366,7 +354,11 @@ impl<R: Read> PatchReader<R> {
                 "{reason}; the patch was made from {} ({} bytes)",
                 self.header.from.id, self.header.from.tar.size
             )),
-            Error::Io { source, .. } => self.old_io_error(source),
+            // the segmenter's own read error; a library error from the
+            // base's reader (gunzip) comes up as itself and stays
+            Error::Io { action, source, .. } if action == segment::READ_TAR => {
+                self.old_io_error(source)
+            }
             e => e,
         }
     }
@@ -380,7 +372,7 @@ impl<R: Read> PatchReader<R> {
                 self.header.from.tar.size
             ));
         }
-        error_from_io(e, "read old tar for", &self.path)
+        Error::from_io(e, "read old tar for", &self.path)
     }
 
     /// The next old member's framing from the segmenter.
@@ -439,7 +431,7 @@ impl<R: Read> PatchReader<R> {
                     self.old
                         .store
                         .insert(j, Some(&m.header), &mut io::empty(), 0, e.hdr_last)
-                        .map_err(|e| error_from_io(e, "keep old data for", &self.path))?;
+                        .map_err(|e| Error::from_io(e, "keep old data for", &self.path))?;
                 }
                 self.old.cur_header = m.header;
                 self.old.cur = Some(j);
@@ -460,7 +452,7 @@ impl<R: Read> PatchReader<R> {
                 "new member {} uses the header of old member {j}, which the plan did not keep",
                 self.cur_new
             ))),
-            Err(e) => Err(error_from_io(e, "read kept old data for", &self.path)),
+            Err(e) => Err(Error::from_io(e, "read kept old data for", &self.path)),
         }
     }
 
@@ -521,7 +513,7 @@ impl<R: Read> PatchReader<R> {
         self.old
             .store
             .read_data(old, 0, &mut old_gz)
-            .map_err(|e| error_from_io(e, "read kept old data for", &self.path))?;
+            .map_err(|e| Error::from_io(e, "read kept old data for", &self.path))?;
         let Some(old_raw) = regz::raw_of(&old_gz) else {
             return Err(self.wrong_base(format!(
                 "old member {old}, which new member {i} is rebuilt from, is not the gzip file the patch was made from"
@@ -791,7 +783,7 @@ impl<R: Read> PatchReader<R> {
                     self.old
                         .store
                         .read_data(*old, *pos, &mut self.buf[start..])
-                        .map_err(|e| error_from_io(e, "read kept old data for", &self.path))?;
+                        .map_err(|e| Error::from_io(e, "read kept old data for", &self.path))?;
                     *pos += n as u64;
                     left -= n as u64;
                 }
@@ -816,7 +808,7 @@ impl<R: Read> PatchReader<R> {
                             None => {
                                 let mut tmp = vec![0u8; n];
                                 self.old.store.read_data(*old, *add_pos, &mut tmp).map_err(
-                                    |e| error_from_io(e, "read kept old data for", &self.path),
+                                    |e| Error::from_io(e, "read kept old data for", &self.path),
                                 )?;
                                 for (o, b) in out.iter_mut().zip(&tmp) {
                                     *o = o.wrapping_add(*b);

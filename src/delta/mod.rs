@@ -41,6 +41,6 @@ pub mod schedule;
 pub mod section;
 pub mod zeros;
 
-pub use apply::{apply, error_from_io, ApplyReport, PatchReader};
+pub use apply::{apply, ApplyReport, PatchReader};
 pub use format::PatchHeader;
 pub use generate::{diff_dists, DiffOptions, DiffReport};

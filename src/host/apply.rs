@@ -26,7 +26,7 @@ use serde::Serialize;
 use crate::archive::member;
 use crate::archive::segment::{Item, Segmenter};
 use crate::delta::hashing::BackgroundHasher;
-use crate::delta::{error_from_io, PatchHeader, PatchReader};
+use crate::delta::{PatchHeader, PatchReader};
 use crate::digest::{Digests, Sha256};
 use crate::dist::{
     self, DistMeta, Metadata, DIST_MEMBER, MANIFEST_MEMBER, META_DIR, OBSOLETE_MEMBER,
@@ -206,18 +206,11 @@ impl<R: Read> Read for Tee<R> {
     }
 }
 
-/// Whether `e` (or the error an `Io` error carries from a reader below)
-/// says the stream's content is not what it should be: a staged file's
-/// digest, or a patch's wrong-base verdict.
+/// Whether `e` says the stream's content is not what it should be: a staged
+/// file's digest, or a patch's wrong-base verdict. (Readers hand such errors
+/// up unwrapped: see [`Error::from_io`].)
 fn blames_the_input(e: &Error) -> bool {
-    match e {
-        Error::DigestMismatch { .. } | Error::WrongBase { .. } => true,
-        Error::Io { source, .. } => source
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<Error>())
-            .is_some_and(blames_the_input),
-        _ => false,
-    }
+    matches!(e, Error::DigestMismatch { .. } | Error::WrongBase { .. })
 }
 
 fn txid_for(from: Option<&DistId>, target: &DistId) -> String {
@@ -242,7 +235,7 @@ fn read_meta_member(
     let mut v = Vec::with_capacity(size as usize);
     seg.data()
         .read_to_end(&mut v)
-        .map_err(|e| error_from_io(e, "read", Path::new(label)))?;
+        .map_err(|e| Error::from_io(e, "read", Path::new(label)))?;
     Ok(v)
 }
 
@@ -1061,7 +1054,7 @@ fn stream_and_stage<R: Read>(
     let mut rest = Vec::new();
     seg.data()
         .read_to_end(&mut rest)
-        .map_err(|e| error_from_io(e, "read", Path::new(label)))?;
+        .map_err(|e| Error::from_io(e, "read", Path::new(label)))?;
     let staged = stager.finish(label)?;
     Ok((meta, manifest, obsolete, upgrade, staged))
 }

@@ -705,9 +705,9 @@ impl<'a> Stager<'a> {
                 // per file was a measurable share of an apply's CPU
                 let mut buf = vec![0u8; (e.size as usize).clamp(1, 256 * 1024)];
                 loop {
-                    let n = data.read(&mut buf).map_err(|err| {
-                        crate::delta::error_from_io(err, "read", std::path::Path::new(label))
-                    })?;
+                    let n = data
+                        .read(&mut buf)
+                        .map_err(|err| Error::from_io(err, "read", std::path::Path::new(label)))?;
                     if n == 0 {
                         break;
                     }
