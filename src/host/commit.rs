@@ -23,6 +23,7 @@
 //! `.sysup-<txid>-aside-<n>`, which cleanup removes.
 
 use std::collections::BTreeSet;
+use std::rc::Rc;
 
 use crate::error::{Error, Result};
 use crate::host::checkpoint::{checkpoint, fault};
@@ -38,9 +39,8 @@ fn io_err(root: &Root, action: &'static str, rel: &[u8], e: std::io::Error) -> E
     Error::io(action, root.display(rel), e)
 }
 
-fn dir_of(res: &mut Resolver<'_>, root: &Root, rel: &[u8]) -> Result<Dir> {
-    res.dir(rel)
-        .and_then(Dir::try_clone)
+fn dir_of(res: &mut Resolver<'_>, root: &Root, rel: &[u8]) -> Result<Rc<Dir>> {
+    res.shared(rel)
         .map_err(|e| io_err(root, "open directory", rel, e))
 }
 

@@ -21,6 +21,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 /// Most symlinks followed while resolving one path (as the kernel's 40).
 const MAX_LINKS: usize = 40;
@@ -549,7 +550,9 @@ impl Root {
 pub struct Resolver<'a> {
     root: &'a Root,
     dist_dirs: std::collections::HashSet<Vec<u8>>,
-    cache: std::collections::HashMap<Vec<u8>, Dir>,
+    /// Shared handles: handing one out is a reference count, not a dup(2)
+    /// (an apply asks for a directory once per entry).
+    cache: std::collections::HashMap<Vec<u8>, Rc<Dir>>,
 }
 
 impl<'a> Resolver<'a> {
@@ -568,7 +571,7 @@ impl<'a> Resolver<'a> {
 
     /// Use `dir` for `rel` from now on.
     pub fn insert(&mut self, rel: &[u8], dir: Dir) {
-        self.cache.insert(rel.to_vec(), dir);
+        self.cache.insert(rel.to_vec(), Rc::new(dir));
     }
 
     /// Forget every cached directory (after renames changed what paths mean).
@@ -580,9 +583,16 @@ impl<'a> Resolver<'a> {
     pub fn dir(&mut self, rel: &[u8]) -> io::Result<&Dir> {
         if !self.cache.contains_key(rel) {
             let d = self.open(rel)?;
-            self.cache.insert(rel.to_vec(), d);
+            self.cache.insert(rel.to_vec(), Rc::new(d));
         }
         Ok(&self.cache[rel])
+    }
+
+    /// [`Resolver::dir`] as a handle the caller may keep while it uses the
+    /// resolver again.
+    pub fn shared(&mut self, rel: &[u8]) -> io::Result<Rc<Dir>> {
+        self.dir(rel)?;
+        Ok(Rc::clone(&self.cache[rel]))
     }
 
     fn open(&mut self, rel: &[u8]) -> io::Result<Dir> {

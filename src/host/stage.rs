@@ -23,6 +23,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 use std::os::fd::AsRawFd;
+use std::rc::Rc;
 
 use crate::digest::Sha256;
 
@@ -79,7 +80,7 @@ pub struct Stager<'a> {
     new_dirs: Vec<Vec<u8>>,
     new_dir_set: HashSet<Vec<u8>>,
     logged: HashSet<Vec<u8>>,
-    filesystems: BTreeMap<u64, Dir>,
+    filesystems: BTreeMap<u64, Rc<Dir>>,
     out: Staged,
     euid: u32,
     egid: u32,
@@ -242,11 +243,10 @@ impl<'a> Stager<'a> {
     }
 
     /// The directory at `rel` (an owned duplicate of the cached descriptor).
-    fn dir_of(&mut self, rel: &[u8]) -> Result<Dir> {
+    fn dir_of(&mut self, rel: &[u8]) -> Result<Rc<Dir>> {
         let root = self.root;
         self.resolver
-            .dir(rel)
-            .and_then(Dir::try_clone)
+            .shared(rel)
             .map_err(|e| Error::io("open directory", root.display(rel), e))
     }
 
@@ -662,7 +662,7 @@ impl<'a> Stager<'a> {
         if let Ok(st) = nix::sys::stat::fstat(d.as_fd_raw()) {
             self.filesystems
                 .entry(st.st_dev)
-                .or_insert_with(|| d.try_clone().expect("dup"));
+                .or_insert_with(|| Rc::clone(&d));
         }
         self.located
             .insert(path.clone(), (pdir.to_vec(), staged.clone()));
@@ -690,7 +690,7 @@ impl<'a> Stager<'a> {
         d: &Dir,
         name: &[u8],
         rel: &[u8],
-        holder: Option<(Dir, Vec<u8>, Vec<u8>)>,
+        holder: Option<(Rc<Dir>, Vec<u8>, Vec<u8>)>,
         data: &mut impl Read,
     ) -> Result<u64> {
         let io = |action: &'static str| {
