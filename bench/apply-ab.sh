@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Alternated apply timing on the big pair (BENCHMARKS.md, session 5):
+#   bench/apply-ab.sh ROUNDS SYSUP_BINARY...
+# Each round times a fresh `gunzip -c tree-B.tar.gz | tar -xpf - && sync`, then, for
+# each binary in turn, installs world-1 into a fresh root (untimed) and times
+# `sysup apply` of the world-1 -> world-2 patch `&& sync`. Alternating cancels most of
+# this VM's slow drifts, which single runs do not. Prints wall, user and system
+# seconds, peak RSS, the steal ticks (/proc/stat) the step saw, and the base's size.
+# Needs bench/peers.sh big to have made the sysup dists and patch. AB_DIR (default
+# /var/tmp/sysup-ab) holds the roots: put it on tmpfs to leave the disk out.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+B=$here/work/scratch/big C=$here/work/corpus
+dir=${AB_DIR:-/var/tmp/sysup-ab}
+rounds=$1; shift
+steal() { awk '/^cpu /{print $9}' /proc/stat; }
+timed() { /usr/bin/time -f "%e %U %S %MkB" bash -c "$1" 2>&1 >/dev/null | tail -1; }
+mkdir -p "$dir"
+for r in $(seq 1 "$rounds"); do
+    rm -rf "$dir/x" && mkdir -p "$dir/x" && sync
+    s0=$(steal)
+    t=$(timed "gunzip -c $C/tree-B.tar.gz | tar -xpf - -C $dir/x && sync")
+    echo "r$r extract $t steal+$(($(steal) - s0))"
+    rm -rf "$dir/x"
+    for S in "$@"; do
+        rm -rf "$dir/r" && mkdir -p "$dir/r"
+        "$S" apply --root "$dir/r" "$B/sysup-dists/world-1-20260101.tar.gz" >/dev/null && sync
+        s0=$(steal)
+        t=$(timed "'$S' apply --root '$dir/r' '$B/sysup-patches/world-1-20260101_2-20260101.patch' && sync")
+        echo "r$r $(basename "$S") $t steal+$(($(steal) - s0)) base=$(stat -c %s "$dir"/r/var/db/sysup/bases/world-2-*.tar.gz)"
+    done
+done
