@@ -73,6 +73,38 @@ fn unchanged_files_are_not_rewritten() {
 }
 
 #[test]
+fn an_untouched_looking_old_file_is_replaced_unread() {
+    // An upgrade takes a file whose size and mtime are what the old MANIFEST
+    // says to hold the old content, without reading it. Here the file holds
+    // the new content already (same size; its old mtime put back): it is
+    // replaced all the same. Trusting a lying mtime costs a needless
+    // rewrite, never a wrong file.
+    let c = chain();
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    apply_ok(root, &[&c.dists[0]]);
+    let rel = "usr/share/doc/sysup-fixture/a-rather-long-directory-name-to-cross-the-ustar-limit/\
+               and-a-file-name-long-enough-for-pax-path-records.txt";
+    let live = root.join(rel);
+    let new = fs::read(c.trees[1].join(rel)).unwrap();
+    assert_ne!(fs::read(&live).unwrap(), new, "the fixture changes it");
+    assert_eq!(fs::metadata(&live).unwrap().len(), new.len() as u64);
+    let old_mtime = fs::metadata(&live).unwrap().modified().unwrap();
+    fs::write(&live, &new).unwrap();
+    let f = fs::File::options().write(true).open(&live).unwrap();
+    f.set_modified(old_mtime).unwrap();
+    drop(f);
+    let ino = fs::metadata(&live).unwrap().ino();
+    apply_ok(root, &[&c.patches[0]]);
+    assert_ne!(
+        fs::metadata(&live).unwrap().ino(),
+        ino,
+        "replaced, not read and kept"
+    );
+    assert_root_is(root, &c.trees[1]);
+}
+
+#[test]
 fn reapplying_the_installed_dist_repairs_only_what_differs() {
     let c = chain();
     let t = tempfile::tempdir().unwrap();
