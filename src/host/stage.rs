@@ -527,11 +527,11 @@ impl<'a> Stager<'a> {
                     && old.as_ref().is_some_and(|o| {
                         o.kind == Kind::File && o.mtime == st.mtime && o.size == st.size
                     });
-                let old_hash = old.as_ref().and_then(|o| o.sha256);
-                if untouched_old && old_hash != e.sha256 {
-                    return Ok(Compare::Differ);
-                }
-                if !(untouched_old && old_hash == e.sha256) {
+                if untouched_old {
+                    if old.as_ref().and_then(|o| o.sha256) != e.sha256 {
+                        return Ok(Compare::Differ);
+                    }
+                } else {
                     let h = d
                         .sha256(base)
                         .map_err(|err| ioerr(self.root, "read", &e.path, err))?;
