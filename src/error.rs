@@ -109,13 +109,10 @@ impl Error {
     /// a staged file's digest…), that error itself, which already names its
     /// file and cause; otherwise `action` on `path` failed.
     pub fn from_io(source: io::Error, action: &'static str, path: impl AsRef<Path>) -> Self {
-        if source.get_ref().is_some_and(|i| i.is::<Error>()) {
-            if let Some(Ok(inner)) = source.into_inner().map(|b| b.downcast::<Error>()) {
-                return *inner;
-            }
-            unreachable!("checked above");
+        match source.downcast::<Error>() {
+            Ok(inner) => inner,
+            Err(source) => Error::io(action, path, source),
         }
-        Error::io(action, path, source)
     }
 
     /// A hint for the person reading the error, when one helps.
