@@ -9,9 +9,10 @@
 //! that gunzip, GNU tar and bsdtar read, made by several cores at once — the
 //! technique of pigz.
 //!
-//! Two deflate engines ([`Engine`]): zlib-rs for dists, whose bytes must be
-//! the same on every build host, and ISA-L ([`isal`]) for the bases a host
-//! keeps for itself, where only speed matters.
+//! Three engines ([`Engine`]): zlib-rs for dists, whose bytes must be the
+//! same on every build host; and for the bases a host keeps for itself,
+//! where only speed matters, ISA-L ([`isal`]) or no compression at all
+//! (stored blocks: still a gzip file, with its CRC-32, that any gunzip reads).
 //!
 //! Invariants:
 //! - the output depends only on the input bytes and the engine — not on how
@@ -38,12 +39,16 @@ pub enum Engine {
     /// than zlib-rs level 1 and makes 14% fewer bytes, but its bytes may
     /// depend on the CPU. For a host's own bases.
     Fast(u32),
+    /// No compression: deflate's stored blocks, written at memory speed and
+    /// read back as fast. The same bytes on every machine.
+    Stored,
 }
 
 /// A worker's compressor, made on its own thread.
 enum Chunker {
     Zlib(u32),
     Isal(isal::Deflater),
+    Stored,
 }
 
 impl Chunker {
@@ -51,6 +56,7 @@ impl Chunker {
         match engine {
             Engine::Portable(level) => Chunker::Zlib(level),
             Engine::Fast(level) => Chunker::Isal(isal::Deflater::new(level)),
+            Engine::Stored => Chunker::Stored,
         }
     }
 
@@ -58,8 +64,37 @@ impl Chunker {
         match self {
             Chunker::Zlib(level) => compress_chunk(*level, job),
             Chunker::Isal(d) => d.compress(&job.data, &job.dict, job.last),
+            Chunker::Stored => Ok(store_chunk(&job.data, job.last)),
         }
     }
+}
+
+/// The most bytes one stored block holds (its LEN field is 16 bits).
+const STORED_MAX: usize = 0xffff;
+
+/// `data` as stored deflate blocks: each a header byte (BFINAL, BTYPE 00),
+/// LEN and its one's complement NLEN, then the bytes. Every block ends on a
+/// byte boundary, so chunks concatenate like sync-flushed ones; the last
+/// chunk's last block (an empty one if the chunk is empty) is final.
+fn store_chunk(data: &[u8], last: bool) -> Vec<u8> {
+    let blocks = data.len().div_ceil(STORED_MAX).max(1);
+    let mut out = Vec::with_capacity(data.len() + 5 * blocks);
+    let mut pieces = data.chunks(STORED_MAX).peekable();
+    if pieces.peek().is_none() {
+        if last {
+            out.extend_from_slice(&[1, 0, 0, 0xff, 0xff]);
+        }
+        return out;
+    }
+    while let Some(piece) = pieces.next() {
+        let fin = last && pieces.peek().is_none();
+        let len = piece.len() as u16;
+        out.push(u8::from(fin));
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(piece);
+    }
+    out
 }
 
 /// Input bytes per independently compressed chunk.
@@ -368,12 +403,30 @@ mod tests {
 
     #[test]
     fn empty_and_tiny_inputs() {
-        for engine in [Engine::Portable(6), Engine::Fast(1)] {
+        for engine in [Engine::Portable(6), Engine::Fast(1), Engine::Stored] {
             for data in [&b""[..], b"x", &[0u8; DICT + 1][..]] {
                 let z = gz_with(engine, data, 2, 3);
                 assert_eq!(gunzip(&z), data, "{engine:?}");
             }
         }
+    }
+
+    #[test]
+    fn stored_is_the_input_in_framed_blocks() {
+        // 2 chunks and a bit: block counts per chunk are 17, 17 and 1
+        let data = crate::fixtures::noise(4, 2 * CHUNK + 100);
+        let a = gz_with(Engine::Stored, &data, 1, 999);
+        let b = gz_with(Engine::Stored, &data, 3, 1 << 22);
+        assert_eq!(a, b);
+        assert_eq!(gunzip(&a), data);
+        let blocks = 2 * CHUNK.div_ceil(STORED_MAX) + 1;
+        assert_eq!(a.len(), HEADER.len() + data.len() + 5 * blocks + 8);
+        // the last block is final and holds the last 100 bytes
+        let last = a.len() - 8 - 100 - 5;
+        assert_eq!(a[last..last + 5], [1, 100, 0, !100u8, 0xff]);
+        // a chunk exactly full: nothing may follow the final block
+        let full = crate::fixtures::noise(5, CHUNK);
+        assert_eq!(gunzip(&gz_with(Engine::Stored, &full, 2, CHUNK)), full);
     }
 
     #[test]
@@ -387,7 +440,11 @@ mod tests {
     #[test]
     fn gnu_gunzip_reads_it() {
         let data = crate::fixtures::noise(9, CHUNK + 99);
-        for z in [gz(&data, 2, 4096), gz_with(Engine::Fast(1), &data, 2, 4096)] {
+        for z in [
+            gz(&data, 2, 4096),
+            gz_with(Engine::Fast(1), &data, 2, 4096),
+            gz_with(Engine::Stored, &data, 2, 4096),
+        ] {
             gnu_gunzip_gives(z, &data);
         }
     }
