@@ -38,9 +38,11 @@ use crate::gz;
 use crate::host::checkpoint::{checkpoint, fault, fault_write};
 use crate::host::cleanup::{self, remove_stale_temps};
 use crate::host::commit::commit;
+use crate::host::conf::ApplyConf;
 use crate::host::history::{self, Event};
 use crate::host::journal::{Journal, Record, Status};
 use crate::host::plan::{split, Counts, Obsolete, Plan};
+use crate::host::policy::Policy;
 use crate::host::root::Root;
 use crate::host::stage::{Mode, Stager};
 use crate::host::state::{Installed, Lock, State};
@@ -51,12 +53,6 @@ use crate::readahead::ReadAhead;
 
 /// Bases kept per name by default (the installed one and the previous).
 pub const DEFAULT_KEEP: usize = 2;
-
-/// How the bases a host keeps are gzipped. A base is local state whose
-/// digests are those of the *uncompressed* tar, so its deflate is free to
-/// be fast rather than portable: ISA-L level 1 (docs/decisions.md, "Host
-/// base compression"), since every apply re-compresses the whole tar.
-pub const BASE_GZIP: gz::Engine = gz::Engine::Fast(1);
 
 /// What to apply where.
 #[derive(Debug, Clone, Default)]
@@ -264,6 +260,22 @@ fn space_needed(new: &Manifest, old: Option<&Manifest>, mode: Mode) -> u64 {
         })
         .map(|e| e.size)
         .sum()
+}
+
+/// About how big the tar of `manifest` is: each entry's header and data,
+/// in 512-byte blocks, and the trailer. Long names, extended attributes and
+/// `.sysup/` add a little more.
+fn tar_size(manifest: &Manifest) -> u64 {
+    let data = |e: &crate::manifest::Entry| match e.kind {
+        Kind::File => e.size.div_ceil(512) * 512,
+        _ => 0,
+    };
+    manifest
+        .entries()
+        .iter()
+        .map(|e| 512 + data(e))
+        .sum::<u64>()
+        + 1024
 }
 
 /// Undo an apply that stopped before its `staged` record: remove its staged
@@ -549,6 +561,8 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
     let target = input.target().clone();
     let label = input.label();
     let installed = state.installed(&target.name)?;
+    // The host's own settings, refused now if wrong: nothing is written yet.
+    let conf = ApplyConf::load(state.root())?;
     // Progress: compressed bytes of the dist or base consumed by the stream.
     let stream_step = |gz: &Path| {
         let size = std::fs::metadata(gz).map(|m| m.len()).ok();
@@ -645,7 +659,7 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
             let file = WritebackFile::new(file, 8 << 20);
             Some(gz::Writer::with_engine(
                 BufWriter::with_capacity(1 << 20, file),
-                BASE_GZIP,
+                conf.base_compression.engine(),
             ))
         }
         None => None,
@@ -702,6 +716,7 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
             journal.as_mut(),
             &txid,
             opts,
+            &conf,
         );
         let (meta, new_manifest, obsolete_list, upgrade, staged) = result?;
         // Verify: every byte of the result against the chain's to-digests.
@@ -915,6 +930,7 @@ fn stream_and_stage<R: Read>(
     journal: Option<&mut Journal>,
     txid: &str,
     opts: &ApplyOptions,
+    conf: &ApplyConf,
 ) -> Result<Streamed> {
     let next = |seg: &mut Segmenter<Tee<R>>| -> Result<Option<(member::MemberMeta, u64)>> {
         match seg.next_item()? {
@@ -981,12 +997,12 @@ fn stream_and_stage<R: Read>(
         return Err(not_dist("DIST and MANIFEST disagree on the entry count"));
     }
     // What the host itself allows (device nodes), before anything is written.
-    crate::host::policy::Policy::load(state.root())?.check(&manifest, label)?;
+    Policy::new(conf)?.check(&manifest, label)?;
     // Free space, before anything of the tree is written.
     if !opts.dry_run {
         let need = space_needed(&manifest, old.map(|o| &o.manifest), mode);
         let have = free_bytes(state.root())?;
-        let base_guess = installed.map_or(0, |i| i.base_size);
+        let base_guess = conf.base_compression.estimate(tar_size(&manifest));
         if need + base_guess + (need + base_guess) / 50 > have {
             return Err(Error::Refused(format!(
                 "not enough free space on {}: staging {} from '{label}' needs about {}, {} are free",

@@ -5,12 +5,14 @@
 //! commit ([`commit`], from the [`plan`] written to the [`journal`]) → record
 //! ([`state`]) → cleanup ([`cleanup`], [`history`]). Every filesystem
 //! operation on the root goes through [`root`], which keeps it inside;
-//! [`policy`] is what the host itself allows a dist (device nodes).
+//! [`policy`] is what the host itself allows a dist (device nodes), from its
+//! [`conf`]iguration.
 
 pub mod apply;
 pub mod checkpoint;
 pub mod cleanup;
 pub mod commit;
+pub mod conf;
 pub mod history;
 pub mod journal;
 pub mod plan;

@@ -19,22 +19,10 @@
 //! every member matches its MANIFEST entry's type, so no device node can get
 //! in under another type. Reading the configuration changes nothing.
 
-use std::io;
-use std::path::Path;
-
-use serde::Deserialize;
-
 use crate::error::{Error, Result};
+use crate::host::conf::ApplyConf;
 use crate::manifest::{Kind, Manifest};
 use crate::spec::{Globs, DEFAULT_DEVICES};
-use crate::update::CONF_FILE;
-
-/// The `[apply]` table of `<root>/etc/sysup.conf`.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ApplyConf {
-    devices: Option<Vec<String>>,
-}
 
 /// The host's rules for what a dist may install.
 #[derive(Debug, Clone)]
@@ -47,29 +35,16 @@ pub struct Policy {
 impl Policy {
     /// The rules of the host at `root` (defaults when its configuration
     /// file or its `[apply]` table is missing). Read-only.
-    pub fn load(root: &Path) -> Result<Policy> {
-        let p = root.join(CONF_FILE);
-        let bad = |reason: String| Error::Metadata {
-            what: "configuration",
-            path: p.clone(),
-            reason,
-        };
-        let conf = match std::fs::read_to_string(&p) {
-            Ok(text) => {
-                let table: toml::Table = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
-                match table.get("apply") {
-                    None => ApplyConf::default(),
-                    Some(v) => v
-                        .clone()
-                        .try_into()
-                        .map_err(|e: toml::de::Error| bad(format!("[apply]: {}", e.message())))?,
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => ApplyConf::default(),
-            Err(e) => return Err(Error::io("read", &p, e)),
-        };
-        let (patterns, source) = match conf.devices {
-            Some(d) => (d, format!("[apply] devices in {}", p.display())),
+    #[cfg(test)]
+    fn load(root: &std::path::Path) -> Result<Policy> {
+        Policy::new(&ApplyConf::load(root)?)
+    }
+
+    /// The rules `conf` sets.
+    pub fn new(conf: &ApplyConf) -> Result<Policy> {
+        let p = &conf.path;
+        let (patterns, source) = match &conf.devices {
+            Some(d) => (d.clone(), format!("[apply] devices in {}", p.display())),
             None => (
                 vec![DEFAULT_DEVICES.to_string()],
                 format!(
@@ -78,8 +53,11 @@ impl Policy {
                 ),
             ),
         };
-        let devices =
-            Globs::new(&p, "[apply] devices", &patterns).map_err(|e| bad(e.to_string()))?;
+        let devices = Globs::new(p, "[apply] devices", &patterns).map_err(|e| Error::Metadata {
+            what: "configuration",
+            path: p.clone(),
+            reason: e.to_string(),
+        })?;
         Ok(Policy { devices, source })
     }
 
@@ -111,6 +89,7 @@ impl Policy {
 mod tests {
     use super::*;
     use crate::manifest::Entry;
+    use crate::update::CONF_FILE;
 
     fn with_dev(path: &str) -> Manifest {
         let mut d = Entry::new(path.as_bytes().to_vec(), Kind::Char);
