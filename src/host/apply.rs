@@ -43,6 +43,7 @@ use crate::host::history::{self, Event};
 use crate::host::journal::{Journal, Record, Status};
 use crate::host::plan::{split, Counts, Obsolete, Plan};
 use crate::host::policy::Policy;
+use crate::host::reaper::Reaper;
 use crate::host::root::Root;
 use crate::host::stage::{Mode, Stager};
 use crate::host::state::{Installed, Lock, State};
@@ -366,9 +367,12 @@ fn finish(
 ) -> Result<cleanup::Report> {
     let path = state.journal_path();
     let progress = &opts.progress;
+    // Frees the files the commit replaces while record and cleanup go on;
+    // dropped (every one freed) when this returns.
+    let mut reaper = Reaper::new();
     if !journal_st.is_some_and(|s| s.committed) {
         progress.step(format!("commit {}", plan.target), None, Unit::Items);
-        commit(root, plan)?;
+        commit(root, plan, &mut reaper)?;
         Journal::reopen(&path)?.append(&Record::Committed, true)?;
         checkpoint("committed");
     }

@@ -28,6 +28,7 @@ use std::rc::Rc;
 use crate::error::{Error, Result};
 use crate::host::checkpoint::{checkpoint, fault};
 use crate::host::plan::{join, split, Attrs, Plan, Rename};
+use crate::host::reaper::Reaper;
 use crate::host::root::{Dir, Resolver, Root};
 
 /// The aside name of the `n`-th rename of a plan.
@@ -44,8 +45,9 @@ fn dir_of(res: &mut Resolver<'_>, root: &Root, rel: &[u8]) -> Result<Rc<Dir>> {
         .map_err(|e| io_err(root, "open directory", rel, e))
 }
 
-/// Rename one staged object into place (see the module doc).
-fn rename_one(root: &Root, d: &Dir, r: &Rename, aside: &[u8]) -> Result<()> {
+/// Rename one staged object into place (see the module doc); a regular
+/// file it replaces is handed to `reaper` to be freed off this thread.
+fn rename_one(root: &Root, d: &Dir, r: &Rename, aside: &[u8], reaper: &mut Reaper) -> Result<()> {
     let staged = d
         .stat(&r.staged)
         .map_err(|e| io_err(root, "stat", &join(&r.dir, &r.staged), e))?;
@@ -63,6 +65,11 @@ fn rename_one(root: &Root, d: &Dir, r: &Rename, aside: &[u8]) -> Result<()> {
                 .map_err(|e| io_err(root, "remove", &join(&r.dir, aside), e))?;
             d.rename(&r.name, d, aside)
                 .map_err(|e| io_err(root, "move aside", &r.path(), e))?;
+        } else if live.is_file() {
+            // only an optimisation: without the hold, the rename frees it
+            if let Ok(fd) = d.hold(&r.name) {
+                reaper.keep(fd);
+            }
         }
     }
     fault("commit-rename")
@@ -70,8 +77,9 @@ fn rename_one(root: &Root, d: &Dir, r: &Rename, aside: &[u8]) -> Result<()> {
         .map_err(|e| io_err(root, "rename into place", &r.path(), e))
 }
 
-/// Run the commit phase of `plan`.
-pub fn commit(root: &Root, plan: &Plan) -> Result<()> {
+/// Run the commit phase of `plan`. The files it replaces are freed by
+/// `reaper`, perhaps after this returns.
+pub fn commit(root: &Root, plan: &Plan, reaper: &mut Reaper) -> Result<()> {
     let mut res = Resolver::new(root, plan.dist_dirs.iter().cloned());
     let mut touched: BTreeSet<Vec<u8>> = BTreeSet::new();
     // 1. existing directories' attributes
@@ -82,7 +90,7 @@ pub fn commit(root: &Root, plan: &Plan) -> Result<()> {
     // 2. new directories, then the kernel swap
     for r in &plan.dir_renames {
         let d = dir_of(&mut res, root, &r.dir)?;
-        rename_one(root, &d, r, &aside_name(&plan.txid, n))?;
+        rename_one(root, &d, r, &aside_name(&plan.txid, n), reaper)?;
         touched.insert(r.dir.clone());
         n += 1;
         checkpoint("commit-rename");
@@ -98,7 +106,7 @@ pub fn commit(root: &Root, plan: &Plan) -> Result<()> {
     // 3. everything else
     for r in &plan.renames {
         let d = dir_of(&mut res, root, &r.dir)?;
-        rename_one(root, &d, r, &aside_name(&plan.txid, n))?;
+        rename_one(root, &d, r, &aside_name(&plan.txid, n), reaper)?;
         touched.insert(r.dir.clone());
         n += 1;
         checkpoint("commit-rename");
@@ -110,7 +118,7 @@ pub fn commit(root: &Root, plan: &Plan) -> Result<()> {
     // 4. critical files, second-to-last
     for r in &plan.critical {
         let d = dir_of(&mut res, root, &r.dir)?;
-        rename_one(root, &d, r, &aside_name(&plan.txid, n))?;
+        rename_one(root, &d, r, &aside_name(&plan.txid, n), reaper)?;
         touched.insert(r.dir.clone());
         n += 1;
         checkpoint("commit-critical");

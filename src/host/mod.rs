@@ -17,6 +17,7 @@ pub mod history;
 pub mod journal;
 pub mod plan;
 pub mod policy;
+pub mod reaper;
 pub mod root;
 pub mod stage;
 pub mod state;

@@ -170,6 +170,22 @@ impl Dir {
         })
     }
 
+    /// Hold a child (not following a symlink) by an `O_PATH` descriptor:
+    /// nothing is read or changed, but the inode lives until it is closed.
+    pub fn hold(&self, name: &[u8]) -> io::Result<OwnedFd> {
+        let c = cname(name)?;
+        // SAFETY: valid fd and C string.
+        let fd = cvt(unsafe {
+            libc::openat(
+                self.raw(),
+                c.as_ptr(),
+                libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
+        })?;
+        // SAFETY: fresh fd.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
     /// Open a child regular file for reading, not following a symlink.
     pub fn open_file(&self, name: &[u8]) -> io::Result<File> {
         let c = cname(name)?;
