@@ -6,6 +6,8 @@
 # `sysup apply` of the world-1 -> world-2 patch `&& sync`. Alternating cancels most of
 # this VM's slow drifts, which single runs do not. Prints wall, user and system
 # seconds, peak RSS, the steal ticks (/proc/stat) the step saw, and the base's size.
+# A binary given as BIN@SETTING runs with `[apply] base-compression = "SETTING"` in
+# the root's etc/sysup.conf (written before the install), e.g. /path/sysup@fast.
 # Needs bench/peers.sh big to have made the sysup dists and patch. AB_DIR (default
 # /var/tmp/sysup-ab) holds the roots: put it on tmpfs to leave the disk out.
 set -euo pipefail
@@ -22,11 +24,16 @@ for r in $(seq 1 "$rounds"); do
     t=$(timed "gunzip -c $C/tree-B.tar.gz | tar -xpf - -C $dir/x && sync")
     echo "r$r extract $t steal+$(($(steal) - s0))"
     rm -rf "$dir/x"
-    for S in "$@"; do
+    for arg in "$@"; do
+        S=${arg%@*}
         rm -rf "$dir/r" && mkdir -p "$dir/r"
+        if [[ $arg == *@* ]]; then
+            mkdir -p "$dir/r/etc"
+            printf '[apply]\nbase-compression = "%s"\n' "${arg##*@}" > "$dir/r/etc/sysup.conf"
+        fi
         "$S" apply --root "$dir/r" "$B/sysup-dists/world-1-20260101.tar.gz" >/dev/null && sync
         s0=$(steal)
         t=$(timed "'$S' apply --root '$dir/r' '$B/sysup-patches/world-1-20260101_2-20260101.patch' && sync")
-        echo "r$r $(basename "$S") $t steal+$(($(steal) - s0)) base=$(stat -c %s "$dir"/r/var/db/sysup/bases/world-2-*.tar.gz)"
+        echo "r$r $(basename "$arg") $t steal+$(($(steal) - s0)) base=$(stat -c %s "$dir"/r/var/db/sysup/bases/world-2-*.tar.gz)"
     done
 done
