@@ -567,9 +567,19 @@ pub struct Resolver<'a> {
     root: &'a Root,
     dist_dirs: std::collections::HashSet<Vec<u8>>,
     /// Shared handles: handing one out is a reference count, not a dup(2)
-    /// (an apply asks for a directory once per entry).
+    /// (an apply asks for a directory once per entry). At most
+    /// [`CACHE_MAX`]: a world has more directories than a shell's default
+    /// descriptor limit (1024) allows open at once.
     cache: std::collections::HashMap<Vec<u8>, Rc<Dir>>,
+    /// Directories set with [`Resolver::insert`], which cannot be opened
+    /// again by their path; never evicted.
+    pinned: std::collections::HashMap<Vec<u8>, Rc<Dir>>,
 }
+
+/// Most directories a [`Resolver`] keeps open; past it the cache starts
+/// over (tar order visits a directory's entries together, so it rarely has
+/// to reopen one).
+pub const CACHE_MAX: usize = 128;
 
 impl<'a> Resolver<'a> {
     pub fn new(root: &'a Root, dist_dirs: impl IntoIterator<Item = Vec<u8>>) -> Self {
@@ -577,6 +587,7 @@ impl<'a> Resolver<'a> {
             root,
             dist_dirs: dist_dirs.into_iter().collect(),
             cache: std::collections::HashMap::new(),
+            pinned: std::collections::HashMap::new(),
         }
     }
 
@@ -585,30 +596,43 @@ impl<'a> Resolver<'a> {
         self.dist_dirs.contains(rel)
     }
 
-    /// Use `dir` for `rel` from now on.
+    /// Use `dir` for `rel` from now on (a directory staged under another
+    /// name; one created under its own name inside it needs no entry).
     pub fn insert(&mut self, rel: &[u8], dir: Dir) {
-        self.cache.insert(rel.to_vec(), Rc::new(dir));
+        self.cache.remove(rel);
+        self.pinned.insert(rel.to_vec(), Rc::new(dir));
     }
 
-    /// Forget every cached directory (after renames changed what paths mean).
+    /// Forget every directory, inserted ones too (after renames changed
+    /// what paths mean).
     pub fn clear(&mut self) {
         self.cache.clear();
+        self.pinned.clear();
     }
 
     /// The directory at root-relative `rel`.
     pub fn dir(&mut self, rel: &[u8]) -> io::Result<&Dir> {
-        if !self.cache.contains_key(rel) {
-            let d = self.open(rel)?;
-            self.cache.insert(rel.to_vec(), Rc::new(d));
-        }
-        Ok(&self.cache[rel])
+        self.shared_ref(rel).map(|d| &**d)
     }
 
     /// [`Resolver::dir`] as a handle the caller may keep while it uses the
     /// resolver again.
     pub fn shared(&mut self, rel: &[u8]) -> io::Result<Rc<Dir>> {
-        self.dir(rel)?;
-        Ok(Rc::clone(&self.cache[rel]))
+        self.shared_ref(rel).map(Rc::clone)
+    }
+
+    fn shared_ref(&mut self, rel: &[u8]) -> io::Result<&Rc<Dir>> {
+        if !self.pinned.contains_key(rel) && !self.cache.contains_key(rel) {
+            let d = self.open(rel)?;
+            if self.cache.len() >= CACHE_MAX {
+                self.cache.clear();
+            }
+            self.cache.insert(rel.to_vec(), Rc::new(d));
+        }
+        Ok(match self.pinned.get(rel) {
+            Some(d) => d,
+            None => &self.cache[rel],
+        })
     }
 
     fn open(&mut self, rel: &[u8]) -> io::Result<Dir> {

@@ -438,10 +438,13 @@ impl<'a> Stager<'a> {
             .map_err(|err| ioerr(self.root, "remove leftover", &join(pdir, &name), err))?;
         pd.mkdir(&name, 0o700)
             .map_err(|err| ioerr(self.root, "create directory", &join(pdir, &name), err))?;
-        let sub = pd
-            .open_subdir(&name)
-            .map_err(|err| ioerr(self.root, "open directory", &join(pdir, &name), err))?;
-        self.resolver.insert(&path, sub);
+        if !inside_new {
+            // under its staged name: the resolver could not find it by path
+            let sub = pd
+                .open_subdir(&name)
+                .map_err(|err| ioerr(self.root, "open directory", &join(pdir, &name), err))?;
+            self.resolver.insert(&path, sub);
+        }
         if swap_kernel {
             self.out.kernel = Some(KernelSwap {
                 dirs: self.kernel.clone().expect("checked above"),
