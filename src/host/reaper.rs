@@ -31,6 +31,8 @@ pub const PENDING: usize = 256;
 pub struct Reaper {
     tx: Option<SyncSender<OwnedFd>>,
     threads: Vec<JoinHandle<()>>,
+    /// Threads were asked for (once: if none started, closes stay inline).
+    started: bool,
 }
 
 impl Reaper {
@@ -40,7 +42,8 @@ impl Reaper {
 
     /// Close `fd` on a reaper thread (here, if none could be started).
     pub fn keep(&mut self, fd: OwnedFd) {
-        if self.tx.is_none() {
+        if !self.started {
+            self.started = true;
             self.start();
         }
         if let Some(tx) = &self.tx {
