@@ -30,42 +30,45 @@ pub struct Args {
 /// admin's attention (config files kept beside their new version).
 pub(crate) fn print_report(r: &ApplyReport, quiet: bool) {
     if let Some(f) = &r.finished_interrupted {
-        println!("finished an interrupted apply to {f}");
+        outln!("finished an interrupted apply to {f}");
     }
     if r.action == "resume" {
-        println!("{} is installed in {}", r.to, r.root.display());
+        outln!("{} is installed in {}", r.to, r.root.display());
         return;
     }
     let what = if r.dry_run { "would " } else { "" };
     match &r.from {
         Some(f) if f != &r.to => {
-            println!("{what}{} {f} → {} in {}", r.action, r.to, r.root.display())
+            outln!("{what}{} {f} → {} in {}", r.action, r.to, r.root.display())
         }
-        _ => println!("{what}{} {} in {}", r.action, r.to, r.root.display()),
+        _ => outln!("{what}{} {} in {}", r.action, r.to, r.root.display()),
     }
     for p in &r.config_kept {
-        println!("  config kept: {p} (modified locally; new version in {p}.sysupnew)");
+        outln!("  config kept: {p} (modified locally; new version in {p}.sysupnew)");
     }
     if quiet {
         return;
     }
     let c = &r.counts;
-    println!(
+    outln!(
         "  files        {} changed ({} repaired), {} unchanged, {} removed",
-        c.changed, c.repaired, c.unchanged, c.removed,
+        c.changed,
+        c.repaired,
+        c.unchanged,
+        c.removed,
     );
-    println!(
+    outln!(
         "  written      {}",
         crate::fsutil::human_size(c.bytes_written)
     );
     for k in &r.kept {
-        println!("  not removed  {k}");
+        outln!("  not removed  {k}");
     }
     if r.upgrade_ran {
-        println!("  upgrade      ran the dist's upgrade step");
+        outln!("  upgrade      ran the dist's upgrade step");
     }
     if !r.pruned.is_empty() {
-        println!("  pruned       {}", r.pruned.join(", "));
+        outln!("  pruned       {}", r.pruned.join(", "));
     }
 }
 

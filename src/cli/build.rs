@@ -52,17 +52,20 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
     if a.json {
         return super::print_json(&r);
     }
-    println!("built {}", r.path.display());
+    outln!("built {}", r.path.display());
     if ui.quiet {
         return Ok(());
     }
-    println!(
+    outln!(
         "  entries  {} ({} files, {} critical, {} config)",
-        r.entries, r.files, r.critical, r.config
+        r.entries,
+        r.files,
+        r.critical,
+        r.config
     );
-    println!("  tar      {} bytes", r.tar.size);
-    println!("  gzip     {} bytes", r.compressed_size);
-    println!("  md5      {}", r.tar.md5_hex());
-    println!("  sha256   {}", r.tar.sha256_hex());
+    outln!("  tar      {} bytes", r.tar.size);
+    outln!("  gzip     {} bytes", r.compressed_size);
+    outln!("  md5      {}", r.tar.md5_hex());
+    outln!("  sha256   {}", r.tar.sha256_hex());
     Ok(())
 }

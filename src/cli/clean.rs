@@ -129,8 +129,8 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
         if min_age == 1 { "" } else { "s" }
     );
     match (removed.len(), a.dry_run) {
-        (0, _) => println!("nothing to remove ({why})"),
-        (n, dry) => println!(
+        (0, _) => outln!("nothing to remove ({why})"),
+        (n, dry) => outln!(
             "{} {n} file{} ({why})",
             if dry { "would remove" } else { "removed" },
             if n == 1 { "" } else { "s" }
@@ -138,7 +138,7 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
     }
     if !ui.quiet {
         for r in &removed {
-            println!("  {r}");
+            outln!("  {r}");
         }
     }
     Ok(())

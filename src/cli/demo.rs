@@ -28,7 +28,7 @@ pub struct Args {
 
 fn step(n: &mut u32, what: &str) {
     *n += 1;
-    println!("\n[{n}] {what}");
+    outln!("\n[{n}] {what}");
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -46,7 +46,7 @@ pub fn run(a: Args) -> Result<()> {
             tmp.path()
         }
     };
-    println!("sysup demo in {}", dir.display());
+    outln!("sysup demo in {}", dir.display());
     let privileged = fixtures::privileged();
     let mut n = 0;
 
@@ -92,7 +92,7 @@ pub fn run(a: Args) -> Result<()> {
             progress: Default::default(),
         };
         let r = build::build(spec, tree, &opts)?;
-        println!(
+        outln!(
             "  {:<38} {:>4} entries  tar {:>8}  gz {:>7}  md5 {}",
             r.id.file_name(),
             r.entries,
@@ -113,7 +113,7 @@ pub fn run(a: Args) -> Result<()> {
         ("kernel-GENERIC-1-20261121", "kernel-GENERIC-2-20261122"),
     ] {
         let r = diff_dists(&name(a), &name(b), &dists, &DiffOptions::default())?;
-        println!(
+        outln!(
             "  {:<46} {:>7} bytes  ({:.1}% of the new tar)",
             r.patch
                 .file_name()
@@ -159,14 +159,14 @@ pub fn run(a: Args) -> Result<()> {
     step(&mut n, "host: what is installed");
     let state = State::open(&root)?;
     for i in state.installed_all()? {
-        println!(
+        outln!(
             "  {:<28} md5 {}  base {} bytes",
             i.id.to_string(),
             i.tar.md5_hex(),
             i.base_size
         );
     }
-    println!(
+    outln!(
         "  boot/kernel.old kept: {}",
         if root.join("boot/kernel.old/kernel").exists() {
             "yes"
@@ -195,9 +195,9 @@ pub fn run(a: Args) -> Result<()> {
     );
     super::apply::print_report(&apply(&on_root(vec![name("world-3-20261123")]))?, false);
 
-    println!("\nEverything is in {}", dir.display());
+    outln!("\nEverything is in {}", dir.display());
     if a.dir.is_none() {
-        println!("(temporary: removed on exit; use --dir DIR to keep it)");
+        outln!("(temporary: removed on exit; use --dir DIR to keep it)");
     }
     Ok(())
 }

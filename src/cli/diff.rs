@@ -76,32 +76,39 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
     }
     let h = &r.header;
     let s = &r.stats;
-    println!("wrote {}", r.patch.display());
+    outln!("wrote {}", r.patch.display());
     if ui.quiet {
         return Ok(());
     }
-    println!("  size     {} bytes", r.size);
-    println!(
+    outln!("  size     {} bytes", r.size);
+    outln!(
         "  from     {} ({} bytes, md5 {})",
         h.from.id,
         h.from.tar.size,
         h.from.tar.md5_hex()
     );
-    println!("           sha256 {}", h.from.tar.sha256_hex());
-    println!(
+    outln!("           sha256 {}", h.from.tar.sha256_hex());
+    outln!(
         "  to       {} ({} bytes, md5 {})",
         h.to.id,
         h.to.tar.size,
         h.to.tar.md5_hex()
     );
-    println!("           sha256 {}", h.to.tar.sha256_hex());
-    println!(
+    outln!("           sha256 {}", h.to.tar.sha256_hex());
+    outln!(
         "  members  {} copied ({} bytes), {} diffed ({} bytes), {} literal ({} bytes)",
-        s.copied, s.copied_bytes, s.diffed, s.diffed_bytes, s.literal, s.literal_bytes
+        s.copied,
+        s.copied_bytes,
+        s.diffed,
+        s.diffed_bytes,
+        s.literal,
+        s.literal_bytes
     );
-    println!(
+    outln!(
         "  time     scan {:.1}s, diff {:.1}s (compressing alongside), compression tail {:.1}s",
-        s.scan_seconds, s.diff_seconds, s.compress_seconds
+        s.scan_seconds,
+        s.diff_seconds,
+        s.compress_seconds
     );
     Ok(())
 }

@@ -52,15 +52,15 @@ pub fn run(a: Args) -> crate::Result<()> {
         ]);
     }
     if log.events.is_empty() {
-        println!("no history yet");
+        outln!("no history yet");
     } else {
         let right = [false, false, false, false, false, true, true, false];
         for line in super::table(&rows, &right) {
-            println!("{line}");
+            outln!("{line}");
         }
     }
     if log.damaged > 0 {
-        println!(
+        outln!(
             "({} damaged line(s) skipped: torn by a crash mid-append)",
             log.damaged
         );

@@ -43,15 +43,15 @@ pub fn run(a: Args) -> crate::Result<()> {
                 header: &header,
             });
         }
-        println!("file        {} ({size} bytes)", a.file.display());
-        println!("{header}");
+        outln!("file        {} ({size} bytes)", a.file.display());
+        outln!("{header}");
         return Ok(());
     }
     let info = DistInfo::read(&a.file)?;
     if a.json {
         return super::print_json(&info);
     }
-    println!("{info}");
+    outln!("{info}");
     Ok(())
 }
 

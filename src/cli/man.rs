@@ -31,7 +31,7 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
     let pages = 1 + cmd.get_subcommands().filter(|s| !s.is_hide_set()).count();
     clap_mangen::generate_to(cmd, &dir).ctx("write man pages into", &dir)?;
     if !ui.quiet {
-        println!("wrote {pages} man pages into {}", dir.display());
+        outln!("wrote {pages} man pages into {}", dir.display());
     }
     Ok(())
 }

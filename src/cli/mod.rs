@@ -15,6 +15,25 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::error::Error;
 
+/// `println!` for command output: when stdout is gone (a closed pipe, as in
+/// `sysup history | head -1`) the command reports it and exits 1 instead of
+/// panicking. By then its work is done: output is printed last.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::out_line(format_args!($($arg)*))
+    };
+}
+
+/// Write one line of command output, or report a failed write and exit 1.
+pub fn out_line(args: std::fmt::Arguments<'_>) {
+    let mut o = std::io::stdout().lock();
+    if let Err(e) = o.write_fmt(args).and_then(|()| o.write_all(b"\n")) {
+        drop(o);
+        report(&Error::io("write", std::path::Path::new("<stdout>"), e));
+        std::process::exit(EXIT_FAILURE);
+    }
+}
+
 mod apply;
 mod build;
 mod clean;

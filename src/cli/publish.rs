@@ -55,9 +55,9 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
         return super::print_json(&r);
     }
     for m in r.made.iter().filter(|_| !ui.quiet) {
-        println!("made {}", m.display());
+        outln!("made {}", m.display());
     }
-    println!(
+    outln!(
         "wrote {} (serial {}, {} dists, {} patches)",
         r.index.display(),
         r.serial,
@@ -65,7 +65,7 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
         r.patches
     );
     match &r.signature {
-        Some(s) if !ui.quiet => println!("wrote {}", s.display()),
+        Some(s) if !ui.quiet => outln!("wrote {}", s.display()),
         Some(_) => {}
         None => {
             eprintln!("warning: INDEX is not signed; hosts will refuse it (pass --sign SECKEY)")

@@ -82,32 +82,32 @@ pub fn run(a: Args) -> crate::Result<()> {
     if a.json {
         return super::print_json(&s);
     }
-    println!("root         {}", s.root.display());
+    outln!("root         {}", s.root.display());
     if s.names.is_empty() {
-        println!("installed    nothing");
+        outln!("installed    nothing");
     }
     for n in &s.names {
         let i = &n.installed;
         let kept: Vec<String> = n.kept.iter().map(|k| k.id.to_string()).collect();
-        println!("{}", i.id.name);
-        println!(
+        outln!("{}", i.id.name);
+        outln!(
             "  installed  {} ({}), on {} UTC",
             i.id,
             i.arch,
             super::utc_time(i.installed_at)
         );
-        println!(
+        outln!(
             "  base       {} ({})",
             n.base.display(),
             crate::fsutil::human_size(i.base_size)
         );
-        println!("  tar size   {} bytes", i.tar.size);
-        println!("  tar md5    {}", i.tar.md5_hex());
-        println!("  tar sha256 {}", i.tar.sha256_hex());
-        println!("  kept       {}", kept.join(", "));
+        outln!("  tar size   {} bytes", i.tar.size);
+        outln!("  tar md5    {}", i.tar.md5_hex());
+        outln!("  tar sha256 {}", i.tar.sha256_hex());
+        outln!("  kept       {}", kept.join(", "));
     }
     if let Some(p) = &s.pending {
-        println!(
+        outln!(
             "pending      interrupted apply to {} ({}); finish it with:\n  {}",
             p.target,
             if p.committed {

@@ -60,7 +60,7 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
     }
     // --quiet: the per-name lines and the result, not the mirror and byte counts.
     if !ui.quiet {
-        println!("mirror {} (INDEX serial {})", r.mirror, r.serial);
+        outln!("mirror {} (INDEX serial {})", r.mirror, r.serial);
     }
     for p in &r.plans {
         let from = p
@@ -68,9 +68,9 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
             .as_ref()
             .map_or("nothing".to_string(), |i| i.to_string());
         match p.how {
-            "up-to-date" => println!("{}: {from} is up to date", p.name),
-            "not-on-mirror" => println!("{}: the mirror has nothing for it", p.name),
-            how => println!(
+            "up-to-date" => outln!("{}: {from} is up to date", p.name),
+            "not-on-mirror" => outln!("{}: the mirror has nothing for it", p.name),
+            how => outln!(
                 "{}: {from} -> {} by {} ({} file{}, {} bytes{})",
                 p.name,
                 p.target,
@@ -86,7 +86,7 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
     }
     if !r.downloads.is_empty() && !ui.quiet {
         let reused = r.downloads.iter().filter(|d| d.reused).count();
-        println!(
+        outln!(
             "fetched {} bytes ({} file{} already here)",
             r.fetched_bytes,
             reused,
@@ -94,8 +94,8 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
         );
     }
     match r.result {
-        "downloaded" => println!("downloaded and verified; not applied (--download-only)"),
-        "applied" => println!("applied"),
+        "downloaded" => outln!("downloaded and verified; not applied (--download-only)"),
+        "applied" => outln!("applied"),
         _ => {}
     }
     Ok(())

@@ -52,7 +52,7 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
         for f in &findings {
             let id = f.id.as_ref().map(ToString::to_string).unwrap_or_default();
             if !ui.quiet {
-                println!(
+                outln!(
                     "verify {id}: {} entries checked, {}",
                     f.checked,
                     if f.drifted() { "drift found" } else { "clean" }
@@ -60,17 +60,17 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
             }
             let pad = if ui.quiet { "" } else { "  " };
             for d in &f.modified {
-                println!("{pad}modified  {} ({})", d.path, d.what.join(", "));
+                outln!("{pad}modified  {} ({})", d.path, d.what.join(", "));
             }
             for p in &f.missing {
-                println!("{pad}missing   {p}");
+                outln!("{pad}missing   {p}");
             }
             for p in &f.extra {
-                println!("{pad}extra     {p}");
+                outln!("{pad}extra     {p}");
             }
             if !ui.quiet {
                 for p in &f.config_modified {
-                    println!("  config    {p} (modified locally; not damage)");
+                    outln!("  config    {p} (modified locally; not damage)");
                 }
             }
         }

@@ -1,0 +1,65 @@
+//! A reader that goes away before sysup has printed (`sysup history | head
+//! -1`): the command says it could not write stdout and exits 1 — never a
+//! panic — and work done before the output (an apply) stays done.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::*;
+
+/// Run `cmd` with stdout a pipe whose reading end is already closed.
+fn with_closed_stdout(cmd: &mut Command) -> (Option<i32>, String) {
+    let (r, w) = nix::unistd::pipe().unwrap();
+    drop(r);
+    let o = cmd
+        .stdout(Stdio::from(w))
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn assert_reported(code: Option<i32>, err: &str) {
+    assert_eq!(code, Some(1), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("could not write '<stdout>'") && err.contains("Broken pipe"),
+        "{err}"
+    );
+}
+
+#[test]
+fn reports_on_a_closed_stdout_are_an_error_not_a_panic() {
+    let c = chain();
+    let (code, err) = with_closed_stdout(sysup().arg("info").arg(&c.dists[0]));
+    assert_reported(code, &err);
+    let (t, _) = installed_root(1);
+    for args in [&["status"][..], &["history"], &["verify"]] {
+        let (code, err) = with_closed_stdout(sysup().args(args).arg("--root").arg(t.path()));
+        assert_reported(code, &err);
+    }
+}
+
+#[test]
+fn an_apply_whose_report_cannot_be_printed_is_still_applied() {
+    let c = chain();
+    let (t, _) = installed_root(1);
+    let (code, err) = with_closed_stdout(
+        sysup()
+            .arg("apply")
+            .arg("--root")
+            .arg(t.path())
+            .arg(&c.patches[0]),
+    );
+    assert_reported(code, &err);
+    assert_root_is(t.path(), &c.trees[1]);
+    assert_eq!(
+        installed_world(t.path()).as_deref(),
+        Some("world-2-20260102")
+    );
+    assert!(leftovers(t.path()).is_empty(), "{:?}", leftovers(t.path()));
+}
