@@ -153,52 +153,43 @@ impl Dir {
         }))
     }
 
-    /// Open a child directory without following a symlink.
-    pub fn open_subdir(&self, name: &[u8]) -> io::Result<Dir> {
+    /// `openat(2)` of a child, never following a symlink in its last
+    /// component (`O_NOFOLLOW | O_CLOEXEC` are added to `flags`).
+    fn open_child(
+        &self,
+        name: &[u8],
+        flags: libc::c_int,
+        mode: libc::c_uint,
+    ) -> io::Result<OwnedFd> {
         let c = cname(name)?;
-        // SAFETY: valid fd and C string; we own the returned fd.
+        // SAFETY: valid fd and C string.
         let fd = cvt(unsafe {
             libc::openat(
                 self.raw(),
                 c.as_ptr(),
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                mode,
             )
         })?;
-        // SAFETY: fresh fd.
-        Ok(Dir {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-        })
+        // SAFETY: a fresh fd, owned by nobody else.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
+    /// Open a child directory without following a symlink.
+    pub fn open_subdir(&self, name: &[u8]) -> io::Result<Dir> {
+        let fd = self.open_child(name, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+        Ok(Dir { fd })
     }
 
     /// Hold a child (not following a symlink) by an `O_PATH` descriptor:
     /// nothing is read or changed, but the inode lives until it is closed.
     pub fn hold(&self, name: &[u8]) -> io::Result<OwnedFd> {
-        let c = cname(name)?;
-        // SAFETY: valid fd and C string.
-        let fd = cvt(unsafe {
-            libc::openat(
-                self.raw(),
-                c.as_ptr(),
-                libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            )
-        })?;
-        // SAFETY: fresh fd.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+        self.open_child(name, libc::O_PATH, 0)
     }
 
     /// Open a child regular file for reading, not following a symlink.
     pub fn open_file(&self, name: &[u8]) -> io::Result<File> {
-        let c = cname(name)?;
-        // SAFETY: valid fd and C string.
-        let fd = cvt(unsafe {
-            libc::openat(
-                self.raw(),
-                c.as_ptr(),
-                libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            )
-        })?;
-        // SAFETY: fresh fd.
-        Ok(unsafe { File::from_raw_fd(fd) })
+        self.open_child(name, libc::O_RDONLY, 0).map(File::from)
     }
 
     /// SHA-256 of a child regular file's content (not following a symlink).
@@ -212,18 +203,8 @@ impl Dir {
 
     /// Create a new file (it must not exist), mode 0600 until finished.
     pub fn create_file(&self, name: &[u8]) -> io::Result<File> {
-        let c = cname(name)?;
-        // SAFETY: valid fd and C string.
-        let fd = cvt(unsafe {
-            libc::openat(
-                self.raw(),
-                c.as_ptr(),
-                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-                0o600 as libc::c_uint,
-            )
-        })?;
-        // SAFETY: fresh fd.
-        Ok(unsafe { File::from_raw_fd(fd) })
+        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL;
+        self.open_child(name, flags, 0o600).map(File::from)
     }
 
     pub fn mkdir(&self, name: &[u8], mode: u32) -> io::Result<()> {
