@@ -268,7 +268,7 @@ fn space_needed(new: &Manifest, old: Option<&Manifest>, mode: Mode) -> u64 {
 /// `.sysup/` add a little more.
 fn tar_size(manifest: &Manifest) -> u64 {
     let data = |e: &crate::manifest::Entry| match e.kind {
-        Kind::File => e.size.div_ceil(512) * 512,
+        Kind::File => e.size + crate::archive::segment::pad_len(e.size),
         _ => 0,
     };
     manifest
