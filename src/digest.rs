@@ -2,8 +2,9 @@
 //! tar, as recorded in patch headers and checked on apply.
 //!
 //! Invariant: a [`Digests`] value is only ever produced by hashing every byte
-//! of a stream, through [`Hasher`] or one of the tee adapters here; nothing
-//! builds one from partial data.
+//! of a stream, through [`Hasher`] or one of the tee adapters here, or read
+//! back from where such a value was stored (a patch header, a dist's tar
+//! record, host state); nothing builds one from partial data.
 
 use std::fmt;
 use std::io::{self, Read, Write};

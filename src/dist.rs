@@ -1,14 +1,18 @@
 //! Dists as files (DESIGN §2): the `.sysup/` metadata members every dist
 //! starts with — `DIST` (what this dist is), `MANIFEST`, optional `OBSOLETE`
 //! and `upgrade` — and reading them back from the head of a `.tar.gz`
-//! without decompressing the rest.
+//! without decompressing the rest; and the *tar record*, the size, MD5 and
+//! SHA-256 of the uncompressed tar that `sysup build` stores in the gzip
+//! header (an extra subfield, [`TAR_RECORD_ID`]) so `sysup diff` need not
+//! hash a dist again (docs/decisions.md, "Tar digests in the dist").
 //!
 //! Invariants: `.sysup/DIST` is the first member and `MANIFEST` the second;
 //! metadata members are size-capped before they are read into memory, and
 //! tar extension headers are capped by the segmenter, so a hostile dist
 //! cannot make a reader allocate without bound; each metadata member
 //! appears once; the id in DIST must match the file name when a file name
-//! is given.
+//! is given; a tar record is only taken when its version and CRC-32 hold,
+//! and a reader that takes it still checks the stream's length against it.
 
 use std::fmt;
 use std::fs::File;
@@ -18,6 +22,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::archive::segment::{Item, Segmenter};
+use crate::digest::Digests;
 use crate::error::{Error, IoContext, Result};
 use crate::manifest::Manifest;
 use crate::name::DistId;
@@ -32,6 +37,55 @@ pub const UPGRADE_MEMBER: &str = ".sysup/upgrade";
 
 /// Version of the DIST format written by this sysup.
 pub const DIST_FORMAT: u32 = 1;
+
+/// The gzip extra subfield of a dist holding its tar record ("SU", sysup).
+pub const TAR_RECORD_ID: [u8; 2] = *b"SU";
+/// The record's length: version, size (u64 LE), MD5, SHA-256, then the
+/// CRC-32 (LE) of those 57 bytes.
+pub const TAR_RECORD_LEN: u16 = 1 + 8 + 16 + 32 + 4;
+/// Version of the record written by this sysup; 0 is the unfilled placeholder.
+const TAR_RECORD_VERSION: u8 = 1;
+
+/// The tar record for `tar`'s digests.
+pub fn encode_tar_record(tar: &Digests) -> Vec<u8> {
+    let mut b = Vec::with_capacity(usize::from(TAR_RECORD_LEN));
+    b.push(TAR_RECORD_VERSION);
+    b.extend_from_slice(&tar.size.to_le_bytes());
+    b.extend_from_slice(&tar.md5);
+    b.extend_from_slice(&tar.sha256);
+    let mut crc = flate2::Crc::new();
+    crc.update(&b);
+    b.extend_from_slice(&crc.sum().to_le_bytes());
+    b
+}
+
+/// The digests in a tar record, if it is one this sysup reads and intact.
+fn decode_tar_record(b: &[u8]) -> Option<Digests> {
+    if b.len() != usize::from(TAR_RECORD_LEN) || b[0] != TAR_RECORD_VERSION {
+        return None;
+    }
+    let (body, sum) = b.split_at(b.len() - 4);
+    let mut crc = flate2::Crc::new();
+    crc.update(body);
+    if crc.sum().to_le_bytes() != sum {
+        return None;
+    }
+    Some(Digests {
+        size: u64::from_le_bytes(body[1..9].try_into().ok()?),
+        md5: body[9..25].try_into().ok()?,
+        sha256: body[25..57].try_into().ok()?,
+    })
+}
+
+/// The tar record in the gzip header of the dist at `path`: `None` for a
+/// dist made without one (another tool, an older sysup) or whose record is
+/// damaged. Only the header is read.
+pub fn read_tar_record(path: &Path) -> Result<Option<Digests>> {
+    let f = File::open(path).ctx("open", path)?;
+    let payload = crate::gz::extra::find(BufReader::with_capacity(512, f), TAR_RECORD_ID)
+        .ctx("read", path)?;
+    Ok(payload.as_deref().and_then(decode_tar_record))
+}
 
 /// Caps on metadata member sizes (bytes).
 const MAX_DIST: u64 = 64 * 1024;
@@ -246,6 +300,10 @@ pub struct DistInfo {
     pub meta: DistMeta,
     pub obsolete: usize,
     pub has_upgrade: bool,
+    /// The uncompressed tar's size and digests, from the tar record (absent
+    /// when the dist has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tar: Option<Digests>,
 }
 
 impl DistInfo {
@@ -260,6 +318,7 @@ impl DistInfo {
             meta: m.meta,
             obsolete: m.obsolete.len(),
             has_upgrade: m.upgrade.is_some(),
+            tar: read_tar_record(path)?,
         })
     }
 }
@@ -269,6 +328,10 @@ impl fmt::Display for DistInfo {
         writeln!(f, "dist       {}", self.meta.id)?;
         writeln!(f, "file       {}", self.file.display())?;
         writeln!(f, "size       {} bytes (gzip)", self.compressed_size)?;
+        match &self.tar {
+            Some(t) => writeln!(f, "tar        {t}")?,
+            None => writeln!(f, "tar        (no digest record)")?,
+        }
         writeln!(f, "arch       {}", self.meta.arch)?;
         writeln!(f, "entries    {}", self.meta.entries)?;
         writeln!(f, "obsolete   {}", self.obsolete)?;
@@ -285,5 +348,25 @@ impl fmt::Display for DistInfo {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tar_record_round_trips_and_damage_or_a_placeholder_reads_as_none() {
+        let d = Digests::of(b"some tar bytes");
+        let rec = encode_tar_record(&d);
+        assert_eq!(rec.len(), usize::from(TAR_RECORD_LEN));
+        assert_eq!(decode_tar_record(&rec), Some(d));
+        for i in 0..rec.len() {
+            let mut bad = rec.clone();
+            bad[i] ^= 0x10;
+            assert_eq!(decode_tar_record(&bad), None, "flip at {i}");
+        }
+        assert_eq!(decode_tar_record(&rec[1..]), None);
+        assert_eq!(decode_tar_record(&vec![0; rec.len()]), None);
     }
 }

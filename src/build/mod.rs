@@ -9,6 +9,9 @@
 //! - the output depends only on (tree contents and metadata, spec, rev,
 //!   date): no clock, user name or readdir order leaks in, and the gzip
 //!   header has mtime 0 and no file name;
+//! - the gzip header's tar record (`dist::encode_tar_record`) holds the
+//!   digests of exactly the tar bytes that were compressed: it is filled in
+//!   after the last byte went through the hasher;
 //! - the dist is written to a temporary name in the output directory and
 //!   renamed only once complete and fsynced: a failed build leaves nothing.
 
@@ -16,6 +19,7 @@ pub mod scan;
 
 use std::fs;
 use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -23,7 +27,8 @@ use serde::Serialize;
 use crate::archive::write::{Member, TarWriter};
 use crate::digest::{Digests, HashingWriter};
 use crate::dist::{
-    DistMeta, DIST_FORMAT, DIST_MEMBER, MANIFEST_MEMBER, OBSOLETE_MEMBER, UPGRADE_MEMBER,
+    encode_tar_record, DistMeta, DIST_FORMAT, DIST_MEMBER, MANIFEST_MEMBER, OBSOLETE_MEMBER,
+    TAR_RECORD_ID, TAR_RECORD_LEN, UPGRADE_MEMBER,
 };
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::AtomicFile;
@@ -141,7 +146,8 @@ fn write_dist(
     progress: &Progress,
 ) -> Result<Digests> {
     let werr = |e: std::io::Error| Error::io("write", "<dist>", e);
-    let gz = gz::Writer::new(BufWriter::with_capacity(1 << 20, file), level);
+    let gz = gz::Writer::new(BufWriter::with_capacity(1 << 20, &mut *file), level)
+        .with_subfield(TAR_RECORD_ID, TAR_RECORD_LEN);
     let hashing = HashingWriter::new(gz);
     let mut tar = TarWriter::new(BufWriter::with_capacity(1 << 20, hashing));
     let mtime = meta.id.date.unix_midnight();
@@ -226,5 +232,8 @@ fn write_dist(
     let (digests, gz) = hashing.finish();
     let mut buf = gz.finish().map_err(werr)?;
     buf.flush().map_err(werr)?;
+    drop(buf);
+    file.write_all_at(&encode_tar_record(&digests), gz::extra::PAYLOAD_OFFSET)
+        .map_err(werr)?;
     Ok(digests)
 }

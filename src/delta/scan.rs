@@ -6,11 +6,16 @@
 //! size, whether the padding is zeros), its path and typeflag, and a fast
 //! 128-bit content hash used only to *propose* identical-content pairs (a
 //! proposal is confirmed byte for byte with [`Scanned::same_data`] before a
-//! patch relies on it). The whole stream's size, MD5 and SHA-256 are
-//! computed on the way: they become the patch header's from/to digests.
+//! patch relies on it). The whole stream's size, MD5 and SHA-256 become the
+//! patch header's from/to digests: taken from the dist's tar record when
+//! `sysup build` left one (the build hashed those very bytes), computed on
+//! the way otherwise.
 //!
 //! Invariant: the temporary file holds exactly the uncompressed stream whose
-//! digests are reported, and every member range lies inside it.
+//! digests are reported, and every member range lies inside it. A recorded
+//! size that differs from the stream's is an error naming the dist; gzip's
+//! CRC-32 and length, checked at the end of every read, vouch that the
+//! bytes are the ones the build compressed.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
@@ -18,7 +23,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::archive::segment::{Item, Segmenter};
-use crate::digest::{Digests, HashingReader};
+use crate::digest::{Digests, Hasher};
 use crate::error::{Error, IoContext, Result};
 
 /// One member of a scanned tar.
@@ -96,30 +101,40 @@ impl Scanned {
     }
 }
 
-/// Copies everything read through it into a writer.
+/// Copies everything read through it into a writer, counting it and, when
+/// there is no recorded digest to use, hashing it.
 struct Tee<R, W> {
     r: R,
     w: W,
+    read: u64,
+    hasher: Option<Hasher>,
 }
 
 impl<R: Read, W: Write> Read for Tee<R, W> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.r.read(buf)?;
         self.w.write_all(&buf[..n])?;
+        self.read += n as u64;
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
+        }
         Ok(n)
     }
 }
 
 /// Gunzip and segment the dist at `path`.
 pub fn scan(path: &Path) -> Result<Scanned> {
+    let recorded = crate::dist::read_tar_record(path)?;
     let gz = crate::dist::open_gz(path)?;
     let tmp = tempfile::tempfile().ctx("create a temporary file for", path)?;
     let tee = Tee {
-        r: HashingReader::new(gz),
+        r: gz,
         w: BufWriter::with_capacity(
             1 << 20,
             tmp.try_clone().ctx("open a temporary file for", path)?,
         ),
+        read: 0,
+        hasher: recorded.is_none().then(Hasher::new),
     };
     let mut seg = Segmenter::new(tee, path);
     let mut members = Vec::new();
@@ -159,9 +174,29 @@ pub fn scan(path: &Path) -> Result<Scanned> {
             None => unreachable!("the segmenter ends with a trailer"),
         }
     }
-    let Tee { r, mut w } = seg.into_inner();
+    // The trailer was read to the end of the stream, where the gzip reader
+    // checked its CRC-32 and length.
+    let Tee {
+        mut w,
+        read,
+        hasher,
+        ..
+    } = seg.into_inner();
     w.flush().ctx("write a temporary file for", path)?;
-    let (digests, _) = r.finish();
+    let digests = match (recorded, hasher) {
+        (Some(r), _) if r.size == read => r,
+        (Some(r), _) => {
+            return Err(Error::Tar {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "its gzip header records a {}-byte tar, but it holds {read} bytes",
+                    r.size
+                ),
+            })
+        }
+        (None, Some(h)) => h.finish(),
+        (None, None) => unreachable!("a tee without a record hashes"),
+    };
     Ok(Scanned {
         source: path.to_path_buf(),
         file: tmp,

@@ -5,9 +5,10 @@
 //! as its dictionary (so matches still reach back across chunk boundaries)
 //! and ended with a sync flush, the last one with a final block. The chunks
 //! are concatenated in order behind a fixed header (mtime 0, no name, OS
-//! "unknown") and followed by the CRC-32 and length: one standard gzip member
-//! that gunzip, GNU tar and bsdtar read, made by several cores at once — the
-//! technique of pigz.
+//! "unknown"; a dist's also has one extra subfield, see [`extra`]) and
+//! followed by the CRC-32 and length: one standard gzip member that gunzip,
+//! GNU tar and bsdtar read, made by several cores at once — the technique
+//! of pigz.
 //!
 //! Three engines ([`Engine`]): zlib-rs for dists, whose bytes must be the
 //! same on every build host; and for the bases a host keeps for itself,
@@ -28,6 +29,7 @@ use std::thread::JoinHandle;
 
 use flate2::{Compress, Compression, Crc, FlushCompress, Status};
 
+pub mod extra;
 mod isal;
 
 /// Which deflate makes the chunks.
@@ -188,7 +190,8 @@ pub struct Writer<W: Write> {
     pending: BTreeMap<u64, Done>,
     crc: Crc,
     max_in_flight: u64,
-    header_written: bool,
+    /// The gzip header, until it is written in front of the first chunk.
+    header: Option<Vec<u8>>,
     /// The first compression error: every later call fails with it, so a
     /// chunk that will never be written cannot leave `finish` waiting.
     failed: Option<(io::ErrorKind, String)>,
@@ -231,9 +234,21 @@ impl<W: Write> Writer<W> {
             pending: BTreeMap::new(),
             crc: Crc::new(),
             max_in_flight: 2 * threads as u64,
-            header_written: false,
+            header: Some(HEADER.to_vec()),
             failed: None,
         }
+    }
+
+    /// Give the header an extra field holding one subfield `id` of `len`
+    /// zero bytes, to be filled in place later at [`extra::PAYLOAD_OFFSET`].
+    /// Called before anything is written.
+    pub fn with_subfield(mut self, id: [u8; 2], len: u16) -> Self {
+        assert!(
+            self.next_seq == 0 && self.buf.is_empty(),
+            "subfield added after data"
+        );
+        self.header = Some(extra::header(id, len));
+        self
     }
 
     fn sink(&mut self) -> &mut W {
@@ -288,9 +303,8 @@ impl<W: Write> Writer<W> {
 
     fn write_chunk(&mut self, d: Done) -> io::Result<()> {
         let bytes = d.out?;
-        if !self.header_written {
-            self.header_written = true;
-            self.sink().write_all(&HEADER)?;
+        if let Some(header) = self.header.take() {
+            self.sink().write_all(&header)?;
         }
         self.sink().write_all(&bytes)?;
         self.crc.combine(&d.crc);
