@@ -1,5 +1,5 @@
-//! The bsdiff matcher: a suffix array over the old bytes (libdivsufsort via
-//! `cdivsufsort`, 4 bytes per old byte) and Percival's scan that turns the new
+//! The bsdiff matcher: a suffix array over the old bytes (libsais, 4 bytes
+//! per old byte) and Percival's scan that turns the new
 //! bytes into controls — "add `add` bytes of (new − old) at `old_pos`, then
 //! `extra` literal bytes" — plus the diff and extra byte streams.
 //!
@@ -41,7 +41,20 @@ impl<'a> Index<'a> {
         assert!(old.len() < i32::MAX as usize, "old window too large");
         let mut sa = vec![0i32; old.len()];
         if !old.is_empty() {
-            cdivsufsort::sort_in_place(old, &mut sa);
+            // SAFETY: `old` holds `old.len()` readable bytes and `sa` as many
+            // writable i32s (fs = 0: no extra space); `freq` may be null.
+            let r = unsafe {
+                libsais_sys::libsais::libsais(
+                    old.as_ptr(),
+                    sa.as_mut_ptr(),
+                    old.len() as i32,
+                    0,
+                    std::ptr::null_mut(),
+                )
+            };
+            // libsais fails only on bad arguments or when it cannot allocate
+            // its buckets.
+            assert_eq!(r, 0, "libsais failed ({r}) on {} bytes", old.len());
         }
         let mut count = vec![0u32; 1 << 16];
         for w in old.windows(2) {
