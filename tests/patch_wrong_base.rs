@@ -140,3 +140,35 @@ fn a_failure_upstream_in_a_chain_keeps_its_cause() {
         other => panic!("expected the upstream wrong base, got {other:?}"),
     }
 }
+
+#[test]
+fn a_base_with_other_members_is_a_wrong_base_not_a_bad_patch() {
+    // Bases whose members differ from the patch's from-tar in number or
+    // size steer the applier through the controls differently; the patch
+    // then seems to contradict itself. With the input hashed, that must
+    // still be told as a wrong base.
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, _) = world_pair();
+    let mut variants = Vec::new();
+    let mut shifted = a.clone();
+    shifted.insert(
+        "aaa/first".into(),
+        file(b"sorts before everything\n".to_vec()),
+    );
+    variants.push(("a member in front", shifted));
+    let mut fewer = a.clone();
+    fewer.remove("usr/bin/same");
+    fewer.remove("usr/bin/link");
+    variants.push(("two members fewer", fewer));
+    let mut resized = a.clone();
+    if let Some(Entry::File { data, .. }) = resized.get_mut("usr/bin/tool") {
+        data.extend_from_slice(&binary(99, 70_000));
+    }
+    variants.push(("a member grown", resized));
+    for (i, (why, tree)) in variants.into_iter().enumerate() {
+        let (_, tar) = make_dist(dir.path(), &format!("world-1-2026010{i}"), &tree);
+        let err = refused(&f, &tar, "");
+        eprintln!("{why}: {err}");
+    }
+}

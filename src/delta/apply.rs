@@ -22,7 +22,9 @@
 //! - EOF (`Ok(0)`) is returned only after step 4 passed: a consumer that sees
 //!   EOF has the exact new tar; any mismatch surfaces as an error from `read`
 //!   instead (with a [`WrongBase`](Error::WrongBase) or
-//!   [`CorruptPatch`](Error::CorruptPatch) cause when it can tell which);
+//!   [`CorruptPatch`](Error::CorruptPatch) cause when it can tell which; a
+//!   patch that stops making sense midway over a hashed input is blamed only
+//!   after the rest of the input was hashed and found to be the base);
 //! - memory is bounded by constants (output chunk, [`Store`] limits, the
 //!   segmenter's caps, the xz dictionary capped by the header, the plan capped
 //!   at [`MAX_MEMBERS`]), never by the size of a tar or a member;
@@ -935,10 +937,51 @@ impl<R: Read> PatchReader<R> {
         Ok(())
     }
 
+    /// Who is at fault for `e`. The sections' digests held when the patch
+    /// was opened, so a patch that contradicts itself midway (a control
+    /// past a member's end, a plan broken) was most likely steered off its
+    /// course by an old tar whose members differ from the one it was made
+    /// from. When the input is hashed, read the rest of it (never more than
+    /// one byte past the from-size) and let its size and MD5 decide; an
+    /// input that is the base leaves the patch at fault.
+    fn blame(&mut self, e: Error) -> Error {
+        let reason = match &e {
+            Error::Patch { reason, .. } | Error::CorruptPatch { reason, .. } => reason.clone(),
+            _ => return e,
+        };
+        let from = self.header.from.tar;
+        let tap = self.old.seg.get_mut();
+        if tap.hash.is_none() {
+            return e;
+        }
+        let rest = (from.size + 1).saturating_sub(tap.pos);
+        if io::copy(&mut tap.by_ref().take(rest), &mut io::sink()).is_err() {
+            return e;
+        }
+        let (size, input) = (tap.pos, tap.hash.take().map(BackgroundHasher::finish));
+        if size == from.size && input.is_some_and(|h| h.matches(&from)) {
+            return e;
+        }
+        let md5 = input
+            .and_then(|h| h.md5)
+            .map_or_else(|| "not computed".into(), hex::encode);
+        let got = if size > from.size {
+            format!("more than {} bytes", from.size)
+        } else {
+            format!("{size} bytes, md5 {md5}")
+        };
+        self.wrong_base(format!(
+            "the old tar is not {} (expected {} bytes, md5 {}; got {got}), and the patch cannot be followed over it: {reason}",
+            self.header.from.id,
+            from.size,
+            from.md5_hex(),
+        ))
+    }
+
     /// Produce output until `buf` has something or the stream is verified.
     fn fill(&mut self) -> Result<()> {
         while self.buf_pos >= self.buf.len() && self.report.is_none() {
-            self.step()?;
+            self.step().map_err(|e| self.blame(e))?;
         }
         Ok(())
     }
