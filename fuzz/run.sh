@@ -40,6 +40,11 @@ for t in "${targets[@]}"; do
         -max_total_time="$secs" -timeout=30 -rss_limit_mb=2048 \
         -print_final_stats=1 "$@" >"$log" 2>&1 || rc=$?
     after=$(failures)
+    # The harnesses' scratch directories (fuzz/src/lib.rs), once their
+    # process is gone: libFuzzer exits without running destructors.
+    for d in /dev/shm/fuzz-"$t"-* "${TMPDIR:-/tmp}"/fuzz-"$t"-*; do
+        [ -d "$d" ] && ! kill -0 "${d##*-}" 2>/dev/null && rm -rf "$d"
+    done
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log" | tail -1)
     took=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -1)
