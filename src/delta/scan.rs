@@ -101,13 +101,21 @@ impl Scanned {
     }
 }
 
+/// Where a scanned stream's digests come from.
+enum Digesting {
+    /// The dist's tar record; the stream is only counted.
+    Recorded(Digests),
+    /// No record: every byte is hashed.
+    Hashing(Box<Hasher>),
+}
+
 /// Copies everything read through it into a writer, counting it and, when
 /// there is no recorded digest to use, hashing it.
 struct Tee<R, W> {
     r: R,
     w: W,
     read: u64,
-    hasher: Option<Hasher>,
+    digesting: Digesting,
 }
 
 impl<R: Read, W: Write> Read for Tee<R, W> {
@@ -115,7 +123,7 @@ impl<R: Read, W: Write> Read for Tee<R, W> {
         let n = self.r.read(buf)?;
         self.w.write_all(&buf[..n])?;
         self.read += n as u64;
-        if let Some(h) = &mut self.hasher {
+        if let Digesting::Hashing(h) = &mut self.digesting {
             h.update(&buf[..n]);
         }
         Ok(n)
@@ -124,7 +132,10 @@ impl<R: Read, W: Write> Read for Tee<R, W> {
 
 /// Gunzip and segment the dist at `path`.
 pub fn scan(path: &Path) -> Result<Scanned> {
-    let recorded = crate::dist::read_tar_record(path)?;
+    let digesting = match crate::dist::read_tar_record(path)? {
+        Some(d) => Digesting::Recorded(d),
+        None => Digesting::Hashing(Box::default()),
+    };
     let gz = crate::dist::open_gz(path)?;
     let tmp = tempfile::tempfile().ctx("create a temporary file for", path)?;
     let tee = Tee {
@@ -134,7 +145,7 @@ pub fn scan(path: &Path) -> Result<Scanned> {
             tmp.try_clone().ctx("open a temporary file for", path)?,
         ),
         read: 0,
-        hasher: recorded.is_none().then(Hasher::new),
+        digesting,
     };
     let mut seg = Segmenter::new(tee, path);
     let mut members = Vec::new();
@@ -179,13 +190,13 @@ pub fn scan(path: &Path) -> Result<Scanned> {
     let Tee {
         mut w,
         read,
-        hasher,
+        digesting,
         ..
     } = seg.into_inner();
     w.flush().ctx("write a temporary file for", path)?;
-    let digests = match (recorded, hasher) {
-        (Some(r), _) if r.size == read => r,
-        (Some(r), _) => {
+    let digests = match digesting {
+        Digesting::Recorded(r) if r.size == read => r,
+        Digesting::Recorded(r) => {
             return Err(Error::Tar {
                 path: path.to_path_buf(),
                 reason: format!(
@@ -194,8 +205,7 @@ pub fn scan(path: &Path) -> Result<Scanned> {
                 ),
             })
         }
-        (None, Some(h)) => h.finish(),
-        (None, None) => unreachable!("a tee without a record hashes"),
+        Digesting::Hashing(h) => h.finish(),
     };
     Ok(Scanned {
         source: path.to_path_buf(),
