@@ -1,7 +1,7 @@
 //! The bsdiff matcher: a suffix array over the old bytes (libsais, 4 bytes
-//! per old byte) and Percival's scan that turns the new
-//! bytes into controls — "add `add` bytes of (new − old) at `old_pos`, then
-//! `extra` literal bytes" — plus the diff and extra byte streams.
+//! per old byte) and Percival's scan that turns the new bytes into controls
+//! — "add `add` bytes of (new − old) at `old_pos`, then `extra` literal
+//! bytes" — plus the diff and extra byte streams.
 //!
 //! The scan follows the qbsdiff variant of bsdiff 4: exact matches of at most
 //! [`SMALL_MATCH`] bytes are skipped, a match is only taken when it beats the

@@ -20,11 +20,13 @@ pub const PAYLOAD_OFFSET: u64 = 10 + 2 + 4;
 const FEXTRA: u8 = 4;
 
 /// The fixed gzip header (mtime 0, no name, OS "unknown") with an extra
-/// field holding one subfield `id` of `len` zero bytes.
+/// field holding one subfield `id` of `len` zero bytes (XLEN, a u16, also
+/// counts the subfield's 4 bytes of framing).
 pub fn header(id: [u8; 2], len: u16) -> Vec<u8> {
+    let xlen = len.checked_add(4).expect("a subfield fits the extra field");
     let mut h = super::HEADER.to_vec();
     h[3] |= FEXTRA;
-    h.extend_from_slice(&(len + 4).to_le_bytes());
+    h.extend_from_slice(&xlen.to_le_bytes());
     h.extend_from_slice(&id);
     h.extend_from_slice(&len.to_le_bytes());
     h.resize(h.len() + usize::from(len), 0);
