@@ -140,3 +140,22 @@ fn arch_mismatch_is_refused() {
     assert!(e.contains("aarch64") && e.contains("x86_64"), "{e}");
     assert_unchanged(t.path(), &before);
 }
+
+#[test]
+fn base_replaced_by_a_tar_of_other_members_is_blamed_on_the_base() {
+    // Another dist's valid gzip in place of the recorded base: its members
+    // differ, so the patch's controls cannot be followed over it long before
+    // any digest is compared. The base, not the patch, must be named.
+    let c = chain();
+    let (t, _) = installed_root(1);
+    let base = t.path().join("var/db/sysup/bases/world-1-20260101.tar.gz");
+    fs::copy(&c.dists[2], &base).unwrap();
+    let before = guarded_snapshot(t.path());
+    let e = apply_fails(t.path(), &[&c.patches[0]]);
+    assert!(
+        e.contains("applying to the recorded base") && e.contains("bases/world-1-20260101.tar.gz"),
+        "{e}"
+    );
+    assert!(!e.contains("invalid"), "the patch is blamed: {e}");
+    assert_unchanged(t.path(), &before);
+}

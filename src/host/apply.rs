@@ -210,6 +210,47 @@ fn blames_the_input(e: &Error) -> bool {
     matches!(e, Error::DigestMismatch { .. } | Error::WrongBase { .. })
 }
 
+/// Whether `e` could be a chain thrown off course by its base: a patch that
+/// stops making sense midway (its body was verified when it was opened), or
+/// a new tar or metadata that does not parse. With the base not hashed as it
+/// is read, [`base_differs`] decides.
+fn could_be_the_base(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Patch { .. }
+            | Error::CorruptPatch { .. }
+            | Error::Tar { .. }
+            | Error::Metadata { .. }
+    )
+}
+
+/// Whether the base file on disk no longer gunzips to the tar recorded for
+/// it (size and MD5; unreadable counts as differing). Read only after a
+/// chain failed, so an apply that succeeds never pays for it.
+fn base_differs(base: &Path, recorded: &Digests) -> bool {
+    use md5::{Digest as _, Md5};
+    let Ok(mut r) = dist::open_gz(base) else {
+        return true;
+    };
+    let (mut h, mut n) = (Md5::new(), 0u64);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(k) => {
+                n += k as u64;
+                if n > recorded.size {
+                    return true;
+                }
+                h.update(&buf[..k]);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return true,
+        }
+    }
+    n != recorded.size || <[u8; 16]>::from(h.finalize()) != recorded.md5
+}
+
 fn txid_for(from: Option<&DistId>, target: &DistId) -> String {
     let mut h = Sha256::new();
     h.update(format!("{from:?}->{target}").as_bytes());
@@ -856,8 +897,16 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
             // The patches' bodies were verified before one byte was read and
             // the chain starts at the recorded id and digests: a result that
             // is not the target means the base file is not what was recorded.
+            // A chain that broke down midway (a patch that stopped making
+            // sense, a new tar that does not parse) is blamed on the base
+            // only once the base is read again and found to differ.
             return Err(match from_base {
-                Some(inst) if matches!(input, Input::Chain { .. }) && blames_the_input(&e) => {
+                Some(inst)
+                    if matches!(input, Input::Chain { .. })
+                        && (blames_the_input(&e)
+                            || could_be_the_base(&e)
+                                && base_differs(&state.base_path(&inst.id), &inst.tar)) =>
+                {
                     Error::BadBase {
                         base: state.base_path(&inst.id),
                         target: target.to_string(),
