@@ -46,6 +46,14 @@ fn diff(old: &Path, new: &Path, out: &Path) -> PathBuf {
     PathBuf::from(v["patch"].as_str().expect("patch path in --json"))
 }
 
+/// Fixture worlds 1 and 2 built by `sysup build` in a fresh directory.
+fn two_dists() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    let (_, a) = world_dist(d.path(), 1);
+    let (_, b) = world_dist(d.path(), 2);
+    (d, a, b)
+}
+
 #[test]
 fn build_records_the_tar_digests_and_info_shows_them() {
     let d = tempfile::tempdir().unwrap();
@@ -70,9 +78,7 @@ fn build_records_the_tar_digests_and_info_shows_them() {
 
 #[test]
 fn a_damaged_record_is_ignored_and_the_diff_hashes_instead() {
-    let d = tempfile::tempdir().unwrap();
-    let (_, a) = world_dist(d.path(), 1);
-    let (_, b) = world_dist(d.path(), 2);
+    let (d, a, b) = two_dists();
     let trusted = fs::read(diff(&a, &b, &d.path().join("p1"))).unwrap();
     // one flipped bit in each record's SHA-256: its CRC-32 no longer holds
     for dist in [&a, &b] {
@@ -86,22 +92,18 @@ fn a_damaged_record_is_ignored_and_the_diff_hashes_instead() {
         f.write_all_at(&[byte[0] ^ 1], PAYLOAD_OFFSET + 30).unwrap();
         assert_eq!(read_tar_record(dist).unwrap(), None);
     }
-    let hashed = fs::read(diff(&a, &b, &d.path().join("p2"))).unwrap();
+    let hashed_patch = diff(&a, &b, &d.path().join("p2"));
+    let hashed = fs::read(&hashed_patch).unwrap();
     assert!(trusted == hashed, "the record and the hash disagree");
-    let v: serde_json::Value = serde_json::from_str(&ok(sysup()
-        .arg("info")
-        .arg("--json")
-        .arg(d.path().join("p2/world-1-20260101_2-20260102.patch"))))
-    .unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(sysup().arg("info").arg("--json").arg(&hashed_patch))).unwrap();
     assert_eq!(v["to"]["sha256"], gunzipped(&b).sha256_hex());
     assert_eq!(v["from"]["md5"], gunzipped(&a).md5_hex());
 }
 
 #[test]
 fn a_record_of_another_length_is_refused_naming_the_dist() {
-    let d = tempfile::tempdir().unwrap();
-    let (_, a) = world_dist(d.path(), 1);
-    let (_, b) = world_dist(d.path(), 2);
+    let (d, a, b) = two_dists();
     let mut wrong = gunzipped(&b);
     wrong.size += 512;
     set_record(&b, &encode_tar_record(&wrong));
@@ -125,9 +127,7 @@ fn a_record_of_another_length_is_refused_naming_the_dist() {
 
 #[test]
 fn a_lying_record_makes_a_patch_no_host_applies() {
-    let d = tempfile::tempdir().unwrap();
-    let (_, a) = world_dist(d.path(), 1);
-    let (_, b) = world_dist(d.path(), 2);
+    let (d, a, b) = two_dists();
     // a well-formed record (its CRC holds) with another SHA-256
     let mut lie = gunzipped(&b);
     lie.sha256[0] ^= 0x80;
