@@ -887,16 +887,7 @@ impl<R: Read> PatchReader<R> {
         let input = tap.hash.take().map(BackgroundHasher::finish);
         let from = self.header.from.tar;
         if input_size != from.size || input.is_some_and(|h| !h.matches(&from)) {
-            return Err(self.wrong_base(format!(
-                "the old tar is not {} (expected {} bytes, md5 {}; got {} bytes, md5 {})",
-                self.header.from.id,
-                from.size,
-                from.md5_hex(),
-                input_size,
-                input
-                    .and_then(|h| h.md5)
-                    .map_or_else(|| "not computed".into(), hex::encode)
-            )));
+            return Err(self.wrong_base(self.not_the_base(input_size, input, false)));
         }
         let made = self.out.take().expect("verified once").finish();
         let to = self.header.to.tar;
@@ -962,20 +953,31 @@ impl<R: Read> PatchReader<R> {
         if size == from.size && input.is_some_and(|h| h.matches(&from)) {
             return e;
         }
-        let md5 = input
-            .and_then(|h| h.md5)
-            .map_or_else(|| "not computed".into(), hex::encode);
-        let got = if size > from.size {
+        let not_base = self.not_the_base(size, input, size > from.size);
+        self.wrong_base(format!(
+            "{not_base}, and the patch cannot be followed over it: {reason}"
+        ))
+    }
+
+    /// "the old tar is not <from id> (expected …; got …)" for an input of
+    /// `size` bytes hashed as `input`; `stopped`: reading stopped one byte
+    /// past the from-size, so only that much is known.
+    fn not_the_base(&self, size: u64, input: Option<Hashed>, stopped: bool) -> String {
+        let from = self.header.from.tar;
+        let got = if stopped {
             format!("more than {} bytes", from.size)
         } else {
+            let md5 = input
+                .and_then(|h| h.md5)
+                .map_or_else(|| "not computed".into(), hex::encode);
             format!("{size} bytes, md5 {md5}")
         };
-        self.wrong_base(format!(
-            "the old tar is not {} (expected {} bytes, md5 {}; got {got}), and the patch cannot be followed over it: {reason}",
+        format!(
+            "the old tar is not {} (expected {} bytes, md5 {}; got {got})",
             self.header.from.id,
             from.size,
-            from.md5_hex(),
-        ))
+            from.md5_hex()
+        )
     }
 
     /// Produce output until `buf` has something or the stream is verified.
