@@ -234,6 +234,48 @@ fn diff_refuses_other_names_and_leaves_nothing() {
 }
 
 #[test]
+fn diff_names_a_damaged_dist_and_leaves_nothing() {
+    // The dists are inflated on threads of their own; their errors must
+    // still come out as the dist's, not as a stopped thread or a panic.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (a, b) = world_pair();
+    let (ga, _) = make_dist(d, "world-1-20260101", &a);
+    let (gb, _) = make_dist(d, "world-2-20260102", &b);
+    let good = fs::read(&gb).unwrap();
+    let cut = d.join("cut");
+    let flipped = d.join("flipped");
+    for (sub, bytes) in [
+        (&cut, good[..good.len() / 2].to_vec()),
+        (&flipped, {
+            let mut v = good.clone();
+            let at = v.len() * 2 / 3;
+            v[at] ^= 0x55;
+            v
+        }),
+    ] {
+        fs::create_dir(sub).unwrap();
+        let bad = sub.join("world-2-20260102.tar.gz");
+        fs::write(&bad, bytes).unwrap();
+        let out = sub.join("out");
+        let o = sysup()
+            .arg("diff")
+            .arg(&ga)
+            .arg(&bad)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.contains(&*bad.to_string_lossy()), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(!err.contains("thread stopped"), "{err}");
+        assert_eq!(fs::read_dir(&out).unwrap().count(), 0, "{err}");
+    }
+}
+
+#[test]
 fn diff_makes_its_output_directory_as_build_does() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

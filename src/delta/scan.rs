@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use crate::archive::segment::{Item, Segmenter};
 use crate::digest::{Digests, Hasher};
 use crate::error::{Error, IoContext, Result};
+use crate::readahead::ReadAhead;
 
 /// One member of a scanned tar.
 #[derive(Clone, Debug)]
@@ -85,8 +86,11 @@ impl Scanned {
         if a.size != b.size || a.hash != b.hash {
             return Ok(false);
         }
-        let mut x = vec![0u8; 1 << 20];
-        let mut y = vec![0u8; 1 << 20];
+        // Buffers no bigger than the member: most are a few KiB, and zeroing
+        // two 1 MiB buffers per pair was a sixth of the diff's CPU while the
+        // identical pairs were confirmed.
+        let cap = a.size.min(1 << 20) as usize;
+        let (mut x, mut y) = (vec![0u8; cap], vec![0u8; cap]);
         let mut pos = 0;
         while pos < a.size {
             let n = (a.size - pos).min(x.len() as u64) as usize;
@@ -136,7 +140,11 @@ pub fn scan(path: &Path) -> Result<Scanned> {
         Some(d) => Digesting::Recorded(d),
         None => Digesting::Hashing(Box::default()),
     };
-    let gz = crate::dist::open_gz(path)?;
+    // Inflating on a thread of its own: the two dists are scanned at once,
+    // and with four threads on the cores, the one that finishes first no
+    // longer leaves a core idle while the other inflates alone.
+    let gz = ReadAhead::spawn("sysup-gunzip", crate::dist::open_gz(path)?)
+        .ctx("start a gunzip thread for", path)?;
     let tmp = tempfile::tempfile().ctx("create a temporary file for", path)?;
     let tee = Tee {
         r: gz,
