@@ -301,7 +301,11 @@ pub fn diff_dists(
         d.rebase(t.old_start);
         Ok(d)
     };
-    let slots = Slots::new(opts.budget, tasks.iter().map(Task::cost));
+    let slots = Slots::new(
+        opts.budget,
+        tasks.iter().map(Task::cost),
+        |r: &Result<Delta>| r.as_ref().map_or(0, |d| d.memory() as u64),
+    );
     progress.step(
         format!("diff {name}"),
         Some(new.members.iter().map(|m| m.size).sum()),

@@ -161,9 +161,11 @@ pub struct Delta {
 }
 
 impl Delta {
-    /// Bytes of memory held by the result.
+    /// Bytes of memory held by the result (what its vectors reserved).
     pub fn memory(&self) -> usize {
-        self.ctrls.len() * std::mem::size_of::<Ctrl>() + self.diff.len() + self.extra.len()
+        self.ctrls.capacity() * std::mem::size_of::<Ctrl>()
+            + self.diff.capacity()
+            + self.extra.capacity()
     }
 
     /// Rebuild the new bytes (tests and debug checks).

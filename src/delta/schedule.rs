@@ -2,7 +2,10 @@
 //!
 //! Worker threads run tasks; the caller (the patch writer) takes results in
 //! task order. Before a task starts, its estimated peak memory is taken from a
-//! shared budget; it goes back when the caller takes the result. Tasks
+//! shared budget. When it finishes, all of that goes back but what its result
+//! holds (a task's working memory — the suffix array, the old and new bytes —
+//! is gone by then, its delta is a fraction of it); the rest goes back when
+//! the caller takes the result. Tasks
 //! *acquire in task order* (a ticket), so the oldest unwritten task always
 //! holds its share: the writer can always make progress and the budget can
 //! never fill up with finished results waiting behind a task that cannot
@@ -12,8 +15,9 @@
 //! tasks whose admission must block on a budget, which rayon's work stealing
 //! neither models nor tolerates in its workers.)
 //!
-//! Invariants: the sum of the costs of started-but-untaken tasks never exceeds
-//! the budget (except a lone oversized task); when the caller stops early (an
+//! Invariants: the costs of running tasks plus the memory of finished,
+//! untaken results never exceed the budget (except a lone oversized task);
+//! when the caller stops early (an
 //! error), dropping the [`Ordered`] handle makes every worker exit.
 
 use std::collections::BTreeMap;
@@ -24,7 +28,8 @@ use std::thread::Scope;
 struct Shared<O> {
     avail: u64,
     next_ticket: usize,
-    done: BTreeMap<usize, O>,
+    /// Finished results, with the share of the budget each still holds.
+    done: BTreeMap<usize, (O, u64)>,
     abort: bool,
     /// A worker panicked (a bug): the taker re-raises it instead of waiting forever.
     panicked: bool,
@@ -42,10 +47,13 @@ pub struct Slots<O> {
     next: AtomicUsize,
     /// Each task's cost, capped at the budget.
     costs: Vec<u64>,
+    /// Memory a finished result holds until it is taken.
+    held: fn(&O) -> u64,
 }
 
 impl<O> Slots<O> {
-    pub fn new(budget: u64, costs: impl IntoIterator<Item = u64>) -> Self {
+    /// A budget for tasks of the given costs, whose results hold `held` bytes.
+    pub fn new(budget: u64, costs: impl IntoIterator<Item = u64>, held: fn(&O) -> u64) -> Self {
         Slots {
             inner: (
                 Mutex::new(Shared {
@@ -59,6 +67,7 @@ impl<O> Slots<O> {
             ),
             next: AtomicUsize::new(0),
             costs: costs.into_iter().map(|c| c.min(budget)).collect(),
+            held,
         }
     }
 }
@@ -89,8 +98,8 @@ impl<'a, O: Send + 'a> Ordered<'a, O> {
         let (m, cv) = &self.slots.inner;
         let mut s = m.lock().unwrap();
         loop {
-            if let Some(o) = s.done.remove(&t) {
-                s.avail += self.slots.costs[t];
+            if let Some((o, held)) = s.done.remove(&t) {
+                s.avail += held;
                 cv.notify_all();
                 return o;
             }
@@ -137,7 +146,9 @@ fn worker<T, O>(slots: &Slots<O>, tasks: &[T], work: &(impl Fn(&T) -> O + Sync))
         let mut s = m.lock().unwrap();
         match out {
             Ok(o) => {
-                s.done.insert(t, o);
+                let held = (slots.held)(&o).min(costs[t]);
+                s.avail += costs[t] - held;
+                s.done.insert(t, (o, held));
             }
             Err(_) => s.panicked = true,
         }
@@ -163,7 +174,7 @@ mod tests {
             in_flight.fetch_sub(c, Ordering::SeqCst);
             c * 2
         };
-        let slots = Slots::new(budget, tasks.iter().copied());
+        let slots = Slots::new(budget, tasks.iter().copied(), |&o| o / 2);
         std::thread::scope(|s| {
             let o = Ordered::start(s, &slots, &tasks, 4, &work);
             for (t, &c) in tasks.iter().enumerate() {
@@ -174,10 +185,55 @@ mod tests {
     }
 
     #[test]
+    fn a_finished_task_gives_back_all_but_what_its_result_holds() {
+        // Each task costs the whole budget; its result holds nothing, so
+        // all three run before the caller takes the first.
+        let tasks: Vec<u64> = vec![10, 10, 10];
+        let ran = AtomicU64::new(0);
+        let work = |&c: &u64| {
+            ran.fetch_add(1, Ordering::SeqCst);
+            c
+        };
+        let slots = Slots::new(10, tasks.iter().copied(), |_| 0);
+        std::thread::scope(|s| {
+            let o = Ordered::start(s, &slots, &tasks, 2, &work);
+            let t0 = std::time::Instant::now();
+            while ran.load(Ordering::SeqCst) < 3 {
+                assert!(t0.elapsed().as_secs() < 30, "later tasks waited for a take");
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            assert_eq!((o.take(0), o.take(1), o.take(2)), (10, 10, 10));
+        });
+    }
+
+    #[test]
+    fn a_result_keeps_its_share_until_taken() {
+        // The first result holds 6 of 10: the second task (6) must wait for
+        // the take.
+        let tasks: Vec<u64> = vec![6, 6];
+        let ran = AtomicU64::new(0);
+        let work = |&c: &u64| {
+            ran.fetch_add(1, Ordering::SeqCst);
+            c
+        };
+        let slots = Slots::new(10, tasks.iter().copied(), |&o| o);
+        std::thread::scope(|s| {
+            let o = Ordered::start(s, &slots, &tasks, 2, &work);
+            while ran.load(Ordering::SeqCst) < 1 {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert_eq!(ran.load(Ordering::SeqCst), 1);
+            assert_eq!(o.take(0), 6);
+            assert_eq!(o.take(1), 6);
+        });
+    }
+
+    #[test]
     fn dropping_early_stops_the_workers() {
         let tasks: Vec<u64> = vec![5; 100];
         let work = |&c: &u64| c;
-        let slots = Slots::new(10, tasks.iter().copied());
+        let slots = Slots::new(10, tasks.iter().copied(), |_| 0);
         std::thread::scope(|s| {
             let o = Ordered::start(s, &slots, &tasks, 2, &work);
             assert_eq!(o.take(0), 5);
@@ -189,7 +245,7 @@ mod tests {
     fn an_oversized_task_runs_alone() {
         let tasks: Vec<u64> = vec![1, 100, 1];
         let work = |&c: &u64| c;
-        let slots = Slots::new(10, tasks.iter().copied());
+        let slots = Slots::new(10, tasks.iter().copied(), |_| 0);
         std::thread::scope(|s| {
             let o = Ordered::start(s, &slots, &tasks, 2, &work);
             assert_eq!((o.take(0), o.take(1), o.take(2)), (1, 100, 1));
