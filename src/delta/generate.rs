@@ -224,8 +224,10 @@ pub fn diff_dists(
         .collect();
     let plan = retention_plan(old.members.len(), &pairs, &header_ops);
     let regz = regz_recipes(&old, &new, &pairs, opts.window)?;
-    // Big members are cut into windows here; whether a whole member is a
-    // same-offset rebuild is checked in its task, on the workers.
+    let big = big_pairs(&old, &new, &pairs, opts.window)?;
+    // Big members are cut into windows here, unless big_pairs found them
+    // aligned; whether a smaller member is a same-offset rebuild is checked
+    // in its task, on the workers.
     // A pair with the same old and new bytes as an earlier one (a binary
     // installed twice) reuses that one's delta instead of a task of its own.
     let mut tasks: Vec<Task> = Vec::new();
@@ -234,29 +236,27 @@ pub fn diff_dists(
     let mut first_with: HashMap<(u64, u128, u64, u128), u32> = HashMap::new();
     let mut last_reuse: HashMap<u32, u32> = HashMap::new();
     for (i, p) in pairs.iter().enumerate() {
-        if let DataPlan::Diff(j) = p.data {
-            let (o, n) = (&old.members[j as usize], &new.members[i]);
-            if !windowed(o.size, n.size, opts.window) {
-                match first_with.entry((o.size, o.hash, n.size, n.hash)) {
-                    Entry::Occupied(e) => {
-                        same_as[i] = Some(*e.get());
-                        last_reuse.insert(*e.get(), i as u32);
-                    }
-                    Entry::Vacant(e) => {
-                        e.insert(i as u32);
-                        let mut t = windows(i as u32, j, o.size, n.size, opts.window, &[]);
-                        t[0].regz = regz[i].is_some();
-                        tasks.extend(t);
-                    }
+        let DataPlan::Diff(j) = p.data else {
+            continue;
+        };
+        let (o, n) = (&old.members[j as usize], &new.members[i]);
+        match &big[i] {
+            Some(Big::Aligned) => aligned[i] = true,
+            Some(Big::Anchored(anchors)) => {
+                tasks.extend(windows(i as u32, j, o.size, n.size, opts.window, anchors));
+            }
+            None => match first_with.entry((o.size, o.hash, n.size, n.hash)) {
+                Entry::Occupied(e) => {
+                    same_as[i] = Some(*e.get());
+                    last_reuse.insert(*e.get(), i as u32);
                 }
-                continue;
-            }
-            if o.size == n.size && nearly_aligned_members(&old, o, &new, n)? {
-                aligned[i] = true;
-                continue;
-            }
-            let anchors = align::matches(&anchors_of(&old, o)?, &anchors_of(&new, n)?);
-            tasks.extend(windows(i as u32, j, o.size, n.size, opts.window, &anchors));
+                Entry::Vacant(e) => {
+                    e.insert(i as u32);
+                    let mut t = windows(i as u32, j, o.size, n.size, opts.window, &[]);
+                    t[0].regz = regz[i].is_some();
+                    tasks.extend(t);
+                }
+            },
         }
     }
     stats.diff_tasks = tasks.len() as u64;
@@ -535,6 +535,44 @@ fn regz_recipes(
                 return Ok(None);
             }
             Ok(regz::recipe(&new.data(n, 0, n.size as usize)?).map(|(r, _)| r))
+        })
+        .collect()
+}
+
+/// How a pair of big members (diffed in windows) is diffed.
+enum Big {
+    /// Same size and nearly the same bytes at the same offsets: one control.
+    Aligned,
+    /// In windows placed by these anchor pairs (old offset, new offset).
+    Anchored(Vec<(u64, u64)>),
+}
+
+/// For each new member diffed in windows, how: [`nearly_aligned_members`],
+/// else the anchors of both sides. Both read whole members; done in
+/// parallel, across pairs and across the two sides of a pair.
+fn big_pairs(
+    old: &Scanned,
+    new: &Scanned,
+    pairs: &[Pair],
+    window: u64,
+) -> Result<Vec<Option<Big>>> {
+    use rayon::prelude::*;
+    pairs
+        .par_iter()
+        .zip(&new.members)
+        .map(|(p, n)| {
+            let DataPlan::Diff(j) = p.data else {
+                return Ok(None);
+            };
+            let o = &old.members[j as usize];
+            if !windowed(o.size, n.size, window) {
+                return Ok(None);
+            }
+            if o.size == n.size && nearly_aligned_members(old, o, new, n)? {
+                return Ok(Some(Big::Aligned));
+            }
+            let (a, b) = rayon::join(|| anchors_of(old, o), || anchors_of(new, n));
+            Ok(Some(Big::Anchored(align::matches(&a?, &b?))))
         })
         .collect()
 }
