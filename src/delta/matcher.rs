@@ -109,6 +109,11 @@ impl<'a> Index<'a> {
         // Invariant: every suffix in lo..=hi shares min(lo_lcp, hi_lcp) bytes with pat.
         while hi - lo > 1 {
             let mid = lo + (hi - lo) / 2;
+            // The next step looks at one of these two entries: fetch both
+            // while this one's bytes are compared (the search is bound by
+            // cache misses, two per step: the entry, then its old bytes).
+            prefetch(&self.sa, lo + (mid - lo) / 2);
+            prefetch(&self.sa, mid + (hi - mid) / 2);
             let s = suffix(mid);
             let c = lcp_from(s, pat, lo_lcp.min(hi_lcp));
             if c == pat.len() {
@@ -129,6 +134,20 @@ impl<'a> Index<'a> {
             (self.sa[hi] as usize, hi_lcp)
         }
     }
+}
+
+/// Ask for `v[i]` to be brought into the cache (a hint; no effect elsewhere).
+#[inline(always)]
+fn prefetch(v: &[i32], i: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(x) = v.get(i) {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: a prefetch reads nothing and cannot fault; the address is
+        // that of a live element.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>((x as *const i32).cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (v, i);
 }
 
 /// Length of the common prefix of `a` and `b`, knowing the first `from` bytes agree.
