@@ -87,8 +87,8 @@ impl Scanned {
             return Ok(false);
         }
         // Buffers no bigger than the member: most are a few KiB, and zeroing
-        // two 1 MiB buffers per pair was a sixth of the diff's CPU while the
-        // identical pairs were confirmed.
+        // two 1 MiB buffers per pair was most of the CPU of confirming the
+        // bench pair's 11,682 identical pairs (perf, session 8).
         let cap = a.size.min(1 << 20) as usize;
         let (mut x, mut y) = (vec![0u8; cap], vec![0u8; cap]);
         let mut pos = 0;
