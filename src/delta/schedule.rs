@@ -17,8 +17,8 @@
 //!
 //! Invariants: the costs of running tasks plus the memory of finished,
 //! untaken results never exceed the budget (except a lone oversized task);
-//! when the caller stops early (an
-//! error), dropping the [`Ordered`] handle makes every worker exit.
+//! when the caller stops early (an error), dropping the [`Ordered`] handle
+//! makes every worker exit.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
