@@ -1,6 +1,8 @@
 //! A reader that goes away before sysup has printed (`sysup history | head
 //! -1`): the command says it could not write stdout and exits 1 — never a
-//! panic — and work done before the output (an apply) stays done.
+//! panic — and work done before the output (an apply) stays done, while
+//! what a command only made for itself (the demo's temporary directory)
+//! is removed.
 
 mod common;
 
@@ -62,4 +64,40 @@ fn an_apply_whose_report_cannot_be_printed_is_still_applied() {
         Some("world-2-20260102")
     );
     assert!(leftovers(t.path()).is_empty(), "{:?}", leftovers(t.path()));
+}
+
+#[test]
+fn a_demo_that_cannot_print_removes_its_temporary_directory() {
+    // Closed from the start: the first line fails.
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, err) = with_closed_stdout(sysup().arg("demo").env("TMPDIR", tmp.path()));
+    assert_reported(code, &err);
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+
+    // Closed after the first lines (`sysup demo | head -3`): a later line
+    // fails, or, if the demo outran the reader, it finished. Either way
+    // nothing is left in TMPDIR.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = sysup()
+        .arg("demo")
+        .env("TMPDIR", tmp.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::BufRead;
+        let out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let first: Vec<String> = out.lines().take(3).map(Result::unwrap).collect();
+        assert!(first[0].starts_with("sysup demo in "), "{first:?}");
+    }
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    match o.status.code() {
+        Some(0) => {}
+        code => assert_reported(code, &err),
+    }
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
 }

@@ -28,48 +28,49 @@ pub struct Args {
 /// The human report of an apply (also of rollback and repair): a headline,
 /// then aligned details. `quiet` keeps the headline and what needs the
 /// admin's attention (config files kept beside their new version).
-pub(crate) fn print_report(r: &ApplyReport, quiet: bool) {
+pub(crate) fn print_report(r: &ApplyReport, quiet: bool) -> crate::Result<()> {
     if let Some(f) = &r.finished_interrupted {
-        outln!("finished an interrupted apply to {f}");
+        try_outln!("finished an interrupted apply to {f}")?;
     }
     if r.action == "resume" {
-        outln!("{} is installed in {}", r.to, r.root.display());
-        return;
+        try_outln!("{} is installed in {}", r.to, r.root.display())?;
+        return Ok(());
     }
     let what = if r.dry_run { "would " } else { "" };
     match &r.from {
         Some(f) if f != &r.to => {
-            outln!("{what}{} {f} → {} in {}", r.action, r.to, r.root.display())
+            try_outln!("{what}{} {f} → {} in {}", r.action, r.to, r.root.display())?
         }
-        _ => outln!("{what}{} {} in {}", r.action, r.to, r.root.display()),
+        _ => try_outln!("{what}{} {} in {}", r.action, r.to, r.root.display())?,
     }
     for p in &r.config_kept {
-        outln!("  config kept: {p} (modified locally; new version in {p}.sysupnew)");
+        try_outln!("  config kept: {p} (modified locally; new version in {p}.sysupnew)")?;
     }
     if quiet {
-        return;
+        return Ok(());
     }
     let c = &r.counts;
-    outln!(
+    try_outln!(
         "  files        {} changed ({} repaired), {} unchanged, {} removed",
         c.changed,
         c.repaired,
         c.unchanged,
         c.removed,
-    );
-    outln!(
+    )?;
+    try_outln!(
         "  written      {}",
         crate::fsutil::human_size(c.bytes_written)
-    );
+    )?;
     for k in &r.kept {
-        outln!("  not removed  {k}");
+        try_outln!("  not removed  {k}")?;
     }
     if r.upgrade_ran {
-        outln!("  upgrade      ran the dist's upgrade step");
+        try_outln!("  upgrade      ran the dist's upgrade step")?;
     }
     if !r.pruned.is_empty() {
-        outln!("  pruned       {}", r.pruned.join(", "));
+        try_outln!("  pruned       {}", r.pruned.join(", "))?;
     }
+    Ok(())
 }
 
 pub fn run(a: Args, ui: &Ui) -> crate::Result<()> {
@@ -86,6 +87,5 @@ pub fn run(a: Args, ui: &Ui) -> crate::Result<()> {
     if a.json {
         return super::print_json(&r);
     }
-    print_report(&r, ui.quiet);
-    Ok(())
+    print_report(&r, ui.quiet)
 }

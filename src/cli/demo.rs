@@ -26,9 +26,13 @@ pub struct Args {
     pub dir: Option<PathBuf>,
 }
 
-fn step(n: &mut u32, what: &str) {
+/// Print the next step's title. The demo prints with `try_outln!`: a
+/// closed stdout (`sysup demo | head`) is an error returned up through
+/// `run`, so its temporary directory is removed on the way out, where
+/// `outln!` would exit on the spot and leave it behind.
+fn step(n: &mut u32, what: &str) -> Result<()> {
     *n += 1;
-    outln!("\n[{n}] {what}");
+    try_outln!("\n[{n}] {what}")
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -46,14 +50,14 @@ pub fn run(a: Args) -> Result<()> {
             tmp.path()
         }
     };
-    outln!("sysup demo in {}", dir.display());
+    try_outln!("sysup demo in {}", dir.display())?;
     let privileged = fixtures::privileged();
     let mut n = 0;
 
     step(
         &mut n,
         "build host: stage three revisions of a tiny world and two of kernel GENERIC",
-    );
+    )?;
     let specs = dir.join("specs");
     std::fs::create_dir_all(&specs).ctx("create directory", &specs)?;
     let world_spec = specs.join("world.toml");
@@ -82,7 +86,7 @@ pub fn run(a: Args) -> Result<()> {
     step(
         &mut n,
         "build host: sysup build → revision-named, reproducible dists",
-    );
+    )?;
     for (spec, tree, rev) in &built {
         let opts = Options {
             rev: rev.to_string().parse()?,
@@ -92,19 +96,19 @@ pub fn run(a: Args) -> Result<()> {
             progress: Default::default(),
         };
         let r = build::build(spec, tree, &opts)?;
-        outln!(
+        try_outln!(
             "  {:<38} {:>4} entries  tar {:>8}  gz {:>7}  md5 {}",
             r.id.file_name(),
             r.entries,
             r.tar.size,
             r.compressed_size,
             r.tar.md5_hex()
-        );
+        )?;
     }
     step(
         &mut n,
         "build host: sysup diff → binary patches between the uncompressed tars",
-    );
+    )?;
     let mut patches = Vec::new();
     let name = |id: &str| dists.join(format!("{id}.tar.gz"));
     for (a, b) in [
@@ -113,7 +117,7 @@ pub fn run(a: Args) -> Result<()> {
         ("kernel-GENERIC-1-20261121", "kernel-GENERIC-2-20261122"),
     ] {
         let r = diff_dists(&name(a), &name(b), &dists, &DiffOptions::default())?;
-        outln!(
+        try_outln!(
             "  {:<46} {:>7} bytes  ({:.1}% of the new tar)",
             r.patch
                 .file_name()
@@ -121,7 +125,7 @@ pub fn run(a: Args) -> Result<()> {
                 .unwrap_or_default(),
             r.size,
             100.0 * r.size as f64 / r.header.to.tar.size.max(1) as f64
-        );
+        )?;
         patches.push(r.patch);
     }
 
@@ -138,47 +142,47 @@ pub fn run(a: Args) -> Result<()> {
             "host: sysup apply --root {} world-1 (a full install)",
             root.display()
         ),
-    );
-    super::apply::print_report(&apply(&on_root(vec![name("world-1-20261121")]))?, false);
+    )?;
+    super::apply::print_report(&apply(&on_root(vec![name("world-1-20261121")]))?, false)?;
     apply(&on_root(vec![name("kernel-GENERIC-1-20261121")]))?;
 
     step(
         &mut n,
         "host: sysup apply the chain world-1→2→3 (streamed: gunzip(base) → patch → patch → tar)",
-    );
+    )?;
     super::apply::print_report(
         &apply(&on_root(vec![patches[0].clone(), patches[1].clone()]))?,
         false,
-    );
+    )?;
     step(
         &mut n,
         "host: a new kernel; the running one is kept as boot/kernel.old",
-    );
-    super::apply::print_report(&apply(&on_root(vec![patches[2].clone()]))?, false);
+    )?;
+    super::apply::print_report(&apply(&on_root(vec![patches[2].clone()]))?, false)?;
 
-    step(&mut n, "host: what is installed");
+    step(&mut n, "host: what is installed")?;
     let state = State::open(&root)?;
     for i in state.installed_all()? {
-        outln!(
+        try_outln!(
             "  {:<28} md5 {}  base {} bytes",
             i.id.to_string(),
             i.tar.md5_hex(),
             i.base_size
-        );
+        )?;
     }
-    outln!(
+    try_outln!(
         "  boot/kernel.old kept: {}",
         if root.join("boot/kernel.old/kernel").exists() {
             "yes"
         } else {
             "no"
         }
-    );
+    )?;
 
     step(
         &mut n,
         "host: damage — truncate libc, delete ls; the admin edits a config file",
-    );
+    )?;
     let libc = root.join("usr/lib/x86_64-linux-gnu/libc.so.6");
     std::fs::OpenOptions::new()
         .write(true)
@@ -192,12 +196,12 @@ pub fn run(a: Args) -> Result<()> {
     step(
         &mut n,
         "host: sysup apply world-3 again → verifies everything, repairs only what differs",
-    );
-    super::apply::print_report(&apply(&on_root(vec![name("world-3-20261123")]))?, false);
+    )?;
+    super::apply::print_report(&apply(&on_root(vec![name("world-3-20261123")]))?, false)?;
 
-    outln!("\nEverything is in {}", dir.display());
+    try_outln!("\nEverything is in {}", dir.display())?;
     if a.dir.is_none() {
-        outln!("(temporary: removed on exit; use --dir DIR to keep it)");
+        try_outln!("(temporary: removed on exit; use --dir DIR to keep it)")?;
     }
     Ok(())
 }

@@ -24,14 +24,29 @@ macro_rules! outln {
     };
 }
 
+/// [`outln!`] that returns the failed write as an error instead of exiting:
+/// for output printed while something must still be undone on the way out
+/// (`sysup demo`'s temporary directory), and for helpers such callers share.
+macro_rules! try_outln {
+    ($($arg:tt)*) => {
+        $crate::cli::try_out_line(format_args!($($arg)*))
+    };
+}
+
 /// Write one line of command output, or report a failed write and exit 1.
 pub fn out_line(args: std::fmt::Arguments<'_>) {
-    let mut o = std::io::stdout().lock();
-    if let Err(e) = o.write_fmt(args).and_then(|()| o.write_all(b"\n")) {
-        drop(o);
-        report(&Error::io("write", std::path::Path::new("<stdout>"), e));
+    if let Err(e) = try_out_line(args) {
+        report(&e);
         std::process::exit(EXIT_FAILURE);
     }
+}
+
+/// Write one line of command output; a failed write is an error naming stdout.
+pub fn try_out_line(args: std::fmt::Arguments<'_>) -> crate::Result<()> {
+    let mut o = std::io::stdout().lock();
+    o.write_fmt(args)
+        .and_then(|()| o.write_all(b"\n"))
+        .map_err(|e| Error::io("write", std::path::Path::new("<stdout>"), e))
 }
 
 mod apply;

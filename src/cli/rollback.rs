@@ -115,6 +115,5 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
     if a.json {
         return super::print_json(&r);
     }
-    super::apply::print_report(&r, ui.quiet);
-    Ok(())
+    super::apply::print_report(&r, ui.quiet)
 }

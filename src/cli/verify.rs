@@ -40,7 +40,7 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
             return super::print_json(&reports);
         }
         for r in &reports {
-            super::apply::print_report(r, ui.quiet);
+            super::apply::print_report(r, ui.quiet)?;
         }
         return Ok(());
     }
