@@ -135,7 +135,14 @@ http {{
                     }
                     panic!("nginx exited ({status}):\n{log}");
                 }
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                // Ours only once it has written its pid file, which nginx
+                // does after binding: a connect alone may reach another
+                // test's nginx that took the same free port first (ours then
+                // exits with "Address already in use", above).
+                let pid = fs::read_to_string(dir.join("nginx.pid")).unwrap_or_default();
+                if pid.trim() == child.id().to_string()
+                    && TcpStream::connect(("127.0.0.1", port)).is_ok()
+                {
                     return Nginx {
                         child,
                         port,
