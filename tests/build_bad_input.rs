@@ -116,16 +116,38 @@ fn socket_in_tree() {
     assert!(e.contains("control.sock") && e.contains("socket"), "{e}");
 }
 
+/// Give others read access to everything under `dir` (and search access
+/// to directories), except `keep`.
+fn open_to_others(dir: &std::path::Path, keep: &std::path::Path) {
+    for e in fs::read_dir(dir).unwrap() {
+        let path = e.unwrap().path();
+        let meta = fs::symlink_metadata(&path).unwrap();
+        if path == keep || meta.file_type().is_symlink() {
+            continue;
+        }
+        let extra = if meta.is_dir() { 0o005 } else { 0o004 };
+        let mode = meta.permissions().mode() | extra;
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+        if meta.is_dir() {
+            open_to_others(&path, keep);
+        }
+    }
+}
+
 #[test]
 fn unreadable_file() {
     let c = Case::new();
     let secret = c.p("tree/etc/shadow");
     fs::set_permissions(&secret, fs::Permissions::from_mode(0o000)).unwrap();
     let e = if is_root() {
-        // root reads anything: run the build as nobody, with everything else readable
+        // root reads anything: run the build as nobody, with everything else
+        // readable — the tree's other private files too (var/spool/mail/user
+        // is 0660): the build hashes files in parallel, and with two
+        // unreadable files either could be the one reported.
         for d in [c.dir.path(), &c.p("out")] {
             fs::set_permissions(d, fs::Permissions::from_mode(0o777)).unwrap();
         }
+        open_to_others(&c.p("tree"), &secret);
         build_fails(
             &c.p("world.toml"),
             &c.p("tree"),
