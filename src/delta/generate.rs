@@ -502,6 +502,25 @@ pub fn diff_dists(
     })
 }
 
+/// `f(old member, new member)` for every pair whose data is diffed, in
+/// parallel; `None` for every other new member.
+fn per_diffed_pair<T: Send>(
+    old: &Scanned,
+    new: &Scanned,
+    pairs: &[Pair],
+    f: impl Fn(&MemberInfo, &MemberInfo) -> Result<Option<T>> + Sync,
+) -> Result<Vec<Option<T>>> {
+    use rayon::prelude::*;
+    pairs
+        .par_iter()
+        .zip(&new.members)
+        .map(|(p, n)| match p.data {
+            DataPlan::Diff(j) => f(&old.members[j as usize], n),
+            _ => Ok(None),
+        })
+        .collect()
+}
+
 /// For each new member: the recipe to diff it through its uncompressed bytes
 /// ([`regz`]) — both sides gzip files small enough to be diffed whole, the
 /// old one inflating, the new one rebuilt exactly by zlib. Checked in
@@ -512,7 +531,6 @@ fn regz_recipes(
     pairs: &[Pair],
     window: u64,
 ) -> Result<Vec<Option<Recipe>>> {
-    use rayon::prelude::*;
     const GZIP: [u8; 3] = [0x1f, 0x8b, 8];
     let starts_gzip = |s: &Scanned, m: &MemberInfo| -> Result<bool> {
         if m.size < 18 || m.size > regz::MAX_RAW {
@@ -520,23 +538,15 @@ fn regz_recipes(
         }
         Ok(s.data(m, 0, 3)? == GZIP)
     };
-    pairs
-        .par_iter()
-        .zip(&new.members)
-        .map(|(p, n)| {
-            let DataPlan::Diff(j) = p.data else {
-                return Ok(None);
-            };
-            let o = &old.members[j as usize];
-            if windowed(o.size, n.size, window) || !starts_gzip(new, n)? || !starts_gzip(old, o)? {
-                return Ok(None);
-            }
-            if regz::raw_of(&old.data(o, 0, o.size as usize)?).is_none() {
-                return Ok(None);
-            }
-            Ok(regz::recipe(&new.data(n, 0, n.size as usize)?).map(|(r, _)| r))
-        })
-        .collect()
+    per_diffed_pair(old, new, pairs, |o, n| {
+        if windowed(o.size, n.size, window) || !starts_gzip(new, n)? || !starts_gzip(old, o)? {
+            return Ok(None);
+        }
+        if regz::raw_of(&old.data(o, 0, o.size as usize)?).is_none() {
+            return Ok(None);
+        }
+        Ok(regz::recipe(&new.data(n, 0, n.size as usize)?).map(|(r, _)| r))
+    })
 }
 
 /// How a pair of big members (diffed in windows) is diffed.
@@ -556,25 +566,16 @@ fn big_pairs(
     pairs: &[Pair],
     window: u64,
 ) -> Result<Vec<Option<Big>>> {
-    use rayon::prelude::*;
-    pairs
-        .par_iter()
-        .zip(&new.members)
-        .map(|(p, n)| {
-            let DataPlan::Diff(j) = p.data else {
-                return Ok(None);
-            };
-            let o = &old.members[j as usize];
-            if !windowed(o.size, n.size, window) {
-                return Ok(None);
-            }
-            if o.size == n.size && nearly_aligned_members(old, o, new, n)? {
-                return Ok(Some(Big::Aligned));
-            }
-            let (a, b) = rayon::join(|| anchors_of(old, o), || anchors_of(new, n));
-            Ok(Some(Big::Anchored(align::matches(&a?, &b?))))
-        })
-        .collect()
+    per_diffed_pair(old, new, pairs, |o, n| {
+        if !windowed(o.size, n.size, window) {
+            return Ok(None);
+        }
+        if o.size == n.size && nearly_aligned_members(old, o, new, n)? {
+            return Ok(Some(Big::Aligned));
+        }
+        let (a, b) = rayon::join(|| anchors_of(old, o), || anchors_of(new, n));
+        Ok(Some(Big::Anchored(align::matches(&a?, &b?))))
+    })
 }
 
 /// For each of `n_old` old members, the last new member (index + 1) using
