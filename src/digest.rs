@@ -81,9 +81,28 @@ impl Hasher {
     }
 }
 
+/// This CPU computes SHA-256 in hardware (x86 SHA extensions, Armv8 SHA2
+/// instructions). There SHA-256 runs about three times as fast as MD5 (on the
+/// bench machine: 1.7 GB/s against 0.6 GB/s); without them MD5 is the faster
+/// of the two (SHA-256 at ~0.33 GB/s on AVX2). Detected once; cached by std.
+pub fn sha256_in_hardware() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("sha")
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        std::arch::is_aarch64_feature_detected!("sha2")
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        false
+    }
+}
+
 /// Incremental SHA-256, on ring's assembly (BoringSSL's, with run-time
-/// dispatch to SHA-NI/AVX2): 1.8x the `sha2` crate's portable code on the
-/// bench machine, and SHA-256 is most of sysup's CPU on apply and patch.
+/// dispatch to SHA-NI/AVX2): 1.8x the `sha2` crate's portable code on a CPU
+/// without SHA extensions, level with it on one that has them.
 #[derive(Clone)]
 pub struct Sha256(ring::digest::Context);
 

@@ -15,8 +15,9 @@
 //!    padding are produced;
 //! 4. after the trailer, every section must be used up exactly, the old
 //!    tar must end with exactly the planned number of members, and the input
-//!    and output sizes and MD5 + SHA-256 are compared with the header's from
-//!    and to digests.
+//!    and output sizes and digests are compared with the header's from and
+//!    to digests (the input's by whichever of MD5 and SHA-256 this CPU
+//!    computes faster, the output's by SHA-256).
 //!
 //! Invariants:
 //! - EOF (`Ok(0)`) is returned only after step 4 passed: a consumer that sees
@@ -55,7 +56,8 @@ pub const MAX_MEMBERS: u64 = 1 << 22;
 pub struct ApplyReport {
     /// Bytes of the old tar read: the header's from-size.
     pub input_size: u64,
-    /// Size and MD5 of the old tar, equal to the header's from-digests; none
+    /// Size and digest of the old tar (MD5 or SHA-256: see
+    /// [`BackgroundHasher::cheaper`]), equal to the header's from-digests; none
     /// when the input was trusted ([`PatchReader::trusting_input`]).
     pub input: Option<Hashed>,
     /// The header's to-digests, which the new tar matched by size and
@@ -69,7 +71,7 @@ pub struct ApplyReport {
 /// bytes kept for messages.
 struct Tap<R> {
     inner: R,
-    /// MD5 of the input; taken when the digests are read (at the end), or
+    /// Digest of the input; taken when the digests are read (at the end), or
     /// dropped when the input is trusted.
     hash: Option<BackgroundHasher>,
     /// Bytes read so far.
@@ -257,7 +259,7 @@ impl<R: Read> PatchReader<R> {
         }
         let tap = Tap {
             inner: old,
-            hash: Some(BackgroundHasher::md5_only()),
+            hash: Some(BackgroundHasher::cheaper()),
             pos: 0,
             head: [0; 2],
             head_len: 0,
@@ -933,7 +935,7 @@ impl<R: Read> PatchReader<R> {
     /// past a member's end, a plan broken) was most likely steered off its
     /// course by an old tar whose members differ from the one it was made
     /// from. When the input is hashed, read the rest of it (never more than
-    /// one byte past the from-size) and let its size and MD5 decide; an
+    /// one byte past the from-size) and let its size and digest decide; an
     /// input that is the base leaves the patch at fault.
     fn blame(&mut self, e: Error) -> Error {
         let reason = match &e {
@@ -964,19 +966,22 @@ impl<R: Read> PatchReader<R> {
     /// past the from-size, so only that much is known.
     fn not_the_base(&self, size: u64, input: Option<Hashed>, stopped: bool) -> String {
         let from = self.header.from.tar;
+        // Expected and got in the digest that was computed.
+        let (algo, want, got) = match input {
+            Some(Hashed {
+                sha256: Some(s), ..
+            }) => ("sha256", from.sha256_hex(), hex::encode(s)),
+            Some(Hashed { md5: Some(m), .. }) => ("md5", from.md5_hex(), hex::encode(m)),
+            _ => ("md5", from.md5_hex(), "not computed".into()),
+        };
         let got = if stopped {
             format!("more than {} bytes", from.size)
         } else {
-            let md5 = input
-                .and_then(|h| h.md5)
-                .map_or_else(|| "not computed".into(), hex::encode);
-            format!("{size} bytes, md5 {md5}")
+            format!("{size} bytes, {algo} {got}")
         };
         format!(
-            "the old tar is not {} (expected {} bytes, md5 {}; got {got})",
-            self.header.from.id,
-            from.size,
-            from.md5_hex()
+            "the old tar is not {} (expected {} bytes, {algo} {want}; got {got})",
+            self.header.from.id, from.size
         )
     }
 
