@@ -6,10 +6,13 @@
 //! and the output its to-digests; any mismatch, a corrupt patch or a closed
 //! stdout (EPIPE) is exit 1 with a message, never a panic.
 
-use std::io::{BufReader, BufWriter};
+use std::fs::File;
+use std::io::BufReader;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use crate::delta;
+use crate::error::Error;
 use crate::progress::Unit;
 
 #[derive(clap::Args, Debug)]
@@ -29,9 +32,19 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
                 Unit::Bytes,
             );
         }
-        let stdin = BufReader::with_capacity(1 << 20, progress.reader(std::io::stdin().lock()));
-        let mut stdout = BufWriter::with_capacity(4 << 20, std::io::stdout().lock());
-        delta::apply(&a.patch, stdin, &mut stdout, Path::new("<stdout>"))?;
+        // Member data is read in pieces of up to 256 KiB: those bypass a
+        // 64 KiB buffer, which only gathers the 512-byte header reads.
+        let stdin = BufReader::with_capacity(64 << 10, progress.reader(std::io::stdin().lock()));
+        // The applier hands over pieces of 256 KiB or more: they go to fd 1
+        // as they are, not copied through `Stdout`'s line buffer (which
+        // would also scan every byte for a newline).
+        let stdout = Path::new("<stdout>");
+        let mut out = std::io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .map(File::from)
+            .map_err(|e| Error::io("write new tar to", stdout, e))?;
+        delta::apply(&a.patch, stdin, &mut out, stdout)?;
         Ok(())
     })
 }

@@ -574,10 +574,9 @@ impl<R: Read> PatchReader<R> {
         Ok(c)
     }
 
-    /// Produce the next chunk of output into `self.buf`.
+    /// Produce the next piece of output, appended to `self.buf`.
     fn step(&mut self) -> Result<()> {
-        self.buf.clear();
-        self.buf_pos = 0;
+        let start = self.buf.len();
         match std::mem::replace(&mut self.state, State::Done) {
             State::Member => self.start_member()?,
             State::Data {
@@ -605,17 +604,18 @@ impl<R: Read> PatchReader<R> {
             State::Verify => self.verify()?,
             State::Done => {}
         }
-        if !self.buf.is_empty() {
+        let made = &self.buf[start..];
+        if !made.is_empty() {
             let room = self.header.to.tar.size - self.produced;
-            if self.buf.len() as u64 > room {
+            if made.len() as u64 > room {
                 return Err(self.bad(format!(
                     "the patch makes more than the {} bytes of the new tar",
                     self.header.to.tar.size
                 )));
             }
-            self.produced += self.buf.len() as u64;
+            self.produced += made.len() as u64;
             if let Some(h) = &mut self.out {
-                h.update(&self.buf);
+                h.update(made);
             }
         }
         Ok(())
@@ -710,8 +710,9 @@ impl<R: Read> PatchReader<R> {
             HeaderOp::Literal { .. } => self.extra.read_into(&mut self.buf, hl)?,
             HeaderOp::Diff { old } => {
                 let base = self.old_header(old)?;
+                let start = self.buf.len();
                 self.diff_bytes(hl)?;
-                for (o, b) in self.buf.iter_mut().zip(&base) {
+                for (o, b) in self.buf[start..].iter_mut().zip(&base) {
                     *o = o.wrapping_add(*b);
                 }
             }
@@ -985,9 +986,15 @@ impl<R: Read> PatchReader<R> {
         )
     }
 
-    /// Produce output until `buf` has something or the stream is verified.
-    fn fill(&mut self) -> Result<()> {
-        while self.buf_pos >= self.buf.len() && self.report.is_none() {
+    /// Produce output until `buf` holds at least `want` unread bytes or the
+    /// stream is verified. Read bytes are dropped first; pieces accumulate,
+    /// so a caller that asks for [`CHUNK`] gets few, large writes.
+    fn fill(&mut self, want: usize) -> Result<()> {
+        if self.buf_pos >= self.buf.len() {
+            self.buf.clear();
+            self.buf_pos = 0;
+        }
+        while self.buf.len() - self.buf_pos < want && self.report.is_none() {
             self.step().map_err(|e| self.blame(e))?;
         }
         Ok(())
@@ -1002,7 +1009,7 @@ impl<R: Read> Read for PatchReader<R> {
         if out.is_empty() {
             return Ok(0);
         }
-        if let Err(e) = self.fill() {
+        if let Err(e) = self.fill(1) {
             self.failed = Some(e.to_string());
             return Err(io::Error::other(e));
         }
@@ -1023,7 +1030,7 @@ pub fn apply(
 ) -> Result<ApplyReport> {
     let mut r = PatchReader::open(path, old)?;
     loop {
-        r.fill()?;
+        r.fill(CHUNK)?;
         if r.buf_pos < r.buf.len() {
             new.write_all(&r.buf[r.buf_pos..])
                 .map_err(|e| Error::io("write new tar to", new_name, e))?;
