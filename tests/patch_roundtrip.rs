@@ -373,3 +373,47 @@ fn gzipped_members_are_diffed_uncompressed_when_zlib_rebuilds_them() {
     );
     assert_eq!(r.header.version, sysup::delta::format::VERSION);
 }
+
+/// More re-gzipped members in a row than the deflate thread may have queued
+/// (`held::MAX_JOBS`), between plain members that change and members that do
+/// not: the applier waits for the thread when it must, and every member
+/// comes out at its place, whether the new tar is taken in big writes
+/// (`apply`) or a few bytes at a time (the `Read` path a host chains).
+#[test]
+fn many_re_gzipped_members_in_a_row_come_out_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 2 * sysup::delta::held::MAX_JOBS as u64 + 5;
+    let (mut a, mut b) = (Tree::new(), Tree::new());
+    for i in 0..n {
+        let page = text(100 + i, 40 + 10 * i as usize);
+        let mut newer = page.clone();
+        newer.extend_from_slice(format!("  * version {i}.1\n").as_bytes());
+        a.insert(format!("man/p{i:03}.1.gz"), file(gzip9(&page, None)));
+        b.insert(format!("man/p{i:03}.1.gz"), file(gzip9(&newer, None)));
+        let plain = binary(200 + i, 3000);
+        a.insert(format!("man/p{i:03}.same"), file(plain.clone()));
+        b.insert(format!("man/p{i:03}.same"), file(plain.clone()));
+        if i % 3 == 0 {
+            let mut changed = plain;
+            changed[100] ^= 1;
+            b.insert(format!("man/p{i:03}.same"), file(changed));
+        }
+    }
+    let (ga, ta) = make_dist(dir.path(), "world-1-20260101", &a);
+    let (gb, tb) = make_dist(dir.path(), "world-2-20260102", &b);
+    let r = diff(dir.path(), &ga, &gb);
+    assert_eq!(r.stats.regzipped, n, "{:?}", r.stats);
+    assert!(apply(&r.patch, &ta).unwrap() == tb, "apply: output differs");
+    let mut reader = PatchReader::open(&r.patch, &ta[..]).unwrap();
+    let mut out = Vec::new();
+    let mut piece = [0u8; 777];
+    loop {
+        let k = std::io::Read::read(&mut reader, &mut piece).unwrap();
+        if k == 0 {
+            break;
+        }
+        out.extend_from_slice(&piece[..k]);
+    }
+    assert!(out == tb, "read in small pieces: output differs");
+    reader.finish().unwrap();
+}

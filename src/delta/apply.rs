@@ -12,7 +12,9 @@
 //!    the record refers to — old members passed on the way are kept in a
 //!    [`Store`] only if the plan says a later member needs them, everything
 //!    else is dropped as it streams by — then the member's header, data and
-//!    padding are produced;
+//!    padding are produced; a re-gzipped member's data is deflated on a
+//!    thread of its own, and what comes after it is [`Held`] until it is
+//!    done;
 //! 4. after the trailer, every section must be used up exactly, the old
 //!    tar must end with exactly the planned number of members, and the input
 //!    and output sizes and digests are compared with the header's from and
@@ -26,9 +28,12 @@
 //!   [`CorruptPatch`](Error::CorruptPatch) cause when it can tell which; a
 //!   patch that stops making sense midway over a hashed input is blamed only
 //!   after the rest of the input was hashed and found to be the base);
-//! - memory is bounded by constants (output chunk, [`Store`] limits, the
-//!   segmenter's caps, the xz dictionary capped by the header, the plan capped
-//!   at [`MAX_MEMBERS`]), never by the size of a tar or a member;
+//! - output is hashed and handed out strictly in order, a held piece only
+//!   after everything before it;
+//! - memory is bounded by constants (output chunk, [`Store`] and [`Held`]
+//!   limits, the segmenter's caps, the xz dictionary capped by the header,
+//!   the plan capped at [`MAX_MEMBERS`]), never by the size of a tar or a
+//!   member;
 //! - every length read from the patch is checked against the header's sizes
 //!   and the old tar before anything is allocated or copied; no input panics.
 
@@ -38,6 +43,7 @@ use std::path::{Path, PathBuf};
 use crate::archive::segment::{self, pad_len, Item, Segmenter, MAX_HEADER};
 use crate::delta::format::{corrupt, PatchHeader, SectionKind};
 use crate::delta::hashing::{BackgroundHasher, Hashed};
+use crate::delta::held::{Held, Popped};
 use crate::delta::record::{Ctrl, DataOp, HeaderOp, Keep, RecordError, RecordReader};
 use crate::delta::regz::{self, Recipe};
 use crate::delta::retain::Store;
@@ -135,12 +141,9 @@ enum DataState {
         add_left: u64,
         extra_left: u64,
     },
-    /// A re-gzipped member, rebuilt whole (at most a few MiB, see
-    /// [`regz::MAX_RAW`]) and handed out from memory.
-    Rebuilt {
-        bytes: Vec<u8>,
-        pos: usize,
-    },
+    /// A re-gzipped member: its data is deflating on the deflate thread
+    /// ([`Held`]) and comes out from there; nothing is left to produce here.
+    Rebuilt,
 }
 
 enum State {
@@ -172,8 +175,20 @@ pub struct PatchReader<R> {
     out: Option<BackgroundHasher>,
     /// Bytes produced so far.
     produced: u64,
+    /// Output handed out (from `buf_pos`), and hashed; while something is
+    /// held, also where output is produced into between steps.
     buf: Vec<u8>,
     buf_pos: usize,
+    /// Output held behind a member deflating on the deflate thread.
+    held: Held,
+    /// Produced after the last held piece, while something is held: not
+    /// hashed or handed out yet. Swapped with `buf` during a step, so the
+    /// producing code always appends to `buf`.
+    tail: Vec<u8>,
+    /// The current step produces into `tail` (swapped into `buf`).
+    holding: bool,
+    /// Where in `buf` this step's output starts.
+    step_start: usize,
     failed: Option<String>,
     report: Option<ApplyReport>,
 }
@@ -286,6 +301,10 @@ impl<R: Read> PatchReader<R> {
             produced: 0,
             buf: Vec::with_capacity(CHUNK),
             buf_pos: 0,
+            held: Held::default(),
+            tail: Vec::new(),
+            holding: false,
+            step_start: 0,
             failed: None,
             report: None,
         })
@@ -499,9 +518,9 @@ impl<R: Read> PatchReader<R> {
 
     /// Rebuild new member `cur_new`, a re-gzipped file of `data_len` bytes
     /// made from old member `old` ([`regz`]): inflate the old data, run the
-    /// member's bsdiff controls over it, deflate the result after the gzip
-    /// header from the extra section.
-    fn regz_member(&mut self, old: u32, data_len: u64, recipe: Recipe) -> Result<Vec<u8>> {
+    /// member's bsdiff controls over it, and hand the result with the gzip
+    /// header from the extra section to the deflate thread ([`Held`]).
+    fn regz_member(&mut self, old: u32, data_len: u64, recipe: Recipe) -> Result<()> {
         let i = self.cur_new;
         let old_len = self.old.seen[old as usize].1;
         if recipe.raw_len > regz::MAX_RAW
@@ -538,16 +557,16 @@ impl<R: Read> PatchReader<R> {
             }
             self.extra.read_into(&mut raw, c.extra as usize)?;
         }
-        let bytes = regz::rebuild(&header, &raw, recipe.level)
-            .map_err(|e| self.bad(format!("new member {i} cannot be deflated again: {e}")))?;
-        if bytes.len() as u64 != data_len {
-            return Err(self.bad(format!(
-                "re-gzipped new member {i} came out {} bytes, not {data_len}: this sysup's zlib ({}) does not deflate as the one that made the patch did, or the patch is damaged; apply a full dist instead",
-                bytes.len(),
-                regz::zlib_version()
-            )));
+        // What this step made so far comes before the member: counted, and
+        // held too if something already is.
+        self.made()?;
+        if self.holding {
+            self.held.push_bytes(std::mem::take(&mut self.buf));
+            self.step_start = 0;
         }
-        Ok(bytes)
+        self.held
+            .push_rebuild(i, data_len, header, raw, recipe.level)
+            .map_err(|e| Error::from_io(e, "start the deflate thread for", &self.path))
     }
 
     /// The next bsdiff control of new member `cur_new`, checked against the
@@ -574,9 +593,25 @@ impl<R: Read> PatchReader<R> {
         Ok(c)
     }
 
-    /// Produce the next piece of output, appended to `self.buf`.
+    /// Produce the next piece of output: appended to `self.buf`, or, while
+    /// something is held, to `self.tail`.
     fn step(&mut self) -> Result<()> {
-        let start = self.buf.len();
+        self.holding = !self.held.is_empty();
+        if self.holding {
+            if self.tail.len() >= CHUNK {
+                self.held.push_bytes(std::mem::take(&mut self.tail));
+            }
+            std::mem::swap(&mut self.buf, &mut self.tail);
+        }
+        let res = self.produce();
+        if self.holding {
+            std::mem::swap(&mut self.buf, &mut self.tail);
+        }
+        res
+    }
+
+    fn produce(&mut self) -> Result<()> {
+        self.step_start = self.buf.len();
         match std::mem::replace(&mut self.state, State::Done) {
             State::Member => self.start_member()?,
             State::Data {
@@ -604,7 +639,13 @@ impl<R: Read> PatchReader<R> {
             State::Verify => self.verify()?,
             State::Done => {}
         }
-        let made = &self.buf[start..];
+        self.made()
+    }
+
+    /// Count what this step appended to `buf` since `step_start` (and,
+    /// unless it is held, hash it: it is handed out).
+    fn made(&mut self) -> Result<()> {
+        let made = &self.buf[self.step_start..];
         if !made.is_empty() {
             let room = self.header.to.tar.size - self.produced;
             if made.len() as u64 > room {
@@ -614,11 +655,57 @@ impl<R: Read> PatchReader<R> {
                 )));
             }
             self.produced += made.len() as u64;
-            if let Some(h) = &mut self.out {
-                h.update(made);
+            if !self.holding {
+                if let Some(h) = &mut self.out {
+                    h.update(made);
+                }
             }
         }
+        self.step_start = self.buf.len();
         Ok(())
+    }
+
+    /// Move held pieces whose bytes are known to `buf`, hashing them; with
+    /// `wait`, wait for the first. Once nothing is held, `tail` follows.
+    fn release(&mut self, mut wait: bool) -> Result<()> {
+        while let Some(p) = self.held.pop(wait) {
+            wait = false;
+            let bytes = match p {
+                Popped::Bytes(b) => b,
+                Popped::Rebuilt { member, len, bytes } => {
+                    let bytes = bytes.map_err(|e| {
+                        self.bad(format!("new member {member} cannot be deflated again: {e}"))
+                    })?;
+                    if bytes.len() as u64 != len {
+                        return Err(self.bad(format!(
+                            "re-gzipped new member {member} came out {} bytes, not {len}: this sysup's zlib ({}) does not deflate as the one that made the patch did, or the patch is damaged; apply a full dist instead",
+                            bytes.len(),
+                            regz::zlib_version()
+                        )));
+                    }
+                    bytes
+                }
+            };
+            self.hand_out(bytes);
+        }
+        if self.held.is_empty() && !self.tail.is_empty() {
+            let tail = std::mem::take(&mut self.tail);
+            self.hand_out(tail);
+        }
+        Ok(())
+    }
+
+    /// Append `bytes` to what is handed out, hashed.
+    fn hand_out(&mut self, bytes: Vec<u8>) {
+        if let Some(h) = &mut self.out {
+            h.update(&bytes);
+        }
+        if self.buf_pos >= self.buf.len() {
+            self.buf = bytes;
+            self.buf_pos = 0;
+        } else {
+            self.buf.extend_from_slice(&bytes);
+        }
     }
 
     fn start_member(&mut self) -> Result<()> {
@@ -735,15 +822,21 @@ impl<R: Read> PatchReader<R> {
             }
             DataOp::Regz { old, recipe, .. } => {
                 self.check_kept_data(old)?;
-                DataState::Rebuilt {
-                    bytes: self.regz_member(old, data_len, recipe)?,
-                    pos: 0,
-                }
+                self.regz_member(old, data_len, recipe)?;
+                DataState::Rebuilt
             }
+        };
+        let left = match data {
+            DataState::Rebuilt => {
+                // Counted as produced now; checked when it comes out.
+                self.produced += data_len;
+                0
+            }
+            _ => data_len,
         };
         self.state = State::Data {
             data,
-            left: data_len,
+            left,
             pad: pad_len(data_len),
             pad_literal: rec.pad_literal,
         };
@@ -775,12 +868,7 @@ impl<R: Read> PatchReader<R> {
                     }
                     left -= n as u64;
                 }
-                DataState::Rebuilt { bytes, pos } => {
-                    let n = left.min(room) as usize;
-                    self.buf.extend_from_slice(&bytes[*pos..*pos + n]);
-                    *pos += n;
-                    left -= n as u64;
-                }
+                DataState::Rebuilt => unreachable!("a rebuilt member has nothing left"),
                 DataState::CopyStored { old, pos } => {
                     let n = left.min(room) as usize;
                     let start = self.buf.len();
@@ -988,16 +1076,29 @@ impl<R: Read> PatchReader<R> {
 
     /// Produce output until `buf` holds at least `want` unread bytes or the
     /// stream is verified. Read bytes are dropped first; pieces accumulate,
-    /// so a caller that asks for [`CHUNK`] gets few, large writes.
+    /// so a caller that asks for [`CHUNK`] gets few, large writes. While a
+    /// member deflates on the deflate thread, production goes on behind it
+    /// until [`Held::full`]; the stream is verified only once nothing is
+    /// held.
     fn fill(&mut self, want: usize) -> Result<()> {
         if self.buf_pos >= self.buf.len() {
             self.buf.clear();
             self.buf_pos = 0;
         }
-        while self.buf.len() - self.buf_pos < want && self.report.is_none() {
+        loop {
+            let wait =
+                !self.held.is_empty() && (self.held.full() || matches!(self.state, State::Verify));
+            if let Err(e) = self.release(wait) {
+                return Err(self.blame(e));
+            }
+            if self.buf.len() - self.buf_pos >= want || self.report.is_some() {
+                return Ok(());
+            }
+            if wait {
+                continue;
+            }
             self.step().map_err(|e| self.blame(e))?;
         }
-        Ok(())
     }
 }
 

@@ -31,6 +31,7 @@ pub mod apply;
 pub mod format;
 pub mod generate;
 pub mod hashing;
+pub mod held;
 pub mod matcher;
 pub mod pairing;
 pub mod record;
