@@ -11,6 +11,8 @@
 # compared with the real new tar.
 # Needs bench/peers.sh big to have made the sysup dists (scratch/big/sysup-dists).
 # SCRATCH (default /dev/shm/sysup-diff-ab) holds the old tar and outputs (~2 GB).
+# ONLY=patch: make the patches once, untimed, then time only the patch steps (a
+# round takes seconds instead of a minute, so many more rounds fit).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 C=$here/work/corpus D=$here/work/scratch/big/sysup-dists
@@ -32,17 +34,23 @@ timed() {
 ratio() { echo "scale=3; $1 / $2" | bc; }
 mkdir -p "$dir"
 gzip -dc "$old" >"$dir/old.tar"
-for r in $(seq 1 "$rounds"); do
+# diff round: xdelta3 -9, then each binary's diff (timed lines, or untimed with ONLY=patch)
+diffs() {
     read -r xw xc xm xs <<<"$(timed "xdelta3 -f -e -9 -S djw -s $C/tree-A.tar $C/tree-B.tar $dir/x.patch")"
-    line="r$r $(date +%H:%M:%S) diff: xdelta3 ${xw}s cpu $xc ${xm}M st $xs"
+    line="r$1 $(date +%H:%M:%S) diff: xdelta3 ${xw}s cpu $xc ${xm}M st $xs"
     i=0
-    for S in "$@"; do
+    for S in "${bins[@]}"; do
         i=$((i + 1))
         rm -rf "$dir/p$i" && mkdir -p "$dir/p$i"
         read -r w c m s <<<"$(timed "$S diff $old $new --out $dir/p$i")"
         line="$line | #$i ${w}s cpu $c ${m}M st $s = $(ratio "$w" "$xw")"
     done
     echo "$line"
+}
+bins=("$@")
+[ "${ONLY:-}" = patch ] && diffs 0 >/dev/null
+for r in $(seq 1 "$rounds"); do
+    [ "${ONLY:-}" = patch ] || diffs "$r"
     read -r xw xc xm xs <<<"$(timed "xdelta3 -f -d -s $C/tree-A.tar $dir/x.patch $dir/x.out")"
     line="r$r $(date +%H:%M:%S) patch: xdelta3 -d ${xw}s cpu $xc ${xm}M st $xs"
     i=0
