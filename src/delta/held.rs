@@ -27,10 +27,12 @@ use crate::delta::regz;
 
 /// Most members deflating (or queued for the thread) at once.
 pub const MAX_JOBS: usize = 16;
-/// Most inflated bytes handed to the thread and not yet deflated.
-pub const MAX_RAW: u64 = 16 << 20;
-/// Most produced bytes held behind a deflating member.
-pub const MAX_BYTES: u64 = 16 << 20;
+/// Most inflated bytes handed to the thread and not yet taken back (one
+/// more member, at most [`regz::MAX_RAW`], may be handed over past it).
+pub const MAX_RAW: u64 = 8 << 20;
+/// Most produced bytes held behind a deflating member. With [`MAX_RAW`],
+/// this bounds what holding adds to the applier's memory at ~20 MiB.
+pub const MAX_BYTES: u64 = 8 << 20;
 
 /// What the deflate thread is asked to do: [`regz::rebuild`]'s arguments.
 struct Job {
