@@ -118,7 +118,7 @@ fn socket_in_tree() {
 
 /// Give others read access to everything under `dir` (and search access
 /// to directories), except `keep`.
-fn open_to_others(dir: &std::path::Path, keep: &std::path::Path) {
+fn open_to_others(dir: &Path, keep: &Path) {
     for e in fs::read_dir(dir).unwrap() {
         let path = e.unwrap().path();
         let meta = fs::symlink_metadata(&path).unwrap();

@@ -566,7 +566,11 @@ impl<R: Read> PatchReader<R> {
         }
         self.held
             .push_rebuild(i, data_len, header, raw, recipe.level)
-            .map_err(|e| Error::from_io(e, "start the deflate thread for", &self.path))
+            .map_err(|e| Error::from_io(e, "start the deflate thread for", &self.path))?;
+        // Counted as produced now (`start_member` checked that it fits); its
+        // length is checked when it comes out of `held`.
+        self.produced += data_len;
+        Ok(())
     }
 
     /// The next bsdiff control of new member `cur_new`, checked against the
@@ -826,13 +830,11 @@ impl<R: Read> PatchReader<R> {
                 DataState::Rebuilt
             }
         };
-        let left = match data {
-            DataState::Rebuilt => {
-                // Counted as produced now; checked when it comes out.
-                self.produced += data_len;
-                0
-            }
-            _ => data_len,
+        // A rebuilt member's data comes out of `held`: nothing is left here.
+        let left = if matches!(data, DataState::Rebuilt) {
+            0
+        } else {
+            data_len
         };
         self.state = State::Data {
             data,
