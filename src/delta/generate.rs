@@ -104,6 +104,9 @@ pub struct Stats {
     pub regzipped: u64,
     pub regzipped_bytes: u64,
     pub diff_tasks: u64,
+    /// Data bytes of files identical in both dists that the scan did not
+    /// write to its temporary files (both sides).
+    pub unspooled_bytes: u64,
     pub scan_seconds: f64,
     /// Pairing and diffing (compression runs alongside).
     pub diff_seconds: f64,
@@ -197,19 +200,16 @@ pub fn diff_dists(
     let progress = &opts.progress;
     progress.step(format!("scan {name}"), None, Unit::Items);
     let t0 = Instant::now();
-    let (old, new) = std::thread::scope(|s| {
-        let o = s.spawn(|| scan::scan(old_gz));
-        let n = scan::scan(new_gz);
-        (o.join().expect("scan thread panicked"), n)
-    });
-    let (old, new) = (old?, new?);
+    let (old, new) = scan::scan_pair(old_gz, new_gz)?;
     stats.scan_seconds = t0.elapsed().as_secs_f64();
+    stats.unspooled_bytes = old.unspooled + new.unspooled;
 
     let t1 = Instant::now();
     let mut pairs = pairing::pair(&old.members, &new.members);
     pairing::confirm(&mut pairs, &old.members, &new.members, |j, i| {
         old.same_data(&old.members[j as usize], &new, &new.members[i as usize])
     })?;
+    copy_what_was_not_spooled(&mut pairs, &old, &new)?;
     let header_ops: Vec<HeaderOp> = pairs
         .iter()
         .zip(&new.members)
@@ -576,6 +576,25 @@ fn big_pairs(
         let (a, b) = rayon::join(|| anchors_of(old, o), || anchors_of(new, n));
         Ok(Some(Big::Anchored(align::matches(&a?, &b?))))
     })
+}
+
+/// The scan wrote no data of files both dists hold identical ([`scan`]):
+/// such a new member must be a copy, and such an old member cannot be a
+/// diff base — a new member paired with one by name is encoded literally.
+/// (Pairing makes neither happen for dists whose tars match their
+/// MANIFESTs; this keeps generation from ever reading bytes it has not got.)
+fn copy_what_was_not_spooled(pairs: &mut [Pair], old: &Scanned, new: &Scanned) -> Result<()> {
+    for (p, n) in pairs.iter_mut().zip(&new.members) {
+        if let DataPlan::Diff(j) = p.data {
+            if !old.members[j as usize].spooled {
+                p.data = DataPlan::Literal;
+            }
+        }
+        if !matches!(p.data, DataPlan::Copy(_)) {
+            new.check_spooled(n)?;
+        }
+    }
+    Ok(())
 }
 
 /// For each of `n_old` old members, the last new member (index + 1) using

@@ -200,6 +200,8 @@ mod tests {
             path: path.as_bytes().to_vec(),
             typeflag: b'0',
             hash,
+            spooled: true,
+            sha256: None,
         }
     }
 
