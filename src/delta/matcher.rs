@@ -12,7 +12,11 @@
 //!
 //! Invariants: the output reproduces `new` exactly from `old` (checked by
 //! [`Delta::apply`] in tests and, for every window, in debug builds); memory is
-//! `5 × old + 2 × new` bytes plus the controls, never more.
+//! `5 × old + 2 × new` bytes plus the controls, never more, while an index
+//! lives; once dropped, its thread keeps the suffix array's memory (at most
+//! [`SPARE_MAX`] entries) for the next index it builds.
+
+use std::cell::RefCell;
 
 use crate::delta::record::Ctrl;
 
@@ -24,6 +28,19 @@ const MISMATCH: usize = 8;
 const LONG_SUFFIX: usize = 256;
 /// Longest match one search reports.
 const MAX_MATCH: usize = 1 << 20;
+
+/// Suffix arrays of up to this many entries (64 MiB: a window's) are kept
+/// for the next index built on the same thread.
+const SPARE_MAX: usize = 16 << 20;
+
+thread_local! {
+    /// The memory of this thread's last suffix array. A fresh one costs a
+    /// page fault and a zeroed page per 4 KiB, which libsais then
+    /// overwrites: on the bench pair (2,343 tasks, arrays up to 60 MiB) that
+    /// was 4-5% of a diff's CPU in the kernel's `clear_page` (perf, session
+    /// 10).
+    static SPARE_SA: RefCell<Vec<i32>> = const { RefCell::new(Vec::new()) };
+}
 
 /// A suffix array over `old`, with the ranges of every 2-byte prefix.
 pub struct Index<'a> {
@@ -41,7 +58,11 @@ impl<'a> Index<'a> {
         assert!(old.len() < i32::MAX as usize, "old window too large");
         // Not zeroed: libsais writes every entry (a memset of it was 3% of a
         // diff's CPU).
-        let mut sa: Vec<i32> = Vec::with_capacity(old.len());
+        let mut sa: Vec<i32> = SPARE_SA.with_borrow_mut(std::mem::take);
+        sa.clear();
+        if sa.capacity() < old.len() {
+            sa = Vec::with_capacity(old.len());
+        }
         if !old.is_empty() {
             // SAFETY: `old` holds `old.len()` readable bytes and `sa` room for
             // as many i32s (fs = 0: no extra space); `freq` may be null.
@@ -132,6 +153,19 @@ impl<'a> Index<'a> {
             (self.sa[lo] as usize, lo_lcp)
         } else {
             (self.sa[hi] as usize, hi_lcp)
+        }
+    }
+}
+
+impl Drop for Index<'_> {
+    fn drop(&mut self) {
+        let sa = std::mem::take(&mut self.sa);
+        if sa.capacity() <= SPARE_MAX {
+            SPARE_SA.with_borrow_mut(|spare| {
+                if sa.capacity() > spare.capacity() {
+                    *spare = sa;
+                }
+            });
         }
     }
 }
