@@ -2,8 +2,10 @@
 //!
 //! Steps, in order:
 //! 1. [`scan`] both dists at once (gunzip to unlinked temporary files,
-//!    segment, hash);
-//! 2. [`pairing`] pairs every new member with an old one;
+//!    segment, hash), leaving out the data of files both MANIFESTs list
+//!    identical;
+//! 2. [`pairing`] pairs every new member with an old one (a member whose
+//!    data was left out can only be a copy);
 //! 3. the retention plan is derived (last new member using each old header
 //!    and data) and written first in the controls section;
 //! 4. changed pairs are cut into diff tasks — whole members, or windows of
