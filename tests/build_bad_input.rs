@@ -118,11 +118,11 @@ fn socket_in_tree() {
 
 /// Give others read access to everything under `dir` (and search access
 /// to directories), except `keep`.
-fn open_to_others(dir: &Path, keep: &Path) {
+fn open_to_others(dir: &Path, keep: &[&Path]) {
     for e in fs::read_dir(dir).unwrap() {
         let path = e.unwrap().path();
         let meta = fs::symlink_metadata(&path).unwrap();
-        if path == keep || meta.file_type().is_symlink() {
+        if keep.contains(&path.as_path()) || meta.file_type().is_symlink() {
             continue;
         }
         let extra = if meta.is_dir() { 0o005 } else { 0o004 };
@@ -134,40 +134,70 @@ fn open_to_others(dir: &Path, keep: &Path) {
     }
 }
 
+/// Make `secrets` unreadable and run the build as a user that cannot read
+/// them (root reads anything: then as nobody, with everything else readable
+/// — the tree's other private files too, var/spool/mail/user is 0660);
+/// returns stderr.
+fn fails_unreadable(c: &Case, secrets: &[&Path]) -> String {
+    for s in secrets {
+        fs::set_permissions(s, fs::Permissions::from_mode(0o000)).unwrap();
+    }
+    if !is_root() {
+        return c.fails("1", "20260101");
+    }
+    for d in [c.dir.path(), &c.p("out")] {
+        fs::set_permissions(d, fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    open_to_others(&c.p("tree"), secrets);
+    build_fails(
+        &c.p("world.toml"),
+        &c.p("tree"),
+        "1",
+        "20260101",
+        &c.p("out"),
+        Some(&[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ]),
+    )
+}
+
 #[test]
 fn unreadable_file() {
     let c = Case::new();
-    let secret = c.p("tree/etc/shadow");
-    fs::set_permissions(&secret, fs::Permissions::from_mode(0o000)).unwrap();
-    let e = if is_root() {
-        // root reads anything: run the build as nobody, with everything else
-        // readable — the tree's other private files too (var/spool/mail/user
-        // is 0660): the build hashes files in parallel, and with two
-        // unreadable files either could be the one reported.
-        for d in [c.dir.path(), &c.p("out")] {
-            fs::set_permissions(d, fs::Permissions::from_mode(0o777)).unwrap();
-        }
-        open_to_others(&c.p("tree"), &secret);
-        build_fails(
-            &c.p("world.toml"),
-            &c.p("tree"),
-            "1",
-            "20260101",
-            &c.p("out"),
-            Some(&[
-                "setpriv",
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-            ]),
-        )
-    } else {
-        c.fails("1", "20260101")
-    };
+    let e = fails_unreadable(&c, &[&c.p("tree/etc/shadow")]);
     assert!(
         e.contains("etc/shadow") && e.contains("Permission denied"),
         "{e}"
     );
+}
+
+/// Files are hashed in parallel; of several unreadable ones the error names
+/// the first in walk order, every time — here one that comes after 32 MB of
+/// readable files, while the last file of the tree, which another thread
+/// reaches first, is unreadable too.
+#[test]
+fn of_several_unreadable_files_the_first_is_named() {
+    let c = Case::new();
+    for k in 0..4 {
+        let big: Vec<u8> = (0..8u32 << 20).map(|i| (i * 7 + k) as u8).collect();
+        fs::create_dir_all(c.p("tree/aaa")).unwrap();
+        fs::write(c.p(&format!("tree/aaa/big-{k}")), big).unwrap();
+    }
+    fs::write(c.p("tree/aaa/secret"), b"first").unwrap();
+    fs::create_dir_all(c.p("tree/zzz")).unwrap();
+    fs::write(c.p("tree/zzz/secret"), b"last").unwrap();
+    let secrets = [c.p("tree/aaa/secret"), c.p("tree/zzz/secret")];
+    let secrets: Vec<&Path> = secrets.iter().map(|p| p.as_path()).collect();
+    for round in 0..3 {
+        let e = fails_unreadable(&c, &secrets);
+        assert!(
+            e.contains("aaa/secret") && !e.contains("zzz/secret"),
+            "round {round}: {e}"
+        );
+    }
 }
 
 #[test]

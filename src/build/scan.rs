@@ -4,8 +4,10 @@
 //!
 //! Invariants:
 //! - symlinks are recorded, never followed; sockets and unreadable files are
-//!   errors naming the path, never silently skipped; so are names holding a
-//!   newline and device nodes outside the spec's `devices` globs;
+//!   errors naming the path, never silently skipped (of several unreadable
+//!   files, the first in walk order, whatever the hashing threads' timing);
+//!   so are names holding a newline and device nodes outside the spec's
+//!   `devices` globs;
 //! - an excluded directory prunes its whole subtree; a directory that merely
 //!   fails `include` is still descended (so `boot/kernel/**` works);
 //! - the result does not depend on readdir order: entries are sorted by their
@@ -17,6 +19,8 @@ use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use crate::digest::Sha256;
 use rayon::prelude::*;
@@ -170,33 +174,58 @@ fn describe(spec: &Spec, rel: &[u8], source: &Path, md: &fs::Metadata) -> Result
 }
 
 /// Hash every regular file's content in parallel (one read per file; the
-/// second read when writing the tar comes from the page cache).
+/// second read when writing the tar comes from the page cache). Of several
+/// files that cannot be read, the error names the first in walk order, the
+/// one a sequential build would name: files after a failed one are skipped,
+/// files before it are still read.
 fn hash_files(entries: &mut [Scanned]) -> Result<()> {
+    let first_bad = AtomicUsize::new(usize::MAX);
+    let errors: Mutex<Vec<(usize, Error)>> = Mutex::new(Vec::new());
     entries
         .par_iter_mut()
-        .filter(|s| s.entry.kind == Kind::File)
-        .try_for_each(|s| {
-            let mut f = fs::File::open(&s.source)
-                .map_err(|e| tree_err(&s.source, format!("cannot read: {e}")))?;
-            let mut h = Sha256::new();
-            let mut buf = vec![0u8; 256 * 1024];
-            let mut n = 0u64;
-            loop {
-                let r = f
-                    .read(&mut buf)
-                    .map_err(|e| tree_err(&s.source, format!("cannot read: {e}")))?;
-                if r == 0 {
-                    break;
-                }
-                h.update(&buf[..r]);
-                n += r as u64;
+        .enumerate()
+        .filter(|(_, s)| s.entry.kind == Kind::File)
+        .for_each(|(i, s)| {
+            if i > first_bad.load(Ordering::Relaxed) {
+                return;
             }
-            if n != s.entry.size {
-                return Err(tree_err(&s.source, "changed size while being read"));
+            if let Err(e) = hash_file(s) {
+                first_bad.fetch_min(i, Ordering::Relaxed);
+                errors
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push((i, e));
             }
-            s.entry.sha256 = Some(h.finalize());
-            Ok(())
-        })
+        });
+    let errors = errors.into_inner().unwrap_or_else(PoisonError::into_inner);
+    match errors.into_iter().min_by_key(|(i, _)| *i) {
+        Some((_, e)) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Hash one regular file's content into its entry.
+fn hash_file(s: &mut Scanned) -> Result<()> {
+    let mut f =
+        fs::File::open(&s.source).map_err(|e| tree_err(&s.source, format!("cannot read: {e}")))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut n = 0u64;
+    loop {
+        let r = f
+            .read(&mut buf)
+            .map_err(|e| tree_err(&s.source, format!("cannot read: {e}")))?;
+        if r == 0 {
+            break;
+        }
+        h.update(&buf[..r]);
+        n += r as u64;
+    }
+    if n != s.entry.size {
+        return Err(tree_err(&s.source, "changed size while being read"));
+    }
+    s.entry.sha256 = Some(h.finalize());
+    Ok(())
 }
 
 /// Sort by member name and turn every later member of a hardlink group into
