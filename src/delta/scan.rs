@@ -437,7 +437,7 @@ fn scan(path: &Path, role: Role, meeting: &Meeting) -> Result<Scanned> {
                     &format!(
                         "the tar holds {} bytes of type '{}', MANIFEST lists a {}-byte file",
                         m.size,
-                        char::from(m.typeflag),
+                        std::ascii::escape_default(m.typeflag),
                         e.size
                     ),
                 ));
