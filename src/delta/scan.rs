@@ -506,11 +506,9 @@ fn scan(path: &Path, role: Role, meeting: &Meeting) -> Result<Scanned> {
     // The trailer was read to the end of the stream, where the gzip reader
     // checked its CRC-32 and length.
     let mut tee = seg.into_inner();
-    let wrote = tee
-        .close_hole()
+    tee.close_hole()
         .and_then(|()| tee.w.flush())
-        .ctx("write a temporary file for", path);
-    wrote?;
+        .ctx("write a temporary file for", path)?;
     let Tee {
         read, digesting, ..
     } = tee;
