@@ -102,24 +102,36 @@ mod tests {
 
     #[test]
     fn a_held_file_outlives_its_name_until_the_reaper_is_dropped() {
+        use std::os::fd::AsRawFd;
         let t = tempfile::tempdir().unwrap();
         let mut reaper = Reaper::new();
-        let mut inodes = Vec::new();
+        // Each held file by its descriptor and inode: other tests of this
+        // process run alongside and open (and unlink) files of their own,
+        // which may reuse a freed inode number, so neither alone names ours.
+        let mut held = Vec::new();
         for i in 0..PENDING + 10 {
             let p = t.path().join(format!("f{i}"));
             std::fs::write(&p, vec![7u8; 8192]).unwrap();
-            inodes.push(std::fs::metadata(&p).unwrap().ino());
-            reaper.keep(std::fs::File::open(&p).unwrap().into());
+            let f = std::fs::File::open(&p).unwrap();
+            held.push((f.as_raw_fd(), f.metadata().unwrap().ino()));
+            reaper.keep(f.into());
             std::fs::remove_file(&p).unwrap();
         }
         // more than PENDING were accepted (none blocked for good), and after
         // the drop every one of them is closed: none left in /proc/self/fd
         drop(reaper);
-        let open: Vec<_> = std::fs::read_dir("/proc/self/fd")
-            .unwrap()
-            .filter_map(|e| std::fs::metadata(e.ok()?.path()).ok())
-            .filter(|m| inodes.contains(&m.ino()) && m.nlink() == 0)
+        let open: Vec<_> = held
+            .iter()
+            .filter(|(fd, ino)| {
+                std::fs::metadata(format!("/proc/self/fd/{fd}"))
+                    .is_ok_and(|m| m.ino() == *ino && m.nlink() == 0)
+            })
             .collect();
-        assert!(open.is_empty(), "{} still open", open.len());
+        assert!(
+            open.is_empty(),
+            "{} still open, first (fd, inode): {:?}",
+            open.len(),
+            open[0]
+        );
     }
 }
