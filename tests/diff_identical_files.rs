@@ -7,38 +7,14 @@
 //! and no patch is left behind.
 
 mod common;
+mod patch_support;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use common::*;
+use patch_support::{binary, edit};
 use sysup::delta::{diff_dists, DiffOptions};
-
-/// `len` bytes that look like a binary: runs of a few repeated words.
-fn binary(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let word = x.to_le_bytes();
-        for _ in 0..(x >> 60) + 1 {
-            out.extend_from_slice(&word[..4]);
-        }
-    }
-    out.truncate(len);
-    out
-}
-
-/// `data` with one byte in every `every` changed.
-fn edit(data: &[u8], every: usize) -> Vec<u8> {
-    let mut v = data.to_vec();
-    for b in v.iter_mut().step_by(every) {
-        *b = b.wrapping_add(1);
-    }
-    v
-}
 
 fn critical(path: &str, data: &[u8]) -> Crafted {
     let mut c = Crafted::file(path, data);
@@ -92,12 +68,12 @@ fn old_members(w: &World) -> Vec<Crafted> {
 fn new_members(w: &World, same: &[u8]) -> Vec<Crafted> {
     vec![
         Crafted::dir("bin"),
-        Crafted::file("bin/changed", &edit(&w.changed, 997)),
+        Crafted::file("bin/changed", &edit(&w.changed, 5, 997)),
         Crafted::file("bin/same", same),
         Crafted::dir("lib"),
         critical("lib/libc.so.6", &w.libc),
         Crafted::file("lib/libfoo.so.1", &w.libfoo),
-        Crafted::file("lib/libfoo.so.2", &edit(&w.libfoo, 1009)),
+        Crafted::file("lib/libfoo.so.2", &edit(&w.libfoo, 6, 1009)),
     ]
 }
 
