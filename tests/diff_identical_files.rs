@@ -65,11 +65,11 @@ fn old_members(w: &World) -> Vec<Crafted> {
 /// The new dist: `bin/changed` edited, and a new `lib/libfoo.so.2` (an
 /// edited libfoo.so.1, which stays) that pairs with the old libfoo.so.1 by
 /// version-stripped name.
-fn new_members(w: &World, same: &[u8]) -> Vec<Crafted> {
+fn new_members(w: &World) -> Vec<Crafted> {
     vec![
         Crafted::dir("bin"),
         Crafted::file("bin/changed", &edit(&w.changed, 5, 997)),
-        Crafted::file("bin/same", same),
+        Crafted::file("bin/same", &w.same),
         Crafted::dir("lib"),
         critical("lib/libc.so.6", &w.libc),
         Crafted::file("lib/libfoo.so.1", &w.libfoo),
@@ -77,17 +77,18 @@ fn new_members(w: &World, same: &[u8]) -> Vec<Crafted> {
     ]
 }
 
+/// The old and the new dist, as they should be, in `dir`.
+fn good_dists(dir: &Path, w: &World) -> (PathBuf, PathBuf) {
+    let old = craft_dist(dir, "world-1-20260101", "x86_64", &old_members(w));
+    let new = craft_dist(dir, "world-2-20260102", "x86_64", &new_members(w));
+    (old, new)
+}
+
 #[test]
 fn identical_files_stay_out_of_the_spool_and_the_patch_is_exact() {
     let dir = tempfile::tempdir().unwrap();
     let w = world();
-    let old = craft_dist(dir.path(), "world-1-20260101", "x86_64", &old_members(&w));
-    let new = craft_dist(
-        dir.path(),
-        "world-2-20260102",
-        "x86_64",
-        &new_members(&w, &w.same),
-    );
+    let (old, new) = good_dists(dir.path(), &w);
     let out = dir.path().join("patches");
     let r = diff(&old, &new, &out).unwrap();
 
@@ -125,7 +126,7 @@ fn bad_dist(dir: &Path, id: &str, w: &World, bad: &Spoil) -> PathBuf {
     let mut members = if id.starts_with("world-1") {
         old_members(w)
     } else {
-        new_members(w, &w.same)
+        new_members(w)
     };
     let same = members
         .iter_mut()
@@ -139,13 +140,7 @@ fn bad_dist(dir: &Path, id: &str, w: &World, bad: &Spoil) -> PathBuf {
 fn a_dist_that_does_not_match_its_manifest_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let w = world();
-    let good_old = craft_dist(dir.path(), "world-1-20260101", "x86_64", &old_members(&w));
-    let good_new = craft_dist(
-        dir.path(),
-        "world-2-20260102",
-        "x86_64",
-        &new_members(&w, &w.same),
-    );
+    let (good_old, good_new) = good_dists(dir.path(), &w);
     let flipped = |m: &mut Crafted| m.data[50_000] ^= 0x40;
     let longer = |m: &mut Crafted| m.data.push(0);
     let renamed = |m: &mut Crafted| m.member = Some(b"bin/same-elsewhere".to_vec());
