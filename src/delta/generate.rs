@@ -659,14 +659,7 @@ fn differing_bytes(a: &[u8], b: &[u8]) -> u64 {
 /// The content-defined anchors of a member's data.
 fn anchors_of(src: &Scanned, m: &MemberInfo) -> Result<Vec<(u64, u64)>> {
     let mut a = align::Anchors::default();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut pos = 0;
-    while pos < m.size {
-        let n = (m.size - pos).min(buf.len() as u64) as usize;
-        src.read_at(m.data_offset() + pos, &mut buf[..n])?;
-        a.update(&buf[..n]);
-        pos += n as u64;
-    }
+    src.each_chunk(m, |c| a.update(c))?;
     Ok(a.found)
 }
 

@@ -154,17 +154,23 @@ impl Scanned {
         if let Some(s) = m.sha256 {
             return Ok(s);
         }
-        self.check_spooled(m)?;
         let mut h = Sha256::new();
+        self.each_chunk(m, |c| h.update(c))?;
+        Ok(h.finalize())
+    }
+
+    /// Hand a member's data to `f` in order, in chunks of at most 1 MiB.
+    pub fn each_chunk(&self, m: &MemberInfo, mut f: impl FnMut(&[u8])) -> Result<()> {
+        self.check_spooled(m)?;
         let mut buf = vec![0u8; m.size.min(1 << 20) as usize];
         let mut pos = 0;
         while pos < m.size {
             let n = (m.size - pos).min(buf.len() as u64) as usize;
             self.read_at(m.data_offset() + pos, &mut buf[..n])?;
-            h.update(&buf[..n]);
+            f(&buf[..n]);
             pos += n as u64;
         }
-        Ok(h.finalize())
+        Ok(())
     }
 }
 
