@@ -135,30 +135,41 @@ fn diff_json_and_info() {
     assert_eq!(i["to"]["id"], "world-2-20260102");
     assert_eq!(i["to"]["md5"], sysup::digest::Digests::of(&tb).md5_hex());
     assert_eq!(i["body_format"], "member-bsdiff");
-    assert_eq!(i["compression"], "xz");
-    // The zstd codec, through the command line, applies to the same result.
-    let zdir = d.join("z");
-    fs::create_dir(&zdir).unwrap();
+    assert_eq!(i["compression"], "zstd");
+    // The xz codec, through the command line, applies to the same result.
+    let xdir = d.join("x");
+    fs::create_dir(&xdir).unwrap();
     ok(sysup()
         .arg("diff")
         .arg(&ga)
         .arg(&gb)
-        .args(["--compression", "zstd", "--level", "3", "--out"])
-        .arg(&zdir));
-    let zpatch = zdir.join("world-1-20260101_2-20260102.patch");
-    let o = ok(sysup().arg("info").arg(&zpatch).arg("--json"));
-    let zi: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(zi["compression"], "zstd");
-    assert!(apply(&zpatch, &ta).unwrap() == tb);
-    let o = sysup()
-        .arg("diff")
-        .arg(&ga)
-        .arg(&gb)
-        .args(["--level", "12", "--out"])
-        .arg(&zdir)
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(1));
+        .args(["--compression", "xz", "--level", "1", "--out"])
+        .arg(&xdir));
+    let xpatch = xdir.join("world-1-20260101_2-20260102.patch");
+    let o = ok(sysup().arg("info").arg(&xpatch).arg("--json"));
+    let xi: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(xi["compression"], "xz");
+    assert!(apply(&xpatch, &ta).unwrap() == tb);
+    // A level outside the codec's range is refused, for either codec.
+    for args in [
+        &["--level", "23"][..],
+        &["--compression", "xz", "--level", "12"],
+    ] {
+        let o = sysup()
+            .arg("diff")
+            .arg(&ga)
+            .arg(&gb)
+            .args(args)
+            .arg("--out")
+            .arg(&xdir)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("--level"),
+            "{args:?}"
+        );
+    }
     let o = ok(sysup().arg("info").arg(&patch));
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(

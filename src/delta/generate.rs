@@ -56,7 +56,8 @@ pub const WINDOW: u64 = 10 << 20;
 /// Knobs of [`diff_dists`].
 #[derive(Clone, Debug)]
 pub struct DiffOptions {
-    /// Worker threads for diff tasks and compression.
+    /// Worker threads for diff tasks (each section is compressed on a
+    /// thread of its own besides).
     pub threads: usize,
     /// Memory the diff tasks may hold at once.
     pub budget: u64,
@@ -76,8 +77,8 @@ impl Default for DiffOptions {
         DiffOptions {
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             budget: 224 << 20,
-            codec: Compression::Xz,
-            level: section::XZ_LEVEL as i32,
+            codec: Compression::Zstd,
+            level: section::ZSTD_LEVEL,
             window: WINDOW,
             progress: Progress::disabled(),
         }
@@ -267,7 +268,6 @@ pub fn diff_dists(
     let params = section::Params {
         codec: opts.codec,
         level: opts.level,
-        threads: opts.threads.max(1) as u32,
     };
     let mut ctrl = RecordWriter::new(SectionWriter::spawn(SectionKind::Controls, params)?);
     let mut diff_w = ZeroRunWriter::new(SectionWriter::spawn(SectionKind::Diff, params)?);

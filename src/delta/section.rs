@@ -5,25 +5,32 @@
 //! the applier opens the patch once per section and reads the three in
 //! parallel, each big one decompressed on a thread of its own).
 //!
-//! Compression is one xz stream per section (LZMA2; the extra section, which
-//! carries literal file bytes, goes through the x86 BCJ filter first), or one
-//! zstd frame per section with long-distance matching when asked for.
-//! Measured on the ~660 MB bench pair (bench/README.md), single thread, CPU
-//! seconds on the raw sections (controls 0.47 MB, diff 10.1 MB zero-run
-//! coded, extra 12.6 MB):
+//! Compression is one zstd frame per section (the default), or one xz stream
+//! per section (LZMA2; the extra section, which carries literal file bytes,
+//! goes through the x86 BCJ filter first) when asked for. Measured on the
+//! ~660 MB bench pair (bench/README.md), session 11, on the raw sections
+//! (controls 273,723 bytes, diff 10,331,621 zero-run coded, extra 11,247,629):
 //!
-//! | codec                      | controls | diff      | extra     | CPU     |
-//! |----------------------------|----------|-----------|-----------|---------|
-//! | zstd -19 --long=27         | 325 951  | 2 431 880 | 6 260 368 | 13.1 s  |
-//! | zstd -22 --long=27         |          |           | 6 260 029 |         |
-//! | xz -6 (extra: + x86 BCJ)   | ~270 000 | 2 256 540 | 5 991 372 | 11.0 s  |
-//! | xz -9e (extra: + x86 BCJ)  | 270 048  | 2 252 728 | 5 997 504 | 12.9 s  |
-//! | bzip2 -9                   |          | 2 616 763 | 7 222 135 |         |
+//! | codec                                   | controls | diff      | extra     |
+//! |-----------------------------------------|----------|-----------|-----------|
+//! | zstd -19, window 2^24, tables 2^22/2^20 | 162 275  | 2 523 394 | 4 980 963 |
+//! | zstd -19 --long=27, full tables         | 162 205  | 2 515 707 | 4 960 476 |
+//! | xz -6, depth 16 (extra: + x86 BCJ)      | 153 560  | 2 349 056 | 4 706 492 |
 //!
-//! So xz preset 6 with an 8 MiB dictionary is the default: smallest, and
-//! no slower than zstd -19; its decoder needs ~9 MiB per section. The match
-//! finder's search depth is capped at [`XZ_DEPTH`], a fifth less CPU for
-//! 0.12% more bytes.
+//! xz makes 6% fewer bytes, but its decoder took 0.36 s of the 2.1 s of CPU
+//! `sysup patch` spends on the pair (`perf`, session 11), where zstd's takes a
+//! few hundredths, and on two cores that CPU is wall time: with xz `sysup
+//! patch` was only level with `xdelta3 -d`. zstd is the default for that
+//! (docs/decisions.md, "zstd sections by default"); `sysup diff --compression
+//! xz` makes the smaller patch.
+//!
+//! Each zstd section is compressed single-threaded on its own thread while
+//! the diff writes it: zstd's own workers cut a frame into jobs of several
+//! windows, so they compressed nothing until the section was whole and left
+//! an 8 s tail after the diff. The window is 2^[`ZSTD_WINDOW_LOG`], the match
+//! tables 2^[`ZSTD_CHAIN_LOG`]/2^[`ZSTD_HASH_LOG`] entries: level 19's own
+//! tables for an input of unknown size took ~100 MB per section for 0.2%
+//! fewer bytes.
 //!
 //! Invariants: a [`SectionReader`] yields exactly the section's `raw_len`
 //! bytes — asking for more is an error, not a short read — and its decoder
@@ -55,8 +62,17 @@ pub const XZ_WINDOW_LOG: u8 = 23;
 /// and took 2.4 s (20%) off their CPU: best of 3, `lzma` module on the raw
 /// sections, session 7.
 pub const XZ_DEPTH: u32 = 16;
-/// log2 of the zstd window (long-distance matching).
-pub const ZSTD_WINDOW_LOG: u8 = 27;
+/// log2 of the zstd window (with long-distance matching): the applier's two
+/// big sections each hold at most this much, 32 MiB together.
+pub const ZSTD_WINDOW_LOG: u8 = 24;
+/// log2 of zstd's chain table (entries of 4 bytes) for the diff and extra
+/// sections; the controls take 2^[`SMALL_TABLE_LOG`].
+pub const ZSTD_CHAIN_LOG: u32 = 22;
+/// log2 of zstd's hash table for the diff and extra sections.
+pub const ZSTD_HASH_LOG: u32 = 20;
+/// log2 of the controls section's window and zstd tables: the controls are
+/// a few hundred kB.
+const SMALL_TABLE_LOG: u32 = 20;
 
 /// How to compress.
 #[derive(Clone, Copy, Debug)]
@@ -64,9 +80,6 @@ pub struct Params {
     pub codec: Compression,
     /// xz preset (0-9) or zstd level (1-22).
     pub level: i32,
-    /// zstd worker threads (1 = single-threaded); xz is single-threaded per
-    /// section and sections are compressed concurrently instead.
-    pub threads: u32,
 }
 
 impl Params {
@@ -100,8 +113,8 @@ pub fn compress(
             // The controls are small: a small dictionary keeps the encoder's
             // memory (about 11 times the dictionary) down.
             let dict_log = match kind {
-                SectionKind::Controls => 20,
-                _ => XZ_WINDOW_LOG,
+                SectionKind::Controls => SMALL_TABLE_LOG,
+                _ => u32::from(XZ_WINDOW_LOG),
             };
             opts.dict_size(1 << dict_log);
             opts.depth(XZ_DEPTH);
@@ -121,13 +134,17 @@ pub fn compress(
         Compression::Zstd => {
             let mut enc = zstd::stream::write::Encoder::new(&mut sink, params.level)
                 .ctx("start zstd for", out_path)?;
+            let (window, chain, hash) = match kind {
+                SectionKind::Controls => (SMALL_TABLE_LOG, SMALL_TABLE_LOG, SMALL_TABLE_LOG - 2),
+                _ => (u32::from(ZSTD_WINDOW_LOG), ZSTD_CHAIN_LOG, ZSTD_HASH_LOG),
+            };
             let tune = |enc: &mut zstd::stream::write::Encoder<'_, _>| -> io::Result<()> {
+                use zstd::stream::raw::CParameter;
                 enc.include_checksum(false)?;
                 enc.long_distance_matching(true)?;
-                enc.window_log(u32::from(ZSTD_WINDOW_LOG))?;
-                if params.threads > 1 {
-                    enc.multithread(params.threads)?;
-                }
+                enc.window_log(window)?;
+                enc.set_parameter(CParameter::ChainLog(chain))?;
+                enc.set_parameter(CParameter::HashLog(hash))?;
                 Ok(())
             };
             tune(&mut enc).ctx("configure zstd for", out_path)?;
@@ -497,11 +514,7 @@ mod tests {
             .collect();
         for (codec, level) in [(Compression::Xz, 6), (Compression::Zstd, 3)] {
             for kind in SectionKind::ALL {
-                let params = Params {
-                    codec,
-                    level,
-                    threads: 2,
-                };
+                let params = Params { codec, level };
                 let mut w = SectionWriter::spawn(kind, params).unwrap();
                 for piece in raw.chunks(77_777) {
                     w.write_all(piece).unwrap();
@@ -544,7 +557,6 @@ mod tests {
             let params = Params {
                 codec: Compression::Xz,
                 level: 1,
-                threads: 1,
             };
             let mut w = SectionWriter::spawn(SectionKind::Extra, params).unwrap();
             w.write_all(&raw).unwrap();
