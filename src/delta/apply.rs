@@ -141,7 +141,7 @@ enum DataState {
         add_left: u64,
         extra_left: u64,
     },
-    /// A re-gzipped member: its data is deflating on the deflate thread
+    /// A re-gzipped member: its data is deflating on a deflate thread
     /// ([`Held`]) and comes out from there; nothing is left to produce here.
     Rebuilt,
 }
@@ -179,7 +179,7 @@ pub struct PatchReader<R> {
     /// held, also where output is produced into between steps.
     buf: Vec<u8>,
     buf_pos: usize,
-    /// Output held behind a member deflating on the deflate thread.
+    /// Output held behind a member deflating on a deflate thread.
     held: Held,
     /// Produced after the last held piece, while something is held: not
     /// hashed or handed out yet. Swapped with `buf` during a step, so the
@@ -519,7 +519,7 @@ impl<R: Read> PatchReader<R> {
     /// Rebuild new member `cur_new`, a re-gzipped file of `data_len` bytes
     /// made from old member `old` ([`regz`]): inflate the old data, run the
     /// member's bsdiff controls over it, and hand the result with the gzip
-    /// header from the extra section to the deflate thread ([`Held`]).
+    /// header from the extra section to the deflate threads ([`Held`]).
     fn regz_member(&mut self, old: u32, data_len: u64, recipe: Recipe) -> Result<()> {
         let i = self.cur_new;
         let old_len = self.old.seen[old as usize].1;
@@ -566,7 +566,7 @@ impl<R: Read> PatchReader<R> {
         }
         self.held
             .push_rebuild(i, data_len, header, raw, recipe.level)
-            .map_err(|e| Error::from_io(e, "start the deflate thread for", &self.path))?;
+            .map_err(|e| Error::from_io(e, "start a deflate thread for", &self.path))?;
         // Counted as produced now (`start_member` checked that it fits); its
         // length is checked when it comes out of `held`.
         self.produced += data_len;
@@ -1079,7 +1079,7 @@ impl<R: Read> PatchReader<R> {
     /// Produce output until `buf` holds at least `want` unread bytes or the
     /// stream is verified. Read bytes are dropped first; pieces accumulate,
     /// so a caller that asks for [`CHUNK`] gets few, large writes. While a
-    /// member deflates on the deflate thread, production goes on behind it
+    /// member deflates on a deflate thread, production goes on behind it
     /// until [`Held::full`]; the stream is verified only once nothing is
     /// held.
     fn fill(&mut self, want: usize) -> Result<()> {
