@@ -72,11 +72,14 @@ pub enum Popped {
     },
 }
 
+/// What a deflate thread sends back: the member's gzip bytes.
+type Rebuilt = io::Result<Vec<u8>>;
+
 /// The deflate threads, started at the first re-gzipped member. Job `k`
 /// goes to thread `k % n` and its result is taken from that thread's
 /// channel, so results come back in job order however long each takes.
 struct Deflater {
-    workers: Vec<(SyncSender<Job>, Receiver<io::Result<Vec<u8>>>)>,
+    workers: Vec<(SyncSender<Job>, Receiver<Rebuilt>)>,
     /// Jobs sent and results taken so far.
     sent: usize,
     taken: usize,
@@ -120,7 +123,7 @@ impl Deflater {
     }
 
     /// The next job's result, `None` if `wait` is false and it is not ready.
-    fn recv(&mut self, wait: bool) -> Option<io::Result<Vec<u8>>> {
+    fn recv(&mut self, wait: bool) -> Option<Rebuilt> {
         let (_, done) = &self.workers[self.taken % self.workers.len()];
         let stopped = || Err(io::Error::other("the deflate thread stopped"));
         let r = if wait {
