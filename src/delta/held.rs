@@ -19,7 +19,7 @@
 //!   taken from the threads in turn;
 //! - memory is bounded: the caller stops producing when [`Held::full`] says
 //!   so (at most [`MAX_JOBS`] members deflating, [`MAX_RAW`] inflated bytes
-//!   waiting for the thread, [`MAX_BYTES`] produced bytes held) and waits
+//!   waiting for the threads, [`MAX_BYTES`] produced bytes held) and waits
 //!   for the first job instead;
 //! - dropping a `Held` ends the threads after their current jobs; nobody
 //!   waits.
@@ -35,7 +35,7 @@ use crate::delta::regz;
 pub const MAX_JOBS: usize = 16;
 /// Most deflate threads (one per CPU up to this).
 const MAX_THREADS: usize = 4;
-/// Most inflated bytes handed to the thread and not yet taken back (one
+/// Most inflated bytes handed to the threads and not yet taken back (one
 /// more member, at most [`regz::MAX_RAW`], may be handed over past it).
 pub const MAX_RAW: u64 = 8 << 20;
 /// Most produced bytes held behind a deflating member. With [`MAX_RAW`],

@@ -11,11 +11,11 @@
 //! ~660 MB bench pair (bench/README.md), session 11, on the raw sections
 //! (controls 273,723 bytes, diff 10,331,621 zero-run coded, extra 11,247,629):
 //!
-//! | codec                                   | controls | diff      | extra     |
-//! |-----------------------------------------|----------|-----------|-----------|
-//! | zstd -19, window 2^24, tables 2^22/2^20 | 162 275  | 2 523 394 | 4 980 963 |
-//! | zstd -19 --long=27, full tables         | 162 205  | 2 515 707 | 4 960 476 |
-//! | xz -6, depth 16 (extra: + x86 BCJ)      | 153 560  | 2 349 056 | 4 706 492 |
+//! | codec                                     | controls | diff      | extra     |
+//! |-------------------------------------------|----------|-----------|-----------|
+//! | zstd -19, window 2^24, tables 2^22/2^20   | 162 275  | 2 523 394 | 4 980 963 |
+//! | session 10's zstd: window 2^27, 2 workers | 162 205  | 2 515 707 | 4 960 476 |
+//! | xz -6, depth 16 (extra: + x86 BCJ)        | 153 560  | 2 349 056 | 4 706 492 |
 //!
 //! xz makes 6% fewer bytes, but its decoder took 0.36 s of the 2.1 s of CPU
 //! `sysup patch` spends on the pair (`perf`, session 11), where zstd's takes a
