@@ -30,7 +30,7 @@ pub struct Args {
     /// 6% smaller patches, slower to apply).
     #[arg(long, value_enum, default_value_t = Codec::Zstd)]
     pub compression: Codec,
-    /// Compression level: xz preset 0-9 (default 6) or zstd level 1-22 (default 19).
+    /// Compression level: xz preset 0-9 (default 6) or zstd level 1-22 (default 17).
     #[arg(long)]
     pub level: Option<i32>,
     /// Print one JSON document.

@@ -14,10 +14,11 @@
 //! | codec                                     | controls | diff      | extra     |
 //! |-------------------------------------------|----------|-----------|-----------|
 //! | zstd -19, window 2^24, tables 2^22/2^20   | 162 275  | 2 523 394 | 4 980 963 |
+//! | zstd -17, the same window and tables      |          | 2 584 641 | 5 098 883 |
 //! | session 10's zstd: window 2^27, 2 workers | 162 205  | 2 515 707 | 4 960 476 |
 //! | xz -6, depth 16 (extra: + x86 BCJ)        | 153 560  | 2 349 056 | 4 706 492 |
 //!
-//! xz makes 6% fewer bytes, but its decoder took 0.36 s of the 2.1 s of CPU
+//! xz makes 6-8% fewer bytes, but its decoder took 0.36 s of the 2.1 s of CPU
 //! `sysup patch` spends on the pair (`perf`, session 11), where zstd's takes a
 //! few hundredths, and on two cores that CPU is wall time: with xz `sysup
 //! patch` was only level with `xdelta3 -d`. zstd is the default for that
@@ -28,7 +29,7 @@
 //! the diff writes it: zstd's own workers cut a frame into jobs of several
 //! windows, so they compressed nothing until the section was whole and left
 //! an 8 s tail after the diff. The window is 2^[`ZSTD_WINDOW_LOG`], the match
-//! tables 2^[`ZSTD_CHAIN_LOG`]/2^[`ZSTD_HASH_LOG`] entries: level 19's own
+//! tables 2^[`ZSTD_CHAIN_LOG`]/2^[`ZSTD_HASH_LOG`] entries: the levels' own
 //! tables for an input of unknown size took ~100 MB per section for 0.2%
 //! fewer bytes.
 //!
@@ -52,8 +53,9 @@ use crate::error::{Error, IoContext, Result};
 
 /// Default xz preset.
 pub const XZ_LEVEL: u32 = 6;
-/// Default zstd level.
-pub const ZSTD_LEVEL: i32 = 19;
+/// Default zstd level: 17 made the bench pair's diff 6-15% faster than 19
+/// for 2.5% more patch bytes (docs/decisions.md, "zstd sections by default").
+pub const ZSTD_LEVEL: i32 = 17;
 /// log2 of the xz dictionary.
 pub const XZ_WINDOW_LOG: u8 = 23;
 /// How many candidates xz's binary-tree match finder visits per position
