@@ -27,7 +27,7 @@ pub struct Args {
     #[arg(long, default_value_t = 224)]
     pub memory: u64,
     /// Section compression: zstd (the default, fastest to apply) or xz (about
-    /// 6% smaller patches, slower to apply).
+    /// 8% smaller patches, slower to apply).
     #[arg(long, value_enum, default_value_t = Codec::Zstd)]
     pub compression: Codec,
     /// Compression level: xz preset 0-9 (default 6) or zstd level 1-22 (default 17).
