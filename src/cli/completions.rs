@@ -11,6 +11,8 @@ pub struct Args {
 
 pub fn run(a: Args) -> crate::Result<()> {
     let mut cmd = super::command();
-    clap_complete::generate(a.shell, &mut cmd, "sysup", &mut std::io::stdout().lock());
-    Ok(())
+    // Made whole first: clap_complete panics on a failed write.
+    let mut script = Vec::new();
+    clap_complete::generate(a.shell, &mut cmd, "sysup", &mut script);
+    super::print_bytes(&script)
 }

@@ -27,9 +27,10 @@ pub struct Args {
 }
 
 /// Print the next step's title. The demo prints with `try_outln!`: a
-/// closed stdout (`sysup demo | head`) is an error returned up through
-/// `run`, so its temporary directory is removed on the way out, where
-/// `outln!` would exit on the spot and leave it behind.
+/// failed write (other than a reader that went away, which ends the output
+/// quietly) is an error returned up through `run`, so its temporary
+/// directory is removed on the way out, where `outln!` would exit on the
+/// spot and leave it behind.
 fn step(n: &mut u32, what: &str) -> Result<()> {
     *n += 1;
     try_outln!("\n[{n}] {what}")

@@ -22,10 +22,11 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
     // As clap_mangen::generate_to prepares it: no `help` pseudo-command.
     let cmd = super::command().disable_help_subcommand(true);
     let Some(dir) = a.out else {
-        let mut out = std::io::stdout().lock();
-        return clap_mangen::Man::new(cmd)
-            .render(&mut out)
-            .map_err(|e| Error::io("write", PathBuf::from("<stdout>"), e));
+        let mut page = Vec::new();
+        clap_mangen::Man::new(cmd)
+            .render(&mut page)
+            .map_err(|e| Error::io("write", PathBuf::from("<stdout>"), e))?;
+        return super::print_bytes(&page);
     };
     std::fs::create_dir_all(&dir).ctx("create directory", &dir)?;
     let pages = 1 + cmd.get_subcommands().filter(|s| !s.is_hide_set()).count();

@@ -15,9 +15,11 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::error::Error;
 
-/// `println!` for command output: when stdout is gone (a closed pipe, as in
-/// `sysup history | head -1`) the command reports it and exits 1 instead of
-/// panicking. By then its work is done: output is printed last.
+/// `println!` for command output. A reader that went away (a closed pipe, as
+/// in `sysup history | head -1`) is a normal end of the output: the rest is
+/// dropped without a word and the command ends with the exit code its result
+/// gives. Any other failed write (a full disk behind `>`) is an error, exit 1.
+/// By then the command's work is done: output is printed last.
 macro_rules! outln {
     ($($arg:tt)*) => {
         $crate::cli::out_line(format_args!($($arg)*))
@@ -41,12 +43,33 @@ pub fn out_line(args: std::fmt::Arguments<'_>) {
     }
 }
 
-/// Write one line of command output; a failed write is an error naming stdout.
-pub fn try_out_line(args: std::fmt::Arguments<'_>) -> crate::Result<()> {
+/// Set once stdout's reader has gone: later output is dropped.
+static STDOUT_GONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Run `write` on stdout unless its reader has gone. A broken pipe marks
+/// stdout gone and is not an error; any other failure is an error naming
+/// stdout.
+fn write_stdout(
+    write: impl FnOnce(&mut std::io::StdoutLock<'static>) -> std::io::Result<()>,
+) -> crate::Result<()> {
+    use std::sync::atomic::Ordering;
+    if STDOUT_GONE.load(Ordering::Relaxed) {
+        return Ok(());
+    }
     let mut o = std::io::stdout().lock();
-    o.write_fmt(args)
-        .and_then(|()| o.write_all(b"\n"))
-        .map_err(|e| Error::io("write", std::path::Path::new("<stdout>"), e))
+    match write(&mut o).and_then(|()| o.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            STDOUT_GONE.store(true, Ordering::Relaxed);
+            Ok(())
+        }
+        r => r.map_err(|e| Error::io("write", std::path::Path::new("<stdout>"), e)),
+    }
+}
+
+/// Write one line of command output; a failed write (other than a reader
+/// that went away) is an error naming stdout.
+pub fn try_out_line(args: std::fmt::Arguments<'_>) -> crate::Result<()> {
+    write_stdout(|o| o.write_fmt(args).and_then(|()| o.write_all(b"\n")))
 }
 
 mod apply;
@@ -169,13 +192,17 @@ pub fn report(e: &Error) {
     }
 }
 
+/// Print bytes made whole beforehand (a man page, a completion script) on
+/// stdout, with [`outln!`]'s rules for a failed write.
+pub(crate) fn print_bytes(bytes: &[u8]) -> crate::Result<()> {
+    write_stdout(|o| o.write_all(bytes))
+}
+
 /// Print one JSON document on stdout.
 pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> crate::Result<()> {
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)
+    let text = serde_json::to_string_pretty(value)
         .map_err(|e| Error::io("write JSON to", PathBuf::from("<stdout>"), e.into()))?;
-    let _ = writeln!(out);
-    Ok(())
+    write_stdout(|o| o.write_all(text.as_bytes()).and_then(|()| o.write_all(b"\n")))
 }
 
 /// A Unix time as `YYYY-MM-DD HH:MM:SS` (UTC), for human output.
