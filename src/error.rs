@@ -64,6 +64,11 @@ pub enum Error {
     #[error("wrong base for patch '{patch}': {reason}")]
     WrongBase { patch: PathBuf, reason: String },
 
+    /// A host was given a patch (chain) that does not start at what it has
+    /// installed.
+    #[error("patch '{patch}' does not apply to this host: {reason}")]
+    NotForInstalled { patch: PathBuf, reason: String },
+
     /// Applying a chain to a host's recorded base did not make the target.
     /// The base is not hashed as it is read, so which side is wrong cannot
     /// be told: the base (damaged or replaced after it was recorded) or the
@@ -133,6 +138,10 @@ impl Error {
             }
             Error::WrongBase { .. } => Some(
                 "feed the patch the uncompressed tar of its from-dist (see `sysup info PATCH`)"
+                    .into(),
+            ),
+            Error::NotForInstalled { .. } => Some(
+                "run `sysup update` to fetch the chain from the installed id, or apply a full dist of the target (`sysup status` shows what is installed)"
                     .into(),
             ),
             Error::BadBase { .. } => Some(

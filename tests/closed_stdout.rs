@@ -43,7 +43,12 @@ fn reports_on_a_closed_stdout_end_quietly() {
         assert_quiet(code, 0, &err);
     }
     let (t, _) = installed_root(1);
-    for args in [&["status"][..], &["history"], &["verify"], &["-q", "verify"]] {
+    for args in [
+        &["status"][..],
+        &["history"],
+        &["verify"],
+        &["-q", "verify"],
+    ] {
         let (code, err) = with_closed_stdout(sysup().args(args).arg("--root").arg(t.path()));
         assert_quiet(code, 0, &err);
     }
@@ -52,7 +57,10 @@ fn reports_on_a_closed_stdout_end_quietly() {
     let (code, err) = with_closed_stdout(sysup().arg("verify").arg("--root").arg(t.path()));
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("differ from what is installed"), "{err}");
-    assert!(!err.contains("<stdout>") && !err.contains("panicked"), "{err}");
+    assert!(
+        !err.contains("<stdout>") && !err.contains("panicked"),
+        "{err}"
+    );
 }
 
 #[test]

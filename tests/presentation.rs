@@ -726,10 +726,42 @@ fn man_pages_render_and_cover_every_command() {
             "sysup.1 does not list {cmd}"
         );
     }
+    let cmds = subcommands();
+    for listed in ["man", "completions"] {
+        assert!(
+            cmds.iter().any(|c| c == listed),
+            "`sysup --help` lists {listed}"
+        );
+    }
+    // every page has the sections an admin looks for, EXAMPLES from the
+    // same table `--help` prints them from
+    for page in fs::read_dir(&dir).unwrap() {
+        let page = page.unwrap().path();
+        let text = fs::read_to_string(&page).unwrap();
+        for section in [
+            "EXIT STATUS",
+            "ENVIRONMENT",
+            "FILES",
+            "EXAMPLES",
+            "SEE ALSO",
+        ] {
+            assert!(
+                text.contains(&format!(".SH \"{section}\""))
+                    || text.contains(&format!(".SH {section}")),
+                "{} has no {section}",
+                page.display()
+            );
+        }
+    }
+    let help = ok(sysup().args(["apply", "--help"]));
+    let example = "sysup apply --root /mnt/img world-14.2-20261205.tar.gz";
+    assert!(help.contains(example), "{help}");
+    let apply_page = fs::read_to_string(dir.join("sysup-apply.1")).unwrap();
     assert!(
-        !dir.join("sysup-man.1").exists(),
-        "hidden commands get no page"
+        apply_page.contains(&example.replace('-', "\\-")),
+        "{apply_page}"
     );
+    assert!(apply_page.contains("var/db/sysup/journal"), "{apply_page}");
     // `sysup man` alone prints the same top page
     assert_eq!(ok(sysup().arg("man")), top);
     // it renders, without warnings

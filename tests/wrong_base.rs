@@ -17,10 +17,14 @@ fn patch_for_another_revision_is_refused() {
     let (t, before) = installed_root(3);
     let e = apply_fails(t.path(), &[&c.patches[0]]);
     assert!(
-        e.contains("wrong base") && e.contains("world-1-20260101_2-20260102.patch"),
+        e.contains("does not apply to this host")
+            && e.contains("world-1-20260101_2-20260102.patch"),
         "{e}"
     );
     assert!(e.contains("world-3-20260103 is installed"), "{e}");
+    // What to do on a host, not how to feed the `sysup patch` filter.
+    assert!(e.contains("hint: run `sysup update`"), "{e}");
+    assert!(!e.contains("uncompressed tar"), "{e}");
     assert_unchanged(t.path(), &before);
 }
 

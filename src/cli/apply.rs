@@ -32,6 +32,9 @@ pub(crate) fn print_report(r: &ApplyReport, quiet: bool) -> crate::Result<()> {
     if let Some(f) = &r.finished_interrupted {
         try_outln!("finished an interrupted apply to {f}")?;
     }
+    for n in &r.notes {
+        try_outln!("note: {n}")?;
+    }
     if r.action == "resume" {
         try_outln!("{} is installed in {}", r.to, r.root.display())?;
         return Ok(());

@@ -15,7 +15,8 @@ pub struct Args {
     #[arg(long)]
     pub tree: PathBuf,
     /// Revision: letters, digits, '.', '+', '~'.
-    /// (Validated by sysup, not clap: a bad rev is bad input, exit 1.)
+    // Validated by sysup, not clap: a bad rev is bad input (exit 1), not a
+    // usage error (exit 2).
     #[arg(long)]
     pub rev: String,
     /// Date in the dist name, YYYYMMDD (default: today, UTC).

@@ -14,14 +14,21 @@ use crate::host::state::State;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
+    /// The root to act on (default: this system).
     #[arg(long, default_value = "/")]
     pub root: PathBuf,
+    /// Kept bases per dist name, the installed one included (default: `keep` in
+    /// the [clean] table of etc/sysup.conf, else 2).
     #[arg(long)]
     pub keep: Option<usize>,
-    #[arg(long)]
+    /// Never prune a base younger than this many days (default: `min_age_days`
+    /// in the [clean] table of etc/sysup.conf, else 0).
+    #[arg(long, value_name = "DAYS")]
     pub min_age: Option<u64>,
+    /// Say what would be pruned; remove nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Print one JSON document.
     #[arg(long)]
     pub json: bool,
 }

@@ -8,8 +8,10 @@ use crate::host::state::State;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
+    /// The root to act on (default: this system).
     #[arg(long, default_value = "/")]
     pub root: PathBuf,
+    /// Print one JSON document.
     #[arg(long)]
     pub json: bool,
 }

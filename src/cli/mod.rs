@@ -136,21 +136,39 @@ pub enum Command {
     /// Run the end-to-end demo in a temporary directory.
     Demo(demo::Args),
     /// Write the man pages (sysup.1, sysup-<command>.1).
-    #[command(hide = true)]
     Man(man::Args),
-    /// Print a shell completion script.
-    #[command(hide = true)]
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(completions::Args),
 }
 
-/// The clap definition of the whole command line (for man pages and completions).
+/// The clap definition of the whole command line, as `--help` shows it:
+/// each command with its examples ([`man::examples`]).
 pub fn command() -> clap::Command {
+    let mut cmd = Cli::command().after_long_help(man::help_examples(""));
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    for name in names {
+        let examples = man::help_examples(&name);
+        cmd = cmd.mut_subcommand(name, |s| s.after_long_help(examples));
+    }
+    cmd
+}
+
+/// The clap definition without the examples: the man pages render those
+/// in sections of their own.
+pub(crate) fn bare_command() -> clap::Command {
     Cli::command()
 }
 
 /// Parse the command line, run it, and return the process exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    use clap::FromArgMatches;
+    let cli = match Cli::from_arg_matches(&command().get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let ui = &progress::Ui::new(cli.quiet);
     let result = match cli.command {
         Command::Build(a) => build::run(a, ui),
@@ -202,7 +220,10 @@ pub(crate) fn print_bytes(bytes: &[u8]) -> crate::Result<()> {
 pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> crate::Result<()> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| Error::io("write JSON to", PathBuf::from("<stdout>"), e.into()))?;
-    write_stdout(|o| o.write_all(text.as_bytes()).and_then(|()| o.write_all(b"\n")))
+    write_stdout(|o| {
+        o.write_all(text.as_bytes())
+            .and_then(|()| o.write_all(b"\n"))
+    })
 }
 
 /// A Unix time as `YYYY-MM-DD HH:MM:SS` (UTC), for human output.

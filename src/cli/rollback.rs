@@ -14,6 +14,7 @@ use crate::name::{DistId, DistName};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
+    /// The root to act on (default: this system).
     #[arg(long, default_value = "/")]
     pub root: PathBuf,
     /// Dist name (default: world).
@@ -21,6 +22,7 @@ pub struct Args {
     /// The kept id to go back to (default: the newest kept one older than the installed).
     #[arg(long)]
     pub to: Option<String>,
+    /// Print one JSON document.
     #[arg(long)]
     pub json: bool,
     /// Kept bases per dist name after the rollback.

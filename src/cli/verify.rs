@@ -11,8 +11,10 @@ use crate::host::verify::verify_root;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
+    /// The root to act on (default: this system).
     #[arg(long, default_value = "/")]
     pub root: PathBuf,
+    /// Print one JSON document.
     #[arg(long)]
     pub json: bool,
     /// Restore what differs from the installed base.

@@ -91,6 +91,9 @@ pub struct ApplyReport {
     pub upgrade_ran: bool,
     pub pruned: Vec<String>,
     pub tar: Option<Digests>,
+    /// Things the admin should know about how the input was taken (a patch
+    /// chain whose target was already installed, run as a repair instead).
+    pub notes: Vec<String>,
 }
 
 enum Input {
@@ -135,8 +138,15 @@ fn classify(files: &[PathBuf]) -> Result<Input> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let id = DistId::from_file_name(&name)?;
+        // Opened first: a path that does not exist is said as such, not as
+        // a name that does not parse.
         File::open(first).ctx("open", first)?;
+        let id = DistId::from_file_name(&name).map_err(|e| {
+            Error::Refused(format!(
+                "'{}' is not named as a dist (<name>-<rev>-<YYYYMMDD>.tar.gz): {e}",
+                first.display()
+            ))
+        })?;
         return Ok(Input::Dist {
             path: first.clone(),
             id,
@@ -541,8 +551,18 @@ fn apply_with(opts: &ApplyOptions, held: Option<&Lock>) -> Result<ApplyReport> {
     }
     // An earlier run that stopped: finish or undo it first.
     let finished_interrupted = resume(&root, &state, opts)?;
-    let input = already_installed(&state, &input)?.unwrap_or(input);
+    let repair = already_installed(&state, &input)?;
+    let patch_not_needed = repair.is_some();
+    let input = repair.unwrap_or(input);
     let target = input.target().clone();
+    // Said unless the run finished below was this very command.
+    let notes = if patch_not_needed && finished_interrupted.as_ref() != Some(&target) {
+        vec![format!(
+            "{target} is already installed: the patch was not needed; the tree was checked against its MANIFEST and repaired from the kept base"
+        )]
+    } else {
+        vec![]
+    };
     if finished_interrupted.as_ref() == Some(&target) {
         // The interrupted run was this very command: it is done now.
         return Ok(ApplyReport {
@@ -559,11 +579,13 @@ fn apply_with(opts: &ApplyOptions, held: Option<&Lock>) -> Result<ApplyReport> {
             upgrade_ran: false,
             pruned: vec![],
             tar: None,
+            notes: vec![],
         });
     }
     match run(&root, &state, &input, opts) {
         Ok(mut r) => {
             r.finished_interrupted = finished_interrupted;
+            r.notes = notes;
             Ok(r)
         }
         Err(e) => {
@@ -622,7 +644,7 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
             };
             let first = &patches[0].1;
             if first.from.id != inst.id || first.from.tar != inst.tar {
-                return Err(Error::WrongBase {
+                return Err(Error::NotForInstalled {
                     patch: patches[0].0.clone(),
                     reason: format!(
                         "it applies to {} (md5 {}), but {} is installed (md5 {})",
@@ -797,6 +819,7 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
                 upgrade_ran: false,
                 pruned: vec![],
                 tar: Some(tar),
+                notes: vec![],
             })));
         }
         let gz = tee.gz.expect("not a dry run");
@@ -933,6 +956,7 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
         upgrade_ran: report.upgrade_ran,
         pruned: report.pruned,
         tar: Some(plan.tar),
+        notes: vec![],
     })
 }
 
