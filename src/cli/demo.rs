@@ -200,9 +200,191 @@ pub fn run(a: Args) -> Result<()> {
     )?;
     super::apply::print_report(&apply(&on_root(vec![name("world-3-20261123")]))?, false)?;
 
+    mirror_story(dir, &dists, &mut n)?;
+
     try_outln!("\nEverything is in {}", dir.display())?;
     if a.dir.is_none() {
         try_outln!("(temporary: removed on exit; use --dir DIR to keep it)")?;
     }
     Ok(())
+}
+
+/// The second half of the story, as an admin runs it: publish a signed
+/// INDEX, serve the dists over HTTP, `sysup update` a host from it, then
+/// verify, rollback, update forward again, history and clean. Each step runs the real `sysup`
+/// binary and prints the command line as a person would type it (paths
+/// relative to the demo directory, which is the commands' working
+/// directory).
+fn mirror_story(dir: &Path, dists: &Path, n: &mut u32) -> Result<()> {
+    // A demo key: made here, unencrypted, used for nothing else.
+    let kp = minisign::KeyPair::generate_unencrypted_keypair()
+        .map_err(|e| crate::Error::Refused(format!("cannot make a demo key: {e}")))?;
+    let (key, pubkey) = (dir.join("demo.key"), dir.join("demo.pub"));
+    let sk_text = kp
+        .sk
+        .to_box(Some("sysup demo key"))
+        .map_err(|e| crate::Error::Refused(format!("cannot make a demo key: {e}")))?
+        .to_string();
+    write_private(&key, sk_text.as_bytes())?;
+    let sk = crate::sign::SecretKey::read(&key, None)?;
+    std::fs::write(&pubkey, sk.public_key_text()).ctx("write", &pubkey)?;
+
+    step(
+        n,
+        "build host: sign an INDEX of the mirror directory (made with `minisign -G` in real life)",
+    )?;
+    sysup(dir, &["publish", "dists", "--sign", "demo.key"], true)?;
+
+    let url = serve(dists)?;
+    step(
+        n,
+        &format!("mirror: any static web server; here a tiny one of the demo's own at {url}"),
+    )?;
+    let host = dir.join("host2");
+    std::fs::create_dir_all(&host).ctx("create directory", &host)?;
+    step(n, "a second host, world-1 installed from the full dist")?;
+    sysup(
+        dir,
+        &[
+            "-q",
+            "apply",
+            "--root",
+            "host2",
+            "dists/world-1-20261121.tar.gz",
+        ],
+        true,
+    )?;
+    step(
+        n,
+        "host: update over HTTP — signed INDEX checked, cheapest chain fetched and applied",
+    )?;
+    sysup(
+        dir,
+        &[
+            "update", "--root", "host2", "--mirror", &url, "--pubkey", "demo.pub",
+        ],
+        true,
+    )?;
+    step(n, "host: verify the installed files against the MANIFEST")?;
+    sysup(dir, &["verify", "--root", "host2"], true)?;
+    step(n, "host: roll back to the kept older base")?;
+    sysup(dir, &["rollback", "--root", "host2"], true)?;
+    step(
+        n,
+        "host: update again — forward to the newest, from the mirror",
+    )?;
+    sysup(
+        dir,
+        &[
+            "-q", "update", "--root", "host2", "--mirror", &url, "--pubkey", "demo.pub",
+        ],
+        true,
+    )?;
+    step(n, "host: the audit log")?;
+    sysup(dir, &["history", "--root", "host2"], true)?;
+    step(
+        n,
+        "host: prune kept bases: the installed one and the newest one per name stay",
+    )?;
+    sysup(dir, &["clean", "--root", "host2", "--keep", "1"], true)?;
+    Ok(())
+}
+
+/// Write a file only its owner may read.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(bytes))
+        .ctx("write", path)
+}
+
+/// Run this very `sysup` with `args` in `dir`, after printing the command
+/// line; its output is printed indented. A failure is an error unless
+/// `must_succeed` is false.
+fn sysup(dir: &Path, args: &[&str], must_succeed: bool) -> Result<()> {
+    try_outln!("  $ sysup {}", args.join(" "))?;
+    let exe = std::env::current_exe().ctx("find", Path::new("the sysup binary"))?;
+    let out = std::process::Command::new(&exe)
+        .args(args)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ctx("run", &exe)?;
+    for line in String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .chain(String::from_utf8_lossy(&out.stderr).lines())
+    {
+        try_outln!("    {line}")?;
+    }
+    if must_succeed && !out.status.success() {
+        return Err(crate::Error::Refused(format!(
+            "demo step `sysup {}` failed ({})",
+            args.join(" "),
+            out.status
+        )));
+    }
+    Ok(())
+}
+
+/// Serve the files of `root` over HTTP/1.1 on a loopback port, from a
+/// thread that lives as long as the process: GET and HEAD of plain file
+/// names, whole files only, one request per connection. For the demo only:
+/// a real mirror is any web server.
+fn serve(root: &Path) -> Result<String> {
+    use std::io::{BufRead, BufReader, Write};
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").ctx("listen on", Path::new("127.0.0.1:0"))?;
+    let addr = listener
+        .local_addr()
+        .ctx("listen on", Path::new("127.0.0.1:0"))?;
+    let root = root.to_path_buf();
+    let answer = move |stream: std::net::TcpStream| -> std::io::Result<()> {
+        let mut reader = BufReader::new(stream.try_clone()?);
+        let mut request = String::new();
+        reader.read_line(&mut request)?;
+        loop {
+            let mut header = String::new();
+            if reader.read_line(&mut header)? == 0 || header.trim().is_empty() {
+                break;
+            }
+        }
+        let mut words = request.split_whitespace();
+        let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+        let name = target.trim_start_matches('/');
+        let file = (!name.is_empty() && !name.contains('/') && !name.starts_with('.'))
+            .then(|| root.join(name))
+            .and_then(|p| std::fs::read(p).ok());
+        let mut out = stream;
+        match file {
+            Some(body) => {
+                write!(
+                    out,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                )?;
+                if method != "HEAD" {
+                    out.write_all(&body)?;
+                }
+            }
+            None => out.write_all(
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            )?,
+        }
+        out.flush()
+    };
+    std::thread::Builder::new()
+        .name("sysup-demo-http".into())
+        .spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let _ = answer(stream);
+            }
+        })
+        .ctx("start", Path::new("the demo's HTTP server"))?;
+    Ok(format!("http://{addr}"))
 }
