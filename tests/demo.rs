@@ -20,7 +20,7 @@ fn the_demo_tells_the_mirror_story_and_cleans_up() {
         "$ sysup -q apply --root host2 dists/world-1-20261121.tar.gz",
         "$ sysup update --root host2 --mirror http://127.0.0.1:",
         "world-1-20261121 -> world-3-20261123 by patches",
-        "applied",
+        "upgrade world-1-20261121 → world-3-20261123 in ",
         "$ sysup verify --root host2",
         "verify world-3-20261123: 50 entries checked, clean",
         "$ sysup rollback --root host2",

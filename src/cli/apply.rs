@@ -27,7 +27,8 @@ pub struct Args {
 
 /// The human report of an apply (also of rollback and repair): a headline,
 /// then aligned details. `quiet` keeps the headline and what needs the
-/// admin's attention (config files kept beside their new version).
+/// admin's attention (config files kept beside their new version, obsolete
+/// files left in place).
 pub(crate) fn print_report(r: &ApplyReport, quiet: bool) -> crate::Result<()> {
     if let Some(f) = &r.finished_interrupted {
         try_outln!("finished an interrupted apply to {f}")?;
@@ -49,6 +50,9 @@ pub(crate) fn print_report(r: &ApplyReport, quiet: bool) -> crate::Result<()> {
     for p in &r.config_kept {
         try_outln!("  config kept: {p} (modified locally; new version in {p}.sysupnew)")?;
     }
+    for k in &r.kept {
+        try_outln!("  not removed  {k}")?;
+    }
     if quiet {
         return Ok(());
     }
@@ -64,9 +68,6 @@ pub(crate) fn print_report(r: &ApplyReport, quiet: bool) -> crate::Result<()> {
         "  written      {}",
         crate::fsutil::human_size(c.bytes_written)
     )?;
-    for k in &r.kept {
-        try_outln!("  not removed  {k}")?;
-    }
     if r.upgrade_ran {
         try_outln!("  upgrade      ran the dist's upgrade step")?;
     }

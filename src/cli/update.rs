@@ -93,10 +93,14 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
             if reused == 1 { " was" } else { "s were" }
         );
     }
-    match r.result {
-        "downloaded" => outln!("downloaded and verified; not applied (--download-only)"),
-        "applied" => outln!("applied"),
-        _ => {}
+    if r.result == "downloaded" {
+        outln!("downloaded and verified; not applied (--download-only)");
+    }
+    // Each apply as `sysup apply` reports it: its result line, and under
+    // --quiet too what needs the admin (config files kept beside a
+    // `.sysupnew`, obsolete files not removed).
+    for applied in &r.applied {
+        super::apply::print_report(applied, ui.quiet)?;
     }
     Ok(())
 }
