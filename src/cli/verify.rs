@@ -1,6 +1,9 @@
-//! `sysup verify [--root DIR] [--json] [--repair]`: installed files against
-//! MANIFEST; exit 0 when clean, 1 on drift. `--repair` re-applies the
-//! installed base (the same code path as `sysup apply` of the installed dist).
+//! `sysup verify [--root DIR] [--json] [--extras] [--repair]`: installed
+//! files against MANIFEST; exit 0 when clean, 1 on drift (shipped content
+//! modified or missing) or when nothing is installed. Config edits are
+//! listed apart; files no dist ships are listed with `--extras` (always in
+//! `--json`) and are never drift. `--repair` re-applies the installed base
+//! (the same code path as `sysup apply` of the installed dist).
 
 use std::path::PathBuf;
 
@@ -17,6 +20,10 @@ pub struct Args {
     /// Print one JSON document.
     #[arg(long)]
     pub json: bool,
+    /// Also list files no dist ships (in directories a dist ships content
+    /// in); they are never drift.
+    #[arg(long, conflicts_with = "repair")]
+    pub extras: bool,
     /// Restore what differs from the installed base.
     #[arg(long)]
     pub repair: bool,
@@ -47,6 +54,12 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
         return Ok(());
     }
     let findings = ui.with_progress(|progress| verify_root(&state, progress))?;
+    if findings.is_empty() {
+        return Err(Error::Refused(format!(
+            "nothing is installed in {}: there is nothing to verify (is this the right --root?)",
+            a.root.display()
+        )));
+    }
     if a.json {
         super::print_json(&findings)?;
     } else {
@@ -67,12 +80,20 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
             for p in &f.missing {
                 outln!("{pad}missing   {p}");
             }
-            for p in &f.extra {
-                outln!("{pad}extra     {p}");
-            }
             if !ui.quiet {
                 for p in &f.config_modified {
                     outln!("  config    {p} (modified locally; not damage)");
+                }
+                if a.extras {
+                    for p in &f.extra {
+                        outln!("  extra     {p} (shipped by no dist; not damage)");
+                    }
+                } else if !f.extra.is_empty() {
+                    outln!(
+                        "  {} file{} shipped by no dist (not damage; --extras lists them)",
+                        f.extra.len(),
+                        if f.extra.len() == 1 { "" } else { "s" }
+                    );
                 }
             }
         }
@@ -80,7 +101,7 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
     if findings.iter().any(|f| f.drifted()) {
         let n: usize = findings
             .iter()
-            .map(|f| f.modified.len() + f.missing.len() + f.extra.len())
+            .map(|f| f.modified.len() + f.missing.len())
             .sum();
         return Err(Error::Refused(format!(
             "{n} entries differ from what is installed; `sysup verify --repair` restores them"

@@ -5,8 +5,12 @@
 //! Invariants: read-only (nothing on the root is changed; `--repair` is a
 //! separate re-apply of the installed base); paths are reached through the
 //! same containment as apply (a dist directory that became a symlink is
-//! reported, never followed); locally modified config files are listed
-//! apart and are not damage.
+//! reported, never followed). **Drift** is shipped content that differs or
+//! is missing, and only that: locally modified config files are listed
+//! apart, files no dist ships ("extras": an admin's `etc/myapp.conf`, a
+//! home directory) are listed but are never drift — `--repair` could not
+//! clear them, and a correctly configured host must verify clean — and
+//! sysup's own files ([`sysup_own`]) are never listed at all.
 
 use std::collections::HashSet;
 
@@ -34,6 +38,8 @@ pub struct Findings {
     pub id: Option<DistId>,
     pub modified: Vec<Damage>,
     pub missing: Vec<String>,
+    /// Entries no installed dist ships, in directories whose content a dist
+    /// ships (not drift).
     pub extra: Vec<String>,
     /// Config files that differ from what was shipped (not damage).
     pub config_modified: Vec<String>,
@@ -41,10 +47,26 @@ pub struct Findings {
 }
 
 impl Findings {
-    /// Whether the tree has drifted (config edits do not count).
+    /// Whether shipped content drifted (config edits and extras do not count).
     pub fn drifted(&self) -> bool {
-        !(self.modified.is_empty() && self.missing.is_empty() && self.extra.is_empty())
+        !(self.modified.is_empty() && self.missing.is_empty())
     }
+}
+
+/// sysup's own files in a root, which no dist ships and verify never lists:
+/// its state directory (and the directories leading to it), its host
+/// configuration `etc/sysup.conf`, its key directory `etc/sysup/` (where
+/// docs/mirrors.md installs the mirror's public key), and the
+/// `<path>.sysupnew` files it writes beside kept config files.
+pub fn sysup_own(path: &[u8]) -> bool {
+    let under =
+        |dir: &[u8]| path == dir || (path.starts_with(dir) && path.get(dir.len()) == Some(&b'/'));
+    let state = STATE_DIR.as_bytes();
+    under(state)
+        || (state.starts_with(path) && state.get(path.len()) == Some(&b'/'))
+        || path == crate::update::CONF_FILE.as_bytes()
+        || under(b"etc/sysup")
+        || path.ends_with(b".sysupnew")
 }
 
 /// Compare one entry with what is on disk.
@@ -164,12 +186,7 @@ pub fn verify(
         let Ok(names) = d.list() else { continue };
         for n in names {
             let p = join(&dir, &n);
-            let state = STATE_DIR.as_bytes();
-            let sysup_own = p == state
-                || p.starts_with(format!("{STATE_DIR}/").as_bytes())
-                || (state.starts_with(&p) && state.get(p.len()) == Some(&b'/'))
-                || n.ends_with(b".sysupnew");
-            if !known.contains(&p) && !sysup_own && !kept.contains(&p) {
+            if !known.contains(&p) && !sysup_own(&p) && !kept.contains(&p) {
                 f.extra.push(String::from_utf8_lossy(&p).into_owned());
             }
         }
