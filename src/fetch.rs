@@ -139,11 +139,14 @@ impl Pace {
 }
 
 /// A response body read under a [`Pace`] and a deadline: a read past the
-/// deadline, or one that leaves the transfer too slow, fails.
+/// deadline, or one after the transfer turned too slow, fails (the bytes
+/// that arrived are handed on first, so a resume keeps them).
 struct Paced<R> {
     inner: R,
     pace: Pace,
     deadline: Instant,
+    /// Too slow, found after a read that still brought bytes.
+    slow: Option<String>,
 }
 
 impl<R: Read> Read for Paced<R> {
@@ -151,10 +154,13 @@ impl<R: Read> Read for Paced<R> {
         if Instant::now() >= self.deadline {
             return Err(io::Error::other("its deadline passed"));
         }
+        if let Some(why) = &self.slow {
+            return Err(io::Error::other(why.clone()));
+        }
         match self.inner.read(buf) {
             Ok(0) => Ok(0),
             Ok(n) => {
-                self.pace.note(n as u64).map_err(io::Error::other)?;
+                self.slow = self.pace.note(n as u64).err();
                 Ok(n)
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),
@@ -630,6 +636,7 @@ impl Mirror {
             inner: body,
             pace: Pace::new(self.opts.speed_limit, self.opts.speed_time),
             deadline,
+            slow: None,
         }
     }
 }
