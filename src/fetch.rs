@@ -17,14 +17,20 @@
 //!   on every request, and an encoded response is refused);
 //! - retries are bounded ([`FetchOptions::retries`]) and only for what may
 //!   pass on its own (connection failures, timeouts, 5xx, 408, 429, a cut
-//!   transfer); a 404, a size the INDEX does not state, or a wrong hash
-//!   fails at once.
+//!   or too slow transfer); a 404, a size the INDEX does not state, or a
+//!   wrong hash fails at once;
+//! - no file holds the caller (and the host lock it holds) for long: a
+//!   transfer that brings fewer than [`FetchOptions::speed_limit`] bytes a
+//!   second over the last [`FetchOptions::speed_time`] is cut (and retried),
+//!   and every file — all its attempts and back-offs together — has
+//!   [`FetchOptions::deadline`], after which it fails without a retry.
 
+use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -43,6 +49,13 @@ pub struct FetchOptions {
     pub connect_timeout: Duration,
     /// Limit on each read from the server (a stalled transfer).
     pub read_timeout: Duration,
+    /// Bytes per second a transfer must bring, on average over the last
+    /// [`FetchOptions::speed_time`]; 0: no limit.
+    pub speed_limit: u64,
+    /// The window of the speed limit (at least a second).
+    pub speed_time: Duration,
+    /// Longest a file may take, all its attempts and waits together.
+    pub deadline: Duration,
 }
 
 impl Default for FetchOptions {
@@ -52,6 +65,112 @@ impl Default for FetchOptions {
             backoff: Duration::from_millis(500),
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(30),
+            speed_limit: DEFAULT_SPEED_LIMIT,
+            speed_time: Duration::from_secs(DEFAULT_SPEED_TIME),
+            deadline: Duration::from_secs(DEFAULT_DEADLINE),
+        }
+    }
+}
+
+/// Default of [`FetchOptions::speed_limit`] (bytes per second): far below
+/// any working link, far above a server that drips bytes to hold a host.
+pub const DEFAULT_SPEED_LIMIT: u64 = 1024;
+/// Default of [`FetchOptions::speed_time`] (seconds).
+pub const DEFAULT_SPEED_TIME: u64 = 60;
+/// Default of [`FetchOptions::deadline`] (seconds): four hours, a 1 GB dist
+/// at 70 kB/s.
+pub const DEFAULT_DEADLINE: u64 = 4 * 3600;
+
+/// The low-speed guard of one transfer: too slow once, after the first
+/// `time`, fewer than `limit` bytes a second arrived over the last `time`.
+struct Pace {
+    limit: u64,
+    time: Duration,
+    start: Instant,
+    /// (when, bytes) in arrival order, reads close together merged, so it
+    /// holds at most about 20 entries per window.
+    samples: VecDeque<(Instant, u64)>,
+    in_window: u64,
+}
+
+impl Pace {
+    fn new(limit: u64, time: Duration) -> Pace {
+        Pace {
+            limit,
+            time: time.max(Duration::from_secs(1)),
+            start: Instant::now(),
+            samples: VecDeque::new(),
+            in_window: 0,
+        }
+    }
+
+    /// `n` more bytes arrived (0: a read ended without any); `Err` with the
+    /// reason when the transfer is too slow.
+    fn note(&mut self, n: u64) -> std::result::Result<(), String> {
+        let now = Instant::now();
+        match self.samples.back_mut() {
+            Some((t, b)) if now.duration_since(*t) < self.time / 20 => *b += n,
+            _ => self.samples.push_back((now, n)),
+        }
+        self.in_window += n;
+        while let Some(&(t, b)) = self.samples.front() {
+            if now.duration_since(t) <= self.time {
+                break;
+            }
+            self.samples.pop_front();
+            self.in_window -= b;
+        }
+        if self.limit == 0 || now.duration_since(self.start) < self.time {
+            return Ok(());
+        }
+        let need = u128::from(self.limit) * self.time.as_millis() / 1000;
+        if u128::from(self.in_window) < need {
+            return Err(format!(
+                "slower than {} bytes/s over the last {} s ({} bytes arrived); the mirror or \
+                 the link stalls (speed-limit and speed-time in the [mirror] table of \
+                 sysup.conf)",
+                self.limit,
+                self.time.as_secs(),
+                self.in_window
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A response body read under a [`Pace`] and a deadline: a read past the
+/// deadline, or one after the transfer turned too slow, fails (the bytes
+/// that arrived are handed on first, so a resume keeps them).
+struct Paced<R> {
+    inner: R,
+    pace: Pace,
+    deadline: Instant,
+    /// Too slow, found after a read that still brought bytes.
+    slow: Option<String>,
+}
+
+impl<R: Read> Read for Paced<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if Instant::now() >= self.deadline {
+            return Err(io::Error::other("its deadline passed"));
+        }
+        if let Some(why) = &self.slow {
+            return Err(io::Error::other(why.clone()));
+        }
+        match self.inner.read(buf) {
+            Ok(0) => Ok(0),
+            Ok(n) => {
+                self.slow = self.pace.note(n as u64).err();
+                Ok(n)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),
+            Err(e) => {
+                if Instant::now() >= self.deadline {
+                    return Err(io::Error::other("its deadline passed"));
+                }
+                self.pace.note(0).map_err(io::Error::other)?;
+                Err(e)
+            }
         }
     }
 }
@@ -112,13 +231,20 @@ impl Mirror {
                 "mirror URL '{url}' must start with http:// or https://"
             )));
         }
+        // A read that waits a whole speed window brings too little.
+        let per_read = match opts.speed_limit {
+            0 => opts.read_timeout,
+            _ => opts
+                .read_timeout
+                .min(opts.speed_time.max(Duration::from_secs(1))),
+        };
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .accept_encoding("identity")
             .user_agent(concat!("sysup/", env!("CARGO_PKG_VERSION")))
             .timeout_connect(Some(opts.connect_timeout))
             .timeout_resolve(Some(opts.connect_timeout))
-            .timeout_per_read(Some(opts.read_timeout))
+            .timeout_per_read(Some(per_read))
             .timeout_recv_response(Some(opts.read_timeout))
             .build();
         Ok(Mirror {
@@ -143,21 +269,45 @@ impl Mirror {
         Error::io(action, self.url(file), io::Error::other(msg))
     }
 
+    /// When a download of a file starting now must be done.
+    fn deadline(&self) -> Instant {
+        Instant::now() + self.opts.deadline
+    }
+
+    fn deadline_error(&self, file: &str, last: &str) -> Error {
+        self.url_error(
+            file,
+            "download",
+            format!(
+                "not done within its deadline of {} s ({last}); the mirror or the link is too \
+                 slow (deadline in the [mirror] table of sysup.conf)",
+                self.opts.deadline.as_secs()
+            ),
+        )
+    }
+
     fn retry<T>(
         &self,
         file: &str,
+        deadline: Instant,
         mut once: impl FnMut() -> std::result::Result<T, Fail>,
     ) -> Result<T> {
         let mut wait = self.opts.backoff;
         let mut last = String::new();
         for attempt in 0..=self.opts.retries {
             if attempt > 0 {
+                if Instant::now() + wait >= deadline {
+                    return Err(self.deadline_error(file, &last));
+                }
                 std::thread::sleep(wait);
                 wait = wait.saturating_mul(2);
             }
             match once() {
                 Ok(v) => return Ok(v),
                 Err(Fail::Fatal(e)) => return Err(e),
+                Err(Fail::Transient(why)) if Instant::now() >= deadline => {
+                    return Err(self.deadline_error(file, &why))
+                }
                 Err(Fail::Transient(why)) => last = why,
             }
         }
@@ -179,8 +329,16 @@ impl Mirror {
         file: &str,
         range_from: u64,
         no_cache: bool,
+        deadline: Instant,
     ) -> std::result::Result<ureq::http::Response<ureq::Body>, Fail> {
-        let mut req = self.agent.get(&self.url(file));
+        // ureq enforces the rest of the deadline, even inside a blocked read.
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut req = self
+            .agent
+            .get(&self.url(file))
+            .config()
+            .timeout_global(Some(left))
+            .build();
         if range_from > 0 {
             req = req.header("Range", format!("bytes={range_from}-"));
         }
@@ -237,8 +395,9 @@ impl Mirror {
     /// Fetch a small file whole (at most `max` bytes), asking caches to
     /// revalidate it. `Ok(None)` when the mirror does not have it (404/410).
     pub fn fetch_small(&self, file: &str, max: u64) -> Result<Option<Vec<u8>>> {
-        let got = self.retry(file, || {
-            let mut resp = self.get(file, 0, true)?;
+        let deadline = self.deadline();
+        let got = self.retry(file, deadline, || {
+            let mut resp = self.get(file, 0, true, deadline)?;
             let status = resp.status().as_u16();
             if status == 404 || status == 410 {
                 return Ok(None);
@@ -248,8 +407,7 @@ impl Mirror {
             }
             self.check_encoding(file, &resp)?;
             let mut buf = Vec::new();
-            resp.body_mut()
-                .as_reader()
+            self.paced(resp.body_mut().as_reader(), deadline)
                 .take(max + 1)
                 .read_to_end(&mut buf)
                 .map_err(|e| Fail::Transient(format!("transfer cut: {e}")))?;
@@ -306,9 +464,10 @@ impl Mirror {
             _ => 0,
         };
         let mut may_restart = out.resumed_from > 0;
+        let deadline = self.deadline();
         loop {
-            let r = self.retry(file, || {
-                self.attempt(file, size, &partial, progress, &mut out)
+            let r = self.retry(file, deadline, || {
+                self.attempt(file, size, &partial, progress, &mut out, deadline)
             });
             progress.finish();
             if let Err(e) = r {
@@ -352,6 +511,7 @@ impl Mirror {
         partial: &Path,
         progress: &dyn Progress,
         out: &mut Downloaded,
+        deadline: Instant,
     ) -> std::result::Result<(), Fail> {
         let fatal = |e: Error| Fail::Fatal(e);
         let mut f = OpenOptions::new()
@@ -371,7 +531,7 @@ impl Mirror {
         if have == size {
             return Ok(());
         }
-        let mut resp = self.get(file, have, false)?;
+        let mut resp = self.get(file, have, false, deadline)?;
         let status = resp.status().as_u16();
         let stale = |served: u64| {
             Fail::Fatal(Error::Refused(format!(
@@ -430,7 +590,7 @@ impl Mirror {
             .ctx("seek", partial)
             .map_err(fatal)?;
         progress.start(file, size, have);
-        let mut body = resp.body_mut().as_reader();
+        let mut body = self.paced(resp.body_mut().as_reader(), deadline);
         let mut buf = vec![0u8; 256 * 1024];
         loop {
             let n = match body.read(&mut buf) {
@@ -466,6 +626,18 @@ impl Mirror {
             )));
         }
         Ok(())
+    }
+}
+
+impl Mirror {
+    /// `body` under this mirror's speed limit and `deadline`.
+    fn paced<R: Read>(&self, body: R, deadline: Instant) -> Paced<R> {
+        Paced {
+            inner: body,
+            pace: Pace::new(self.opts.speed_limit, self.opts.speed_time),
+            deadline,
+            slow: None,
+        }
     }
 }
 
@@ -519,6 +691,30 @@ mod tests {
         assert_eq!(parse_content_range("bytes 0-0/*"), Some((0, 0, None)));
         assert_eq!(parse_content_range("bytes */20"), None);
         assert_eq!(parse_content_range("items 1-2/3"), None);
+    }
+
+    #[test]
+    fn pace_cuts_a_slow_transfer_after_its_window_only() {
+        let mut p = Pace::new(1000, Duration::from_secs(1));
+        // young transfers are not judged
+        assert!(p.note(1).is_ok());
+        p.start -= Duration::from_secs(2);
+        let e = p.note(1).unwrap_err();
+        assert!(
+            e.contains("slower than 1000 bytes/s over the last 1 s"),
+            "{e}"
+        );
+        assert!(p.note(5000).is_ok());
+        // old bytes leave the window
+        let old = Instant::now() - Duration::from_secs(3);
+        p.samples = VecDeque::from([(old, 5000)]);
+        p.in_window = 5000;
+        assert!(p.note(0).is_err());
+        assert_eq!(p.in_window, 0);
+        // 0 turns the limit off
+        let mut off = Pace::new(0, Duration::from_secs(1));
+        off.start -= Duration::from_secs(5);
+        assert!(off.note(0).is_ok());
     }
 
     #[test]

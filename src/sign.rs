@@ -39,6 +39,10 @@ const UNTRUSTED_COMMENT: &str = "signature from sysup publish";
 
 fn read_capped(path: &Path, what: &str) -> Result<String> {
     let f = std::fs::File::open(path).ctx("open", path)?;
+    read_capped_from(f, path, what)
+}
+
+fn read_capped_from(f: std::fs::File, path: &Path, what: &str) -> Result<String> {
     let mut b = Vec::new();
     f.take(MAX_SIG_LEN + 1)
         .read_to_end(&mut b)
@@ -177,6 +181,8 @@ impl SecretKey {
 #[derive(Clone)]
 pub struct PublicKey {
     pk: minisign_verify::PublicKey,
+    /// The key id, as `minisign` prints it (16 upper-case hex digits).
+    id: String,
     source: PathBuf,
 }
 
@@ -192,8 +198,14 @@ impl PublicKey {
     /// Read a public key file: `minisign.pub` (comment line + base64 line) or
     /// a file holding only the base64 line.
     pub fn read(path: &Path) -> Result<PublicKey> {
-        let text = read_capped(path, "minisign public key")?;
-        PublicKey::from_text(&text, path)
+        let f = std::fs::File::open(path).ctx("open", path)?;
+        PublicKey::read_from(f, path)
+    }
+
+    /// Read a public key from an open file; `source` names it in errors.
+    pub fn read_from(f: std::fs::File, source: &Path) -> Result<PublicKey> {
+        let text = read_capped_from(f, source, "minisign public key")?;
+        PublicKey::from_text(&text, source)
     }
 
     /// Parse public key text; `source` names it in errors.
@@ -203,23 +215,41 @@ impl PublicKey {
             .map(str::trim)
             .filter(|l| !l.is_empty())
             .collect();
-        let parsed = match lines.as_slice() {
-            [b64] => minisign_verify::PublicKey::from_base64(b64),
-            [comment, b64] if comment.starts_with("untrusted comment:") => {
-                minisign_verify::PublicKey::from_base64(b64)
-            }
-            _ => Err(minisign_verify::Error::InvalidEncoding),
+        let b64 = match lines.as_slice() {
+            [b64] => Some(*b64),
+            [comment, b64] if comment.starts_with("untrusted comment:") => Some(*b64),
+            _ => None,
         };
-        let pk = parsed.map_err(|e| {
+        let parsed = b64.map_or(Err(minisign_verify::Error::InvalidEncoding), |b| {
+            minisign_verify::PublicKey::from_base64(b)
+        });
+        let not_key = |e: minisign_verify::Error| {
             Error::Refused(format!(
                 "'{}' is not a minisign public key: {e}",
                 source.display()
             ))
-        })?;
+        };
+        let pk = parsed.map_err(not_key)?;
+        // minisign_verify checked the layout: algorithm (2), key id (8), key (32).
+        let raw =
+            <ct_codecs::Base64 as ct_codecs::Decoder>::decode_to_vec(b64.unwrap_or_default(), None)
+                .map_err(|_| not_key(minisign_verify::Error::InvalidEncoding))?;
+        let mut id = [0u8; 8];
+        id.copy_from_slice(
+            raw.get(2..10)
+                .ok_or_else(|| not_key(minisign_verify::Error::InvalidEncoding))?,
+        );
         Ok(PublicKey {
             pk,
+            id: format!("{:016X}", u64::from_le_bytes(id)),
             source: source.to_path_buf(),
         })
+    }
+
+    /// The key id, as `minisign` prints it (16 upper-case hex digits): what
+    /// the serials a host accepted are recorded under.
+    pub fn key_id(&self) -> &str {
+        &self.id
     }
 
     /// Where the key came from.
@@ -283,9 +313,12 @@ mod tests {
             .verify(b"hellp", sig.as_bytes(), Path::new("s"))
             .unwrap_err();
         assert!(e.to_string().contains("altered"), "{e}");
-        // bare base64 line works too
+        // bare base64 line works too, and has the id the comment names
         let b64 = sk.public_key_text().lines().nth(1).unwrap().to_string();
-        PublicKey::from_text(&b64, Path::new("k.pub")).unwrap();
+        let bare = PublicKey::from_text(&b64, Path::new("k.pub")).unwrap();
+        assert!(sk.public_key_text().contains(bare.key_id()));
+        assert_eq!(bare.key_id().len(), 16);
+        assert_eq!(bare.key_id(), pk.key_id());
     }
 
     #[test]

@@ -5,14 +5,18 @@
 //! 2. fetch `INDEX` and `INDEX.minisig`, and verify the signature with the
 //!    host's public key *before* a byte of INDEX is parsed;
 //! 3. refuse an INDEX whose serial is lower than the last one this host
-//!    accepted (a stale mirror, or a replayed old INDEX that would freeze the
-//!    host on, or roll it back to, vulnerable releases) unless
-//!    `--allow-downgrade`; record the accepted serial;
+//!    accepted from the same signing key (a stale mirror, or a replayed old
+//!    INDEX that would freeze the host on, or roll it back to, vulnerable
+//!    releases) unless `--allow-downgrade`; record the accepted serial under
+//!    the key's id — a serial only orders one publisher's INDEXes, so another
+//!    key has its own record, and a mirror switch under one key cannot go
+//!    back;
 //! 4. plan, per dist name: the cheapest chain of patches in bytes from the
 //!    installed tar (matched by id *and* SHA-256) to the target, or the full
 //!    dist when it is cheaper or no chain exists;
-//! 5. download each file (resumable), checking size and SHA-256 against the
-//!    INDEX;
+//! 5. download each file (resumable, under a speed limit and a deadline),
+//!    checking size and SHA-256 against the INDEX, and each patch's header
+//!    (ids and tar digests) against its INDEX entry;
 //! 6. apply through the same code as `sysup apply` (which checks every
 //!    digest again), still under the lock: nothing slips in between the
 //!    download and the apply.
@@ -27,10 +31,13 @@
 //! commands); command-line flags win over it. See docs/mirrors.md.
 //!
 //! Invariants: nothing fetched is used before the signature over INDEX and
-//! the file's own size and SHA-256 are checked; a refusal at any step leaves
-//! the root untouched (only the download directory and the serial record
-//! under `var/db/sysup/` may change, and the serial only after the INDEX
-//! verified and was accepted).
+//! the file's own size and SHA-256 are checked; nothing is applied that goes
+//! elsewhere than its INDEX entry says; a refusal at any step leaves the root
+//! untouched (only the download directory and the serial records under
+//! `var/db/sysup/` may change, and a serial only after the INDEX verified and
+//! was accepted); the key is read from inside the root (or from the host
+//! path the admin gave with `--pubkey`), never through a link or `..` out
+//! of it.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -40,10 +47,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::delta::PatchHeader;
 use crate::error::{Error, IoContext, Result};
 use crate::fetch::{self, Downloaded, FetchOptions, Mirror};
 use crate::host::apply::{ApplyOptions, ApplyReport};
 use crate::host::checkpoint::{checkpoint, fault};
+use crate::host::root::Root;
 use crate::host::state::{Installed, Lock, State};
 use crate::index::{self, id_order, Index, INDEX_FILE, MAX_INDEX_LEN, SIG_FILE};
 use crate::name::{DistId, DistName};
@@ -54,12 +63,15 @@ pub const CONF_FILE: &str = "etc/sysup.conf";
 /// The public key used when neither `--pubkey` nor the config names one,
 /// relative to the root.
 pub const DEFAULT_PUBKEY: &str = "etc/sysup/minisign.pub";
-/// The last accepted INDEX serial, relative to the state directory.
+/// The last accepted INDEX serial of one signing key is
+/// `<SERIAL_FILE>.<key id>`, relative to the state directory; `SERIAL_FILE`
+/// itself is the one record (whatever the key) of older versions, taken as
+/// the configured key's and moved to its record on the next accepted INDEX.
 pub const SERIAL_FILE: &str = "mirror/serial";
 
 /// The `[mirror]` table of `<root>/etc/sysup.conf`.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct MirrorConf {
     /// Base URL of the mirror (`http://` or `https://`).
     pub url: Option<String>,
@@ -69,6 +81,12 @@ pub struct MirrorConf {
     pub retries: Option<u32>,
     /// Seconds a connection or a read may stall before the attempt fails.
     pub timeout: Option<u64>,
+    /// Bytes per second a download must bring over `speed-time` (0: off).
+    pub speed_limit: Option<u64>,
+    /// Seconds of the window of `speed-limit`.
+    pub speed_time: Option<u64>,
+    /// Seconds one file may take to download, retries included.
+    pub deadline: Option<u64>,
 }
 
 /// Read the `[mirror]` table of `<root>/etc/sysup.conf` (empty when the file
@@ -96,9 +114,92 @@ pub fn read_conf(root: &Path) -> Result<MirrorConf> {
     }
 }
 
-/// A path from the config, which names a file inside the root.
-fn in_root(root: &Path, p: &Path) -> PathBuf {
-    root.join(p.strip_prefix("/").unwrap_or(p))
+/// The root-relative form of a path from the config, which names a file
+/// inside the root (a leading `/` is the root's). `None` when it is empty or
+/// has a `..`, which could only climb out of the root or be a mistake.
+fn in_root(p: &Path) -> Option<PathBuf> {
+    use std::path::Component;
+    let mut rel = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(n) => rel.push(n),
+            Component::ParentDir | Component::Prefix(_) => return None,
+        }
+    }
+    (!rel.as_os_str().is_empty()).then_some(rel)
+}
+
+/// Open the key file `rel` (root-relative) of the root at `root`: its
+/// directory resolved inside the root (links followed, but never out of
+/// it), the file itself opened without following a link. `Ok(None)` when
+/// it does not exist.
+fn open_in_root(root: &Path, rel: &Path) -> Result<Option<fs::File>> {
+    use std::os::unix::ffi::OsStrExt;
+    let shown = root.join(rel);
+    let r = Root::open(root).ctx("open root", root)?;
+    let parent = rel.parent().unwrap_or(Path::new(""));
+    let name = rel
+        .file_name()
+        .expect("in_root gives a file name")
+        .as_bytes();
+    let dir = match r.resolve_dir(parent.as_os_str().as_bytes()) {
+        Ok(d) => d,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+        Err(e) => return Err(Error::io("open directory", root.join(parent), e)),
+    };
+    match dir.stat(name).ctx("stat", &shown)? {
+        None => Ok(None),
+        Some(st) if st.is_symlink() => Err(Error::Refused(format!(
+            "public key '{}' is a symbolic link: sysup reads the key only from a regular file \
+             inside the root (name the file itself, or pass --pubkey FILE)",
+            shown.display()
+        ))),
+        Some(st) if !st.is_file() => Err(Error::Refused(format!(
+            "public key '{}' is not a regular file",
+            shown.display()
+        ))),
+        Some(_) => dir.open_file(name).ctx("open", &shown).map(Some),
+    }
+}
+
+/// The public key of an update: `--pubkey` (a host path, the admin's
+/// choice), else the config's `pubkey`, else [`DEFAULT_PUBKEY`], both read
+/// inside the root. Returns the key and the path it is shown by.
+fn read_pubkey(
+    root: &Path,
+    cli: Option<&Path>,
+    conf: Option<&Path>,
+) -> Result<(PublicKey, PathBuf)> {
+    if let Some(p) = cli {
+        return Ok((PublicKey::read(p)?, p.to_path_buf()));
+    }
+    let rel = match conf {
+        Some(p) => in_root(p).ok_or_else(|| {
+            Error::Refused(format!(
+                "pubkey '{}' in the [mirror] table of {} must name a file inside the root \
+                 without '..' (e.g. \"/etc/sysup/minisign.pub\", which is <root>/etc/sysup/…)",
+                p.display(),
+                root.join(CONF_FILE).display()
+            ))
+        })?,
+        None => PathBuf::from(DEFAULT_PUBKEY),
+    };
+    let shown = root.join(&rel);
+    match open_in_root(root, &rel)? {
+        Some(f) => Ok((PublicKey::read_from(f, &shown)?, shown)),
+        None if conf.is_some() => Err(Error::io(
+            "open",
+            &shown,
+            io::Error::from(io::ErrorKind::NotFound),
+        )),
+        None => Err(Error::Refused(format!(
+            "no public key to check the mirror's INDEX with: pass --pubkey FILE, set pubkey in \
+             the [mirror] table of {}, or install it as {}",
+            root.join(CONF_FILE).display(),
+            shown.display()
+        ))),
+    }
 }
 
 /// Knobs of [`update`] (command-line values; `None` falls back to the config).
@@ -322,9 +423,24 @@ pub fn plan(
     Ok(p)
 }
 
-/// The last INDEX serial this host accepted. Read-only.
-pub fn accepted_serial(state: &State) -> Result<Option<u64>> {
-    let p = state.dir().join(SERIAL_FILE);
+/// Where the serials accepted from the key `key_id` are recorded.
+fn serial_file(key_id: &str) -> String {
+    format!("{SERIAL_FILE}.{key_id}")
+}
+
+/// The last INDEX serial this host accepted from the key `key_id`, and
+/// whether it comes from the single record of an older version (which
+/// stands for whatever key is configured now, until it is moved). Read-only.
+pub fn accepted_serial(state: &State, key_id: &str) -> Result<(Option<u64>, bool)> {
+    match read_serial(&state.dir().join(serial_file(key_id)))? {
+        Some(s) => Ok((Some(s), false)),
+        None => Ok((read_serial(&state.dir().join(SERIAL_FILE))?, true)),
+    }
+}
+
+/// One serial record. Read-only.
+fn read_serial(p: &Path) -> Result<Option<u64>> {
+    let p = p.to_path_buf();
     match fs::read_to_string(&p) {
         Ok(t) => t.trim().parse().map(Some).map_err(|_| Error::Metadata {
             what: "serial record",
@@ -339,9 +455,12 @@ pub fn accepted_serial(state: &State) -> Result<Option<u64>> {
     }
 }
 
-/// Record `serial` as accepted. Writes `mirror/serial` atomically (0600).
-fn record_serial(state: &State, serial: u64) -> Result<()> {
-    let p = state.dir().join(SERIAL_FILE);
+/// Record `serial` as accepted from the key `key_id`; with `drop_legacy`
+/// (the key's previous serial came from it), then remove the single record
+/// of an older version, now that the key's own holds the newer one.
+/// Writes `mirror/serial.<key id>` atomically (0600); may remove `mirror/serial`.
+fn record_serial(state: &State, key_id: &str, serial: u64, drop_legacy: bool) -> Result<()> {
+    let p = state.dir().join(serial_file(key_id));
     let dir = p.parent().expect("has a parent");
     match fs::create_dir(dir) {
         Ok(()) => {
@@ -351,7 +470,52 @@ fn record_serial(state: &State, serial: u64) -> Result<()> {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(Error::io("create directory", dir, e)),
     }
-    crate::fsutil::write_atomic(&p, format!("{serial}\n").as_bytes(), 0o600)
+    crate::fsutil::write_atomic(&p, format!("{serial}\n").as_bytes(), 0o600)?;
+    if !drop_legacy {
+        return Ok(());
+    }
+    let legacy = state.dir().join(SERIAL_FILE);
+    match fs::remove_file(&legacy) {
+        Ok(()) => crate::fsutil::fsync_dir(dir),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("remove", &legacy, e)),
+    }
+}
+
+/// Check a downloaded patch's header against its signed INDEX entry: the
+/// plan followed the entry, the apply would follow the header. On a
+/// mismatch the file is deleted. Read-only otherwise.
+fn check_patch_header(entry: &index::PatchEntry, path: &Path, url: &str) -> Result<()> {
+    let h = match PatchHeader::read_file(path) {
+        Ok(h) => h,
+        Err(e) => {
+            let _ = fs::remove_file(path);
+            return Err(e);
+        }
+    };
+    let (hf, ht, ef, et) = (&h.from.tar, &h.to.tar, &entry.from, &entry.to);
+    let fields: [(&str, String, String); 9] = [
+        ("from", h.from.id.to_string(), entry.name.from.to_string()),
+        ("to", h.to.id.to_string(), entry.name.to.to_string()),
+        ("name", h.name.to_string(), entry.name.to_string()),
+        ("from-size", hf.size.to_string(), ef.size.to_string()),
+        ("from-md5", hf.md5_hex(), ef.md5_hex()),
+        ("from-sha256", hf.sha256_hex(), ef.sha256_hex()),
+        ("to-size", ht.size.to_string(), et.size.to_string()),
+        ("to-md5", ht.md5_hex(), et.md5_hex()),
+        ("to-sha256", ht.sha256_hex(), et.sha256_hex()),
+    ];
+    match fields.into_iter().find(|(_, got, want)| got != want) {
+        None => Ok(()),
+        Some((field, got, want)) => {
+            fs::remove_file(path).ctx("remove", path)?;
+            Err(Error::Refused(format!(
+                "'{url}' does not match its signed INDEX entry: the patch's header says \
+                 {field} {got}, the INDEX says {field} {want}; it would not lead where the \
+                 INDEX says (deleted; nothing was applied)"
+            )))
+        }
+    }
 }
 
 /// What [`update`] did.
@@ -360,6 +524,8 @@ pub struct UpdateReport {
     pub root: PathBuf,
     pub mirror: String,
     pub pubkey: PathBuf,
+    /// The key's id: the serials below are this key's.
+    pub key_id: String,
     pub serial: u64,
     pub previous_serial: Option<u64>,
     pub index_timestamp: u64,
@@ -403,20 +569,7 @@ pub fn update(opts: &UpdateOptions, progress: &crate::progress::Progress) -> Res
             root.join(CONF_FILE).display()
         ))
     })?;
-    let pubkey_path = match (&opts.pubkey, &conf.pubkey) {
-        (Some(p), _) => p.clone(),
-        (None, Some(p)) => in_root(root, p),
-        (None, None) => root.join(DEFAULT_PUBKEY),
-    };
-    if !pubkey_path.exists() && opts.pubkey.is_none() && conf.pubkey.is_none() {
-        return Err(Error::Refused(format!(
-            "no public key to check the mirror's INDEX with: pass --pubkey FILE, set pubkey in \
-             the [mirror] table of {}, or install it as {}",
-            root.join(CONF_FILE).display(),
-            pubkey_path.display()
-        )));
-    }
-    let pk = PublicKey::read(&pubkey_path)?;
+    let (pk, pubkey_path) = read_pubkey(root, opts.pubkey.as_deref(), conf.pubkey.as_deref())?;
     let mut fopts = FetchOptions::default();
     if let Some(r) = opts.retries.or(conf.retries) {
         fopts.retries = r;
@@ -427,6 +580,26 @@ pub fn update(opts: &UpdateOptions, progress: &crate::progress::Progress) -> Res
     }
     if let Some(b) = opts.backoff {
         fopts.backoff = b;
+    }
+    let zero = |key: &str| {
+        Error::Refused(format!(
+            "{key} = 0 in the [mirror] table of {} cannot be met: give a number of seconds \
+             (for no speed limit, set speed-limit = 0)",
+            root.join(CONF_FILE).display()
+        ))
+    };
+    if let Some(l) = conf.speed_limit {
+        fopts.speed_limit = l;
+    }
+    match conf.speed_time {
+        Some(0) => return Err(zero("speed-time")),
+        Some(t) => fopts.speed_time = std::time::Duration::from_secs(t),
+        None => {}
+    }
+    match conf.deadline {
+        Some(0) => return Err(zero("deadline")),
+        Some(d) => fopts.deadline = std::time::Duration::from_secs(d),
+        None => {}
     }
     let mirror = Mirror::new(&url, fopts)?;
 
@@ -454,20 +627,22 @@ pub fn update(opts: &UpdateOptions, progress: &crate::progress::Progress) -> Res
     pk.verify(&index_bytes, &sig, &sig_url)?;
     let index = Index::parse(&index_bytes, &index_url)?;
 
-    // 3. Serial: no going back unasked.
-    let previous_serial = accepted_serial(&state)?;
+    // 3. Serial: no going back unasked, within this key's numbering.
+    let key_id = pk.key_id().to_string();
+    let (previous_serial, legacy) = accepted_serial(&state, &key_id)?;
     if let Some(prev) = previous_serial {
         if index.serial < prev && !opts.allow_downgrade {
             return Err(Error::Refused(format!(
                 "the mirror's INDEX has serial {}, lower than serial {prev} this host already \
-                 accepted: the mirror is stale, or replays an old INDEX to hold this host back; \
-                 refused (pass --allow-downgrade if the publisher really went back)",
+                 accepted from key {key_id}: the mirror is stale, or replays an old INDEX to \
+                 hold this host back; refused (pass --allow-downgrade if the publisher really \
+                 went back)",
                 index.serial
             )));
         }
     }
-    if previous_serial != Some(index.serial) {
-        record_serial(&state, index.serial)?;
+    if previous_serial != Some(index.serial) || legacy {
+        record_serial(&state, &key_id, index.serial, legacy)?;
     }
 
     // 4. Plans.
@@ -501,13 +676,18 @@ pub fn update(opts: &UpdateOptions, progress: &crate::progress::Progress) -> Res
     check_space(&dl_dir, &steps)?;
     let mut downloads = Vec::new();
     for s in &steps {
-        downloads.push(mirror.download(&s.file, s.size, &s.sha256, &dl_dir, progress)?);
+        let d = mirror.download(&s.file, s.size, &s.sha256, &dl_dir, progress)?;
+        if let Some(entry) = index.patches.iter().find(|p| p.file() == s.file) {
+            check_patch_header(entry, &d.path, &mirror.url(&s.file))?;
+        }
+        downloads.push(d);
     }
     let fetched_bytes = downloads.iter().map(|d| d.fetched).sum();
     let mut report = UpdateReport {
         root: state.root().to_path_buf(),
         mirror: mirror.base().to_string(),
         pubkey: pubkey_path,
+        key_id,
         serial: index.serial,
         previous_serial,
         index_timestamp: index.timestamp,
@@ -715,9 +895,13 @@ mod tests {
         let c = read_conf(d.path()).unwrap();
         assert_eq!(c.url.as_deref(), Some("http://m/"));
         assert_eq!(
-            in_root(d.path(), c.pubkey.as_ref().unwrap()),
-            d.path().join("etc/k.pub")
+            in_root(c.pubkey.as_ref().unwrap()),
+            Some(PathBuf::from("etc/k.pub"))
         );
+        for bad in ["../../x", "/../x", "etc/../../x", "", "/"] {
+            assert_eq!(in_root(Path::new(bad)), None, "{bad}");
+        }
+        assert_eq!(in_root(Path::new("./k")), Some(PathBuf::from("k")));
         fs::write(
             d.path().join(CONF_FILE),
             "[mirror]\nurl = \"x\"\nbogus = 1\n",

@@ -364,6 +364,23 @@ impl World {
         )
     }
 
+    /// Replace the INDEX with `text`, signed with the world's key by the real
+    /// `minisign` tool (a publisher who writes the INDEX by hand).
+    pub fn sign_index(&self, text: &str) {
+        fs::write(self.file("INDEX"), text).unwrap();
+        common::ok(
+            Command::new("minisign")
+                .arg("-S")
+                .arg("-s")
+                .arg(&self.keys.secret)
+                .arg("-m")
+                .arg(self.file("INDEX"))
+                .arg("-x")
+                .arg(self.file("INDEX.minisig"))
+                .stdin(Stdio::null()),
+        );
+    }
+
     /// A new, empty host root under the world's temp dir.
     pub fn root(&self, name: &str) -> PathBuf {
         let r = self.tmp.path().join(name);
@@ -433,14 +450,19 @@ pub fn installed(root: &Path) -> Option<String> {
 
 /// `sysup update --root ROOT --mirror URL --pubkey KEY ARGS…`, proxies cleared.
 pub fn update(root: &Path, url: &str, pubkey: &Path, args: &[&str]) -> Output {
+    let mut c = update_command(root, url);
+    c.arg("--pubkey").arg(pubkey).args(args);
+    common::run(&mut c)
+}
+
+/// `sysup update --root ROOT --mirror URL` (the key from the root's
+/// configuration), proxies cleared; the caller adds arguments and runs it.
+pub fn update_command(root: &Path, url: &str) -> Command {
     let mut c = common::sysup();
     c.arg("update")
         .arg("--root")
         .arg(root)
-        .args(["--mirror", url])
-        .arg("--pubkey")
-        .arg(pubkey)
-        .args(args);
+        .args(["--mirror", url]);
     for v in [
         "http_proxy",
         "https_proxy",
@@ -451,7 +473,7 @@ pub fn update(root: &Path, url: &str, pubkey: &Path, args: &[&str]) -> Output {
     ] {
         c.env_remove(v);
     }
-    common::run(&mut c)
+    c
 }
 
 /// stderr of an output, as text.
@@ -506,9 +528,42 @@ pub fn snapshot(root: &Path) -> std::collections::BTreeMap<Vec<u8>, common::Node
         .collect()
 }
 
-/// The accepted serial recorded in a root.
+/// The key id of a minisign public key file, from its comment line, as
+/// sysup names it: 16 upper-case hex digits (the minisign tool drops
+/// leading zeros).
+pub fn key_id(pubkey: &Path) -> String {
+    let t = fs::read_to_string(pubkey).unwrap();
+    let id = t.lines().next().unwrap().rsplit(' ').next().unwrap();
+    format!("{:016X}", u64::from_str_radix(id, 16).unwrap())
+}
+
+/// The accepted serial recorded in a root for the key in file `pubkey`.
+pub fn serial_for(root: &Path, pubkey: &Path) -> Option<u64> {
+    let p = root.join(format!("var/db/sysup/mirror/serial.{}", key_id(pubkey)));
+    fs::read_to_string(p)
+        .ok()
+        .map(|s| s.trim().parse().unwrap())
+}
+
+/// The accepted serial recorded in a root that has seen one signing key:
+/// its one per-key record, else the single record of older versions.
 pub fn serial(root: &Path) -> Option<u64> {
-    fs::read_to_string(root.join("var/db/sysup/mirror/serial"))
+    let dir = root.join("var/db/sysup/mirror");
+    let per_key: Vec<PathBuf> = fs::read_dir(&dir)
+        .map(|r| {
+            r.map(|e| e.unwrap().path())
+                .filter(|p| {
+                    p.file_name()
+                        .unwrap()
+                        .to_string_lossy()
+                        .starts_with("serial.")
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(per_key.len() <= 1, "records of several keys: {per_key:?}");
+    let p = per_key.into_iter().next().unwrap_or(dir.join("serial"));
+    fs::read_to_string(p)
         .ok()
         .map(|s| s.trim().parse().unwrap())
 }
