@@ -325,7 +325,15 @@ pub fn plan(
 /// The last INDEX serial this host accepted. Read-only.
 pub fn accepted_serial(state: &State) -> Result<Option<u64>> {
     let p = state.dir().join(SERIAL_FILE);
-    match fs::read_to_string(&p) {
+    // through the state's descriptors, never a link (state.rs)
+    let Some(dir) = state.mirror_dir(false)? else {
+        return Ok(None);
+    };
+    let read = dir.open_file(b"serial").and_then(|mut f| {
+        let mut t = String::new();
+        io::Read::read_to_string(&mut f, &mut t).map(|_| t)
+    });
+    match read {
         Ok(t) => t.trim().parse().map(Some).map_err(|_| Error::Metadata {
             what: "serial record",
             path: p,
@@ -335,23 +343,25 @@ pub fn accepted_serial(state: &State) -> Result<Option<u64>> {
             ),
         }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(Error::Refused(format!(
+            "'{}' is a symbolic link: sysup's own state is never reached through a link; \
+             remove it and run again",
+            p.display()
+        ))),
         Err(e) => Err(Error::io("read", &p, e)),
     }
 }
 
 /// Record `serial` as accepted. Writes `mirror/serial` atomically (0600).
 fn record_serial(state: &State, serial: u64) -> Result<()> {
-    let p = state.dir().join(SERIAL_FILE);
-    let dir = p.parent().expect("has a parent");
-    match fs::create_dir(dir) {
-        Ok(()) => {
-            use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).ctx("chmod", dir)?;
-        }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(Error::io("create directory", dir, e)),
-    }
-    crate::fsutil::write_atomic(&p, format!("{serial}\n").as_bytes(), 0o600)
+    let dir = state.mirror_dir(true)?.expect("created");
+    crate::host::state::write_atomic_at(
+        &dir,
+        &state.dir().join("mirror"),
+        "serial",
+        format!("{serial}\n").as_bytes(),
+        0o600,
+    )
 }
 
 /// What [`update`] did.
@@ -493,15 +503,18 @@ pub fn update(opts: &UpdateOptions, progress: &crate::progress::Progress) -> Res
         }
     }
 
-    // 5. Downloads.
-    let dl_dir = state.download_dir();
+    // 5. Downloads, in the download directory reached through its
+    // descriptor (`/proc/self/fd/N`); reports name it by its path.
+    let dl_dir = state.download_fd_path();
     let steps: Vec<Step> = plans.iter().flat_map(|p| p.steps.clone()).collect();
     fetch::prune_partials(&dl_dir, &steps.iter().map(|s| s.sha256).collect::<Vec<_>>())?;
     prune_finished(&dl_dir, &steps)?;
-    check_space(&dl_dir, &steps)?;
+    check_space(&dl_dir, &state.download_dir(), &steps)?;
     let mut downloads = Vec::new();
     for s in &steps {
-        downloads.push(mirror.download(&s.file, s.size, &s.sha256, &dl_dir, progress)?);
+        let mut d = mirror.download(&s.file, s.size, &s.sha256, &dl_dir, progress)?;
+        d.path = state.download_dir().join(&s.file);
+        downloads.push(d);
     }
     let fetched_bytes = downloads.iter().map(|d| d.fetched).sum();
     let mut report = UpdateReport {
@@ -529,17 +542,22 @@ pub fn update(opts: &UpdateOptions, progress: &crate::progress::Progress) -> Res
     fault("update-before-apply").ctx("apply the update to", state.root())?;
     // 6. Apply, one name at a time, then drop what was applied.
     for p in report.plans.iter().filter(|p| !p.steps.is_empty()) {
-        let files: Vec<PathBuf> = p.steps.iter().map(|s| dl_dir.join(&s.file)).collect();
+        // Named by their paths, as the admin would name them (the journal
+        // shows them); apply's own State::open refuses a link among them.
+        let files: Vec<PathBuf> = p
+            .steps
+            .iter()
+            .map(|s| state.download_dir().join(&s.file))
+            .collect();
         report
             .applied
             .push(apply_files(state.root(), &files, progress, &lock)?);
         checkpoint("update-applied");
-        for f in &files {
-            match fs::remove_file(f) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io("remove", f, e)),
-            }
+        for (s, f) in p.steps.iter().zip(&files) {
+            state
+                .download_fd()
+                .unlink(s.file.as_bytes())
+                .map_err(|e| Error::io("remove", f, e))?;
         }
     }
     report.result = "applied";
@@ -564,7 +582,8 @@ fn prune_finished(dir: &Path, steps: &[Step]) -> Result<()> {
 
 /// Refuse before downloading when the download directory's filesystem
 /// cannot hold what is still to fetch.
-fn check_space(dir: &Path, steps: &[Step]) -> Result<()> {
+/// (`shown` names `dir` in the message.)
+fn check_space(dir: &Path, shown: &Path, steps: &[Step]) -> Result<()> {
     let mut need = 0u64;
     for s in steps {
         let have = fs::metadata(dir.join(&s.file))
@@ -580,7 +599,7 @@ fn check_space(dir: &Path, steps: &[Step]) -> Result<()> {
         return Err(Error::Refused(format!(
             "the update needs {need} more bytes in {}, which has {free} free; nothing was \
              downloaded",
-            dir.display()
+            shown.display()
         )));
     }
     Ok(())
