@@ -5,7 +5,6 @@
 //! staged, naming the entry; the root unchanged, nothing written outside it.
 
 mod common;
-#[allow(dead_code)]
 mod hostile_support;
 
 use common::*;

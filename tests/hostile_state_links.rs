@@ -11,7 +11,6 @@
 //! directory outside it (the links' targets) unchanged.
 
 mod common;
-#[allow(dead_code)]
 mod hostile_support;
 
 use std::fs;

@@ -18,7 +18,10 @@
 //! journaled, so an abort removes it); every member must be described by the
 //! MANIFEST exactly (type, mode, owner, mtime, size, link, device, xattrs)
 //! and appear once; staged names are deterministic per transaction, so a
-//! re-run after a crash finds and replaces its own leftovers.
+//! re-run after a crash finds and replaces its own leftovers; nothing a
+//! dist names (entry, `OBSOLETE` entry, kernel directory) may be sysup's
+//! state directory or inside it, and `var`, `var/db` only directories
+//! ([`refuse_state_paths`], checked before anything is staged).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
