@@ -520,6 +520,8 @@ impl Mirror {
             .create(true)
             .truncate(false)
             .mode(0o600)
+            // sysup's state: a link in its place is refused, never followed
+            .custom_flags(libc::O_NOFOLLOW)
             .open(partial)
             .ctx("open", partial)
             .map_err(fatal)?;

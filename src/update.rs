@@ -423,25 +423,34 @@ pub fn plan(
     Ok(p)
 }
 
-/// Where the serials accepted from the key `key_id` are recorded.
-fn serial_file(key_id: &str) -> String {
-    format!("{SERIAL_FILE}.{key_id}")
+/// The name, inside `mirror/`, of the record of serials accepted from the
+/// key `key_id`.
+fn serial_name(key_id: &str) -> String {
+    format!("serial.{key_id}")
 }
 
 /// The last INDEX serial this host accepted from the key `key_id`, and
 /// whether it comes from the single record of an older version (which
 /// stands for whatever key is configured now, until it is moved). Read-only.
 pub fn accepted_serial(state: &State, key_id: &str) -> Result<(Option<u64>, bool)> {
-    match read_serial(&state.dir().join(serial_file(key_id)))? {
+    // through the state's descriptors, never a link (state.rs)
+    let Some(dir) = state.mirror_dir(false)? else {
+        return Ok((None, false));
+    };
+    match read_serial(state, &dir, &serial_name(key_id))? {
         Some(s) => Ok((Some(s), false)),
-        None => Ok((read_serial(&state.dir().join(SERIAL_FILE))?, true)),
+        None => Ok((read_serial(state, &dir, "serial")?, true)),
     }
 }
 
-/// One serial record. Read-only.
-fn read_serial(p: &Path) -> Result<Option<u64>> {
-    let p = p.to_path_buf();
-    match fs::read_to_string(&p) {
+/// One serial record, `name` in `mirror/`. Read-only.
+fn read_serial(state: &State, dir: &crate::host::root::Dir, name: &str) -> Result<Option<u64>> {
+    let p = state.dir().join("mirror").join(name);
+    let read = dir.open_file(name.as_bytes()).and_then(|mut f| {
+        let mut t = String::new();
+        io::Read::read_to_string(&mut f, &mut t).map(|_| t)
+    });
+    match read {
         Ok(t) => t.trim().parse().map(Some).map_err(|_| Error::Metadata {
             what: "serial record",
             path: p,
@@ -451,6 +460,11 @@ fn read_serial(p: &Path) -> Result<Option<u64>> {
             ),
         }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(Error::Refused(format!(
+            "'{}' is a symbolic link: sysup's own state is never reached through a link; \
+             remove it and run again",
+            p.display()
+        ))),
         Err(e) => Err(Error::io("read", &p, e)),
     }
 }
@@ -458,27 +472,25 @@ fn read_serial(p: &Path) -> Result<Option<u64>> {
 /// Record `serial` as accepted from the key `key_id`; with `drop_legacy`
 /// (the key's previous serial came from it), then remove the single record
 /// of an older version, now that the key's own holds the newer one.
-/// Writes `mirror/serial.<key id>` atomically (0600); may remove `mirror/serial`.
+/// Writes `mirror/serial.<key id>` atomically (0600), through the state's
+/// descriptors; may remove `mirror/serial`.
 fn record_serial(state: &State, key_id: &str, serial: u64, drop_legacy: bool) -> Result<()> {
-    let p = state.dir().join(serial_file(key_id));
-    let dir = p.parent().expect("has a parent");
-    match fs::create_dir(dir) {
-        Ok(()) => {
-            use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).ctx("chmod", dir)?;
-        }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(Error::io("create directory", dir, e)),
-    }
-    crate::fsutil::write_atomic(&p, format!("{serial}\n").as_bytes(), 0o600)?;
+    let dir = state.mirror_dir(true)?.expect("created");
+    let shown = state.dir().join("mirror");
+    crate::host::state::write_atomic_at(
+        &dir,
+        &shown,
+        &serial_name(key_id),
+        format!("{serial}\n").as_bytes(),
+        0o600,
+    )?;
     if !drop_legacy {
         return Ok(());
     }
-    let legacy = state.dir().join(SERIAL_FILE);
-    match fs::remove_file(&legacy) {
-        Ok(()) => crate::fsutil::fsync_dir(dir),
+    match dir.unlink(b"serial") {
+        Ok(()) => dir.sync().map_err(|e| Error::io("sync", &shown, e)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io("remove", &legacy, e)),
+        Err(e) => Err(Error::io("remove", shown.join("serial"), e)),
     }
 }
 
@@ -668,17 +680,19 @@ pub fn update(opts: &UpdateOptions, progress: &crate::progress::Progress) -> Res
         }
     }
 
-    // 5. Downloads.
-    let dl_dir = state.download_dir();
+    // 5. Downloads, in the download directory reached through its
+    // descriptor (`/proc/self/fd/N`); reports name it by its path.
+    let dl_dir = state.download_fd_path();
     let steps: Vec<Step> = plans.iter().flat_map(|p| p.steps.clone()).collect();
     fetch::prune_partials(&dl_dir, &steps.iter().map(|s| s.sha256).collect::<Vec<_>>())?;
     prune_finished(&dl_dir, &steps)?;
-    check_space(&dl_dir, &steps)?;
+    check_space(&dl_dir, &state.download_dir(), &steps)?;
     let mut downloads = Vec::new();
     for s in &steps {
-        let d = mirror.download(&s.file, s.size, &s.sha256, &dl_dir, progress)?;
+        let mut d = mirror.download(&s.file, s.size, &s.sha256, &dl_dir, progress)?;
+        d.path = state.download_dir().join(&s.file);
         if let Some(entry) = index.patches.iter().find(|p| p.file() == s.file) {
-            check_patch_header(entry, &d.path, &mirror.url(&s.file))?;
+            check_patch_header(entry, &dl_dir.join(&s.file), &mirror.url(&s.file))?;
         }
         downloads.push(d);
     }
@@ -709,17 +723,22 @@ pub fn update(opts: &UpdateOptions, progress: &crate::progress::Progress) -> Res
     fault("update-before-apply").ctx("apply the update to", state.root())?;
     // 6. Apply, one name at a time, then drop what was applied.
     for p in report.plans.iter().filter(|p| !p.steps.is_empty()) {
-        let files: Vec<PathBuf> = p.steps.iter().map(|s| dl_dir.join(&s.file)).collect();
+        // Named by their paths, as the admin would name them (the journal
+        // shows them); apply's own State::open refuses a link among them.
+        let files: Vec<PathBuf> = p
+            .steps
+            .iter()
+            .map(|s| state.download_dir().join(&s.file))
+            .collect();
         report
             .applied
             .push(apply_files(state.root(), &files, progress, &lock)?);
         checkpoint("update-applied");
-        for f in &files {
-            match fs::remove_file(f) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io("remove", f, e)),
-            }
+        for (s, f) in p.steps.iter().zip(&files) {
+            state
+                .download_fd()
+                .unlink(s.file.as_bytes())
+                .map_err(|e| Error::io("remove", f, e))?;
         }
     }
     report.result = "applied";
@@ -744,7 +763,8 @@ fn prune_finished(dir: &Path, steps: &[Step]) -> Result<()> {
 
 /// Refuse before downloading when the download directory's filesystem
 /// cannot hold what is still to fetch.
-fn check_space(dir: &Path, steps: &[Step]) -> Result<()> {
+/// (`shown` names `dir` in the message.)
+fn check_space(dir: &Path, shown: &Path, steps: &[Step]) -> Result<()> {
     let mut need = 0u64;
     for s in steps {
         let have = fs::metadata(dir.join(&s.file))
@@ -760,7 +780,7 @@ fn check_space(dir: &Path, steps: &[Step]) -> Result<()> {
         return Err(Error::Refused(format!(
             "the update needs {need} more bytes in {}, which has {free} free; nothing was \
              downloaded",
-            dir.display()
+            shown.display()
         )));
     }
     Ok(())

@@ -3,6 +3,7 @@
 //! stale downloads. Defaults come from `[clean]` in `<root>/etc/sysup.conf`
 //! (`keep`, `min_age_days`), else keep 2, min age 0.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -93,23 +94,25 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
             removed.push(b.path.display().to_string());
         }
     }
-    // stale downloads: anything older than min-age (a fresh partial may be resumed)
-    let dl = state.download_dir();
+    // stale downloads: anything older than min-age (a fresh partial may be
+    // resumed), reached through the download directory's descriptor
+    let (dl, shown) = (state.download_fd(), state.download_dir());
     let now = history::now();
-    for e in std::fs::read_dir(&dl).ctx("list", &dl)? {
-        let e = e.ctx("list", &dl)?;
-        let md = e.metadata().ctx("stat", e.path())?;
-        use std::os::unix::fs::MetadataExt;
-        if now - md.mtime() >= (min_age as i64) * 86_400 && md.is_file() {
+    for name in dl.list().ctx("list", &shown)? {
+        let p = shown.join(std::ffi::OsStr::from_bytes(&name));
+        let Some(st) = dl.stat(&name).ctx("stat", &p)? else {
+            continue;
+        };
+        if now - st.mtime >= (min_age as i64) * 86_400 && st.is_file() {
             if !a.dry_run {
-                std::fs::remove_file(e.path()).ctx("remove", e.path())?;
+                dl.unlink(&name).ctx("remove", &p)?;
             }
-            removed.push(e.path().display().to_string());
+            removed.push(p.display().to_string());
         }
     }
     if !a.dry_run {
         history::append(
-            &state.history_path(),
+            &state,
             &Event {
                 time: now,
                 user: history::current_user(),

@@ -18,7 +18,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> crate::Result<()> {
     let state = State::open(&a.root)?;
-    let log = history::read(&state.history_path())?;
+    let log = history::read(&state)?;
     if a.json {
         return super::print_json(&serde_json::json!({
             "events": log.events,

@@ -34,20 +34,20 @@ pub struct Args {
 /// its commit point: its apply of a kept base is pending, and running it
 /// again finishes that one rather than going back a further step. Read-only.
 fn pending(state: &State, name: &DistName) -> crate::Result<Option<DistId>> {
-    let Some(st) = Journal::load(&state.journal_path())? else {
+    let Some(st) = Journal::load(state)? else {
         return Ok(None);
     };
     Ok(st
         .plan
         .map(|p| p.target)
-        .filter(|t| &t.name == name && st.inputs == [state.base_path(t)]))
+        .filter(|t| &t.name == name && st.kept_base))
 }
 
 /// Why nothing older is kept, said fully: when the last record of `name` is
 /// a rollback to what is installed, that rollback is done (a crash after it
 /// finished looks like this too). Read-only.
 fn nothing_older(state: &State, name: &DistName, installed: &DistId) -> Error {
-    let done = history::read(&state.history_path())
+    let done = history::read(state)
         .ok()
         .and_then(|log| {
             log.events

@@ -60,13 +60,14 @@ pub fn run(a: Args) -> crate::Result<()> {
             installed: i,
         });
     }
-    let pending = Journal::load(&state.journal_path())?.and_then(|j| {
+    let pending = Journal::load(&state)?.and_then(|j| {
         let target = j.target?;
         let mut cmd = format!(
             "sysup apply --root {}",
             shell_quote(&a.root.to_string_lossy())
         );
-        for f in &j.inputs {
+        let kept = j.kept_base.then(|| state.base_path(&target));
+        for f in j.inputs.iter().chain(&kept) {
             cmd.push(' ');
             cmd.push_str(&shell_quote(&f.to_string_lossy()));
         }

@@ -36,11 +36,11 @@ use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{AtomicFile, WritebackFile};
 use crate::gz;
 use crate::host::checkpoint::{checkpoint, fault, fault_write};
-use crate::host::cleanup::{self, remove_stale_temps};
+use crate::host::cleanup;
 use crate::host::commit::commit;
 use crate::host::conf::ApplyConf;
 use crate::host::history::{self, Event};
-use crate::host::journal::{Journal, Record, Status};
+use crate::host::journal::{Journal, Record, Status, FORMAT};
 use crate::host::plan::{split, Counts, Obsolete, Plan};
 use crate::host::policy::Policy;
 use crate::host::reaper::Reaper;
@@ -324,7 +324,7 @@ fn tar_size(manifest: &Manifest) -> u64 {
 fn undo_staging(root: &Root, state: &State, st: &Status) -> Result<()> {
     let Some(txid) = &st.txid else {
         // no whole `begin` record: nothing was staged
-        return Journal::remove(&state.journal_path());
+        return Journal::remove(state);
     };
     let prefix = format!(".sysup-{txid}-").into_bytes();
     let open = |dir: &[u8]| match root.resolve_dir(dir) {
@@ -373,21 +373,36 @@ fn undo_staging(root: &Root, state: &State, st: &Status) -> Result<()> {
             }
         }
     }
-    remove_stale_temps(&state.bases_dir())?;
-    Journal::remove(&state.journal_path())
+    state.remove_base_temps()?;
+    Journal::remove(state)
 }
 
 /// Record phase: the new base into `bases/`, then the installed record.
 fn record(state: &State, plan: &Plan) -> Result<()> {
+    // Both names are in `bases/`, reached through its descriptor: the plan
+    // holds no path of the host, so a root mounted elsewhere finishes too.
     let dest = state.base_path(&plan.target);
-    if plan.base_temp.exists() {
+    let bases = state.bases_fd();
+    let name = plan.target.file_name();
+    let temp = plan.base_temp.as_bytes();
+    let temp_shown = state.bases_dir().join(&plan.base_temp);
+    if bases.stat(temp).ctx("stat", &temp_shown)?.is_some() {
         fault("record-base-rename")
-            .and_then(|()| std::fs::rename(&plan.base_temp, &dest))
+            .and_then(|()| bases.rename(temp, bases, name.as_bytes()))
             .ctx("rename the new base to", &dest)?;
-        crate::fsutil::fsync_dir(&state.bases_dir())?;
+        bases.sync().ctx("fsync directory", state.bases_dir())?;
     }
     checkpoint("record-base");
-    let base_size = std::fs::metadata(&dest).ctx("stat", &dest)?.len();
+    let base_size = match bases.stat(name.as_bytes()).ctx("stat", &dest)? {
+        Some(st) if st.is_file() => st.size,
+        _ => {
+            return Err(Error::io(
+                "stat",
+                &dest,
+                io::Error::from_raw_os_error(libc::ENOENT),
+            ))
+        }
+    };
     state.write_installed(&Installed {
         id: plan.target.clone(),
         arch: plan.arch.clone(),
@@ -405,7 +420,6 @@ fn finish(
     plan: &Plan,
     opts: &ApplyOptions,
 ) -> Result<cleanup::Report> {
-    let path = state.journal_path();
     let progress = &opts.progress;
     // Frees the files the commit replaces while record and cleanup go on;
     // dropped (every one freed) when this returns.
@@ -413,12 +427,12 @@ fn finish(
     if !journal_st.is_some_and(|s| s.committed) {
         progress.step(format!("commit {}", plan.target), None, Unit::Items);
         commit(root, plan, &mut reaper)?;
-        Journal::reopen(&path)?.append(&Record::Committed, true)?;
+        Journal::reopen(state)?.append(&Record::Committed, true)?;
         checkpoint("committed");
     }
     if !journal_st.is_some_and(|s| s.recorded) {
         record(state, plan)?;
-        Journal::reopen(&path)?.append(&Record::Recorded, true)?;
+        Journal::reopen(state)?.append(&Record::Recorded, true)?;
         checkpoint("recorded");
     }
     progress.step(format!("clean up {}", plan.target), None, Unit::Items);
@@ -434,7 +448,7 @@ fn finish(
         .clone()
         .unwrap_or_else(|| action_of(plan).into());
     history::append(
-        &state.history_path(),
+        state,
         &Event {
             time: history::now(),
             user: history::current_user(),
@@ -450,7 +464,7 @@ fn finish(
         },
     )?;
     checkpoint("cleanup-before-journal-drop");
-    Journal::remove(&path)?;
+    Journal::remove(state)?;
     progress.done();
     Ok(report)
 }
@@ -467,7 +481,7 @@ fn action_of(plan: &Plan) -> &'static str {
 /// or an error interrupted; returns the target of one it finished.
 /// Writes: the interrupted apply's remaining phases, or the undo.
 fn resume(root: &Root, state: &State, opts: &ApplyOptions) -> Result<Option<DistId>> {
-    let Some(st) = Journal::load(&state.journal_path())? else {
+    let Some(st) = Journal::load(state)? else {
         return Ok(None);
     };
     match &st.plan {
@@ -592,7 +606,7 @@ fn apply_with(opts: &ApplyOptions, held: Option<&Lock>) -> Result<ApplyReport> {
             if !opts.dry_run {
                 let installed = state.installed(&target.name).ok().flatten();
                 let _ = history::append(
-                    &state.history_path(),
+                    &state,
                     &Event {
                         time: history::now(),
                         user: history::current_user(),
@@ -702,9 +716,10 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
     let mut base_out = if opts.dry_run {
         None
     } else {
-        remove_stale_temps(&state.bases_dir())?;
+        state.remove_base_temps()?;
+        // Created through the descriptor of `bases/` (a new name, O_EXCL).
         Some(AtomicFile::create_with_mode(
-            &state.base_path(&target),
+            &state.bases_fd_path().join(target.file_name()),
             0o600,
         )?)
     };
@@ -738,13 +753,22 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
     let mut journal = if opts.dry_run {
         None
     } else {
-        let mut j = Journal::create(&state.journal_path())?;
+        let mut j = Journal::create(state)?;
+        // A kept base is named by the target alone: its path changes with
+        // the root's mount point.
+        let kept_base = opts.files.len() == 1 && opts.files[0] == state.base_path(&target);
         let begun = j.append(
             &Record::Begin {
+                format: FORMAT,
                 txid: txid.clone(),
                 target: target.clone(),
                 from: from.clone(),
-                inputs: opts.files.clone(),
+                inputs: if kept_base {
+                    vec![]
+                } else {
+                    opts.files.clone()
+                },
+                kept_base,
                 started_at: history::now(),
             },
             true,
@@ -752,7 +776,7 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
         if let Err(e) = begun {
             // Nothing was staged: a journal of nothing must not stay behind.
             drop(j);
-            let _ = Journal::remove(&state.journal_path());
+            let _ = Journal::remove(state);
             return Err(e);
         }
         Some(j)
@@ -828,13 +852,21 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
             .ctx("write", base_out.as_ref().expect("not dry").temp_path())?;
         let base_out = base_out.expect("not a dry run");
         fault("base-fsync").ctx("fsync", base_out.temp_path())?;
-        let base_temp = base_out.keep()?;
+        // Its name alone: the record phase finds it in `bases/`.
+        let base_temp = base_out
+            .keep()?
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
 
         // The plan: what commit, record and cleanup do.
         let mut obsolete: Vec<Obsolete> = Vec::new();
         if let Some(old) = &old_meta {
             for e in old.manifest.entries() {
-                if new_manifest.get(&e.path).is_none() {
+                // `var`, `var/db` an old dist shipped hold sysup's state
+                if new_manifest.get(&e.path).is_none()
+                    && !crate::host::state::touches_state(&e.path)
+                {
                     obsolete.push(Obsolete {
                         path: e.path.clone(),
                         config_sha256: if e.config { e.sha256 } else { None },
@@ -847,6 +879,7 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
             if new_manifest.get(&p).is_none()
                 && !obsolete.iter().any(|o| o.path == p)
                 && crate::manifest::is_safe_rel(&p)
+                && !crate::host::state::touches_state(&p)
             {
                 obsolete.push(Obsolete {
                     path: p,
@@ -902,7 +935,7 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
         Err(e) => {
             drop(journal);
             if !opts.dry_run {
-                if let Some(st) = Journal::load(&state.journal_path())? {
+                if let Some(st) = Journal::load(state)? {
                     undo_staging(root, state, &st)?;
                 }
             }
@@ -1083,6 +1116,7 @@ fn stream_and_stage<R: Read>(
         (Mode::Fresh | Mode::Upgrade, Some(k)) => Some(k.clone()),
         _ => None,
     };
+    crate::host::stage::refuse_state_paths(label, &manifest, &[], meta.kernel.as_ref())?;
     let mut stager = Stager::new(
         root,
         journal,
@@ -1116,6 +1150,7 @@ fn stream_and_stage<R: Read>(
                         .filter(|l| !l.is_empty())
                         .map(str::to_string)
                         .collect();
+                    crate::host::stage::refuse_state_paths(label, &manifest, &obsolete, None)?;
                 }
                 UPGRADE_MEMBER if upgrade.is_none() => {
                     upgrade = Some(read_meta_member(seg, size, 16 << 20, label, "upgrade")?);

@@ -5,6 +5,8 @@
 //! - obsolete paths are reached without following any symlink: if an old
 //!   directory became a symlink (merged /usr), following it could delete a
 //!   file the new dist just installed, so such a path is left alone;
+//! - nothing of sysup's state directory, nor a directory on its way
+//!   (`var`, `var/db`), is ever removed here;
 //! - a path the new MANIFEST ships is never removed; an obsolete config
 //!   file the admin modified, and a directory that still holds files, are
 //!   kept and reported;
@@ -15,7 +17,6 @@
 //!   minimum age.
 
 use std::io::Write;
-use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::error::{Error, IoContext, Result};
@@ -90,6 +91,11 @@ fn remove_obsolete(root: &Root, plan: &Plan, report: &mut Report) -> Result<()> 
     }
     for o in &plan.obsolete {
         let shown = String::from_utf8_lossy(&o.path).into_owned();
+        if crate::host::state::touches_state(&o.path) {
+            // never planned (apply.rs), but a plan is read back from a file
+            report.kept.push(format!("{shown} (sysup's own state)"));
+            continue;
+        }
         let Some((d, name)) = parent_nofollow(root, &o.path)? else {
             continue;
         };
@@ -185,12 +191,15 @@ pub fn prune_bases(
             continue;
         }
         if !dry_run {
-            std::fs::remove_file(&b.path).ctx("remove", &b.path)?;
+            state.remove_base(&b.id)?;
         }
         removed.push(b);
     }
     if !removed.is_empty() && !dry_run {
-        crate::fsutil::fsync_dir(&state.bases_dir())?;
+        state
+            .bases_fd()
+            .sync()
+            .ctx("fsync directory", state.bases_dir())?;
     }
     Ok(removed)
 }
@@ -224,18 +233,4 @@ pub fn cleanup(
     )?;
     report.pruned = pruned.iter().map(|b| b.id.to_string()).collect();
     Ok(report)
-}
-
-/// Remove stale temporary files of an aborted apply from `bases/`.
-/// Writes: removes `.*.tmp` files in `bases/`.
-pub fn remove_stale_temps(bases: &Path) -> Result<()> {
-    for e in std::fs::read_dir(bases).ctx("list", bases)? {
-        let e = e.ctx("list", bases)?;
-        let n = e.file_name();
-        let n = n.to_string_lossy();
-        if n.starts_with('.') && n.ends_with(".tmp") {
-            std::fs::remove_file(e.path()).ctx("remove", e.path())?;
-        }
-    }
-    Ok(())
 }

@@ -6,15 +6,19 @@
 //! rewritten; a torn line left by a crash mid-append is sealed by the next
 //! append and skipped — and counted, so it is reported, never hidden — when
 //! reading; a record carrying a transaction id already at the end of the log
-//! is not appended twice (a re-run after a crash in cleanup).
+//! is not appended twice (a re-run after a crash in cleanup); the log is
+//! reached through the state directory's descriptor, never through a link
+//! (state.rs).
 
-use std::fs::OpenOptions;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::io::Read;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{IoContext, Result};
+use crate::host::state::State;
+
+/// The log's file name in the state directory.
+const NAME: &str = "history";
 
 /// One history record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,12 +69,11 @@ pub struct Log {
 }
 
 /// Read every complete record, counting lines that are not.
-pub fn read(path: &Path) -> Result<Log> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Log::default()),
-        Err(e) => return Err(Error::io("read history", path, e)),
-    };
+pub fn read(state: &State) -> Result<Log> {
+    Ok(parse(&state.read_file(NAME)?.unwrap_or_default()))
+}
+
+fn parse(bytes: &[u8]) -> Log {
     let mut log = Log::default();
     for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
         match serde_json::from_slice(line) {
@@ -78,15 +81,20 @@ pub fn read(path: &Path) -> Result<Log> {
             Err(_) => log.damaged += 1,
         }
     }
-    Ok(log)
+    log
 }
 
 /// Append a record and fsync it.
-/// Writes: appends one line to `path` (after a newline if the file ends torn).
-pub fn append(path: &Path, event: &Event) -> Result<()> {
-    let existing = std::fs::read(path).unwrap_or_default();
+/// Writes: appends one line to the log (after a newline if it ends torn).
+pub fn append(state: &State, event: &Event) -> Result<()> {
+    let path = state.history_path();
+    let mut f = state
+        .open_file(NAME, libc::O_RDWR | libc::O_APPEND | libc::O_CREAT, 0o600)?
+        .expect("O_CREAT");
+    let mut existing = Vec::new();
+    f.read_to_end(&mut existing).ctx("read history", &path)?;
     if let Some(tx) = &event.txid {
-        if read(path)?.events.last().and_then(|e| e.txid.as_ref()) == Some(tx) {
+        if parse(&existing).events.last().and_then(|e| e.txid.as_ref()) == Some(tx) {
             return Ok(());
         }
     }
@@ -96,15 +104,9 @@ pub fn append(path: &Path, event: &Event) -> Result<()> {
     }
     line.extend(serde_json::to_vec(event).expect("events serialize"));
     line.push(b'\n');
-    let mut f = OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .open(path)
-        .ctx("open history", path)?;
     crate::host::checkpoint::fault_write(&mut f, &line, "history-append")
-        .ctx("append to history", path)?;
-    f.sync_data().ctx("fsync history", path)
+        .ctx("append to history", &path)?;
+    f.sync_data().ctx("fsync history", &path)
 }
 
 #[cfg(test)]
@@ -130,26 +132,27 @@ mod tests {
     #[test]
     fn torn_lines_are_tolerated_and_sealed() {
         let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("history");
-        append(&p, &ev("a")).unwrap();
+        let s = State::open(d.path()).unwrap();
+        let p = s.history_path();
+        append(&s, &ev("a")).unwrap();
         // a crash mid-append leaves half a line
-        let mut f = OpenOptions::new().append(true).open(&p).unwrap();
+        let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
         std::io::Write::write_all(&mut f, br#"{"time":2,"us"#).unwrap();
-        let log = read(&p).unwrap();
+        let log = read(&s).unwrap();
         assert_eq!((log.events, log.damaged), (vec![ev("a")], 1));
-        append(&p, &ev("b")).unwrap();
+        append(&s, &ev("b")).unwrap();
         // sealed: the next record is whole, the torn line still counted
-        let log = read(&p).unwrap();
+        let log = read(&s).unwrap();
         assert_eq!((log.events, log.damaged), (vec![ev("a"), ev("b")], 1));
     }
 
     #[test]
     fn the_same_transaction_is_recorded_once() {
         let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("history");
-        append(&p, &ev("a")).unwrap();
-        append(&p, &ev("a")).unwrap();
-        append(&p, &ev("b")).unwrap();
-        assert_eq!(read(&p).unwrap().events.len(), 2);
+        let s = State::open(d.path()).unwrap();
+        append(&s, &ev("a")).unwrap();
+        append(&s, &ev("a")).unwrap();
+        append(&s, &ev("b")).unwrap();
+        assert_eq!(read(&s).unwrap().events.len(), 2);
     }
 }

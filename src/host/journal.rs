@@ -13,30 +13,56 @@
 //!   re-run rolls *forward*; before it, a re-run removes what was staged.
 //! - `committed`, `recorded`: the commit and record phases are done.
 //!
-//! Invariant: a torn last line (crash mid-append, or a write that failed
-//! half way) is ignored: it can only be a record whose action had not
-//! started yet; and it is cut off before anything is appended after it.
+//! Invariants:
+//! - a torn last line (crash mid-append, or a write that failed half way)
+//!   is ignored: it can only be a record whose action had not started yet;
+//!   and it is cut off before anything is appended after it;
+//! - every path a record holds that the finish or the undo acts on is
+//!   relative to the root (directories and staged names) or to `bases/`
+//!   (the new base's temporary), so a root mounted elsewhere (a rescue
+//!   system's `--root /mnt/sysimage`, then the real boot) finishes the same
+//!   apply; `begin`'s `inputs` are the files as the admin named them, only
+//!   shown (`status` prints the command that resumes), never opened;
+//! - `begin` carries the journal [`FORMAT`]; a journal of another format (an
+//!   older sysup's, with absolute paths) is refused, never guessed at;
+//! - the journal is reached through the state directory's descriptor,
+//!   never through a link (state.rs).
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::io::Read;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
 use crate::host::checkpoint::{fault, fault_write};
 use crate::host::plan::Plan;
+use crate::host::state::State;
 use crate::name::DistId;
+
+/// The journal's file name in the state directory.
+const NAME: &str = "journal";
+
+/// The format of the records written here: 2 holds root-relative paths only.
+pub const FORMAT: u32 = 2;
 
 /// One journal line.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase")]
 pub enum Record {
     Begin {
+        /// [`FORMAT`]; missing (0) in an older sysup's journal.
+        #[serde(default)]
+        format: u32,
         txid: String,
         target: DistId,
         from: Option<DistId>,
+        /// As named on the command line: shown, never opened.
         inputs: Vec<PathBuf>,
+        /// The single input is the kept base of the target (a rollback or
+        /// a repair from it).
+        #[serde(default)]
+        kept_base: bool,
         started_at: i64,
     },
     /// A directory sysup created (not a dist entry): removed if empty on abort.
@@ -82,6 +108,7 @@ pub struct Status {
     pub target: Option<DistId>,
     pub from: Option<DistId>,
     pub inputs: Vec<PathBuf>,
+    pub kept_base: bool,
     pub started_at: i64,
     pub mkdirs: Vec<Vec<u8>>,
     pub dirs: Vec<(Vec<u8>, i64)>,
@@ -102,18 +129,13 @@ impl Journal {
     /// what may remain is a journal of nothing (a crash before its first
     /// record was whole), which is emptied.
     /// Writes: creates (or empties) the journal file.
-    pub fn create(path: &Path) -> Result<Journal> {
-        let file = OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .open(path)
-            .ctx("create journal", path)?;
-        file.set_len(0).ctx("create journal", path)?;
-        Ok(Journal {
-            file,
-            path: path.to_path_buf(),
-        })
+    pub fn create(state: &State) -> Result<Journal> {
+        let path = state.journal_path();
+        let file = state
+            .open_file(NAME, libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT, 0o600)?
+            .expect("O_CREAT");
+        file.set_len(0).ctx("create journal", &path)?;
+        Ok(Journal { file, path })
     }
 
     /// Reopen an existing journal to append. A record torn by a crash or a
@@ -121,22 +143,24 @@ impl Journal {
     /// next record would be glued to it, and that line — no longer the last,
     /// so no longer ignored — would make the whole journal unreadable.
     /// Writes: truncates a torn last line away (fsynced).
-    pub fn reopen(path: &Path) -> Result<Journal> {
-        let file = OpenOptions::new()
-            .append(true)
-            .open(path)
-            .ctx("open journal", path)?;
-        let bytes = std::fs::read(path).ctx("read journal", path)?;
+    pub fn reopen(state: &State) -> Result<Journal> {
+        let path = state.journal_path();
+        let Some(mut file) = state.open_file(NAME, libc::O_RDWR | libc::O_APPEND, 0)? else {
+            return Err(Error::io(
+                "open journal",
+                &path,
+                std::io::Error::from_raw_os_error(libc::ENOENT),
+            ));
+        };
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).ctx("read journal", &path)?;
         let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         if whole < bytes.len() {
             file.set_len(whole as u64)
                 .and_then(|()| file.sync_data())
-                .ctx("cut the torn record off journal", path)?;
+                .ctx("cut the torn record off journal", &path)?;
         }
-        Ok(Journal {
-            file,
-            path: path.to_path_buf(),
-        })
+        Ok(Journal { file, path })
     }
 
     /// Append a record; with `durable`, fsync before returning.
@@ -154,11 +178,10 @@ impl Journal {
     }
 
     /// Read and fold a journal; `None` when there is none.
-    pub fn load(path: &Path) -> Result<Option<Status>> {
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io("read journal", path, e)),
+    pub fn load(state: &State) -> Result<Option<Status>> {
+        let path = state.journal_path();
+        let Some(bytes) = state.read_file(NAME)? else {
+            return Ok(None);
         };
         let mut st = Status::default();
         let lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
@@ -174,23 +197,34 @@ impl Journal {
                 Err(e) => {
                     return Err(Error::Metadata {
                         what: "journal",
-                        path: path.to_path_buf(),
+                        path,
                         reason: format!("line {}: {e}", i + 1),
                     })
                 }
             };
             match rec {
+                Record::Begin { format, .. } if format != FORMAT => {
+                    return Err(Error::Refused(format!(
+                        "'{}' is an interrupted apply journal of format {format}, written by \
+                         another version of sysup (this one reads format {FORMAT}); finish it \
+                         with that version, or check the root and remove the journal",
+                        path.display()
+                    )))
+                }
                 Record::Begin {
+                    format: _,
                     txid,
                     target,
                     from,
                     inputs,
+                    kept_base,
                     started_at,
                 } => {
                     st.txid = Some(txid);
                     st.target = Some(target);
                     st.from = from;
                     st.inputs = inputs;
+                    st.kept_base = kept_base;
                     st.started_at = started_at;
                 }
                 Record::Mkdir { path } => st.mkdirs.push(path),
@@ -206,44 +240,55 @@ impl Journal {
 
     /// Remove the journal and make that durable.
     /// Writes: unlinks the journal, fsyncs its directory.
-    pub fn remove(path: &Path) -> Result<()> {
-        match std::fs::remove_file(path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io("remove journal", path, e)),
-        }
-        if let Some(d) = path.parent() {
-            crate::fsutil::fsync_dir(d)?;
-        }
-        Ok(())
+    pub fn remove(state: &State) -> Result<()> {
+        state.remove_file(NAME)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::OpenOptions;
 
     #[test]
     fn a_torn_record_is_cut_off_before_the_next_append() {
         // Regression (resource-fault tests): a record torn by a failed write
         // had the next one glued to it, and the journal became unreadable.
         let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("journal");
-        let mut j = Journal::create(&p).unwrap();
+        let s = State::open(d.path()).unwrap();
+        let p = s.journal_path();
+        let mut j = Journal::create(&s).unwrap();
         j.append(&Record::Committed, true).unwrap();
         drop(j);
         let mut f = OpenOptions::new().append(true).open(&p).unwrap();
         std::io::Write::write_all(&mut f, br#"{"op":"reco"#).unwrap();
-        assert!(Journal::load(&p).unwrap().unwrap().committed);
-        Journal::reopen(&p)
+        assert!(Journal::load(&s).unwrap().unwrap().committed);
+        Journal::reopen(&s)
             .unwrap()
             .append(&Record::Recorded, true)
             .unwrap();
-        let st = Journal::load(&p).unwrap().unwrap();
+        let st = Journal::load(&s).unwrap().unwrap();
         assert!(st.committed && st.recorded);
         // and create empties a journal of nothing
         std::fs::write(&p, br#"{"op":"beg"#).unwrap();
-        Journal::create(&p).unwrap();
+        Journal::create(&s).unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"");
+    }
+
+    #[test]
+    fn a_journal_of_an_older_format_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let s = State::open(d.path()).unwrap();
+        std::fs::write(
+            s.journal_path(),
+            concat!(
+                r#"{"op":"begin","txid":"ab","target":"world-2-20260102","from":null,"#,
+                r#""inputs":["/x/world-2-20260102.tar.gz"],"started_at":1}"#,
+                "\n"
+            ),
+        )
+        .unwrap();
+        let e = Journal::load(&s).unwrap_err().to_string();
+        assert!(e.contains("journal of format 0"), "{e}");
     }
 }

@@ -6,8 +6,6 @@
 //! it may meet after a crash at any point of an earlier attempt (see
 //! commit.rs for how each one recognises "already done").
 
-use std::path::PathBuf;
-
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digests;
@@ -93,8 +91,10 @@ pub struct Plan {
     pub arch: String,
     /// The new uncompressed tar.
     pub tar: Digests,
-    /// The new gzipped base, complete and fsynced, under a temporary name.
-    pub base_temp: PathBuf,
+    /// The new gzipped base, complete and fsynced, under this temporary
+    /// name in `bases/` (a name, not a path: the root may be mounted
+    /// elsewhere when the plan is finished).
+    pub base_temp: String,
     /// Directories of the new MANIFEST (opened without following symlinks).
     pub dist_dirs: Vec<Vec<u8>>,
     /// New directories (whole staged subtrees) renamed into place first.

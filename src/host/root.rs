@@ -175,6 +175,17 @@ impl Dir {
         Ok(unsafe { OwnedFd::from_raw_fd(fd) })
     }
 
+    /// Open a child file with `flags` (`O_NOFOLLOW | O_CLOEXEC` added):
+    /// a symlink in its place fails with `ELOOP`.
+    pub fn open_file_with(
+        &self,
+        name: &[u8],
+        flags: libc::c_int,
+        mode: libc::c_uint,
+    ) -> io::Result<File> {
+        self.open_child(name, flags, mode).map(File::from)
+    }
+
     /// Open a child directory without following a symlink.
     pub fn open_subdir(&self, name: &[u8]) -> io::Result<Dir> {
         let fd = self.open_child(name, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;

@@ -18,7 +18,10 @@
 //! journaled, so an abort removes it); every member must be described by the
 //! MANIFEST exactly (type, mode, owner, mtime, size, link, device, xattrs)
 //! and appear once; staged names are deterministic per transaction, so a
-//! re-run after a crash finds and replaces its own leftovers.
+//! re-run after a crash finds and replaces its own leftovers; nothing a
+//! dist names (entry, `OBSOLETE` entry, kernel directory) may be sysup's
+//! state directory or inside it, and `var`, `var/db` only directories
+//! ([`refuse_state_paths`], checked before anything is staged).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
@@ -95,6 +98,62 @@ fn bad_member(label: &str, path: &[u8], reason: impl Into<String>) -> Error {
             reason.into()
         ),
     }
+}
+
+/// Refuse, before anything is staged, a dist that names sysup's own state:
+/// an entry in `var/db/sysup` or the directory itself, an entry on its way
+/// (`var`, `var/db`) that is not a directory — a link there would move the
+/// state directory once committed — an `OBSOLETE` entry on or under that
+/// chain, or a kernel directory there. (sysup's own state is not the dist's
+/// to ship, remove or redirect.)
+pub fn refuse_state_paths(
+    label: &str,
+    manifest: &Manifest,
+    obsolete: &[String],
+    kernel: Option<&KernelDirs>,
+) -> Result<()> {
+    use crate::host::state::touches_state;
+    for e in manifest.entries() {
+        if !touches_state(&e.path) {
+            continue;
+        }
+        if e.path == STATE_DIR.as_bytes() || e.path.starts_with(format!("{STATE_DIR}/").as_bytes())
+        {
+            return Err(bad_member(
+                label,
+                &e.path,
+                "sysup's own state directory cannot be shipped",
+            ));
+        }
+        if e.kind != Kind::Dir {
+            return Err(bad_member(
+                label,
+                &e.path,
+                format!(
+                    "must be a directory: sysup's state directory {STATE_DIR} is under it, \
+                     and its path must stay a chain of real directories"
+                ),
+            ));
+        }
+    }
+    let refused = |what: &str, p: &str| Error::Tar {
+        path: label.into(),
+        reason: format!(
+            "{what} '{p}' names sysup's own state directory {STATE_DIR} or a directory on \
+             its way, which no dist may remove or replace"
+        ),
+    };
+    if let Some(p) = obsolete.iter().find(|p| touches_state(p.as_bytes())) {
+        return Err(refused("OBSOLETE entry", p));
+    }
+    if let Some(k) = kernel {
+        for d in [&k.install_dir, &k.keep_old] {
+            if touches_state(d.trim_matches('/').as_bytes()) {
+                return Err(refused("kernel directory", d));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn ioerr(root: &Root, action: &'static str, rel: &[u8], e: std::io::Error) -> Error {

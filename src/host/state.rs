@@ -8,32 +8,52 @@
 //!   journal                  the apply in progress, if any (see journal.rs)
 //!   history                  append-only audit log, one JSON object per line
 //!   download/                partial and finished downloads (sysup update)
+//!   mirror/serial            the last INDEX serial accepted (sysup update)
 //! ```
 //!
 //! Invariants:
-//! - the state directory is found by resolving `var/db/sysup` *inside* the
-//!   root, so a symlink in the root (even a hostile `var/db -> /etc`) can
-//!   never send sysup's own writes outside it;
+//! - the state directory is a chain of real directories: `var`, `var/db`
+//!   and `var/db/sysup` are opened from the root's descriptor one component
+//!   at a time with `O_NOFOLLOW`; a link (or anything not a directory) at
+//!   any of them is refused with an error naming it — never followed, not
+//!   even inside the root, so neither a prepared root nor a dist that once
+//!   shipped `var/db` as a link can move sysup's state. (No usual layout
+//!   links these: merged-/usr links `bin`, `lib`, `sbin`, never `var/db`.)
+//!   Dists may not ship them as anything but directories (stage.rs);
+//! - every file and subdirectory of the state directory is reached through
+//!   the descriptors opened here, with `O_NOFOLLOW` on its last component;
+//!   a link found anywhere in the state directory, `installed/`, `bases/`,
+//!   `download/` or `mirror/` is hostile (sysup never makes one): [`State::open`]
+//!   refuses the root, naming it, before any command reads or writes state;
 //! - `installed/<name>` is only ever replaced atomically, and only after its
 //!   base is durable in `bases/`;
 //! - every method says in its doc whether it writes to disk.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, Write};
+use std::fs::File;
+use std::io::{self, Read, Seek, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digests;
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil::write_atomic;
-use crate::host::root::Root;
+use crate::host::root::{Dir, Root};
 use crate::name::{DistId, DistName};
 
 /// The state directory, relative to the root.
 pub const STATE_DIR: &str = "var/db/sysup";
+
+/// Whether root-relative `path` is the state directory, inside it, or one
+/// of the directories on its way (`var`, `var/db`): what no path a dist
+/// names — member, `OBSOLETE` entry, removal, kernel directory — may be.
+pub fn touches_state(path: &[u8]) -> bool {
+    let state = STATE_DIR.as_bytes();
+    let under = |a: &[u8], b: &[u8]| a.len() > b.len() && a.starts_with(b) && a[b.len()] == b'/';
+    path == state || under(path, state) || under(state, path)
+}
 
 /// What is installed for one dist name.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,7 +82,13 @@ pub struct KeptBase {
 #[derive(Debug, Clone)]
 pub struct State {
     root: PathBuf,
+    /// `<root>/var/db/sysup`, for messages and reports (the chain to it is
+    /// real directories, checked when opened).
     dir: PathBuf,
+    fd: Arc<Dir>,
+    installed: Arc<Dir>,
+    bases: Arc<Dir>,
+    download: Arc<Dir>,
 }
 
 /// The held lock; released on drop (or when the process dies).
@@ -71,56 +97,134 @@ pub struct Lock {
     _file: File,
 }
 
-fn mkdir_private(p: &Path) -> Result<()> {
-    match fs::create_dir(p) {
-        Ok(()) => fs::set_permissions(p, fs::Permissions::from_mode(0o700)).ctx("chmod", p),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(Error::io("create directory", p, e)),
+/// The refusal of a link (or other stranger) in the state directory.
+fn hostile(shown: &Path, what: &str) -> Error {
+    Error::Refused(format!(
+        "'{}' is {what}: sysup's own state is reached only through real directories \
+         and files, never through a link; sysup did not make it — remove it and run again",
+        shown.display()
+    ))
+}
+
+/// An error of an `O_NOFOLLOW` open, a link in its place named as such.
+fn nofollow_err(e: io::Error, what: &'static str, shown: &Path) -> Error {
+    match e.raw_os_error() {
+        Some(libc::ELOOP) => hostile(shown, "a symbolic link"),
+        Some(libc::ENOTDIR) => hostile(shown, "not a directory"),
+        _ => Error::io(what, shown, e),
     }
 }
 
+/// Open (with `create`, making it first with `mode`) the real directory
+/// `name` in `parent`; `None` if missing and not created.
+fn real_dir(
+    parent: &Dir,
+    name: &str,
+    shown: &Path,
+    mode: u32,
+    create: bool,
+) -> Result<Option<Dir>> {
+    match parent.stat(name.as_bytes()).ctx("stat", shown)? {
+        None if !create => return Ok(None),
+        None => match parent.mkdir(name.as_bytes(), mode) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+            Err(e) => return Err(Error::io("create directory", shown, e)),
+        },
+        Some(st) if st.is_symlink() => return Err(hostile(shown, "a symbolic link")),
+        Some(st) if !st.is_dir() => return Err(hostile(shown, "not a directory")),
+        Some(_) => {}
+    }
+    parent
+        .open_subdir(name.as_bytes())
+        .map(Some)
+        .map_err(|e| nofollow_err(e, "open directory", shown))
+}
+
+/// Refuse anything in `dir` but regular files and directories.
+fn no_strangers(dir: &Dir, shown: &Path) -> Result<()> {
+    for name in dir.list().ctx("list", shown)? {
+        let p = shown.join(std::ffi::OsStr::from_bytes(&name));
+        match dir.stat(&name).ctx("stat", &p)? {
+            Some(st) if st.is_symlink() => return Err(hostile(&p, "a symbolic link")),
+            Some(st) if !st.is_dir() && !st.is_file() => {
+                return Err(hostile(&p, "neither a file nor a directory"))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Write `name` in `dir` atomically: a new temporary (`O_EXCL`, no link
+/// followed), fsynced, renamed over `name` (which replaces a link rather
+/// than writing through it), the directory fsynced.
+pub(crate) fn write_atomic_at(
+    dir: &Dir,
+    shown_dir: &Path,
+    name: &str,
+    data: &[u8],
+    mode: u32,
+) -> Result<()> {
+    let shown = shown_dir.join(name);
+    let tmp = format!(".{name}.{}.tmp", std::process::id());
+    let tmp_shown = shown_dir.join(&tmp);
+    let _ = dir.unlink(tmp.as_bytes()); // a stale one of this pid
+    let mut f = dir
+        .create_file(tmp.as_bytes())
+        .map_err(|e| nofollow_err(e, "create", &tmp_shown))?;
+    let written = f
+        .write_all(data)
+        .and_then(|()| {
+            use std::os::unix::fs::PermissionsExt;
+            f.set_permissions(std::fs::Permissions::from_mode(mode))
+        })
+        .and_then(|()| f.sync_all())
+        .ctx("write", &tmp_shown)
+        .and_then(|()| {
+            dir.rename(tmp.as_bytes(), dir, name.as_bytes())
+                .ctx("rename into place", &shown)
+        });
+    if let Err(e) = written {
+        let _ = dir.unlink(tmp.as_bytes());
+        return Err(e);
+    }
+    dir.sync().ctx("fsync directory", shown_dir)
+}
+
 impl State {
-    /// Find (creating when missing) the state directory of `root`.
-    /// Writes: creates missing `var`, `var/db`, `var/db/sysup` (0755, 0755, 0700).
+    /// Find (creating when missing) the state directory of `root`, refusing
+    /// one reached through a link or holding one.
+    /// Writes: creates missing `var`, `var/db`, `var/db/sysup` (0755, 0755,
+    /// 0700) and its `installed/`, `bases/`, `download/` (0700).
     pub fn open(root_path: &Path) -> Result<State> {
         let root = Root::open(root_path).ctx("open root", root_path)?;
+        let real_root = std::fs::canonicalize(root_path).ctx("resolve", root_path)?;
         let mut dir = root.dir().try_clone().ctx("open root", root_path)?;
-        let mut rel = String::new();
+        let mut shown = real_root.clone();
         for comp in STATE_DIR.split('/') {
-            if !rel.is_empty() {
-                rel.push('/');
-            }
-            rel.push_str(comp);
-            if dir
-                .stat(comp.as_bytes())
-                .ctx("stat", root.display(rel.as_bytes()))?
-                .is_none()
-            {
-                let mode = if comp == "sysup" { 0o700 } else { 0o755 };
-                dir.mkdir(comp.as_bytes(), mode)
-                    .ctx("create directory", root.display(rel.as_bytes()))?;
-            }
-            dir = root
-                .resolve_dir(rel.as_bytes())
-                .ctx("open directory", root.display(rel.as_bytes()))?;
+            shown.push(comp);
+            let mode = if comp == "sysup" { 0o700 } else { 0o755 };
+            dir = real_dir(&dir, comp, &shown, mode, true)?.expect("created");
         }
-        // The real path of what was resolved inside the root.
-        let real = dir
-            .real_path()
-            .ctx("resolve", root.display(STATE_DIR.as_bytes()))?;
-        let real_root = fs::canonicalize(root_path).ctx("resolve", root_path)?;
-        if !real.starts_with(&real_root) {
-            return Err(Error::Refused(format!(
-                "state directory '{}' resolves outside the root",
-                real.display()
-            )));
-        }
+        let sub = |name: &str| -> Result<Arc<Dir>> {
+            let d = real_dir(&dir, name, &shown.join(name), 0o700, true)?.expect("created");
+            Ok(Arc::new(d))
+        };
         let s = State {
             root: real_root,
-            dir: real,
+            installed: sub("installed")?,
+            bases: sub("bases")?,
+            download: sub("download")?,
+            dir: shown,
+            fd: Arc::new(dir),
         };
-        for sub in ["installed", "bases", "download"] {
-            mkdir_private(&s.dir.join(sub))?;
+        no_strangers(&s.fd, &s.dir)?;
+        no_strangers(&s.installed, &s.dir.join("installed"))?;
+        no_strangers(&s.bases, &s.dir.join("bases"))?;
+        no_strangers(&s.download, &s.dir.join("download"))?;
+        if let Some(m) = s.mirror_dir(false)? {
+            no_strangers(&m, &s.dir.join("mirror"))?;
         }
         Ok(s)
     }
@@ -130,38 +234,94 @@ impl State {
         &self.root
     }
 
-    /// The state directory (canonical path).
+    /// The state directory (canonical path; for messages and reports — its
+    /// files are reached through [`State::fd`]).
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    /// Where downloads go. Read-only.
+    /// The state directory's descriptor.
+    pub fn fd(&self) -> &Dir {
+        &self.fd
+    }
+
+    /// Where downloads go (for messages and reports). Read-only.
     pub fn download_dir(&self) -> PathBuf {
         self.dir.join("download")
     }
 
-    /// The journal file path. Read-only.
+    /// The download directory as a path that resolves through its held
+    /// descriptor (`/proc/self/fd/N`), for the code that works on paths:
+    /// valid while this `State` lives. Read-only.
+    pub fn download_fd_path(&self) -> PathBuf {
+        PathBuf::from(format!(
+            "/proc/self/fd/{}",
+            self.download.fd_ref().as_raw_fd()
+        ))
+    }
+
+    /// The download directory's descriptor.
+    pub fn download_fd(&self) -> &Dir {
+        &self.download
+    }
+
+    /// The journal file path (for messages). Read-only.
     pub fn journal_path(&self) -> PathBuf {
         self.dir.join("journal")
     }
 
-    /// The history file path. Read-only.
+    /// The history file path (for messages). Read-only.
     pub fn history_path(&self) -> PathBuf {
         self.dir.join("history")
+    }
+
+    /// Open the state directory's file `name` with `flags` (no link
+    /// followed; `None` when it is missing and `O_CREAT` is not given).
+    /// Writes: creates it with `O_CREAT`.
+    pub fn open_file(&self, name: &str, flags: libc::c_int, mode: u32) -> Result<Option<File>> {
+        let shown = self.dir.join(name);
+        match self
+            .fd
+            .open_file_with(name.as_bytes(), flags, mode as libc::c_uint)
+        {
+            Ok(f) => Ok(Some(f)),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+            Err(e) => Err(nofollow_err(e, "open", &shown)),
+        }
+    }
+
+    /// The whole content of the state directory's file `name`, `None` when
+    /// missing. Read-only.
+    pub fn read_file(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let Some(mut f) = self.open_file(name, libc::O_RDONLY, 0)? else {
+            return Ok(None);
+        };
+        let mut v = Vec::new();
+        f.read_to_end(&mut v).ctx("read", self.dir.join(name))?;
+        Ok(Some(v))
+    }
+
+    /// Remove the state directory's file `name` (missing is fine) durably.
+    /// Writes: unlinks it, fsyncs the state directory.
+    pub fn remove_file(&self, name: &str) -> Result<()> {
+        let shown = self.dir.join(name);
+        self.fd.unlink(name.as_bytes()).ctx("remove", &shown)?;
+        self.fd.sync().ctx("fsync directory", &self.dir)
+    }
+
+    /// `mirror/`, created (0700) with `create`; `None` if missing.
+    /// Writes: with `create`, makes the directory.
+    pub fn mirror_dir(&self, create: bool) -> Result<Option<Dir>> {
+        real_dir(&self.fd, "mirror", &self.dir.join("mirror"), 0o700, create)
     }
 
     /// Take the exclusive lock, or refuse at once naming the holder.
     /// Writes: creates `lock` and records this process's pid in it.
     pub fn lock(&self) -> Result<Lock> {
         let p = self.dir.join("lock");
-        let mut f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&p)
-            .ctx("open lock file", &p)?;
+        let mut f = self
+            .open_file("lock", libc::O_RDWR | libc::O_CREAT, 0o600)?
+            .expect("O_CREAT");
         // SAFETY: valid fd.
         let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if r != 0 {
@@ -190,27 +350,23 @@ impl State {
     /// proof that no other sysup is writing them.
     /// Writes: removes those files.
     pub fn remove_stale_temps(&self, _lock: &Lock) -> Result<()> {
-        for dir in [
-            self.dir.clone(),
-            self.dir.join("installed"),
-            self.dir.join("mirror"),
-        ] {
-            let entries = match fs::read_dir(&dir) {
-                Ok(r) => r,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(Error::io("list", &dir, e)),
-            };
-            for e in entries {
-                let e = e.ctx("list", &dir)?;
-                let name = e.file_name();
-                let name = name.to_string_lossy();
-                let is_file = e.file_type().is_ok_and(|t| t.is_file());
-                if is_file && name.starts_with('.') && name.ends_with(".tmp") {
-                    fs::remove_file(e.path()).ctx("remove", e.path())?;
-                }
-            }
+        let mirror = self.mirror_dir(false)?;
+        let dirs = [
+            (Some(&*self.fd), self.dir.clone()),
+            (Some(&*self.installed), self.dir.join("installed")),
+            (mirror.as_ref(), self.dir.join("mirror")),
+        ];
+        for (dir, shown) in dirs {
+            let Some(dir) = dir else { continue };
+            remove_temps_in(dir, &shown)?;
         }
         Ok(())
+    }
+
+    /// Remove stale temporary files of an aborted apply from `bases/`.
+    /// Writes: removes `.*.tmp` files in `bases/`.
+    pub fn remove_base_temps(&self) -> Result<()> {
+        remove_temps_in(&self.bases, &self.bases_dir())
     }
 
     fn installed_path(&self, name: &DistName) -> PathBuf {
@@ -220,28 +376,29 @@ impl State {
     /// What is installed for `name`. Read-only.
     pub fn installed(&self, name: &DistName) -> Result<Option<Installed>> {
         let p = self.installed_path(name);
-        match fs::read(&p) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map(Some)
-                .map_err(|e| Error::Metadata {
-                    what: "installed record",
-                    path: p,
-                    reason: e.to_string(),
-                }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io("read", &p, e)),
-        }
+        let mut f = match self.installed.open_file(name.to_string().as_bytes()) {
+            Ok(f) => f,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+            Err(e) => return Err(nofollow_err(e, "read", &p)),
+        };
+        let mut b = Vec::new();
+        f.read_to_end(&mut b).ctx("read", &p)?;
+        serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| Error::Metadata {
+                what: "installed record",
+                path: p,
+                reason: e.to_string(),
+            })
     }
 
     /// Everything installed, by name. Read-only.
     pub fn installed_all(&self) -> Result<Vec<Installed>> {
         let d = self.dir.join("installed");
         let mut out = Vec::new();
-        for e in fs::read_dir(&d).ctx("list", &d)? {
-            let e = e.ctx("list", &d)?;
-            let Some(name) = e
-                .file_name()
-                .to_str()
+        for n in self.installed.list().ctx("list", &d)? {
+            let Some(name) = std::str::from_utf8(&n)
+                .ok()
                 .and_then(|n| n.parse::<DistName>().ok())
             else {
                 continue; // temporary files of an atomic write
@@ -259,26 +416,43 @@ impl State {
         let p = self.installed_path(&rec.id.name);
         let json = serde_json::to_vec_pretty(rec).expect("Installed serializes");
         crate::host::checkpoint::fault("record-installed").ctx("write", &p)?;
-        write_atomic(&p, &json, 0o600)
+        write_atomic_at(
+            &self.installed,
+            &self.dir.join("installed"),
+            &rec.id.name.to_string(),
+            &json,
+            0o600,
+        )
     }
 
-    /// Path of the kept base of `id`. Read-only.
+    /// Path of the kept base of `id` (for messages, reports and as an
+    /// input to apply). Read-only.
     pub fn base_path(&self, id: &DistId) -> PathBuf {
         self.dir.join("bases").join(id.file_name())
     }
 
-    /// The bases directory. Read-only.
+    /// The bases directory (for messages). Read-only.
     pub fn bases_dir(&self) -> PathBuf {
         self.dir.join("bases")
+    }
+
+    /// The bases directory's descriptor.
+    pub fn bases_fd(&self) -> &Dir {
+        &self.bases
+    }
+
+    /// The bases directory as a path through its held descriptor (see
+    /// [`State::download_fd_path`]). Read-only.
+    pub fn bases_fd_path(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/self/fd/{}", self.bases.fd_ref().as_raw_fd()))
     }
 
     /// Kept bases of `name`, oldest first (by dist date, then rev). Read-only.
     pub fn bases(&self, name: &DistName) -> Result<Vec<KeptBase>> {
         let d = self.bases_dir();
         let mut out = Vec::new();
-        for e in fs::read_dir(&d).ctx("list", &d)? {
-            let e = e.ctx("list", &d)?;
-            let Some(file) = e.file_name().to_str().map(str::to_string) else {
+        for n in self.bases.list().ctx("list", &d)? {
+            let Ok(file) = String::from_utf8(n) else {
                 continue;
             };
             let Ok(id) = DistId::from_file_name(&file) else {
@@ -287,54 +461,118 @@ impl State {
             if &id.name != name {
                 continue;
             }
-            let md = e.metadata().ctx("stat", e.path())?;
-            use std::os::unix::fs::MetadataExt;
+            let path = d.join(&file);
+            let st = match self.bases.stat(file.as_bytes()).ctx("stat", &path)? {
+                Some(st) if st.is_file() => st,
+                Some(_) => return Err(hostile(&path, "not a regular file")),
+                None => continue,
+            };
             out.push(KeptBase {
                 id,
-                path: e.path(),
-                size: md.len(),
-                mtime: md.mtime(),
+                path,
+                size: st.size,
+                mtime: st.mtime,
             });
         }
         out.sort_by(|a, b| (a.id.date, &a.id.rev).cmp(&(b.id.date, &b.id.rev)));
         Ok(out)
     }
+
+    /// Remove the kept base of `id` (not durable until [`Dir::sync`] of
+    /// [`State::bases_fd`]). Writes: unlinks it.
+    pub fn remove_base(&self, id: &DistId) -> Result<()> {
+        self.bases
+            .unlink(id.file_name().as_bytes())
+            .ctx("remove", self.base_path(id))
+    }
+}
+
+/// Remove `.*.tmp` files in `dir`.
+fn remove_temps_in(dir: &Dir, shown: &Path) -> Result<()> {
+    for name in dir.list().ctx("list", shown)? {
+        if name.starts_with(b".") && name.ends_with(b".tmp") {
+            let p = shown.join(std::ffi::OsStr::from_bytes(&name));
+            if dir
+                .stat(&name)
+                .ctx("stat", &p)?
+                .is_some_and(|s| s.is_file())
+            {
+                dir.unlink(&name).ctx("remove", &p)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
-    fn state_dir_is_created_inside_the_root_even_through_hostile_links() {
+    fn a_state_directory_behind_a_link_is_refused_even_inside_the_root() {
         let t = tempfile::tempdir().unwrap();
         let root = t.path().join("root");
         let outside = t.path().join("outside");
         fs::create_dir_all(root.join("var")).unwrap();
+        fs::create_dir_all(root.join("elsewhere")).unwrap();
         fs::create_dir_all(&outside).unwrap();
-        std::os::unix::fs::symlink(&outside, root.join("var/db")).unwrap();
-        // the absolute link means <root>/<outside path>, which does not exist
-        let e = State::open(&root).unwrap_err().to_string();
-        assert!(e.contains("var/db"), "{e}");
-        assert_eq!(
-            fs::read_dir(&outside).unwrap().count(),
-            0,
-            "nothing written outside"
-        );
-        // a relative link that climbs out stops at the root: <root>/outside
-        fs::remove_file(root.join("var/db")).unwrap();
-        std::os::unix::fs::symlink("../../../outside", root.join("var/db")).unwrap();
-        fs::create_dir(root.join("outside")).unwrap();
-        let s = State::open(&root).unwrap();
-        assert_eq!(
-            s.dir(),
-            fs::canonicalize(root.join("outside/sysup")).unwrap()
-        );
-        assert_eq!(
-            fs::read_dir(&outside).unwrap().count(),
-            0,
-            "nothing written outside"
-        );
+        for target in [
+            outside.clone(),
+            "../../../outside".into(),
+            "../elsewhere".into(),
+        ] {
+            let _ = fs::remove_file(root.join("var/db"));
+            std::os::unix::fs::symlink(&target, root.join("var/db")).unwrap();
+            let e = State::open(&root).unwrap_err().to_string();
+            assert!(e.contains("var/db' is a symbolic link"), "{e}");
+            assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
+            assert_eq!(fs::read_dir(root.join("elsewhere")).unwrap().count(), 0);
+        }
+    }
+
+    #[test]
+    fn links_in_the_state_directory_are_refused() {
+        let t = tempfile::tempdir().unwrap();
+        State::open(t.path()).unwrap();
+        for name in [
+            "journal",
+            "installed/world",
+            "bases/world-1-20260101.tar.gz",
+        ] {
+            let p = t.path().join(STATE_DIR).join(name);
+            std::os::unix::fs::symlink("/etc/passwd", &p).unwrap();
+            let e = State::open(t.path()).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("{STATE_DIR}/{name}' is a symbolic link")),
+                "{e}"
+            );
+            fs::remove_file(&p).unwrap();
+        }
+        State::open(t.path()).unwrap();
+    }
+
+    #[test]
+    fn what_touches_the_state_directory() {
+        for p in [
+            "var",
+            "var/db",
+            "var/db/sysup",
+            "var/db/sysup/history",
+            "var/db/sysup/bases/x",
+        ] {
+            assert!(touches_state(p.as_bytes()), "{p}");
+        }
+        for p in [
+            "va",
+            "var/dbx",
+            "var/db/sysupx",
+            "var/lib",
+            "etc",
+            "var/db/other",
+        ] {
+            assert!(!touches_state(p.as_bytes()), "{p}");
+        }
     }
 
     #[test]
