@@ -549,6 +549,9 @@ pub struct UpdateReport {
     pub applied: Vec<ApplyReport>,
     /// `up-to-date`, `downloaded` (with `--download-only`) or `applied`.
     pub result: &'static str,
+    /// An interrupted earlier apply this update finished (forward, to its
+    /// target) before anything else.
+    pub finished_interrupted: Option<DistId>,
 }
 
 /// Apply verified files through the host's apply (the `sysup apply` code),
@@ -617,7 +620,8 @@ pub fn update(opts: &UpdateOptions, progress: &crate::progress::Progress) -> Res
 
     let state = State::open(root)?;
     let lock = state.lock()?;
-    crate::host::apply::finish_interrupted(state.root(), &lock)?;
+    // An interrupted apply goes forward to its target first, and is said.
+    let finished_interrupted = crate::host::apply::finish_interrupted(state.root(), &lock)?;
 
     // 2. Signed INDEX: verify before parsing.
     let index_url = PathBuf::from(mirror.url(INDEX_FILE));
@@ -710,6 +714,7 @@ pub fn update(opts: &UpdateOptions, progress: &crate::progress::Progress) -> Res
         fetched_bytes,
         applied: Vec::new(),
         result: "up-to-date",
+        finished_interrupted,
     };
     if steps.is_empty() {
         return Ok(report);

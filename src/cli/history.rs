@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use crate::host::history;
+use crate::host::pending::pending;
 use crate::host::state::State;
 
 #[derive(clap::Args, Debug)]
@@ -17,13 +18,21 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> crate::Result<()> {
-    let state = State::open(&a.root)?;
-    let log = history::read(&state)?;
+    // Reading never writes: a root without sysup's state has no history.
+    let (log, pending) = match State::open_existing(&a.root)? {
+        Some(state) => (history::read(&state)?, pending(&state, &a.root)?),
+        None => (history::Log::default(), None),
+    };
     if a.json {
         return super::print_json(&serde_json::json!({
+            "pending": pending,
             "events": log.events,
             "damaged_lines": log.damaged,
         }));
+    }
+    // A pending apply first: it has no record yet.
+    if let Some(p) = &pending {
+        outln!("pending: {}", p.describe());
     }
     // One aligned row per record, oldest first, under a header.
     let mut rows = vec![[

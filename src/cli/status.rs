@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::host::journal::Journal;
+use crate::host::pending::{pending, Pending};
 use crate::host::state::{Installed, KeptBase, State};
 
 #[derive(clap::Args, Debug)]
@@ -27,31 +27,26 @@ struct NameStatus {
 }
 
 #[derive(Serialize)]
-struct Pending {
-    target: String,
-    committed: bool,
-    command: String,
-}
-
-#[derive(Serialize)]
 struct Status {
     root: PathBuf,
     names: Vec<NameStatus>,
     pending: Option<Pending>,
-}
-
-fn shell_quote(s: &str) -> String {
-    if s.chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/._-+=:~".contains(c))
-    {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
+    /// The pid of a sysup working on the root now (with or without a
+    /// pending apply: it may be checking, or cleaning).
+    running: Option<u32>,
 }
 
 pub fn run(a: Args) -> crate::Result<()> {
-    let state = State::open(&a.root)?;
+    // Reading never writes: a root without sysup's state has nothing installed.
+    let Some(state) = State::open_existing(&a.root)? else {
+        let s = Status {
+            root: a.root.clone(),
+            names: vec![],
+            pending: None,
+            running: None,
+        };
+        return print(&s, a.json);
+    };
     let mut names = Vec::new();
     for i in state.installed_all()? {
         names.push(NameStatus {
@@ -60,30 +55,26 @@ pub fn run(a: Args) -> crate::Result<()> {
             installed: i,
         });
     }
-    let pending = Journal::load(&state)?.and_then(|j| {
-        let target = j.target?;
-        let mut cmd = format!(
-            "sysup apply --root {}",
-            shell_quote(&a.root.to_string_lossy())
-        );
-        let kept = j.kept_base.then(|| state.base_path(&target));
-        for f in j.inputs.iter().chain(&kept) {
-            cmd.push(' ');
-            cmd.push_str(&shell_quote(&f.to_string_lossy()));
-        }
-        Some(Pending {
-            target: target.to_string(),
-            committed: j.plan.is_some(),
-            command: cmd,
-        })
-    });
+    let pending = pending(&state, &a.root)?;
+    let running = state.lock_holder()?;
     let s = Status {
         root: state.root().to_path_buf(),
         names,
         pending,
+        running,
     };
-    if a.json {
-        return super::print_json(&s);
+    print(&s, a.json)
+}
+
+fn print(s: &Status, json: bool) -> crate::Result<()> {
+    if json {
+        return super::print_json(s);
+    }
+    // A pending apply first: it is what the admin must know before the rest.
+    if let Some(p) = &s.pending {
+        outln!("pending      {}", p.describe());
+    } else if let Some(pid) = s.running {
+        outln!("running      sysup pid {pid} is working on this root now");
     }
     outln!("root         {}", s.root.display());
     if s.names.is_empty() {
@@ -108,18 +99,6 @@ pub fn run(a: Args) -> crate::Result<()> {
         outln!("  tar md5    {}", i.tar.md5_hex());
         outln!("  tar sha256 {}", i.tar.sha256_hex());
         outln!("  kept       {}", kept.join(", "));
-    }
-    if let Some(p) = &s.pending {
-        outln!(
-            "pending      interrupted apply to {} ({}); finish it with:\n  {}",
-            p.target,
-            if p.committed {
-                "verified, partly committed"
-            } else {
-                "staging, will be redone"
-            },
-            p.command
-        );
     }
     Ok(())
 }

@@ -58,6 +58,9 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
     if a.json {
         return super::print_json(&r);
     }
+    if let Some(f) = &r.finished_interrupted {
+        outln!("finished an interrupted apply to {f}");
+    }
     // --quiet: the per-name lines and the result, not the mirror and byte counts.
     if !ui.quiet {
         outln!("mirror {} (INDEX serial {})", r.mirror, r.serial);

@@ -8,7 +8,8 @@
 use std::path::PathBuf;
 
 use crate::error::Error;
-use crate::host::apply::{apply, ApplyOptions};
+use crate::host::apply::{apply_locked, finish_interrupted, ApplyOptions};
+use crate::host::pending::pending;
 use crate::host::state::State;
 use crate::host::verify::verify_root;
 
@@ -30,21 +31,43 @@ pub struct Args {
 }
 
 pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
-    let state = State::open(&a.root)?;
+    let nothing = || {
+        Error::Refused(format!(
+            "nothing is installed in {}: there is nothing to verify (is this the right --root?)",
+            a.root.display()
+        ))
+    };
+    // Reading never writes: no state directory is made where none is.
+    let state = State::open_existing(&a.root)?.ok_or_else(nothing)?;
     if a.repair {
         let reports = ui.with_progress(|progress| {
+            let lock = state.lock()?;
+            // An interrupted apply goes forward to its target first (recorded
+            // as what it was); the repair is then of what that installed —
+            // never back to the id installed before it.
+            let finished = finish_interrupted(&a.root, &lock)?;
             let mut reports = Vec::new();
             for inst in state.installed_all()? {
-                reports.push(apply(&ApplyOptions {
-                    root: a.root.clone(),
-                    files: vec![state.base_path(&inst.id)],
-                    action: Some("repair".into()),
-                    progress: progress.clone(),
-                    ..Default::default()
-                })?);
+                let mut r = apply_locked(
+                    &ApplyOptions {
+                        root: a.root.clone(),
+                        files: vec![state.base_path(&inst.id)],
+                        action: Some("repair".into()),
+                        progress: progress.clone(),
+                        ..Default::default()
+                    },
+                    &lock,
+                )?;
+                if finished.as_ref() == Some(&inst.id) {
+                    r.finished_interrupted = finished.clone();
+                }
+                reports.push(r);
             }
             crate::Result::Ok(reports)
         })?;
+        if reports.is_empty() {
+            return Err(nothing());
+        }
         if a.json {
             return super::print_json(&reports);
         }
@@ -53,12 +76,31 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
         }
         return Ok(());
     }
+    // A pending apply is named first. Past its commit point (or running)
+    // the tree is between two ids: comparing it with the old one would list
+    // every file the apply already changed, so verify waits for it.
+    if let Some(p) = pending(&state, &a.root)? {
+        if p.committed || p.running.is_some() {
+            return Err(Error::Refused(format!(
+                "{}; verify compares with what is installed once it is done{}",
+                p.describe(),
+                if p.running.is_none() {
+                    " (or run `sysup verify --repair`, which finishes it first)"
+                } else {
+                    ""
+                }
+            )));
+        }
+        // Staging only: the live tree is still the installed one.
+        if a.json {
+            eprintln!("note: {}", p.describe());
+        } else {
+            outln!("note: {}", p.describe());
+        }
+    }
     let findings = ui.with_progress(|progress| verify_root(&state, progress))?;
     if findings.is_empty() {
-        return Err(Error::Refused(format!(
-            "nothing is installed in {}: there is nothing to verify (is this the right --root?)",
-            a.root.display()
-        )));
+        return Err(nothing());
     }
     if a.json {
         super::print_json(&findings)?;

@@ -443,7 +443,9 @@ fn finish(
         opts.keep.unwrap_or(DEFAULT_KEEP),
         opts.min_age_days,
     )?;
-    let action = opts
+    // The plan's own action: a command that finishes another's interrupted
+    // apply (`verify --repair` after a killed upgrade) records that apply.
+    let action = plan
         .action
         .clone()
         .unwrap_or_else(|| action_of(plan).into());
@@ -919,6 +921,7 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
             config_kept: staged.config_kept,
             upgrade,
             counts: staged.counts,
+            action: opts.action.clone(),
         };
         checkpoint("staged-before-journal");
         journal.as_mut().expect("not a dry run").append(

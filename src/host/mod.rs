@@ -15,6 +15,7 @@ pub mod commit;
 pub mod conf;
 pub mod history;
 pub mod journal;
+pub mod pending;
 pub mod plan;
 pub mod policy;
 pub mod reaper;

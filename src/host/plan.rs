@@ -119,6 +119,12 @@ pub struct Plan {
     /// The dist's own cleanup step.
     pub upgrade: Option<Vec<u8>>,
     pub counts: Counts,
+    /// What the history records this apply as when it was asked for as
+    /// something else than its ids say (`rollback`, `repair`); `None`: from
+    /// the ids (install, upgrade, repair). Kept in the plan so whichever
+    /// command finishes an interrupted apply records what it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
 }
 
 /// `dir/name`, or `name` at the top.

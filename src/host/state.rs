@@ -198,6 +198,17 @@ impl State {
     /// Writes: creates missing `var`, `var/db`, `var/db/sysup` (0755, 0755,
     /// 0700) and its `installed/`, `bases/`, `download/` (0700).
     pub fn open(root_path: &Path) -> Result<State> {
+        Ok(State::open_with(root_path, true)?.expect("created"))
+    }
+
+    /// [`State::open`] for the commands that only read (`status`, `verify`,
+    /// `history`): `None` where the root has no complete state directory
+    /// (nothing was ever installed). Read-only: creates nothing.
+    pub fn open_existing(root_path: &Path) -> Result<Option<State>> {
+        State::open_with(root_path, false)
+    }
+
+    fn open_with(root_path: &Path, create: bool) -> Result<Option<State>> {
         let root = Root::open(root_path).ctx("open root", root_path)?;
         let real_root = std::fs::canonicalize(root_path).ctx("resolve", root_path)?;
         let mut dir = root.dir().try_clone().ctx("open root", root_path)?;
@@ -205,17 +216,24 @@ impl State {
         for comp in STATE_DIR.split('/') {
             shown.push(comp);
             let mode = if comp == "sysup" { 0o700 } else { 0o755 };
-            dir = real_dir(&dir, comp, &shown, mode, true)?.expect("created");
+            match real_dir(&dir, comp, &shown, mode, create)? {
+                Some(d) => dir = d,
+                None => return Ok(None),
+            }
         }
-        let sub = |name: &str| -> Result<Arc<Dir>> {
-            let d = real_dir(&dir, name, &shown.join(name), 0o700, true)?.expect("created");
-            Ok(Arc::new(d))
+        let sub = |name: &str| -> Result<Option<Arc<Dir>>> {
+            Ok(real_dir(&dir, name, &shown.join(name), 0o700, create)?.map(Arc::new))
+        };
+        let (Some(installed), Some(bases), Some(download)) =
+            (sub("installed")?, sub("bases")?, sub("download")?)
+        else {
+            return Ok(None);
         };
         let s = State {
             root: real_root,
-            installed: sub("installed")?,
-            bases: sub("bases")?,
-            download: sub("download")?,
+            installed,
+            bases,
+            download,
             dir: shown,
             fd: Arc::new(dir),
         };
@@ -226,7 +244,7 @@ impl State {
         if let Some(m) = s.mirror_dir(false)? {
             no_strangers(&m, &s.dir.join("mirror"))?;
         }
-        Ok(s)
+        Ok(Some(s))
     }
 
     /// The root (canonical path).
@@ -313,6 +331,37 @@ impl State {
     /// Writes: with `create`, makes the directory.
     pub fn mirror_dir(&self, create: bool) -> Result<Option<Dir>> {
         real_dir(&self.fd, "mirror", &self.dir.join("mirror"), 0o700, create)
+    }
+
+    /// The pid of the sysup that holds the lock now, if one is running.
+    /// Read-only: it looks the lock up in `/proc/locks` (a write lock on
+    /// the lock file's inode, held by the pid the file names) instead of
+    /// taking it, so asking never makes a starting apply refuse. `None`
+    /// where `/proc` cannot tell.
+    pub fn lock_holder(&self) -> Result<Option<u32>> {
+        let Some(mut f) = self.open_file("lock", libc::O_RDONLY, 0)? else {
+            return Ok(None);
+        };
+        let shown = self.dir.join("lock");
+        let ino = std::os::unix::fs::MetadataExt::ino(&f.metadata().ctx("stat", &shown)?);
+        let mut pid = String::new();
+        f.read_to_string(&mut pid).ctx("read", &shown)?;
+        let Ok(pid) = pid.trim().parse::<u32>() else {
+            return Ok(None);
+        };
+        let Ok(locks) = std::fs::read_to_string("/proc/locks") else {
+            return Ok(None);
+        };
+        // `1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF` (waiters: `1: -> FLOCK …`)
+        let held = locks.lines().any(|line| {
+            let w: Vec<&str> = line.split_whitespace().collect();
+            w.len() >= 6
+                && w[1] == "FLOCK"
+                && w[3] == "WRITE"
+                && w[4].parse::<u32>() == Ok(pid)
+                && w[5].rsplit(':').next().and_then(|i| i.parse::<u64>().ok()) == Some(ino)
+        });
+        Ok(held.then_some(pid))
     }
 
     /// Take the exclusive lock, or refuse at once naming the holder.
