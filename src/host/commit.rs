@@ -136,7 +136,9 @@ pub fn commit(root: &Root, plan: &Plan, reaper: &mut Reaper) -> Result<()> {
 }
 
 /// Set owner, mode, xattrs and mtime of an existing object in place; one
-/// that is gone or of the wrong kind by now was replaced, and is skipped.
+/// that is gone or of the wrong kind by now was replaced, and is skipped —
+/// but a symlink where a file or node was is refused: every change acts on
+/// the object itself (see root.rs), never through a link.
 fn set_attrs(root: &Root, res: &mut Resolver<'_>, a: &Attrs, want_dir: bool) -> Result<()> {
     let (parent, name) = split(&a.path);
     let d = dir_of(res, root, parent)?;
@@ -145,6 +147,15 @@ fn set_attrs(root: &Root, res: &mut Resolver<'_>, a: &Attrs, want_dir: bool) -> 
     };
     if st.is_dir() != want_dir {
         return Ok(());
+    }
+    if st.is_symlink() && !a.is_symlink {
+        // Not sysup's: staging saw a real object here. Someone put a link
+        // in its place since (a re-run after a crash gives them the time);
+        // a mode or xattr change would land on whatever it points to.
+        return Err(Error::Refused(format!(
+            "'{}' is a symbolic link where the dist has a file whose attributes change; sysup never changes attributes through a link — remove it and run the same command again (a repair then reinstalls the file)",
+            root.display(&a.path).display()
+        )));
     }
     d.chown(name, a.uid, a.gid)
         .map_err(|e| io_err(root, "chown", &a.path, e))?;

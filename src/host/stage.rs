@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::host::checkpoint::{checkpoint, fault, fault_write};
 use crate::host::journal::{Journal, Record};
 use crate::host::plan::{join, split, Attrs, Counts, KernelSwap, Rename};
-use crate::host::root::{Dir, Node, Resolver, Root, Stat};
+use crate::host::root::{fd, Dir, Node, Resolver, Root, Stat};
 use crate::host::state::STATE_DIR;
 use crate::manifest::{Entry, Kind, Manifest};
 use crate::spec::KernelDirs;
@@ -729,17 +729,17 @@ impl<'a> Stager<'a> {
                         actual: hex::encode(got),
                     });
                 }
-                self.chown(d, name, e).map_err(io("chown"))?;
+                // Through the descriptor, not the name: the staged name
+                // sits in a directory others may write, and could be
+                // swapped for a link meanwhile.
+                self.chown_fd(&f, e).map_err(io("chown"))?;
                 // chmod after chown: chown clears setuid/setgid bits
-                use std::os::unix::fs::PermissionsExt;
-                f.set_permissions(std::fs::Permissions::from_mode(e.mode))
-                    .map_err(io("chmod"))?;
+                fd::chmod(&f, e.mode).map_err(io("chmod"))?;
                 for (k, v) in &e.xattrs {
-                    d.set_xattr(name, k, v)
-                        .map_err(io("set extended attribute on"))?;
+                    fd::set_xattr(&f, k, v).map_err(io("set extended attribute on"))?;
                 }
+                fd::set_mtime(&f, e.mtime).map_err(io("set mtime of"))?;
                 drop(f);
-                d.set_mtime(name, e.mtime).map_err(io("set mtime of"))?;
             }
             Kind::Hardlink => {
                 let (hdir, hname, hrel) = holder.expect("hard links come with their holder");
@@ -779,8 +779,23 @@ impl<'a> Stager<'a> {
         let st = d
             .stat(name)?
             .ok_or_else(|| std::io::Error::from_raw_os_error(libc::ENOENT))?;
-        if u64::from(st.uid) == e.uid && u64::from(st.gid) == e.gid {
-            return Ok(());
+        if self.needs_chown((st.uid, st.gid), e)? {
+            d.chown(name, e.uid, e.gid)?;
+        }
+        Ok(())
+    }
+
+    /// [`Stager::chown`] of the inode a descriptor holds.
+    fn chown_fd(&self, f: &impl AsRawFd, e: &Entry) -> std::io::Result<()> {
+        if self.needs_chown(fd::owner(f)?, e)? {
+            fd::chown(f, e.uid, e.gid)?;
+        }
+        Ok(())
+    }
+
+    fn needs_chown(&self, (uid, gid): (u32, u32), e: &Entry) -> std::io::Result<bool> {
+        if u64::from(uid) == e.uid && u64::from(gid) == e.gid {
+            return Ok(false);
         }
         if self.euid != 0 && (e.uid != u64::from(self.euid) || e.gid != u64::from(self.egid)) {
             return Err(std::io::Error::new(
@@ -788,7 +803,7 @@ impl<'a> Stager<'a> {
                 format!("owner {}:{} needs root", e.uid, e.gid),
             ));
         }
-        d.chown(name, e.uid, e.gid)
+        Ok(true)
     }
 
     /// After the last member: every MANIFEST entry must have been seen; new
@@ -832,12 +847,15 @@ impl<'a> Stager<'a> {
                 };
                 let d = self.dir_of(pdir)?;
                 let rel = join(pdir, &name);
-                self.chown(&d, &name, &e)
+                // the staged directory's own descriptor (held since its
+                // creation), not its name in a directory others may write
+                let own = self.dir_of(path)?;
+                let own = own.fd_ref();
+                self.chown_fd(own, &e)
                     .map_err(|err| ioerr(self.root, "chown", &rel, err))?;
-                d.chmod(&name, e.mode)
-                    .map_err(|err| ioerr(self.root, "chmod", &rel, err))?;
+                fd::chmod(own, e.mode).map_err(|err| ioerr(self.root, "chmod", &rel, err))?;
                 for (k, v) in &e.xattrs {
-                    d.set_xattr(&name, k, v)
+                    fd::set_xattr(own, k, v)
                         .map_err(|err| ioerr(self.root, "set extended attribute on", &rel, err))?;
                 }
                 if let Ok(st) = nix::sys::stat::fstat(d.as_fd_raw()) {
