@@ -119,6 +119,7 @@ fn remove_obsolete(root: &Root, plan: &Plan, report: &mut Report) -> Result<()> 
                 }
             }
             fault("cleanup-remove")
+                .and_then(|()| d.disarm(&name))
                 .and_then(|()| d.unlink(&name))
                 .map_err(|e| Error::io("remove", root.display(&o.path), e))?;
             report.removed.push(shown);

@@ -8,7 +8,9 @@
 //!    one is kept as the old-kernel directory — so the previous kernel is
 //!    bootable at every instant;
 //! 3. files, symlinks, hard links and nodes renamed over their old names
-//!    (a rename replaces a running executable safely: no ETXTBSY);
+//!    (a rename replaces a running executable safely: no ETXTBSY; a
+//!    replaced setuid file still hard-linked elsewhere is stripped of its
+//!    setuid/setgid bits first);
 //!    then metadata-only changes set in place on files whose content stays;
 //! 4. critical files (`<path>.new` → `<path>`), second-to-last: libc and the
 //!    loader change only once everything that may need the new ones is in
@@ -66,6 +68,10 @@ fn rename_one(root: &Root, d: &Dir, r: &Rename, aside: &[u8], reaper: &mut Reape
             d.rename(&r.name, d, aside)
                 .map_err(|e| io_err(root, "move aside", &r.path(), e))?;
         } else if live.is_file() {
+            // a hard link made elsewhere must not keep a setuid copy of
+            // the old program
+            d.disarm(&r.name)
+                .map_err(|e| io_err(root, "strip setuid/setgid bits of", &r.path(), e))?;
             // only an optimisation: without the hold, the rename frees it
             if let Ok(fd) = d.hold(&r.name) {
                 reaper.keep(fd);

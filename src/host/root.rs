@@ -14,6 +14,17 @@
 //!
 //! Every other call takes a single path component (no `/`) relative to a
 //! [`Dir`] and never follows a final symlink.
+//!
+//! Attribute changes (owner, mode, times, xattrs) act on the object itself,
+//! never through a link: the child is opened with `O_NOFOLLOW` (read-only
+//! for a file or directory, `O_PATH` for anything else), checked with
+//! `fstat`, and changed through that descriptor, so swapping its name for a
+//! link at any instant cannot redirect the change. A mode or xattr change
+//! on a symlink is refused; its owner and times are the link's own. Objects
+//! sysup created itself are changed through the descriptor it created them
+//! with ([`fd`]). A regular file about to be replaced or removed while a
+//! hard link elsewhere still holds it loses its setuid/setgid bits and file
+//! capability first ([`Dir::disarm`]).
 
 use std::ffi::{CStr, CString, OsStr};
 use std::fs::File;
@@ -425,7 +436,10 @@ impl Dir {
                 }
                 self.rmdir(name)
             }
-            Some(_) => self.unlink(name),
+            Some(_) => {
+                self.disarm(name)?;
+                self.unlink(name)
+            }
         }
     }
 
@@ -498,6 +512,51 @@ impl Dir {
             // SAFETY: valid fd.
             cvt(unsafe { libc::fchmod(o.raw(), mode) }).map(drop)
         }
+    }
+
+    /// Strip setuid/setgid bits and a file capability from a regular file
+    /// that is about to be replaced or removed while another name still
+    /// holds its inode (a hard link made elsewhere would otherwise keep a
+    /// privileged copy of the old program, as dpkg also guards against).
+    /// Anything else is left alone.
+    pub fn disarm(&self, name: &[u8]) -> io::Result<()> {
+        match self.stat(name)? {
+            Some(st) if st.is_file() && st.nlink > 1 => {}
+            _ => return Ok(()),
+        }
+        let o = self.object(name)?;
+        if !o.st.is_file() || o.st.nlink < 2 {
+            return Ok(());
+        }
+        if o.st.perm() & 0o6000 != 0 {
+            let mode = (o.st.perm() & 0o1777) as libc::mode_t;
+            if o.path_only {
+                // SAFETY: valid C string naming the pinned regular file.
+                cvt(unsafe { libc::chmod(o.proc_path().as_ptr(), mode) })?;
+            } else {
+                // SAFETY: valid fd.
+                cvt(unsafe { libc::fchmod(o.raw(), mode) })?;
+            }
+        }
+        let key = c"security.capability";
+        // SAFETY: valid fd or C strings; the path names the pinned file.
+        let r = unsafe {
+            if o.path_only {
+                libc::removexattr(o.proc_path().as_ptr(), key.as_ptr())
+            } else {
+                libc::fremovexattr(o.raw(), key.as_ptr())
+            }
+        };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if !matches!(
+                e.raw_os_error(),
+                Some(libc::ENODATA) | Some(libc::EOPNOTSUPP)
+            ) {
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
     /// Set atime and mtime of a child: the object itself (a symlink's own
