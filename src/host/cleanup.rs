@@ -65,8 +65,31 @@ fn parent_nofollow(root: &Root, rel: &[u8]) -> Result<Option<(Dir, Vec<u8>)>> {
     Ok(Some((d, name.to_vec())))
 }
 
-/// Remove the plan's obsolete paths and the commit's asides.
+/// Remove the plan's obsolete paths and the commit's asides, then fsync
+/// every directory something was removed from: the journal is dropped after
+/// this, and a removal that a power loss undid would then be a leftover no
+/// later run knows of.
 fn remove_obsolete(root: &Root, plan: &Plan, report: &mut Report) -> Result<()> {
+    let mut touched = std::collections::BTreeSet::new();
+    remove_each(root, plan, report, &mut touched)?;
+    for dir in &touched {
+        if let Some((d, _)) = parent_nofollow(root, &crate::host::plan::join(dir, b"x"))? {
+            fault("cleanup-fsync-dir")
+                .and_then(|()| d.sync())
+                .map_err(|e| Error::io("fsync directory", root.display(dir), e))?;
+        }
+    }
+    Ok(())
+}
+
+/// [`remove_obsolete`] but the fsyncs; the parent of everything removed
+/// goes into `touched`.
+fn remove_each(
+    root: &Root,
+    plan: &Plan,
+    report: &mut Report,
+    touched: &mut std::collections::BTreeSet<Vec<u8>>,
+) -> Result<()> {
     // asides left by commit (the replaced directories and files)
     let all = plan
         .dir_renames
@@ -76,16 +99,28 @@ fn remove_obsolete(root: &Root, plan: &Plan, report: &mut Report) -> Result<()> 
     for (n, r) in all.enumerate() {
         if let Some((d, _)) = parent_nofollow(root, &crate::host::plan::join(&r.dir, b"x"))? {
             let aside = aside_name(&plan.txid, n);
-            d.remove_all(&aside)
-                .map_err(|e| Error::io("remove", root.display(&aside), e))?;
+            if d.stat(&aside)
+                .map_err(|e| Error::io("stat", root.display(&aside), e))?
+                .is_some()
+            {
+                d.remove_all(&aside)
+                    .map_err(|e| Error::io("remove", root.display(&aside), e))?;
+                touched.insert(r.dir.clone());
+            }
         }
     }
     if let Some(k) = &plan.kernel {
         let (kp, _) = split(k.dirs.keep_old.as_bytes());
         if let Some((d, _)) = parent_nofollow(root, &crate::host::plan::join(kp, b"x"))? {
             let aside = format!(".sysup-{}-aside-kernel", plan.txid).into_bytes();
-            d.remove_all(&aside)
-                .map_err(|e| Error::io("remove", root.display(&aside), e))?;
+            if d.stat(&aside)
+                .map_err(|e| Error::io("stat", root.display(&aside), e))?
+                .is_some()
+            {
+                d.remove_all(&aside)
+                    .map_err(|e| Error::io("remove", root.display(&aside), e))?;
+                touched.insert(kp.to_vec());
+            }
         }
     }
     for o in &plan.obsolete {
@@ -101,7 +136,10 @@ fn remove_obsolete(root: &Root, plan: &Plan, report: &mut Report) -> Result<()> 
         };
         if st.is_dir() {
             match d.rmdir(&name) {
-                Ok(()) => report.removed.push(shown),
+                Ok(()) => {
+                    report.removed.push(shown);
+                    touched.insert(split(&o.path).0.to_vec());
+                }
                 Err(e)
                     if matches!(e.raw_os_error(), Some(libc::ENOTEMPTY) | Some(libc::EEXIST)) =>
                 {
@@ -123,6 +161,7 @@ fn remove_obsolete(root: &Root, plan: &Plan, report: &mut Report) -> Result<()> 
                 .and_then(|()| d.unlink(&name))
                 .map_err(|e| Error::io("remove", root.display(&o.path), e))?;
             report.removed.push(shown);
+            touched.insert(split(&o.path).0.to_vec());
         }
         checkpoint("cleanup-obsolete");
     }

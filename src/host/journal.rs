@@ -101,7 +101,9 @@ impl Journal {
     /// Start a new journal. The caller finished or undid any earlier one;
     /// what may remain is a journal of nothing (a crash before its first
     /// record was whole), which is emptied.
-    /// Writes: creates (or empties) the journal file.
+    /// Writes: creates (or empties) the journal file, fsyncs its directory
+    /// (a record fsynced into a file whose name is not durable yet would be
+    /// lost with it).
     pub fn create(path: &Path) -> Result<Journal> {
         let file = OpenOptions::new()
             .append(true)
@@ -110,6 +112,9 @@ impl Journal {
             .open(path)
             .ctx("create journal", path)?;
         file.set_len(0).ctx("create journal", path)?;
+        if let Some(d) = path.parent() {
+            crate::fsutil::fsync_dir(d)?;
+        }
         Ok(Journal {
             file,
             path: path.to_path_buf(),
