@@ -11,7 +11,12 @@
 //!   yet is staged whole (`.sysup-<txid>-<n>` holding its children under
 //!   their final names) and goes live with one rename;
 //! - a locally modified config file is kept; its new version is staged to
-//!   go live as `<name>.sysupnew`.
+//!   go live as `<name>.sysupnew`;
+//! - a live directory the new dist makes a symlink, file or node is
+//!   replaced only if it holds nothing no dist shipped (nothing outside the
+//!   old MANIFEST, no config file changed since): otherwise the apply is
+//!   refused, naming the directory and what is in it, before anything live
+//!   changes.
 //!
 //! Invariants: nothing under a live name is created or changed here — only
 //! staged names, and missing directories *above* the dist's entries (each
@@ -461,6 +466,70 @@ impl<'a> Stager<'a> {
         Ok(())
     }
 
+    /// A live directory is about to be replaced by a non-directory (and
+    /// removed with everything in it): refuse if it holds anything no dist
+    /// shipped — not in the old MANIFEST, or a config file changed since.
+    fn refuse_unshipped(&mut self, path: &[u8], pdir: &[u8], base: &[u8], e: &Entry) -> Result<()> {
+        let sub = self
+            .dir_of(pdir)?
+            .open_subdir(base)
+            .map_err(|err| ioerr(self.root, "open directory", path, err))?;
+        let mut found = Vec::new();
+        self.unshipped_below(&sub, path, &mut found)
+            .map_err(|err| ioerr(self.root, "list", path, err))?;
+        if found.is_empty() {
+            return Ok(());
+        }
+        const SHOWN: usize = 5;
+        let mut list: Vec<String> = found
+            .iter()
+            .take(SHOWN)
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect();
+        if found.len() > SHOWN {
+            list.push(format!("and {} more", found.len() - SHOWN));
+        }
+        Err(Error::Refused(format!(
+            "'{}' is a directory holding what no dist shipped ({}), and the new dist makes it a {}; sysup never deletes what it did not ship: move those elsewhere and run the same command again",
+            self.root.display(path).display(),
+            list.join(", "),
+            match e.kind {
+                Kind::Symlink => "symbolic link",
+                Kind::Char | Kind::Block => "device node",
+                Kind::Fifo => "fifo",
+                _ => "file",
+            },
+        )))
+    }
+
+    /// Collect, below directory `dir` (root-relative `rel`), what no dist
+    /// shipped; an unshipped directory is listed once, not descended into.
+    /// Never follows a symlink.
+    fn unshipped_below(&self, dir: &Dir, rel: &[u8], out: &mut Vec<Vec<u8>>) -> std::io::Result<()> {
+        for name in dir.list()? {
+            let p = join(rel, &name);
+            let Some(st) = dir.stat(&name)? else { continue };
+            let Some(old) = self.old.and_then(|o| o.get(&p)) else {
+                out.push(p);
+                continue;
+            };
+            if st.is_dir() {
+                if old.kind == Kind::Dir {
+                    self.unshipped_below(&dir.open_subdir(&name)?, &p, out)?;
+                } else {
+                    out.push(p);
+                }
+            } else if old.config
+                && old.kind == Kind::File
+                && st.is_file()
+                && dir.sha256(&name).ok() != old.sha256
+            {
+                out.push(p); // a config file the admin changed
+            }
+        }
+        Ok(())
+    }
+
     fn parent_missing(&mut self, pdir: &[u8]) -> bool {
         self.resolver.dir(pdir).is_err()
     }
@@ -578,6 +647,9 @@ impl<'a> Stager<'a> {
             d.stat(base)
                 .map_err(|err| ioerr(self.root, "stat", &path, err))?
         };
+        if live.is_some_and(|s| s.is_dir()) {
+            self.refuse_unshipped(&path, pdir, base, e)?;
+        }
         // Config files the admin changed are kept; the new one goes beside.
         let mut final_name = base.to_vec();
         if e.config && e.kind == Kind::File && !inside_new && live.is_some_and(|s| s.is_file()) {
