@@ -90,9 +90,16 @@ fn a_resumed_apply_never_changes_attributes_through_a_planted_symlink() {
 
     let err = apply_fails(&root, &[&b]);
     let d = diff_snapshots(&before_out, &snapshot(&outside));
-    assert!(d.is_empty(), "the file outside the root changed:\n{}", d.join("\n"));
+    assert!(
+        d.is_empty(),
+        "the file outside the root changed:\n{}",
+        d.join("\n")
+    );
     assert_eq!(fs::metadata(&secret).unwrap().mode(), secret_md.mode());
-    assert!(err.contains("bin/tool"), "the error must name the path: {err}");
+    assert!(
+        err.contains("bin/tool"),
+        "the error must name the path: {err}"
+    );
     assert!(err.contains("symbolic link"), "and say why: {err}");
     assert!(fs::symlink_metadata(root.join("bin/tool"))
         .unwrap()
@@ -109,5 +116,9 @@ fn a_resumed_apply_never_changes_attributes_through_a_planted_symlink() {
     assert_eq!(md.mode() & 0o7777, 0o4755);
     assert_eq!(fs::read(root.join("bin/other")).unwrap(), b"b\n");
     let d = diff_snapshots(&before_out, &snapshot(&outside));
-    assert!(d.is_empty(), "the file outside the root changed:\n{}", d.join("\n"));
+    assert!(
+        d.is_empty(),
+        "the file outside the root changed:\n{}",
+        d.join("\n")
+    );
 }

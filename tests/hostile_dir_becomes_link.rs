@@ -146,10 +146,16 @@ fn what_appears_after_staging_is_kept_and_reported() {
         .arg(&root)
         .arg(&b));
     assert_eq!(fs::read(aside.join("late")).unwrap(), b"user's\n");
-    let left: Vec<_> = fs::read_dir(&aside).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let left: Vec<_> = fs::read_dir(&aside)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(left, ["late"], "only what no dist shipped stays");
     let hist = fs::read_to_string(root.join("var/db/sysup/history")).unwrap();
     let last: serde_json::Value = serde_json::from_str(hist.lines().last().unwrap()).unwrap();
     assert_eq!(last["removed"], 3, "{last}");
-    assert!(out.contains("opt/app/late"), "the report must name what was kept: {out}");
+    assert!(
+        out.contains("opt/app/late"),
+        "the report must name what was kept: {out}"
+    );
 }

@@ -76,8 +76,14 @@ fn a_replaced_setuid_file_leaves_no_setuid_hard_link_behind() {
     apply_ok(&root, &[&b]);
     assert_disarmed(&root);
     // the new binaries keep theirs
-    assert_eq!(fs::metadata(root.join("bin/su")).unwrap().mode() & 0o7777, 0o4755);
-    assert_eq!(fs::metadata(root.join("bin/wall")).unwrap().mode() & 0o7777, 0o2755);
+    assert_eq!(
+        fs::metadata(root.join("bin/su")).unwrap().mode() & 0o7777,
+        0o4755
+    );
+    assert_eq!(
+        fs::metadata(root.join("bin/wall")).unwrap().mode() & 0o7777,
+        0o2755
+    );
     assert_eq!(fs::read(root.join("bin/su")).unwrap(), b"new su\n");
 }
 

@@ -505,7 +505,12 @@ impl<'a> Stager<'a> {
     /// Collect, below directory `dir` (root-relative `rel`), what no dist
     /// shipped; an unshipped directory is listed once, not descended into.
     /// Never follows a symlink.
-    fn unshipped_below(&self, dir: &Dir, rel: &[u8], out: &mut Vec<Vec<u8>>) -> std::io::Result<()> {
+    fn unshipped_below(
+        &self,
+        dir: &Dir,
+        rel: &[u8],
+        out: &mut Vec<Vec<u8>>,
+    ) -> std::io::Result<()> {
         for name in dir.list()? {
             let p = join(rel, &name);
             let Some(st) = dir.stat(&name)? else { continue };
