@@ -292,29 +292,28 @@ impl Dir {
 
     /// Open a child for an attribute change, never following a symlink: a
     /// regular file or directory read-only (so `fchmod` and friends work on
-    /// it), anything else — or a file this user may not read — by `O_PATH`.
+    /// it), anything else — or a file that cannot be opened so — by
+    /// `O_PATH`, changed through `/proc/self/fd`.
     fn object(&self, name: &[u8]) -> io::Result<Object> {
         let fd = self.open_child(name, libc::O_PATH, 0)?;
         let st = fstat(fd.as_raw_fd())?;
         if st.is_file() || st.is_dir() {
             let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY;
-            match self.open_child(name, flags, 0) {
-                Ok(full) => {
-                    let st2 = fstat(full.as_raw_fd())?;
-                    if (st2.dev, st2.ino) != (st.dev, st.ino) {
-                        return Err(io::Error::other(format!(
-                            "'{}' was replaced while sysup set its attributes",
-                            String::from_utf8_lossy(name)
-                        )));
-                    }
-                    return Ok(Object {
-                        fd: full,
-                        st: st2,
-                        path_only: false,
-                    });
+            // Failing that (unreadable to this user, leased, swapped since),
+            // the O_PATH descriptor still holds the object first found.
+            if let Ok(full) = self.open_child(name, flags, 0) {
+                let st2 = fstat(full.as_raw_fd())?;
+                if (st2.dev, st2.ino) != (st.dev, st.ino) {
+                    return Err(io::Error::other(format!(
+                        "'{}' was replaced while sysup set its attributes",
+                        String::from_utf8_lossy(name)
+                    )));
                 }
-                Err(e) if e.raw_os_error() == Some(libc::EACCES) => {}
-                Err(e) => return Err(e),
+                return Ok(Object {
+                    fd: full,
+                    st: st2,
+                    path_only: false,
+                });
             }
         }
         Ok(Object {
