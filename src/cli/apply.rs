@@ -38,6 +38,17 @@ pub(crate) fn print_report(r: &ApplyReport, quiet: bool) -> crate::Result<()> {
     }
     if r.action == "resume" {
         try_outln!("{} is installed in {}", r.to, r.root.display())?;
+        if !r.removed.is_empty() {
+            let n = r.removed.len();
+            let s = if n == 1 { "" } else { "s" };
+            try_outln!("  removed      {n} path{s} no longer shipped")?;
+        }
+        for p in &r.config_kept {
+            try_outln!("  config kept: {p} (modified locally; new version in {p}.sysupnew)")?;
+        }
+        for k in &r.kept {
+            try_outln!("  not removed  {k}")?;
+        }
         return Ok(());
     }
     let what = if r.dry_run { "would " } else { "" };

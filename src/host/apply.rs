@@ -480,16 +480,21 @@ fn action_of(plan: &Plan) -> &'static str {
 }
 
 /// Finish (roll forward) or undo (remove its staging) an apply that a crash
-/// or an error interrupted; returns the target of one it finished.
+/// or an error interrupted; returns the plan of one it finished and what
+/// its cleanup did.
 /// Writes: the interrupted apply's remaining phases, or the undo.
-fn resume(root: &Root, state: &State, opts: &ApplyOptions) -> Result<Option<DistId>> {
+fn resume(
+    root: &Root,
+    state: &State,
+    opts: &ApplyOptions,
+) -> Result<Option<(Plan, cleanup::Report)>> {
     let Some(st) = Journal::load(state)? else {
         return Ok(None);
     };
     match &st.plan {
         Some(plan) if !opts.dry_run => {
-            finish(root, state, Some(&st), plan, opts)?;
-            Ok(Some(plan.target.clone()))
+            let report = finish(root, state, Some(&st), plan, opts)?;
+            Ok(Some((plan.clone(), report)))
         }
         Some(plan) => Err(Error::Refused(format!(
             "an interrupted apply to {} is pending; run it again without --dry-run to finish it",
@@ -512,7 +517,7 @@ pub fn finish_interrupted(root_path: &Path, lock: &Lock) -> Result<Option<DistId
         root: root_path.to_path_buf(),
         ..ApplyOptions::default()
     };
-    let done = resume(&root, &state, &opts)?;
+    let done = resume(&root, &state, &opts)?.map(|(plan, _)| plan.target);
     state.remove_stale_temps(lock)?;
     Ok(done)
 }
@@ -566,7 +571,8 @@ fn apply_with(opts: &ApplyOptions, held: Option<&Lock>) -> Result<ApplyReport> {
         state.remove_stale_temps(lock)?;
     }
     // An earlier run that stopped: finish or undo it first.
-    let finished_interrupted = resume(&root, &state, opts)?;
+    let resumed = resume(&root, &state, opts)?;
+    let finished_interrupted = resumed.as_ref().map(|(plan, _)| plan.target.clone());
     let repair = already_installed(&state, &input)?;
     let patch_not_needed = repair.is_some();
     let input = repair.unwrap_or(input);
@@ -579,8 +585,9 @@ fn apply_with(opts: &ApplyOptions, held: Option<&Lock>) -> Result<ApplyReport> {
     } else {
         vec![]
     };
-    if finished_interrupted.as_ref() == Some(&target) {
-        // The interrupted run was this very command: it is done now.
+    if let Some((plan, report)) = resumed.filter(|(plan, _)| plan.target == target) {
+        // The interrupted run was this very command: it is done now. What
+        // this run's part of the cleanup removed and kept is reported.
         return Ok(ApplyReport {
             root: state.root().to_path_buf(),
             action: "resume".into(),
@@ -588,12 +595,19 @@ fn apply_with(opts: &ApplyOptions, held: Option<&Lock>) -> Result<ApplyReport> {
             to: target,
             dry_run: false,
             finished_interrupted,
-            counts: Counts::default(),
-            config_kept: vec![],
-            removed: vec![],
-            kept: vec![],
-            upgrade_ran: false,
-            pruned: vec![],
+            counts: Counts {
+                removed: report.removed.len() as u64,
+                ..Counts::default()
+            },
+            config_kept: plan
+                .config_kept
+                .iter()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .collect(),
+            removed: report.removed,
+            kept: report.kept,
+            upgrade_ran: report.upgrade_ran,
+            pruned: report.pruned,
             tar: None,
             notes: vec![],
         });

@@ -114,6 +114,7 @@ pub const FAULTS_AFTER_COMMIT: &[&str] = &[
     "record-installed",
     "journal-recorded",
     "cleanup-remove",
+    "cleanup-fsync-dir",
     "history-append",
 ];
 

@@ -10,19 +10,27 @@
 //! - a path the new MANIFEST ships is never removed; an obsolete config
 //!   file the admin modified, and a directory that still holds files, are
 //!   kept and reported;
+//! - nothing no dist shipped is removed: an aside (a directory the commit
+//!   moved out of the way of a symlink or file) loses only what the plan's
+//!   obsolete list ships, each reported by its old path; anything else in
+//!   it stays, under the aside name, and is reported as kept (staging
+//!   refused to start if there was any; this catches what came after);
+//! - every directory something was removed from is fsynced before the
+//!   journal is dropped;
 //! - the upgrade step is the only external program an apply runs, and it
 //!   runs here, after every file is in place; it must be idempotent, as a
 //!   re-run after a crash runs it again;
 //! - pruning never removes the installed base, nor one younger than the
 //!   minimum age.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
 use crate::error::{Error, IoContext, Result};
 use crate::host::checkpoint::{checkpoint, fault};
 use crate::host::commit::aside_name;
-use crate::host::plan::{split, Plan};
+use crate::host::plan::{join, split, Plan};
 use crate::host::root::{Dir, Root};
 use crate::host::state::{KeptBase, State};
 use crate::name::{DistId, DistName};
@@ -66,27 +74,80 @@ fn parent_nofollow(root: &Root, rel: &[u8]) -> Result<Option<(Dir, Vec<u8>)>> {
     Ok(Some((d, name.to_vec())))
 }
 
-/// Remove the plan's obsolete paths and the commit's asides.
+/// Remove the plan's obsolete paths and the commit's asides, then fsync
+/// every directory something was removed from: the journal is dropped after
+/// this, and a removal that a power loss undid would then be a leftover no
+/// later run knows of.
 fn remove_obsolete(root: &Root, plan: &Plan, report: &mut Report) -> Result<()> {
+    let mut touched = std::collections::BTreeSet::new();
+    remove_each(root, plan, report, &mut touched)?;
+    for dir in &touched {
+        if let Some((d, _)) = parent_nofollow(root, &join(dir, b"x"))? {
+            fault("cleanup-fsync-dir")
+                .and_then(|()| d.sync())
+                .map_err(|e| Error::io("fsync directory", root.display(dir), e))?;
+        }
+    }
+    Ok(())
+}
+
+/// [`remove_obsolete`] but the fsyncs; the parent of everything removed
+/// goes into `touched`.
+fn remove_each(
+    root: &Root,
+    plan: &Plan,
+    report: &mut Report,
+    touched: &mut std::collections::BTreeSet<Vec<u8>>,
+) -> Result<()> {
     // asides left by commit (the replaced directories and files)
     let all = plan
         .dir_renames
         .iter()
         .chain(&plan.renames)
         .chain(&plan.critical);
+    let shipped: HashMap<&[u8], Option<[u8; 32]>> = plan
+        .obsolete
+        .iter()
+        .map(|o| (o.path.as_slice(), o.config_sha256))
+        .collect();
     for (n, r) in all.enumerate() {
-        if let Some((d, _)) = parent_nofollow(root, &crate::host::plan::join(&r.dir, b"x"))? {
+        if let Some((d, _)) = parent_nofollow(root, &join(&r.dir, b"x"))? {
             let aside = aside_name(&plan.txid, n);
-            d.remove_all(&aside)
-                .map_err(|e| Error::io("remove", root.display(&aside), e))?;
+            let Some(st) = d
+                .stat(&aside)
+                .map_err(|e| Error::io("stat", root.display(&join(&r.dir, &aside)), e))?
+            else {
+                continue;
+            };
+            touched.insert(r.dir.clone());
+            let now = join(&r.dir, &aside);
+            if st.is_dir() {
+                let sub = d
+                    .open_subdir(&aside)
+                    .map_err(|e| Error::io("open directory", root.display(&now), e))?;
+                let emptied = remove_shipped(root, &sub, &r.path(), &now, &shipped, report)?;
+                if !emptied {
+                    continue; // what is left was never shipped: kept, reported
+                }
+                d.rmdir(&aside)
+            } else {
+                d.disarm(&aside).and_then(|()| d.unlink(&aside))
+            }
+            .map_err(|e| Error::io("remove", root.display(&now), e))?;
         }
     }
     if let Some(k) = &plan.kernel {
         let (kp, _) = split(k.dirs.keep_old.as_bytes());
-        if let Some((d, _)) = parent_nofollow(root, &crate::host::plan::join(kp, b"x"))? {
+        if let Some((d, _)) = parent_nofollow(root, &join(kp, b"x"))? {
             let aside = format!(".sysup-{}-aside-kernel", plan.txid).into_bytes();
-            d.remove_all(&aside)
-                .map_err(|e| Error::io("remove", root.display(&aside), e))?;
+            if d.stat(&aside)
+                .map_err(|e| Error::io("stat", root.display(&aside), e))?
+                .is_some()
+            {
+                d.remove_all(&aside)
+                    .map_err(|e| Error::io("remove", root.display(&aside), e))?;
+                touched.insert(kp.to_vec());
+            }
         }
     }
     for o in &plan.obsolete {
@@ -107,7 +168,10 @@ fn remove_obsolete(root: &Root, plan: &Plan, report: &mut Report) -> Result<()> 
         };
         if st.is_dir() {
             match d.rmdir(&name) {
-                Ok(()) => report.removed.push(shown),
+                Ok(()) => {
+                    report.removed.push(shown);
+                    touched.insert(split(&o.path).0.to_vec());
+                }
                 Err(e)
                     if matches!(e.raw_os_error(), Some(libc::ENOTEMPTY) | Some(libc::EEXIST)) =>
                 {
@@ -125,13 +189,78 @@ fn remove_obsolete(root: &Root, plan: &Plan, report: &mut Report) -> Result<()> 
                 }
             }
             fault("cleanup-remove")
+                .and_then(|()| d.disarm(&name))
                 .and_then(|()| d.unlink(&name))
                 .map_err(|e| Error::io("remove", root.display(&o.path), e))?;
             report.removed.push(shown);
+            touched.insert(split(&o.path).0.to_vec());
         }
         checkpoint("cleanup-obsolete");
     }
     Ok(())
+}
+
+/// Empty `dir` — a directory moved aside by the commit, which stood at
+/// `orig` and is now at `now` — of what a dist shipped (the plan's obsolete
+/// paths; a config file only while it is as shipped), reporting each path
+/// removed by its original name. Anything else was put there by someone
+/// else (after staging checked there was none): it is kept where it is and
+/// reported. Returns whether `dir` is empty now.
+fn remove_shipped(
+    root: &Root,
+    dir: &Dir,
+    orig: &[u8],
+    now: &[u8],
+    shipped: &HashMap<&[u8], Option<[u8; 32]>>,
+    report: &mut Report,
+) -> Result<bool> {
+    let mut empty = true;
+    let names = dir
+        .list()
+        .map_err(|e| Error::io("list", root.display(now), e))?;
+    for name in names {
+        let (o, n) = (join(orig, &name), join(now, &name));
+        let shown = String::from_utf8_lossy(&o).into_owned();
+        let Some(st) = dir
+            .stat(&name)
+            .map_err(|e| Error::io("stat", root.display(&n), e))?
+        else {
+            continue;
+        };
+        let keep = |report: &mut Report, why: &str| {
+            report.kept.push(format!(
+                "{shown} ({why}; kept as {})",
+                root.display(&n).display()
+            ))
+        };
+        let Some(config) = shipped.get(o.as_slice()) else {
+            keep(report, "not shipped by any dist");
+            empty = false;
+            continue;
+        };
+        let removed = if st.is_dir() {
+            let sub = dir
+                .open_subdir(&name)
+                .map_err(|e| Error::io("open directory", root.display(&n), e))?;
+            if !remove_shipped(root, &sub, &o, &n, shipped, report)? {
+                empty = false;
+                continue;
+            }
+            dir.rmdir(&name)
+        } else {
+            if let Some(h) = config {
+                if st.is_file() && dir.sha256(&name).ok() != Some(*h) {
+                    keep(report, "config file modified locally");
+                    empty = false;
+                    continue;
+                }
+            }
+            dir.disarm(&name).and_then(|()| dir.unlink(&name))
+        };
+        removed.map_err(|e| Error::io("remove", root.display(&n), e))?;
+        report.removed.push(shown);
+    }
+    Ok(empty)
 }
 
 /// Run the dist's upgrade step with `/bin/sh`, `SYSUP_ROOT` set; its output

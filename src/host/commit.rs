@@ -8,7 +8,9 @@
 //!    one is kept as the old-kernel directory — so the previous kernel is
 //!    bootable at every instant;
 //! 3. files, symlinks, hard links and nodes renamed over their old names
-//!    (a rename replaces a running executable safely: no ETXTBSY);
+//!    (a rename replaces a running executable safely: no ETXTBSY; a
+//!    replaced setuid file still hard-linked elsewhere is stripped of its
+//!    setuid/setgid bits first);
 //!    then metadata-only changes set in place on files whose content stays;
 //! 4. critical files (`<path>.new` → `<path>`), second-to-last: libc and the
 //!    loader change only once everything that may need the new ones is in
@@ -66,6 +68,10 @@ fn rename_one(root: &Root, d: &Dir, r: &Rename, aside: &[u8], reaper: &mut Reape
             d.rename(&r.name, d, aside)
                 .map_err(|e| io_err(root, "move aside", &r.path(), e))?;
         } else if live.is_file() {
+            // a hard link made elsewhere must not keep a setuid copy of
+            // the old program
+            d.disarm(&r.name)
+                .map_err(|e| io_err(root, "strip setuid/setgid bits of", &r.path(), e))?;
             // only an optimisation: without the hold, the rename frees it
             if let Ok(fd) = d.hold(&r.name) {
                 reaper.keep(fd);
@@ -136,7 +142,9 @@ pub fn commit(root: &Root, plan: &Plan, reaper: &mut Reaper) -> Result<()> {
 }
 
 /// Set owner, mode, xattrs and mtime of an existing object in place; one
-/// that is gone or of the wrong kind by now was replaced, and is skipped.
+/// that is gone or of the wrong kind by now was replaced, and is skipped —
+/// but a symlink where a file or node was is refused: every change acts on
+/// the object itself (see root.rs), never through a link.
 fn set_attrs(root: &Root, res: &mut Resolver<'_>, a: &Attrs, want_dir: bool) -> Result<()> {
     let (parent, name) = split(&a.path);
     let d = dir_of(res, root, parent)?;
@@ -145,6 +153,15 @@ fn set_attrs(root: &Root, res: &mut Resolver<'_>, a: &Attrs, want_dir: bool) -> 
     };
     if st.is_dir() != want_dir {
         return Ok(());
+    }
+    if st.is_symlink() && !a.is_symlink {
+        // Not sysup's: staging saw a real object here. Someone put a link
+        // in its place since (a re-run after a crash gives them the time);
+        // a mode or xattr change would land on whatever it points to.
+        return Err(Error::Refused(format!(
+            "'{}' is a symbolic link where the dist has a file whose attributes change; sysup never changes attributes through a link — remove it and run the same command again (a repair then reinstalls the file)",
+            root.display(&a.path).display()
+        )));
     }
     d.chown(name, a.uid, a.gid)
         .map_err(|e| io_err(root, "chown", &a.path, e))?;

@@ -128,13 +128,16 @@ impl Journal {
     /// Start a new journal. The caller finished or undid any earlier one;
     /// what may remain is a journal of nothing (a crash before its first
     /// record was whole), which is emptied.
-    /// Writes: creates (or empties) the journal file.
+    /// Writes: creates (or empties) the journal file, fsyncs the state
+    /// directory (a record fsynced into a file whose name is not durable yet
+    /// would be lost with it).
     pub fn create(state: &State) -> Result<Journal> {
         let path = state.journal_path();
         let file = state
             .open_file(NAME, libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT, 0o600)?
             .expect("O_CREAT");
         file.set_len(0).ctx("create journal", &path)?;
+        state.fd().sync().ctx("fsync directory", state.dir())?;
         Ok(Journal { file, path })
     }
 

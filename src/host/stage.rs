@@ -11,7 +11,12 @@
 //!   yet is staged whole (`.sysup-<txid>-<n>` holding its children under
 //!   their final names) and goes live with one rename;
 //! - a locally modified config file is kept; its new version is staged to
-//!   go live as `<name>.sysupnew`.
+//!   go live as `<name>.sysupnew`;
+//! - a live directory the new dist makes a symlink, file or node is
+//!   replaced only if it holds nothing no dist shipped (nothing outside the
+//!   old MANIFEST, no config file changed since): otherwise the apply is
+//!   refused, naming the directory and what is in it, before anything live
+//!   changes.
 //!
 //! Invariants: nothing under a live name is created or changed here — only
 //! staged names, and missing directories *above* the dist's entries (each
@@ -35,7 +40,7 @@ use crate::error::{Error, Result};
 use crate::host::checkpoint::{checkpoint, fault, fault_write};
 use crate::host::journal::{Journal, Record};
 use crate::host::plan::{join, split, Attrs, Counts, KernelSwap, Rename};
-use crate::host::root::{Dir, Node, Resolver, Root, Stat};
+use crate::host::root::{fd, Dir, Node, Resolver, Root, Stat};
 use crate::host::state::STATE_DIR;
 use crate::manifest::{Entry, Kind, Manifest};
 use crate::spec::KernelDirs;
@@ -520,6 +525,75 @@ impl<'a> Stager<'a> {
         Ok(())
     }
 
+    /// A live directory is about to be replaced by a non-directory (and
+    /// removed with everything in it): refuse if it holds anything no dist
+    /// shipped — not in the old MANIFEST, or a config file changed since.
+    fn refuse_unshipped(&mut self, path: &[u8], pdir: &[u8], base: &[u8], e: &Entry) -> Result<()> {
+        let sub = self
+            .dir_of(pdir)?
+            .open_subdir(base)
+            .map_err(|err| ioerr(self.root, "open directory", path, err))?;
+        let mut found = Vec::new();
+        self.unshipped_below(&sub, path, &mut found)
+            .map_err(|err| ioerr(self.root, "list", path, err))?;
+        if found.is_empty() {
+            return Ok(());
+        }
+        const SHOWN: usize = 5;
+        let mut list: Vec<String> = found
+            .iter()
+            .take(SHOWN)
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect();
+        if found.len() > SHOWN {
+            list.push(format!("and {} more", found.len() - SHOWN));
+        }
+        Err(Error::Refused(format!(
+            "'{}' is a directory holding what no dist shipped ({}), and the new dist makes it a {}; sysup never deletes what it did not ship: move those elsewhere and run the same command again",
+            self.root.display(path).display(),
+            list.join(", "),
+            match e.kind {
+                Kind::Symlink => "symbolic link",
+                Kind::Char | Kind::Block => "device node",
+                Kind::Fifo => "fifo",
+                _ => "file",
+            },
+        )))
+    }
+
+    /// Collect, below directory `dir` (root-relative `rel`), what no dist
+    /// shipped; an unshipped directory is listed once, not descended into.
+    /// Never follows a symlink.
+    fn unshipped_below(
+        &self,
+        dir: &Dir,
+        rel: &[u8],
+        out: &mut Vec<Vec<u8>>,
+    ) -> std::io::Result<()> {
+        for name in dir.list()? {
+            let p = join(rel, &name);
+            let Some(st) = dir.stat(&name)? else { continue };
+            let Some(old) = self.old.and_then(|o| o.get(&p)) else {
+                out.push(p);
+                continue;
+            };
+            if st.is_dir() {
+                if old.kind == Kind::Dir {
+                    self.unshipped_below(&dir.open_subdir(&name)?, &p, out)?;
+                } else {
+                    out.push(p);
+                }
+            } else if old.config
+                && old.kind == Kind::File
+                && st.is_file()
+                && dir.sha256(&name).ok() != old.sha256
+            {
+                out.push(p); // a config file the admin changed
+            }
+        }
+        Ok(())
+    }
+
     fn parent_missing(&mut self, pdir: &[u8]) -> bool {
         self.resolver.dir(pdir).is_err()
     }
@@ -637,6 +711,9 @@ impl<'a> Stager<'a> {
             d.stat(base)
                 .map_err(|err| ioerr(self.root, "stat", &path, err))?
         };
+        if live.is_some_and(|s| s.is_dir()) {
+            self.refuse_unshipped(&path, pdir, base, e)?;
+        }
         // Config files the admin changed are kept; the new one goes beside.
         let mut final_name = base.to_vec();
         if e.config && e.kind == Kind::File && !inside_new && live.is_some_and(|s| s.is_file()) {
@@ -788,17 +865,17 @@ impl<'a> Stager<'a> {
                         actual: hex::encode(got),
                     });
                 }
-                self.chown(d, name, e).map_err(io("chown"))?;
+                // Through the descriptor, not the name: the staged name
+                // sits in a directory others may write, and could be
+                // swapped for a link meanwhile.
+                self.chown_fd(&f, e).map_err(io("chown"))?;
                 // chmod after chown: chown clears setuid/setgid bits
-                use std::os::unix::fs::PermissionsExt;
-                f.set_permissions(std::fs::Permissions::from_mode(e.mode))
-                    .map_err(io("chmod"))?;
+                fd::chmod(&f, e.mode).map_err(io("chmod"))?;
                 for (k, v) in &e.xattrs {
-                    d.set_xattr(name, k, v)
-                        .map_err(io("set extended attribute on"))?;
+                    fd::set_xattr(&f, k, v).map_err(io("set extended attribute on"))?;
                 }
+                fd::set_mtime(&f, e.mtime).map_err(io("set mtime of"))?;
                 drop(f);
-                d.set_mtime(name, e.mtime).map_err(io("set mtime of"))?;
             }
             Kind::Hardlink => {
                 let (hdir, hname, hrel) = holder.expect("hard links come with their holder");
@@ -838,8 +915,23 @@ impl<'a> Stager<'a> {
         let st = d
             .stat(name)?
             .ok_or_else(|| std::io::Error::from_raw_os_error(libc::ENOENT))?;
-        if u64::from(st.uid) == e.uid && u64::from(st.gid) == e.gid {
-            return Ok(());
+        if self.needs_chown((st.uid, st.gid), e)? {
+            d.chown(name, e.uid, e.gid)?;
+        }
+        Ok(())
+    }
+
+    /// [`Stager::chown`] of the inode a descriptor holds.
+    fn chown_fd(&self, f: &impl AsRawFd, e: &Entry) -> std::io::Result<()> {
+        if self.needs_chown(fd::owner(f)?, e)? {
+            fd::chown(f, e.uid, e.gid)?;
+        }
+        Ok(())
+    }
+
+    fn needs_chown(&self, (uid, gid): (u32, u32), e: &Entry) -> std::io::Result<bool> {
+        if u64::from(uid) == e.uid && u64::from(gid) == e.gid {
+            return Ok(false);
         }
         if self.euid != 0 && (e.uid != u64::from(self.euid) || e.gid != u64::from(self.egid)) {
             return Err(std::io::Error::new(
@@ -847,7 +939,7 @@ impl<'a> Stager<'a> {
                 format!("owner {}:{} needs root", e.uid, e.gid),
             ));
         }
-        d.chown(name, e.uid, e.gid)
+        Ok(true)
     }
 
     /// After the last member: every MANIFEST entry must have been seen; new
@@ -891,12 +983,15 @@ impl<'a> Stager<'a> {
                 };
                 let d = self.dir_of(pdir)?;
                 let rel = join(pdir, &name);
-                self.chown(&d, &name, &e)
+                // the staged directory's own descriptor (held since its
+                // creation), not its name in a directory others may write
+                let own = self.dir_of(path)?;
+                let own = own.fd_ref();
+                self.chown_fd(own, &e)
                     .map_err(|err| ioerr(self.root, "chown", &rel, err))?;
-                d.chmod(&name, e.mode)
-                    .map_err(|err| ioerr(self.root, "chmod", &rel, err))?;
+                fd::chmod(own, e.mode).map_err(|err| ioerr(self.root, "chmod", &rel, err))?;
                 for (k, v) in &e.xattrs {
-                    d.set_xattr(&name, k, v)
+                    fd::set_xattr(own, k, v)
                         .map_err(|err| ioerr(self.root, "set extended attribute on", &rel, err))?;
                 }
                 if let Ok(st) = nix::sys::stat::fstat(d.as_fd_raw()) {
