@@ -44,7 +44,7 @@ fn an_apply_interrupted_past_its_commit_point_finishes_on_a_moved_root() {
         std::fs::rename(&first, &second).unwrap();
         let status = ok(sysup().arg("status").arg("--root").arg(&second));
         assert!(
-            status.contains("interrupted apply to world-2"),
+            status.contains("interrupted apply of world-1-20260101 → world-2-20260102"),
             "{at}: {status}"
         );
         apply_ok(&second, &[&c.patches[0]]);
