@@ -28,6 +28,7 @@ pub mod fsutil;
 pub mod gz;
 pub mod host;
 pub mod index;
+pub mod interrupt;
 pub mod manifest;
 pub mod name;
 pub mod progress;

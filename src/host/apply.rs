@@ -542,6 +542,55 @@ fn already_installed(state: &State, input: &Input) -> Result<Option<Input>> {
     })
 }
 
+/// What an interrupt (Ctrl-C) of an apply does: records the attempt in
+/// history as `interrupted`, and says whether anything went live — before
+/// the journal's commit point nothing did and the next run removes the
+/// staging; past it the root is between two ids and the same command
+/// finishes it, forward.
+fn on_interrupt_record(opts: &ApplyOptions, target: &DistId) -> crate::interrupt::Guard {
+    let (root, target) = (opts.root.clone(), target.clone());
+    let action = opts.action.clone().unwrap_or_else(|| "apply".into());
+    crate::interrupt::on_interrupt(move |signal| {
+        let Ok(Some(state)) = State::open_existing(&root) else {
+            return format!("nothing of {target} went live");
+        };
+        let committed = matches!(Journal::load(&state), Ok(Some(st)) if st.plan.is_some());
+        let (said, line) = if committed {
+            (
+                format!("interrupted by {signal} past its commit point"),
+                format!(
+                    "the apply of {target} is past its commit point: run the same command again to finish it"
+                ),
+            )
+        } else {
+            (
+                format!("interrupted by {signal} before its commit point; nothing went live"),
+                format!(
+                    "nothing of {target} went live; the next sysup run removes what was staged"
+                ),
+            )
+        };
+        let installed = state.installed(&target.name).ok().flatten();
+        let _ = history::append(
+            &state,
+            &Event {
+                time: history::now(),
+                user: history::current_user(),
+                action: action.clone(),
+                name: target.name.to_string(),
+                from: installed.map(|i| i.id.to_string()),
+                to: Some(target.to_string()),
+                changed: 0,
+                removed: 0,
+                result: "interrupted".into(),
+                error: Some(said),
+                txid: None,
+            },
+        );
+        line
+    })
+}
+
 /// Apply `opts.files` to `opts.root`.
 pub fn apply(opts: &ApplyOptions) -> Result<ApplyReport> {
     apply_with(opts, None)
@@ -570,6 +619,7 @@ fn apply_with(opts: &ApplyOptions, held: Option<&Lock>) -> Result<ApplyReport> {
         // none of these is part of a pending plan (its base temp is in bases/)
         state.remove_stale_temps(lock)?;
     }
+    let _interrupt = (!opts.dry_run).then(|| on_interrupt_record(opts, input.target()));
     // An earlier run that stopped: finish or undo it first.
     let resumed = resume(&root, &state, opts)?;
     let finished_interrupted = resumed.as_ref().map(|(plan, _)| plan.target.clone());
