@@ -1055,6 +1055,7 @@ fn stream_and_stage<R: Read>(
             )));
         }
     }
+    crate::host::kernel_dirs::check(root, state, &meta, &manifest, old, label)?;
     let kernel = match (mode, &meta.kernel) {
         (Mode::Fresh | Mode::Upgrade, Some(k)) => Some(k.clone()),
         _ => None,

@@ -385,11 +385,15 @@ impl<'a> Stager<'a> {
 
     fn stage_dir(&mut self, e: &Entry, pdir: &[u8], base: &[u8]) -> Result<()> {
         let path = e.path.clone();
-        let swap_kernel = self
-            .kernel
-            .as_ref()
-            .is_some_and(|k| k.install_dir.as_bytes() == path.as_slice());
         let inside_new = self.new_dir_set.contains(pdir);
+        // Inside a new directory (a first install that brings `boot/`
+        // itself) there is no running kernel to keep: it is created with
+        // its parent.
+        let swap_kernel = !inside_new
+            && self
+                .kernel
+                .as_ref()
+                .is_some_and(|k| k.install_dir.as_bytes() == path.as_slice());
         let live = if inside_new || self.dry() && self.parent_missing(pdir) {
             None
         } else {
@@ -446,6 +450,20 @@ impl<'a> Stager<'a> {
             self.resolver.insert(&path, sub);
         }
         if swap_kernel {
+            if live.is_some() {
+                // the running kernel moves to keep_old: its parent must be
+                // there before the commit (created now, journaled)
+                let kp = split(
+                    self.kernel
+                        .as_ref()
+                        .expect("checked above")
+                        .keep_old
+                        .as_bytes(),
+                )
+                .0
+                .to_vec();
+                self.ensure_outer_dir(&kp)?;
+            }
             self.out.kernel = Some(KernelSwap {
                 dirs: self.kernel.clone().expect("checked above"),
                 staged: name,
