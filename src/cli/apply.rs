@@ -46,6 +46,9 @@ pub(crate) fn print_report(r: &ApplyReport, quiet: bool) -> crate::Result<()> {
     for p in &r.config_kept {
         try_outln!("  config kept: {p} (modified locally; new version in {p}.sysupnew)")?;
     }
+    if let Some(why) = &r.upgrade_skipped {
+        try_outln!("  warning: {why}")?;
+    }
     if quiet {
         return Ok(());
     }

@@ -89,6 +89,9 @@ pub struct ApplyReport {
     pub removed: Vec<String>,
     pub kept: Vec<String>,
     pub upgrade_ran: bool,
+    /// Why the dist's upgrade step was not run, when it was not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upgrade_skipped: Option<String>,
     pub pruned: Vec<String>,
     pub tar: Option<Digests>,
 }
@@ -436,6 +439,7 @@ fn finish(
             removed: report.removed.len() as u64,
             result: "ok".into(),
             error: None,
+            warning: report.upgrade_skipped.clone(),
             txid: Some(plan.txid.clone()),
         },
     )?;
@@ -557,6 +561,7 @@ fn apply_with(opts: &ApplyOptions, held: Option<&Lock>) -> Result<ApplyReport> {
             removed: vec![],
             kept: vec![],
             upgrade_ran: false,
+            upgrade_skipped: None,
             pruned: vec![],
             tar: None,
         });
@@ -582,6 +587,7 @@ fn apply_with(opts: &ApplyOptions, held: Option<&Lock>) -> Result<ApplyReport> {
                         removed: 0,
                         result: "error".into(),
                         error: Some(e.to_string()),
+                        warning: None,
                         txid: None,
                     },
                 );
@@ -795,6 +801,7 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
                 removed: vec![],
                 kept: vec![],
                 upgrade_ran: false,
+                upgrade_skipped: None,
                 pruned: vec![],
                 tar: Some(tar),
             })));
@@ -931,6 +938,7 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
         removed: report.removed,
         kept: report.kept,
         upgrade_ran: report.upgrade_ran,
+        upgrade_skipped: report.upgrade_skipped,
         pruned: report.pruned,
         tar: Some(plan.tar),
     })
