@@ -181,3 +181,67 @@ fn a_root_without_a_shell_gets_its_files_and_a_reported_step_not_run() {
     assert!(!root.join("var/db/sysup/journal").exists());
     assert!(root.join("usr/bin/ls").exists());
 }
+
+#[test]
+fn a_sysup_that_may_not_chroot_reports_the_step_not_run() {
+    // Without root, chroot(2) is refused: the host's shell must not run the
+    // step instead, and the apply says it was not run.
+    if !is_root() {
+        eprintln!("skipped: needs root to act as another user");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let marker = HostMarker::new();
+    let dir = t.path();
+    fs::create_dir_all(dir.join("tree/etc")).unwrap();
+    fs::create_dir_all(dir.join("tree/bin")).unwrap();
+    fs::create_dir_all(dir.join("tree/tmp")).unwrap();
+    fs::write(dir.join("tree/etc/motd"), b"hello\n").unwrap();
+    fs::copy(static_shell(), dir.join("tree/bin/sh")).unwrap();
+    fs::write(
+        dir.join("world.toml"),
+        "name = \"world\"\narch = \"x86_64\"\nupgrade = \"upgrade.sh\"\n",
+    )
+    .unwrap();
+    let m = marker.0.display();
+    fs::write(dir.join("upgrade.sh"), format!("echo ran > {m}\n")).unwrap();
+    fs::create_dir(dir.join("root")).unwrap();
+    // everything belongs to nobody, who builds and applies
+    ok(Command::new("chown").args(["-R", "65534:65534"]).arg(dir));
+    let nobody = |args: &[&str]| {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_sysup"))
+            .args(args);
+        c
+    };
+    let d = dir.display().to_string();
+    ok(&mut nobody(&[
+        "build",
+        &format!("{d}/world.toml"),
+        "--tree",
+        &format!("{d}/tree"),
+        "--rev",
+        "1",
+        "--date",
+        "20260101",
+        "--out",
+        &d,
+    ]));
+    let out = ok(&mut nobody(&[
+        "apply",
+        "--root",
+        &format!("{d}/root"),
+        &format!("{d}/world-1-20260101.tar.gz"),
+    ]));
+    assert!(
+        out.contains("upgrade step not run") && out.contains("not permitted"),
+        "{out}"
+    );
+    assert!(!marker.0.exists(), "the host's shell ran the step");
+    assert!(!dir
+        .join("root")
+        .join(marker.0.strip_prefix("/").unwrap())
+        .exists());
+    assert!(dir.join("root/etc/motd").is_file());
+}

@@ -98,5 +98,10 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
         "applied" => outln!("applied"),
         _ => {}
     }
+    for a in &r.applied {
+        if let Some(why) = &a.upgrade_skipped {
+            outln!("{}: warning: {why}", a.to);
+        }
+    }
     Ok(())
 }
