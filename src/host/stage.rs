@@ -10,12 +10,15 @@
 //! - a directory the dist describes that is not a real directory on the host
 //!   yet is staged whole (`.sysup-<txid>-<n>` holding its children under
 //!   their final names) and goes live with one rename;
+//! - a kernel's install directory is staged whole and swapped in by the
+//!   commit (the running one kept as `keep_old`) — unless its parent is new
+//!   too, when there is no running kernel to keep;
 //! - a locally modified config file is kept; its new version is staged to
 //!   go live as `<name>.sysupnew`.
 //!
 //! Invariants: nothing under a live name is created or changed here — only
-//! staged names, and missing directories *above* the dist's entries (each
-//! journaled, so an abort removes it); every member must be described by the
+//! staged names, and missing directories *above* the dist's entries or a
+//! kernel's `keep_old` (each journaled, so an abort removes it); every member must be described by the
 //! MANIFEST exactly (type, mode, owner, mtime, size, link, device, xattrs)
 //! and appear once; staged names are deterministic per transaction, so a
 //! re-run after a crash finds and replaces its own leftovers.
