@@ -209,7 +209,8 @@ fn run_upgrade(root: &Root, state: &State, plan: &Plan, script: &[u8]) -> Result
         Ok(out) => out,
         Err(e) if !on_this_system => {
             let why = match e.raw_os_error() {
-                Some(libc::ENOENT) => format!("{shown} has no /bin/sh"),
+                // (also a dynamic shell whose loader the root lacks)
+                Some(libc::ENOENT) => format!("{shown} has no /bin/sh it can run"),
                 Some(libc::ENOEXEC | libc::EACCES | libc::ENOTDIR | libc::ELIBBAD) => {
                     format!("{shown}/bin/sh cannot be run ({e})")
                 }
