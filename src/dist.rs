@@ -11,7 +11,8 @@
 //! tar extension headers are capped by the segmenter, so a hostile dist
 //! cannot make a reader allocate without bound; each metadata member
 //! appears once; the id in DIST must match the file name when a file name
-//! is given; a tar record is only taken when its version and CRC-32 hold,
+//! is given; a kernel's `[kernel]` directories pass the spec's own rules
+//! ([`KernelDirs::checked`]) and are kept normalised; a tar record is only taken when its version and CRC-32 hold,
 //! and a reader that takes it still checks the stream's length against it.
 
 use std::fmt;
@@ -120,7 +121,7 @@ impl DistMeta {
             reason,
         };
         let text = std::str::from_utf8(text).map_err(|_| err("not UTF-8".into()))?;
-        let m: DistMeta = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        let mut m: DistMeta = toml::from_str(text).map_err(|e| err(e.to_string()))?;
         if m.format != DIST_FORMAT {
             return Err(err(format!(
                 "format {} is not supported (this sysup reads {DIST_FORMAT})",
@@ -129,6 +130,12 @@ impl DistMeta {
         }
         if m.kernel.is_some() != m.id.name.is_kernel() {
             return Err(err("kernel settings do not match the dist name".into()));
+        }
+        if let Some(k) = &m.kernel {
+            // the build host's rules, again: a DIST is not trusted
+            let k = KernelDirs::checked(&k.install_dir, &k.keep_old)
+                .map_err(|(_, why)| err(format!("{}: [kernel] {why}", m.id)))?;
+            m.kernel = Some(k);
         }
         Ok(m)
     }

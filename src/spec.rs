@@ -9,6 +9,8 @@
 //!   depth; paths are relative to the tree root, with no leading `/`;
 //! - relative file keys (`obsolete`, `upgrade`) resolve against the spec's
 //!   directory, never the current directory;
+//! - a kernel's `install_dir` and `keep_old` pass [`KernelDirs::checked`],
+//!   which a host applies again to a dist's DIST (it trusts no build host);
 //! - `devices` (default `["dev/**"]`) says where the tree may hold character
 //!   and block device nodes; a host installs them only where its own
 //!   `etc/sysup.conf` allows too (`host::policy`).
@@ -19,6 +21,7 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use serde::Deserialize;
 
 use crate::error::{Error, IoContext, Result};
+use crate::host::state::STATE_DIR;
 use crate::name::DistName;
 
 /// A spec as written in TOML.
@@ -151,16 +154,50 @@ fn spec_err(path: &Path, reason: impl Into<String>) -> Error {
     }
 }
 
-/// Check a root-relative directory path from a kernel key.
-fn rel_dir(path: &Path, key: &str, v: &str) -> Result<String> {
-    let t = v.trim_matches('/');
-    if t.is_empty() || t.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
-        return Err(spec_err(
-            path,
-            format!("{key} = '{v}' must be a plain relative path"),
-        ));
+/// Whether root-relative `a` is `b` or inside it.
+fn within(a: &str, b: &str) -> bool {
+    a == b || a.strip_prefix(b).is_some_and(|r| r.starts_with('/'))
+}
+
+impl KernelDirs {
+    /// The one rule set for a kernel's directories, on the build host (a
+    /// spec) and on the host (a dist's DIST): each a plain relative path
+    /// (normalised: no leading or trailing `/`), the two apart (neither is,
+    /// or is inside, the other), and both clear of sysup's state directory
+    /// (neither it, inside it, nor above it) — the swap renames whatever is
+    /// at either. `Err` holds the key at fault and why.
+    pub fn checked(
+        install_dir: &str,
+        keep_old: &str,
+    ) -> std::result::Result<KernelDirs, (&'static str, String)> {
+        let plain = |key: &'static str, v: &str| {
+            let t = v.trim_matches('/');
+            if t.is_empty() || t.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+                return Err((key, format!("{key} = '{v}' must be a plain relative path")));
+            }
+            if within(t, STATE_DIR) || within(STATE_DIR, t) {
+                return Err((
+                    key,
+                    format!("{key} = '{v}' overlaps sysup's state directory {STATE_DIR}"),
+                ));
+            }
+            Ok(t.to_string())
+        };
+        let d = KernelDirs {
+            install_dir: plain("install_dir", install_dir)?,
+            keep_old: plain("keep_old", keep_old)?,
+        };
+        if within(&d.keep_old, &d.install_dir) || within(&d.install_dir, &d.keep_old) {
+            return Err((
+                "keep_old",
+                format!(
+                    "keep_old = '{}' and install_dir = '{}' must be apart (neither inside the other)",
+                    d.keep_old, d.install_dir
+                ),
+            ));
+        }
+        Ok(d)
     }
-    Ok(t.to_string())
 }
 
 impl Spec {
@@ -189,10 +226,9 @@ impl Spec {
             ));
         }
         let kernel = match (&name, raw.install_dir, raw.keep_old) {
-            (DistName::Kernel(_), Some(i), Some(k)) => Some(KernelDirs {
-                install_dir: rel_dir(path, "install_dir", &i)?,
-                keep_old: rel_dir(path, "keep_old", &k)?,
-            }),
+            (DistName::Kernel(_), Some(i), Some(k)) => {
+                Some(KernelDirs::checked(&i, &k).map_err(|(_, why)| spec_err(path, why))?)
+            }
             (DistName::Kernel(_), _, _) => {
                 return Err(spec_err(
                     path,
@@ -317,6 +353,28 @@ critical = ["usr/lib/*/libc.so.6"]"#,
         assert_eq!(k.kernel.unwrap().install_dir, "boot/kernel");
         let e = parse("name = [").unwrap_err();
         assert!(e.to_string().contains("world.toml"), "{e}");
+    }
+
+    #[test]
+    fn kernel_dirs_are_plain_apart_and_clear_of_the_state() {
+        let ok = KernelDirs::checked("/boot/kernel/", "boot/kernel.old").unwrap();
+        assert_eq!(
+            (ok.install_dir.as_str(), ok.keep_old.as_str()),
+            ("boot/kernel", "boot/kernel.old")
+        );
+        for (i, k, key) in [
+            ("boot/kernel", "../x", "keep_old"),
+            ("a/./b", "x", "install_dir"),
+            ("boot/kernel", "", "keep_old"),
+            ("var/db", "x", "install_dir"),
+            ("boot", "var/db/sysup/k", "keep_old"),
+            ("boot/kernel", "boot/kernel", "keep_old"),
+            ("boot/kernel", "boot/kernel/old", "keep_old"),
+            ("boot/kernel", "boot", "keep_old"),
+        ] {
+            assert_eq!(KernelDirs::checked(i, k).unwrap_err().0, key, "{i} {k}");
+        }
+        assert!(KernelDirs::checked("boot/kernel", "boot/kernel.old/x").is_ok());
     }
 
     #[test]

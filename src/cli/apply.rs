@@ -61,6 +61,9 @@ pub(crate) fn print_report(r: &ApplyReport, quiet: bool) -> crate::Result<()> {
     for p in &r.config_kept {
         try_outln!("  config kept: {p} (modified locally; new version in {p}.sysupnew)")?;
     }
+    if let Some(why) = &r.upgrade_skipped {
+        try_outln!("  warning: {why}")?;
+    }
     for k in &r.kept {
         try_outln!("  not removed  {k}")?;
     }

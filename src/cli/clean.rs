@@ -124,6 +124,7 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
                 removed: removed.len() as u64,
                 result: "ok".into(),
                 error: None,
+                warning: None,
                 txid: None,
             },
         )?;

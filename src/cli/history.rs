@@ -56,9 +56,10 @@ pub fn run(a: Args) -> crate::Result<()> {
             e.to.clone().unwrap_or_else(|| "-".into()),
             e.changed.to_string(),
             e.removed.to_string(),
-            match &e.error {
-                Some(m) => format!("{}: {m}", e.result),
-                None => e.result.clone(),
+            match (&e.error, &e.warning) {
+                (Some(m), _) => format!("{}: {m}", e.result),
+                (None, Some(w)) => format!("{} ({w})", e.result),
+                (None, None) => e.result.clone(),
             },
         ]);
     }

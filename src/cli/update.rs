@@ -105,5 +105,10 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
     for applied in &r.applied {
         super::apply::print_report(applied, ui.quiet)?;
     }
+    for a in &r.applied {
+        if let Some(why) = &a.upgrade_skipped {
+            outln!("{}: warning: {why}", a.to);
+        }
+    }
     Ok(())
 }

@@ -89,6 +89,9 @@ pub struct ApplyReport {
     pub removed: Vec<String>,
     pub kept: Vec<String>,
     pub upgrade_ran: bool,
+    /// Why the dist's upgrade step was not run, when it was not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upgrade_skipped: Option<String>,
     pub pruned: Vec<String>,
     pub tar: Option<Digests>,
     /// Things the admin should know about how the input was taken (a patch
@@ -462,6 +465,7 @@ fn finish(
             removed: report.removed.len() as u64,
             result: "ok".into(),
             error: None,
+            warning: report.upgrade_skipped.clone(),
             txid: Some(plan.txid.clone()),
         },
     )?;
@@ -584,6 +588,7 @@ fn on_interrupt_record(opts: &ApplyOptions, target: &DistId) -> crate::interrupt
                 removed: 0,
                 result: "interrupted".into(),
                 error: Some(said),
+                warning: None,
                 txid: None,
             },
         );
@@ -657,6 +662,7 @@ fn apply_with(opts: &ApplyOptions, held: Option<&Lock>) -> Result<ApplyReport> {
             removed: report.removed,
             kept: report.kept,
             upgrade_ran: report.upgrade_ran,
+            upgrade_skipped: report.upgrade_skipped,
             pruned: report.pruned,
             tar: None,
             notes: vec![],
@@ -684,6 +690,7 @@ fn apply_with(opts: &ApplyOptions, held: Option<&Lock>) -> Result<ApplyReport> {
                         removed: 0,
                         result: "error".into(),
                         error: Some(e.to_string()),
+                        warning: None,
                         txid: None,
                     },
                 );
@@ -907,6 +914,7 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
                 removed: vec![],
                 kept: vec![],
                 upgrade_ran: false,
+                upgrade_skipped: None,
                 pruned: vec![],
                 tar: Some(tar),
                 notes: vec![],
@@ -1054,6 +1062,7 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
         removed: report.removed,
         kept: report.kept,
         upgrade_ran: report.upgrade_ran,
+        upgrade_skipped: report.upgrade_skipped,
         pruned: report.pruned,
         tar: Some(plan.tar),
         notes: vec![],
@@ -1179,6 +1188,7 @@ fn stream_and_stage<R: Read>(
             )));
         }
     }
+    crate::host::kernel_dirs::check(root, state, &meta, &manifest, old, label)?;
     let kernel = match (mode, &meta.kernel) {
         (Mode::Fresh | Mode::Upgrade, Some(k)) => Some(k.clone()),
         _ => None,

@@ -19,12 +19,28 @@
 //!   journal is dropped;
 //! - the upgrade step is the only external program an apply runs, and it
 //!   runs here, after every file is in place; it must be idempotent, as a
-//!   re-run after a crash runs it again;
+//!   re-run after a crash runs it again — and a repair (same id) runs it
+//!   too; `SYSUP_FROM` is the id being left (empty on a first install),
+//!   `SYSUP_TO` the id installed, so a rollback runs the older dist's step
+//!   with FROM the newer id;
+//! - on the root `/` it runs with `/bin/sh`, cwd `/` and sysup's
+//!   environment; under any other root it runs confined to it, as dpkg's
+//!   `--root` runs maintainer scripts: chrooted into the root (the
+//!   descriptor sysup opened, not its path again), the root's own
+//!   `/bin/sh`, cwd `/`, an environment of `PATH` (fixed), `SYSUP_ROOT=/`,
+//!   `SYSUP_FROM` and `SYSUP_TO` only — never a program of the host;
+//! - a root with no `/bin/sh` it can run, or a sysup that may not chroot
+//!   (not root), does not fail the cleanup (everything is installed, and a
+//!   re-run could never succeed): the step is not run, and the apply
+//!   reports why (human output, `--json`, history);
 //! - pruning never removes the installed base, nor one younger than the
 //!   minimum age.
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::error::{Error, IoContext, Result};
@@ -42,6 +58,9 @@ pub struct Report {
     /// Obsolete paths kept, with why.
     pub kept: Vec<String>,
     pub upgrade_ran: bool,
+    /// Why the dist's upgrade step was not run (the root has no shell to
+    /// run it with, or sysup may not chroot into it).
+    pub upgrade_skipped: Option<String>,
     pub pruned: Vec<String>,
 }
 
@@ -263,39 +282,94 @@ fn remove_shipped(
     Ok(empty)
 }
 
-/// Run the dist's upgrade step with `/bin/sh`, `SYSUP_ROOT` set; its output
-/// goes to stderr so `--json` stdout stays one document.
-fn run_upgrade(state: &State, plan: &Plan, script: &[u8]) -> Result<()> {
+/// The fixed `PATH` of a confined upgrade step (the root's own programs).
+const CONFINED_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Run the dist's upgrade step (see the module doc); its output goes to
+/// stderr so `--json` stdout stays one document. `Ok(Some(why))` when it
+/// was not run because the root cannot run it.
+fn run_upgrade(root: &Root, state: &State, plan: &Plan, script: &[u8]) -> Result<Option<String>> {
     let path = state.dir().join(format!("upgrade.{}", plan.txid));
     crate::fsutil::write_atomic(&path, script, 0o700)?;
-    let out = Command::new("/bin/sh")
-        .arg(&path)
-        .current_dir(state.root())
-        .env("SYSUP_ROOT", state.root())
+    let from = plan
+        .from
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let on_this_system = state.root() == Path::new("/");
+    let mut cmd = Command::new("/bin/sh");
+    if on_this_system {
+        cmd.arg(&path).current_dir("/").env("SYSUP_ROOT", "/");
+    } else {
+        // The script as the chrooted shell finds it: the state directory's
+        // real path, below the root's real path (State::open checked both).
+        let inside = Path::new("/").join(path.strip_prefix(state.root()).map_err(|_| {
+            Error::Refused(format!(
+                "the upgrade step '{}' is not inside the root {}",
+                path.display(),
+                state.root().display()
+            ))
+        })?);
+        let fd = root.dir().fd_ref().as_raw_fd();
+        cmd.arg(inside)
+            .env_clear()
+            .env("PATH", CONFINED_PATH)
+            .env("SYSUP_ROOT", "/");
+        // SAFETY: between fork and exec only async-signal-safe calls, on a
+        // descriptor and constant C strings made before the fork.
+        unsafe {
+            cmd.pre_exec(move || {
+                for r in [
+                    libc::fchdir(fd),
+                    libc::chroot(c".".as_ptr()),
+                    libc::chdir(c"/".as_ptr()),
+                ] {
+                    if r != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+    }
+    let out = cmd
         .env("SYSUP_TO", plan.target.to_string())
-        .env(
-            "SYSUP_FROM",
-            plan.from
-                .as_ref()
-                .map(ToString::to_string)
-                .unwrap_or_default(),
-        )
+        .env("SYSUP_FROM", from)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .output()
-        .ctx("run the upgrade step", &path)?;
+        .output();
+    let _ = std::fs::remove_file(&path);
+    let shown = state.root().display();
+    let out = match out {
+        Ok(out) => out,
+        Err(e) if !on_this_system => {
+            let why = match e.raw_os_error() {
+                // (also a dynamic shell whose loader the root lacks)
+                Some(libc::ENOENT) => format!("{shown} has no /bin/sh it can run"),
+                Some(libc::ENOEXEC | libc::EACCES | libc::ENOTDIR | libc::ELIBBAD) => {
+                    format!("{shown}/bin/sh cannot be run ({e})")
+                }
+                Some(libc::EPERM) => format!(
+                    "chroot into {shown} is not permitted to uid {} ({e}); run sysup as root",
+                    nix::unistd::geteuid()
+                ),
+                _ => return Err(Error::io("run the upgrade step in", state.root(), e)),
+            };
+            return Ok(Some(format!("upgrade step not run: {why}")));
+        }
+        Err(e) => return Err(Error::io("run the upgrade step", &path, e)),
+    };
     let mut err = std::io::stderr().lock();
     let _ = err.write_all(&out.stdout);
     let _ = err.write_all(&out.stderr);
-    let _ = std::fs::remove_file(&path);
     if !out.status.success() {
         return Err(Error::Refused(format!(
             "the upgrade step of {} failed ({}); everything else is installed — fix the cause and run the same command again to retry it",
             plan.target, out.status
         )));
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Remove kept bases of `name` beyond the `keep` newest, never `installed`,
@@ -348,8 +422,8 @@ pub fn cleanup(
     crate::host::commit::set_dir_mtimes(root, plan, |_| true)?;
     checkpoint("cleanup-before-upgrade");
     if let Some(script) = &plan.upgrade {
-        run_upgrade(state, plan, script)?;
-        report.upgrade_ran = true;
+        report.upgrade_skipped = run_upgrade(root, state, plan, script)?;
+        report.upgrade_ran = report.upgrade_skipped.is_none();
     }
     checkpoint("cleanup-after-upgrade");
     let pruned = prune_bases(

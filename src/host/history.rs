@@ -39,6 +39,10 @@ pub struct Event {
     pub result: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What an `ok` run left undone that the admin should know (an upgrade
+    /// step not run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub txid: Option<String>,
 }
@@ -125,6 +129,7 @@ mod tests {
             removed: 1,
             result: "ok".into(),
             error: None,
+            warning: None,
             txid: Some(tx.into()),
         }
     }

@@ -6,7 +6,7 @@
 //! ([`state`]) → cleanup ([`cleanup`], [`history`]). Every filesystem
 //! operation on the root goes through [`root`], which keeps it inside;
 //! [`policy`] is what the host itself allows a dist (device nodes), from its
-//! [`conf`]iguration.
+//! [`conf`]iguration; [`kernel_dirs`] what it allows a kernel's directories.
 
 pub mod apply;
 pub mod checkpoint;
@@ -15,6 +15,7 @@ pub mod commit;
 pub mod conf;
 pub mod history;
 pub mod journal;
+pub mod kernel_dirs;
 pub mod pending;
 pub mod plan;
 pub mod policy;

@@ -10,6 +10,9 @@
 //! - a directory the dist describes that is not a real directory on the host
 //!   yet is staged whole (`.sysup-<txid>-<n>` holding its children under
 //!   their final names) and goes live with one rename;
+//! - a kernel's install directory is staged whole and swapped in by the
+//!   commit (the running one kept as `keep_old`) — unless its parent is new
+//!   too, when there is no running kernel to keep;
 //! - a locally modified config file is kept; its new version is staged to
 //!   go live as `<name>.sysupnew`;
 //! - a live directory the new dist makes a symlink, file or node is
@@ -19,8 +22,8 @@
 //!   changes.
 //!
 //! Invariants: nothing under a live name is created or changed here — only
-//! staged names, and missing directories *above* the dist's entries (each
-//! journaled, so an abort removes it); every member must be described by the
+//! staged names, and missing directories *above* the dist's entries or a
+//! kernel's `keep_old` (each journaled, so an abort removes it); every member must be described by the
 //! MANIFEST exactly (type, mode, owner, mtime, size, link, device, xattrs)
 //! and appear once; staged names are deterministic per transaction, so a
 //! re-run after a crash finds and replaces its own leftovers; nothing a
@@ -449,11 +452,15 @@ impl<'a> Stager<'a> {
 
     fn stage_dir(&mut self, e: &Entry, pdir: &[u8], base: &[u8]) -> Result<()> {
         let path = e.path.clone();
-        let swap_kernel = self
-            .kernel
-            .as_ref()
-            .is_some_and(|k| k.install_dir.as_bytes() == path.as_slice());
         let inside_new = self.new_dir_set.contains(pdir);
+        // Inside a new directory (a first install that brings `boot/`
+        // itself) there is no running kernel to keep: it is created with
+        // its parent.
+        let swap_kernel = !inside_new
+            && self
+                .kernel
+                .as_ref()
+                .is_some_and(|k| k.install_dir.as_bytes() == path.as_slice());
         let live = if inside_new || self.dry() && self.parent_missing(pdir) {
             None
         } else {
@@ -510,6 +517,20 @@ impl<'a> Stager<'a> {
             self.resolver.insert(&path, sub);
         }
         if swap_kernel {
+            if live.is_some() {
+                // the running kernel moves to keep_old: its parent must be
+                // there before the commit (created now, journaled)
+                let kp = split(
+                    self.kernel
+                        .as_ref()
+                        .expect("checked above")
+                        .keep_old
+                        .as_bytes(),
+                )
+                .0
+                .to_vec();
+                self.ensure_outer_dir(&kp)?;
+            }
             self.out.kernel = Some(KernelSwap {
                 dirs: self.kernel.clone().expect("checked above"),
                 staged: name,
