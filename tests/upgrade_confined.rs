@@ -245,3 +245,36 @@ fn a_sysup_that_may_not_chroot_reports_the_step_not_run() {
         .exists());
     assert!(dir.join("root/etc/motd").is_file());
 }
+
+#[test]
+fn the_upgrade_step_cannot_leave_its_chroot() {
+    if !is_root() {
+        eprintln!("skipped: chroot(2) needs root");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let marker = HostMarker::new();
+    let m = marker.0.display().to_string();
+    // Ways out of a bare chroot for a root process: mount a procfs and
+    // write through /proc/1/root (the host's root); make a device node of
+    // a disk. (The step's shell is busybox: its applets run as commands.)
+    let script = format!(
+        "#!/bin/sh\n\
+         mkdir -p /p\n\
+         if mount -t proc proc /p; then echo out > /p/1/root{m}; echo mount-ran >> /log; umount /p; else echo mount-refused >> /log; fi\n\
+         if mknod /disk b 8 0; then echo mknod-ran >> /log; else echo mknod-refused >> /log; fi\n"
+    );
+    let dists = worlds(t.path(), &script, true, &[2]);
+    let root = t.path().join("root");
+    fs::create_dir(&root).unwrap();
+    let out = sysup_ok(&["apply"], &root, &[&dists[0]]);
+    assert!(out.contains("ran the dist's upgrade step"), "{out}");
+    assert!(
+        !marker.0.exists(),
+        "the step left its chroot and wrote the host's {m}"
+    );
+    let log = fs::read_to_string(root.join("log")).unwrap();
+    assert!(log.contains("mount-refused"), "{log}");
+    assert!(log.contains("mknod-refused"), "{log}");
+    assert!(!root.join("disk").exists());
+}

@@ -28,7 +28,11 @@
 //!   `--root` runs maintainer scripts: chrooted into the root (the
 //!   descriptor sysup opened, not its path again), the root's own
 //!   `/bin/sh`, cwd `/`, an environment of `PATH` (fixed), `SYSUP_ROOT=/`,
-//!   `SYSUP_FROM` and `SYSUP_TO` only — never a program of the host;
+//!   `SYSUP_FROM` and `SYSUP_TO` only — never a program of the host — and
+//!   without the capabilities that leave a chroot or reach the host past
+//!   the root's files ([`ESCAPE_CAPABILITIES`], dropped from the bounding
+//!   set too, with `no_new_privs`): a root process can climb out of a bare
+//!   chroot, not out of this one;
 //! - a root with no `/bin/sh` it can run, or a sysup that may not chroot
 //!   (not root), does not fail the cleanup (everything is installed, and a
 //!   re-run could never succeed): the step is not run, and the apply
@@ -282,6 +286,102 @@ fn remove_shipped(
     Ok(empty)
 }
 
+/// Capabilities a confined upgrade step loses: those that leave a chroot
+/// (`CAP_SYS_CHROOT`: chroot again and climb out; `CAP_DAC_READ_SEARCH`:
+/// `open_by_handle_at`; `CAP_SYS_ADMIN`: mount, setns, …) or reach the
+/// host past the root's files (`CAP_SYS_PTRACE`, `CAP_SYS_MODULE`,
+/// `CAP_SYS_RAWIO`, `CAP_MKNOD`, `CAP_SYS_BOOT`, `CAP_SYS_TIME`, network,
+/// audit, MAC, BPF, perf, …). What an upgrade step needs on the root's own
+/// files — owners, modes, overriding permissions, file capabilities — stays.
+/// `CAP_SETPCAP` is dropped last (it is what allows the drops).
+const ESCAPE_CAPABILITIES: &[libc::c_int] = &[
+    2,  // CAP_DAC_READ_SEARCH
+    5,  // CAP_KILL
+    12, // CAP_NET_ADMIN
+    13, // CAP_NET_RAW
+    15, // CAP_IPC_OWNER
+    16, // CAP_SYS_MODULE
+    17, // CAP_SYS_RAWIO
+    18, // CAP_SYS_CHROOT
+    19, // CAP_SYS_PTRACE
+    20, // CAP_SYS_PACCT
+    21, // CAP_SYS_ADMIN
+    22, // CAP_SYS_BOOT
+    24, // CAP_SYS_RESOURCE
+    25, // CAP_SYS_TIME
+    26, // CAP_SYS_TTY_CONFIG
+    27, // CAP_MKNOD
+    29, // CAP_AUDIT_WRITE
+    30, // CAP_AUDIT_CONTROL
+    32, // CAP_MAC_OVERRIDE
+    33, // CAP_MAC_ADMIN
+    34, // CAP_SYSLOG
+    35, // CAP_WAKE_ALARM
+    36, // CAP_BLOCK_SUSPEND
+    37, // CAP_AUDIT_READ
+    38, // CAP_PERFMON
+    39, // CAP_BPF
+    40, // CAP_CHECKPOINT_RESTORE
+    8,  // CAP_SETPCAP
+];
+
+/// In the child of a confined upgrade step, after its chroot: take
+/// [`ESCAPE_CAPABILITIES`] out of the bounding set (no program it runs can
+/// regain them) and out of the effective, permitted and inheritable sets,
+/// and set `no_new_privs`. Only raw system calls: it runs between fork and
+/// exec. A kernel that does not know a capability has nothing to drop.
+fn drop_escape_capabilities() -> std::io::Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: libc::c_int,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    let last_os = std::io::Error::last_os_error;
+    for &cap in ESCAPE_CAPABILITIES {
+        // SAFETY: prctl with integer arguments.
+        let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+        if r != 0 && last_os().raw_os_error() != Some(libc::EINVAL) {
+            return Err(last_os());
+        }
+    }
+    let mut header = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let mut data = [Data {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: capget/capset with a v3 header and two data elements.
+    if unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) } != 0 {
+        return Err(last_os());
+    }
+    for &cap in ESCAPE_CAPABILITIES {
+        let (i, bit) = ((cap / 32) as usize, 1u32 << (cap % 32));
+        data[i].effective &= !bit;
+        data[i].permitted &= !bit;
+        data[i].inheritable &= !bit;
+    }
+    // SAFETY: as above.
+    if unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) } != 0 {
+        return Err(last_os());
+    }
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(last_os());
+    }
+    Ok(())
+}
+
 /// The fixed `PATH` of a confined upgrade step (the root's own programs).
 const CONFINED_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -328,7 +428,7 @@ fn run_upgrade(root: &Root, state: &State, plan: &Plan, script: &[u8]) -> Result
                         return Err(std::io::Error::last_os_error());
                     }
                 }
-                Ok(())
+                drop_escape_capabilities()
             });
         }
     }
