@@ -84,6 +84,7 @@ pub fn build(spec: &Spec, tree: &Path, opts: &Options) -> Result<Report> {
         .step(format!("scan {}", tree.display()), None, Unit::Items);
     let scanned = scan(spec, tree)?;
     let manifest = Manifest::new(scanned.iter().map(|s| s.entry.clone()).collect())?;
+    check_shapes(&manifest, &scanned)?;
     let meta = DistMeta {
         format: DIST_FORMAT,
         id: id.clone(),
@@ -133,6 +134,35 @@ pub fn build(spec: &Spec, tree: &Path, opts: &Options) -> Result<Report> {
         critical: count(|e| e.critical),
         config: count(|e| e.config),
     })
+}
+
+/// Refuse a tree no host would read: more entries than a MANIFEST holds, or
+/// a path or link target past the MANIFEST's caps.
+fn check_shapes(manifest: &Manifest, scanned: &[Scanned]) -> Result<()> {
+    let n = manifest.entries().len() as u64;
+    if n > crate::manifest::MAX_ENTRIES {
+        return Err(Error::Refused(format!(
+            "the tree holds {n} entries, more than the {} a MANIFEST may hold",
+            crate::manifest::MAX_ENTRIES
+        )));
+    }
+    for s in scanned {
+        let e = &s.entry;
+        let why = crate::manifest::shape_error("path", &e.path).or_else(|| {
+            (e.kind == Kind::Symlink)
+                .then(|| {
+                    crate::manifest::shape_error("link", e.link.as_deref().unwrap_or_default())
+                })
+                .flatten()
+        });
+        if let Some(reason) = why {
+            return Err(Error::Tree {
+                path: s.source.clone(),
+                reason,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Stream the whole dist into `file`; returns the uncompressed digests.
