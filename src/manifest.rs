@@ -256,6 +256,13 @@ impl Manifest {
         &self.entries
     }
 
+    /// The index of the entry at official path `path`.
+    pub fn position(&self, path: &[u8]) -> Option<usize> {
+        self.entries
+            .binary_search_by(|e| e.path.as_slice().cmp(path))
+            .ok()
+    }
+
     /// Look an entry up by official path.
     pub fn get(&self, path: &[u8]) -> Option<&Entry> {
         self.entries

@@ -46,6 +46,7 @@ use crate::host::policy::Policy;
 use crate::host::reaper::Reaper;
 use crate::host::root::Root;
 use crate::host::stage::{Mode, Stager};
+use crate::host::statcache::StatCache;
 use crate::host::state::{Installed, Lock, State};
 use crate::manifest::{Kind, Manifest};
 use crate::name::{DistId, PatchName};
@@ -393,6 +394,7 @@ fn finish(
     state: &State,
     journal_st: Option<&Status>,
     plan: &Plan,
+    manifest: Option<&Manifest>,
     opts: &ApplyOptions,
 ) -> Result<cleanup::Report> {
     let path = state.journal_path();
@@ -410,6 +412,12 @@ fn finish(
         record(state, plan)?;
         Journal::reopen(&path)?.append(&Record::Recorded, true)?;
         checkpoint("recorded");
+    }
+    // What the next upgrade may trust unread, taken before the dist's own
+    // upgrade step runs (it may change files). Without it (an error here, a
+    // resumed apply) the next upgrade reads every file: nothing is lost.
+    if let Some(m) = manifest {
+        let _ = StatCache::record(root, state, &plan.target, m, &plan.config_kept);
     }
     progress.step(format!("clean up {}", plan.target), None, Unit::Items);
     let report = cleanup::cleanup(
@@ -462,7 +470,7 @@ fn resume(root: &Root, state: &State, opts: &ApplyOptions) -> Result<Option<Dist
     };
     match &st.plan {
         Some(plan) if !opts.dry_run => {
-            finish(root, state, Some(&st), plan, opts)?;
+            finish(root, state, Some(&st), plan, None, opts)?;
             Ok(Some(plan.target.clone()))
         }
         Some(plan) => Err(Error::Refused(format!(
@@ -871,11 +879,11 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
             },
             true,
         )?;
-        Ok(Outcome::Plan(Box::new(plan)))
+        Ok(Outcome::Plan(Box::new(plan), new_manifest))
     })();
-    let plan = match staging {
+    let (plan, new_manifest) = match staging {
         Ok(Outcome::Dry(report)) => return Ok(*report),
-        Ok(Outcome::Plan(plan)) => *plan,
+        Ok(Outcome::Plan(plan, m)) => (*plan, m),
         Err(e) => {
             drop(journal);
             if !opts.dry_run {
@@ -908,7 +916,8 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
     };
     drop(journal);
     checkpoint("journal-staged");
-    let report = finish(root, state, None, &plan, opts)?;
+    let report = finish(root, state, None, &plan, Some(&new_manifest), opts)?;
+    drop(new_manifest);
     Ok(ApplyReport {
         root: state.root().to_path_buf(),
         action: opts
@@ -947,7 +956,8 @@ fn action_of_mode(m: Mode) -> &'static str {
 /// How the staging part of a run ended.
 enum Outcome {
     Dry(Box<ApplyReport>),
-    Plan(Box<Plan>),
+    /// The plan, and the new MANIFEST for the stat cache.
+    Plan(Box<Plan>, Manifest),
 }
 
 type Streamed = (
@@ -1059,6 +1069,12 @@ fn stream_and_stage<R: Read>(
         (Mode::Fresh | Mode::Upgrade, Some(k)) => Some(k.clone()),
         _ => None,
     };
+    let stats = match (mode, installed, old) {
+        (Mode::Upgrade, Some(i), Some(o)) => {
+            StatCache::load(state, &i.id, o.manifest.entries().len())
+        }
+        _ => StatCache::default(),
+    };
     let mut stager = Stager::new(
         root,
         journal,
@@ -1067,7 +1083,8 @@ fn stream_and_stage<R: Read>(
         &manifest,
         old.map(|o| &o.manifest),
         kernel,
-    );
+    )
+    .with_stats(&stats);
     let mut obsolete = Vec::new();
     let mut seen_obsolete = false;
     let mut upgrade = None;
