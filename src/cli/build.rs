@@ -49,6 +49,9 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
         };
         build::build(&spec, &a.tree, &opts)
     })?;
+    for w in &r.warnings {
+        eprintln!("warning: {w}");
+    }
     if a.json {
         return super::print_json(&r);
     }
