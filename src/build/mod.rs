@@ -14,6 +14,10 @@
 //!   after the last byte went through the hasher;
 //! - the dist is written to a temporary name in the output directory and
 //!   renamed only once complete and fsynced: a failed build leaves nothing.
+//! - the tree must fit a MANIFEST (its entry cap, path length and depth);
+//!   a spec whose `critical` patterns all match no regular file is refused,
+//!   and each unmatched `critical` or `config` pattern, and the files not
+//!   readable by others, are reported as [`Report::warnings`].
 
 pub mod scan;
 
