@@ -3,8 +3,9 @@
 //! link built with "0 critical" — and dists are published world-readable
 //! while a tree may hold files only their owner may read (private keys).
 //! `sysup build` names each pattern that matched no file (on stderr and in
-//! `--json` as `warnings`), refuses a spec whose critical patterns all
-//! matched nothing, and names the files not readable by others.
+//! `--json` as `warnings`), refuses a critical pattern naming a file the
+//! tree holds only through a symlink, and names the files not readable by
+//! others.
 
 mod common;
 
@@ -81,25 +82,39 @@ fn patterns_that_match_nothing_are_named() {
 }
 
 #[test]
-fn critical_patterns_that_all_match_nothing_refuse_the_build() {
+fn a_critical_file_named_through_a_link_refuses_the_build() {
     // libc named through merged /usr's `lib` link: the walk records `lib`
     // as a link and never finds a file there
     let d = tempfile::tempdir().unwrap();
     let t = tree(d.path());
-    let s = spec(d.path(), r#"["lib/x86_64-linux-gnu/libc.so.6"]"#, "[]");
+    let s = spec(
+        d.path(),
+        r#"["lib/x86_64-linux-gnu/libc.so.6", "usr/lib64/ld-linux-x86-64.so.2"]"#,
+        "[]",
+    );
     let out = d.path().join("out");
     let o = build(&s, &t, &out, false);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     for needle in [
         "error: ",
-        "no critical pattern matched a regular file",
-        "'lib/x86_64-linux-gnu/libc.so.6'",
-        "through a symlink",
+        "critical pattern 'lib/x86_64-linux-gnu/libc.so.6' names a file",
+        "only through a symlink",
     ] {
         assert!(err.contains(needle), "expected '{needle}' in:\n{err}");
     }
     assert!(!out.exists() || fs::read_dir(&out).unwrap().count() == 0);
+    // a tree with no libc at all (a partial world): said, not refused
+    fs::remove_file(t.join("usr/lib/x86_64-linux-gnu/libc.so.6")).unwrap();
+    let o = build(&s, &t, &out, false);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(
+            "warning: critical pattern 'lib/x86_64-linux-gnu/libc.so.6' matched no regular file"
+        ),
+        "{err}"
+    );
 }
 
 #[test]

@@ -15,8 +15,8 @@
 //! - the dist is written to a temporary name in the output directory and
 //!   renamed only once complete and fsynced: a failed build leaves nothing.
 //! - the tree must fit a MANIFEST (its entry cap, path length and depth);
-//!   a spec whose `critical` patterns all match no regular file is refused,
-//!   and each unmatched `critical` or `config` pattern, and the files not
+//!   a `critical` pattern naming a file the tree holds only through a
+//!   symlink is refused, and each unmatched `critical` or `config` pattern, and the files not
 //!   readable by others, are reported as [`Report::warnings`].
 
 pub mod scan;
@@ -152,8 +152,11 @@ const UNREADABLE_NAMED: usize = 10;
 /// warning for each `critical` or `config` pattern that matched no regular
 /// file (the spec's default `config` aside) and one naming the files not
 /// readable by others (a dist is published for anyone to read). Refuses a
-/// spec whose critical patterns all matched nothing: its dist would
-/// replace the C library like any file, mid-commit, and say nothing.
+/// critical pattern naming a file the tree holds only through a symlink
+/// (libc through merged /usr's `lib`): certainly meant, never matched, its
+/// dist would replace the C library like any file, mid-commit. A critical
+/// pattern that finds nothing at all is only a warning: a spec may name
+/// alternatives (`lib64` or not), and a partial tree may have no libc.
 fn check_spec_use(spec: &Spec, tree: &Path, manifest: &Manifest) -> Result<Vec<String>> {
     let mut warnings = Vec::new();
     let files = || {
@@ -189,16 +192,18 @@ fn check_spec_use(spec: &Spec, tree: &Path, manifest: &Manifest) -> Result<Vec<S
         }
     };
     let critical = unmatched(&spec.critical);
-    if !critical.is_empty() && critical.len() == spec.critical.patterns().len() {
-        let named: Vec<String> = critical
-            .iter()
-            .map(|p| format!("'{p}'{}", hint(p)))
-            .collect();
+    let through_links: Vec<String> = critical
+        .iter()
+        .filter(|p| !hint(p).is_empty())
+        .map(|p| format!("'{p}'"))
+        .collect();
+    if !through_links.is_empty() {
         return Err(Error::Refused(format!(
-            "no critical pattern matched a regular file in {}: {}; a dist without its critical \
-             files would replace them like any other file",
+            "critical pattern {} names a file {} holds only through a symlink, so it matched no \
+             regular file: name the path without links, or the dist would replace that file \
+             like any other",
+            through_links.join(", "),
             tree.display(),
-            named.join(", ")
         )));
     }
     for p in &critical {
