@@ -17,12 +17,14 @@
 //!
 //! Invariants: `parse(render(m)) == m`; a parsed manifest has unique, safe,
 //! relative paths (no `.`/`..` components, no empty components, no leading
-//! `/`, no NUL or newline byte), none below another entry that is not a
-//! directory, each file has a SHA-256, each link a target; anything else is
-//! an error naming the line. Reading is bounded:
+//! `/`, no NUL or newline byte, at most [`MAX_PATH`] bytes and [`MAX_DEPTH`]
+//! components; link targets at most [`MAX_PATH`] bytes too), none below
+//! another entry that is not a directory, each file has a SHA-256, each link
+//! a target; anything else is an error naming the line. Reading is bounded:
 //! [`Manifest::read`] holds entries, never the whole text, and stops at the
 //! first line over [`MAX_LINE`] bytes or the first entry over the count the
-//! dist announced (at most [`MAX_ENTRIES`]).
+//! dist announced (at most [`MAX_ENTRIES`]); its time is linear in the
+//! text (the check that nothing is below a non-directory included).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -35,8 +37,14 @@ use crate::error::{Error, Result};
 
 /// The first line of every MANIFEST.
 pub const HEADER: &str = "#sysup-manifest 1";
-/// Most entries a MANIFEST may hold (a patch cannot describe more members).
-pub const MAX_ENTRIES: u64 = 1 << 22;
+/// Most entries a MANIFEST may hold: a host holds every entry in memory
+/// (about 200 bytes each), and a MANIFEST at the cap must fit the 256 MiB
+/// that reading any dist may take. Real roots hold a few hundred thousand.
+pub const MAX_ENTRIES: u64 = 1 << 20;
+/// Longest path or link target, in bytes (Linux's `PATH_MAX`).
+pub const MAX_PATH: usize = 4096;
+/// Most components of a path.
+pub const MAX_DEPTH: usize = 256;
 /// Longest MANIFEST line: a 4096-byte path escaped, a link, and 64 KiB of
 /// extended attribute values in hex fit with room to spare.
 pub const MAX_LINE: usize = 1 << 20;
@@ -248,6 +256,13 @@ impl Manifest {
         &self.entries
     }
 
+    /// The index of the entry at official path `path`.
+    pub fn position(&self, path: &[u8]) -> Option<usize> {
+        self.entries
+            .binary_search_by(|e| e.path.as_slice().cmp(path))
+            .ok()
+    }
+
     /// Look an entry up by official path.
     pub fn get(&self, path: &[u8]) -> Option<&Entry> {
         self.entries
@@ -290,6 +305,7 @@ impl Manifest {
         };
         let max_entries = max_entries.min(MAX_ENTRIES);
         let mut entries: Vec<Entry> = Vec::new();
+        let mut below = NonDirPrefixes::default();
         let mut buf = Vec::new();
         for n in 1.. {
             buf.clear();
@@ -325,7 +341,8 @@ impl Manifest {
                 ));
             }
             let e = parse_entry(line).map_err(|r| err(n, r))?;
-            if entries.last().is_some_and(|last| last.path >= e.path) {
+            let prev = entries.last().map_or(&b""[..], |last| &last.path);
+            if prev >= e.path.as_slice() && !entries.is_empty() {
                 return Err(err(
                     0,
                     format!("paths not sorted or duplicated at '{}'", e.display()),
@@ -333,27 +350,94 @@ impl Manifest {
             }
             // Nothing below a non-directory of the same MANIFEST: whoever
             // writes `a/b/x` must never have to go through `a` the symlink.
-            // (Sorted, so every listed ancestor is already in `entries`.)
-            for (i, _) in e.path.iter().enumerate().filter(|(_, &c)| c == b'/') {
-                let up = &e.path[..i];
-                if let Ok(k) = entries.binary_search_by(|x| x.path.as_slice().cmp(up)) {
-                    if entries[k].kind != Kind::Dir {
-                        return Err(err(
-                            n,
-                            format!(
-                                "'{}' is below '{}', which is a {}",
-                                escape(&e.path),
-                                escape(up),
-                                entries[k].kind.as_str()
-                            ),
-                        ));
-                    }
-                }
+            if let Some((len, kind)) = below.check(prev, &e.path) {
+                return Err(err(
+                    n,
+                    format!(
+                        "'{}' is below '{}', which is a {}",
+                        escape(&e.path),
+                        escape(&e.path[..len]),
+                        kind.as_str()
+                    ),
+                ));
             }
+            below.push(&e);
             entries.push(e);
         }
         Ok(Manifest { entries })
     }
+}
+
+/// The check that nothing is listed below a non-directory, in time linear
+/// in the MANIFEST's size (the ancestors' lookups it replaces grew with the
+/// cube of a path's depth).
+///
+/// Entries come sorted, so every listed entry that is a proper byte-prefix
+/// of a path `p` is also a byte-prefix of (or equal to) the entry just
+/// before `p`: anything sorting between `a` and `a/x` starts with `a`. The
+/// stack holds the listed non-directories that are byte-prefixes of the
+/// previous entry, shortest first; those longer than the common prefix of
+/// the previous entry and `p` are dropped, and the rest are byte-prefixes of
+/// `p`, so `p` is below one of them exactly when `p` has a `/` right after
+/// it. Their lengths are also marked in `at`, so each `/` of `p` costs one
+/// look-up.
+#[derive(Default)]
+struct NonDirPrefixes {
+    stack: Vec<usize>,
+    /// `at[len]`: the kind of the stacked entry of that length.
+    at: Vec<Option<Kind>>,
+}
+
+impl NonDirPrefixes {
+    /// The length and kind of a listed non-directory above `path`, given
+    /// the previous entry's path.
+    fn check(&mut self, prev: &[u8], path: &[u8]) -> Option<(usize, Kind)> {
+        let common = prev.iter().zip(path).take_while(|(a, b)| a == b).count();
+        while self.stack.last().is_some_and(|&len| len > common) {
+            let len = self.stack.pop().unwrap_or_default();
+            self.at[len] = None;
+        }
+        if self.stack.is_empty() {
+            return None;
+        }
+        path.iter()
+            .enumerate()
+            .filter(|(_, &c)| c == b'/')
+            .find_map(|(i, _)| self.at.get(i).copied().flatten().map(|k| (i, k)))
+    }
+
+    /// Note an entry that passed [`NonDirPrefixes::check`].
+    fn push(&mut self, e: &Entry) {
+        if e.kind == Kind::Dir {
+            return;
+        }
+        let len = e.path.len();
+        if self.at.len() <= len {
+            self.at.resize(len + 1, None);
+        }
+        self.at[len] = Some(e.kind);
+        self.stack.push(len);
+    }
+}
+
+/// Why a path or link target is too long or too deep for a MANIFEST, if it
+/// is; `what` is "path" or "link".
+pub fn shape_error(what: &str, p: &[u8]) -> Option<String> {
+    if p.len() > MAX_PATH {
+        return Some(format!(
+            "{what} of {} bytes is longer than the {MAX_PATH} bytes allowed: '{}…'",
+            p.len(),
+            escape(&p[..64])
+        ));
+    }
+    let depth = p.split(|&c| c == b'/').count();
+    if what == "path" && depth > MAX_DEPTH {
+        return Some(format!(
+            "path '{}…' is {depth} levels deep, more than the {MAX_DEPTH} allowed",
+            escape(&p[..p.len().min(64)])
+        ));
+    }
+    None
 }
 
 fn render_entry(s: &mut String, e: &Entry) {
@@ -394,6 +478,9 @@ fn parse_entry(line: &str) -> std::result::Result<Entry, String> {
     let mut fields = line.split(' ');
     let path = fields.next().unwrap_or_default();
     let path = unescape(path).ok_or_else(|| format!("bad escape in path '{path}'"))?;
+    if let Some(why) = shape_error("path", &path) {
+        return Err(why);
+    }
     if let Some(what) = bad_byte(&path) {
         return Err(format!("path '{}' contains {what}", escape(&path)));
     }
@@ -436,6 +523,9 @@ fn parse_entry(line: &str) -> std::result::Result<Entry, String> {
                 let l = unescape(v).ok_or_else(|| format!("bad escape in link '{v}'"))?;
                 if l.contains(&0) {
                     return Err(format!("link target '{v}' contains a NUL byte"));
+                }
+                if let Some(why) = shape_error("link", &l) {
+                    return Err(why);
                 }
                 e.link = Some(l);
             }

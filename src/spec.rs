@@ -36,8 +36,8 @@ struct RawSpec {
     exclude: Vec<String>,
     #[serde(default)]
     critical: Vec<String>,
-    #[serde(default = "default_config")]
-    config: Vec<String>,
+    /// `None`: the default, `etc/**`.
+    config: Option<Vec<String>>,
     #[serde(default = "default_devices")]
     devices: Vec<String>,
     obsolete: Option<PathBuf>,
@@ -111,6 +111,14 @@ impl Globs {
         }
     }
 
+    /// The indices (into [`Globs::patterns`]) of the patterns `path` matches.
+    pub fn which(&self, path: &[u8]) -> Vec<usize> {
+        match std::str::from_utf8(path) {
+            Ok(s) => self.set.matches(s),
+            Err(_) => self.set.matches(String::from_utf8_lossy(path).as_ref()),
+        }
+    }
+
     /// The patterns as written.
     pub fn patterns(&self) -> &[String] {
         &self.patterns
@@ -137,6 +145,8 @@ pub struct Spec {
     pub exclude: Globs,
     pub critical: Globs,
     pub config: Globs,
+    /// Whether the spec wrote its `config` patterns (not the default).
+    pub config_given: bool,
     /// Where character and block device nodes may be; a device node
     /// anywhere else in the tree stops the build.
     pub devices: Globs,
@@ -264,7 +274,8 @@ impl Spec {
             include: Globs::new(path, "include", &raw.include)?,
             exclude: Globs::new(path, "exclude", &raw.exclude)?,
             critical: Globs::new(path, "critical", &raw.critical)?,
-            config: Globs::new(path, "config", &raw.config)?,
+            config_given: raw.config.is_some(),
+            config: Globs::new(path, "config", &raw.config.unwrap_or_else(default_config))?,
             devices: Globs::new(path, "devices", &raw.devices)?,
             name,
             arch: raw.arch,

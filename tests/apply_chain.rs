@@ -73,12 +73,12 @@ fn unchanged_files_are_not_rewritten() {
 }
 
 #[test]
-fn an_untouched_looking_old_file_is_replaced_unread() {
-    // An upgrade takes a file whose size and mtime are what the old MANIFEST
-    // says to hold the old content, without reading it. Here the file holds
-    // the new content already (same size; its old mtime put back): it is
-    // replaced all the same. Trusting a lying mtime costs a needless
-    // rewrite, never a wrong file.
+fn an_old_looking_file_someone_touched_is_read() {
+    // An upgrade takes a file to hold the old content, unread, only when it
+    // is the inode the last apply left, untouched since (size and mtime as
+    // the old MANIFEST says, inode and ctime as recorded). Here the file
+    // holds the new content already (same size; its old mtime put back):
+    // its ctime moved, so it is read, found right and kept, its mtime set.
     let c = chain();
     let t = tempfile::tempdir().unwrap();
     let root = t.path();
@@ -96,10 +96,10 @@ fn an_untouched_looking_old_file_is_replaced_unread() {
     drop(f);
     let ino = fs::metadata(&live).unwrap().ino();
     apply_ok(root, &[&c.patches[0]]);
-    assert_ne!(
+    assert_eq!(
         fs::metadata(&live).unwrap().ino(),
         ino,
-        "replaced, not read and kept"
+        "read and kept, not replaced"
     );
     assert_root_is(root, &c.trees[1]);
 }

@@ -211,3 +211,20 @@ fn hostile_spec_paths_are_refused() {
     let e = c.fails("1", "20260101");
     assert!(e.contains("install_dir"), "{e}");
 }
+
+#[test]
+fn a_tree_no_manifest_could_hold_is_refused() {
+    // deeper than a MANIFEST path may be: the build must not make a dist
+    // every host refuses
+    let c = Case::new();
+    let mut deep = c.p("tree/usr/share/deep");
+    for _ in 0..sysup::manifest::MAX_DEPTH {
+        deep.push("d");
+    }
+    fs::create_dir_all(&deep).unwrap();
+    let e = c.fails("1", "20260101");
+    assert!(
+        e.contains("usr/share/deep/d/d") && e.contains("levels deep, more than the 256 allowed"),
+        "{e}"
+    );
+}

@@ -22,6 +22,12 @@ fn every_shipped_spec_loads() {
     assert!(w.critical.matches(b"usr/lib/x86_64-linux-gnu/libc.so.6"));
     assert!(!w.wants(b"boot/kernel/kernel"));
     assert!(!w.wants(b"proc/1/status") && w.wants(b"proc"));
+    // a build image's SSH host keys stay out of a world-readable dist;
+    // their public halves ship
+    for key in ["rsa", "ecdsa", "ed25519"] {
+        assert!(!w.wants(format!("etc/ssh/ssh_host_{key}_key").as_bytes()));
+        assert!(w.wants(format!("etc/ssh/ssh_host_{key}_key.pub").as_bytes()));
+    }
     for conf in ["GENERIC", "MYHOST"] {
         let k = Spec::load(&repo(&format!("kernels/{conf}.toml"))).unwrap();
         assert_eq!(k.name.to_string(), format!("kernel-{conf}"));

@@ -14,6 +14,10 @@
 //!   after the last byte went through the hasher;
 //! - the dist is written to a temporary name in the output directory and
 //!   renamed only once complete and fsynced: a failed build leaves nothing.
+//! - the tree must fit a MANIFEST (its entry cap, path length and depth);
+//!   a `critical` pattern naming a file the tree holds only through a
+//!   symlink is refused, and each unmatched `critical` or `config` pattern, and the files not
+//!   readable by others, are reported as [`Report::warnings`].
 
 pub mod scan;
 
@@ -65,6 +69,9 @@ pub struct Report {
     pub files: usize,
     pub critical: usize,
     pub config: usize,
+    /// What the builder should look at: spec patterns that matched no
+    /// file, files not readable by others (docs/json.md).
+    pub warnings: Vec<String>,
 }
 
 /// Build a dist from `tree` as `spec` says.
@@ -84,6 +91,8 @@ pub fn build(spec: &Spec, tree: &Path, opts: &Options) -> Result<Report> {
         .step(format!("scan {}", tree.display()), None, Unit::Items);
     let scanned = scan(spec, tree)?;
     let manifest = Manifest::new(scanned.iter().map(|s| s.entry.clone()).collect())?;
+    check_shapes(&manifest, &scanned)?;
+    let warnings = check_spec_use(spec, tree, &manifest)?;
     let meta = DistMeta {
         format: DIST_FORMAT,
         id: id.clone(),
@@ -132,7 +141,137 @@ pub fn build(spec: &Spec, tree: &Path, opts: &Options) -> Result<Report> {
         files: count(|e| e.kind == Kind::File),
         critical: count(|e| e.critical),
         config: count(|e| e.config),
+        warnings,
     })
+}
+
+/// Files not readable by others named in a warning; the rest are counted.
+const UNREADABLE_NAMED: usize = 10;
+
+/// What the spec's flags and the tree's modes say about the dist: a
+/// warning for each `critical` or `config` pattern that matched no regular
+/// file (the spec's default `config` aside) and one naming the files not
+/// readable by others (a dist is published for anyone to read). Refuses a
+/// critical pattern naming a file the tree holds only through a symlink
+/// (libc through merged /usr's `lib`): certainly meant, never matched, its
+/// dist would replace the C library like any file, mid-commit. A critical
+/// pattern that finds nothing at all is only a warning: a spec may name
+/// alternatives (`lib64` or not), and a partial tree may have no libc.
+fn check_spec_use(spec: &Spec, tree: &Path, manifest: &Manifest) -> Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    let files = || {
+        manifest
+            .entries()
+            .iter()
+            .filter(|e| matches!(e.kind, Kind::File | Kind::Hardlink))
+    };
+    let unmatched = |globs: &crate::spec::Globs| -> Vec<String> {
+        let mut hit = vec![false; globs.patterns().len()];
+        for e in files() {
+            for i in globs.which(&e.path) {
+                hit[i] = true;
+            }
+        }
+        globs
+            .patterns()
+            .iter()
+            .zip(hit)
+            .filter(|(_, h)| !h)
+            .map(|(p, _)| p.clone())
+            .collect()
+    };
+    // A literal path found by following the tree's links: named through a
+    // link (merged /usr's `lib`), which the walk records and never enters.
+    let hint = |p: &str| {
+        let literal = !p.contains(['*', '?', '[', '{', '\\']);
+        let rel = p.trim_start_matches('/');
+        if literal && fs::metadata(tree.join(rel)).is_ok_and(|m| m.is_file()) {
+            " (the tree has it only through a symlink: name the path without links)"
+        } else {
+            ""
+        }
+    };
+    let critical = unmatched(&spec.critical);
+    let through_links: Vec<String> = critical
+        .iter()
+        .filter(|p| !hint(p).is_empty())
+        .map(|p| format!("'{p}'"))
+        .collect();
+    if !through_links.is_empty() {
+        return Err(Error::Refused(format!(
+            "critical pattern {} names a file {} holds only through a symlink, so it matched no \
+             regular file: name the path without links, or the dist would replace that file \
+             like any other",
+            through_links.join(", "),
+            tree.display(),
+        )));
+    }
+    for p in &critical {
+        warnings.push(format!(
+            "critical pattern '{p}' matched no regular file{}",
+            hint(p)
+        ));
+    }
+    if spec.config_given {
+        for p in unmatched(&spec.config) {
+            warnings.push(format!(
+                "config pattern '{p}' matched no regular file{}",
+                hint(&p)
+            ));
+        }
+    }
+    let unreadable: Vec<String> = manifest
+        .entries()
+        .iter()
+        .filter(|e| e.kind == Kind::File && e.mode & 0o004 == 0)
+        .map(Entry::display)
+        .collect();
+    if !unreadable.is_empty() {
+        let mut names = unreadable[..unreadable.len().min(UNREADABLE_NAMED)].join(", ");
+        if unreadable.len() > UNREADABLE_NAMED {
+            names.push_str(&format!(
+                " and {} more",
+                unreadable.len() - UNREADABLE_NAMED
+            ));
+        }
+        warnings.push(format!(
+            "{} file{} not readable by others go{} into the dist, which is published for \
+             anyone to read: {names}",
+            unreadable.len(),
+            if unreadable.len() == 1 { "" } else { "s" },
+            if unreadable.len() == 1 { "es" } else { "" },
+        ));
+    }
+    Ok(warnings)
+}
+
+/// Refuse a tree no host would read: more entries than a MANIFEST holds, or
+/// a path or link target past the MANIFEST's caps.
+fn check_shapes(manifest: &Manifest, scanned: &[Scanned]) -> Result<()> {
+    let n = manifest.entries().len() as u64;
+    if n > crate::manifest::MAX_ENTRIES {
+        return Err(Error::Refused(format!(
+            "the tree holds {n} entries, more than the {} a MANIFEST may hold",
+            crate::manifest::MAX_ENTRIES
+        )));
+    }
+    for s in scanned {
+        let e = &s.entry;
+        let why = crate::manifest::shape_error("path", &e.path).or_else(|| {
+            (e.kind == Kind::Symlink)
+                .then(|| {
+                    crate::manifest::shape_error("link", e.link.as_deref().unwrap_or_default())
+                })
+                .flatten()
+        });
+        if let Some(reason) = why {
+            return Err(Error::Tree {
+                path: s.source.clone(),
+                reason,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Stream the whole dist into `file`; returns the uncompressed digests.

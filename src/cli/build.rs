@@ -1,6 +1,7 @@
 //! `sysup build SPEC --tree DIR --rev REV [--date YYYYMMDD] [--out DIR] [--json]`:
 //! turn a staged tree into a revision-named dist and say what came out.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 
 use crate::build::{self, Options};
@@ -50,6 +51,10 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
         };
         build::build(&spec, &a.tree, &opts)
     })?;
+    // On stderr before the output; a closed stderr loses them, never the build.
+    for w in &r.warnings {
+        let _ = writeln!(std::io::stderr(), "warning: {w}");
+    }
     if a.json {
         return super::print_json(&r);
     }

@@ -46,6 +46,7 @@ use crate::host::policy::Policy;
 use crate::host::reaper::Reaper;
 use crate::host::root::Root;
 use crate::host::stage::{Mode, Stager};
+use crate::host::statcache::StatCache;
 use crate::host::state::{Installed, Lock, State};
 use crate::manifest::{Kind, Manifest};
 use crate::name::{DistId, PatchName};
@@ -421,6 +422,7 @@ fn finish(
     state: &State,
     journal_st: Option<&Status>,
     plan: &Plan,
+    manifest: Option<&Manifest>,
     opts: &ApplyOptions,
 ) -> Result<cleanup::Report> {
     let progress = &opts.progress;
@@ -437,6 +439,12 @@ fn finish(
         record(state, plan)?;
         Journal::reopen(state)?.append(&Record::Recorded, true)?;
         checkpoint("recorded");
+    }
+    // What the next upgrade may trust unread, taken before the dist's own
+    // upgrade step runs (it may change files). Without it (an error here, a
+    // resumed apply) the next upgrade reads every file: nothing is lost.
+    if let Some(m) = manifest {
+        let _ = StatCache::record(root, state, &plan.target, m, &plan.config_kept);
     }
     progress.step(format!("clean up {}", plan.target), None, Unit::Items);
     let report = cleanup::cleanup(
@@ -497,7 +505,7 @@ fn resume(
     };
     match &st.plan {
         Some(plan) if !opts.dry_run => {
-            let report = finish(root, state, Some(&st), plan, opts)?;
+            let report = finish(root, state, Some(&st), plan, None, opts)?;
             Ok(Some((plan.clone(), report)))
         }
         Some(plan) => Err(Error::Refused(format!(
@@ -1002,11 +1010,11 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
             },
             true,
         )?;
-        Ok(Outcome::Plan(Box::new(plan)))
+        Ok(Outcome::Plan(Box::new(plan), new_manifest))
     })();
-    let plan = match staging {
+    let (plan, new_manifest) = match staging {
         Ok(Outcome::Dry(report)) => return Ok(*report),
-        Ok(Outcome::Plan(plan)) => *plan,
+        Ok(Outcome::Plan(plan, m)) => (*plan, m),
         Err(e) => {
             drop(journal);
             if !opts.dry_run {
@@ -1039,7 +1047,8 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
     };
     drop(journal);
     checkpoint("journal-staged");
-    let report = finish(root, state, None, &plan, opts)?;
+    let report = finish(root, state, None, &plan, Some(&new_manifest), opts)?;
+    drop(new_manifest);
     Ok(ApplyReport {
         root: state.root().to_path_buf(),
         action: opts
@@ -1080,7 +1089,8 @@ fn action_of_mode(m: Mode) -> &'static str {
 /// How the staging part of a run ended.
 enum Outcome {
     Dry(Box<ApplyReport>),
-    Plan(Box<Plan>),
+    /// The plan, and the new MANIFEST for the stat cache.
+    Plan(Box<Plan>, Manifest),
 }
 
 type Streamed = (
@@ -1194,6 +1204,12 @@ fn stream_and_stage<R: Read>(
         _ => None,
     };
     crate::host::stage::refuse_state_paths(label, &manifest, &[], meta.kernel.as_ref())?;
+    let stats = match (mode, installed, old) {
+        (Mode::Upgrade, Some(i), Some(o)) => {
+            StatCache::load(state, &i.id, o.manifest.entries().len())
+        }
+        _ => StatCache::default(),
+    };
     let mut stager = Stager::new(
         root,
         journal,
@@ -1202,7 +1218,8 @@ fn stream_and_stage<R: Read>(
         &manifest,
         old.map(|o| &o.manifest),
         kernel,
-    );
+    )
+    .with_stats(&stats);
     let mut obsolete = Vec::new();
     let mut seen_obsolete = false;
     let mut upgrade = None;

@@ -3,7 +3,7 @@
 //!
 //! An apply runs [`apply`]: check → stream and stage ([`stage`]) → verify →
 //! commit ([`commit`], from the [`plan`] written to the [`journal`]) → record
-//! ([`state`]) → cleanup ([`cleanup`], [`history`]). Every filesystem
+//! ([`state`], [`statcache`]) → cleanup ([`cleanup`], [`history`]). Every filesystem
 //! operation on the root goes through [`root`], which keeps it inside;
 //! [`policy`] is what the host itself allows a dist (device nodes), from its
 //! [`conf`]iguration; [`kernel_dirs`] what it allows a kernel's directories.
@@ -22,5 +22,6 @@ pub mod policy;
 pub mod reaper;
 pub mod root;
 pub mod stage;
+pub mod statcache;
 pub mod state;
 pub mod verify;

@@ -66,6 +66,10 @@ pub struct Stat {
     pub gid: u32,
     pub size: u64,
     pub mtime: i64,
+    /// Status change time (seconds, nanoseconds): moves on every change of
+    /// the inode and cannot be set back.
+    pub ctime: i64,
+    pub ctime_nsec: i64,
     pub rdev: u64,
     pub dev: u64,
     pub ino: u64,
@@ -95,6 +99,8 @@ impl Stat {
             gid: st.st_gid,
             size: st.st_size as u64,
             mtime: st.st_mtime,
+            ctime: st.st_ctime,
+            ctime_nsec: st.st_ctime_nsec,
             rdev: st.st_rdev,
             dev: st.st_dev,
             ino: st.st_ino,

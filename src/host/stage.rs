@@ -44,6 +44,7 @@ use crate::host::checkpoint::{checkpoint, fault, fault_write};
 use crate::host::journal::{Journal, Record};
 use crate::host::plan::{join, split, Attrs, Counts, KernelSwap, Rename};
 use crate::host::root::{fd, Dir, Node, Resolver, Root, Stat};
+use crate::host::statcache::StatCache;
 use crate::host::state::STATE_DIR;
 use crate::manifest::{Entry, Kind, Manifest};
 use crate::spec::KernelDirs;
@@ -82,6 +83,8 @@ pub struct Stager<'a> {
     mode: Mode,
     new: &'a Manifest,
     old: Option<&'a Manifest>,
+    /// What the last apply saw of the old MANIFEST's files.
+    stats: Option<&'a StatCache>,
     kernel: Option<KernelDirs>,
     index: HashMap<Vec<u8>, usize>,
     seen: HashSet<Vec<u8>>,
@@ -287,6 +290,7 @@ impl<'a> Stager<'a> {
             mode,
             new,
             old,
+            stats: None,
             kernel,
             index,
             seen: HashSet::new(),
@@ -299,6 +303,13 @@ impl<'a> Stager<'a> {
             euid: nix::unistd::geteuid().as_raw(),
             egid: nix::unistd::getegid().as_raw(),
         }
+    }
+
+    /// Trust, in an upgrade, files the last apply left untouched as `stats`
+    /// says (without it, every file is read).
+    pub fn with_stats(mut self, stats: &'a StatCache) -> Self {
+        self.stats = Some(stats);
+        self
     }
 
     fn dry(&self) -> bool {
@@ -635,6 +646,13 @@ impl<'a> Stager<'a> {
         }
         let d = self.dir_of(pdir)?;
         let old = self.old.and_then(|o| o.get(&e.path)).cloned();
+        // The same inode the last apply left, untouched since (its ctime)?
+        // Size and mtime alone are not proof: `touch -r` sets an mtime back.
+        let untouched = self.mode == Mode::Upgrade
+            && self
+                .old
+                .and_then(|o| o.position(&e.path))
+                .is_some_and(|i| self.stats.is_some_and(|s| s.unchanged(i, &st)));
         // Is the content (target, device, inode) right?
         match e.kind {
             Kind::Symlink => {
@@ -676,11 +694,11 @@ impl<'a> Stager<'a> {
                     return Ok(Compare::Differ);
                 }
                 // In an upgrade, a file that nobody touched since it was
-                // installed (size and mtime as the old MANIFEST says) holds
-                // the old content, unread: right if the old and new hashes
-                // agree, wrong if they differ. Trusting a lying mtime can
-                // only cost a needless rewrite, never a wrong file.
-                let untouched_old = self.mode == Mode::Upgrade
+                // installed (the inode and ctime recorded then, size and
+                // mtime as the old MANIFEST says) holds the old content,
+                // unread: right if the old and new hashes agree, wrong if
+                // they differ.
+                let untouched_old = untouched
                     && old.as_ref().is_some_and(|o| {
                         o.kind == Kind::File && o.mtime == st.mtime && o.size == st.size
                     });
@@ -699,7 +717,7 @@ impl<'a> Stager<'a> {
             }
         }
         // Content is right; what about the attributes?
-        let xattrs_known_same = self.mode == Mode::Upgrade
+        let xattrs_known_same = untouched
             && old
                 .as_ref()
                 .is_some_and(|o| same_object(o, e) && stat_matches(o, &st));

@@ -7,6 +7,7 @@
 //!   bases/<id>.tar.gz        kept gzipped bases, the installed one included (0600)
 //!   journal                  the apply in progress, if any (see journal.rs)
 //!   history                  append-only audit log, one JSON object per line
+//!   stat-<name>              inode and ctime of each installed file (statcache.rs)
 //!   download/                partial and finished downloads (sysup update)
 //!   mirror/serial            the last INDEX serial accepted (sysup update)
 //! ```
