@@ -40,11 +40,16 @@ fn strip(
     s.into_iter()
         .filter(|(k, n)| {
             let k = k.as_slice();
-            let state_subdir = n.kind == "dir"
-                && k.starts_with(state)
-                && !k[state.len()..].contains(&b'/');
+            let state_subdir =
+                n.kind == "dir" && k.starts_with(state) && !k[state.len()..].contains(&b'/');
             !(state_subdir
-                || [b"var".as_slice(), b"var/db", b"var/db/sysup", b"var/db/sysup/lock"].contains(&k))
+                || [
+                    b"var".as_slice(),
+                    b"var/db",
+                    b"var/db/sysup",
+                    b"var/db/sysup/lock",
+                ]
+                .contains(&k))
         })
         .collect()
 }
@@ -74,7 +79,11 @@ fn foretold_then_applied(root: &Path, files: &[&Path]) -> Value {
     let before = strip(snapshot(root));
     let dry = apply_json(root, files, true);
     let d = diff_snapshots(&before, &strip(snapshot(root)));
-    assert!(d.is_empty(), "the dry run changed the root:\n{}", d.join("\n"));
+    assert!(
+        d.is_empty(),
+        "the dry run changed the root:\n{}",
+        d.join("\n")
+    );
     let real = apply_json(root, files, false);
     assert_eq!(dry["dry_run"], true);
     assert_eq!(real["dry_run"], false);
@@ -207,7 +216,10 @@ fn dry_run_of_an_upgrade_foretells_what_cleanup_removes_and_keeps() {
         ],
         "{real}"
     );
-    assert_eq!(fs::read(root.join("etc/old.conf")).unwrap(), b"old = mine\n");
+    assert_eq!(
+        fs::read(root.join("etc/old.conf")).unwrap(),
+        b"old = mine\n"
+    );
     assert!(root.join("opt/old/mine").exists());
     assert!(!root.join("opt/gone").exists());
 }
@@ -228,14 +240,15 @@ fn verbose_human_output_lists_the_paths() {
         .arg(&c.patches[0]));
     let paths = |out: &str| -> Vec<String> {
         out.lines()
-            .filter(|l| ["  added ", "  changed ", "  removed "].iter().any(|p| l.starts_with(p)))
+            .filter(|l| {
+                ["  added ", "  changed ", "  removed "]
+                    .iter()
+                    .any(|p| l.starts_with(p))
+            })
             .map(str::to_string)
             .collect()
     };
-    assert!(
-        dry.contains("  removed      usr/bin/oldtool"),
-        "{dry}"
-    );
+    assert!(dry.contains("  removed      usr/bin/oldtool"), "{dry}");
     assert!(dry.contains("  added        usr/bin/newtool"), "{dry}");
     assert_eq!(paths(&dry), paths(&real));
     // without -v, counts only
@@ -274,7 +287,11 @@ fn update_dry_run_tells_what_it_would_fetch_and_changes_nothing() {
     );
     assert_eq!(serial(&root), serial_before, "no serial is recorded");
     let d = diff_snapshots(&strip(before), &strip(snapshot(&root)));
-    assert!(d.is_empty(), "the dry run changed the root:\n{}", d.join("\n"));
+    assert!(
+        d.is_empty(),
+        "the dry run changed the root:\n{}",
+        d.join("\n")
+    );
 
     // A file already downloaded is not counted again.
     json_ok(&update(
@@ -294,6 +311,12 @@ fn update_dry_run_tells_what_it_would_fetch_and_changes_nothing() {
     // and the human form says the same
     let o = update(&root, &nginx.url(), &w.keys.public, &["--dry-run"]);
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("would fetch 0 bytes (1 file is already here)"), "{out}");
-    assert_eq!(mirror_support::installed(&root).as_deref(), Some(id(1).as_str()));
+    assert!(
+        out.contains("would fetch 0 bytes (1 file is already here)"),
+        "{out}"
+    );
+    assert_eq!(
+        mirror_support::installed(&root).as_deref(),
+        Some(id(1).as_str())
+    );
 }

@@ -1019,8 +1019,7 @@ fn obsolete_of(
     if let Some(old) = old_meta {
         for e in old.manifest.entries() {
             // `var`, `var/db` an old dist shipped hold sysup's state
-            if new_manifest.get(&e.path).is_none() && !crate::host::state::touches_state(&e.path)
-            {
+            if new_manifest.get(&e.path).is_none() && !crate::host::state::touches_state(&e.path) {
                 obsolete.push(Obsolete {
                     path: e.path.clone(),
                     config_sha256: if e.config { e.sha256 } else { None },

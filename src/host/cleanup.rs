@@ -153,7 +153,13 @@ pub fn foretell(root: &Root, plan: &Plan, new: &Manifest, changed: &[Vec<u8>]) -
             remove_shipped(root, &sub, p, p, &shipped, &mut report, false)?;
         }
     }
-    remove_listed(root, plan, &mut report, &mut Default::default(), Some(&mut f))?;
+    remove_listed(
+        root,
+        plan,
+        &mut report,
+        &mut Default::default(),
+        Some(&mut f),
+    )?;
     report.upgrade_ran = plan.upgrade.is_some();
     Ok(report)
 }
@@ -213,8 +219,7 @@ fn remove_each(
                 let sub = d
                     .open_subdir(&aside)
                     .map_err(|e| Error::io("open directory", root.display(&now), e))?;
-                let emptied =
-                    remove_shipped(root, &sub, &r.path(), &now, &shipped, report, true)?;
+                let emptied = remove_shipped(root, &sub, &r.path(), &now, &shipped, report, true)?;
                 if !emptied {
                     continue; // what is left was never shipped: kept, reported
                 }
