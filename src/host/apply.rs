@@ -13,6 +13,11 @@
 //! names is written before the journal's `staged` record; nothing outside
 //! the plan is changed after it.
 //!
+//! A dry run makes every decision the real run makes — staging's per entry,
+//! the same plan, cleanup's removals foretold by cleanup's own walk — and
+//! writes nothing; both runs' reports come from [`report_of`], so what a dry
+//! run lists is what the apply then does.
+//!
 //! A journal found at start means an earlier run stopped: one with a plan is
 //! finished first (rolled forward: everything in it was verified), one
 //! without is undone (its staged names removed), then this run proceeds.
