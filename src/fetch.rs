@@ -208,6 +208,50 @@ pub struct Downloaded {
     pub reused: bool,
 }
 
+/// Whether `dest` (with metadata `md`) is the finished file: a download
+/// uses it as it is.
+fn is_verified(dest: &Path, md: &fs::Metadata, size: u64, sha256: &[u8; 32]) -> Result<bool> {
+    Ok(md.is_file() && md.len() == size && file_sha256(dest)?.1 == *sha256)
+}
+
+/// Bytes of `partial` a download resumes from.
+fn resumable(partial: &Path, size: u64) -> u64 {
+    match fs::metadata(partial) {
+        Ok(md) if md.len() <= size => md.len(),
+        _ => 0,
+    }
+}
+
+/// What [`Mirror::download`] of `file` into `dir` would fetch, told from
+/// what `dir` holds: the finished file (reused), else the bytes past a
+/// partial file it would resume. `fetched` is the bytes it would bring.
+/// Writes: nothing.
+pub fn foretell(dir: &Path, file: &str, size: u64, sha256: &[u8; 32]) -> Result<Downloaded> {
+    let dest = dir.join(file);
+    let mut out = Downloaded {
+        file: file.to_string(),
+        path: dest.clone(),
+        size,
+        fetched: size,
+        resumed_from: 0,
+        reused: false,
+    };
+    match fs::symlink_metadata(&dest) {
+        Ok(md) if is_verified(&dest, &md, size, sha256)? => {
+            out.reused = true;
+            out.fetched = 0;
+            return Ok(out);
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io("stat", &dest, e)),
+    }
+    let partial = dir.join(format!("{}.partial", hex::encode(sha256)));
+    out.resumed_from = resumable(&partial, size);
+    out.fetched = size - out.resumed_from;
+    Ok(out)
+}
+
 /// A mirror: a base URL and an HTTP agent.
 pub struct Mirror {
     base: String,
@@ -444,7 +488,7 @@ impl Mirror {
             reused: false,
         };
         match fs::symlink_metadata(&dest) {
-            Ok(md) if md.is_file() && md.len() == size && file_sha256(&dest)?.1 == *sha256 => {
+            Ok(md) if is_verified(&dest, &md, size, sha256)? => {
                 out.reused = true;
                 return Ok(out);
             }
@@ -459,10 +503,7 @@ impl Mirror {
             Err(e) => return Err(Error::io("stat", &dest, e)),
         }
         let partial = dir.join(format!("{}.partial", hex::encode(sha256)));
-        out.resumed_from = match fs::metadata(&partial) {
-            Ok(md) if md.len() <= size => md.len(),
-            _ => 0,
-        };
+        out.resumed_from = resumable(&partial, size);
         let mut may_restart = out.resumed_from > 0;
         let deadline = self.deadline();
         loop {

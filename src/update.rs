@@ -21,6 +21,13 @@
 //!    digest again), still under the lock: nothing slips in between the
 //!    download and the apply.
 //!
+//! With `dry_run`, steps 1–4 run as always but nothing is recorded (no
+//! serial), and steps 5–6 are told, not done: per file, the bytes it would
+//! fetch (less what the download directory already holds); no file list of
+//! the apply, which needs the patches themselves — `--download-only` then
+//! `sysup apply --dry-run` of the downloaded files tells that
+//! (docs/decisions.md, "What `update --dry-run` tells").
+//!
 //! Before step 2 an apply that a crash interrupted is finished (or undone),
 //! as `sysup apply` would do first: an update killed after it recorded the
 //! new id must still run the rest of its cleanup, though the mirror now says
@@ -211,6 +218,9 @@ pub struct UpdateOptions {
     pub to: Option<DistId>,
     pub pubkey: Option<PathBuf>,
     pub download_only: bool,
+    /// Plan and tell what would be fetched and installed; fetch, record
+    /// and apply nothing.
+    pub dry_run: bool,
     pub allow_downgrade: bool,
     pub retries: Option<u32>,
     /// Seconds (connect and per-read).
@@ -542,12 +552,18 @@ pub struct UpdateReport {
     pub previous_serial: Option<u64>,
     pub index_timestamp: u64,
     pub plans: Vec<Plan>,
+    /// In a dry run, what each download would be: `fetched` the bytes it
+    /// would bring, `reused`/`resumed_from` what is already here.
     pub downloads: Vec<Downloaded>,
-    /// Bytes that came over the network for dists and patches.
+    /// Bytes that came over the network for dists and patches (in a dry
+    /// run: would come).
     pub fetched_bytes: u64,
     /// One report per applied plan, as `sysup apply --json` prints it.
     pub applied: Vec<ApplyReport>,
-    /// `up-to-date`, `downloaded` (with `--download-only`) or `applied`.
+    /// Nothing was fetched, recorded or applied: the report says what would be.
+    pub dry_run: bool,
+    /// `up-to-date`, `downloaded` (with `--download-only`), `applied`, or
+    /// `would-apply` (a dry run with something to do).
     pub result: &'static str,
     /// An interrupted earlier apply this update finished (forward, to its
     /// target) before anything else.
@@ -621,7 +637,20 @@ pub fn update(opts: &UpdateOptions, progress: &crate::progress::Progress) -> Res
     let state = State::open(root)?;
     let lock = state.lock()?;
     // An interrupted apply goes forward to its target first, and is said.
-    let finished_interrupted = crate::host::apply::finish_interrupted(state.root(), &lock)?;
+    let finished_interrupted = if opts.dry_run {
+        // Told against what is installed now: an apply still pending would
+        // change that first, so it is finished first, for real.
+        if let Some(p) = crate::host::pending::pending(&state, root)? {
+            return Err(Error::Refused(format!(
+                "an interrupted apply to {} is pending: finish it first (`{}`, or `sysup \
+                 update` without --dry-run), then run the dry run again",
+                p.target, p.command
+            )));
+        }
+        None
+    } else {
+        crate::host::apply::finish_interrupted(state.root(), &lock)?
+    };
 
     // 2. Signed INDEX: verify before parsing.
     let index_url = PathBuf::from(mirror.url(INDEX_FILE));
@@ -657,7 +686,7 @@ pub fn update(opts: &UpdateOptions, progress: &crate::progress::Progress) -> Res
             )));
         }
     }
-    if previous_serial != Some(index.serial) || legacy {
+    if (previous_serial != Some(index.serial) || legacy) && !opts.dry_run {
         record_serial(&state, &key_id, index.serial, legacy)?;
     }
 
@@ -688,6 +717,34 @@ pub fn update(opts: &UpdateOptions, progress: &crate::progress::Progress) -> Res
     // descriptor (`/proc/self/fd/N`); reports name it by its path.
     let dl_dir = state.download_fd_path();
     let steps: Vec<Step> = plans.iter().flat_map(|p| p.steps.clone()).collect();
+    if opts.dry_run {
+        let mut downloads = Vec::new();
+        for s in &steps {
+            let mut d = fetch::foretell(&dl_dir, &s.file, s.size, &s.sha256)?;
+            d.path = state.download_dir().join(&s.file);
+            downloads.push(d);
+        }
+        return Ok(UpdateReport {
+            root: state.root().to_path_buf(),
+            mirror: mirror.base().to_string(),
+            pubkey: pubkey_path,
+            key_id,
+            serial: index.serial,
+            previous_serial,
+            index_timestamp: index.timestamp,
+            plans,
+            fetched_bytes: downloads.iter().map(|d| d.fetched).sum(),
+            downloads,
+            applied: Vec::new(),
+            dry_run: true,
+            result: if steps.is_empty() {
+                "up-to-date"
+            } else {
+                "would-apply"
+            },
+            finished_interrupted,
+        });
+    }
     fetch::prune_partials(&dl_dir, &steps.iter().map(|s| s.sha256).collect::<Vec<_>>())?;
     prune_finished(&dl_dir, &steps)?;
     check_space(&dl_dir, &state.download_dir(), &steps)?;
@@ -713,6 +770,7 @@ pub fn update(opts: &UpdateOptions, progress: &crate::progress::Progress) -> Res
         downloads,
         fetched_bytes,
         applied: Vec::new(),
+        dry_run: false,
         result: "up-to-date",
         finished_interrupted,
     };

@@ -502,6 +502,15 @@ fn every_json_document_matches_docs_json_md() {
     ));
     let host = w.root("host");
     mirror_support::install(&host, 1);
+    let o = mirror_support::update(
+        &host,
+        &nginx.url(),
+        &w.keys.public,
+        &["--dry-run", "--json"],
+    );
+    let dry = mirror_support::json_ok(&o);
+    assert_eq!(dry["result"], "would-apply", "{dry}");
+    docs_seen.push(("update", dry));
     let o = mirror_support::update(&host, &nginx.url(), &w.keys.public, &["--json"]);
     docs_seen.push(("update", mirror_support::json_ok(&o)));
 

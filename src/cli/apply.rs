@@ -1,5 +1,7 @@
-//! `sysup apply [--root DIR] [--dry-run] [--json] FILE...`: install a dist or
-//! a chain of patches onto a root; safe to run again after any interruption.
+//! `sysup apply [--root DIR] [--dry-run] [--json] [-v] FILE...`: install a
+//! dist or a chain of patches onto a root; safe to run again after any
+//! interruption. `--dry-run` reports what the apply would do, path by path
+//! (`-v` prints the paths), and changes nothing.
 
 use std::path::PathBuf;
 
@@ -14,6 +16,9 @@ pub struct Args {
     /// Check and stream everything, change nothing; report what would change.
     #[arg(long)]
     pub dry_run: bool,
+    /// Also list every path added, changed and removed.
+    #[arg(short, long)]
+    pub verbose: bool,
     /// Print one JSON document.
     #[arg(long)]
     pub json: bool,
@@ -91,6 +96,22 @@ pub(crate) fn print_report(r: &ApplyReport, quiet: bool) -> crate::Result<()> {
     Ok(())
 }
 
+/// `-v`: every path the apply added, changed or removed (or would), one a
+/// line. Kept paths and config files are in [`print_report`] already.
+pub(crate) fn print_paths(r: &ApplyReport) -> crate::Result<()> {
+    let lists = [
+        ("added", &r.added),
+        ("changed", &r.changed),
+        ("removed", &r.removed),
+    ];
+    for (what, paths) in lists {
+        for p in paths {
+            try_outln!("  {what:<12} {p}")?;
+        }
+    }
+    Ok(())
+}
+
 pub fn run(a: Args, ui: &Ui) -> crate::Result<()> {
     let r = ui.with_progress(|progress| {
         apply(&ApplyOptions {
@@ -105,5 +126,9 @@ pub fn run(a: Args, ui: &Ui) -> crate::Result<()> {
     if a.json {
         return super::print_json(&r);
     }
-    print_report(&r, ui.quiet)
+    print_report(&r, ui.quiet)?;
+    if a.verbose {
+        print_paths(&r)?;
+    }
+    Ok(())
 }

@@ -1,6 +1,7 @@
 //! `sysup update [--root DIR] --mirror URL [--to ID] [--pubkey FILE]
-//! [--download-only] [--allow-downgrade] [--json]`: fetch the cheapest
-//! verified chain from a mirror and apply it. The work is
+//! [--download-only | --dry-run] [--allow-downgrade] [--json] [-v]`: fetch
+//! the cheapest verified chain from a mirror and apply it (`--dry-run`: say
+//! what would be fetched and installed). The work is
 //! [`crate::update`]; this file maps flags and prints the report. Download
 //! and apply progress is drawn by [`super::progress`] (on a terminal only).
 
@@ -27,6 +28,14 @@ pub struct Args {
     /// Download and verify, but do not apply.
     #[arg(long)]
     pub download_only: bool,
+    /// Say what would be downloaded (files, bytes) and installed; fetch,
+    /// record and change nothing. (`--download-only`, then `sysup apply
+    /// --dry-run` of the downloaded files, lists the paths that would change.)
+    #[arg(long, conflicts_with = "download_only")]
+    pub dry_run: bool,
+    /// Also list every path the apply added, changed and removed.
+    #[arg(short, long)]
+    pub verbose: bool,
     /// Accept an INDEX older (lower serial) than the last one this host accepted.
     #[arg(long)]
     pub allow_downgrade: bool,
@@ -49,6 +58,7 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
         to,
         pubkey: a.pubkey,
         download_only: a.download_only,
+        dry_run: a.dry_run,
         allow_downgrade: a.allow_downgrade,
         retries: a.retries,
         timeout: a.timeout,
@@ -87,6 +97,24 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
             ),
         }
     }
+    if r.dry_run {
+        if !r.downloads.is_empty() {
+            let here = r.downloads.iter().filter(|d| d.reused).count();
+            outln!(
+                "would fetch {} bytes ({} file{} already here)",
+                r.fetched_bytes,
+                here,
+                if here == 1 { " is" } else { "s are" }
+            );
+        }
+        if r.result == "would-apply" {
+            outln!(
+                "dry run: nothing fetched or applied (--download-only, then `sysup apply \
+                 --dry-run` of the files, lists the paths that would change)"
+            );
+        }
+        return Ok(());
+    }
     if !r.downloads.is_empty() && !ui.quiet {
         let reused = r.downloads.iter().filter(|d| d.reused).count();
         outln!(
@@ -104,6 +132,9 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
     // `.sysupnew`, obsolete files not removed).
     for applied in &r.applied {
         super::apply::print_report(applied, ui.quiet)?;
+        if a.verbose {
+            super::apply::print_paths(applied)?;
+        }
     }
     for a in &r.applied {
         if let Some(why) = &a.upgrade_skipped {

@@ -13,6 +13,11 @@
 //! names is written before the journal's `staged` record; nothing outside
 //! the plan is changed after it.
 //!
+//! A dry run makes every decision the real run makes — staging's per entry,
+//! the same plan, cleanup's removals foretold by cleanup's own walk — and
+//! writes nothing; both runs' reports come from [`report_of`], so what a dry
+//! run lists is what the apply then does.
+//!
 //! A journal found at start means an earlier run stopped: one with a plan is
 //! finished first (rolled forward: everything in it was verified), one
 //! without is undone (its staged names removed), then this run proceeds.
@@ -85,6 +90,11 @@ pub struct ApplyReport {
     /// An interrupted earlier apply that this run finished first.
     pub finished_interrupted: Option<DistId>,
     pub counts: Counts,
+    /// Entries written where nothing stood, root-relative, in tar order.
+    pub added: Vec<String>,
+    /// Entries written, or given new attributes, over what stood there.
+    /// `counts.changed` is `added`, `changed` and `config_kept` together.
+    pub changed: Vec<String>,
     /// Locally modified config files kept; the new versions are `<path>.sysupnew`.
     pub config_kept: Vec<String>,
     pub removed: Vec<String>,
@@ -662,6 +672,8 @@ fn apply_with(opts: &ApplyOptions, held: Option<&Lock>) -> Result<ApplyReport> {
                 removed: report.removed.len() as u64,
                 ..Counts::default()
             },
+            added: vec![],
+            changed: vec![],
             config_kept: plan
                 .config_kept
                 .iter()
@@ -902,74 +914,30 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
                 want
             }
         };
-        if opts.dry_run {
-            return Ok(Outcome::Dry(Box::new(ApplyReport {
-                root: state.root().to_path_buf(),
-                action: opts
-                    .action
-                    .clone()
-                    .unwrap_or_else(|| action_of_mode(mode).into()),
-                from: from.clone(),
-                to: target.clone(),
-                dry_run: true,
-                finished_interrupted: None,
-                counts: staged.counts,
-                config_kept: staged
-                    .config_kept
-                    .iter()
-                    .map(|p| String::from_utf8_lossy(p).into_owned())
-                    .collect(),
-                removed: vec![],
-                kept: vec![],
-                upgrade_ran: false,
-                upgrade_skipped: None,
-                pruned: vec![],
-                tar: Some(tar),
-                notes: vec![],
-            })));
-        }
-        let gz = tee.gz.expect("not a dry run");
-        gz.finish()
-            .and_then(|mut w| w.flush())
-            .ctx("write", base_out.as_ref().expect("not dry").temp_path())?;
-        let base_out = base_out.expect("not a dry run");
-        fault("base-fsync").ctx("fsync", base_out.temp_path())?;
-        // Its name alone: the record phase finds it in `bases/`.
-        let base_temp = base_out
-            .keep()?
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        // The base: complete and durable under its temporary name (none in
+        // a dry run).
+        let base_temp = match (tee.gz, base_out.take()) {
+            (Some(gz), Some(base_out)) => {
+                gz.finish()
+                    .and_then(|mut w| w.flush())
+                    .ctx("write", base_out.temp_path())?;
+                fault("base-fsync").ctx("fsync", base_out.temp_path())?;
+                // Its name alone: the record phase finds it in `bases/`.
+                base_out
+                    .keep()?
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            }
+            _ => String::new(),
+        };
+        let mut staged = staged;
+        let lists = Lists {
+            added: std::mem::take(&mut staged.added),
+            changed: std::mem::take(&mut staged.changed),
+        };
 
         // The plan: what commit, record and cleanup do.
-        let mut obsolete: Vec<Obsolete> = Vec::new();
-        if let Some(old) = &old_meta {
-            for e in old.manifest.entries() {
-                // `var`, `var/db` an old dist shipped hold sysup's state
-                if new_manifest.get(&e.path).is_none()
-                    && !crate::host::state::touches_state(&e.path)
-                {
-                    obsolete.push(Obsolete {
-                        path: e.path.clone(),
-                        config_sha256: if e.config { e.sha256 } else { None },
-                    });
-                }
-            }
-        }
-        for p in obsolete_list {
-            let p = p.into_bytes();
-            if new_manifest.get(&p).is_none()
-                && !obsolete.iter().any(|o| o.path == p)
-                && crate::manifest::is_safe_rel(&p)
-                && !crate::host::state::touches_state(&p)
-            {
-                obsolete.push(Obsolete {
-                    path: p,
-                    config_sha256: None,
-                });
-            }
-        }
-        obsolete.sort_by(|a, b| b.path.cmp(&a.path));
         let mut dir_mtimes: Vec<(Vec<u8>, i64)> = new_manifest
             .entries()
             .iter()
@@ -997,12 +965,20 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
             attrs: staged.attrs,
             dir_mtimes,
             kernel: staged.kernel,
-            obsolete,
+            obsolete: obsolete_of(old_meta.as_ref(), &new_manifest, obsolete_list),
             config_kept: staged.config_kept,
             upgrade,
             counts: staged.counts,
             action: opts.action.clone(),
         };
+        if opts.dry_run {
+            // What cleanup will remove and keep, told by cleanup's own rules
+            // from the same plan the real run journals.
+            let foretold = cleanup::foretell(root, &plan, &new_manifest, &lists.changed)?;
+            return Ok(Outcome::Dry(Box::new(report_of(
+                state, opts, &plan, lists, foretold, true,
+            ))));
+        }
         checkpoint("staged-before-journal");
         journal.as_mut().expect("not a dry run").append(
             &Record::Staged {
@@ -1010,11 +986,11 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
             },
             true,
         )?;
-        Ok(Outcome::Plan(Box::new(plan), new_manifest))
+        Ok(Outcome::Plan(Box::new(plan), lists, new_manifest))
     })();
-    let (plan, new_manifest) = match staging {
+    let (plan, lists, new_manifest) = match staging {
         Ok(Outcome::Dry(report)) => return Ok(*report),
-        Ok(Outcome::Plan(plan, m)) => (*plan, m),
+        Ok(Outcome::Plan(plan, lists, m)) => (*plan, lists, m),
         Err(e) => {
             drop(journal);
             if !opts.dry_run {
@@ -1049,48 +1025,102 @@ fn run(root: &Root, state: &State, input: &Input, opts: &ApplyOptions) -> Result
     checkpoint("journal-staged");
     let report = finish(root, state, None, &plan, Some(&new_manifest), opts)?;
     drop(new_manifest);
-    Ok(ApplyReport {
+    Ok(report_of(state, opts, &plan, lists, report, false))
+}
+
+/// Entries staging writes, by how they stand now (root-relative).
+struct Lists {
+    added: Vec<Vec<u8>>,
+    changed: Vec<Vec<u8>>,
+}
+
+/// Paths as the report shows them.
+fn shown(paths: &[Vec<u8>]) -> Vec<String> {
+    paths
+        .iter()
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect()
+}
+
+/// The report of a run from its plan, staging's lists and what cleanup
+/// did — or, in a dry run, foretold: one function for both, so a dry run
+/// says what the real run reports.
+fn report_of(
+    state: &State,
+    opts: &ApplyOptions,
+    plan: &Plan,
+    lists: Lists,
+    cleanup: cleanup::Report,
+    dry_run: bool,
+) -> ApplyReport {
+    ApplyReport {
         root: state.root().to_path_buf(),
         action: opts
             .action
             .clone()
-            .unwrap_or_else(|| action_of(&plan).into()),
-        from,
-        to: target,
-        dry_run: false,
+            .unwrap_or_else(|| action_of(plan).into()),
+        from: plan.from.clone(),
+        to: plan.target.clone(),
+        dry_run,
         finished_interrupted: None,
         counts: Counts {
-            removed: report.removed.len() as u64,
-            ..plan.counts
+            removed: cleanup.removed.len() as u64,
+            ..plan.counts.clone()
         },
-        config_kept: plan
-            .config_kept
-            .iter()
-            .map(|p| String::from_utf8_lossy(p).into_owned())
-            .collect(),
-        removed: report.removed,
-        kept: report.kept,
-        upgrade_ran: report.upgrade_ran,
-        upgrade_skipped: report.upgrade_skipped,
-        pruned: report.pruned,
+        added: shown(&lists.added),
+        changed: shown(&lists.changed),
+        config_kept: shown(&plan.config_kept),
+        removed: cleanup.removed,
+        kept: cleanup.kept,
+        upgrade_ran: cleanup.upgrade_ran,
+        upgrade_skipped: cleanup.upgrade_skipped,
+        pruned: cleanup.pruned,
         tar: Some(plan.tar),
         notes: vec![],
-    })
+    }
 }
 
-fn action_of_mode(m: Mode) -> &'static str {
-    match m {
-        Mode::Fresh => "install",
-        Mode::Upgrade => "upgrade",
-        Mode::Repair => "repair",
+/// Paths the new dist no longer ships: the old MANIFEST minus the new, plus
+/// its OBSOLETE list, never sysup's state, deepest first.
+fn obsolete_of(
+    old_meta: Option<&Metadata>,
+    new_manifest: &Manifest,
+    obsolete_list: Vec<String>,
+) -> Vec<Obsolete> {
+    let mut obsolete: Vec<Obsolete> = Vec::new();
+    if let Some(old) = old_meta {
+        for e in old.manifest.entries() {
+            // `var`, `var/db` an old dist shipped hold sysup's state
+            if new_manifest.get(&e.path).is_none() && !crate::host::state::touches_state(&e.path) {
+                obsolete.push(Obsolete {
+                    path: e.path.clone(),
+                    config_sha256: if e.config { e.sha256 } else { None },
+                });
+            }
+        }
     }
+    for p in obsolete_list {
+        let p = p.into_bytes();
+        if new_manifest.get(&p).is_none()
+            && !obsolete.iter().any(|o| o.path == p)
+            && crate::manifest::is_safe_rel(&p)
+            && !crate::host::state::touches_state(&p)
+        {
+            obsolete.push(Obsolete {
+                path: p,
+                config_sha256: None,
+            });
+        }
+    }
+    obsolete.sort_by(|a, b| b.path.cmp(&a.path));
+    obsolete
 }
 
 /// How the staging part of a run ended.
 enum Outcome {
     Dry(Box<ApplyReport>),
-    /// The plan, and the new MANIFEST for the stat cache.
-    Plan(Box<Plan>, Manifest),
+    /// The plan, staging's lists, and the new MANIFEST for the stat cache.
+    Plan(Box<Plan>, Lists, Manifest),
 }
 
 type Streamed = (

@@ -38,9 +38,12 @@
 //!   re-run could never succeed): the step is not run, and the apply
 //!   reports why (human output, `--json`, history);
 //! - pruning never removes the installed base, nor one younger than the
-//!   minimum age.
+//!   minimum age;
+//! - [`foretell`] walks the same code acting on nothing, before staging,
+//!   with the tree as the commit will leave it: a dry run's `removed` and
+//!   `kept` are the real cleanup's, from the one set of rules.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
@@ -53,6 +56,7 @@ use crate::host::commit::aside_name;
 use crate::host::plan::{join, split, Plan};
 use crate::host::root::{Dir, Root};
 use crate::host::state::{KeptBase, State};
+use crate::manifest::{Kind, Manifest};
 use crate::name::{DistId, DistName};
 
 /// What cleanup did.
@@ -97,6 +101,100 @@ fn parent_nofollow(root: &Root, rel: &[u8]) -> Result<Option<(Dir, Vec<u8>)>> {
     Ok(Some((d, name.to_vec())))
 }
 
+/// The tree as the commit will leave it, for [`foretell`]: what the new
+/// MANIFEST ships is in place, nothing is removed yet.
+struct Foretold<'a> {
+    new: &'a Manifest,
+    /// Directories the new MANIFEST ships something in: never empty after
+    /// the commit.
+    parents: HashSet<&'a [u8]>,
+    /// Paths foretold removed so far (deepest first: children before their
+    /// directory).
+    gone: HashSet<Vec<u8>>,
+}
+
+impl Foretold<'_> {
+    /// Whether the commit makes a directory above `path` a non-directory:
+    /// the old directory then goes aside whole, and what of it is removed
+    /// is removed there (and reported by its old path), not found at `path`.
+    fn under_replaced(&self, path: &[u8]) -> bool {
+        let mut p = path;
+        while let Some(i) = p.iter().rposition(|&c| c == b'/') {
+            p = &p[..i];
+            if self.new.get(p).is_some_and(|e| e.kind != Kind::Dir) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Whether the directory `d` at `path` is empty once cleanup has
+    /// removed what it was foretold to remove.
+    fn emptied(&self, root: &Root, d: &Dir, name: &[u8], path: &[u8]) -> Result<bool> {
+        if self.parents.contains(path) {
+            return Ok(false);
+        }
+        let sub = d
+            .open_subdir(name)
+            .map_err(|e| Error::io("open directory", root.display(path), e))?;
+        let names = sub
+            .list()
+            .map_err(|e| Error::io("list", root.display(path), e))?;
+        Ok(names.iter().all(|n| self.gone.contains(&join(path, n))))
+    }
+}
+
+/// What [`cleanup`] would remove and keep of `plan`'s obsolete paths, told
+/// before anything is staged: the same walk, acting on nothing, with the
+/// tree as the commit will leave it — `new` (the new MANIFEST) in place,
+/// and each of `changed` (paths staging will write over what stands there)
+/// that is a directory now and not in `new` moved aside whole.
+/// Writes: nothing.
+pub fn foretell(root: &Root, plan: &Plan, new: &Manifest, changed: &[Vec<u8>]) -> Result<Report> {
+    let mut report = Report::default();
+    let mut f = Foretold {
+        new,
+        parents: new.entries().iter().map(|e| split(&e.path).0).collect(),
+        gone: HashSet::new(),
+    };
+    let shipped = shipped(plan);
+    for p in changed {
+        if new.get(p).is_none_or(|e| e.kind == Kind::Dir) {
+            continue;
+        }
+        let Some((d, name)) = parent_nofollow(root, p)? else {
+            continue;
+        };
+        let is_dir = d
+            .stat(&name)
+            .map_err(|e| Error::io("stat", root.display(p), e))?
+            .is_some_and(|st| st.is_dir());
+        if is_dir {
+            let sub = d
+                .open_subdir(&name)
+                .map_err(|e| Error::io("open directory", root.display(p), e))?;
+            remove_shipped(root, &sub, p, p, &shipped, &mut report, false)?;
+        }
+    }
+    remove_listed(
+        root,
+        plan,
+        &mut report,
+        &mut Default::default(),
+        Some(&mut f),
+    )?;
+    report.upgrade_ran = plan.upgrade.is_some();
+    Ok(report)
+}
+
+/// The plan's obsolete paths, with their shipped hash (config files).
+fn shipped(plan: &Plan) -> HashMap<&[u8], Option<[u8; 32]>> {
+    plan.obsolete
+        .iter()
+        .map(|o| (o.path.as_slice(), o.config_sha256))
+        .collect()
+}
+
 /// Remove the plan's obsolete paths and the commit's asides, then fsync
 /// every directory something was removed from: the journal is dropped after
 /// this, and a removal that a power loss undid would then be a leftover no
@@ -128,11 +226,7 @@ fn remove_each(
         .iter()
         .chain(&plan.renames)
         .chain(&plan.critical);
-    let shipped: HashMap<&[u8], Option<[u8; 32]>> = plan
-        .obsolete
-        .iter()
-        .map(|o| (o.path.as_slice(), o.config_sha256))
-        .collect();
+    let shipped = shipped(plan);
     for (n, r) in all.enumerate() {
         if let Some((d, _)) = parent_nofollow(root, &join(&r.dir, b"x"))? {
             let aside = aside_name(&plan.txid, n);
@@ -148,7 +242,7 @@ fn remove_each(
                 let sub = d
                     .open_subdir(&aside)
                     .map_err(|e| Error::io("open directory", root.display(&now), e))?;
-                let emptied = remove_shipped(root, &sub, &r.path(), &now, &shipped, report)?;
+                let emptied = remove_shipped(root, &sub, &r.path(), &now, &shipped, report, true)?;
                 if !emptied {
                     continue; // what is left was never shipped: kept, reported
                 }
@@ -173,11 +267,26 @@ fn remove_each(
             }
         }
     }
+    remove_listed(root, plan, report, touched, None)
+}
+
+/// Remove the plan's obsolete paths (deepest first); with `dry`, only tell
+/// which would go, as the commit will have left the tree.
+fn remove_listed(
+    root: &Root,
+    plan: &Plan,
+    report: &mut Report,
+    touched: &mut std::collections::BTreeSet<Vec<u8>>,
+    mut dry: Option<&mut Foretold>,
+) -> Result<()> {
     for o in &plan.obsolete {
         let shown = String::from_utf8_lossy(&o.path).into_owned();
         if crate::host::state::touches_state(&o.path) {
             // never planned (apply.rs), but a plan is read back from a file
             report.kept.push(format!("{shown} (sysup's own state)"));
+            continue;
+        }
+        if dry.as_ref().is_some_and(|f| f.under_replaced(&o.path)) {
             continue;
         }
         let Some((d, name)) = parent_nofollow(root, &o.path)? else {
@@ -190,7 +299,17 @@ fn remove_each(
             continue;
         };
         if st.is_dir() {
-            match d.rmdir(&name) {
+            let removed = match &dry {
+                Some(f) => {
+                    if f.emptied(root, &d, &name, &o.path)? {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::from_raw_os_error(libc::ENOTEMPTY))
+                    }
+                }
+                None => d.rmdir(&name),
+            };
+            match removed {
                 Ok(()) => {
                     report.removed.push(shown);
                     touched.insert(split(&o.path).0.to_vec());
@@ -211,14 +330,20 @@ fn remove_each(
                     continue;
                 }
             }
-            fault("cleanup-remove")
-                .and_then(|()| d.disarm(&name))
-                .and_then(|()| d.unlink(&name))
-                .map_err(|e| Error::io("remove", root.display(&o.path), e))?;
+            if dry.is_none() {
+                fault("cleanup-remove")
+                    .and_then(|()| d.disarm(&name))
+                    .and_then(|()| d.unlink(&name))
+                    .map_err(|e| Error::io("remove", root.display(&o.path), e))?;
+            }
             report.removed.push(shown);
             touched.insert(split(&o.path).0.to_vec());
         }
-        checkpoint("cleanup-obsolete");
+        if let Some(f) = dry.as_deref_mut() {
+            f.gone.insert(o.path.clone());
+        } else {
+            checkpoint("cleanup-obsolete");
+        }
     }
     Ok(())
 }
@@ -228,7 +353,8 @@ fn remove_each(
 /// paths; a config file only while it is as shipped), reporting each path
 /// removed by its original name. Anything else was put there by someone
 /// else (after staging checked there was none): it is kept where it is and
-/// reported. Returns whether `dir` is empty now.
+/// reported. Returns whether `dir` is empty now. Without `act`, removes
+/// nothing and reports what it would (the directory not yet moved aside).
 fn remove_shipped(
     root: &Root,
     dir: &Dir,
@@ -236,6 +362,7 @@ fn remove_shipped(
     now: &[u8],
     shipped: &HashMap<&[u8], Option<[u8; 32]>>,
     report: &mut Report,
+    act: bool,
 ) -> Result<bool> {
     let mut empty = true;
     let names = dir
@@ -265,11 +392,15 @@ fn remove_shipped(
             let sub = dir
                 .open_subdir(&name)
                 .map_err(|e| Error::io("open directory", root.display(&n), e))?;
-            if !remove_shipped(root, &sub, &o, &n, shipped, report)? {
+            if !remove_shipped(root, &sub, &o, &n, shipped, report, act)? {
                 empty = false;
                 continue;
             }
-            dir.rmdir(&name)
+            if act {
+                dir.rmdir(&name)
+            } else {
+                Ok(())
+            }
         } else {
             if let Some(h) = config {
                 if st.is_file() && dir.sha256(&name).ok() != Some(*h) {
@@ -278,7 +409,11 @@ fn remove_shipped(
                     continue;
                 }
             }
-            dir.disarm(&name).and_then(|()| dir.unlink(&name))
+            if act {
+                dir.disarm(&name).and_then(|()| dir.unlink(&name))
+            } else {
+                Ok(())
+            }
         };
         removed.map_err(|e| Error::io("remove", root.display(&n), e))?;
         report.removed.push(shown);

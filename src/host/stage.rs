@@ -71,6 +71,12 @@ pub struct Staged {
     pub attrs: Vec<Attrs>,
     pub kernel: Option<KernelSwap>,
     pub config_kept: Vec<Vec<u8>>,
+    /// Entries written where nothing stood (root-relative, in tar order).
+    pub added: Vec<Vec<u8>>,
+    /// Entries written, or given new attributes, over something that stood
+    /// there. With `added` and `config_kept`, every entry `counts.changed`
+    /// counts, each once; the same in a dry run as in the real staging.
+    pub changed: Vec<Vec<u8>>,
     pub counts: Counts,
 }
 
@@ -492,6 +498,7 @@ impl<'a> Stager<'a> {
                     self.out.counts.unchanged += 1;
                 } else {
                     self.out.counts.changed += 1;
+                    self.out.changed.push(path);
                     self.out.dir_attrs.push(attrs_of(e, None));
                 }
                 return Ok(());
@@ -499,6 +506,11 @@ impl<'a> Stager<'a> {
         }
         // A new directory: staged whole (or created inside a staged parent).
         self.out.counts.changed += 1;
+        if live.is_some() {
+            self.out.changed.push(path.clone());
+        } else {
+            self.out.added.push(path.clone());
+        }
         if !swap_kernel {
             self.out.counts.repaired += u64::from(self.mode == Mode::Repair);
         }
@@ -780,6 +792,7 @@ impl<'a> Stager<'a> {
                 }
                 Compare::Attrs => {
                     self.out.counts.changed += 1;
+                    self.out.changed.push(path.clone());
                     self.out.counts.repaired += u64::from(self.mode == Mode::Repair);
                     self.out.attrs.push(attrs_of(e, Some(e.mtime)));
                     self.located.insert(path, (pdir.to_vec(), base.to_vec()));
@@ -789,6 +802,14 @@ impl<'a> Stager<'a> {
             }
         }
         self.out.counts.changed += 1;
+        // (a kept config file's new version is listed in config_kept)
+        if final_name == base {
+            if live.is_some() {
+                self.out.changed.push(path.clone());
+            } else {
+                self.out.added.push(path.clone());
+            }
+        }
         // re-applying the installed dist: everything written restores it
         if self.mode == Mode::Repair && final_name == base {
             self.out.counts.repaired += 1;
