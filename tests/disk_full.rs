@@ -196,7 +196,10 @@ fn a_state_filesystem_that_fills_up_after_the_commit_point_is_finished_on_rerun(
         "the journal must stay"
     );
     let status = ok(sysup().args(["status", "--root"]).arg(&root));
-    assert!(status.contains("interrupted apply to world-2"), "{status}");
+    assert!(
+        status.contains("interrupted apply of world-1-20260101 → world-2-20260102"),
+        "{status}"
+    );
     // space back: the same command finishes
     std::fs::remove_file(&filler).unwrap();
     apply_ok(&root, &[&c.patches[0]]);

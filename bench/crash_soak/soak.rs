@@ -1267,10 +1267,11 @@ impl<'a> Soak<'a> {
                 .unwrap_or_default()
         };
         for name in list("") {
+            // `stat-<name>`: the stat cache an apply records (host/statcache.rs)
             let ok = matches!(
                 name.as_str(),
                 "lock" | "installed" | "bases" | "download" | "history" | "mirror"
-            );
+            ) || name.starts_with("stat-");
             if !ok {
                 left.push(name); // journal, upgrade.<txid>, temporaries
             }
@@ -1293,7 +1294,8 @@ impl<'a> Soak<'a> {
             left.push(format!("download/{name}"));
         }
         for name in list("mirror") {
-            if name != "serial" {
+            // the accepted serial per signing key (`serial.<key id>`)
+            if !name.starts_with("serial.") {
                 left.push(format!("mirror/{name}"));
             }
         }
