@@ -1,7 +1,8 @@
 //! How a host keeps its bases (`[apply] base-compression` in
-//! `etc/sysup.conf`): stored by default, ISA-L on request, either a gzip
-//! that gunzip reads as exactly the dist's tar, and a host may switch
-//! between applies; a bad setting is refused before anything is written.
+//! `etc/sysup.conf`): stored by default, deflated on request (zlib-rs level
+//! 1, or ISA-L with the `isal` feature), either a gzip that gunzip reads as
+//! exactly the dist's tar, and a host may switch between applies; a bad
+//! setting is refused before anything is written.
 
 mod common;
 

@@ -31,7 +31,9 @@ pub enum BaseCompression {
     /// bench world an apply takes two thirds of the CPU it takes with `fast`.
     #[default]
     None,
-    /// ISA-L level 1: about 40% of the tar, for hosts short of disk.
+    /// Deflate level 1 (`gz::Engine::Fast`: ISA-L in a build with the
+    /// `isal` feature, zlib-rs otherwise): under half the tar, for hosts
+    /// short of disk.
     Fast,
 }
 
