@@ -22,55 +22,9 @@ fn craft_kernel(
     keep_old: &str,
     members: &[Crafted],
 ) -> PathBuf {
-    use sysup::archive::write::{Member, TarWriter};
-    let mut sorted: Vec<_> = members.iter().map(|m| m.entry.clone()).collect();
-    sorted.sort_by(|a, b| a.path.cmp(&b.path));
-    let manifest = sysup::manifest::Manifest::new(sorted).unwrap().render();
-    let dist = format!(
-        "format = 1\nid = \"{id}\"\narch = \"x86_64\"\nentries = {}\n\n[kernel]\ninstall_dir = \"{install_dir}\"\nkeep_old = \"{keep_old}\"\n",
-        members.len()
-    );
-    let path = dir.join(format!("{id}.tar.gz"));
-    let f = fs::File::create(&path).unwrap();
-    let mut w = TarWriter::new(sysup::gz::Writer::new(f, 6));
-    let meta = |name: &'static str, data: &[u8]| Member {
-        name: name.as_bytes(),
-        kind: sysup::manifest::Kind::File,
-        mode: 0o644,
-        uid: 0,
-        gid: 0,
-        mtime: 0,
-        size: data.len() as u64,
-        link: None,
-        dev: None,
-        xattrs: None,
-    };
-    w.append(&meta(".sysup/DIST", dist.as_bytes()), dist.as_bytes())
-        .unwrap();
-    w.append(
-        &meta(".sysup/MANIFEST", manifest.as_bytes()),
-        manifest.as_bytes(),
-    )
-    .unwrap();
-    for m in members {
-        let e = &m.entry;
-        let name = e.member_name();
-        let mm = Member {
-            name: &name,
-            kind: e.kind,
-            mode: e.mode,
-            uid: e.uid,
-            gid: e.gid,
-            mtime: e.mtime,
-            size: m.data.len() as u64,
-            link: e.link.as_deref(),
-            dev: e.dev,
-            xattrs: Some(&e.xattrs),
-        };
-        w.append(&mm, &m.data[..]).unwrap();
-    }
-    w.finish().unwrap().finish().unwrap();
-    path
+    let kernel =
+        format!("\n[kernel]\ninstall_dir = \"{install_dir}\"\nkeep_old = \"{keep_old}\"\n");
+    craft_dist_with(dir, id, "x86_64", &kernel, members)
 }
 
 /// Build kernel GENERIC revision `rev` from the fixture spec (optionally

@@ -443,6 +443,18 @@ impl Crafted {
 /// Write a dist by hand: DIST + a MANIFEST of the listed entries + the
 /// members in the given order (no checks: this is how hostile dists are made).
 pub fn craft_dist(dir: &Path, id: &str, arch: &str, members: &[Crafted]) -> PathBuf {
+    craft_dist_with(dir, id, arch, "", members)
+}
+
+/// [`craft_dist`] with `dist_tables` (e.g. a `[kernel]` table) appended to
+/// the DIST member.
+pub fn craft_dist_with(
+    dir: &Path,
+    id: &str,
+    arch: &str,
+    dist_tables: &str,
+    members: &[Crafted],
+) -> PathBuf {
     use sysup::archive::write::{Member, TarWriter};
     let listed: Vec<_> = members
         .iter()
@@ -459,7 +471,7 @@ pub fn craft_dist(dir: &Path, id: &str, arch: &str, members: &[Crafted]) -> Path
         Err(_) => text,
     };
     let dist = format!(
-        "format = 1\nid = \"{id}\"\narch = \"{arch}\"\nentries = {}\n",
+        "format = 1\nid = \"{id}\"\narch = \"{arch}\"\nentries = {}\n{dist_tables}",
         listed.len()
     );
     let path = dir.join(format!("{id}.tar.gz"));
