@@ -717,47 +717,6 @@ pub fn update(opts: &UpdateOptions, progress: &crate::progress::Progress) -> Res
     // descriptor (`/proc/self/fd/N`); reports name it by its path.
     let dl_dir = state.download_fd_path();
     let steps: Vec<Step> = plans.iter().flat_map(|p| p.steps.clone()).collect();
-    if opts.dry_run {
-        let mut downloads = Vec::new();
-        for s in &steps {
-            let mut d = fetch::foretell(&dl_dir, &s.file, s.size, &s.sha256)?;
-            d.path = state.download_dir().join(&s.file);
-            downloads.push(d);
-        }
-        return Ok(UpdateReport {
-            root: state.root().to_path_buf(),
-            mirror: mirror.base().to_string(),
-            pubkey: pubkey_path,
-            key_id,
-            serial: index.serial,
-            previous_serial,
-            index_timestamp: index.timestamp,
-            plans,
-            fetched_bytes: downloads.iter().map(|d| d.fetched).sum(),
-            downloads,
-            applied: Vec::new(),
-            dry_run: true,
-            result: if steps.is_empty() {
-                "up-to-date"
-            } else {
-                "would-apply"
-            },
-            finished_interrupted,
-        });
-    }
-    fetch::prune_partials(&dl_dir, &steps.iter().map(|s| s.sha256).collect::<Vec<_>>())?;
-    prune_finished(&dl_dir, &steps)?;
-    check_space(&dl_dir, &state.download_dir(), &steps)?;
-    let mut downloads = Vec::new();
-    for s in &steps {
-        let mut d = mirror.download(&s.file, s.size, &s.sha256, &dl_dir, progress)?;
-        d.path = state.download_dir().join(&s.file);
-        if let Some(entry) = index.patches.iter().find(|p| p.file() == s.file) {
-            check_patch_header(entry, &dl_dir.join(&s.file), &mirror.url(&s.file))?;
-        }
-        downloads.push(d);
-    }
-    let fetched_bytes = downloads.iter().map(|d| d.fetched).sum();
     let mut report = UpdateReport {
         root: state.root().to_path_buf(),
         mirror: mirror.base().to_string(),
@@ -767,13 +726,37 @@ pub fn update(opts: &UpdateOptions, progress: &crate::progress::Progress) -> Res
         previous_serial,
         index_timestamp: index.timestamp,
         plans,
-        downloads,
-        fetched_bytes,
+        downloads: Vec::new(),
+        fetched_bytes: 0,
         applied: Vec::new(),
-        dry_run: false,
+        dry_run: opts.dry_run,
         result: "up-to-date",
         finished_interrupted,
     };
+    if opts.dry_run {
+        for s in &steps {
+            let mut d = fetch::foretell(&dl_dir, &s.file, s.size, &s.sha256)?;
+            d.path = state.download_dir().join(&s.file);
+            report.downloads.push(d);
+        }
+        report.fetched_bytes = report.downloads.iter().map(|d| d.fetched).sum();
+        if !steps.is_empty() {
+            report.result = "would-apply";
+        }
+        return Ok(report);
+    }
+    fetch::prune_partials(&dl_dir, &steps.iter().map(|s| s.sha256).collect::<Vec<_>>())?;
+    prune_finished(&dl_dir, &steps)?;
+    check_space(&dl_dir, &state.download_dir(), &steps)?;
+    for s in &steps {
+        let mut d = mirror.download(&s.file, s.size, &s.sha256, &dl_dir, progress)?;
+        d.path = state.download_dir().join(&s.file);
+        if let Some(entry) = index.patches.iter().find(|p| p.file() == s.file) {
+            check_patch_header(entry, &dl_dir.join(&s.file), &mirror.url(&s.file))?;
+        }
+        report.downloads.push(d);
+    }
+    report.fetched_bytes = report.downloads.iter().map(|d| d.fetched).sum();
     if steps.is_empty() {
         return Ok(report);
     }

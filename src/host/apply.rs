@@ -592,26 +592,33 @@ fn on_interrupt_record(opts: &ApplyOptions, target: &DistId) -> crate::interrupt
                 ),
             )
         };
-        let installed = state.installed(&target.name).ok().flatten();
-        let _ = history::append(
-            &state,
-            &Event {
-                time: history::now(),
-                user: history::current_user(),
-                action: action.clone(),
-                name: target.name.to_string(),
-                from: installed.map(|i| i.id.to_string()),
-                to: Some(target.to_string()),
-                changed: 0,
-                removed: 0,
-                result: "interrupted".into(),
-                error: Some(said),
-                warning: None,
-                txid: None,
-            },
-        );
+        record_unfinished(&state, &action, &target, "interrupted", said);
         line
     })
+}
+
+/// Append the history record of an apply to `target` that did not finish
+/// (`result`: `error` or `interrupted`, with `why`). Best effort: the
+/// failure itself is what the caller reports.
+fn record_unfinished(state: &State, action: &str, target: &DistId, result: &str, why: String) {
+    let installed = state.installed(&target.name).ok().flatten();
+    let _ = history::append(
+        state,
+        &Event {
+            time: history::now(),
+            user: history::current_user(),
+            action: action.to_string(),
+            name: target.name.to_string(),
+            from: installed.map(|i| i.id.to_string()),
+            to: Some(target.to_string()),
+            changed: 0,
+            removed: 0,
+            result: result.into(),
+            error: Some(why),
+            warning: None,
+            txid: None,
+        },
+    );
 }
 
 /// Apply `opts.files` to `opts.root`.
@@ -696,24 +703,8 @@ fn apply_with(opts: &ApplyOptions, held: Option<&Lock>) -> Result<ApplyReport> {
         }
         Err(e) => {
             if !opts.dry_run {
-                let installed = state.installed(&target.name).ok().flatten();
-                let _ = history::append(
-                    &state,
-                    &Event {
-                        time: history::now(),
-                        user: history::current_user(),
-                        action: opts.action.clone().unwrap_or_else(|| "apply".into()),
-                        name: target.name.to_string(),
-                        from: installed.map(|i| i.id.to_string()),
-                        to: Some(target.to_string()),
-                        changed: 0,
-                        removed: 0,
-                        result: "error".into(),
-                        error: Some(e.to_string()),
-                        warning: None,
-                        txid: None,
-                    },
-                );
+                let action = opts.action.clone().unwrap_or_else(|| "apply".into());
+                record_unfinished(&state, &action, &target, "error", e.to_string());
             }
             Err(e)
         }
