@@ -1,40 +1,28 @@
-//! sysup: atomic binary-diff system updates.
+//! sysup: atomic binary-diff system updates (the contract: docs/design.md).
 //!
-//! The modules follow the pipeline of DESIGN.md:
-//! - build host: [`spec`] → [`build`] (scan a staged tree) → [`manifest`] +
-//!   [`archive`] (deterministic tar) → a gzipped dist named by [`name`];
-//! - patches: [`delta`] (member-aware bsdiff between uncompressed tars, and the
-//!   forward-only streaming applier);
-//! - host: apply, state, journal (later modules);
-//! - distribution: [`index`] (the mirror's INDEX, `sysup publish`), [`sign`]
-//!   (minisign), [`fetch`] (resumable verified downloads) and [`update`]
-//!   (`sysup update`: verify, plan the cheapest chain, download, apply);
+//! The folders follow the pipeline:
+//! - [`format`]: what both sides read and write — dist names ([`format::name`]),
+//!   specs, MANIFEST, the DIST file, gzip and tar ([`format::gz`],
+//!   [`format::archive`]) and the patch wire format ([`format::patch`]);
+//! - [`build`]: a staged tree → a reproducible dist (build host);
+//! - [`diff`]: two dists → a patch (build host);
+//! - [`patch`]: the streaming applier, old tar in → new tar out (any host);
+//! - [`host`]: a root and its state — stage, verify, commit, cleanup, and the
+//!   operations apply, rollback, clean, status and verify as library calls;
+//! - [`mirror`]: the INDEX, publishing, signatures, downloads and `update`;
+//! - [`util`]: digests, stream hashing, atomic files, progress counters,
+//!   read-ahead, interrupts.
 //!
-//! plus the shared pieces: [`error`], [`digest`], [`progress`] (step
-//! counters the command line draws), [`fixtures`] (deterministic
-//! demo/test trees), and [`cli`] (the `sysup` command line; the binary is a
-//! thin wrapper around it).
+//! The `sysup` command line (clap, progress bars, man pages, the demo and its
+//! fixture trees) is the binary's own module tree, not part of this library.
 
-pub mod archive;
 pub mod build;
-pub mod cli;
-pub mod delta;
-pub mod digest;
-pub mod dist;
+pub mod diff;
 pub mod error;
-pub mod fetch;
-pub mod fixtures;
-pub mod fsutil;
-pub mod gz;
+pub mod format;
 pub mod host;
-pub mod index;
-pub mod interrupt;
-pub mod manifest;
-pub mod name;
-pub mod progress;
-pub mod readahead;
-pub mod sign;
-pub mod spec;
-pub mod update;
+pub mod mirror;
+pub mod patch;
+pub mod util;
 
 pub use error::{Error, Result};

@@ -64,7 +64,7 @@ fn unchanged_files_are_not_rewritten() {
         .mtime();
     assert_eq!(
         mtime,
-        sysup::fixtures::rev_mtime(2),
+        common::fixtures::rev_mtime(2),
         "its new mtime was set in place"
     );
     assert_eq!(ino("usr/bin/passwd"), passwd);
@@ -276,7 +276,7 @@ fn the_dists_upgrade_step_runs_last_and_obsolete_list_is_honoured() {
         &spec,
         format!(
             "{}obsolete = \"obsolete.list\"\nupgrade = \"upgrade.sh\"\n",
-            sysup::fixtures::WORLD_SPEC
+            common::fixtures::WORLD_SPEC
         ),
     )
     .unwrap();
@@ -294,7 +294,7 @@ fn the_dists_upgrade_step_runs_last_and_obsolete_list_is_honoured() {
     let mut dists = Vec::new();
     for rev in 2..=3u32 {
         let tree = t.path().join(format!("t{rev}"));
-        sysup::fixtures::make_world(&tree, rev, is_root()).unwrap();
+        common::fixtures::make_world(&tree, rev, is_root()).unwrap();
         // the step runs chrooted into the root, with the root's own shell:
         // a static one (the fixture's dash is noise)
         fs::copy("/usr/bin/busybox", tree.join("usr/bin/dash"))

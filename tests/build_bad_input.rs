@@ -49,7 +49,7 @@ impl Case {
     fn new() -> Case {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir(dir.path().join("out")).unwrap();
-        sysup::fixtures::make_world(&dir.path().join("tree"), 1, false).unwrap();
+        common::fixtures::make_world(&dir.path().join("tree"), 1, false).unwrap();
         world_spec(dir.path());
         Case { dir }
     }
@@ -218,7 +218,7 @@ fn a_tree_no_manifest_could_hold_is_refused() {
     // every host refuses
     let c = Case::new();
     let mut deep = c.p("tree/usr/share/deep");
-    for _ in 0..sysup::manifest::MAX_DEPTH {
+    for _ in 0..sysup::format::manifest::MAX_DEPTH {
         deep.push("d");
     }
     fs::create_dir_all(&deep).unwrap();

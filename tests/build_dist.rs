@@ -9,10 +9,12 @@ use std::path::Path;
 use std::process::Command;
 
 use common::*;
-use sysup::manifest::{Kind, Manifest};
+use sysup::format::manifest::{Kind, Manifest};
 
 fn manifest_of(dist: &Path) -> Manifest {
-    sysup::dist::read_dist_metadata(dist).unwrap().manifest
+    sysup::format::dist::read_dist_metadata(dist)
+        .unwrap()
+        .manifest
 }
 
 #[test]
@@ -285,7 +287,7 @@ fn manifest_matches_the_tree() {
 fn build_prints_sizes_and_digests_as_json() {
     let d = tempfile::tempdir().unwrap();
     let tree = d.path().join("t");
-    sysup::fixtures::make_world(&tree, 1, is_root()).unwrap();
+    common::fixtures::make_world(&tree, 1, is_root()).unwrap();
     let spec = world_spec(d.path());
     let out = ok(sysup()
         .arg("build")

@@ -8,6 +8,10 @@
 //! The seed is random per run and printed; `SYSUP_SOAK_SEED=<n>` replays one
 //! (`SYSUP_SOAK_KILLS` changes the count).
 
+/// The demo's fixture trees, which the soak's fixture pair is made of.
+#[path = "../src/cli/fixtures.rs"]
+#[allow(dead_code)] // the kernel trees are not soaked
+mod fixtures;
 #[path = "../bench/crash_soak/soak.rs"]
 mod soak;
 

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use patch_support::{binary, edit};
-use sysup::delta::{diff_dists, DiffOptions};
+use sysup::diff::{diff_dists, DiffOptions};
 
 fn critical(path: &str, data: &[u8]) -> Crafted {
     let mut c = Crafted::file(path, data);
@@ -30,7 +30,7 @@ fn gunzip(path: &Path) -> Vec<u8> {
     out
 }
 
-fn diff(old: &Path, new: &Path, out: &Path) -> sysup::Result<sysup::delta::DiffReport> {
+fn diff(old: &Path, new: &Path, out: &Path) -> sysup::Result<sysup::diff::DiffReport> {
     diff_dists(old, new, out, &DiffOptions::default())
 }
 
@@ -111,7 +111,7 @@ fn identical_files_stay_out_of_the_spool_and_the_patch_is_exact() {
 
     let old_tar = gunzip(&old);
     let mut rebuilt = Vec::new();
-    sysup::delta::apply(&r.patch, &old_tar[..], &mut rebuilt, Path::new("<old>")).unwrap();
+    sysup::patch::apply(&r.patch, &old_tar[..], &mut rebuilt, Path::new("<old>")).unwrap();
     assert!(
         rebuilt == gunzip(&new),
         "the patch does not rebuild the new tar"

@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
-use sysup::digest::Digests;
-use sysup::dist::{encode_tar_record, read_tar_record};
-use sysup::gz::extra::PAYLOAD_OFFSET;
+use sysup::format::dist::{encode_tar_record, read_tar_record};
+use sysup::format::gz::extra::PAYLOAD_OFFSET;
+use sysup::util::digest::Digests;
 
 /// The digests of a dist's uncompressed tar, by GNU gzip.
 fn gunzipped(dist: &Path) -> Digests {

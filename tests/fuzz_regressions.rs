@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use sysup::manifest::Manifest;
+use sysup::format::manifest::Manifest;
 
 /// The `manifest_parse` oracle: a MANIFEST that parses renders back to
 /// itself.

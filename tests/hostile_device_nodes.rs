@@ -16,7 +16,7 @@ use std::path::Path;
 
 use common::*;
 use hostile_support::*;
-use sysup::manifest::Kind;
+use sysup::format::manifest::Kind;
 
 fn device(path: &str, kind: Kind, dev: (u32, u32)) -> Crafted {
     let mut c = Crafted::file(path, b"");
@@ -113,9 +113,10 @@ fn a_dist_cannot_grant_itself_devices() {
     .unwrap();
     // rewrite the DIST member with one more key
     let segs = {
-        let mut seg = sysup::archive::segment::Segmenter::new(&tar[..], "t");
+        let mut seg = sysup::format::archive::segment::Segmenter::new(&tar[..], "t");
         let mut v = Vec::new();
-        while let Some(sysup::archive::segment::Item::Member(m)) = seg.next_item().unwrap() {
+        while let Some(sysup::format::archive::segment::Item::Member(m)) = seg.next_item().unwrap()
+        {
             v.push((m.offset as usize, m.end() as usize));
         }
         v

@@ -30,7 +30,7 @@ fn craft_kernel(
 /// Build kernel GENERIC revision `rev` from the fixture spec (optionally
 /// with another `include`) into `dir`; returns (tree, dist).
 fn kernel_dist(dir: &Path, rev: u32, include: Option<&str>) -> (PathBuf, PathBuf) {
-    let mut spec_text = sysup::fixtures::kernel_spec("GENERIC");
+    let mut spec_text = common::fixtures::kernel_spec("GENERIC");
     if let Some(inc) = include {
         spec_text = spec_text
             .lines()
@@ -46,7 +46,7 @@ fn kernel_dist(dir: &Path, rev: u32, include: Option<&str>) -> (PathBuf, PathBuf
     let spec = dir.join("GENERIC.toml");
     fs::write(&spec, spec_text).unwrap();
     let tree = dir.join(format!("k{rev}"));
-    sysup::fixtures::make_kernel(&tree, "GENERIC", rev).unwrap();
+    common::fixtures::make_kernel(&tree, "GENERIC", rev).unwrap();
     ok(sysup()
         .arg("build")
         .arg(&spec)

@@ -14,12 +14,12 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use hostile_support::*;
-use sysup::manifest::{MAX_DEPTH, MAX_ENTRIES, MAX_PATH};
+use sysup::format::manifest::{MAX_DEPTH, MAX_ENTRIES, MAX_PATH};
 
 /// A dist whose MANIFEST is `lines` (entry lines, sorted), announced as
 /// `entries`, with the tree members `members` after it.
 fn dist_of(s: &Site, lines: &str, entries: usize, members: &[u8]) -> std::path::PathBuf {
-    let text = format!("{}\n{lines}", sysup::manifest::HEADER);
+    let text = format!("{}\n{lines}", sysup::format::manifest::HEADER);
     let mut tar = head("world-2-20260102", &text, entries);
     tar.extend_from_slice(members);
     tar.extend(end());
@@ -45,7 +45,7 @@ fn nested_dirs(depth: usize) -> String {
 /// the kernel carries it over into a spawned child's `ru_maxrss`).
 fn streamed_dist(s: &Site, n: usize, line: &dyn Fn(usize) -> String) -> std::path::PathBuf {
     let text_len: usize =
-        sysup::manifest::HEADER.len() + 1 + (0..n).map(|i| line(i).len()).sum::<usize>();
+        sysup::format::manifest::HEADER.len() + 1 + (0..n).map(|i| line(i).len()).sum::<usize>();
     let dist = format!("format = 1\nid = \"world-2-20260102\"\narch = \"x86_64\"\nentries = {n}\n");
     let mut start = member(
         &Hdr::new(b".sysup/DIST", b'0', dist.len() as u64),
@@ -58,7 +58,7 @@ fn streamed_dist(s: &Site, n: usize, line: &dyn Fn(usize) -> String) -> std::pat
         &[&|w: &mut dyn Write| {
             w.write_all(&start).unwrap();
             let mut w = std::io::BufWriter::new(w);
-            writeln!(w, "{}", sysup::manifest::HEADER).unwrap();
+            writeln!(w, "{}", sysup::format::manifest::HEADER).unwrap();
             for i in 0..n {
                 w.write_all(line(i).as_bytes()).unwrap();
             }

@@ -16,11 +16,15 @@ use hostile_support::*;
 
 /// A dist: the small world plus `extra` raw members, with `listed` entries
 /// added to its MANIFEST.
-fn dist_with(s: &Site, listed: Vec<sysup::manifest::Entry>, extra: &[u8]) -> std::path::PathBuf {
+fn dist_with(
+    s: &Site,
+    listed: Vec<sysup::format::manifest::Entry>,
+    extra: &[u8],
+) -> std::path::PathBuf {
     let mut entries: Vec<_> = small_world().into_iter().map(|c| c.entry).collect();
     entries.extend(listed);
     // the real renderer escapes any byte; it is the reader that must refuse
-    let text = sysup::manifest::Manifest::new(entries.clone())
+    let text = sysup::format::manifest::Manifest::new(entries.clone())
         .unwrap()
         .render();
     let mut tar = head("world-2-20260102", &text, entries.len());
@@ -69,7 +73,10 @@ fn a_nul_in_a_link_target_is_refused() {
     h.link = b"x".to_vec();
     h.mode = 0o777;
     m.extend(member(&h, b""));
-    let mut e = sysup::manifest::Entry::new(b"usr/bin/l".to_vec(), sysup::manifest::Kind::Symlink);
+    let mut e = sysup::format::manifest::Entry::new(
+        b"usr/bin/l".to_vec(),
+        sysup::format::manifest::Kind::Symlink,
+    );
     e.mode = 0o777;
     e.link = Some(b"x".to_vec());
     let dist = dist_with(&s, vec![e], &m);

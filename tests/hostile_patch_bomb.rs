@@ -17,12 +17,12 @@ use std::process::Stdio;
 
 use common::*;
 use hostile_support::*;
-use sysup::archive::segment::{Item, Segmenter};
-use sysup::delta::format::{
+use sysup::format::archive::segment::{Item, Segmenter};
+use sysup::format::patch::header::{
     BodyFormat, Compression, PatchHeader, Section, SectionKind, Side, VERSION,
 };
-use sysup::delta::record::{DataOp, HeaderOp, Keep, MemberRecord, RecordWriter};
-use sysup::digest::Digests;
+use sysup::format::patch::record::{DataOp, HeaderOp, Keep, MemberRecord, RecordWriter};
+use sysup::util::digest::Digests;
 
 const NAME: &str = "world-1-20260101_2-20260102";
 
@@ -78,7 +78,7 @@ struct Body {
 
 /// A patch with valid header and section checksums.
 fn assemble(dir: &Path, old: &[u8], to: Digests, n_new: u32, window_log: u8, b: &Body) -> PathBuf {
-    let name: sysup::name::PatchName = NAME.parse().unwrap();
+    let name: sysup::format::name::PatchName = NAME.parse().unwrap();
     let hl = PatchHeader::encoded_len(&name);
     let mut at = u64::from(hl);
     let mut sections = Vec::new();

@@ -14,12 +14,12 @@ use common::*;
 /// Kernel GENERIC revisions 1 and 2: (trees, dists, patch 1→2).
 fn kernels(dir: &Path) -> (Vec<PathBuf>, Vec<PathBuf>, PathBuf) {
     let spec = dir.join("GENERIC.toml");
-    fs::write(&spec, sysup::fixtures::kernel_spec("GENERIC")).unwrap();
+    fs::write(&spec, common::fixtures::kernel_spec("GENERIC")).unwrap();
     let mut trees = Vec::new();
     let mut dists = Vec::new();
     for rev in 1..=2u32 {
         let tree = dir.join(format!("k{rev}"));
-        sysup::fixtures::make_kernel(&tree, "GENERIC", rev).unwrap();
+        common::fixtures::make_kernel(&tree, "GENERIC", rev).unwrap();
         ok(sysup()
             .arg("build")
             .arg(&spec)

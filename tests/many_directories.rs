@@ -9,8 +9,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::fixtures;
 use common::*;
-use sysup::fixtures;
 
 /// More directories than 1024 descriptors, each with a file that every
 /// revision changes (so an upgrade replaces them all).

@@ -2,7 +2,7 @@
 //! `sysup publish --sign` signed; an INDEX it signed (`minisign -S`) is
 //! accepted by `sysup update`; password-protected keys from `minisign -G`
 //! sign with `--password-file` (a wrong password is a unit test in
-//! src/sign.rs: scrypt at minisign's cost takes seconds); legacy
+//! src/mirror/sign.rs: scrypt at minisign's cost takes seconds); legacy
 //! signatures (`-l`) are refused.
 
 use std::fs;

@@ -22,17 +22,18 @@ fn no_temp_files(dir: &Path) {
 #[test]
 fn index_lists_every_file_with_its_digests() {
     let w = World::new(&[1, 2, 3], &[1, 2]);
-    let idx = sysup::index::Index::parse(&fs::read(w.file("INDEX")).unwrap(), Path::new("INDEX"))
-        .unwrap();
+    let idx =
+        sysup::mirror::index::Index::parse(&fs::read(w.file("INDEX")).unwrap(), Path::new("INDEX"))
+            .unwrap();
     assert_eq!(idx.dists.len(), 3);
     assert_eq!(idx.patches.len(), 2);
     for d in &idx.dists {
-        let (size, sha) = sysup::index::file_sha256(&w.file(&d.file())).unwrap();
+        let (size, sha) = sysup::mirror::index::file_sha256(&w.file(&d.file())).unwrap();
         assert_eq!((d.size, d.sha256), (size, sha));
         assert_eq!(d.arch, "x86_64");
     }
     for p in &idx.patches {
-        let h = sysup::delta::PatchHeader::read_file(&w.file(&p.file())).unwrap();
+        let h = sysup::format::patch::PatchHeader::read_file(&w.file(&p.file())).unwrap();
         assert_eq!((p.from, p.to), (h.from.tar, h.to.tar));
         // a patch's result is the next dist's tar
         assert_eq!(Some(p.to), idx.dist(&p.name.to).map(|d| d.tar));

@@ -13,14 +13,14 @@ use std::path::{Path, PathBuf};
 
 use patch_support::*;
 use proptest::prelude::*;
-use sysup::delta::format::{
+use sysup::format::patch::header::{
     BodyFormat, Compression, PatchHeader, Section, SectionKind, Side, VERSION,
 };
-use sysup::delta::record::{Ctrl, DataOp, HeaderOp, Keep, MemberRecord, RecordWriter};
-use sysup::delta::regz::{self, Recipe};
-use sysup::delta::zeros::ZeroRunWriter;
-use sysup::delta::PatchReader;
-use sysup::digest::Digests;
+use sysup::format::patch::record::{Ctrl, DataOp, HeaderOp, Keep, MemberRecord, RecordWriter};
+use sysup::format::patch::regz::{self, Recipe};
+use sysup::format::patch::zeros::ZeroRunWriter;
+use sysup::patch::PatchReader;
+use sysup::util::digest::Digests;
 use sysup::Error;
 
 struct Fixture {
@@ -157,7 +157,7 @@ fn zstd_bytes(raw: &[u8]) -> Vec<u8> {
 /// Assemble a patch whose header and section checksums are all valid
 /// (zstd sections, so the zstd decoder is exercised here too).
 fn assemble(dir: &Path, c: &Craft) -> PathBuf {
-    let name: sysup::name::PatchName = "world-1-20260101_2-20260102".parse().unwrap();
+    let name: sysup::format::name::PatchName = "world-1-20260101_2-20260102".parse().unwrap();
     let hl = PatchHeader::encoded_len(&name);
     let mut coded = ZeroRunWriter::new(Vec::new());
     coded.write_all(&c.diff).unwrap();

@@ -125,7 +125,7 @@ fn diff_json_and_info() {
     assert_eq!(j["header"]["to"]["size"], tb.len());
     assert_eq!(
         j["header"]["from"]["sha256"],
-        sysup::digest::Digests::of(&ta).sha256_hex()
+        sysup::util::digest::Digests::of(&ta).sha256_hex()
     );
 
     let o = ok(sysup().arg("info").arg(&patch).arg("--json"));
@@ -133,7 +133,10 @@ fn diff_json_and_info() {
     assert_eq!(i["kind"], "patch");
     assert_eq!(i["name"], "world-1-20260101_2-20260102");
     assert_eq!(i["to"]["id"], "world-2-20260102");
-    assert_eq!(i["to"]["md5"], sysup::digest::Digests::of(&tb).md5_hex());
+    assert_eq!(
+        i["to"]["md5"],
+        sysup::util::digest::Digests::of(&tb).md5_hex()
+    );
     assert_eq!(i["body_format"], "member-bsdiff");
     assert_eq!(i["compression"], "zstd");
     // The xz codec, through the command line, applies to the same result.
@@ -173,7 +176,7 @@ fn diff_json_and_info() {
     let o = ok(sysup().arg("info").arg(&patch));
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(
-        text.contains(&sysup::digest::Digests::of(&ta).md5_hex()),
+        text.contains(&sysup::util::digest::Digests::of(&ta).md5_hex()),
         "{text}"
     );
     assert!(text.contains("world-2-20260102"), "{text}");

@@ -9,7 +9,7 @@ mod patch_support;
 use patch_support::*;
 use proptest::prelude::*;
 use std::io::Write;
-use sysup::delta::PatchReader;
+use sysup::patch::PatchReader;
 
 #[test]
 fn world_pair_round_trips_and_is_small() {
@@ -125,7 +125,7 @@ fn a_binary_installed_twice_is_diffed_once() {
     // (Members cut into windows are not deduplicated: use whole members.)
     let mut o = opts();
     o.window = 1 << 20;
-    let r = sysup::delta::diff_dists(&ga, &gb, dir.path(), &o).unwrap();
+    let r = sysup::diff::diff_dists(&ga, &gb, dir.path(), &o).unwrap();
     assert_eq!(
         (r.stats.diffed, r.stats.diff_tasks),
         (3, 1),
@@ -283,13 +283,13 @@ proptest! {
 /// A gzip file as `gzip -9n` writes it (zlib reproduces it), with an
 /// optional file name field.
 fn gzip9(raw: &[u8], name: Option<&str>) -> Vec<u8> {
-    let mut h = sysup::delta::regz::GZIP_9N_HEADER.to_vec();
+    let mut h = sysup::format::patch::regz::GZIP_9N_HEADER.to_vec();
     if let Some(n) = name {
         h[3] = 8;
         h.extend_from_slice(n.as_bytes());
         h.push(0);
     }
-    sysup::delta::regz::rebuild(&h, raw, 9).unwrap()
+    sysup::format::patch::regz::rebuild(&h, raw, 9).unwrap()
 }
 
 /// A text of `lines` changelog-like lines.
@@ -371,7 +371,7 @@ fn gzipped_members_are_diffed_uncompressed_when_zlib_rebuilds_them() {
         "patch {} bytes; the damaged member alone is {damaged_alone} literal bytes",
         r.size
     );
-    assert_eq!(r.header.version, sysup::delta::format::VERSION);
+    assert_eq!(r.header.version, sysup::format::patch::header::VERSION);
 }
 
 /// More re-gzipped members in a row than the deflate thread may have queued
@@ -382,7 +382,7 @@ fn gzipped_members_are_diffed_uncompressed_when_zlib_rebuilds_them() {
 #[test]
 fn many_re_gzipped_members_in_a_row_come_out_in_order() {
     let dir = tempfile::tempdir().unwrap();
-    let n = 2 * sysup::delta::held::MAX_JOBS as u64 + 5;
+    let n = 2 * sysup::patch::held::MAX_JOBS as u64 + 5;
     let (mut a, mut b) = (Tree::new(), Tree::new());
     for i in 0..n {
         let page = text(100 + i, 40 + 10 * i as usize);

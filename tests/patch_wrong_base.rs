@@ -9,7 +9,7 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use patch_support::*;
-use sysup::delta::PatchReader;
+use sysup::patch::PatchReader;
 use sysup::Error;
 
 struct Fixture {
@@ -77,7 +77,7 @@ fn garbage_and_extended_streams_are_wrong_bases() {
     refused(&f, &longer, "expected 1");
     // A tar header where the patch expects the end of the old tar.
     let end = {
-        use sysup::archive::segment::{Item, Segmenter};
+        use sysup::format::archive::segment::{Item, Segmenter};
         let mut seg = Segmenter::new(&f.old[..], "old");
         loop {
             match seg.next_item().unwrap() {

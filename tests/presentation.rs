@@ -14,6 +14,8 @@
 
 mod mirror_support;
 
+use mirror_support::common::fixtures;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{Read, Write};
@@ -455,9 +457,9 @@ fn every_json_document_matches_docs_json_md() {
         .arg(&out);
     docs_seen.push(("build", json_doc(&mut cmd, 0)));
     let ktree = t.path().join("kernel-tree");
-    sysup::fixtures::make_kernel(&ktree, "GENERIC", 1).unwrap();
+    fixtures::make_kernel(&ktree, "GENERIC", 1).unwrap();
     let kspec = t.path().join("GENERIC.toml");
-    fs::write(&kspec, sysup::fixtures::kernel_spec("GENERIC")).unwrap();
+    fs::write(&kspec, fixtures::kernel_spec("GENERIC")).unwrap();
     let mut cmd = sysup();
     cmd.arg("build")
         .arg(&kspec)

@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use sysup::spec::Spec;
+use sysup::format::spec::Spec;
 
 fn repo(rel: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
@@ -43,8 +43,8 @@ fn every_shipped_spec_loads() {
 fn kernel_spec_builds_only_the_kernel() {
     let d = tempfile::tempdir().unwrap();
     let tree = d.path().join("tree");
-    sysup::fixtures::make_world(&tree, 1, false).unwrap();
-    sysup::fixtures::make_kernel(&tree, "MYHOST", 1).unwrap();
+    common::fixtures::make_world(&tree, 1, false).unwrap();
+    common::fixtures::make_kernel(&tree, "MYHOST", 1).unwrap();
     ok(sysup()
         .arg("build")
         .arg(repo("kernels/MYHOST.toml"))
@@ -53,7 +53,7 @@ fn kernel_spec_builds_only_the_kernel() {
         .args(["--rev", "6.4", "--date", "20261121", "--out"])
         .arg(d.path()));
     let dist = d.path().join("kernel-MYHOST-6.4-20261121.tar.gz");
-    let m = sysup::dist::read_dist_metadata(&dist).unwrap();
+    let m = sysup::format::dist::read_dist_metadata(&dist).unwrap();
     assert!(m
         .manifest
         .entries()
@@ -69,7 +69,8 @@ fn kernel_spec_builds_only_the_kernel() {
         .arg(&tree)
         .args(["--rev", "6.4", "--date", "20261121", "--out"])
         .arg(d.path()));
-    let w = sysup::dist::read_dist_metadata(&d.path().join("world-6.4-20261121.tar.gz")).unwrap();
+    let w = sysup::format::dist::read_dist_metadata(&d.path().join("world-6.4-20261121.tar.gz"))
+        .unwrap();
     assert!(w.manifest.get(b"boot/kernel/kernel").is_none());
     assert!(w.manifest.get(b"usr/bin/ls").is_some());
     assert!(w.upgrade.is_some());

@@ -12,7 +12,7 @@ use std::fs;
 use std::path::PathBuf;
 
 use common::*;
-use sysup::manifest::Kind;
+use sysup::format::manifest::Kind;
 
 struct Setup {
     t: tempfile::TempDir,

@@ -50,14 +50,14 @@ fn worlds(dir: &Path, script: &str, shell: bool, revs: &[u32]) -> Vec<PathBuf> {
     let spec = dir.join("world.toml");
     fs::write(
         &spec,
-        format!("{}upgrade = \"upgrade.sh\"\n", sysup::fixtures::WORLD_SPEC),
+        format!("{}upgrade = \"upgrade.sh\"\n", common::fixtures::WORLD_SPEC),
     )
     .unwrap();
     fs::write(dir.join("upgrade.sh"), script).unwrap();
     let mut dists = Vec::new();
     for &rev in revs {
         let tree = dir.join(format!("t{rev}"));
-        sysup::fixtures::make_world(&tree, rev, is_root()).unwrap();
+        common::fixtures::make_world(&tree, rev, is_root()).unwrap();
         // bin -> usr/bin, usr/bin/sh -> dash: the fixture's dash is noise
         let dash = tree.join("usr/bin/dash");
         if shell {

@@ -11,6 +11,10 @@ use std::time::Duration;
 
 use clap::Parser;
 
+/// The demo's fixture trees (the binary's own module, shared here).
+#[path = "../../src/cli/fixtures.rs"]
+#[allow(dead_code)] // the kernel trees are not soaked
+mod fixtures;
 #[path = "soak.rs"]
 mod soak;
 

@@ -367,7 +367,7 @@ pub fn prepare(sysup: &Path, work: &Path, kind: PairKind, corpus: &Path) -> Resu
         PairKind::Fixtures => (
             dir.join("tree-1"),
             dir.join("tree-2"),
-            sysup::fixtures::WORLD_SPEC,
+            crate::fixtures::WORLD_SPEC,
         ),
         PairKind::Small => (corpus.join("small-A"), corpus.join("small-B"), CORPUS_SPEC),
         PairKind::Big => (corpus.join("tree-A"), corpus.join("tree-B"), CORPUS_SPEC),
@@ -386,9 +386,9 @@ pub fn prepare(sysup: &Path, work: &Path, kind: PairKind, corpus: &Path) -> Resu
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&out).map_err(|e| format!("create {}: {e}", out.display()))?;
         if kind == PairKind::Fixtures {
-            let privileged = sysup::fixtures::privileged();
+            let privileged = crate::fixtures::privileged();
             for (t, rev) in [(&tree_a, 1), (&tree_b, 2)] {
-                sysup::fixtures::make_world(t, rev, privileged)
+                crate::fixtures::make_world(t, rev, privileged)
                     .map_err(|e| format!("fixture tree {rev}: {e}"))?;
             }
         } else {

@@ -1,5 +1,5 @@
 //! Gzips one file the way an apply writes a host's base: through
-//! `sysup::gz::Writer` (1 MiB dictionary-primed chunks, one worker per
+//! `sysup::format::gz::Writer` (1 MiB dictionary-primed chunks, one worker per
 //! core), with one engine, into a sink that only counts. Prints the engine,
 //! the bytes in and out, the ratio and the wall time, so that a shell loop
 //! can run the engines alternately in separate processes (bench/README.md,
@@ -12,7 +12,7 @@
 use std::io::{self, Write};
 use std::time::Instant;
 
-use sysup::gz::{Engine, Writer};
+use sysup::format::gz::{Engine, Writer};
 
 /// A sink that keeps only the number of bytes written to it.
 struct Count(u64);

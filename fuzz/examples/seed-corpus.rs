@@ -2,7 +2,7 @@
 //! from sysup's fixtures (never committed; `fuzz/seed.sh` runs this).
 //!
 //! Trees: fixture world revisions 1–3 and kernel `GENERIC` revisions 1–2
-//! (`sysup::fixtures`), and two revisions of a tiny tree (a few small files,
+//! (`src/cli/fixtures.rs`), and two revisions of a tiny tree (a few small files,
 //! a symlink, a hard link pair, a fifo, a device node when run as root, a
 //! critical file, a setuid file, a path over 100 bytes, an xattr) whose
 //! dists are small enough for fast mutation. Dists, patches (xz and zstd)
@@ -25,10 +25,13 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sysup::delta::format::{PatchHeader, SectionKind};
-use sysup::delta::section::SectionReader;
-use sysup::fixtures;
+use sysup::format::patch::header::{PatchHeader, SectionKind};
+use sysup::format::patch::section::SectionReader;
 use sysup_fuzz::{dist, index, patch};
+
+/// The demo's fixture trees (the sysup binary's own module, shared here).
+#[path = "../../src/cli/fixtures.rs"]
+mod fixtures;
 
 fn sysup() -> Command {
     Command::new(std::env::var_os("SYSUP").unwrap_or_else(|| "sysup".into()))
@@ -72,7 +75,7 @@ fn tiny_tree(root: &Path, rev: u32) {
     )
     .unwrap();
     w(&format!("usr/share/{}/long", "d".repeat(110)), b"long\n");
-    let _ = sysup::fsutil::set_xattr(&root.join("usr/bin/tool"), "user.fuzz", b"seed");
+    let _ = sysup::util::fsutil::set_xattr(&root.join("usr/bin/tool"), "user.fuzz", b"seed");
     std::os::unix::fs::symlink("usr/bin", root.join("bin")).unwrap();
     fs::create_dir_all(root.join("dev")).unwrap();
     nix::unistd::mkfifo(
@@ -221,7 +224,7 @@ fn main() {
     for (set, dists, patches) in &sets {
         for (i, d) in dists.iter().enumerate() {
             let tar = gunzip(d);
-            let m = sysup::dist::read_dist_metadata(d).unwrap();
+            let m = sysup::format::dist::read_dist_metadata(d).unwrap();
             out.put(
                 "manifest_parse",
                 &format!("{set}-{i}"),

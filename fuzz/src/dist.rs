@@ -32,13 +32,13 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use sysup::archive::member::{self, MemberMeta};
-use sysup::archive::segment::{Item, Segmenter};
-use sysup::archive::write::{Member, TarWriter};
-use sysup::digest::Digests;
-use sysup::dist::{DistMeta, DIST_MEMBER, UPGRADE_MEMBER};
+use sysup::format::archive::member::{self, MemberMeta};
+use sysup::format::archive::segment::{Item, Segmenter};
+use sysup::format::archive::write::{Member, TarWriter};
+use sysup::util::digest::Digests;
+use sysup::format::dist::{DistMeta, DIST_MEMBER, UPGRADE_MEMBER};
 use sysup::host::apply::{apply, ApplyOptions};
-use sysup::manifest::{Entry, Kind, Manifest};
+use sysup::format::manifest::{Entry, Kind, Manifest};
 
 /// The dist id the consistent mode writes (and raw mode falls back to).
 pub const ID: &str = "world-1-20260101";

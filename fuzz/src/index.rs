@@ -17,8 +17,8 @@
 use std::path::Path;
 
 use sysup::host::state::Installed;
-use sysup::index::Index;
-use sysup::sign::PublicKey;
+use sysup::mirror::index::Index;
+use sysup::mirror::sign::PublicKey;
 
 use crate::Fields;
 
@@ -58,7 +58,7 @@ pub fn run(data: &[u8]) {
             tar: d.tar,
             base_size: d.size,
         };
-        let Ok(plan) = sysup::update::plan(&ix, &d.id.name, Some(&installed), None) else {
+        let Ok(plan) = sysup::mirror::update::plan(&ix, &d.id.name, Some(&installed), None) else {
             continue;
         };
         let mut at = Some(d.id.clone());

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use sysup::manifest::{is_safe_rel, Kind, Manifest};
+use sysup::format::manifest::{is_safe_rel, Kind, Manifest};
 
 pub fn run(data: &[u8]) {
     let path = Path::new("fuzz/MANIFEST");

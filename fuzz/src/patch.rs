@@ -21,11 +21,11 @@
 use std::io::Read;
 use std::path::Path;
 
-use sysup::delta::format::{
+use sysup::format::patch::header::{
     BodyFormat, Compression, PatchHeader, Section, SectionKind, Side, VERSION,
 };
-use sysup::delta::PatchReader;
-use sysup::digest::{Digests, Hasher};
+use sysup::patch::PatchReader;
+use sysup::util::digest::{Digests, Hasher};
 
 use crate::{put_chunk, Fields};
 
@@ -94,7 +94,7 @@ impl Structured {
 
     /// The patch file these fields make, every checksum valid.
     pub fn assemble(&self) -> Vec<u8> {
-        let name: sysup::name::PatchName = NAME.parse().expect("a valid patch name");
+        let name: sysup::format::name::PatchName = NAME.parse().expect("a valid patch name");
         let hl = PatchHeader::encoded_len(&name);
         let mut at = u64::from(hl);
         let mut body = Vec::new();

@@ -1,7 +1,7 @@
 //! Tar header checksum repair, so mutated tar headers reach the parsers
 //! instead of dying at the checksum.
 //!
-//! [`fix_checksums`] walks a tar the way `sysup::archive::segment` frames
+//! [`fix_checksums`] walks a tar the way `sysup::format::archive::segment` frames
 //! it — header block, data rounded up to 512 bytes (the size from the
 //! header, or from a preceding PAX `size` record), GNU sparse extension
 //! blocks — and rewrites each header's checksum field. It stops at the
@@ -81,7 +81,7 @@ pub fn fix_checksums(tar: &mut [u8]) {
         };
         if tf == b'x' && data_end <= tar.len() {
             let data = &tar[next..next + (size as usize).min(data_end - next)];
-            if let Ok(recs) = sysup::archive::member::pax_records(data) {
+            if let Ok(recs) = sysup::format::archive::member::pax_records(data) {
                 for (k, v) in recs {
                     if k == b"size" {
                         pax_size = std::str::from_utf8(&v).ok().and_then(|s| s.parse().ok());

@@ -28,19 +28,19 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::archive::write::{Member, TarWriter};
-use crate::digest::{Digests, HashingWriter};
-use crate::dist::{
+use crate::error::{Error, IoContext, Result};
+use crate::format::archive::write::{Member, TarWriter};
+use crate::format::dist::{
     encode_tar_record, DistMeta, DIST_FORMAT, DIST_MEMBER, MANIFEST_MEMBER, OBSOLETE_MEMBER,
     TAR_RECORD_ID, TAR_RECORD_LEN, UPGRADE_MEMBER,
 };
-use crate::error::{Error, IoContext, Result};
-use crate::fsutil::AtomicFile;
-use crate::gz;
-use crate::manifest::{Entry, Kind, Manifest};
-use crate::name::{Date, DistId, Rev};
-use crate::progress::{Progress, Unit};
-use crate::spec::Spec;
+use crate::format::gz;
+use crate::format::manifest::{Entry, Kind, Manifest};
+use crate::format::name::{Date, DistId, Rev};
+use crate::format::spec::Spec;
+use crate::util::digest::{Digests, HashingWriter};
+use crate::util::fsutil::AtomicFile;
+use crate::util::progress::{Progress, Unit};
 
 pub use scan::{scan, Scanned};
 
@@ -165,7 +165,7 @@ fn check_spec_use(spec: &Spec, tree: &Path, manifest: &Manifest) -> Result<Vec<S
             .iter()
             .filter(|e| matches!(e.kind, Kind::File | Kind::Hardlink))
     };
-    let unmatched = |globs: &crate::spec::Globs| -> Vec<String> {
+    let unmatched = |globs: &crate::format::spec::Globs| -> Vec<String> {
         let mut hit = vec![false; globs.patterns().len()];
         for e in files() {
             for i in globs.which(&e.path) {
@@ -249,18 +249,21 @@ fn check_spec_use(spec: &Spec, tree: &Path, manifest: &Manifest) -> Result<Vec<S
 /// a path or link target past the MANIFEST's caps.
 fn check_shapes(manifest: &Manifest, scanned: &[Scanned]) -> Result<()> {
     let n = manifest.entries().len() as u64;
-    if n > crate::manifest::MAX_ENTRIES {
+    if n > crate::format::manifest::MAX_ENTRIES {
         return Err(Error::Refused(format!(
             "the tree holds {n} entries, more than the {} a MANIFEST may hold",
-            crate::manifest::MAX_ENTRIES
+            crate::format::manifest::MAX_ENTRIES
         )));
     }
     for s in scanned {
         let e = &s.entry;
-        let why = crate::manifest::shape_error("path", &e.path).or_else(|| {
+        let why = crate::format::manifest::shape_error("path", &e.path).or_else(|| {
             (e.kind == Kind::Symlink)
                 .then(|| {
-                    crate::manifest::shape_error("link", e.link.as_deref().unwrap_or_default())
+                    crate::format::manifest::shape_error(
+                        "link",
+                        e.link.as_deref().unwrap_or_default(),
+                    )
                 })
                 .flatten()
         });

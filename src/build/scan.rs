@@ -22,13 +22,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use crate::digest::Sha256;
+use crate::util::digest::Sha256;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::fsutil::read_xattrs;
-use crate::manifest::{Entry, Kind};
-use crate::spec::Spec;
+use crate::format::manifest::{Entry, Kind};
+use crate::format::spec::Spec;
+use crate::util::fsutil::read_xattrs;
 
 /// An entry and where its content comes from.
 #[derive(Debug, Clone)]
@@ -87,7 +87,7 @@ fn walk(spec: &Spec, dir: &Path, rel: &mut Vec<u8>, out: &mut Vec<Scanned>) -> R
             .map_err(|e| tree_err(&source, format!("cannot stat: {e}")))?;
         let excluded = spec.exclude.matches(rel);
         if !excluded {
-            if let Some(what) = crate::manifest::bad_byte(rel) {
+            if let Some(what) = crate::format::manifest::bad_byte(rel) {
                 return Err(tree_err(
                     &source,
                     format!(

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use super::progress::Ui;
-use crate::host::apply::{apply, ApplyOptions, ApplyReport};
+use sysup::host::apply::{apply, ApplyOptions, ApplyReport};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -34,7 +34,7 @@ pub struct Args {
 /// then aligned details. `quiet` keeps the headline and what needs the
 /// admin's attention (config files kept beside their new version, obsolete
 /// files left in place).
-pub(crate) fn print_report(r: &ApplyReport, quiet: bool) -> crate::Result<()> {
+pub(crate) fn print_report(r: &ApplyReport, quiet: bool) -> sysup::Result<()> {
     if let Some(f) = &r.finished_interrupted {
         try_outln!("finished an interrupted apply to {f}")?;
     }
@@ -85,7 +85,7 @@ pub(crate) fn print_report(r: &ApplyReport, quiet: bool) -> crate::Result<()> {
     )?;
     try_outln!(
         "  written      {}",
-        crate::fsutil::human_size(c.bytes_written)
+        sysup::util::fsutil::human_size(c.bytes_written)
     )?;
     if r.upgrade_ran {
         try_outln!("  upgrade      ran the dist's upgrade step")?;
@@ -98,7 +98,7 @@ pub(crate) fn print_report(r: &ApplyReport, quiet: bool) -> crate::Result<()> {
 
 /// `-v`: every path the apply added, changed or removed (or would), one a
 /// line. Kept paths and config files are in [`print_report`] already.
-pub(crate) fn print_paths(r: &ApplyReport) -> crate::Result<()> {
+pub(crate) fn print_paths(r: &ApplyReport) -> sysup::Result<()> {
     let lists = [
         ("added", &r.added),
         ("changed", &r.changed),
@@ -112,7 +112,7 @@ pub(crate) fn print_paths(r: &ApplyReport) -> crate::Result<()> {
     Ok(())
 }
 
-pub fn run(a: Args, ui: &Ui) -> crate::Result<()> {
+pub fn run(a: Args, ui: &Ui) -> sysup::Result<()> {
     let r = ui.with_progress(|progress| {
         apply(&ApplyOptions {
             root: a.root,

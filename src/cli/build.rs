@@ -4,9 +4,9 @@
 use std::io::Write as _;
 use std::path::PathBuf;
 
-use crate::build::{self, Options};
-use crate::name::{Date, Rev};
-use crate::spec::Spec;
+use sysup::build::{self, Options};
+use sysup::format::name::{Date, Rev};
+use sysup::format::spec::Spec;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -34,7 +34,7 @@ pub struct Args {
     pub json: bool,
 }
 
-pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
+pub fn run(a: Args, ui: &super::progress::Ui) -> sysup::Result<()> {
     let rev: Rev = a.rev.parse()?;
     let date = match a.date {
         Some(d) => d.parse()?,

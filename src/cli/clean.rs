@@ -8,10 +8,10 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use crate::error::{Error, IoContext};
-use crate::host::cleanup::prune_bases;
-use crate::host::history::{self, Event};
-use crate::host::state::State;
+use sysup::error::{Error, IoContext};
+use sysup::host::cleanup::prune_bases;
+use sysup::host::history::{self, Event};
+use sysup::host::state::State;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -46,7 +46,7 @@ struct Conf {
     clean: CleanConf,
 }
 
-fn conf(root: &std::path::Path) -> crate::Result<CleanConf> {
+fn conf(root: &std::path::Path) -> sysup::Result<CleanConf> {
     let p = root.join("etc/sysup.conf");
     match std::fs::read_to_string(&p) {
         Ok(t) => {
@@ -70,13 +70,13 @@ fn conf(root: &std::path::Path) -> crate::Result<CleanConf> {
     }
 }
 
-pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
+pub fn run(a: Args, ui: &super::progress::Ui) -> sysup::Result<()> {
     let state = State::open(&a.root)?;
     let c = conf(state.root())?;
     let keep = a
         .keep
         .or(c.keep)
-        .unwrap_or(crate::host::apply::DEFAULT_KEEP)
+        .unwrap_or(sysup::host::apply::DEFAULT_KEEP)
         .max(1);
     let min_age = a.min_age.or(c.min_age_days).unwrap_or(0);
     let _lock = state.lock()?;

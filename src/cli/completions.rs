@@ -9,7 +9,7 @@ pub struct Args {
     pub shell: clap_complete::Shell,
 }
 
-pub fn run(a: Args) -> crate::Result<()> {
+pub fn run(a: Args) -> sysup::Result<()> {
     let mut cmd = super::command();
     // Made whole first: clap_complete panics on a failed write.
     let mut script = Vec::new();

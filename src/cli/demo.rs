@@ -10,14 +10,14 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::build::{self, Options};
-use crate::delta::{diff_dists, DiffOptions};
-use crate::error::{IoContext, Result};
-use crate::fixtures;
-use crate::host::apply::{apply, ApplyOptions};
-use crate::host::state::State;
-use crate::name::Date;
-use crate::spec::Spec;
+use crate::cli::fixtures;
+use sysup::build::{self, Options};
+use sysup::diff::{diff_dists, DiffOptions};
+use sysup::error::{IoContext, Result};
+use sysup::format::name::Date;
+use sysup::format::spec::Spec;
+use sysup::host::apply::{apply, ApplyOptions};
+use sysup::host::state::State;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -218,15 +218,15 @@ pub fn run(a: Args) -> Result<()> {
 fn mirror_story(dir: &Path, dists: &Path, n: &mut u32) -> Result<()> {
     // A demo key: made here, unencrypted, used for nothing else.
     let kp = minisign::KeyPair::generate_unencrypted_keypair()
-        .map_err(|e| crate::Error::Refused(format!("cannot make a demo key: {e}")))?;
+        .map_err(|e| sysup::Error::Refused(format!("cannot make a demo key: {e}")))?;
     let (key, pubkey) = (dir.join("demo.key"), dir.join("demo.pub"));
     let sk_text = kp
         .sk
         .to_box(Some("sysup demo key"))
-        .map_err(|e| crate::Error::Refused(format!("cannot make a demo key: {e}")))?
+        .map_err(|e| sysup::Error::Refused(format!("cannot make a demo key: {e}")))?
         .to_string();
     write_private(&key, sk_text.as_bytes())?;
-    let sk = crate::sign::SecretKey::read(&key, None)?;
+    let sk = sysup::mirror::sign::SecretKey::read(&key, None)?;
     std::fs::write(&pubkey, sk.public_key_text()).ctx("write", &pubkey)?;
 
     step(
@@ -323,7 +323,7 @@ fn sysup(dir: &Path, args: &[&str], must_succeed: bool) -> Result<()> {
         try_outln!("    {line}")?;
     }
     if must_succeed && !out.status.success() {
-        return Err(crate::Error::Refused(format!(
+        return Err(sysup::Error::Refused(format!(
             "demo step `sysup {}` failed ({})",
             args.join(" "),
             out.status

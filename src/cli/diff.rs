@@ -8,8 +8,9 @@
 
 use std::path::PathBuf;
 
-use crate::delta::format::Compression;
-use crate::delta::{self, section, DiffOptions};
+use sysup::diff::{self, DiffOptions};
+use sysup::format::patch::header::Compression;
+use sysup::format::patch::section;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -45,14 +46,14 @@ pub enum Codec {
     Zstd,
 }
 
-pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
+pub fn run(a: Args, ui: &super::progress::Ui) -> sysup::Result<()> {
     let (codec, default_level, range) = match a.compression {
         Codec::Xz => (Compression::Xz, section::XZ_LEVEL as i32, 0..=9),
         Codec::Zstd => (Compression::Zstd, section::ZSTD_LEVEL, 1..=22),
     };
     let level = a.level.unwrap_or(default_level);
     if !range.contains(&level) {
-        return Err(crate::Error::Refused(format!(
+        return Err(sysup::Error::Refused(format!(
             "--level {level} is outside {}..={} for {:?}",
             range.start(),
             range.end(),
@@ -70,7 +71,7 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
     }
     let r = ui.with_progress(|progress| {
         opts.progress = progress.clone();
-        delta::diff_dists(&a.old, &a.new, &a.out, &opts)
+        diff::diff_dists(&a.old, &a.new, &a.out, &opts)
     })?;
     if a.json {
         return super::print_json(&r);

@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 
-use crate::host::history;
-use crate::host::pending::pending;
-use crate::host::state::State;
+use sysup::host::history;
+use sysup::host::pending::pending;
+use sysup::host::state::State;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -17,7 +17,7 @@ pub struct Args {
     pub json: bool,
 }
 
-pub fn run(a: Args) -> crate::Result<()> {
+pub fn run(a: Args) -> sysup::Result<()> {
     // Reading never writes: a root without sysup's state has no history.
     let (log, pending) = match State::open_existing(&a.root)? {
         Some(state) => (history::read(&state)?, pending(&state, &a.root)?),

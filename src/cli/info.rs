@@ -6,9 +6,9 @@
 
 use std::path::PathBuf;
 
-use crate::delta::PatchHeader;
-use crate::dist::DistInfo;
-use crate::name::PATCH_SUFFIX;
+use sysup::format::dist::DistInfo;
+use sysup::format::name::PATCH_SUFFIX;
+use sysup::format::patch::PatchHeader;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -28,12 +28,12 @@ struct PatchInfo<'a> {
     header: &'a PatchHeader,
 }
 
-pub fn run(a: Args) -> crate::Result<()> {
+pub fn run(a: Args) -> sysup::Result<()> {
     let is_patch = a.file.to_string_lossy().ends_with(PATCH_SUFFIX) || starts_with_magic(&a.file);
     if is_patch {
         let header = PatchHeader::read_file(&a.file)?;
         let size = std::fs::metadata(&a.file)
-            .map_err(|e| crate::Error::io("stat", &a.file, e))?
+            .map_err(|e| sysup::Error::io("stat", &a.file, e))?
             .len();
         if a.json {
             return super::print_json(&PatchInfo {
@@ -60,5 +60,5 @@ fn starts_with_magic(path: &std::path::Path) -> bool {
     let mut m = [0u8; 8];
     std::fs::File::open(path)
         .and_then(|mut f| f.read_exact(&mut m))
-        .is_ok_and(|_| &m == crate::delta::format::MAGIC)
+        .is_ok_and(|_| &m == sysup::format::patch::header::MAGIC)
 }

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use clap_mangen::roff::{bold, roman, Roff};
 
-use crate::error::{Error, IoContext};
+use sysup::error::{Error, IoContext};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -194,7 +194,7 @@ fn page(cmd: clap::Command) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
-pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
+pub fn run(a: Args, ui: &super::progress::Ui) -> sysup::Result<()> {
     // As clap_mangen::generate_to prepares it: no `help` pseudo-command; the
     // examples are rendered by `page`, not as clap's after-help.
     let mut cmd = super::bare_command().disable_help_subcommand(true);

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-use crate::error::Error;
+use sysup::error::Error;
 
 /// `println!` for command output. A reader that went away (a closed pipe, as
 /// in `sysup history | head -1`) is a normal end of the output: the rest is
@@ -51,7 +51,7 @@ static STDOUT_GONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBoo
 /// stdout.
 fn write_stdout(
     write: impl FnOnce(&mut std::io::StdoutLock<'static>) -> std::io::Result<()>,
-) -> crate::Result<()> {
+) -> sysup::Result<()> {
     use std::sync::atomic::Ordering;
     if STDOUT_GONE.load(Ordering::Relaxed) {
         return Ok(());
@@ -68,7 +68,7 @@ fn write_stdout(
 
 /// Write one line of command output; a failed write (other than a reader
 /// that went away) is an error naming stdout.
-pub fn try_out_line(args: std::fmt::Arguments<'_>) -> crate::Result<()> {
+pub fn try_out_line(args: std::fmt::Arguments<'_>) -> sysup::Result<()> {
     write_stdout(|o| o.write_fmt(args).and_then(|()| o.write_all(b"\n")))
 }
 
@@ -78,6 +78,7 @@ mod clean;
 mod completions;
 mod demo;
 mod diff;
+pub mod fixtures;
 mod history;
 mod info;
 mod man;
@@ -89,10 +90,8 @@ mod status;
 mod update;
 mod verify;
 
-/// Exit code for an operational failure.
+/// Exit code for an operational failure (a usage error is clap's own, 2).
 pub const EXIT_FAILURE: i32 = 1;
-/// Exit code for a usage error.
-pub const EXIT_USAGE: i32 = 2;
 
 /// sysup: atomic binary-diff system updates.
 #[derive(Parser, Debug)]
@@ -212,12 +211,12 @@ pub fn report(e: &Error) {
 
 /// Print bytes made whole beforehand (a man page, a completion script) on
 /// stdout, with [`outln!`]'s rules for a failed write.
-pub(crate) fn print_bytes(bytes: &[u8]) -> crate::Result<()> {
+pub(crate) fn print_bytes(bytes: &[u8]) -> sysup::Result<()> {
     write_stdout(|o| o.write_all(bytes))
 }
 
 /// Print one JSON document on stdout.
-pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> crate::Result<()> {
+pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> sysup::Result<()> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| Error::io("write JSON to", PathBuf::from("<stdout>"), e.into()))?;
     write_stdout(|o| {
@@ -228,7 +227,7 @@ pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> crate::Result<()> {
 
 /// A Unix time as `YYYY-MM-DD HH:MM:SS` (UTC), for human output.
 pub(crate) fn utc_time(secs: i64) -> String {
-    let d = crate::name::Date::from_unix(secs).to_string();
+    let d = sysup::format::name::Date::from_unix(secs).to_string();
     let s = secs.rem_euclid(86_400);
     format!(
         "{}-{}-{} {:02}:{:02}:{:02}",

@@ -11,9 +11,9 @@ use std::io::BufReader;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-use crate::delta;
-use crate::error::Error;
-use crate::progress::Unit;
+use sysup::error::Error;
+use sysup::util::progress::Unit;
+use sysup::{format::patch::PatchHeader, patch};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -21,11 +21,11 @@ pub struct Args {
     pub patch: PathBuf,
 }
 
-pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
+pub fn run(a: Args, ui: &super::progress::Ui) -> sysup::Result<()> {
     ui.with_progress(|progress| {
         if progress.is_enabled() {
             // The bar counts the old tar read from stdin against its size.
-            let h = delta::PatchHeader::read_file(&a.patch)?;
+            let h = PatchHeader::read_file(&a.patch)?;
             progress.step(
                 format!("patch {}", h.name),
                 Some(h.from.tar.size),
@@ -44,7 +44,7 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
             .try_clone_to_owned()
             .map(File::from)
             .map_err(|e| Error::io("write new tar to", stdout, e))?;
-        delta::apply(&a.patch, stdin, &mut out, stdout)?;
+        patch::apply(&a.patch, stdin, &mut out, stdout)?;
         Ok(())
     })
 }

@@ -1,6 +1,6 @@
 //! How the command line talks to a person: progress bars on stderr for long
 //! steps, and `--quiet`. The library reports steps through
-//! [`crate::progress::Progress`]; only this file knows indicatif.
+//! [`sysup::util::progress::Progress`]; only this file knows indicatif.
 //!
 //! Invariants:
 //! - bars are drawn on stderr only, and only when stderr is a terminal and
@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::progress::{Progress, Snapshot, Unit};
+use sysup::util::progress::{Progress, Snapshot, Unit};
 
 /// How often the drawing thread looks at the counters.
 const TICK: Duration = Duration::from_millis(80);
@@ -40,16 +40,6 @@ impl Ui {
             quiet,
             bars: !quiet && std::io::stderr().is_terminal(),
         }
-    }
-
-    /// Settings that never draw (tests, the demo's inner steps).
-    pub fn plain(quiet: bool) -> Ui {
-        Ui { quiet, bars: false }
-    }
-
-    /// Whether bars are drawn.
-    pub fn bars(&self) -> bool {
-        self.bars
     }
 
     /// Run `f` with a [`Progress`] that is drawn on stderr while `f` runs
@@ -150,8 +140,11 @@ mod tests {
 
     #[test]
     fn without_bars_the_progress_is_disabled() {
-        let ui = Ui::plain(false);
+        let ui = Ui {
+            quiet: false,
+            bars: false,
+        };
         assert!(!ui.with_progress(|p| p.is_enabled()));
-        assert!(!Ui::new(true).bars(), "--quiet never draws");
+        assert!(!Ui::new(true).bars, "--quiet never draws");
     }
 }

@@ -1,5 +1,5 @@
 //! `sysup publish DIR [--sign SECKEY] [--make-patches K]`: write the signed
-//! INDEX of the dists and patches in DIR (build host). See [`crate::index`]
+//! INDEX of the dists and patches in DIR (build host). See [`sysup::mirror::index`]
 //! and docs/mirrors.md.
 //!
 //! Invariant: DIR gains files only under temporary names then renamed;
@@ -7,8 +7,8 @@
 
 use std::path::PathBuf;
 
-use crate::index::{self, PublishOptions};
-use crate::sign::SecretKey;
+use sysup::mirror::index::{self, PublishOptions};
+use sysup::mirror::sign::SecretKey;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -30,10 +30,10 @@ pub struct Args {
     pub json: bool,
 }
 
-pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
+pub fn run(a: Args, ui: &super::progress::Ui) -> sysup::Result<()> {
     let password = match &a.password_file {
         Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|e| crate::Error::io("read", p, e))?;
+            let text = std::fs::read_to_string(p).map_err(|e| sysup::Error::io("read", p, e))?;
             Some(text.lines().next().unwrap_or("").to_string())
         }
         None => None,

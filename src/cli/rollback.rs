@@ -5,12 +5,12 @@
 
 use std::path::PathBuf;
 
-use crate::error::Error;
-use crate::host::apply::{apply, ApplyOptions};
-use crate::host::history;
-use crate::host::journal::Journal;
-use crate::host::state::State;
-use crate::name::{DistId, DistName};
+use sysup::error::Error;
+use sysup::format::name::{DistId, DistName};
+use sysup::host::apply::{apply, ApplyOptions};
+use sysup::host::history;
+use sysup::host::journal::Journal;
+use sysup::host::state::State;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -33,7 +33,7 @@ pub struct Args {
 /// The target when this is a rollback run again after a crash killed it past
 /// its commit point: its apply of a kept base is pending, and running it
 /// again finishes that one rather than going back a further step. Read-only.
-fn pending(state: &State, name: &DistName) -> crate::Result<Option<DistId>> {
+fn pending(state: &State, name: &DistName) -> sysup::Result<Option<DistId>> {
     let Some(st) = Journal::load(state)? else {
         return Ok(None);
     };
@@ -75,7 +75,7 @@ fn nothing_older(state: &State, name: &DistName, installed: &DistId) -> Error {
     ))
 }
 
-pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
+pub fn run(a: Args, ui: &super::progress::Ui) -> sysup::Result<()> {
     let state = State::open(&a.root)?;
     let name: DistName = a.name.as_deref().unwrap_or("world").parse()?;
     let inst = state

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::host::pending::{pending, Pending};
-use crate::host::state::{Installed, KeptBase, State};
+use sysup::host::pending::{pending, Pending};
+use sysup::host::state::{Installed, KeptBase, State};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -36,7 +36,7 @@ struct Status {
     running: Option<u32>,
 }
 
-pub fn run(a: Args) -> crate::Result<()> {
+pub fn run(a: Args) -> sysup::Result<()> {
     // Reading never writes: a root without sysup's state has nothing installed.
     let Some(state) = State::open_existing(&a.root)? else {
         let s = Status {
@@ -66,7 +66,7 @@ pub fn run(a: Args) -> crate::Result<()> {
     print(&s, a.json)
 }
 
-fn print(s: &Status, json: bool) -> crate::Result<()> {
+fn print(s: &Status, json: bool) -> sysup::Result<()> {
     if json {
         return super::print_json(s);
     }
@@ -93,7 +93,7 @@ fn print(s: &Status, json: bool) -> crate::Result<()> {
         outln!(
             "  base       {} ({})",
             n.base.display(),
-            crate::fsutil::human_size(i.base_size)
+            sysup::util::fsutil::human_size(i.base_size)
         );
         outln!("  tar size   {} bytes", i.tar.size);
         outln!("  tar md5    {}", i.tar.md5_hex());

@@ -2,13 +2,13 @@
 //! [--download-only | --dry-run] [--allow-downgrade] [--json] [-v]`: fetch
 //! the cheapest verified chain from a mirror and apply it (`--dry-run`: say
 //! what would be fetched and installed). The work is
-//! [`crate::update`]; this file maps flags and prints the report. Download
+//! [`sysup::mirror::update`]; this file maps flags and prints the report. Download
 //! and apply progress is drawn by [`super::progress`] (on a terminal only).
 
 use std::path::PathBuf;
 
-use crate::name::DistId;
-use crate::update::{self, UpdateOptions};
+use sysup::format::name::DistId;
+use sysup::mirror::update::{self, UpdateOptions};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -50,7 +50,7 @@ pub struct Args {
     pub json: bool,
 }
 
-pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
+pub fn run(a: Args, ui: &super::progress::Ui) -> sysup::Result<()> {
     let to = a.to.as_deref().map(str::parse::<DistId>).transpose()?;
     let opts = UpdateOptions {
         root: a.root,

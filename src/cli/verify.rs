@@ -7,11 +7,11 @@
 
 use std::path::PathBuf;
 
-use crate::error::Error;
-use crate::host::apply::{apply_locked, finish_interrupted, ApplyOptions};
-use crate::host::pending::pending;
-use crate::host::state::State;
-use crate::host::verify::verify_root;
+use sysup::error::Error;
+use sysup::host::apply::{apply_locked, finish_interrupted, ApplyOptions};
+use sysup::host::pending::pending;
+use sysup::host::state::State;
+use sysup::host::verify::verify_root;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -30,7 +30,7 @@ pub struct Args {
     pub repair: bool,
 }
 
-pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
+pub fn run(a: Args, ui: &super::progress::Ui) -> sysup::Result<()> {
     let nothing = || {
         Error::Refused(format!(
             "nothing is installed in {}: there is nothing to verify (is this the right --root?)",
@@ -63,7 +63,7 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> crate::Result<()> {
                 }
                 reports.push(r);
             }
-            crate::Result::Ok(reports)
+            sysup::Result::Ok(reports)
         })?;
         if reports.is_empty() {
             return Err(nothing());

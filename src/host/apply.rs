@@ -28,18 +28,17 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::archive::member;
-use crate::archive::segment::{Item, Segmenter};
-use crate::delta::hashing::BackgroundHasher;
-use crate::delta::{PatchHeader, PatchReader};
-use crate::digest::{Digests, Sha256};
-use crate::dist::{
+use crate::error::{Error, IoContext, Result};
+use crate::format::archive::member;
+use crate::format::archive::segment::{Item, Segmenter};
+use crate::format::dist::{
     self, DistMeta, Metadata, DIST_MEMBER, MANIFEST_MEMBER, META_DIR, OBSOLETE_MEMBER,
     UPGRADE_MEMBER,
 };
-use crate::error::{Error, IoContext, Result};
-use crate::fsutil::{AtomicFile, WritebackFile};
-use crate::gz;
+use crate::format::gz;
+use crate::format::manifest::{Kind, Manifest};
+use crate::format::name::{DistId, PatchName};
+use crate::format::patch::PatchHeader;
 use crate::host::checkpoint::{checkpoint, fault, fault_write};
 use crate::host::cleanup;
 use crate::host::commit::commit;
@@ -53,10 +52,12 @@ use crate::host::root::Root;
 use crate::host::stage::{Mode, Stager};
 use crate::host::statcache::StatCache;
 use crate::host::state::{Installed, Lock, State};
-use crate::manifest::{Kind, Manifest};
-use crate::name::{DistId, PatchName};
-use crate::progress::{Progress, Unit};
-use crate::readahead::ReadAhead;
+use crate::patch::PatchReader;
+use crate::util::digest::{Digests, Sha256};
+use crate::util::fsutil::{AtomicFile, WritebackFile};
+use crate::util::hashing::BackgroundHasher;
+use crate::util::progress::{Progress, Unit};
+use crate::util::readahead::ReadAhead;
 
 /// Bases kept per name by default (the installed one and the previous).
 pub const DEFAULT_KEEP: usize = 2;
@@ -141,7 +142,10 @@ fn classify(files: &[PathBuf]) -> Result<Input> {
             "nothing to apply: give a dist or a chain of patches".into(),
         ));
     };
-    let is_patch = |p: &Path| p.to_string_lossy().ends_with(crate::name::PATCH_SUFFIX);
+    let is_patch = |p: &Path| {
+        p.to_string_lossy()
+            .ends_with(crate::format::name::PATCH_SUFFIX)
+    };
     if !is_patch(first) {
         if files.len() > 1 {
             return Err(Error::Refused(
@@ -321,8 +325,8 @@ fn space_needed(new: &Manifest, old: Option<&Manifest>, mode: Mode) -> u64 {
 /// in 512-byte blocks, and the trailer. Long names, extended attributes and
 /// `.sysup/` add a little more.
 fn tar_size(manifest: &Manifest) -> u64 {
-    let data = |e: &crate::manifest::Entry| match e.kind {
-        Kind::File => e.size + crate::archive::segment::pad_len(e.size),
+    let data = |e: &crate::format::manifest::Entry| match e.kind {
+        Kind::File => e.size + crate::format::archive::segment::pad_len(e.size),
         _ => 0,
     };
     manifest
@@ -569,10 +573,10 @@ fn already_installed(state: &State, input: &Input) -> Result<Option<Input>> {
 /// the journal's commit point nothing did and the next run removes the
 /// staging; past it the root is between two ids and the same command
 /// finishes it, forward.
-fn on_interrupt_record(opts: &ApplyOptions, target: &DistId) -> crate::interrupt::Guard {
+fn on_interrupt_record(opts: &ApplyOptions, target: &DistId) -> crate::util::interrupt::Guard {
     let (root, target) = (opts.root.clone(), target.clone());
     let action = opts.action.clone().unwrap_or_else(|| "apply".into());
-    crate::interrupt::on_interrupt(move |signal| {
+    crate::util::interrupt::on_interrupt(move |signal| {
         let Ok(Some(state)) = State::open_existing(&root) else {
             return format!("nothing of {target} went live");
         };
@@ -1094,7 +1098,7 @@ fn obsolete_of(
         let p = p.into_bytes();
         if new_manifest.get(&p).is_none()
             && !obsolete.iter().any(|o| o.path == p)
-            && crate::manifest::is_safe_rel(&p)
+            && crate::format::manifest::is_safe_rel(&p)
             && !crate::host::state::touches_state(&p)
         {
             obsolete.push(Obsolete {
@@ -1214,8 +1218,8 @@ fn stream_and_stage<R: Read>(
                 "not enough free space on {}: staging {} from '{label}' needs about {}, {} are free",
                 state.root().display(),
                 target,
-                crate::fsutil::human_size(need + base_guess),
-                crate::fsutil::human_size(have)
+                crate::util::fsutil::human_size(need + base_guess),
+                crate::util::fsutil::human_size(have)
             )));
         }
     }

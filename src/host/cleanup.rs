@@ -51,13 +51,13 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::error::{Error, IoContext, Result};
+use crate::format::manifest::{Kind, Manifest};
+use crate::format::name::{DistId, DistName};
 use crate::host::checkpoint::{checkpoint, fault};
 use crate::host::commit::aside_name;
 use crate::host::plan::{join, split, Plan};
 use crate::host::root::{Dir, Root};
 use crate::host::state::{KeptBase, State};
-use crate::manifest::{Kind, Manifest};
-use crate::name::{DistId, DistName};
 
 /// What cleanup did.
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -525,7 +525,7 @@ const CONFINED_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 /// was not run because the root cannot run it.
 fn run_upgrade(root: &Root, state: &State, plan: &Plan, script: &[u8]) -> Result<Option<String>> {
     let path = state.dir().join(format!("upgrade.{}", plan.txid));
-    crate::fsutil::write_atomic(&path, script, 0o700)?;
+    crate::util::fsutil::write_atomic(&path, script, 0o700)?;
     let from = plan
         .from
         .as_ref()

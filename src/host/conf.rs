@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::gz;
-use crate::update::CONF_FILE;
+use crate::format::gz;
+use crate::mirror::update::CONF_FILE;
 
 /// How the bases a host keeps (`var/db/sysup/bases/*.tar.gz`) are gzipped.
 /// Either way a base is a gzip file that gunzip, GNU tar and bsdtar read,

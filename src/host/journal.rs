@@ -35,10 +35,10 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
+use crate::format::name::DistId;
 use crate::host::checkpoint::{fault, fault_write};
 use crate::host::plan::Plan;
 use crate::host::state::State;
-use crate::name::DistId;
 
 /// The journal's file name in the state directory.
 const NAME: &str = "journal";

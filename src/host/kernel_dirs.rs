@@ -15,12 +15,12 @@
 //!
 //! Reads only: the installed dists' bases (their MANIFESTs) and the root.
 
-use crate::dist::{self, DistMeta, Metadata};
 use crate::error::{Error, Result};
+use crate::format::dist::{self, DistMeta, Metadata};
+use crate::format::manifest::{Kind, Manifest};
+use crate::format::spec::KernelDirs;
 use crate::host::root::Root;
 use crate::host::state::State;
-use crate::manifest::{Kind, Manifest};
-use crate::spec::KernelDirs;
 
 /// Whether root-relative `a` is `b` or inside it.
 fn within(a: &[u8], b: &[u8]) -> bool {

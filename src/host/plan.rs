@@ -8,9 +8,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::digest::Digests;
-use crate::name::DistId;
-use crate::spec::KernelDirs;
+use crate::format::name::DistId;
+use crate::format::spec::KernelDirs;
+use crate::util::digest::Digests;
 
 /// Rename a staged name into place: `dir/staged` → `dir/name`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

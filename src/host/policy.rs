@@ -20,9 +20,9 @@
 //! in under another type. Reading the configuration changes nothing.
 
 use crate::error::{Error, Result};
+use crate::format::manifest::{Kind, Manifest};
+use crate::format::spec::{Globs, DEFAULT_DEVICES};
 use crate::host::conf::ApplyConf;
-use crate::manifest::{Kind, Manifest};
-use crate::spec::{Globs, DEFAULT_DEVICES};
 
 /// The host's rules for what a dist may install.
 #[derive(Debug, Clone)]
@@ -76,7 +76,7 @@ impl Policy {
                     "'{label}' would install a {} device at '{}' ({major},{minor}), but this host \
                      allows device nodes only at {} ({}); nothing was written",
                     e.kind.as_str(),
-                    crate::manifest::escape(&e.path),
+                    crate::format::manifest::escape(&e.path),
                     self.devices.patterns().join(", "),
                     self.source
                 )))
@@ -88,8 +88,8 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::Entry;
-    use crate::update::CONF_FILE;
+    use crate::format::manifest::Entry;
+    use crate::mirror::update::CONF_FILE;
 
     fn with_dev(path: &str) -> Manifest {
         let mut d = Entry::new(path.as_bytes().to_vec(), Kind::Char);

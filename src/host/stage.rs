@@ -36,18 +36,18 @@ use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 
-use crate::digest::Sha256;
+use crate::util::digest::Sha256;
 
-use crate::archive::member::MemberMeta;
 use crate::error::{Error, Result};
+use crate::format::archive::member::MemberMeta;
+use crate::format::manifest::{Entry, Kind, Manifest};
+use crate::format::spec::KernelDirs;
 use crate::host::checkpoint::{checkpoint, fault, fault_write};
 use crate::host::journal::{Journal, Record};
 use crate::host::plan::{join, split, Attrs, Counts, KernelSwap, Rename};
 use crate::host::root::{fd, Dir, Node, Resolver, Root, Stat};
 use crate::host::statcache::StatCache;
 use crate::host::state::STATE_DIR;
-use crate::manifest::{Entry, Kind, Manifest};
-use crate::spec::KernelDirs;
 
 /// How staging decides what is unchanged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -262,8 +262,10 @@ fn stat_matches(e: &Entry, st: &Stat) -> bool {
 }
 
 fn live_xattrs(dir: &Dir, name: &[u8]) -> std::io::Result<BTreeMap<String, Vec<u8>>> {
-    let p = dir.real_path()?.join(crate::manifest::bytes_path(name));
-    crate::fsutil::read_xattrs(&p)
+    let p = dir
+        .real_path()?
+        .join(crate::format::manifest::bytes_path(name));
+    crate::util::fsutil::read_xattrs(&p)
 }
 
 impl<'a> Stager<'a> {
@@ -915,7 +917,7 @@ impl<'a> Stager<'a> {
                     written += n as u64;
                 }
                 // the stage ends with a syncfs: start this file's share now
-                crate::fsutil::start_writeback(&f, 0, 0);
+                crate::util::fsutil::start_writeback(&f, 0, 0);
                 let got: [u8; 32] = h.finalize();
                 if Some(got) != e.sha256 {
                     return Err(Error::DigestMismatch {

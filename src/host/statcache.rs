@@ -23,11 +23,11 @@ use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read};
 
 use crate::error::Result;
+use crate::format::manifest::{Kind, Manifest, MAX_ENTRIES};
+use crate::format::name::{DistId, DistName};
 use crate::host::plan::split;
 use crate::host::root::{Resolver, Root, Stat};
 use crate::host::state::State;
-use crate::manifest::{Kind, Manifest, MAX_ENTRIES};
-use crate::name::{DistId, DistName};
 
 const HEADER: &str = "#sysup-stat 1";
 const MAX_LINE: u64 = 128;

@@ -39,10 +39,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::digest::Digests;
 use crate::error::{Error, IoContext, Result};
+use crate::format::name::{DistId, DistName};
 use crate::host::root::{Dir, Root};
-use crate::name::{DistId, DistName};
+use crate::util::digest::Digests;
 
 /// The state directory, relative to the root.
 pub const STATE_DIR: &str = "var/db/sysup";

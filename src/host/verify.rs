@@ -17,12 +17,12 @@ use std::collections::HashSet;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::format::manifest::{Entry, Kind, Manifest};
+use crate::format::name::DistId;
 use crate::host::plan::{join, split};
 use crate::host::root::{Resolver, Root, Stat};
 use crate::host::state::{State, STATE_DIR};
-use crate::manifest::{Entry, Kind, Manifest};
-use crate::name::DistId;
-use crate::progress::{Progress, Unit};
+use crate::util::progress::{Progress, Unit};
 
 /// One damaged entry.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -64,7 +64,7 @@ pub fn sysup_own(path: &[u8]) -> bool {
     let state = STATE_DIR.as_bytes();
     under(state)
         || (state.starts_with(path) && state.get(path.len()) == Some(&b'/'))
-        || path == crate::update::CONF_FILE.as_bytes()
+        || path == crate::mirror::update::CONF_FILE.as_bytes()
         || under(b"etc/sysup")
         || path.ends_with(b".sysupnew")
 }
@@ -202,7 +202,7 @@ pub fn verify_root(state: &State, progress: &Progress) -> Result<Vec<Findings>> 
         let base = state.base_path(&inst.id);
         dists.push((
             inst.id,
-            crate::dist::read_metadata(crate::dist::open_gz(&base)?, &base)?,
+            crate::format::dist::read_metadata(crate::format::dist::open_gz(&base)?, &base)?,
         ));
     }
     // every shipped path and its ancestors (a kernel ships boot/kernel, not boot)

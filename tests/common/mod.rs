@@ -11,7 +11,9 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use sysup::fixtures;
+/// The fixture trees the demo builds (the binary's own module, shared here).
+#[path = "../../src/cli/fixtures.rs"]
+pub mod fixtures;
 
 /// The `sysup` binary under test.
 pub fn sysup() -> Command {
@@ -154,7 +156,7 @@ fn walk(
             xattrs: if ft.is_symlink() {
                 BTreeMap::new()
             } else {
-                sysup::fsutil::read_xattrs(&p).unwrap()
+                sysup::util::fsutil::read_xattrs(&p).unwrap()
             },
             hardlink_group,
         };
@@ -391,7 +393,7 @@ pub fn installed_world(root: &Path) -> Option<String> {
 
 /// A member of a crafted (possibly hostile) dist.
 pub struct Crafted {
-    pub entry: sysup::manifest::Entry,
+    pub entry: sysup::format::manifest::Entry,
     /// Member name to use instead of the entry's.
     pub member: Option<Vec<u8>>,
     /// Data to store (defaults to none); may differ from the MANIFEST hash.
@@ -403,8 +405,10 @@ pub struct Crafted {
 impl Crafted {
     pub fn file(path: &str, data: &[u8]) -> Crafted {
         use sha2::Digest;
-        let mut e =
-            sysup::manifest::Entry::new(path.as_bytes().to_vec(), sysup::manifest::Kind::File);
+        let mut e = sysup::format::manifest::Entry::new(
+            path.as_bytes().to_vec(),
+            sysup::format::manifest::Kind::File,
+        );
         e.mode = 0o644;
         e.size = data.len() as u64;
         e.sha256 = Some(sha2::Sha256::digest(data).into());
@@ -416,8 +420,10 @@ impl Crafted {
         }
     }
     pub fn dir(path: &str) -> Crafted {
-        let mut e =
-            sysup::manifest::Entry::new(path.as_bytes().to_vec(), sysup::manifest::Kind::Dir);
+        let mut e = sysup::format::manifest::Entry::new(
+            path.as_bytes().to_vec(),
+            sysup::format::manifest::Kind::Dir,
+        );
         e.mode = 0o755;
         Crafted {
             entry: e,
@@ -427,8 +433,10 @@ impl Crafted {
         }
     }
     pub fn symlink(path: &str, target: &str) -> Crafted {
-        let mut e =
-            sysup::manifest::Entry::new(path.as_bytes().to_vec(), sysup::manifest::Kind::Symlink);
+        let mut e = sysup::format::manifest::Entry::new(
+            path.as_bytes().to_vec(),
+            sysup::format::manifest::Kind::Symlink,
+        );
         e.mode = 0o777;
         e.link = Some(target.as_bytes().to_vec());
         Crafted {
@@ -455,18 +463,18 @@ pub fn craft_dist_with(
     dist_tables: &str,
     members: &[Crafted],
 ) -> PathBuf {
-    use sysup::archive::write::{Member, TarWriter};
+    use sysup::format::archive::write::{Member, TarWriter};
     let listed: Vec<_> = members
         .iter()
         .filter(|m| !m.unlisted)
         .map(|m| m.entry.clone())
         .collect();
-    let mut text = String::from(sysup::manifest::HEADER);
+    let mut text = String::from(sysup::format::manifest::HEADER);
     text.push('\n');
     let mut sorted = listed.clone();
     sorted.sort_by(|a, b| a.path.cmp(&b.path));
     // render through the real renderer when the entries allow it
-    let manifest = match sysup::manifest::Manifest::new(sorted) {
+    let manifest = match sysup::format::manifest::Manifest::new(sorted) {
         Ok(m) => m.render(),
         Err(_) => text,
     };
@@ -476,10 +484,10 @@ pub fn craft_dist_with(
     );
     let path = dir.join(format!("{id}.tar.gz"));
     let f = fs::File::create(&path).unwrap();
-    let mut w = TarWriter::new(sysup::gz::Writer::new(f, 6));
+    let mut w = TarWriter::new(sysup::format::gz::Writer::new(f, 6));
     let meta = |name: &'static str, data: &[u8]| Member {
         name: name.as_bytes(),
-        kind: sysup::manifest::Kind::File,
+        kind: sysup::format::manifest::Kind::File,
         mode: 0o644,
         uid: 0,
         gid: 0,

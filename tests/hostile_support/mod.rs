@@ -20,7 +20,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use sha2::Digest;
-use sysup::manifest::{Entry, Kind, Manifest};
+use sysup::format::manifest::{Entry, Kind, Manifest};
 
 use crate::common::*;
 
@@ -230,8 +230,8 @@ pub fn small_world_members() -> Vec<u8> {
     for c in small_world() {
         let e = &c.entry;
         let tf = match e.kind {
-            sysup::manifest::Kind::Dir => b'5',
-            sysup::manifest::Kind::Symlink => b'2',
+            sysup::format::manifest::Kind::Dir => b'5',
+            sysup::format::manifest::Kind::Symlink => b'2',
             _ => b'0',
         };
         let mut h = Hdr::new(&e.path, tf, c.data.len() as u64);

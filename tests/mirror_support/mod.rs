@@ -18,8 +18,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use sysup::digest::Hasher;
 use sysup::host::state::{Installed, State};
+use sysup::util::digest::Hasher;
 
 #[path = "../common/mod.rs"]
 pub mod common;

@@ -15,7 +15,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use sysup::delta::{self, DiffOptions, DiffReport};
+use sysup::diff::{self, DiffOptions, DiffReport};
+use sysup::patch;
 
 /// One entry of a generated tree.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -176,13 +177,13 @@ pub fn opts() -> DiffOptions {
 
 /// Make the patch between two dists in `dir`.
 pub fn diff(dir: &Path, old: &Path, new: &Path) -> DiffReport {
-    delta::diff_dists(old, new, dir, &opts()).expect("diff")
+    diff::diff_dists(old, new, dir, &opts()).expect("diff")
 }
 
 /// Apply through the library; the new tar or the error.
 pub fn apply(patch: &Path, old: &[u8]) -> sysup::Result<Vec<u8>> {
     let mut out = Vec::new();
-    delta::apply(patch, old, &mut out, Path::new("<memory>"))?;
+    patch::apply(patch, old, &mut out, Path::new("<memory>"))?;
     Ok(out)
 }
 

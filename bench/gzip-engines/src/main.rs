@@ -1,5 +1,5 @@
 //! Measures the deflate engines sysup could gzip a host's base with, on one
-//! core, the way `sysup::gz::Writer` drives them: 1 MiB chunks, each primed
+//! core, the way `sysup::format::gz::Writer` drives them: 1 MiB chunks, each primed
 //! with the previous chunk's last 32 KiB and ended by a sync flush (libdeflate
 //! cannot take a dictionary: its chunks are independent). Every stream that
 //! can be concatenated is inflated again and compared with the input. Then

@@ -36,13 +36,13 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
-use crate::archive::segment::{Item, Segmenter};
-use crate::delta::pairing::version_key;
-use crate::digest::{Digests, Hasher, Sha256};
-use crate::dist::{DIST_MEMBER, MANIFEST_MEMBER};
+use crate::diff::pairing::version_key;
 use crate::error::{Error, IoContext, Result};
-use crate::manifest::{Kind, Manifest};
-use crate::readahead::ReadAhead;
+use crate::format::archive::segment::{Item, Segmenter};
+use crate::format::dist::{DIST_MEMBER, MANIFEST_MEMBER};
+use crate::format::manifest::{Kind, Manifest};
+use crate::util::digest::{Digests, Hasher, Sha256};
+use crate::util::readahead::ReadAhead;
 
 /// One member of a scanned tar.
 #[derive(Clone, Debug)]
@@ -264,7 +264,7 @@ struct Expected {
 /// The files `old` and `new` both list under the same member name with the
 /// same size and SHA-256, by member name, as the scan of `role` treats them.
 ///
-/// Pairing ([`crate::delta::pairing`]) takes the old member of the same
+/// Pairing ([`crate::diff::pairing`]) takes the old member of the same
 /// name for a new member that has one, so the old copy of an identical file
 /// is only ever a diff base for a new member whose name the old dist lacks
 /// and whose version-stripped name is the same: those old copies are spooled.
@@ -382,14 +382,14 @@ fn scan(path: &Path, role: Role, meeting: &Meeting) -> Result<Scanned> {
         role,
         swapped: false,
     };
-    let digesting = match crate::dist::read_tar_record(path)? {
+    let digesting = match crate::format::dist::read_tar_record(path)? {
         Some(d) => Digesting::Recorded(d),
         None => Digesting::Hashing(Box::default()),
     };
     // Inflating on a thread of its own: the two dists are scanned at once,
     // and with four threads on the cores, the one that finishes first no
     // longer leaves a core idle while the other inflates alone.
-    let gz = ReadAhead::spawn("sysup-gunzip", crate::dist::open_gz(path)?)
+    let gz = ReadAhead::spawn("sysup-gunzip", crate::format::dist::open_gz(path)?)
         .ctx("start a gunzip thread for", path)?;
     let tmp = tempfile::tempfile().ctx("create a temporary file for", path)?;
     let tee = Tee {
@@ -641,7 +641,7 @@ impl FastHash {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::Entry;
+    use crate::format::manifest::Entry;
 
     fn file(path: &str, size: u64, sha: u8, critical: bool) -> Entry {
         let mut e = Entry::new(path.as_bytes().to_vec(), Kind::File);

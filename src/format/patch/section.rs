@@ -45,11 +45,11 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread;
 
-use crate::digest::Sha256;
-use crate::readahead::ReadAhead;
+use crate::util::digest::Sha256;
+use crate::util::readahead::ReadAhead;
 
-use crate::delta::format::{corrupt, Compression, PatchHeader, Section, SectionKind};
 use crate::error::{Error, IoContext, Result};
+use crate::format::patch::header::{corrupt, Compression, PatchHeader, Section, SectionKind};
 
 /// Default xz preset.
 pub const XZ_LEVEL: u32 = 6;

@@ -40,17 +40,17 @@
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::archive::segment::{self, pad_len, Item, Segmenter, MAX_HEADER};
-use crate::delta::format::{corrupt, PatchHeader, SectionKind};
-use crate::delta::hashing::{BackgroundHasher, Hashed};
-use crate::delta::held::{Held, Popped};
-use crate::delta::record::{Ctrl, DataOp, HeaderOp, Keep, RecordError, RecordReader};
-use crate::delta::regz::{self, Recipe};
-use crate::delta::retain::Store;
-use crate::delta::section::{self, SectionReader};
-use crate::delta::zeros::{ZeroRunError, ZeroRunReader};
-use crate::digest::Digests;
 use crate::error::{Error, Result};
+use crate::format::archive::segment::{self, pad_len, Item, Segmenter, MAX_HEADER};
+use crate::format::patch::header::{corrupt, PatchHeader, SectionKind};
+use crate::format::patch::record::{Ctrl, DataOp, HeaderOp, Keep, RecordError, RecordReader};
+use crate::format::patch::regz::{self, Recipe};
+use crate::format::patch::section::{self, SectionReader};
+use crate::format::patch::zeros::{ZeroRunError, ZeroRunReader};
+use crate::patch::held::{Held, Popped};
+use crate::patch::retain::Store;
+use crate::util::digest::Digests;
+use crate::util::hashing::{BackgroundHasher, Hashed};
 
 /// Output produced per step (and the granularity of reads from sections).
 const CHUNK: usize = 256 * 1024;
@@ -399,7 +399,7 @@ impl<R: Read> PatchReader<R> {
     }
 
     /// The next old member's framing from the segmenter.
-    fn old_next_member(&mut self) -> Result<crate::archive::segment::Member> {
+    fn old_next_member(&mut self) -> Result<crate::format::archive::segment::Member> {
         let k = self.old.next();
         match self.old.seg.next_item() {
             Ok(Some(Item::Member(m))) => {

@@ -157,7 +157,7 @@ impl Progress {
 }
 
 /// Downloads report through the same progress: one step per file.
-impl crate::fetch::Progress for Progress {
+impl crate::mirror::fetch::Progress for Progress {
     fn start(&self, file: &str, total: u64, already: u64) {
         self.step(file, Some(total), Unit::Bytes);
         self.set(already);

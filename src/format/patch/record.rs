@@ -22,7 +22,7 @@
 //! - lengths the applier already knows are not stored: a diffed header has
 //!   its old header's length, a copy its old data's; a bsdiff member stores
 //!   zigzag(new length − old length). Old lengths come from the applier's own
-//!   segmenting of the old tar ([`crate::archive::segment`]).
+//!   segmenting of the old tar ([`crate::format::archive::segment`]).
 //!
 //! Header bytes come from the diff section (`Diff`: added byte-wise to the
 //! referenced old header) or the extra section (`Literal`); data bytes are
@@ -32,7 +32,7 @@
 //! by window), or taken literally. A re-gzipped member (patch format 2) is
 //! `gz_header_len` literal bytes, then zlib's deflate at `level` of `raw_len`
 //! bytes that bsdiff controls make from the old member's *uncompressed*
-//! bytes, then the gzip trailer ([`crate::delta::regz`]). Padding is zeros
+//! bytes, then the gzip trailer ([`crate::format::patch::regz`]). Padding is zeros
 //! unless `PAD_LITERAL` says it is in the extra section.
 //!
 //! Invariant: decoding never trusts a number for more than a bound check —
@@ -40,7 +40,7 @@
 
 use std::io::{self, Read, Write};
 
-use crate::delta::regz::Recipe;
+use crate::format::patch::regz::Recipe;
 
 /// The retention plan's entry for one old member.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -73,7 +73,7 @@ pub enum DataOp {
     /// Both are gzip files: bsdiff controls against old member `old`'s
     /// *uncompressed* bytes make `recipe.raw_len` new uncompressed bytes,
     /// which are deflated again after `recipe.header_len` literal gzip header
-    /// bytes ([`crate::delta::regz`]), making (old data length + `len_delta`)
+    /// bytes ([`crate::format::patch::regz`]), making (old data length + `len_delta`)
     /// bytes. Patch format 2 and later.
     Regz {
         old: u32,

@@ -22,12 +22,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::archive::segment::{Item, Segmenter};
-use crate::digest::Digests;
 use crate::error::{Error, IoContext, Result};
-use crate::manifest::Manifest;
-use crate::name::DistId;
-use crate::spec::KernelDirs;
+use crate::format::archive::segment::{Item, Segmenter};
+use crate::format::manifest::Manifest;
+use crate::format::name::DistId;
+use crate::format::spec::KernelDirs;
+use crate::util::digest::Digests;
 
 /// Member names of the metadata, in the order they are stored.
 pub const META_DIR: &str = ".sysup/";
@@ -83,7 +83,7 @@ fn decode_tar_record(b: &[u8]) -> Option<Digests> {
 /// damaged. Only the header is read.
 pub fn read_tar_record(path: &Path) -> Result<Option<Digests>> {
     let f = File::open(path).ctx("open", path)?;
-    let payload = crate::gz::extra::find(BufReader::with_capacity(512, f), TAR_RECORD_ID)
+    let payload = crate::format::gz::extra::find(BufReader::with_capacity(512, f), TAR_RECORD_ID)
         .ctx("read", path)?;
     Ok(payload.as_deref().and_then(decode_tar_record))
 }
@@ -244,11 +244,14 @@ pub fn read_metadata(tar: impl Read, path: &Path) -> Result<Metadata> {
 
 /// Open a `.tar.gz` for reading its uncompressed stream.
 pub fn open_gz(path: &Path) -> Result<impl Read> {
-    open_gz_counted(path, &crate::progress::Progress::disabled())
+    open_gz_counted(path, &crate::util::progress::Progress::disabled())
 }
 
 /// [`open_gz`], advancing `progress` by the compressed bytes read.
-pub fn open_gz_counted(path: &Path, progress: &crate::progress::Progress) -> Result<impl Read> {
+pub fn open_gz_counted(
+    path: &Path,
+    progress: &crate::util::progress::Progress,
+) -> Result<impl Read> {
     let f = File::open(path).ctx("open", path)?;
     Ok(flate2::read::GzDecoder::new(BufReader::with_capacity(
         256 * 1024,
@@ -259,7 +262,7 @@ pub fn open_gz_counted(path: &Path, progress: &crate::progress::Progress) -> Res
 /// [`open_gz_counted`] whose read errors name the file (an [`Error::Io`]
 /// carried inside the `io::Error`): for a stream consumed far from where it
 /// was opened, such as a host's base read through a chain of patches.
-pub fn open_gz_named(path: &Path, progress: &crate::progress::Progress) -> Result<impl Read> {
+pub fn open_gz_named(path: &Path, progress: &crate::util::progress::Progress) -> Result<impl Read> {
     Ok(Named {
         inner: open_gz_counted(path, progress)?,
         path: path.to_path_buf(),

@@ -21,8 +21,8 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use serde::Deserialize;
 
 use crate::error::{Error, IoContext, Result};
+use crate::format::name::DistName;
 use crate::host::state::STATE_DIR;
-use crate::name::DistName;
 
 /// A spec as written in TOML.
 #[derive(Debug, Deserialize)]

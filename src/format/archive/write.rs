@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 
-use crate::manifest::Kind;
+use crate::format::manifest::Kind;
 
 /// Tar block size.
 pub const BLOCK: usize = 512;

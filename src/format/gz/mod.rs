@@ -397,7 +397,7 @@ mod tests {
 
     #[test]
     fn round_trips_and_is_deterministic() {
-        let mut data = crate::fixtures::noise(1, 3 * CHUNK + 12345);
+        let mut data = crate::util::testdata::noise(1, 3 * CHUNK + 12345);
         // compressible stretches, and repeats across chunk boundaries
         data.extend(std::iter::repeat_n(b'a', CHUNK));
         let rep = data[..200_000].to_vec();
@@ -413,7 +413,7 @@ mod tests {
 
     #[test]
     fn the_fast_engine_round_trips_and_is_deterministic_too() {
-        let mut data = crate::fixtures::noise(2, 2 * CHUNK + 777);
+        let mut data = crate::util::testdata::noise(2, 2 * CHUNK + 777);
         data.extend(std::iter::repeat_n(b'z', CHUNK + 5));
         let rep = data[..300_000].to_vec();
         data.extend(rep);
@@ -443,7 +443,7 @@ mod tests {
     #[test]
     fn stored_is_the_input_in_framed_blocks() {
         // 2 chunks and a bit: block counts per chunk are 17, 17 and 1
-        let data = crate::fixtures::noise(4, 2 * CHUNK + 100);
+        let data = crate::util::testdata::noise(4, 2 * CHUNK + 100);
         let a = gz_with(Engine::Stored, &data, 1, 999);
         let b = gz_with(Engine::Stored, &data, 3, 1 << 22);
         assert_eq!(a, b);
@@ -454,7 +454,7 @@ mod tests {
         let last = a.len() - 8 - 100 - 5;
         assert_eq!(a[last..last + 5], [1, 100, 0, !100u8, 0xff]);
         // a chunk exactly full: nothing may follow the final block
-        let full = crate::fixtures::noise(5, CHUNK);
+        let full = crate::util::testdata::noise(5, CHUNK);
         assert_eq!(gunzip(&gz_with(Engine::Stored, &full, 2, CHUNK)), full);
     }
 
@@ -469,7 +469,7 @@ mod tests {
 
     #[test]
     fn gnu_gunzip_reads_it() {
-        let data = crate::fixtures::noise(9, CHUNK + 99);
+        let data = crate::util::testdata::noise(9, CHUNK + 99);
         for z in [
             gz(&data, 2, 4096),
             gz_with(Engine::Fast(1), &data, 2, 4096),

@@ -33,22 +33,22 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::delta::align;
-use crate::delta::format::{
+use crate::diff::align;
+use crate::diff::matcher::{self, Delta, Index};
+use crate::diff::pairing::{self, DataPlan, Pair};
+use crate::diff::scan::{self, MemberInfo, Scanned};
+use crate::diff::schedule::{Ordered, Slots};
+use crate::error::{Error, IoContext, Result};
+use crate::format::name::{DistId, PatchName};
+use crate::format::patch::header::{
     BodyFormat, Compression, PatchHeader, Section, SectionKind, Side, VERSION,
 };
-use crate::delta::matcher::{self, Delta, Index};
-use crate::delta::pairing::{self, DataPlan, Pair};
-use crate::delta::record::{Ctrl, DataOp, HeaderOp, Keep, MemberRecord, RecordWriter};
-use crate::delta::regz::{self, Recipe};
-use crate::delta::scan::{self, MemberInfo, Scanned};
-use crate::delta::schedule::{Ordered, Slots};
-use crate::delta::section::{self, SectionWriter};
-use crate::delta::zeros::ZeroRunWriter;
-use crate::error::{Error, IoContext, Result};
-use crate::fsutil::AtomicFile;
-use crate::name::{DistId, PatchName};
-use crate::progress::{Progress, Unit};
+use crate::format::patch::record::{Ctrl, DataOp, HeaderOp, Keep, MemberRecord, RecordWriter};
+use crate::format::patch::regz::{self, Recipe};
+use crate::format::patch::section::{self, SectionWriter};
+use crate::format::patch::zeros::ZeroRunWriter;
+use crate::util::fsutil::AtomicFile;
+use crate::util::progress::{Progress, Unit};
 
 /// Default new bytes per diff window of a big member.
 pub const WINDOW: u64 = 10 << 20;
@@ -422,7 +422,7 @@ pub fn diff_dists(
                 }
             }
             if !n.pad_zero {
-                let pad = crate::archive::segment::pad_len(n.size);
+                let pad = crate::format::archive::segment::pad_len(n.size);
                 copy_range(&new, n.data_offset() + n.size, pad, &mut extra_w, &mut buf)?;
             }
             progress.add(n.size);

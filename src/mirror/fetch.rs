@@ -35,8 +35,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil::fsync_dir;
-use crate::index::file_sha256;
+use crate::mirror::index::file_sha256;
+use crate::util::fsutil::fsync_dir;
 
 /// How hard to try.
 #[derive(Clone, Debug)]

@@ -19,7 +19,7 @@ use std::thread;
 
 use md5::{Digest as _, Md5};
 
-use crate::digest::{Digests, Sha256};
+use crate::util::digest::{Digests, Sha256};
 
 const CHUNK: usize = 1 << 20;
 const IN_FLIGHT: usize = 4;
@@ -130,7 +130,7 @@ impl BackgroundHasher {
     /// one whose MD5 and SHA-256 are both known (a patch's base). On the
     /// bench machine this halves the CPU that checking the base costs.
     pub fn cheaper() -> BackgroundHasher {
-        if crate::digest::sha256_in_hardware() {
+        if crate::util::digest::sha256_in_hardware() {
             BackgroundHasher::sha256_only()
         } else {
             BackgroundHasher::md5_only()
@@ -263,7 +263,7 @@ mod tests {
         let mut h = BackgroundHasher::cheaper();
         h.update(&data);
         let got = h.finish();
-        let sha = crate::digest::sha256_in_hardware();
+        let sha = crate::util::digest::sha256_in_hardware();
         assert_eq!(got.sha256.is_some(), sha);
         assert_eq!(got.md5.is_some(), !sha);
         assert!(got.matches(&want));

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::manifest::Kind;
+use crate::format::manifest::Kind;
 
 /// What a member describes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -215,16 +215,16 @@ pub fn parse(raw: &[u8]) -> Result<MemberMeta, String> {
         Kind::Char | Kind::Block => return Err("device member without ustar fields".into()),
         _ => None,
     };
-    if let Some(what) = crate::manifest::bad_byte(&path) {
+    if let Some(what) = crate::format::manifest::bad_byte(&path) {
         return Err(format!(
             "name '{}' contains {what}",
-            crate::manifest::escape(&path)
+            crate::format::manifest::escape(&path)
         ));
     }
     if let Some(l) = link.as_deref().filter(|l| l.contains(&0)) {
         return Err(format!(
             "link target '{}' contains a NUL byte",
-            crate::manifest::escape(l)
+            crate::format::manifest::escape(l)
         ));
     }
     let mode = u32::try_from(number(&h[100..108])? & 0o7777).unwrap_or(0);
@@ -248,15 +248,15 @@ pub fn parse(raw: &[u8]) -> Result<MemberMeta, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::archive::write::{Member, TarWriter};
+    use crate::format::archive::write::{Member, TarWriter};
     use proptest::prelude::*;
 
     fn headers_of(tar: &[u8]) -> Vec<Vec<u8>> {
-        let mut seg = crate::archive::segment::Segmenter::new(tar, "t");
+        let mut seg = crate::format::archive::segment::Segmenter::new(tar, "t");
         let mut out = Vec::new();
         while let Some(item) = seg.next_item().unwrap() {
             match item {
-                crate::archive::segment::Item::Member(m) => out.push(m.header.clone()),
+                crate::format::archive::segment::Item::Member(m) => out.push(m.header.clone()),
                 _ => break,
             }
         }

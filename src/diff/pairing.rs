@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 
-use crate::delta::scan::MemberInfo;
+use crate::diff::scan::MemberInfo;
 use crate::error::Result;
 
 /// How a new member's data will be encoded.

@@ -33,15 +33,16 @@ use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::digest::Sha256;
+use crate::util::digest::Sha256;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::delta::{self, PatchHeader};
-use crate::digest::{Digests, HashingWriter};
+use crate::diff;
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil::AtomicFile;
-use crate::name::{DistId, DistName, PatchName, DIST_SUFFIX, PATCH_SUFFIX};
+use crate::format::name::{DistId, DistName, PatchName, DIST_SUFFIX, PATCH_SUFFIX};
+use crate::format::patch::PatchHeader;
+use crate::util::digest::{Digests, HashingWriter};
+use crate::util::fsutil::AtomicFile;
 
 /// File name of the index in a publish directory and on a mirror.
 pub const INDEX_FILE: &str = "INDEX";
@@ -530,9 +531,9 @@ pub struct PublishOptions {
     /// to its newest.
     pub make_patches: usize,
     /// Diff settings for the patches made.
-    pub diff: delta::DiffOptions,
+    pub diff: diff::DiffOptions,
     /// Sign with this minisign secret key, writing [`SIG_FILE`].
-    pub sign: Option<crate::sign::SecretKey>,
+    pub sign: Option<crate::mirror::sign::SecretKey>,
     /// Unix time to stamp (default: now).
     pub now: Option<u64>,
 }
@@ -686,7 +687,7 @@ fn make_patches(dir: &Path, listing: &Listing, opts: &PublishOptions) -> Result<
             if listing.patches.contains_key(&name.file_name()) {
                 continue;
             }
-            let r = delta::diff_dists(
+            let r = diff::diff_dists(
                 &listing.dists[&prev.file_name()],
                 &listing.dists[&newest.file_name()],
                 dir,
@@ -728,7 +729,7 @@ pub fn publish(dir: &Path, opts: &PublishOptions) -> Result<PublishReport> {
         .dists
         .par_iter()
         .map(|(file, path)| {
-            let meta = crate::dist::read_dist_metadata(path)?.meta;
+            let meta = crate::format::dist::read_dist_metadata(path)?.meta;
             arch(&meta.arch).map_err(|r| Error::Metadata {
                 what: "DIST",
                 path: path.clone(),
@@ -885,7 +886,7 @@ pub fn publish(dir: &Path, opts: &PublishOptions) -> Result<PublishReport> {
             // An old signature beside a new INDEX would only fail later, on hosts.
             let p = dir.join(SIG_FILE);
             match std::fs::remove_file(&p) {
-                Ok(()) => crate::fsutil::fsync_dir(dir)?,
+                Ok(()) => crate::util::fsutil::fsync_dir(dir)?,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io("remove", &p, e)),
             }

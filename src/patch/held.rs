@@ -1,5 +1,5 @@
 //! Output held back behind re-gzipped members, for the applier: a
-//! re-gzipped member ([`regz`](crate::delta::regz)) is deflated on a thread
+//! re-gzipped member ([`regz`](crate::format::patch::regz)) is deflated on a thread
 //! of its own while the applier goes on producing the members after it, and
 //! everything produced after it waits here, in order, until its bytes are
 //! ready.
@@ -29,7 +29,7 @@ use std::io;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread;
 
-use crate::delta::regz;
+use crate::format::patch::regz;
 
 /// Most members deflating (or queued for the threads) at once.
 pub const MAX_JOBS: usize = 16;

@@ -29,14 +29,14 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::digest::Digests;
 use crate::error::{Error, Result};
-use crate::name::{DistId, PatchName};
+use crate::format::name::{DistId, PatchName};
+use crate::util::digest::Digests;
 
 /// The first bytes of every patch.
 pub const MAGIC: &[u8; 8] = b"SYSUPPAT";
 /// The version this build writes: 2 added re-gzipped members
-/// ([`crate::delta::record::DataOp::Regz`]); otherwise the same as 1.
+/// ([`crate::format::patch::record::DataOp::Regz`]); otherwise the same as 1.
 pub const VERSION: u32 = 2;
 /// The oldest version this build reads.
 pub const MIN_VERSION: u32 = 1;
@@ -328,7 +328,8 @@ pub fn corrupt(path: &Path, reason: String) -> Error {
 fn parse_fields(b: &[u8], header_len: u32, path: &Path) -> Result<PatchHeader> {
     let mut c = Cursor { b, at: 16, path };
     let name_s = c.str()?;
-    let name = PatchName::from_file_name(&format!("{name_s}{}", crate::name::PATCH_SUFFIX))?;
+    let name =
+        PatchName::from_file_name(&format!("{name_s}{}", crate::format::name::PATCH_SUFFIX))?;
     let mut sides = Vec::with_capacity(2);
     for which in ["from", "to"] {
         let id: DistId = c.str()?.parse()?;

@@ -149,7 +149,7 @@ mod tests {
 
     fn sample(seed: u64, len: usize) -> Vec<u8> {
         // half noise, half text-like repeats: both literal and match paths
-        let mut v = crate::fixtures::noise(seed, len / 2);
+        let mut v = crate::util::testdata::noise(seed, len / 2);
         while v.len() < len {
             v.extend_from_slice(b"usr/share/doc/sysup/changelog ");
         }
@@ -187,7 +187,7 @@ mod tests {
         let mut d = Deflater::new(1);
         assert_eq!(inflate(&d.compress(&[], &[], true).unwrap(), 0), b"");
         // noise grows a little under deflate: the output buffer must grow
-        let noise = crate::fixtures::noise(3, 1 << 20);
+        let noise = crate::util::testdata::noise(3, 1 << 20);
         assert_eq!(
             inflate(&d.compress(&noise, &[], true).unwrap(), 1 << 20),
             noise

@@ -54,16 +54,16 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::delta::PatchHeader;
 use crate::error::{Error, IoContext, Result};
-use crate::fetch::{self, Downloaded, FetchOptions, Mirror};
+use crate::format::name::{DistId, DistName};
+use crate::format::patch::PatchHeader;
 use crate::host::apply::{ApplyOptions, ApplyReport};
 use crate::host::checkpoint::{checkpoint, fault};
 use crate::host::root::Root;
 use crate::host::state::{Installed, Lock, State};
-use crate::index::{self, id_order, Index, INDEX_FILE, MAX_INDEX_LEN, SIG_FILE};
-use crate::name::{DistId, DistName};
-use crate::sign::{PublicKey, MAX_SIG_LEN};
+use crate::mirror::fetch::{self, Downloaded, FetchOptions, Mirror};
+use crate::mirror::index::{self, id_order, Index, INDEX_FILE, MAX_INDEX_LEN, SIG_FILE};
+use crate::mirror::sign::{PublicKey, MAX_SIG_LEN};
 
 /// The host configuration file, relative to the root.
 pub const CONF_FILE: &str = "etc/sysup.conf";
@@ -575,7 +575,7 @@ pub struct UpdateReport {
 fn apply_files(
     root: &Path,
     files: &[PathBuf],
-    progress: &crate::progress::Progress,
+    progress: &crate::util::progress::Progress,
     lock: &Lock,
 ) -> Result<ApplyReport> {
     crate::host::apply::apply_locked(
@@ -591,7 +591,10 @@ fn apply_files(
 
 /// Run an update. See the module doc for the order of the steps. Downloads
 /// (one step per file) and the apply report to `progress`.
-pub fn update(opts: &UpdateOptions, progress: &crate::progress::Progress) -> Result<UpdateReport> {
+pub fn update(
+    opts: &UpdateOptions,
+    progress: &crate::util::progress::Progress,
+) -> Result<UpdateReport> {
     let root = &opts.root;
     let conf = read_conf(root)?;
     let url = opts.mirror.clone().or(conf.url).ok_or_else(|| {
@@ -799,7 +802,7 @@ fn prune_finished(dir: &Path, steps: &[Step]) -> Result<()> {
     for e in fs::read_dir(dir).ctx("list", dir)? {
         let e = e.ctx("list", dir)?;
         let name = e.file_name().to_string_lossy().into_owned();
-        let ours = name.ends_with(".tar.gz") || name.ends_with(crate::name::PATCH_SUFFIX);
+        let ours = name.ends_with(".tar.gz") || name.ends_with(crate::format::name::PATCH_SUFFIX);
         if ours && !steps.iter().any(|s| s.file == name) {
             fs::remove_file(e.path()).ctx("remove", e.path())?;
         }
@@ -835,8 +838,8 @@ fn check_space(dir: &Path, shown: &Path, steps: &[Step]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::digest::Digests;
-    use crate::index::{DistEntry, PatchEntry};
+    use crate::mirror::index::{DistEntry, PatchEntry};
+    use crate::util::digest::Digests;
 
     fn tar(id: &str) -> Digests {
         Digests::of(id.as_bytes())
@@ -854,7 +857,7 @@ mod tests {
         let from_id: DistId = format!("world-{from}").parse().unwrap();
         let to_id: DistId = format!("world-{to}").parse().unwrap();
         PatchEntry {
-            name: crate::name::PatchName::new(from_id.clone(), to_id.clone()).unwrap(),
+            name: crate::format::name::PatchName::new(from_id.clone(), to_id.clone()).unwrap(),
             arch: "x86_64".into(),
             size,
             sha256: [1; 32],

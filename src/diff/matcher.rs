@@ -18,7 +18,7 @@
 
 use std::cell::RefCell;
 
-use crate::delta::record::Ctrl;
+use crate::format::patch::record::Ctrl;
 
 /// Exact matches this short are not worth a control.
 pub const SMALL_MATCH: usize = 12;

@@ -22,8 +22,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, IoContext, Result};
-use crate::fsutil::set_xattr;
+use sysup::error::{Error, IoContext, Result};
+use sysup::util::fsutil::set_xattr;
 
 /// The spec text of the fixture world (critical libc and loader, `etc/**` config).
 pub const WORLD_SPEC: &str = r#"name = "world"
@@ -279,8 +279,9 @@ pub fn make_world(root: &Path, rev: u32, privileged: bool) -> Result<()> {
     // writes it (zlib reproduces it: the patch diffs it uncompressed), one
     // in stored blocks (no deflater makes that again: diffed as it is)
     let log = changelog(rev);
-    let gz = crate::delta::regz::rebuild(&crate::delta::regz::GZIP_9N_HEADER, &log, 9)
-        .map_err(|e| Error::io("gzip fixture changelog in", root, e))?;
+    let gz =
+        sysup::format::patch::regz::rebuild(&sysup::format::patch::regz::GZIP_9N_HEADER, &log, 9)
+            .map_err(|e| Error::io("gzip fixture changelog in", root, e))?;
     t.file("usr/share/doc/sysup-fixture/changelog.gz", 0o644, &gz)?;
     t.file(
         "usr/share/doc/sysup-fixture/NEWS.gz",

@@ -171,7 +171,7 @@ impl SecretKey {
         PublicKey::from_text(&self.public_key_text(), &self.path)?.verify(
             data,
             text.as_bytes(),
-            Path::new(crate::index::SIG_FILE),
+            Path::new(crate::mirror::index::SIG_FILE),
         )?;
         Ok(text)
     }

@@ -1,0 +1,13 @@
+//! The patch wire format (docs/patch-format.md), shared by the generator
+//! ([`crate::diff`]) and the applier ([`crate::patch`]) so both speak exactly
+//! one encoding: the [`header`], the records of the controls section
+//! ([`record`]), the compressed body [`section`]s, zero-run coding of the diff
+//! section ([`zeros`]) and the re-gzip recipe of a gzipped member ([`regz`]).
+
+pub mod header;
+pub mod record;
+pub mod regz;
+pub mod section;
+pub mod zeros;
+
+pub use header::PatchHeader;

@@ -1,0 +1,13 @@
+//! Small shared tools with no knowledge of dists or roots: [`digest`]s and
+//! stream [`hashing`] on threads, file helpers ([`fsutil`]: atomic writes,
+//! xattrs), [`progress`] counters the command line draws, [`readahead`] of
+//! big inputs, and [`interrupt`] handling.
+
+pub mod digest;
+pub mod fsutil;
+pub mod hashing;
+pub mod interrupt;
+pub mod progress;
+pub mod readahead;
+#[cfg(test)]
+pub(crate) mod testdata;
