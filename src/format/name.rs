@@ -156,11 +156,7 @@ impl Date {
 
     /// Today's UTC date.
     pub fn today() -> Date {
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        Date::from_unix(secs)
+        Date::from_unix(crate::util::time::unix_now())
     }
 
     /// Seconds since the Unix epoch at 00:00 UTC of this date.

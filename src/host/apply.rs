@@ -294,13 +294,6 @@ fn read_meta_member(
     Ok(v)
 }
 
-/// Free bytes for unprivileged-or-not writes on the filesystem of `p`.
-fn free_bytes(p: &Path) -> Result<u64> {
-    let s =
-        nix::sys::statvfs::statvfs(p).map_err(|e| Error::io("check free space on", p, e.into()))?;
-    Ok(s.blocks_available() as u64 * s.fragment_size() as u64)
-}
-
 /// Bytes the staging of `new` may write, given `old` and the mode.
 fn space_needed(new: &Manifest, old: Option<&Manifest>, mode: Mode) -> u64 {
     new.entries()
@@ -1211,7 +1204,7 @@ fn stream_and_stage<R: Read>(
     // Free space, before anything of the tree is written.
     if !opts.dry_run {
         let need = space_needed(&manifest, old.map(|o| &o.manifest), mode);
-        let have = free_bytes(state.root())?;
+        let have = crate::util::fsutil::free_bytes(state.root())?;
         let base_guess = conf.base_compression.estimate(tar_size(&manifest));
         if need + base_guess + (need + base_guess) / 50 > have {
             return Err(Error::Refused(format!(

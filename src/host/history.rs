@@ -58,10 +58,7 @@ pub fn current_user() -> String {
 
 /// Unix time now.
 pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    crate::util::time::unix_now()
 }
 
 /// The log as read.

@@ -71,7 +71,7 @@ pub struct DistEntry {
     /// Size of the `.tar.gz`.
     pub size: u64,
     /// SHA-256 of the `.tar.gz`.
-    #[serde(serialize_with = "hex32")]
+    #[serde(serialize_with = "crate::util::digest::hex32")]
     pub sha256: [u8; 32],
     /// The uncompressed tar it holds.
     pub tar: Digests,
@@ -92,7 +92,7 @@ pub struct PatchEntry {
     /// Size of the `.patch`.
     pub size: u64,
     /// SHA-256 of the `.patch`.
-    #[serde(serialize_with = "hex32")]
+    #[serde(serialize_with = "crate::util::digest::hex32")]
     pub sha256: [u8; 32],
     /// The uncompressed tar it must be fed.
     pub from: Digests,
@@ -105,10 +105,6 @@ impl PatchEntry {
     pub fn file(&self) -> String {
         self.name.file_name()
     }
-}
-
-fn hex32<S: serde::Serializer>(b: &[u8; 32], s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_str(&hex::encode(b))
 }
 
 /// A parsed or built INDEX.
@@ -557,10 +553,7 @@ pub struct PublishReport {
 }
 
 fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    crate::util::time::unix_now().unsigned_abs()
 }
 
 /// A reader that SHA-256s everything read through it.

@@ -149,10 +149,7 @@ impl SecretKey {
     /// Sign `data` (an INDEX with serial `serial`): the `.minisig` text.
     /// The signature is checked with the public key before it is returned.
     pub fn sign(&self, data: &[u8], serial: u64) -> Result<String> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let now = crate::util::time::unix_now();
         let trusted = format!("timestamp:{now}\tfile:INDEX\tserial:{serial}");
         let sig = minisign::sign(
             Some(&self.pk),

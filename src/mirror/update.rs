@@ -236,14 +236,10 @@ pub struct Step {
     pub kind: &'static str,
     pub file: String,
     pub size: u64,
-    #[serde(serialize_with = "hex32")]
+    #[serde(serialize_with = "crate::util::digest::hex32")]
     pub sha256: [u8; 32],
     pub from: Option<DistId>,
     pub to: DistId,
-}
-
-fn hex32<S: serde::Serializer>(b: &[u8; 32], s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_str(&hex::encode(b))
 }
 
 /// What to fetch for one dist name.
@@ -821,10 +817,7 @@ fn check_space(dir: &Path, shown: &Path, steps: &[Step]) -> Result<()> {
             .map_or(0, |m| m.len().min(s.size));
         need += s.size - have;
     }
-    let st = nix::sys::statvfs::statvfs(dir).map_err(|e| Error::io("statvfs", dir, e.into()))?;
-    // The field types differ between platforms; on some the conversion is a no-op.
-    #[allow(clippy::useless_conversion)]
-    let free = u64::from(st.blocks_available()).saturating_mul(u64::from(st.fragment_size()));
+    let free = crate::util::fsutil::free_bytes(dir)?;
     if need > free {
         return Err(Error::Refused(format!(
             "the update needs {need} more bytes in {}, which has {free} free; nothing was \

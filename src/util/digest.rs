@@ -81,6 +81,12 @@ impl Hasher {
     }
 }
 
+/// serde `serialize_with` for a 32-byte digest: lower-case hex, as every
+/// JSON document and state file of sysup writes digests.
+pub fn hex32<S: serde::Serializer>(b: &[u8; 32], s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&hex::encode(b))
+}
+
 /// This CPU computes SHA-256 in hardware (x86 SHA extensions, Armv8 SHA2
 /// instructions). There SHA-256 runs about three times as fast as MD5 (on the
 /// bench machine: 1.7 GB/s against 0.6 GB/s); without them MD5 is the faster

@@ -270,6 +270,17 @@ pub fn set_xattr(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Bytes an unprivileged write may still use on the filesystem of `p`
+/// (`statvfs`: available blocks × fragment size).
+pub fn free_bytes(p: &Path) -> Result<u64> {
+    let s = nix::sys::statvfs::statvfs(p)
+        .map_err(|e| crate::Error::io("check free space on", p, e.into()))?;
+    // The field types differ between platforms; on some the conversion is a no-op.
+    #[allow(clippy::useless_conversion)]
+    let free = u64::from(s.blocks_available()).saturating_mul(u64::from(s.fragment_size()));
+    Ok(free)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,7 @@
 //! Small shared tools with no knowledge of dists or roots: [`digest`]s and
 //! stream [`hashing`] on threads, file helpers ([`fsutil`]: atomic writes,
 //! xattrs), [`progress`] counters the command line draws, [`readahead`] of
-//! big inputs, and [`interrupt`] handling.
+//! big inputs, the clock ([`time`]) and [`interrupt`] handling.
 
 pub mod digest;
 pub mod fsutil;
@@ -11,3 +11,4 @@ pub mod progress;
 pub mod readahead;
 #[cfg(test)]
 pub(crate) mod testdata;
+pub mod time;

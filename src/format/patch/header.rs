@@ -147,12 +147,8 @@ pub struct Section {
     /// Uncompressed length.
     pub raw_len: u64,
     /// SHA-256 of the compressed bytes.
-    #[serde(serialize_with = "hex32")]
+    #[serde(serialize_with = "crate::util::digest::hex32")]
     pub sha256: [u8; 32],
-}
-
-fn hex32<S: serde::Serializer>(b: &[u8; 32], s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_str(&hex::encode(b))
 }
 
 /// One side of a patch: which dist, and its uncompressed tar's digests.
