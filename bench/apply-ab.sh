@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Alternated apply timing on the big pair (BENCHMARKS.md, session 5):
+# Alternated apply timing on the big pair (figures: BENCHMARKS.md "Apply"; the runs: bench/log/session-05.md):
 #   bench/apply-ab.sh ROUNDS SYSUP_BINARY...
 # Each round times a fresh `gunzip -c tree-B.tar.gz | tar -xpf - && sync`, then, for
 # each binary in turn, installs world-1 into a fresh root (untimed) and times

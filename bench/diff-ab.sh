@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Alternated diff and patch timing on the big pair (BENCHMARKS.md, sessions 7-8):
+# Alternated diff and patch timing on the big pair (figures: BENCHMARKS.md "Diff"; the runs: bench/log/session-07.md, session-08.md):
 #   bench/diff-ab.sh ROUNDS SYSUP_BINARY...
 # Each round times `xdelta3 -e -9 -S djw` on the two GNU tars, then each binary's
 # `sysup diff` of the two sysup dists; then `xdelta3 -d` and each binary's
