@@ -256,7 +256,7 @@ run_sysup() {
   local TA=$CORPUS/$pa TB=$CORPUS/$pb D=$S/sysup-dists P=$S/sysup-patches R=$S/sysup-root
   local date=20260101 ga gb pf
   mkdir -p "$D" "$P" "$S/spec"
-  # a spec per DESIGN.md §2 (all keys that matter for a world, defaults spelled out)
+  # a spec per docs/design.md §2 (all keys that matter for a world, defaults spelled out)
   cat > "$S/spec/world.toml" <<'EOF'
 name = "world"
 arch = "x86_64"
