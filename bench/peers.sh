@@ -262,7 +262,7 @@ name = "world"
 arch = "x86_64"
 include = ["**"]
 exclude = ["tmp/**", "var/tmp/**", "proc/**", "sys/**", "dev/pts/**"]
-critical = ["usr/lib/x86_64-linux-gnu/libc.so.6", "usr/lib64/ld-linux-x86-64.so.2"]
+critical = ["usr/lib/x86_64-linux-gnu/libc.so.6", "usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"]
 config = ["etc/**"]
 EOF
   ga=$D/world-1-$date.tar.gz gb=$D/world-2-$date.tar.gz pf=$P/world-1-${date}_2-$date.patch

@@ -260,7 +260,7 @@ pub const CORPUS_SPEC: &str = r#"name = "world"
 arch = "x86_64"
 include = ["**"]
 exclude = ["tmp/**", "var/tmp/**", "proc/**", "sys/**", "dev/pts/**"]
-critical = ["usr/lib/x86_64-linux-gnu/libc.so.6", "usr/lib64/ld-linux-x86-64.so.2"]
+critical = ["usr/lib/x86_64-linux-gnu/libc.so.6", "usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"]
 config = ["etc/**"]
 "#;
 const EXCLUDED_CONTENTS: &[&str] = &["tmp/", "var/tmp/", "proc/", "sys/", "dev/pts/"];
