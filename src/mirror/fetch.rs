@@ -35,8 +35,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::error::{Error, IoContext, Result};
-use crate::mirror::index::file_sha256;
+use crate::util::digest::file_sha256;
 use crate::util::fsutil::fsync_dir;
+use crate::util::progress::{Progress, Unit};
 
 /// How hard to try.
 #[derive(Clone, Debug)]
@@ -173,25 +174,6 @@ impl<R: Read> Read for Paced<R> {
             }
         }
     }
-}
-
-/// Progress of downloads, for a terminal; the library never draws anything.
-pub trait Progress {
-    /// A download of `file` (`total` bytes, `already` of them on disk) starts.
-    fn start(&self, file: &str, total: u64, already: u64);
-    /// `n` more bytes arrived.
-    fn advance(&self, n: u64);
-    /// The download ended (well or not).
-    fn finish(&self);
-}
-
-/// Shows nothing.
-pub struct NoProgress;
-
-impl Progress for NoProgress {
-    fn start(&self, _: &str, _: u64, _: u64) {}
-    fn advance(&self, _: u64) {}
-    fn finish(&self) {}
 }
 
 /// What [`Mirror::download`] did for one file.
@@ -476,7 +458,7 @@ impl Mirror {
         size: u64,
         sha256: &[u8; 32],
         dir: &Path,
-        progress: &dyn Progress,
+        progress: &Progress,
     ) -> Result<Downloaded> {
         let dest = dir.join(file);
         let mut out = Downloaded {
@@ -510,7 +492,7 @@ impl Mirror {
             let r = self.retry(file, deadline, || {
                 self.attempt(file, size, &partial, progress, &mut out, deadline)
             });
-            progress.finish();
+            progress.done();
             if let Err(e) = r {
                 // Leave no empty partial file behind a refusal.
                 if fs::metadata(&partial).is_ok_and(|m| m.len() == 0) {
@@ -550,7 +532,7 @@ impl Mirror {
         file: &str,
         size: u64,
         partial: &Path,
-        progress: &dyn Progress,
+        progress: &Progress,
         out: &mut Downloaded,
         deadline: Instant,
     ) -> std::result::Result<(), Fail> {
@@ -632,7 +614,8 @@ impl Mirror {
         f.seek(SeekFrom::Start(have))
             .ctx("seek", partial)
             .map_err(fatal)?;
-        progress.start(file, size, have);
+        progress.step(file, Some(size), Unit::Bytes);
+        progress.set(have);
         let mut body = self.paced(resp.body_mut().as_reader(), deadline);
         let mut buf = vec![0u8; 256 * 1024];
         loop {
@@ -661,7 +644,7 @@ impl Mirror {
                 .map_err(fatal)?;
             have += n as u64;
             out.fetched += n as u64;
-            progress.advance(n as u64);
+            progress.add(n as u64);
         }
         if have < size {
             return Err(Fail::Transient(format!(
