@@ -23,8 +23,8 @@
 //! - a file name in an INDEX is a bare dist or patch file name (no `/`), so
 //!   joining it to a URL or a directory never leaves that directory.
 //!
-//! `sysup publish` builds and writes an INDEX ([`crate::mirror::publish`]);
-//! its signature is [`crate::mirror::sign`]'s.
+//! `sysup publish` builds and writes an INDEX (the `publish` module beside
+//! this one, which uses this one); its signature is [`crate::mirror::sign`]'s.
 
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
