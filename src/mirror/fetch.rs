@@ -24,7 +24,6 @@
 //!   second over the last [`FetchOptions::speed_time`] is cut (and retried),
 //!   and every file — all its attempts and back-offs together — has
 //!   [`FetchOptions::deadline`], after which it fails without a retry.
-
 //!
 //! This file is the HTTP side (the agent, retries and back-off, status
 //! codes, small files); [`pace`] guards a transfer's speed and deadline, and

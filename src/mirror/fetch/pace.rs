@@ -15,7 +15,7 @@ use super::Mirror;
 
 /// The low-speed guard of one transfer: too slow once, after the first
 /// `time`, fewer than `limit` bytes a second arrived over the last `time`.
-pub(super) struct Pace {
+struct Pace {
     limit: u64,
     time: Duration,
     start: Instant,
