@@ -34,7 +34,7 @@ fn dist_line(index: &str, rev: u32) -> String {
 /// A patch line for `file` (a copy of the patch `real`) from dist `from` to
 /// dist `to`, with the tar digests `from_d`/`to_d` taken from dist lines.
 fn patch_line(w: &World, file: &str, a: &str, b: &str, from_line: &str, to_line: &str) -> String {
-    let (size, sha) = sysup::mirror::index::file_sha256(&w.file(file)).unwrap();
+    let (size, sha) = sysup::util::digest::file_sha256(&w.file(file)).unwrap();
     format!(
         "patch {file} from={a} to={b} arch=x86_64 size={size} sha256={} \
          from-size={} from-md5={} from-sha256={} to-size={} to-md5={} to-sha256={}",

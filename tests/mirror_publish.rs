@@ -28,7 +28,7 @@ fn index_lists_every_file_with_its_digests() {
     assert_eq!(idx.dists.len(), 3);
     assert_eq!(idx.patches.len(), 2);
     for d in &idx.dists {
-        let (size, sha) = sysup::mirror::index::file_sha256(&w.file(&d.file())).unwrap();
+        let (size, sha) = sysup::util::digest::file_sha256(&w.file(&d.file())).unwrap();
         assert_eq!((d.size, d.sha256), (size, sha));
         assert_eq!(d.arch, "x86_64");
     }

@@ -1,5 +1,5 @@
 //! `sysup publish DIR [--sign SECKEY] [--make-patches K]`: write the signed
-//! INDEX of the dists and patches in DIR (build host). See [`sysup::mirror::index`]
+//! INDEX of the dists and patches in DIR (build host). See [`sysup::mirror::publish`]
 //! and docs/mirrors.md.
 //!
 //! Invariant: DIR gains files only under temporary names then renamed;
@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use sysup::mirror::index::{self, PublishOptions};
+use sysup::mirror::publish::{publish, PublishOptions};
 use sysup::mirror::sign::SecretKey;
 
 #[derive(clap::Args, Debug)]
@@ -49,7 +49,7 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> sysup::Result<()> {
             ..PublishOptions::default()
         };
         opts.diff.progress = progress.clone();
-        index::publish(&a.dir, &opts)
+        publish(&a.dir, &opts)
     })?;
     if a.json {
         return super::print_json(&r);

@@ -28,6 +28,7 @@ use crate::format::manifest::Manifest;
 use crate::format::name::DistId;
 use crate::format::spec::KernelDirs;
 use crate::util::digest::Digests;
+use crate::util::progress::Progress;
 
 /// Member names of the metadata, in the order they are stored.
 pub const META_DIR: &str = ".sysup/";
@@ -244,14 +245,11 @@ pub fn read_metadata(tar: impl Read, path: &Path) -> Result<Metadata> {
 
 /// Open a `.tar.gz` for reading its uncompressed stream.
 pub fn open_gz(path: &Path) -> Result<impl Read> {
-    open_gz_counted(path, &crate::util::progress::Progress::disabled())
+    open_gz_counted(path, &Progress::disabled())
 }
 
 /// [`open_gz`], advancing `progress` by the compressed bytes read.
-pub fn open_gz_counted(
-    path: &Path,
-    progress: &crate::util::progress::Progress,
-) -> Result<impl Read> {
+pub fn open_gz_counted(path: &Path, progress: &Progress) -> Result<impl Read> {
     let f = File::open(path).ctx("open", path)?;
     Ok(flate2::read::GzDecoder::new(BufReader::with_capacity(
         256 * 1024,
@@ -262,7 +260,7 @@ pub fn open_gz_counted(
 /// [`open_gz_counted`] whose read errors name the file (an [`Error::Io`]
 /// carried inside the `io::Error`): for a stream consumed far from where it
 /// was opened, such as a host's base read through a chain of patches.
-pub fn open_gz_named(path: &Path, progress: &crate::util::progress::Progress) -> Result<impl Read> {
+pub fn open_gz_named(path: &Path, progress: &Progress) -> Result<impl Read> {
     Ok(Named {
         inner: open_gz_counted(path, progress)?,
         path: path.to_path_buf(),

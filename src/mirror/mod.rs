@@ -1,9 +1,10 @@
 //! Mirrors (docs/mirrors.md): the signed INDEX of a mirror directory
-//! ([`index`], made by `sysup publish`), minisign signatures ([`sign`]),
+//! ([`index`], made by `sysup publish`: [`publish`]), minisign signatures ([`sign`]),
 //! resumable verified downloads ([`fetch`]) and `sysup update` ([`update`]:
 //! verify the INDEX, plan the cheapest chain, download, apply).
 
 pub mod fetch;
 pub mod index;
+pub mod publish;
 pub mod sign;
 pub mod update;

@@ -25,6 +25,9 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
 
+/// File name of the INDEX's minisign signature, beside it in a publish
+/// directory and on a mirror.
+pub const SIG_FILE: &str = "INDEX.minisig";
 /// Largest key or signature file read (bytes).
 pub const MAX_SIG_LEN: u64 = 64 * 1024;
 
@@ -168,7 +171,7 @@ impl SecretKey {
         PublicKey::from_text(&self.public_key_text(), &self.path)?.verify(
             data,
             text.as_bytes(),
-            Path::new(crate::mirror::index::SIG_FILE),
+            Path::new(SIG_FILE),
         )?;
         Ok(text)
     }

@@ -1,5 +1,6 @@
 //! Stream digests: the MD5 and SHA-256 (and byte count) of an uncompressed
-//! tar, as recorded in patch headers and checked on apply.
+//! tar, as recorded in patch headers and checked on apply; and the SHA-256
+//! of whole files (dists and patches as a mirror's INDEX lists them).
 //!
 //! Invariant: a [`Digests`] value is only ever produced by hashing every byte
 //! of a stream, through [`Hasher`] or the tee writer here, or read
@@ -7,10 +8,14 @@
 //! record, host state); nothing builds one from partial data.
 
 use std::fmt;
-use std::io::{self, Write};
+use std::fs::File;
+use std::io::{self, BufReader, Read, Write};
+use std::path::Path;
 
 use md5::{Digest as _, Md5};
 use serde::{Deserialize, Serialize};
+
+use crate::error::{IoContext, Result};
 
 /// Size and digests of a byte stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -188,6 +193,48 @@ impl<W: Write> Write for HashingWriter<W> {
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
     }
+}
+
+/// A reader that SHA-256s everything read through it.
+pub struct Sha256Reader<R> {
+    inner: R,
+    sha: Sha256,
+    n: u64,
+}
+
+impl<R> Sha256Reader<R> {
+    pub fn new(inner: R) -> Self {
+        Sha256Reader {
+            inner,
+            sha: Sha256::new(),
+            n: 0,
+        }
+    }
+    /// Bytes read so far.
+    pub fn position(&self) -> u64 {
+        self.n
+    }
+    /// The size and SHA-256 of what was read.
+    pub fn finish(self) -> (u64, [u8; 32]) {
+        (self.n, self.sha.finalize())
+    }
+}
+
+impl<R: Read> Read for Sha256Reader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.sha.update(&buf[..n]);
+        self.n += n as u64;
+        Ok(n)
+    }
+}
+
+/// Size and SHA-256 of a whole file.
+pub fn file_sha256(path: &Path) -> Result<(u64, [u8; 32])> {
+    let f = File::open(path).ctx("open", path)?;
+    let mut r = Sha256Reader::new(BufReader::with_capacity(1 << 20, f));
+    io::copy(&mut r, &mut io::sink()).ctx("read", path)?;
+    Ok(r.finish())
 }
 
 mod hex_bytes {

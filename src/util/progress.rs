@@ -156,20 +156,6 @@ impl Progress {
     }
 }
 
-/// Downloads report through the same progress: one step per file.
-impl crate::mirror::fetch::Progress for Progress {
-    fn start(&self, file: &str, total: u64, already: u64) {
-        self.step(file, Some(total), Unit::Bytes);
-        self.set(already);
-    }
-    fn advance(&self, n: u64) {
-        self.add(n);
-    }
-    fn finish(&self) {
-        self.done();
-    }
-}
-
 /// A reader or writer that advances a [`Progress`] by the bytes it moves.
 pub struct Counting<T> {
     inner: T,
