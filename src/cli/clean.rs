@@ -4,15 +4,14 @@
 //! `[clean]` in `<root>/etc/sysup.conf`); this file maps flags and prints
 //! the report.
 
-use std::path::PathBuf;
-
 use sysup::host::clean::{clean, CleanOptions};
+
+use super::args::{JsonArg, RootArg};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The root to act on (default: this system).
-    #[arg(long, default_value = "/")]
-    pub root: PathBuf,
+    #[command(flatten)]
+    pub host: RootArg,
     /// Kept bases per dist name, the installed one included (default: `keep` in
     /// the [clean] table of etc/sysup.conf, else 2).
     #[arg(long)]
@@ -24,19 +23,18 @@ pub struct Args {
     /// Say what would be pruned; remove nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Print one JSON document.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub format: JsonArg,
 }
 
 pub fn run(a: Args, ui: &super::progress::Ui) -> sysup::Result<()> {
     let r = clean(&CleanOptions {
-        root: a.root,
+        root: a.host.root,
         keep: a.keep,
         min_age_days: a.min_age,
         dry_run: a.dry_run,
     })?;
-    if a.json {
+    if a.format.json {
         return super::print_json(&r);
     }
     let (removed, keep, min_age) = (&r.removed, r.keep, r.min_age_days);

@@ -5,24 +5,22 @@
 //! The work is [`sysup::host::rollback`]; this file maps flags and prints
 //! the report.
 
-use std::path::PathBuf;
-
 use sysup::format::name::{DistId, DistName};
 use sysup::host::rollback::{rollback, RollbackOptions};
 
+use super::args::{JsonArg, RootArg};
+
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The root to act on (default: this system).
-    #[arg(long, default_value = "/")]
-    pub root: PathBuf,
+    #[command(flatten)]
+    pub host: RootArg,
     /// Dist name (default: world).
     pub name: Option<String>,
     /// The kept id to go back to (default: the newest kept one older than the installed).
     #[arg(long)]
     pub to: Option<String>,
-    /// Print one JSON document.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub format: JsonArg,
     /// Kept bases per dist name after the rollback.
     #[arg(long)]
     pub keep: Option<usize>,
@@ -30,13 +28,13 @@ pub struct Args {
 
 pub fn run(a: Args, ui: &super::progress::Ui) -> sysup::Result<()> {
     let opts = RollbackOptions {
-        root: a.root,
+        root: a.host.root,
         name: a.name.as_deref().map(str::parse::<DistName>).transpose()?,
         to: a.to.as_deref().map(str::parse::<DistId>).transpose()?,
         keep: a.keep,
     };
     let r = ui.with_progress(|progress| rollback(&opts, progress))?;
-    if a.json {
+    if a.format.json {
         return super::print_json(&r);
     }
     super::apply::print_report(&r, ui.quiet)

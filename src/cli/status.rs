@@ -3,22 +3,13 @@
 //! the command that finishes it. The facts are [`sysup::host::status`];
 //! this file prints them.
 
-use std::path::PathBuf;
-
 use sysup::host::status::{status, Status};
 
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    /// The root to act on (default: this system).
-    #[arg(long, default_value = "/")]
-    pub root: PathBuf,
-    /// Print one JSON document.
-    #[arg(long)]
-    pub json: bool,
-}
+/// `--root DIR --json`: all the command takes.
+pub use super::args::HostArgs as Args;
 
 pub fn run(a: Args) -> sysup::Result<()> {
-    print(&status(&a.root)?, a.json)
+    print(&status(&a.host.root)?, a.format.json)
 }
 
 fn print(s: &Status, json: bool) -> sysup::Result<()> {
