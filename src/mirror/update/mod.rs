@@ -36,9 +36,9 @@
 //! Host settings come from the `[mirror]` table of the host's configuration
 //! (`host::conf`); command-line flags win over it. See docs/mirrors.md.
 //!
-//! The steps live by job: [`pubkey`] (which key), [`serial`] (step 3),
-//! [`plan`] (step 4), [`download`] (step 5); this file runs them in order and
-//! hands the files to the apply.
+//! The steps live by job: `pubkey.rs` (which key), `serial.rs` (step 3),
+//! `plan.rs` (step 4), `download.rs` (step 5); this file runs them in order
+//! and hands the files to the apply (step 6).
 //!
 //! Invariants: nothing fetched is used before the signature over INDEX and
 //! the file's own size and SHA-256 are checked; nothing is applied that goes
