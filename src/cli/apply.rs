@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use super::args::JsonArg;
 use super::progress::Ui;
 use sysup::host::apply::{apply, ApplyOptions, ApplyReport};
 
@@ -19,9 +20,8 @@ pub struct Args {
     /// Also list every path added, changed and removed.
     #[arg(short, long)]
     pub verbose: bool,
-    /// Print one JSON document.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub format: JsonArg,
     /// Kept bases per dist name after the apply.
     #[arg(long)]
     pub keep: Option<usize>,
@@ -123,7 +123,7 @@ pub fn run(a: Args, ui: &Ui) -> sysup::Result<()> {
             ..Default::default()
         })
     })?;
-    if a.json {
+    if a.format.json {
         return super::print_json(&r);
     }
     print_report(&r, ui.quiet)?;

@@ -8,6 +8,8 @@ use sysup::build::{self, Options};
 use sysup::format::name::{Date, Rev};
 use sysup::format::spec::Spec;
 
+use super::args::JsonArg;
+
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The spec (TOML): binarydist/world.toml or kernels/<CONF>.toml.
@@ -29,9 +31,8 @@ pub struct Args {
     /// gzip level, 1-9.
     #[arg(long, default_value_t = 6)]
     pub level: u32,
-    /// Print one JSON document.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub format: JsonArg,
 }
 
 pub fn run(a: Args, ui: &super::progress::Ui) -> sysup::Result<()> {
@@ -55,7 +56,7 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> sysup::Result<()> {
     for w in &r.warnings {
         let _ = writeln!(std::io::stderr(), "warning: {w}");
     }
-    if a.json {
+    if a.format.json {
         return super::print_json(&r);
     }
     outln!("built {}", r.path.display());

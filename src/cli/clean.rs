@@ -1,23 +1,17 @@
 //! `sysup clean [--root DIR] [--keep N] [--min-age DAYS] [--dry-run]`: prune
 //! kept bases (never the installed one, never one younger than min-age) and
-//! stale downloads. Defaults come from `[clean]` in `<root>/etc/sysup.conf`
-//! (`keep`, `min_age_days`), else keep 2, min age 0.
+//! stale downloads. The work is [`sysup::host::clean`] (defaults from
+//! `[clean]` in `<root>/etc/sysup.conf`); this file maps flags and prints
+//! the report.
 
-use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
+use sysup::host::clean::{clean, CleanOptions};
 
-use serde::Deserialize;
-
-use sysup::error::{Error, IoContext};
-use sysup::host::cleanup::prune_bases;
-use sysup::host::history::{self, Event};
-use sysup::host::state::State;
+use super::args::{JsonArg, RootArg};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The root to act on (default: this system).
-    #[arg(long, default_value = "/")]
-    pub root: PathBuf,
+    #[command(flatten)]
+    pub host: RootArg,
     /// Kept bases per dist name, the installed one included (default: `keep` in
     /// the [clean] table of etc/sysup.conf, else 2).
     #[arg(long)]
@@ -29,111 +23,21 @@ pub struct Args {
     /// Say what would be pruned; remove nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Print one JSON document.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Deserialize, Default)]
-struct CleanConf {
-    keep: Option<usize>,
-    min_age_days: Option<u64>,
-}
-
-#[derive(Deserialize, Default)]
-struct Conf {
-    #[serde(default)]
-    clean: CleanConf,
-}
-
-fn conf(root: &std::path::Path) -> sysup::Result<CleanConf> {
-    let p = root.join("etc/sysup.conf");
-    match std::fs::read_to_string(&p) {
-        Ok(t) => {
-            // Other tables ([mirror], …) belong to other commands.
-            let v: toml::Table = toml::from_str(&t).map_err(|e| Error::Metadata {
-                what: "config",
-                path: p.clone(),
-                reason: e.to_string(),
-            })?;
-            let c: Conf = toml::Value::Table(v)
-                .try_into()
-                .map_err(|e: toml::de::Error| Error::Metadata {
-                    what: "config",
-                    path: p,
-                    reason: e.to_string(),
-                })?;
-            Ok(c.clean)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(CleanConf::default()),
-        Err(e) => Err(Error::io("read", &p, e)),
-    }
+    #[command(flatten)]
+    pub format: JsonArg,
 }
 
 pub fn run(a: Args, ui: &super::progress::Ui) -> sysup::Result<()> {
-    let state = State::open(&a.root)?;
-    let c = conf(state.root())?;
-    let keep = a
-        .keep
-        .or(c.keep)
-        .unwrap_or(sysup::host::apply::DEFAULT_KEEP)
-        .max(1);
-    let min_age = a.min_age.or(c.min_age_days).unwrap_or(0);
-    let _lock = state.lock()?;
-    let mut removed = Vec::new();
-    let mut names: Vec<_> = state
-        .installed_all()?
-        .into_iter()
-        .map(|i| (i.id.name.clone(), Some(i.id)))
-        .collect();
-    if names.is_empty() {
-        names.push(("world".parse()?, None));
+    let r = clean(&CleanOptions {
+        root: a.host.root,
+        keep: a.keep,
+        min_age_days: a.min_age,
+        dry_run: a.dry_run,
+    })?;
+    if a.format.json {
+        return super::print_json(&r);
     }
-    for (name, installed) in &names {
-        for b in prune_bases(&state, name, installed.as_ref(), keep, min_age, a.dry_run)? {
-            removed.push(b.path.display().to_string());
-        }
-    }
-    // stale downloads: anything older than min-age (a fresh partial may be
-    // resumed), reached through the download directory's descriptor
-    let (dl, shown) = (state.download_fd(), state.download_dir());
-    let now = history::now();
-    for name in dl.list().ctx("list", &shown)? {
-        let p = shown.join(std::ffi::OsStr::from_bytes(&name));
-        let Some(st) = dl.stat(&name).ctx("stat", &p)? else {
-            continue;
-        };
-        if now - st.mtime >= (min_age as i64) * 86_400 && st.is_file() {
-            if !a.dry_run {
-                dl.unlink(&name).ctx("remove", &p)?;
-            }
-            removed.push(p.display().to_string());
-        }
-    }
-    if !a.dry_run {
-        history::append(
-            &state,
-            &Event {
-                time: now,
-                user: history::current_user(),
-                action: "clean".into(),
-                name: String::new(),
-                from: None,
-                to: None,
-                changed: 0,
-                removed: removed.len() as u64,
-                result: "ok".into(),
-                error: None,
-                warning: None,
-                txid: None,
-            },
-        )?;
-    }
-    if a.json {
-        return super::print_json(
-            &serde_json::json!({ "dry_run": a.dry_run, "keep": keep, "min_age_days": min_age, "removed": removed }),
-        );
-    }
+    let (removed, keep, min_age) = (&r.removed, r.keep, r.min_age_days);
     // A headline, then (unless --quiet) the files, one per line.
     let why = format!(
         "keep {keep}, min age {min_age} day{}",
@@ -148,8 +52,8 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> sysup::Result<()> {
         ),
     }
     if !ui.quiet {
-        for r in &removed {
-            outln!("  {r}");
+        for path in removed {
+            outln!("  {path}");
         }
     }
     Ok(())

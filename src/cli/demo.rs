@@ -52,11 +52,27 @@ pub fn run(a: Args) -> Result<()> {
         }
     };
     try_outln!("sysup demo in {}", dir.display())?;
-    let privileged = fixtures::privileged();
     let mut n = 0;
+    let built = stage(dir, &mut n)?;
+    let dists = dir.join("dists");
+    build_all(&built, &dists, &mut n)?;
+    let patches = diff_all(&dists, &mut n)?;
+    host_story(dir, &dists, &patches, &mut n)?;
+    mirror_story(dir, &dists, &mut n)?;
 
+    try_outln!("\nEverything is in {}", dir.display())?;
+    if a.dir.is_none() {
+        try_outln!("(temporary: removed on exit; use --dir DIR to keep it)")?;
+    }
+    Ok(())
+}
+
+/// Stage the fixture trees: three revisions of a world, two of kernel
+/// GENERIC, with their specs; returns (spec, tree, rev) per dist to build.
+fn stage(dir: &Path, n: &mut u32) -> Result<Vec<(Spec, PathBuf, u32)>> {
+    let privileged = fixtures::privileged();
     step(
-        &mut n,
+        n,
         "build host: stage three revisions of a tiny world and two of kernel GENERIC",
     )?;
     let specs = dir.join("specs");
@@ -67,7 +83,6 @@ pub fn run(a: Args) -> Result<()> {
     std::fs::write(&kernel_spec, fixtures::kernel_spec("GENERIC")).ctx("write", &kernel_spec)?;
     let world = Spec::load(&world_spec)?;
     let kernel = Spec::load(&kernel_spec)?;
-    let dists = dir.join("dists");
     let mut built = Vec::new();
     for rev in 1..=3u32 {
         let tree = dir.join(format!("stage/world-{rev}"));
@@ -84,15 +99,20 @@ pub fn run(a: Args) -> Result<()> {
         built.push((kernel.clone(), tree, rev));
     }
 
+    Ok(built)
+}
+
+/// `sysup build` of each staged tree into `dists`.
+fn build_all(built: &[(Spec, PathBuf, u32)], dists: &Path, n: &mut u32) -> Result<()> {
     step(
-        &mut n,
+        n,
         "build host: sysup build → revision-named, reproducible dists",
     )?;
-    for (spec, tree, rev) in &built {
+    for (spec, tree, rev) in built {
         let opts = Options {
             rev: rev.to_string().parse()?,
             date: Date::new(2026, 11, 20 + *rev as u8).expect("valid demo date"),
-            out_dir: dists.clone(),
+            out_dir: dists.to_path_buf(),
             level: 6,
             progress: Default::default(),
         };
@@ -106,8 +126,13 @@ pub fn run(a: Args) -> Result<()> {
             r.tar.md5_hex()
         )?;
     }
+    Ok(())
+}
+
+/// `sysup diff` between successive dists; returns the patches, in order.
+fn diff_all(dists: &Path, n: &mut u32) -> Result<Vec<PathBuf>> {
     step(
-        &mut n,
+        n,
         "build host: sysup diff → binary patches between the uncompressed tars",
     )?;
     let mut patches = Vec::new();
@@ -117,7 +142,7 @@ pub fn run(a: Args) -> Result<()> {
         ("world-2-20261122", "world-3-20261123"),
         ("kernel-GENERIC-1-20261121", "kernel-GENERIC-2-20261122"),
     ] {
-        let r = diff_dists(&name(a), &name(b), &dists, &DiffOptions::default())?;
+        let r = diff_dists(&name(a), &name(b), dists, &DiffOptions::default())?;
         try_outln!(
             "  {:<46} {:>7} bytes  ({:.1}% of the new tar)",
             r.patch
@@ -130,6 +155,13 @@ pub fn run(a: Args) -> Result<()> {
         patches.push(r.patch);
     }
 
+    Ok(patches)
+}
+
+/// The first half of the host's story, through the library: install,
+/// apply the chains, show what is installed, damage the tree and repair it.
+fn host_story(dir: &Path, dists: &Path, patches: &[PathBuf], n: &mut u32) -> Result<()> {
+    let name = |id: &str| dists.join(format!("{id}.tar.gz"));
     let root = dir.join("host-root");
     std::fs::create_dir_all(&root).ctx("create directory", &root)?;
     let on_root = |files: Vec<PathBuf>| ApplyOptions {
@@ -138,7 +170,7 @@ pub fn run(a: Args) -> Result<()> {
         ..Default::default()
     };
     step(
-        &mut n,
+        n,
         &format!(
             "host: sysup apply --root {} world-1 (a full install)",
             root.display()
@@ -148,7 +180,7 @@ pub fn run(a: Args) -> Result<()> {
     apply(&on_root(vec![name("kernel-GENERIC-1-20261121")]))?;
 
     step(
-        &mut n,
+        n,
         "host: sysup apply the chain world-1→2→3 (streamed: gunzip(base) → patch → patch → tar)",
     )?;
     super::apply::print_report(
@@ -156,12 +188,12 @@ pub fn run(a: Args) -> Result<()> {
         false,
     )?;
     step(
-        &mut n,
+        n,
         "host: a new kernel; the running one is kept as boot/kernel.old",
     )?;
     super::apply::print_report(&apply(&on_root(vec![patches[2].clone()]))?, false)?;
 
-    step(&mut n, "host: what is installed")?;
+    step(n, "host: what is installed")?;
     let state = State::open(&root)?;
     for i in state.installed_all()? {
         try_outln!(
@@ -181,7 +213,7 @@ pub fn run(a: Args) -> Result<()> {
     )?;
 
     step(
-        &mut n,
+        n,
         "host: damage — truncate libc, delete ls; the admin edits a config file",
     )?;
     let libc = root.join("usr/lib/x86_64-linux-gnu/libc.so.6");
@@ -195,17 +227,11 @@ pub fn run(a: Args) -> Result<()> {
     let conf = root.join("etc/sysup-demo.conf");
     std::fs::write(&conf, "# edited by the admin\nlevel = 9\n").ctx("write", &conf)?;
     step(
-        &mut n,
+        n,
         "host: sysup apply world-3 again → verifies everything, repairs only what differs",
     )?;
     super::apply::print_report(&apply(&on_root(vec![name("world-3-20261123")]))?, false)?;
 
-    mirror_story(dir, &dists, &mut n)?;
-
-    try_outln!("\nEverything is in {}", dir.display())?;
-    if a.dir.is_none() {
-        try_outln!("(temporary: removed on exit; use --dir DIR to keep it)")?;
-    }
     Ok(())
 }
 

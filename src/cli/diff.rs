@@ -12,6 +12,8 @@ use sysup::diff::{self, DiffOptions};
 use sysup::format::patch::header::Compression;
 use sysup::format::patch::section;
 
+use super::args::JsonArg;
+
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The old dist (`<id>.tar.gz`).
@@ -34,9 +36,8 @@ pub struct Args {
     /// Compression level: xz preset 0-9 (default 6) or zstd level 1-22 (default 17).
     #[arg(long)]
     pub level: Option<i32>,
-    /// Print one JSON document.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub format: JsonArg,
 }
 
 /// `--compression` values.
@@ -73,7 +74,7 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> sysup::Result<()> {
         opts.progress = progress.clone();
         diff::diff_dists(&a.old, &a.new, &a.out, &opts)
     })?;
-    if a.json {
+    if a.format.json {
         return super::print_json(&r);
     }
     let h = &r.header;
@@ -83,20 +84,15 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> sysup::Result<()> {
         return Ok(());
     }
     outln!("  size     {} bytes", r.size);
-    outln!(
-        "  from     {} ({} bytes, md5 {})",
-        h.from.id,
-        h.from.tar.size,
-        h.from.tar.md5_hex()
-    );
-    outln!("           sha256 {}", h.from.tar.sha256_hex());
-    outln!(
-        "  to       {} ({} bytes, md5 {})",
-        h.to.id,
-        h.to.tar.size,
-        h.to.tar.md5_hex()
-    );
-    outln!("           sha256 {}", h.to.tar.sha256_hex());
+    for (label, end) in [("from", &h.from), ("to", &h.to)] {
+        outln!(
+            "  {label:<9}{} ({} bytes, md5 {})",
+            end.id,
+            end.tar.size,
+            end.tar.md5_hex()
+        );
+        outln!("           sha256 {}", end.tar.sha256_hex());
+    }
     outln!(
         "  members  {} copied ({} bytes), {} diffed ({} bytes), {} literal ({} bytes)",
         s.copied,

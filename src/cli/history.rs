@@ -1,29 +1,20 @@
 //! `sysup history [--root DIR] [--json]`: the audit log of every apply,
 //! repair, rollback and clean.
 
-use std::path::PathBuf;
-
 use sysup::host::history;
 use sysup::host::pending::pending;
 use sysup::host::state::State;
 
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    /// The root to act on (default: this system).
-    #[arg(long, default_value = "/")]
-    pub root: PathBuf,
-    /// Print one JSON document.
-    #[arg(long)]
-    pub json: bool,
-}
+/// `--root DIR --json`: all the command takes.
+pub use super::args::HostArgs as Args;
 
 pub fn run(a: Args) -> sysup::Result<()> {
     // Reading never writes: a root without sysup's state has no history.
-    let (log, pending) = match State::open_existing(&a.root)? {
-        Some(state) => (history::read(&state)?, pending(&state, &a.root)?),
+    let (log, pending) = match State::open_existing(&a.host.root)? {
+        Some(state) => (history::read(&state)?, pending(&state, &a.host.root)?),
         None => (history::Log::default(), None),
     };
-    if a.json {
+    if a.format.json {
         return super::print_json(&serde_json::json!({
             "pending": pending,
             "events": log.events,

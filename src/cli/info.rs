@@ -10,13 +10,14 @@ use sysup::format::dist::DistInfo;
 use sysup::format::name::PATCH_SUFFIX;
 use sysup::format::patch::PatchHeader;
 
+use super::args::JsonArg;
+
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// A `.patch` or a `.tar.gz` dist.
     pub file: PathBuf,
-    /// Print one JSON document.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub format: JsonArg,
 }
 
 #[derive(serde::Serialize)]
@@ -35,7 +36,7 @@ pub fn run(a: Args) -> sysup::Result<()> {
         let size = std::fs::metadata(&a.file)
             .map_err(|e| sysup::Error::io("stat", &a.file, e))?
             .len();
-        if a.json {
+        if a.format.json {
             return super::print_json(&PatchInfo {
                 kind: "patch",
                 file: &a.file,
@@ -48,7 +49,7 @@ pub fn run(a: Args) -> sysup::Result<()> {
         return Ok(());
     }
     let info = DistInfo::read(&a.file)?;
-    if a.json {
+    if a.format.json {
         return super::print_json(&info);
     }
     outln!("{info}");

@@ -73,6 +73,7 @@ pub fn try_out_line(args: std::fmt::Arguments<'_>) -> sysup::Result<()> {
 }
 
 mod apply;
+mod args;
 mod build;
 mod clean;
 mod completions;

@@ -1,69 +1,15 @@
 //! `sysup status [--root DIR] [--json]`: per dist name, what is installed,
 //! its base and digests, when, the kept bases, and any interrupted apply with
-//! the command that finishes it.
+//! the command that finishes it. The facts are [`sysup::host::status`];
+//! this file prints them.
 
-use std::path::PathBuf;
+use sysup::host::status::{status, Status};
 
-use serde::Serialize;
-
-use sysup::host::pending::{pending, Pending};
-use sysup::host::state::{Installed, KeptBase, State};
-
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    /// The root to act on (default: this system).
-    #[arg(long, default_value = "/")]
-    pub root: PathBuf,
-    /// Print one JSON document.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Serialize)]
-struct NameStatus {
-    installed: Installed,
-    base: PathBuf,
-    kept: Vec<KeptBase>,
-}
-
-#[derive(Serialize)]
-struct Status {
-    root: PathBuf,
-    names: Vec<NameStatus>,
-    pending: Option<Pending>,
-    /// The pid of a sysup working on the root now (with or without a
-    /// pending apply: it may be checking, or cleaning).
-    running: Option<u32>,
-}
+/// `--root DIR --json`: all the command takes.
+pub use super::args::HostArgs as Args;
 
 pub fn run(a: Args) -> sysup::Result<()> {
-    // Reading never writes: a root without sysup's state has nothing installed.
-    let Some(state) = State::open_existing(&a.root)? else {
-        let s = Status {
-            root: a.root.clone(),
-            names: vec![],
-            pending: None,
-            running: None,
-        };
-        return print(&s, a.json);
-    };
-    let mut names = Vec::new();
-    for i in state.installed_all()? {
-        names.push(NameStatus {
-            base: state.base_path(&i.id),
-            kept: state.bases(&i.id.name)?,
-            installed: i,
-        });
-    }
-    let pending = pending(&state, &a.root)?;
-    let running = state.lock_holder()?;
-    let s = Status {
-        root: state.root().to_path_buf(),
-        names,
-        pending,
-        running,
-    };
-    print(&s, a.json)
+    print(&status(&a.host.root)?, a.format.json)
 }
 
 fn print(s: &Status, json: bool) -> sysup::Result<()> {

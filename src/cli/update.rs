@@ -8,7 +8,9 @@
 use std::path::PathBuf;
 
 use sysup::format::name::DistId;
-use sysup::mirror::update::{self, UpdateOptions};
+use sysup::mirror::update::{self, UpdateOptions, UpdateReport};
+
+use super::args::JsonArg;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -45,9 +47,8 @@ pub struct Args {
     /// Seconds a connection or a read may stall (default 10 to connect, 30 per read).
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
-    /// Print one JSON document.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub format: JsonArg,
 }
 
 pub fn run(a: Args, ui: &super::progress::Ui) -> sysup::Result<()> {
@@ -65,14 +66,21 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> sysup::Result<()> {
         backoff: None,
     };
     let r = ui.with_progress(|progress| update::update(&opts, progress))?;
-    if a.json {
+    if a.format.json {
         return super::print_json(&r);
     }
+    print_report(&r, a.verbose, ui.quiet)
+}
+
+/// The human report of an update: per name what was planned, the bytes
+/// fetched, and each apply as `sysup apply` reports it (`verbose`: with
+/// every path).
+fn print_report(r: &UpdateReport, verbose: bool, quiet: bool) -> sysup::Result<()> {
     if let Some(f) = &r.finished_interrupted {
         outln!("finished an interrupted apply to {f}");
     }
     // --quiet: the per-name lines and the result, not the mirror and byte counts.
-    if !ui.quiet {
+    if !quiet {
         outln!("mirror {} (INDEX serial {})", r.mirror, r.serial);
     }
     for p in &r.plans {
@@ -115,7 +123,7 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> sysup::Result<()> {
         }
         return Ok(());
     }
-    if !r.downloads.is_empty() && !ui.quiet {
+    if !r.downloads.is_empty() && !quiet {
         let reused = r.downloads.iter().filter(|d| d.reused).count();
         outln!(
             "fetched {} bytes ({} file{} already here)",
@@ -131,8 +139,8 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> sysup::Result<()> {
     // --quiet too what needs the admin (config files kept beside a
     // `.sysupnew`, obsolete files not removed).
     for applied in &r.applied {
-        super::apply::print_report(applied, ui.quiet)?;
-        if a.verbose {
+        super::apply::print_report(applied, quiet)?;
+        if verbose {
             super::apply::print_paths(applied)?;
         }
     }

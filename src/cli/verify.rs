@@ -5,22 +5,21 @@
 //! `--json`) and are never drift. `--repair` re-applies the installed base
 //! (the same code path as `sysup apply` of the installed dist).
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use sysup::error::Error;
 use sysup::host::apply::{apply_locked, finish_interrupted, ApplyOptions};
 use sysup::host::pending::pending;
 use sysup::host::state::State;
-use sysup::host::verify::verify_root;
+use sysup::host::verify::{verify_root, Findings};
+
+use super::args::HostArgs;
+use super::progress::Ui;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The root to act on (default: this system).
-    #[arg(long, default_value = "/")]
-    pub root: PathBuf,
-    /// Print one JSON document.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub common: HostArgs,
     /// Also list files no dist ships (in directories a dist ships content
     /// in); they are never drift.
     #[arg(long, conflicts_with = "repair")]
@@ -30,56 +29,25 @@ pub struct Args {
     pub repair: bool,
 }
 
-pub fn run(a: Args, ui: &super::progress::Ui) -> sysup::Result<()> {
-    let nothing = || {
-        Error::Refused(format!(
-            "nothing is installed in {}: there is nothing to verify (is this the right --root?)",
-            a.root.display()
-        ))
-    };
+/// The refusal when nothing is installed in `root`.
+fn nothing(root: &Path) -> Error {
+    Error::Refused(format!(
+        "nothing is installed in {}: there is nothing to verify (is this the right --root?)",
+        root.display()
+    ))
+}
+
+pub fn run(a: Args, ui: &Ui) -> sysup::Result<()> {
+    let root = &a.common.host.root;
     // Reading never writes: no state directory is made where none is.
-    let state = State::open_existing(&a.root)?.ok_or_else(nothing)?;
+    let state = State::open_existing(root)?.ok_or_else(|| nothing(root))?;
     if a.repair {
-        let reports = ui.with_progress(|progress| {
-            let lock = state.lock()?;
-            // An interrupted apply goes forward to its target first (recorded
-            // as what it was); the repair is then of what that installed —
-            // never back to the id installed before it.
-            let finished = finish_interrupted(&a.root, &lock)?;
-            let mut reports = Vec::new();
-            for inst in state.installed_all()? {
-                let mut r = apply_locked(
-                    &ApplyOptions {
-                        root: a.root.clone(),
-                        files: vec![state.base_path(&inst.id)],
-                        action: Some("repair".into()),
-                        progress: progress.clone(),
-                        ..Default::default()
-                    },
-                    &lock,
-                )?;
-                if finished.as_ref() == Some(&inst.id) {
-                    r.finished_interrupted = finished.clone();
-                }
-                reports.push(r);
-            }
-            sysup::Result::Ok(reports)
-        })?;
-        if reports.is_empty() {
-            return Err(nothing());
-        }
-        if a.json {
-            return super::print_json(&reports);
-        }
-        for r in &reports {
-            super::apply::print_report(r, ui.quiet)?;
-        }
-        return Ok(());
+        return repair(&state, root, a.common.format.json, ui);
     }
     // A pending apply is named first. Past its commit point (or running)
     // the tree is between two ids: comparing it with the old one would list
     // every file the apply already changed, so verify waits for it.
-    if let Some(p) = pending(&state, &a.root)? {
+    if let Some(p) = pending(&state, root)? {
         if p.committed || p.running.is_some() {
             return Err(Error::Refused(format!(
                 "{}; verify compares with what is installed once it is done{}",
@@ -92,7 +60,7 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> sysup::Result<()> {
             )));
         }
         // Staging only: the live tree is still the installed one.
-        if a.json {
+        if a.common.format.json {
             eprintln!("note: {}", p.describe());
         } else {
             outln!("note: {}", p.describe());
@@ -100,45 +68,12 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> sysup::Result<()> {
     }
     let findings = ui.with_progress(|progress| verify_root(&state, progress))?;
     if findings.is_empty() {
-        return Err(nothing());
+        return Err(nothing(root));
     }
-    if a.json {
+    if a.common.format.json {
         super::print_json(&findings)?;
     } else {
-        // --quiet: only the drift itself (nothing at all when the tree is clean).
-        for f in &findings {
-            let id = f.id.as_ref().map(ToString::to_string).unwrap_or_default();
-            if !ui.quiet {
-                outln!(
-                    "verify {id}: {} entries checked, {}",
-                    f.checked,
-                    if f.drifted() { "drift found" } else { "clean" }
-                );
-            }
-            let pad = if ui.quiet { "" } else { "  " };
-            for d in &f.modified {
-                outln!("{pad}modified  {} ({})", d.path, d.what.join(", "));
-            }
-            for p in &f.missing {
-                outln!("{pad}missing   {p}");
-            }
-            if !ui.quiet {
-                for p in &f.config_modified {
-                    outln!("  config    {p} (modified locally; not damage)");
-                }
-                if a.extras {
-                    for p in &f.extra {
-                        outln!("  extra     {p} (shipped by no dist; not damage)");
-                    }
-                } else if !f.extra.is_empty() {
-                    outln!(
-                        "  {} file{} shipped by no dist (not damage; --extras lists them)",
-                        f.extra.len(),
-                        if f.extra.len() == 1 { "" } else { "s" }
-                    );
-                }
-            }
-        }
+        print_findings(&findings, a.extras, ui.quiet);
     }
     if findings.iter().any(|f| f.drifted()) {
         let n: usize = findings
@@ -150,4 +85,83 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> sysup::Result<()> {
         )));
     }
     Ok(())
+}
+
+/// `--repair`: re-apply each installed base, under one lock, and print the
+/// reports as `sysup apply` does.
+fn repair(state: &State, root: &Path, json: bool, ui: &Ui) -> sysup::Result<()> {
+    let reports = ui.with_progress(|progress| {
+        let lock = state.lock()?;
+        // An interrupted apply goes forward to its target first (recorded
+        // as what it was); the repair is then of what that installed —
+        // never back to the id installed before it.
+        let finished = finish_interrupted(root, &lock)?;
+        let mut reports = Vec::new();
+        for inst in state.installed_all()? {
+            let mut r = apply_locked(
+                &ApplyOptions {
+                    root: root.to_path_buf(),
+                    files: vec![state.base_path(&inst.id)],
+                    action: Some("repair".into()),
+                    progress: progress.clone(),
+                    ..Default::default()
+                },
+                &lock,
+            )?;
+            if finished.as_ref() == Some(&inst.id) {
+                r.finished_interrupted = finished.clone();
+            }
+            reports.push(r);
+        }
+        sysup::Result::Ok(reports)
+    })?;
+    if reports.is_empty() {
+        return Err(nothing(root));
+    }
+    if json {
+        return super::print_json(&reports);
+    }
+    for r in &reports {
+        super::apply::print_report(r, ui.quiet)?;
+    }
+    Ok(())
+}
+
+/// The human report of a verify. `quiet`: only the drift itself (nothing
+/// at all when the tree is clean).
+fn print_findings(findings: &[Findings], extras: bool, quiet: bool) {
+    for f in findings {
+        let id = f.id.as_ref().map(ToString::to_string).unwrap_or_default();
+        if !quiet {
+            outln!(
+                "verify {id}: {} entries checked, {}",
+                f.checked,
+                if f.drifted() { "drift found" } else { "clean" }
+            );
+        }
+        let pad = if quiet { "" } else { "  " };
+        for d in &f.modified {
+            outln!("{pad}modified  {} ({})", d.path, d.what.join(", "));
+        }
+        for p in &f.missing {
+            outln!("{pad}missing   {p}");
+        }
+        if quiet {
+            continue;
+        }
+        for p in &f.config_modified {
+            outln!("  config    {p} (modified locally; not damage)");
+        }
+        if extras {
+            for p in &f.extra {
+                outln!("  extra     {p} (shipped by no dist; not damage)");
+            }
+        } else if !f.extra.is_empty() {
+            outln!(
+                "  {} file{} shipped by no dist (not damage; --extras lists them)",
+                f.extra.len(),
+                if f.extra.len() == 1 { "" } else { "s" }
+            );
+        }
+    }
 }

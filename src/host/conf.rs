@@ -1,23 +1,45 @@
-//! The `[apply]` table of the host's own `<root>/etc/sysup.conf`:
+//! The host's own configuration, `<root>/etc/sysup.conf` (TOML), read by one
+//! strict loader, [`HostConf::load`], for every command:
 //!
 //! ```toml
-//! [apply]
+//! [apply]                       # sysup apply, update, rollback, verify --repair
 //! devices = ["dev/**"]          # where device nodes may be installed (host::policy)
 //! base-compression = "none"     # how kept bases are gzipped: "none" or "fast"
+//!
+//! [mirror]                      # sysup update (docs/mirrors.md §4)
+//! url = "https://mirror.example.org/sysup/"
+//! pubkey = "/etc/sysup/minisign.pub"
+//! retries = 3
+//! timeout = 30
+//! speed-limit = 1024
+//! speed-time = 60
+//! deadline = 14400
+//!
+//! [clean]                       # sysup clean
+//! keep = 2
+//! min_age_days = 0
 //! ```
 //!
 //! Invariants: reading the configuration changes nothing; a missing file or
-//! table means the defaults; an unknown key or value is an error naming the
-//! file, raised in the check phase, before anything is written.
+//! table means the defaults; an unknown table, key or value is an error
+//! naming the file and the table or key, whichever command reads it, raised
+//! before anything is written. A misspelt key is never silently ignored: it
+//! would leave the host on a default its admin meant to change.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::format::gz;
-use crate::mirror::update::CONF_FILE;
+
+/// The host configuration file, relative to the root.
+pub const CONF_FILE: &str = "etc/sysup.conf";
+
+/// The tables [`HostConf::load`] knows, as an error lists them.
+const TABLES: &str = "[apply], [clean] and [mirror]";
 
 /// How the bases a host keeps (`var/db/sysup/bases/*.tar.gz`) are gzipped.
 /// Either way a base is a gzip file that gunzip, GNU tar and bsdtar read,
@@ -65,43 +87,121 @@ pub struct ApplyConf {
     pub path: PathBuf,
 }
 
+/// The `[apply]` table as written.
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct Table {
+struct ApplyTable {
     devices: Option<Vec<String>>,
     #[serde(default)]
     base_compression: BaseCompression,
 }
 
-impl ApplyConf {
-    /// The settings of the host at `root`: defaults when its configuration
-    /// file or its `[apply]` table is missing. Read-only.
-    pub fn load(root: &Path) -> Result<ApplyConf> {
+/// The `[mirror]` table: `sysup update`'s settings, which its flags override.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MirrorConf {
+    /// Base URL of the mirror (`http://` or `https://`).
+    pub url: Option<String>,
+    /// Public key file, a path inside the root.
+    pub pubkey: Option<PathBuf>,
+    /// Retries per file after the first attempt.
+    pub retries: Option<u32>,
+    /// Seconds a connection or a read may stall before the attempt fails.
+    pub timeout: Option<u64>,
+    /// Bytes per second a download must bring over `speed-time` (0: off).
+    pub speed_limit: Option<u64>,
+    /// Seconds of the window of `speed-limit`.
+    pub speed_time: Option<u64>,
+    /// Seconds one file may take to download, retries included.
+    pub deadline: Option<u64>,
+}
+
+/// The `[clean]` table: `sysup clean`'s defaults, which its flags override.
+/// (Its keys are spelt with underscores, as they always were.)
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CleanConf {
+    /// Kept bases per dist name, the installed one included.
+    pub keep: Option<usize>,
+    /// Never prune a base (or a download) younger than this many days.
+    pub min_age_days: Option<u64>,
+}
+
+/// Everything `<root>/etc/sysup.conf` says.
+#[derive(Clone, Debug)]
+pub struct HostConf {
+    pub apply: ApplyConf,
+    pub mirror: MirrorConf,
+    pub clean: CleanConf,
+    /// The file it came from (whether or not it exists), for messages.
+    pub path: PathBuf,
+}
+
+impl HostConf {
+    /// The configuration of the host at `root`: defaults for a missing file
+    /// or table; an error naming the file and the table or key for anything
+    /// it does not know. Read-only.
+    pub fn load(root: &Path) -> Result<HostConf> {
         let path = root.join(CONF_FILE);
         let bad = |reason: String| Error::Metadata {
             what: "configuration",
             path: path.clone(),
             reason,
         };
-        let table = match std::fs::read_to_string(&path) {
+        let mut apply = ApplyTable::default();
+        let mut mirror = MirrorConf::default();
+        let mut clean = CleanConf::default();
+        match std::fs::read_to_string(&path) {
             Ok(text) => {
                 let all: toml::Table = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
-                match all.get("apply") {
-                    None => Table::default(),
-                    Some(v) => v
-                        .clone()
-                        .try_into()
-                        .map_err(|e: toml::de::Error| bad(format!("[apply]: {}", e.message())))?,
+                for (name, value) in all {
+                    match name.as_str() {
+                        "apply" => apply = table(&name, value).map_err(bad)?,
+                        "mirror" => mirror = table(&name, value).map_err(bad)?,
+                        "clean" => clean = table(&name, value).map_err(bad)?,
+                        _ if value.is_table() => {
+                            return Err(bad(format!(
+                                "unknown table [{name}]; sysup.conf holds {TABLES}"
+                            )))
+                        }
+                        _ => {
+                            return Err(bad(format!(
+                                "unknown key '{name}' outside any table; sysup.conf holds \
+                                 {TABLES}"
+                            )))
+                        }
+                    }
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Table::default(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io("read", &path, e)),
-        };
-        Ok(ApplyConf {
-            devices: table.devices,
-            base_compression: table.base_compression,
+        }
+        Ok(HostConf {
+            apply: ApplyConf {
+                devices: apply.devices,
+                base_compression: apply.base_compression,
+                path: path.clone(),
+            },
+            mirror,
+            clean,
             path,
         })
+    }
+}
+
+/// The table `name` of the file, its keys checked; the reason when it is
+/// not what the table takes.
+fn table<T: DeserializeOwned>(name: &str, value: toml::Value) -> std::result::Result<T, String> {
+    value
+        .try_into()
+        .map_err(|e: toml::de::Error| format!("[{name}]: {}", e.message()))
+}
+
+impl ApplyConf {
+    /// The `[apply]` settings of the host at `root` ([`HostConf::load`]).
+    /// Read-only.
+    pub fn load(root: &Path) -> Result<ApplyConf> {
+        HostConf::load(root).map(|c| c.apply)
     }
 }
 
@@ -109,13 +209,17 @@ impl ApplyConf {
 mod tests {
     use super::*;
 
-    fn conf(text: Option<&str>) -> Result<ApplyConf> {
+    fn load(text: Option<&str>) -> Result<HostConf> {
         let t = tempfile::tempdir().unwrap();
         if let Some(text) = text {
             std::fs::create_dir(t.path().join("etc")).unwrap();
             std::fs::write(t.path().join(CONF_FILE), text).unwrap();
         }
-        ApplyConf::load(t.path())
+        HostConf::load(t.path())
+    }
+
+    fn conf(text: Option<&str>) -> Result<ApplyConf> {
+        load(text).map(|c| c.apply)
     }
 
     #[test]
@@ -150,5 +254,28 @@ mod tests {
             e.contains("sysup.conf") && e.contains("base_compression"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn every_table_is_read_and_checked() {
+        assert_eq!(load(None).unwrap().mirror, MirrorConf::default());
+        let c = load(Some(
+            "[mirror]\nurl = \"http://m/\"\npubkey = \"/etc/k.pub\"\n[clean]\nkeep = 3\n",
+        ))
+        .unwrap();
+        assert_eq!(c.mirror.url.as_deref(), Some("http://m/"));
+        assert_eq!(c.mirror.pubkey, Some(PathBuf::from("/etc/k.pub")));
+        assert_eq!(c.clean.keep, Some(3));
+        assert_eq!(c.clean.min_age_days, None);
+        let e = load(Some("[mirror]\nurl = \"x\"\nbogus = 1\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bogus") && e.contains("[mirror]"), "{e}");
+        let e = load(Some("[update]\nurl = \"x\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[update]") && e.contains("sysup.conf"), "{e}");
+        let e = load(Some("url = \"x\"\n")).unwrap_err().to_string();
+        assert!(e.contains("'url'") && e.contains("sysup.conf"), "{e}");
     }
 }

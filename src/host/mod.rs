@@ -10,6 +10,7 @@
 
 pub mod apply;
 pub mod checkpoint;
+pub mod clean;
 pub mod cleanup;
 pub mod commit;
 pub mod conf;
@@ -20,8 +21,10 @@ pub mod pending;
 pub mod plan;
 pub mod policy;
 pub mod reaper;
+pub mod rollback;
 pub mod root;
 pub mod stage;
 pub mod statcache;
 pub mod state;
+pub mod status;
 pub mod verify;

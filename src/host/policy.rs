@@ -89,7 +89,7 @@ impl Policy {
 mod tests {
     use super::*;
     use crate::format::manifest::Entry;
-    use crate::mirror::update::CONF_FILE;
+    use crate::host::conf::CONF_FILE;
 
     fn with_dev(path: &str) -> Manifest {
         let mut d = Entry::new(path.as_bytes().to_vec(), Kind::Char);

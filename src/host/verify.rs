@@ -64,7 +64,7 @@ pub fn sysup_own(path: &[u8]) -> bool {
     let state = STATE_DIR.as_bytes();
     under(state)
         || (state.starts_with(path) && state.get(path.len()) == Some(&b'/'))
-        || path == crate::mirror::update::CONF_FILE.as_bytes()
+        || path == crate::host::conf::CONF_FILE.as_bytes()
         || under(b"etc/sysup")
         || path.ends_with(b".sysupnew")
 }

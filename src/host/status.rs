@@ -1,0 +1,64 @@
+//! `sysup status`: per dist name, what is installed, its base and digests,
+//! when, the kept bases; any interrupted apply (with the command that
+//! finishes it) and any sysup working on the root now.
+//!
+//! Invariant: reading never writes — a root without sysup's state has
+//! nothing installed, and no state directory is made for it.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::host::pending::{pending, Pending};
+use crate::host::state::{Installed, KeptBase, State};
+
+/// One dist name's status.
+#[derive(Clone, Debug, Serialize)]
+pub struct NameStatus {
+    pub installed: Installed,
+    /// The installed id's kept base.
+    pub base: PathBuf,
+    /// Every kept base of the name, oldest first.
+    pub kept: Vec<KeptBase>,
+}
+
+/// The status of a root.
+#[derive(Clone, Debug, Serialize)]
+pub struct Status {
+    pub root: PathBuf,
+    pub names: Vec<NameStatus>,
+    /// An interrupted apply, and how to finish it.
+    pub pending: Option<Pending>,
+    /// The pid of a sysup working on the root now (with or without a
+    /// pending apply: it may be checking, or cleaning).
+    pub running: Option<u32>,
+}
+
+/// The status of the root at `root`. Read-only.
+pub fn status(root: &Path) -> Result<Status> {
+    let Some(state) = State::open_existing(root)? else {
+        return Ok(Status {
+            root: root.to_path_buf(),
+            names: vec![],
+            pending: None,
+            running: None,
+        });
+    };
+    let mut names = Vec::new();
+    for i in state.installed_all()? {
+        names.push(NameStatus {
+            base: state.base_path(&i.id),
+            kept: state.bases(&i.id.name)?,
+            installed: i,
+        });
+    }
+    let pending = pending(&state, root)?;
+    let running = state.lock_holder()?;
+    Ok(Status {
+        root: state.root().to_path_buf(),
+        names,
+        pending,
+        running,
+    })
+}
