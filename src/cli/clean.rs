@@ -115,17 +115,8 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> sysup::Result<()> {
             &state,
             &Event {
                 time: now,
-                user: history::current_user(),
-                action: "clean".into(),
-                name: String::new(),
-                from: None,
-                to: None,
-                changed: 0,
                 removed: removed.len() as u64,
-                result: "ok".into(),
-                error: None,
-                warning: None,
-                txid: None,
+                ..Event::new("clean", String::new())
             },
         )?;
     }
