@@ -142,12 +142,10 @@ pub(super) fn already_installed(state: &State, input: &Input) -> Result<Option<I
     };
     let to = &patches.last().expect("non-empty chain").1.to;
     Ok(match state.installed(&to.id.name)? {
-        Some(i) if i.id == to.id && i.tar == to.tar && state.base_path(&i.id).exists() => {
-            Some(Input::Dist {
-                path: state.base_path(&i.id),
-                id: i.id,
-            })
-        }
+        Some(i) if i.id == to.id && i.tar == to.tar && state.has_base(&i.id) => Some(Input::Dist {
+            path: state.base_path(&i.id),
+            id: i.id,
+        }),
         _ => None,
     })
 }

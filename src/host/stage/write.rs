@@ -312,7 +312,7 @@ impl Stager<'_> {
                 let mut f = d.create_file(name).map_err(io("create"))?;
                 let mut h = Sha256::new();
                 // sized to the file: most are small, and a zeroed 256 KiB
-                // per file was a measurable share of an apply's CPU
+                // per file is a measurable share of an apply's CPU
                 let mut buf = vec![0u8; (e.size as usize).clamp(1, 256 * 1024)];
                 loop {
                     let n = data
