@@ -228,7 +228,7 @@ fn apply_with(opts: &ApplyOptions, held: Option<&Lock>) -> Result<ApplyReport> {
     };
     if let Some((plan, report)) = resumed.filter(|(plan, _)| plan.target == target) {
         // The interrupted run was this very command: it is done now.
-        return Ok(report_of_resumed(&state, target, &plan, report));
+        return Ok(report_of_resumed(&state, opts, &plan, report));
     }
     match run(&root, &state, &input, opts) {
         Ok(mut r) => {

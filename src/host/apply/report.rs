@@ -8,7 +8,6 @@
 
 use crate::format::dist::Metadata;
 use crate::format::manifest::Manifest;
-use crate::format::name::DistId;
 use crate::host::cleanup;
 use crate::host::plan::{Counts, Obsolete, Plan};
 use crate::host::state::State;
@@ -80,31 +79,25 @@ pub(super) fn report_of(
 /// finished it: what its part of the cleanup removed and kept.
 pub(super) fn report_of_resumed(
     state: &State,
-    target: DistId,
+    opts: &ApplyOptions,
     plan: &Plan,
     cleanup: cleanup::Report,
 ) -> ApplyReport {
-    ApplyReport {
-        root: state.root().to_path_buf(),
-        action: "resume".into(),
-        from: None,
-        to: target.clone(),
-        dry_run: false,
-        finished_interrupted: Some(target),
-        counts: Counts {
-            removed: cleanup.removed.len() as u64,
-            ..Counts::default()
-        },
+    let removed = cleanup.removed.len() as u64;
+    let nothing_staged = Lists {
         added: vec![],
         changed: vec![],
-        config_kept: shown(&plan.config_kept),
-        removed: cleanup.removed,
-        kept: cleanup.kept,
-        upgrade_ran: cleanup.upgrade_ran,
-        upgrade_skipped: cleanup.upgrade_skipped,
-        pruned: cleanup.pruned,
+    };
+    ApplyReport {
+        action: "resume".into(),
+        from: None,
+        finished_interrupted: Some(plan.target.clone()),
+        counts: Counts {
+            removed,
+            ..Counts::default()
+        },
         tar: None,
-        notes: vec![],
+        ..report_of(state, opts, plan, nothing_staged, cleanup, false)
     }
 }
 
