@@ -77,23 +77,12 @@ pub fn clean(opts: &CleanOptions) -> Result<CleanReport> {
     let now = crate::util::time::unix_now();
     prune_downloads(&state, now, min_age, opts.dry_run, &mut removed)?;
     if !opts.dry_run {
-        history::append(
-            &state,
-            &Event {
-                time: now,
-                user: history::current_user(),
-                action: "clean".into(),
-                name: String::new(),
-                from: None,
-                to: None,
-                changed: 0,
-                removed: removed.len() as u64,
-                result: "ok".into(),
-                error: None,
-                warning: None,
-                txid: None,
-            },
-        )?;
+        let event = Event {
+            time: now,
+            removed: removed.len() as u64,
+            ..Event::new("clean", "")
+        };
+        history::append(&state, &event)?;
     }
     Ok(CleanReport {
         dry_run: opts.dry_run,

@@ -83,55 +83,70 @@ fn rename_one(root: &Root, d: &Dir, r: &Rename, aside: &[u8], reaper: &mut Reape
         .map_err(|e| io_err(root, "rename into place", &r.path(), e))
 }
 
+/// The renames of a commit so far: how many (each gets its own aside
+/// name) and the directories they changed (fsynced at the end).
+struct Renamed<'p> {
+    txid: &'p str,
+    n: usize,
+    touched: BTreeSet<Vec<u8>>,
+}
+
+impl Renamed<'_> {
+    /// Rename each of `renames` into place, in order, passing checkpoint
+    /// `point` after each.
+    fn rename_all(
+        &mut self,
+        root: &Root,
+        res: &mut Resolver<'_>,
+        renames: &[Rename],
+        reaper: &mut Reaper,
+        point: &str,
+    ) -> Result<()> {
+        for r in renames {
+            let d = dir_of(res, root, &r.dir)?;
+            rename_one(root, &d, r, &aside_name(self.txid, self.n), reaper)?;
+            self.touched.insert(r.dir.clone());
+            self.n += 1;
+            checkpoint(point);
+        }
+        Ok(())
+    }
+}
+
 /// Run the commit phase of `plan`. The files it replaces are freed by
 /// `reaper`, perhaps after this returns.
 pub fn commit(root: &Root, plan: &Plan, reaper: &mut Reaper) -> Result<()> {
     let mut res = Resolver::new(root, plan.dist_dirs.iter().cloned());
-    let mut touched: BTreeSet<Vec<u8>> = BTreeSet::new();
+    let mut done = Renamed {
+        txid: &plan.txid,
+        n: 0,
+        touched: BTreeSet::new(),
+    };
     // 1. existing directories' attributes
     for a in &plan.dir_attrs {
         set_attrs(root, &mut res, a, true)?;
     }
-    let mut n = 0;
     // 2. new directories, then the kernel swap
-    for r in &plan.dir_renames {
-        let d = dir_of(&mut res, root, &r.dir)?;
-        rename_one(root, &d, r, &aside_name(&plan.txid, n), reaper)?;
-        touched.insert(r.dir.clone());
-        n += 1;
-        checkpoint("commit-rename");
-    }
+    done.rename_all(root, &mut res, &plan.dir_renames, reaper, "commit-rename")?;
     if let Some(k) = &plan.kernel {
         swap_kernel(root, &mut res, plan, k)?;
         let (p, _) = split(k.dirs.install_dir.as_bytes());
         let (q, _) = split(k.dirs.keep_old.as_bytes());
-        touched.insert(p.to_vec());
-        touched.insert(q.to_vec());
+        done.touched.insert(p.to_vec());
+        done.touched.insert(q.to_vec());
     }
     res.clear();
     // 3. everything else
-    for r in &plan.renames {
-        let d = dir_of(&mut res, root, &r.dir)?;
-        rename_one(root, &d, r, &aside_name(&plan.txid, n), reaper)?;
-        touched.insert(r.dir.clone());
-        n += 1;
-        checkpoint("commit-rename");
-    }
+    done.rename_all(root, &mut res, &plan.renames, reaper, "commit-rename")?;
     for a in &plan.attrs {
         set_attrs(root, &mut res, a, false)?;
     }
     checkpoint("commit-before-critical");
     // 4. critical files, second-to-last
-    for r in &plan.critical {
-        let d = dir_of(&mut res, root, &r.dir)?;
-        rename_one(root, &d, r, &aside_name(&plan.txid, n), reaper)?;
-        touched.insert(r.dir.clone());
-        n += 1;
-        checkpoint("commit-critical");
-    }
+    done.rename_all(root, &mut res, &plan.critical, reaper, "commit-critical")?;
     // 5. make the renames durable
     res.clear();
-    for dir in &touched {
+    for dir in &done.touched {
         let d = dir_of(&mut res, root, dir)?;
         fault("commit-fsync-dir")
             .and_then(|()| d.sync())

@@ -47,6 +47,28 @@ pub struct Event {
     pub txid: Option<String>,
 }
 
+impl Event {
+    /// A record of `action` on `name` by the current user, now: `ok`, with
+    /// nothing changed or removed and no ids — a caller sets what differs
+    /// (`Event { to, changed, ..Event::new(action, name) }`).
+    pub fn new(action: impl Into<String>, name: impl Into<String>) -> Event {
+        Event {
+            time: now(),
+            user: current_user(),
+            action: action.into(),
+            name: name.into(),
+            from: None,
+            to: None,
+            changed: 0,
+            removed: 0,
+            result: "ok".into(),
+            error: None,
+            warning: None,
+            txid: None,
+        }
+    }
+}
+
 /// The current user's name, for records.
 pub fn current_user() -> String {
     let uid = nix::unistd::getuid();

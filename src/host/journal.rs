@@ -255,8 +255,8 @@ mod tests {
 
     #[test]
     fn a_torn_record_is_cut_off_before_the_next_append() {
-        // Regression (resource-fault tests): a record torn by a failed write
-        // had the next one glued to it, and the journal became unreadable.
+        // Without the cut, a record torn by a failed write gets the next
+        // one glued to it, and the journal becomes unreadable.
         let d = tempfile::tempdir().unwrap();
         let s = State::open(d.path()).unwrap();
         let p = s.journal_path();

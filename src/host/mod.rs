@@ -3,7 +3,11 @@
 //!
 //! An apply runs [`apply`]: check → stream and stage ([`stage`]) → verify →
 //! commit ([`commit`], from the [`plan`] written to the [`journal`]) → record
-//! ([`state`], [`statcache`]) → cleanup ([`cleanup`], [`history`]). Every filesystem
+//! ([`state`], [`statcache`]) → cleanup ([`cleanup`], [`history`]), one
+//! transaction from the journal's `begin` to its removal, undone before
+//! its commit point and only rolled forward after it; a dry run stages
+//! without one. Every file under `var/db/sysup` is reached through
+//! [`state::State`]. Every filesystem
 //! operation on the root goes through [`root`], which keeps it inside;
 //! [`policy`] is what the host itself allows a dist (device nodes), from its
 //! [`conf`]iguration; [`kernel_dirs`] what it allows a kernel's directories.

@@ -1,0 +1,101 @@
+//! The state directory: links refused, what touches it, the lock, the
+//! installed records.
+
+use super::*;
+use std::fs;
+
+#[test]
+fn a_state_directory_behind_a_link_is_refused_even_inside_the_root() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("root");
+    let outside = t.path().join("outside");
+    fs::create_dir_all(root.join("var")).unwrap();
+    fs::create_dir_all(root.join("elsewhere")).unwrap();
+    fs::create_dir_all(&outside).unwrap();
+    for target in [
+        outside.clone(),
+        "../../../outside".into(),
+        "../elsewhere".into(),
+    ] {
+        let _ = fs::remove_file(root.join("var/db"));
+        std::os::unix::fs::symlink(&target, root.join("var/db")).unwrap();
+        let e = State::open(&root).unwrap_err().to_string();
+        assert!(e.contains("var/db' is a symbolic link"), "{e}");
+        assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
+        assert_eq!(fs::read_dir(root.join("elsewhere")).unwrap().count(), 0);
+    }
+}
+
+#[test]
+fn links_in_the_state_directory_are_refused() {
+    let t = tempfile::tempdir().unwrap();
+    State::open(t.path()).unwrap();
+    for name in [
+        "journal",
+        "installed/world",
+        "bases/world-1-20260101.tar.gz",
+    ] {
+        let p = t.path().join(STATE_DIR).join(name);
+        std::os::unix::fs::symlink("/etc/passwd", &p).unwrap();
+        let e = State::open(t.path()).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("{STATE_DIR}/{name}' is a symbolic link")),
+            "{e}"
+        );
+        fs::remove_file(&p).unwrap();
+    }
+    State::open(t.path()).unwrap();
+}
+
+#[test]
+fn what_touches_the_state_directory() {
+    for p in [
+        "var",
+        "var/db",
+        "var/db/sysup",
+        "var/db/sysup/history",
+        "var/db/sysup/bases/x",
+    ] {
+        assert!(touches_state(p.as_bytes()), "{p}");
+    }
+    for p in [
+        "va",
+        "var/dbx",
+        "var/db/sysupx",
+        "var/lib",
+        "etc",
+        "var/db/other",
+    ] {
+        assert!(!touches_state(p.as_bytes()), "{p}");
+    }
+}
+
+#[test]
+fn lock_is_exclusive_and_names_the_holder() {
+    let t = tempfile::tempdir().unwrap();
+    let s = State::open(t.path()).unwrap();
+    let held = s.lock().unwrap();
+    // flock is per open file description: a second open conflicts even in-process
+    let e = s.lock().unwrap_err().to_string();
+    assert!(e.contains(&std::process::id().to_string()), "{e}");
+    drop(held);
+    s.lock().unwrap();
+}
+
+#[test]
+fn installed_records_round_trip() {
+    let t = tempfile::tempdir().unwrap();
+    let s = State::open(t.path()).unwrap();
+    let name: DistName = "world".parse().unwrap();
+    assert!(s.installed(&name).unwrap().is_none());
+    let rec = Installed {
+        id: "world-1-20260101".parse().unwrap(),
+        arch: "x86_64".into(),
+        installed_at: 5,
+        tar: Digests::of(b"x"),
+        base_size: 3,
+    };
+    s.write_installed(&rec).unwrap();
+    assert_eq!(s.installed(&name).unwrap(), Some(rec.clone()));
+    assert_eq!(s.installed_all().unwrap(), vec![rec]);
+}
