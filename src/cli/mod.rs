@@ -5,7 +5,7 @@
 //! error (clap's own exit code); `--json` prints exactly one JSON document on
 //! stdout and nothing else there (progress bars go to stderr, see
 //! [`progress`]); `--quiet` is global and leaves only the essential human
-//! output (docs/decisions.md, "Presentation"). Each subcommand lives in its
+//! output (docs/decisions.md, "`--quiet` keeps what needs the admin"). Each subcommand lives in its
 //! own file.
 
 use std::io::Write;

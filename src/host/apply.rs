@@ -9,7 +9,7 @@
 //! verified by its last patch (size+SHA-256 against the header's to-digests,
 //! whose MD5 is recorded); the base a chain starts from is identified by its
 //! records and guarded by gzip's CRC-32, not hashed again (docs/decisions.md,
-//! "Hashing streams"). Nothing but the base's gzip output and staged
+//! "`sysup apply` does not hash the base it reads"). Nothing but the base's gzip output and staged
 //! names is written before the journal's `staged` record; nothing outside
 //! the plan is changed after it.
 //!
