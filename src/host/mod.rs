@@ -11,6 +11,9 @@
 //! operation on the root goes through [`root`], which keeps it inside;
 //! [`policy`] is what the host itself allows a dist (device nodes), from its
 //! [`conf`]iguration; [`kernel_dirs`] what it allows a kernel's directories.
+//!
+//! The other operations are library calls too, which the command line only
+//! prints: [`rollback`], [`clean`], [`status`] and [`verify`].
 
 pub mod apply;
 pub mod checkpoint;
