@@ -36,7 +36,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
-use crate::diff::pairing::version_key;
+use crate::diff::version_key::version_key;
 use crate::error::{Error, IoContext, Result};
 use crate::format::archive::segment::{Item, Segmenter};
 use crate::format::dist::{DIST_MEMBER, MANIFEST_MEMBER};
