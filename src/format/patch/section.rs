@@ -7,23 +7,14 @@
 //!
 //! Compression is one zstd frame per section (the default), or one xz stream
 //! per section (LZMA2; the extra section, which carries literal file bytes,
-//! goes through the x86 BCJ filter first) when asked for. Measured on the
-//! ~660 MB bench pair (bench/README.md), session 11, on the raw sections
-//! (controls 273,723 bytes, diff 10,331,621 zero-run coded, extra 11,247,629):
-//!
-//! | codec                                     | controls | diff      | extra     |
-//! |-------------------------------------------|----------|-----------|-----------|
-//! | zstd -19, window 2^24, tables 2^22/2^20   | 162 275  | 2 523 394 | 4 980 963 |
-//! | zstd -17, the same window and tables      |          | 2 584 641 | 5 098 883 |
-//! | session 10's zstd: window 2^27, 2 workers | 162 205  | 2 515 707 | 4 960 476 |
-//! | xz -6, depth 16 (extra: + x86 BCJ)        | 153 560  | 2 349 056 | 4 706 492 |
-//!
-//! xz makes 6-8% fewer bytes, but its decoder took 0.36 s of the 2.1 s of CPU
-//! `sysup patch` spends on the pair (`perf`, session 11), where zstd's takes a
-//! few hundredths, and on two cores that CPU is wall time: with xz `sysup
-//! patch` was only level with `xdelta3 -d`. zstd is the default for that
-//! (docs/decisions.md, "zstd sections by default"); `sysup diff --compression
-//! xz` makes the smaller patch.
+//! goes through the x86 BCJ filter first) when asked for. On the bench pair's
+//! raw sections (BENCHMARKS.md, "Section codecs on the raw sections") xz
+//! makes a few percent fewer bytes, but its decoder costs `sysup patch` a
+//! sizeable share of its CPU where zstd's takes a few hundredths, and on two
+//! cores that CPU is wall time: with xz `sysup patch` was only level with
+//! `xdelta3 -d`. zstd is the default for that (docs/decisions.md, "zstd
+//! sections by default"); `sysup diff --compression xz` makes the smaller
+//! patch.
 //!
 //! Each zstd section is compressed single-threaded on its own thread while
 //! the diff writes it: zstd's own workers cut a frame into jobs of several
@@ -62,7 +53,7 @@ pub const XZ_WINDOW_LOG: u8 = 23;
 /// (encoder only; preset 6 would pick 48 for its nice length of 64). On the
 /// bench pair's sections, 16 made the two big ones 8,548 bytes (0.12%) bigger
 /// and took 2.4 s (20%) off their CPU: best of 3, `lzma` module on the raw
-/// sections, session 7.
+/// sections.
 pub const XZ_DEPTH: u32 = 16;
 /// log2 of the zstd window (with long-distance matching): the applier's two
 /// big sections each hold at most this much, 32 MiB together.
