@@ -21,6 +21,7 @@
 
 pub mod scan;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
@@ -29,7 +30,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{Error, IoContext, Result};
-use crate::format::archive::write::{Member, TarWriter};
+use crate::format::archive::member::MemberMeta;
+use crate::format::archive::write::TarWriter;
 use crate::format::dist::{
     encode_tar_record, DistMeta, DIST_FORMAT, DIST_MEMBER, MANIFEST_MEMBER, OBSOLETE_MEMBER,
     TAR_RECORD_ID, TAR_RECORD_LEN, UPGRADE_MEMBER,
@@ -324,8 +326,8 @@ fn write_meta_members<W: Write>(
 ) -> Result<()> {
     let mtime = meta.id.date.unix_midnight();
     let mut meta_member = |name: &str, mode: u32, data: &[u8]| {
-        let m = Member {
-            name: name.as_bytes(),
+        let m = MemberMeta {
+            path: name.as_bytes().to_vec(),
             kind: Kind::File,
             mode,
             uid: 0,
@@ -334,7 +336,7 @@ fn write_meta_members<W: Write>(
             size: data.len() as u64,
             link: None,
             dev: None,
-            xattrs: None,
+            xattrs: BTreeMap::new(),
         };
         tar.append(&m, data).map_err(werr)
     };
@@ -374,17 +376,17 @@ fn write_entry<W: Write>(
         _ => e.link.as_deref(),
     };
     let name = e.member_name();
-    let m = Member {
-        name: &name,
+    let m = MemberMeta {
+        path: name,
         kind: e.kind,
         mode: e.mode,
         uid: e.uid,
         gid: e.gid,
         mtime: e.mtime,
         size: if e.kind == Kind::File { e.size } else { 0 },
-        link,
+        link: link.map(<[u8]>::to_vec),
         dev: e.dev,
-        xattrs: Some(&e.xattrs),
+        xattrs: e.xattrs.clone(),
     };
     if e.kind != Kind::File {
         return tar.append(&m, std::io::empty()).map_err(werr);

@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 
 use crate::format::manifest::Kind;
 
-/// What a member describes.
+/// What a member describes: what [`parse`] reads from a member's header
+/// blocks and what the [writer](super::write::TarWriter::append) writes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MemberMeta {
     pub path: Vec<u8>,
@@ -294,7 +295,7 @@ fn check_names(path: &[u8], link: Option<&[u8]>) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::archive::write::{Member, TarWriter};
+    use crate::format::archive::write::TarWriter;
     use proptest::prelude::*;
 
     fn headers_of(tar: &[u8]) -> Vec<Vec<u8>> {
@@ -320,8 +321,8 @@ mod tests {
         );
         let mut w = TarWriter::new(Vec::new());
         w.append(
-            &Member {
-                name: &long,
+            &MemberMeta {
+                path: long.clone(),
                 kind: Kind::File,
                 mode: 0o4755,
                 uid: 5_000_000,
@@ -330,30 +331,30 @@ mod tests {
                 size: 3,
                 link: None,
                 dev: None,
-                xattrs: Some(&x),
+                xattrs: x.clone(),
             },
             &b"abc"[..],
         )
         .unwrap();
         w.append(
-            &Member {
-                name: b"l",
+            &MemberMeta {
+                path: b"l".to_vec(),
                 kind: Kind::Symlink,
                 mode: 0o777,
                 uid: 0,
                 gid: 0,
                 mtime: 9,
                 size: 0,
-                link: Some(&target),
+                link: Some(target.clone()),
                 dev: None,
-                xattrs: None,
+                xattrs: BTreeMap::new(),
             },
             std::io::empty(),
         )
         .unwrap();
         w.append(
-            &Member {
-                name: b"dev/null",
+            &MemberMeta {
+                path: b"dev/null".to_vec(),
                 kind: Kind::Char,
                 mode: 0o666,
                 uid: 0,
@@ -362,14 +363,14 @@ mod tests {
                 size: 0,
                 link: None,
                 dev: Some((1, 3)),
-                xattrs: None,
+                xattrs: BTreeMap::new(),
             },
             std::io::empty(),
         )
         .unwrap();
         w.append(
-            &Member {
-                name: b"a/dir",
+            &MemberMeta {
+                path: b"a/dir".to_vec(),
                 kind: Kind::Dir,
                 mode: 0o1777,
                 uid: 0,
@@ -378,7 +379,7 @@ mod tests {
                 size: 0,
                 link: None,
                 dev: None,
-                xattrs: None,
+                xattrs: BTreeMap::new(),
             },
             std::io::empty(),
         )
@@ -427,8 +428,8 @@ mod tests {
         let long_nul = [&b"etc/"[..], &[b'a'; 120], b"\0b"].concat();
         for name in [&b"etc/a\nb"[..], &long_nul] {
             w.append(
-                &Member {
-                    name,
+                &MemberMeta {
+                    path: name.to_vec(),
                     kind: Kind::File,
                     mode: 0o644,
                     uid: 0,
@@ -437,7 +438,7 @@ mod tests {
                     size: 0,
                     link: None,
                     dev: None,
-                    xattrs: None,
+                    xattrs: BTreeMap::new(),
                 },
                 std::io::empty(),
             )
