@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 
 use sysup::format::archive::member::{self, MemberMeta};
 use sysup::format::archive::segment::{Item, Segmenter};
-use sysup::format::archive::write::{Member, TarWriter};
+use sysup::format::archive::write::TarWriter;
 use sysup::util::digest::Digests;
 use sysup::format::dist::{DistMeta, DIST_MEMBER, UPGRADE_MEMBER};
 use sysup::host::apply::{apply, ApplyOptions};
@@ -159,8 +159,8 @@ fn consistent(tar: &[u8]) -> Vec<u8> {
         (DIST_MEMBER, dist.as_bytes()),
         (".sysup/MANIFEST", manifest.as_bytes()),
     ] {
-        let m = Member {
-            name: name.as_bytes(),
+        let m = MemberMeta {
+            path: name.as_bytes().to_vec(),
             kind: Kind::File,
             mode: 0o644,
             uid: 0,
@@ -169,7 +169,7 @@ fn consistent(tar: &[u8]) -> Vec<u8> {
             size: data.len() as u64,
             link: None,
             dev: None,
-            xattrs: None,
+            xattrs: BTreeMap::new(),
         };
         w.append(&m, data).expect("writing to memory");
     }

@@ -21,6 +21,7 @@
 
 pub mod scan;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
@@ -29,7 +30,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{Error, IoContext, Result};
-use crate::format::archive::write::{Member, TarWriter};
+use crate::format::archive::member::MemberMeta;
+use crate::format::archive::write::TarWriter;
 use crate::format::dist::{
     encode_tar_record, DistMeta, DIST_FORMAT, DIST_MEMBER, MANIFEST_MEMBER, OBSOLETE_MEMBER,
     TAR_RECORD_ID, TAR_RECORD_LEN, UPGRADE_MEMBER,
@@ -287,84 +289,13 @@ fn write_dist(
     level: u32,
     progress: &Progress,
 ) -> Result<Digests> {
-    let werr = |e: std::io::Error| Error::io("write", "<dist>", e);
     let gz = gz::Writer::new(BufWriter::with_capacity(1 << 20, &mut *file), level)
         .with_subfield(TAR_RECORD_ID, TAR_RECORD_LEN);
     let hashing = HashingWriter::new(gz);
     let mut tar = TarWriter::new(BufWriter::with_capacity(1 << 20, hashing));
-    let mtime = meta.id.date.unix_midnight();
-    let meta_member = |tar: &mut TarWriter<_>, name: &str, mode: u32, data: &[u8]| {
-        let m = Member {
-            name: name.as_bytes(),
-            kind: Kind::File,
-            mode,
-            uid: 0,
-            gid: 0,
-            mtime,
-            size: data.len() as u64,
-            link: None,
-            dev: None,
-            xattrs: None,
-        };
-        tar.append(&m, data).map_err(werr)
-    };
-    meta_member(&mut tar, DIST_MEMBER, 0o644, meta.render().as_bytes())?;
-    meta_member(
-        &mut tar,
-        MANIFEST_MEMBER,
-        0o644,
-        manifest.render().as_bytes(),
-    )?;
-    if !spec.obsolete.is_empty() {
-        let mut text = spec.obsolete.join("\n");
-        text.push('\n');
-        meta_member(&mut tar, OBSOLETE_MEMBER, 0o644, text.as_bytes())?;
-    }
-    if let Some(up) = &spec.upgrade {
-        meta_member(&mut tar, UPGRADE_MEMBER, 0o755, up)?;
-    }
+    write_meta_members(&mut tar, meta, manifest, spec)?;
     for s in scanned {
-        let e = &s.entry;
-        // A hard link names the *member* holding the data (maybe `x.new`).
-        let link_member;
-        let link = match e.kind {
-            Kind::Hardlink => {
-                let target = e.link.as_deref().unwrap_or_default();
-                let holder = manifest.get(target).ok_or_else(|| Error::Tree {
-                    path: s.source.clone(),
-                    reason: "hard link target vanished from the manifest".into(),
-                })?;
-                link_member = holder.member_name();
-                Some(link_member.as_slice())
-            }
-            _ => e.link.as_deref(),
-        };
-        let name = e.member_name();
-        let m = Member {
-            name: &name,
-            kind: e.kind,
-            mode: e.mode,
-            uid: e.uid,
-            gid: e.gid,
-            mtime: e.mtime,
-            size: if e.kind == Kind::File { e.size } else { 0 },
-            link,
-            dev: e.dev,
-            xattrs: Some(&e.xattrs),
-        };
-        if e.kind == Kind::File {
-            let f = fs::File::open(&s.source).map_err(|err| Error::Tree {
-                path: s.source.clone(),
-                reason: format!("cannot read: {err}"),
-            })?;
-            tar.append(&m, progress.reader(f))
-                .map_err(|err| Error::Tree {
-                    path: s.source.clone(),
-                    reason: format!("cannot copy into the dist: {err}"),
-                })?;
-        } else {
-            tar.append(&m, std::io::empty()).map_err(werr)?;
-        }
+        write_entry(&mut tar, s, manifest, progress)?;
     }
     let hashing = tar
         .finish()
@@ -378,4 +309,95 @@ fn write_dist(
     file.write_all_at(&encode_tar_record(&digests), gz::extra::PAYLOAD_OFFSET)
         .map_err(werr)?;
     Ok(digests)
+}
+
+/// A failed write of the dist.
+fn werr(e: std::io::Error) -> Error {
+    Error::io("write", "<dist>", e)
+}
+
+/// The dist's own members, first: DIST, MANIFEST, then OBSOLETE and
+/// UPGRADE when the spec has them.
+fn write_meta_members<W: Write>(
+    tar: &mut TarWriter<W>,
+    meta: &DistMeta,
+    manifest: &Manifest,
+    spec: &Spec,
+) -> Result<()> {
+    let mtime = meta.id.date.unix_midnight();
+    let mut meta_member = |name: &str, mode: u32, data: &[u8]| {
+        let m = MemberMeta {
+            path: name.as_bytes().to_vec(),
+            kind: Kind::File,
+            mode,
+            uid: 0,
+            gid: 0,
+            mtime,
+            size: data.len() as u64,
+            link: None,
+            dev: None,
+            xattrs: BTreeMap::new(),
+        };
+        tar.append(&m, data).map_err(werr)
+    };
+    meta_member(DIST_MEMBER, 0o644, meta.render().as_bytes())?;
+    meta_member(MANIFEST_MEMBER, 0o644, manifest.render().as_bytes())?;
+    if !spec.obsolete.is_empty() {
+        let mut text = spec.obsolete.join("\n");
+        text.push('\n');
+        meta_member(OBSOLETE_MEMBER, 0o644, text.as_bytes())?;
+    }
+    if let Some(up) = &spec.upgrade {
+        meta_member(UPGRADE_MEMBER, 0o755, up)?;
+    }
+    Ok(())
+}
+
+/// One entry of the tree as its member, a file's data read from its source.
+fn write_entry<W: Write>(
+    tar: &mut TarWriter<W>,
+    s: &Scanned,
+    manifest: &Manifest,
+    progress: &Progress,
+) -> Result<()> {
+    let e = &s.entry;
+    // A hard link names the *member* holding the data (maybe `x.new`).
+    let link_member;
+    let link = match e.kind {
+        Kind::Hardlink => {
+            let target = e.link.as_deref().unwrap_or_default();
+            let holder = manifest.get(target).ok_or_else(|| Error::Tree {
+                path: s.source.clone(),
+                reason: "hard link target vanished from the manifest".into(),
+            })?;
+            link_member = holder.member_name();
+            Some(link_member.as_slice())
+        }
+        _ => e.link.as_deref(),
+    };
+    let name = e.member_name();
+    let m = MemberMeta {
+        path: name,
+        kind: e.kind,
+        mode: e.mode,
+        uid: e.uid,
+        gid: e.gid,
+        mtime: e.mtime,
+        size: if e.kind == Kind::File { e.size } else { 0 },
+        link: link.map(<[u8]>::to_vec),
+        dev: e.dev,
+        xattrs: e.xattrs.clone(),
+    };
+    if e.kind != Kind::File {
+        return tar.append(&m, std::io::empty()).map_err(werr);
+    }
+    let f = fs::File::open(&s.source).map_err(|err| Error::Tree {
+        path: s.source.clone(),
+        reason: format!("cannot read: {err}"),
+    })?;
+    tar.append(&m, progress.reader(f))
+        .map_err(|err| Error::Tree {
+            path: s.source.clone(),
+            reason: format!("cannot copy into the dist: {err}"),
+        })
 }

@@ -37,8 +37,7 @@ thread_local! {
     /// The memory of this thread's last suffix array. A fresh one costs a
     /// page fault and a zeroed page per 4 KiB, which libsais then
     /// overwrites: on the bench pair (2,343 tasks, arrays up to 60 MiB) that
-    /// was 4-5% of a diff's CPU in the kernel's `clear_page` (perf, session
-    /// 10).
+    /// was 4-5% of a diff's CPU in the kernel's `clear_page` (by `perf`).
     static SPARE_SA: RefCell<Vec<i32>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -171,9 +170,8 @@ impl Drop for Index<'_> {
 }
 
 /// Ask for `v[i]` to be brought into the cache: a hint, and a no-op on other
-/// architectures than x86-64. (Session 8: the matcher's share of a diff of
-/// the bench pair's biggest members took 11% less time, median of 5
-/// alternated runs.)
+/// architectures than x86-64. (It took 11% off the matcher's time on the
+/// bench pair's biggest members, median of 5 alternated runs.)
 #[inline(always)]
 fn prefetch(v: &[i32], i: usize) {
     #[cfg(target_arch = "x86_64")]

@@ -17,5 +17,6 @@ pub mod matcher;
 pub mod pairing;
 pub mod scan;
 pub mod schedule;
+pub mod version_key;
 
 pub use generate::{diff_dists, DiffOptions, DiffReport};

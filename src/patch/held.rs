@@ -8,7 +8,7 @@
 //! versions) come last in the tar, and deflating them again at level 9 was
 //! the only work left for the last fifth of `sysup patch`: one core idle.
 //! With one deflate thread that was still a tail of ~0.15 s at the end
-//! (session 11, `perf`): hashing and writing waited for it while the other
+//! (by `perf`): hashing and writing waited for it while the other
 //! core had nothing to do. Members are independent, so one thread per CPU
 //! (up to [`MAX_THREADS`]) deflates them, in turns.
 //!

@@ -463,7 +463,8 @@ pub fn craft_dist_with(
     dist_tables: &str,
     members: &[Crafted],
 ) -> PathBuf {
-    use sysup::format::archive::write::{Member, TarWriter};
+    use sysup::format::archive::member::MemberMeta;
+    use sysup::format::archive::write::TarWriter;
     let listed: Vec<_> = members
         .iter()
         .filter(|m| !m.unlisted)
@@ -485,8 +486,8 @@ pub fn craft_dist_with(
     let path = dir.join(format!("{id}.tar.gz"));
     let f = fs::File::create(&path).unwrap();
     let mut w = TarWriter::new(sysup::format::gz::Writer::new(f, 6));
-    let meta = |name: &'static str, data: &[u8]| Member {
-        name: name.as_bytes(),
+    let meta = |name: &'static str, data: &[u8]| MemberMeta {
+        path: name.as_bytes().to_vec(),
         kind: sysup::format::manifest::Kind::File,
         mode: 0o644,
         uid: 0,
@@ -495,7 +496,7 @@ pub fn craft_dist_with(
         size: data.len() as u64,
         link: None,
         dev: None,
-        xattrs: None,
+        xattrs: BTreeMap::new(),
     };
     w.append(&meta(".sysup/DIST", dist.as_bytes()), dist.as_bytes())
         .unwrap();
@@ -507,17 +508,17 @@ pub fn craft_dist_with(
     for m in members {
         let e = &m.entry;
         let name = m.member.clone().unwrap_or_else(|| e.member_name());
-        let mm = Member {
-            name: &name,
+        let mm = MemberMeta {
+            path: name,
             kind: e.kind,
             mode: e.mode,
             uid: e.uid,
             gid: e.gid,
             mtime: e.mtime,
             size: m.data.len() as u64,
-            link: e.link.as_deref(),
+            link: e.link.clone(),
             dev: e.dev,
-            xattrs: Some(&e.xattrs),
+            xattrs: e.xattrs.clone(),
         };
         w.append(&mm, &m.data[..]).unwrap();
     }

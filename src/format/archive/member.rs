@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 
 use crate::format::manifest::Kind;
 
-/// What a member describes.
+/// What a member describes: what [`parse`] reads from a member's header
+/// blocks and what the [writer](super::write::TarWriter::append) writes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MemberMeta {
     pub path: Vec<u8>,
@@ -98,6 +99,83 @@ fn pax_num<T: std::str::FromStr>(key: &[u8], v: &[u8]) -> Result<T, String> {
         .map_err(|_| format!("bad PAX {} {s:?}", String::from_utf8_lossy(key)))
 }
 
+/// What the extension headers before a member's own header said.
+#[derive(Default)]
+struct Extensions {
+    pax_path: Option<Vec<u8>>,
+    pax_link: Option<Vec<u8>>,
+    gnu_path: Option<Vec<u8>>,
+    gnu_link: Option<Vec<u8>>,
+    size: Option<u64>,
+    uid: Option<u64>,
+    gid: Option<u64>,
+    mtime: Option<i64>,
+    xattrs: BTreeMap<String, Vec<u8>>,
+}
+
+impl Extensions {
+    /// Read the extension headers of `raw` (whole blocks); the offset of the
+    /// member's own header, its last block.
+    fn read(raw: &[u8]) -> Result<(Extensions, usize), String> {
+        const B: usize = 512;
+        let mut ext = Extensions::default();
+        let mut at = 0;
+        loop {
+            if at + B > raw.len() {
+                return Err("header blocks end inside an extension".into());
+            }
+            let h = &raw[at..at + B];
+            let tf = h[156];
+            // Every block's size field must read, the member's own too.
+            let size = number(&h[124..136])?;
+            if at + B == raw.len() {
+                return Ok((ext, at));
+            }
+            if !matches!(tf, b'x' | b'g' | b'L' | b'K') {
+                return Err(format!(
+                    "unexpected block of type {:?} before the header",
+                    tf as char
+                ));
+            }
+            let data_len = size.div_ceil(B as u64) as usize * B;
+            let start = at + B;
+            let end = start
+                .checked_add(data_len)
+                .filter(|&e| e <= raw.len())
+                .ok_or("extension data overruns the header")?;
+            let data = &raw[start..start + size as usize];
+            match tf {
+                b'x' => ext.pax(data)?,
+                b'L' => ext.gnu_path = Some(cstr(data).to_vec()),
+                b'K' => ext.gnu_link = Some(cstr(data).to_vec()),
+                _ => {} // global PAX headers: nothing sysup relies on
+            }
+            at = end;
+        }
+    }
+
+    /// Note the records of a PAX `x` header.
+    fn pax(&mut self, data: &[u8]) -> Result<(), String> {
+        for (k, v) in pax_records(data)? {
+            match k.as_slice() {
+                b"path" => self.pax_path = Some(v),
+                b"linkpath" => self.pax_link = Some(v),
+                b"size" => self.size = Some(pax_num::<u64>(&k, &v)?),
+                b"uid" => self.uid = Some(pax_num::<u64>(&k, &v)?),
+                b"gid" => self.gid = Some(pax_num::<u64>(&k, &v)?),
+                b"mtime" => self.mtime = Some(pax_num::<i64>(&k, &v)?),
+                _ if k.starts_with(b"SCHILY.xattr.") => {
+                    let name =
+                        String::from_utf8(k[13..].to_vec()).map_err(|_| "non-UTF-8 xattr name")?;
+                    self.xattrs.insert(name, v);
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Parse a member's raw header blocks (extensions first, its own ustar header
 /// last) into its metadata.
 pub fn parse(raw: &[u8]) -> Result<MemberMeta, String> {
@@ -105,68 +183,41 @@ pub fn parse(raw: &[u8]) -> Result<MemberMeta, String> {
     if raw.len() < B || raw.len() % B != 0 {
         return Err("header is not whole blocks".into());
     }
-    let mut pax_path = None;
-    let mut pax_link = None;
-    let mut gnu_path = None;
-    let mut gnu_link = None;
-    let mut size_override = None;
-    let (mut uid_o, mut gid_o, mut mtime_o) = (None, None, None);
-    let mut xattrs = BTreeMap::new();
-    let mut at = 0;
-    loop {
-        if at + B > raw.len() {
-            return Err("header blocks end inside an extension".into());
-        }
-        let h = &raw[at..at + B];
-        let tf = h[156];
-        let size = number(&h[124..136])?;
-        let data_len = size.div_ceil(B as u64) as usize * B;
-        let last = at + B == raw.len();
-        match tf {
-            b'x' | b'g' | b'L' | b'K' if !last => {
-                let start = at + B;
-                let end = start
-                    .checked_add(data_len)
-                    .filter(|&e| e <= raw.len())
-                    .ok_or("extension data overruns the header")?;
-                let data = &raw[start..start + size as usize];
-                match tf {
-                    b'x' => {
-                        for (k, v) in pax_records(data)? {
-                            match k.as_slice() {
-                                b"path" => pax_path = Some(v),
-                                b"linkpath" => pax_link = Some(v),
-                                b"size" => size_override = Some(pax_num::<u64>(&k, &v)?),
-                                b"uid" => uid_o = Some(pax_num::<u64>(&k, &v)?),
-                                b"gid" => gid_o = Some(pax_num::<u64>(&k, &v)?),
-                                b"mtime" => mtime_o = Some(pax_num::<i64>(&k, &v)?),
-                                _ if k.starts_with(b"SCHILY.xattr.") => {
-                                    let name = String::from_utf8(k[13..].to_vec())
-                                        .map_err(|_| "non-UTF-8 xattr name")?;
-                                    xattrs.insert(name, v);
-                                }
-                                _ => {}
-                            }
-                        }
-                    }
-                    b'L' => gnu_path = Some(cstr(data).to_vec()),
-                    b'K' => gnu_link = Some(cstr(data).to_vec()),
-                    _ => {} // global PAX headers: nothing sysup relies on
-                }
-                at = end;
-            }
-            _ if !last => {
-                return Err(format!(
-                    "unexpected block of type {:?} before the header",
-                    tf as char
-                ))
-            }
-            _ => break,
-        }
-    }
+    let (ext, at) = Extensions::read(raw)?;
     let h = &raw[at..at + B];
-    let tf = h[156];
-    let kind = match tf {
+    let kind = kind_of(h[156])?;
+    let path = member_path(h, ext.pax_path, ext.gnu_path, kind);
+    let link = match kind {
+        Kind::Symlink | Kind::Hardlink => Some(
+            ext.pax_link
+                .or(ext.gnu_link)
+                .unwrap_or_else(|| cstr(&h[157..257]).to_vec()),
+        ),
+        _ => None,
+    };
+    let dev = device(h, kind)?;
+    check_names(&path, link.as_deref())?;
+    let mode = u32::try_from(number(&h[100..108])? & 0o7777).unwrap_or(0);
+    Ok(MemberMeta {
+        path,
+        kind,
+        mode,
+        uid: ext.uid.map_or_else(|| number(&h[108..116]), Ok)?,
+        gid: ext.gid.map_or_else(|| number(&h[116..124]), Ok)?,
+        mtime: match ext.mtime {
+            Some(t) => t,
+            None => i64::try_from(number(&h[136..148])?).map_err(|_| "mtime too big")?,
+        },
+        size: ext.size.map_or_else(|| number(&h[124..136]), Ok)?,
+        link,
+        dev,
+        xattrs: ext.xattrs,
+    })
+}
+
+/// The kind a typeflag says.
+fn kind_of(tf: u8) -> Result<Kind, String> {
+    Ok(match tf {
         b'0' | 0 | b'7' => Kind::File,
         b'1' => Kind::Hardlink,
         b'2' => Kind::Symlink,
@@ -175,8 +226,17 @@ pub fn parse(raw: &[u8]) -> Result<MemberMeta, String> {
         b'5' => Kind::Dir,
         b'6' => Kind::Fifo,
         other => return Err(format!("unsupported member type {:?}", other as char)),
-    };
-    let ustar = &h[257..263] == b"ustar\0" || &h[257..263] == b"ustar ";
+    })
+}
+
+/// The member's path: PAX `path`, else GNU long name, else the ustar prefix
+/// and name; a directory's without trailing `/`.
+fn member_path(
+    h: &[u8],
+    pax_path: Option<Vec<u8>>,
+    gnu_path: Option<Vec<u8>>,
+    kind: Kind,
+) -> Vec<u8> {
     let mut path = match (pax_path, gnu_path) {
         (Some(p), _) | (None, Some(p)) => p,
         (None, None) => {
@@ -198,57 +258,44 @@ pub fn parse(raw: &[u8]) -> Result<MemberMeta, String> {
             path.pop();
         }
     }
-    let link = match kind {
-        Kind::Symlink | Kind::Hardlink => Some(
-            pax_link
-                .or(gnu_link)
-                .unwrap_or_else(|| cstr(&h[157..257]).to_vec()),
-        ),
-        _ => None,
-    };
-    let dev = match kind {
+    path
+}
+
+/// A device member's numbers, from the ustar fields it must have.
+fn device(h: &[u8], kind: Kind) -> Result<Option<(u32, u32)>, String> {
+    let ustar = &h[257..263] == b"ustar\0" || &h[257..263] == b"ustar ";
+    match kind {
         Kind::Char | Kind::Block if ustar => {
             let ma = u32::try_from(number(&h[329..337])?).map_err(|_| "device major too big")?;
             let mi = u32::try_from(number(&h[337..345])?).map_err(|_| "device minor too big")?;
-            Some((ma, mi))
+            Ok(Some((ma, mi)))
         }
-        Kind::Char | Kind::Block => return Err("device member without ustar fields".into()),
-        _ => None,
-    };
-    if let Some(what) = crate::format::manifest::bad_byte(&path) {
+        Kind::Char | Kind::Block => Err("device member without ustar fields".into()),
+        _ => Ok(None),
+    }
+}
+
+/// Refuse a name with a NUL or newline byte and a link target with a NUL.
+fn check_names(path: &[u8], link: Option<&[u8]>) -> Result<(), String> {
+    if let Some(what) = crate::format::manifest::bad_byte(path) {
         return Err(format!(
             "name '{}' contains {what}",
-            crate::format::manifest::escape(&path)
+            crate::format::manifest::escape(path)
         ));
     }
-    if let Some(l) = link.as_deref().filter(|l| l.contains(&0)) {
+    if let Some(l) = link.filter(|l| l.contains(&0)) {
         return Err(format!(
             "link target '{}' contains a NUL byte",
             crate::format::manifest::escape(l)
         ));
     }
-    let mode = u32::try_from(number(&h[100..108])? & 0o7777).unwrap_or(0);
-    Ok(MemberMeta {
-        path,
-        kind,
-        mode,
-        uid: uid_o.map_or_else(|| number(&h[108..116]), Ok)?,
-        gid: gid_o.map_or_else(|| number(&h[116..124]), Ok)?,
-        mtime: match mtime_o {
-            Some(t) => t,
-            None => i64::try_from(number(&h[136..148])?).map_err(|_| "mtime too big")?,
-        },
-        size: size_override.map_or_else(|| number(&h[124..136]), Ok)?,
-        link,
-        dev,
-        xattrs,
-    })
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::archive::write::{Member, TarWriter};
+    use crate::format::archive::write::TarWriter;
     use proptest::prelude::*;
 
     fn headers_of(tar: &[u8]) -> Vec<Vec<u8>> {
@@ -274,8 +321,8 @@ mod tests {
         );
         let mut w = TarWriter::new(Vec::new());
         w.append(
-            &Member {
-                name: &long,
+            &MemberMeta {
+                path: long.clone(),
                 kind: Kind::File,
                 mode: 0o4755,
                 uid: 5_000_000,
@@ -284,30 +331,30 @@ mod tests {
                 size: 3,
                 link: None,
                 dev: None,
-                xattrs: Some(&x),
+                xattrs: x.clone(),
             },
             &b"abc"[..],
         )
         .unwrap();
         w.append(
-            &Member {
-                name: b"l",
+            &MemberMeta {
+                path: b"l".to_vec(),
                 kind: Kind::Symlink,
                 mode: 0o777,
                 uid: 0,
                 gid: 0,
                 mtime: 9,
                 size: 0,
-                link: Some(&target),
+                link: Some(target.clone()),
                 dev: None,
-                xattrs: None,
+                xattrs: BTreeMap::new(),
             },
             std::io::empty(),
         )
         .unwrap();
         w.append(
-            &Member {
-                name: b"dev/null",
+            &MemberMeta {
+                path: b"dev/null".to_vec(),
                 kind: Kind::Char,
                 mode: 0o666,
                 uid: 0,
@@ -316,14 +363,14 @@ mod tests {
                 size: 0,
                 link: None,
                 dev: Some((1, 3)),
-                xattrs: None,
+                xattrs: BTreeMap::new(),
             },
             std::io::empty(),
         )
         .unwrap();
         w.append(
-            &Member {
-                name: b"a/dir",
+            &MemberMeta {
+                path: b"a/dir".to_vec(),
                 kind: Kind::Dir,
                 mode: 0o1777,
                 uid: 0,
@@ -332,7 +379,7 @@ mod tests {
                 size: 0,
                 link: None,
                 dev: None,
-                xattrs: None,
+                xattrs: BTreeMap::new(),
             },
             std::io::empty(),
         )
@@ -381,8 +428,8 @@ mod tests {
         let long_nul = [&b"etc/"[..], &[b'a'; 120], b"\0b"].concat();
         for name in [&b"etc/a\nb"[..], &long_nul] {
             w.append(
-                &Member {
-                    name,
+                &MemberMeta {
+                    path: name.to_vec(),
                     kind: Kind::File,
                     mode: 0o644,
                     uid: 0,
@@ -391,7 +438,7 @@ mod tests {
                     size: 0,
                     link: None,
                     dev: None,
-                    xattrs: None,
+                    xattrs: BTreeMap::new(),
                 },
                 std::io::empty(),
             )

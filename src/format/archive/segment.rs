@@ -87,6 +87,18 @@ pub enum Item {
     Trailer(Vec<u8>),
 }
 
+/// What the extension headers before a member's own header said.
+#[derive(Default)]
+struct Extensions {
+    /// The member's raw header blocks so far (extensions with their data).
+    raw: Vec<u8>,
+    pax_path: Option<Vec<u8>>,
+    pax_size: Option<u64>,
+    /// A global PAX header's `size`, for members without their own.
+    global_size: Option<u64>,
+    gnu_long: Option<Vec<u8>>,
+}
+
 /// The action of the [`Error::Io`] a segmenter makes of a plain read error
 /// of its stream (one that carries no library error from a reader below).
 pub const READ_TAR: &str = "read tar";
@@ -231,37 +243,19 @@ impl<R: Read> Segmenter<R> {
         }
         self.skip_rest()?;
         let offset = self.pos;
-        let mut raw = Vec::with_capacity(BLOCK);
-        let mut pax_path: Option<Vec<u8>> = None;
-        let mut pax_size: Option<u64> = None;
-        let mut global_size: Option<u64> = None;
-        let mut gnu_long: Option<Vec<u8>> = None;
+        let mut ext = Extensions {
+            raw: Vec::with_capacity(BLOCK),
+            ..Extensions::default()
+        };
         loop {
             let mut block = [0u8; BLOCK];
-            if !self.read_block(&mut block)? {
-                if raw.is_empty() {
-                    // No end-of-archive blocks: tolerated, the trailer is empty.
-                    self.done = true;
-                    return Ok(Some(Item::Trailer(Vec::new())));
-                }
-                return Err(self.bad(format!(
-                    "truncated: stream ends after extension headers at byte {}",
-                    self.pos
-                )));
-            }
-            if block.iter().all(|&b| b == 0) {
-                if !raw.is_empty() {
-                    return Err(self.bad(format!(
-                        "end-of-archive block at byte {} right after extension headers",
-                        self.pos - BLOCK as u64
-                    )));
-                }
-                return self.read_trailer(block).map(Some);
+            if let Some(end) = self.header_block(&mut block, ext.raw.is_empty())? {
+                return Ok(Some(end));
             }
             let at = self.pos - BLOCK as u64;
             verify_checksum(&block).map_err(|r| self.bad(format!("header at byte {at}: {r}")))?;
-            raw.extend_from_slice(&block);
-            if raw.len() > MAX_HEADER {
+            ext.raw.extend_from_slice(&block);
+            if ext.raw.len() > MAX_HEADER {
                 return Err(self.bad(format!(
                     "more than {MAX_HEADER} bytes of extension headers before byte {}",
                     self.pos
@@ -270,85 +264,139 @@ impl<R: Read> Segmenter<R> {
             let typeflag = block[156];
             let size = parse_number(&block[124..136])
                 .ok_or_else(|| self.bad(format!("header at byte {at}: bad size field")))?;
-            match typeflag {
-                b'x' | b'g' | b'L' | b'K' => {
-                    if size > MAX_EXTENSION {
-                        return Err(self.bad(format!(
-                            "extension header at byte {at} declares {size} bytes, more than {MAX_EXTENSION}"
-                        )));
-                    }
-                    self.check_size(size, at)?;
-                    let padded = (size + pad_len(size)) as usize;
-                    let start = raw.len();
-                    raw.resize(start + padded, 0);
-                    let mut buf = std::mem::take(&mut raw);
-                    let r = self.read_exact_or_truncated(&mut buf[start..], "extension data");
-                    raw = buf;
-                    r?;
-                    let data = &raw[start..start + size as usize];
-                    match typeflag {
-                        b'x' | b'g' => {
-                            let recs = parse_pax(data)
-                                .map_err(|r| self.bad(format!("PAX header at byte {at}: {r}")))?;
-                            for (k, v) in recs {
-                                match k {
-                                    b"path" if typeflag == b'x' => pax_path = Some(v.to_vec()),
-                                    b"size" => {
-                                        let n = std::str::from_utf8(v)
-                                            .ok()
-                                            .and_then(|s| s.parse::<u64>().ok())
-                                            .ok_or_else(|| {
-                                                self.bad(format!(
-                                                    "PAX header at byte {at}: bad size record"
-                                                ))
-                                            })?;
-                                        if typeflag == b'x' {
-                                            pax_size = Some(n);
-                                        } else {
-                                            global_size = Some(n);
-                                        }
-                                    }
-                                    _ => {}
-                                }
+            if matches!(typeflag, b'x' | b'g' | b'L' | b'K') {
+                self.read_extension(&mut ext, typeflag, size, at)?;
+                continue;
+            }
+            let member = self.member(ext, &block, offset, size, at)?;
+            return Ok(Some(Item::Member(member)));
+        }
+    }
+
+    /// Read the next header block into `block`; or, returned, what ends
+    /// the archive instead: a clean EOF where a member could start (an empty
+    /// trailer), or the end-of-archive marker and everything after it.
+    /// `first`: no extension header came before.
+    fn header_block(&mut self, block: &mut [u8; BLOCK], first: bool) -> Result<Option<Item>> {
+        if !self.read_block(block)? {
+            if first {
+                // No end-of-archive blocks: tolerated, the trailer is empty.
+                self.done = true;
+                return Ok(Some(Item::Trailer(Vec::new())));
+            }
+            return Err(self.bad(format!(
+                "truncated: stream ends after extension headers at byte {}",
+                self.pos
+            )));
+        }
+        if block.iter().all(|&b| b == 0) {
+            if !first {
+                return Err(self.bad(format!(
+                    "end-of-archive block at byte {} right after extension headers",
+                    self.pos - BLOCK as u64
+                )));
+            }
+            return self.read_trailer(*block).map(Some);
+        }
+        Ok(None)
+    }
+
+    /// Read the `size` data bytes of a PAX or GNU extension header (at byte
+    /// `at`) into `ext.raw`, and note what they say of the member.
+    fn read_extension(
+        &mut self,
+        ext: &mut Extensions,
+        typeflag: u8,
+        size: u64,
+        at: u64,
+    ) -> Result<()> {
+        if size > MAX_EXTENSION {
+            return Err(self.bad(format!(
+                "extension header at byte {at} declares {size} bytes, more than {MAX_EXTENSION}"
+            )));
+        }
+        self.check_size(size, at)?;
+        let padded = (size + pad_len(size)) as usize;
+        let start = ext.raw.len();
+        ext.raw.resize(start + padded, 0);
+        self.read_exact_or_truncated(&mut ext.raw[start..], "extension data")?;
+        let data = &ext.raw[start..start + size as usize];
+        match typeflag {
+            b'x' | b'g' => {
+                let recs = parse_pax(data)
+                    .map_err(|r| self.bad(format!("PAX header at byte {at}: {r}")))?;
+                for (k, v) in recs {
+                    match k {
+                        b"path" if typeflag == b'x' => ext.pax_path = Some(v.to_vec()),
+                        b"size" => {
+                            let n = std::str::from_utf8(v)
+                                .ok()
+                                .and_then(|s| s.parse::<u64>().ok())
+                                .ok_or_else(|| {
+                                    self.bad(format!("PAX header at byte {at}: bad size record"))
+                                })?;
+                            if typeflag == b'x' {
+                                ext.pax_size = Some(n);
+                            } else {
+                                ext.global_size = Some(n);
                             }
                         }
-                        b'L' => gnu_long = Some(trim_nul(data).to_vec()),
                         _ => {}
                     }
                 }
-                _ => {
-                    // GNU old sparse: extension blocks follow while the
-                    // "isextended" byte is set.
-                    if typeflag == b'S' && block[482] != 0 {
-                        let mut count = 0;
-                        loop {
-                            let mut ext = [0u8; BLOCK];
-                            self.read_exact_or_truncated(&mut ext, "a sparse extension block")?;
-                            raw.extend_from_slice(&ext);
-                            count += 1;
-                            if ext[504] == 0 {
-                                break;
-                            }
-                            if count >= MAX_SPARSE_BLOCKS || raw.len() > MAX_HEADER {
-                                return Err(self.bad(format!(
-                                    "too many sparse extension blocks after byte {at}"
-                                )));
-                            }
-                        }
-                    }
-                    let size = pax_size.or(global_size).unwrap_or(size);
-                    self.check_size(size, at)?;
-                    let path = pax_path.or(gnu_long).unwrap_or_else(|| ustar_path(&block));
-                    self.data_left = size;
-                    self.pad_left = pad_len(size);
-                    return Ok(Some(Item::Member(Member {
-                        header: raw,
-                        path,
-                        typeflag,
-                        size,
-                        offset,
-                    })));
-                }
+            }
+            b'L' => ext.gnu_long = Some(trim_nul(data).to_vec()),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The member whose own header `block` (at byte `at`, of ustar size
+    /// `size`) ends the header blocks in `ext`; its data comes next.
+    fn member(
+        &mut self,
+        mut ext: Extensions,
+        block: &[u8; BLOCK],
+        offset: u64,
+        size: u64,
+        at: u64,
+    ) -> Result<Member> {
+        let typeflag = block[156];
+        // GNU old sparse: extension blocks follow while the "isextended"
+        // byte is set.
+        if typeflag == b'S' && block[482] != 0 {
+            self.read_sparse_blocks(&mut ext.raw, at)?;
+        }
+        let size = ext.pax_size.or(ext.global_size).unwrap_or(size);
+        self.check_size(size, at)?;
+        let path = ext
+            .pax_path
+            .or(ext.gnu_long)
+            .unwrap_or_else(|| ustar_path(block));
+        self.data_left = size;
+        self.pad_left = pad_len(size);
+        Ok(Member {
+            header: ext.raw,
+            path,
+            typeflag,
+            size,
+            offset,
+        })
+    }
+
+    /// Read GNU sparse extension blocks into `raw` up to the last one.
+    fn read_sparse_blocks(&mut self, raw: &mut Vec<u8>, at: u64) -> Result<()> {
+        let mut count = 0;
+        loop {
+            let mut ext = [0u8; BLOCK];
+            self.read_exact_or_truncated(&mut ext, "a sparse extension block")?;
+            raw.extend_from_slice(&ext);
+            count += 1;
+            if ext[504] == 0 {
+                return Ok(());
+            }
+            if count >= MAX_SPARSE_BLOCKS || raw.len() > MAX_HEADER {
+                return Err(self.bad(format!("too many sparse extension blocks after byte {at}")));
             }
         }
     }
@@ -534,175 +582,4 @@ fn parse_pax(mut data: &[u8]) -> std::result::Result<PaxRecords<'_>, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Write;
-
-    /// Segment `tar` and concatenate everything back.
-    fn reassemble(tar: &[u8]) -> Result<(Vec<u8>, Vec<Member>)> {
-        let mut seg = Segmenter::new(tar, "<test>").with_limit(tar.len() as u64);
-        let mut out = Vec::new();
-        let mut members = Vec::new();
-        while let Some(item) = seg.next_item()? {
-            match item {
-                Item::Member(m) => {
-                    out.extend_from_slice(&m.header);
-                    io::copy(&mut seg.data(), &mut out).unwrap();
-                    out.extend_from_slice(&seg.finish_member()?);
-                    members.push(m);
-                }
-                Item::Trailer(t) => out.extend_from_slice(&t),
-            }
-        }
-        Ok((out, members))
-    }
-
-    fn build_tar() -> Vec<u8> {
-        let mut b = tar::Builder::new(Vec::new());
-        let mut h = tar::Header::new_gnu();
-        h.set_size(5);
-        h.set_mode(0o644);
-        h.set_cksum();
-        b.append_data(&mut h, "short.txt", &b"hello"[..]).unwrap();
-        let long = format!("{}/file", "d".repeat(150));
-        let mut h = tar::Header::new_gnu();
-        h.set_size(1000);
-        h.set_mode(0o644);
-        h.set_cksum();
-        b.append_data(&mut h, &long, &vec![7u8; 1000][..]).unwrap();
-        let mut h = tar::Header::new_ustar();
-        h.set_size(0);
-        h.set_entry_type(tar::EntryType::Directory);
-        h.set_mode(0o755);
-        h.set_cksum();
-        b.append_data(&mut h, "dir/", io::empty()).unwrap();
-        // A PAX member with a long path and an xattr.
-        let mut h = tar::Header::new_ustar();
-        h.set_size(3);
-        h.set_mode(0o4755);
-        let pax_path = format!("{}/pax", "p".repeat(200));
-        b.append_pax_extensions([
-            ("path", pax_path.as_bytes()),
-            ("SCHILY.xattr.security.capability", &[1u8, 0, 0, 2][..]),
-        ])
-        .unwrap();
-        h.set_path("short-pax").unwrap();
-        h.set_cksum();
-        b.append(&h, &b"abc"[..]).unwrap();
-        b.into_inner().unwrap()
-    }
-
-    #[test]
-    fn reassembles_exactly_and_reads_paths() {
-        let mut tar = build_tar();
-        // Record padding beyond the two zero blocks, as GNU tar writes.
-        tar.resize(tar.len() + 10240 - tar.len() % 10240, 0);
-        let (out, members) = reassemble(&tar).unwrap();
-        assert_eq!(out, tar);
-        let paths: Vec<String> = members
-            .iter()
-            .map(|m| String::from_utf8_lossy(&m.path).into_owned())
-            .collect();
-        assert_eq!(paths[0], "short.txt");
-        assert_eq!(paths[1], format!("{}/file", "d".repeat(150)));
-        assert_eq!(paths[2], "dir/");
-        assert_eq!(paths[3], format!("{}/pax", "p".repeat(200)));
-        assert_eq!(members[1].size, 1000);
-        assert!(members[3].is_file());
-        assert!(members[3].header.len() >= 3 * BLOCK);
-        assert_eq!(members[2].typeflag, b'5');
-    }
-
-    #[test]
-    fn missing_end_blocks_give_an_empty_trailer() {
-        let tar = build_tar();
-        let cut = {
-            let (_, m) = reassemble(&tar).unwrap();
-            m.last().unwrap().end() as usize
-        };
-        let (out, _) = reassemble(&tar[..cut]).unwrap();
-        assert_eq!(out, &tar[..cut]);
-    }
-
-    #[test]
-    fn flipped_header_byte_is_a_checksum_error() {
-        let mut tar = build_tar();
-        tar[3] ^= 0x40;
-        let e = reassemble(&tar).unwrap_err().to_string();
-        assert!(e.contains("checksum"), "{e}");
-    }
-
-    #[test]
-    fn truncation_is_an_error_everywhere() {
-        let tar = build_tar();
-        let (_, members) = reassemble(&tar).unwrap();
-        let end = members.last().unwrap().end() as usize;
-        for cut in (1..end).filter(|c| c % 97 == 0 || c % BLOCK == 0) {
-            let r = reassemble(&tar[..cut]);
-            let at_boundary = members.iter().any(|m| m.end() as usize == cut);
-            if at_boundary {
-                assert_eq!(r.unwrap().0, &tar[..cut]);
-            } else {
-                assert!(r.is_err(), "cut at {cut} accepted");
-            }
-        }
-    }
-
-    fn header_with_size(size_field: &[u8], typeflag: u8) -> Vec<u8> {
-        let mut block = [0u8; BLOCK];
-        block[..4].copy_from_slice(b"evil");
-        block[124..124 + size_field.len()].copy_from_slice(size_field);
-        block[156] = typeflag;
-        block[257..263].copy_from_slice(b"ustar\0");
-        block[148..156].fill(b' ');
-        let sum: u32 = block.iter().map(|&b| u32::from(b)).sum();
-        let ck = format!("{sum:06o}\0 ");
-        block[148..156].copy_from_slice(ck.as_bytes());
-        block.to_vec()
-    }
-
-    #[test]
-    fn absurd_sizes_are_refused_before_reading() {
-        // 8 GiB of data declared in a 512-byte stream with a known length.
-        let tar = header_with_size(b"77777777777", b'0');
-        let e = reassemble(&tar).unwrap_err().to_string();
-        assert!(e.contains("past the stream"), "{e}");
-        // A 1 GiB PAX header.
-        let tar = header_with_size(b"10000000000", b'x');
-        let mut seg = Segmenter::new(&tar[..], "<t>");
-        let e = seg.next_item().unwrap_err().to_string();
-        assert!(e.contains("extension header"), "{e}");
-        // Base-256 size above 1 TiB, no declared length.
-        let mut f = [0u8; 12];
-        f[0] = 0x80;
-        f[5] = 0x7f;
-        let tar = header_with_size(&f, b'0');
-        let mut seg = Segmenter::new(&tar[..], "<t>");
-        let e = seg.next_item().unwrap_err().to_string();
-        assert!(e.contains("1 TiB"), "{e}");
-    }
-
-    #[test]
-    fn pax_size_overrides_ustar_size() {
-        let mut b = tar::Builder::new(Vec::new());
-        b.append_pax_extensions([("size", &b"600"[..])]).unwrap();
-        let mut h = tar::Header::new_ustar();
-        h.set_size(600);
-        h.set_path("f").unwrap();
-        h.set_cksum();
-        b.append(&h, &vec![1u8; 600][..]).unwrap();
-        let tar = b.into_inner().unwrap();
-        let (out, members) = reassemble(&tar).unwrap();
-        assert_eq!(out, tar);
-        assert_eq!(members[0].size, 600);
-    }
-
-    #[test]
-    fn garbage_is_refused() {
-        let mut junk = Vec::new();
-        for i in 0..4096u32 {
-            junk.write_all(&[(i * 31 % 251) as u8]).unwrap();
-        }
-        assert!(reassemble(&junk).is_err());
-    }
-}
+mod tests;

@@ -12,9 +12,9 @@
 //! - the archive ends with two zero blocks, padded to a 10240-byte record
 //!   as GNU tar does.
 
-use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 
+use crate::format::archive::member::MemberMeta;
 use crate::format::manifest::Kind;
 
 /// Tar block size.
@@ -26,24 +26,6 @@ pub const RECORD: u64 = 10240;
 const MAX_OCTAL7: u64 = 0o7777777;
 /// Largest value an 11-digit octal field (size/mtime) holds.
 const MAX_OCTAL11: u64 = 0o77777777777;
-
-/// What the writer needs to know of one member.
-#[derive(Clone, Debug)]
-pub struct Member<'a> {
-    /// Member name (no trailing `/`; directories get one added).
-    pub name: &'a [u8],
-    pub kind: Kind,
-    pub mode: u32,
-    pub uid: u64,
-    pub gid: u64,
-    pub mtime: i64,
-    /// Data size; must be 0 for everything but regular files.
-    pub size: u64,
-    /// Symlink target, or the member name a hard link points to.
-    pub link: Option<&'a [u8]>,
-    pub dev: Option<(u32, u32)>,
-    pub xattrs: Option<&'a BTreeMap<String, Vec<u8>>>,
-}
 
 /// Streams members into a tar.
 pub struct TarWriter<W: Write> {
@@ -161,12 +143,16 @@ impl<W: Write> TarWriter<W> {
     }
 
     /// Append a member, reading exactly `m.size` bytes of data from `data`.
-    pub fn append(&mut self, m: &Member<'_>, data: impl Read) -> io::Result<()> {
-        let mut name = m.name.to_vec();
+    /// The member is described as [`member::parse`](super::member::parse)
+    /// reads it back: its path without a trailing `/` (a directory gets one
+    /// added), a size of 0 for everything but regular files, a hard link's
+    /// target as the member name it points to.
+    pub fn append(&mut self, m: &MemberMeta, data: impl Read) -> io::Result<()> {
+        let mut name = m.path.clone();
         if m.kind == Kind::Dir {
             name.push(b'/');
         }
-        let link = m.link.unwrap_or_default();
+        let link = m.link.as_deref().unwrap_or_default();
         let mut pax = Vec::new();
         let binary = std::str::from_utf8(&name).is_err() || std::str::from_utf8(link).is_err();
         let path_fits = name.len() <= 100
@@ -195,12 +181,10 @@ impl<W: Write> TarWriter<W> {
         if m.mtime < 0 || mtime > MAX_OCTAL11 {
             pax_record(&mut pax, b"mtime", m.mtime.to_string().as_bytes());
         }
-        if let Some(x) = m.xattrs {
-            for (k, v) in x {
-                let mut key = b"SCHILY.xattr.".to_vec();
-                key.extend_from_slice(k.as_bytes());
-                pax_record(&mut pax, &key, v);
-            }
+        for (k, v) in &m.xattrs {
+            let mut key = b"SCHILY.xattr.".to_vec();
+            key.extend_from_slice(k.as_bytes());
+            pax_record(&mut pax, &key, v);
         }
         if !pax.is_empty() {
             let base = name
@@ -257,6 +241,7 @@ impl<W: Write> TarWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     #[test]
     fn pax_record_lengths_count_themselves() {
@@ -276,8 +261,8 @@ mod tests {
         // reads binary values in the integration tests.
         x.insert("user.k".to_string(), b"v\0w".to_vec());
         let mut w = TarWriter::new(Vec::new());
-        let m = Member {
-            name: long.as_bytes(),
+        let m = MemberMeta {
+            path: long.as_bytes().to_vec(),
             kind: Kind::File,
             mode: 0o4755,
             uid: 3_000_000,
@@ -286,7 +271,7 @@ mod tests {
             size: 5,
             link: None,
             dev: None,
-            xattrs: Some(&x),
+            xattrs: x.clone(),
         };
         w.append(&m, &b"hello"[..]).unwrap();
         let out = w.finish().unwrap();
@@ -314,8 +299,8 @@ mod tests {
     #[test]
     fn short_data_is_an_error() {
         let mut w = TarWriter::new(Vec::new());
-        let m = Member {
-            name: b"f",
+        let m = MemberMeta {
+            path: b"f".to_vec(),
             kind: Kind::File,
             mode: 0o644,
             uid: 0,
@@ -324,7 +309,7 @@ mod tests {
             size: 10,
             link: None,
             dev: None,
-            xattrs: None,
+            xattrs: BTreeMap::new(),
         };
         assert!(w.append(&m, &b"short"[..]).is_err());
     }

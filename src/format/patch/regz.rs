@@ -174,7 +174,7 @@ pub fn deflate(data: &[u8], level: u8) -> io::Result<Vec<u8>> {
 /// Whether [`deflate`] of `data` at `level` is exactly `expected`. Stops at
 /// the first chunk that differs, so a level that does not reproduce a member
 /// costs a fraction of a whole deflate (on the bench pair, trying levels
-/// went from 2.7% to 2.1% of a diff's CPU by `perf`, session 8).
+/// went from 2.7% to 2.1% of a diff's CPU by `perf`).
 pub fn deflates_to(data: &[u8], level: u8, expected: &[u8]) -> bool {
     let mut at = 0;
     let finished = zlib::deflate_raw(data, i32::from(level.min(9)), |chunk| {

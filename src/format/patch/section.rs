@@ -7,23 +7,14 @@
 //!
 //! Compression is one zstd frame per section (the default), or one xz stream
 //! per section (LZMA2; the extra section, which carries literal file bytes,
-//! goes through the x86 BCJ filter first) when asked for. Measured on the
-//! ~660 MB bench pair (bench/README.md), session 11, on the raw sections
-//! (controls 273,723 bytes, diff 10,331,621 zero-run coded, extra 11,247,629):
-//!
-//! | codec                                     | controls | diff      | extra     |
-//! |-------------------------------------------|----------|-----------|-----------|
-//! | zstd -19, window 2^24, tables 2^22/2^20   | 162 275  | 2 523 394 | 4 980 963 |
-//! | zstd -17, the same window and tables      |          | 2 584 641 | 5 098 883 |
-//! | session 10's zstd: window 2^27, 2 workers | 162 205  | 2 515 707 | 4 960 476 |
-//! | xz -6, depth 16 (extra: + x86 BCJ)        | 153 560  | 2 349 056 | 4 706 492 |
-//!
-//! xz makes 6-8% fewer bytes, but its decoder took 0.36 s of the 2.1 s of CPU
-//! `sysup patch` spends on the pair (`perf`, session 11), where zstd's takes a
-//! few hundredths, and on two cores that CPU is wall time: with xz `sysup
-//! patch` was only level with `xdelta3 -d`. zstd is the default for that
-//! (docs/decisions.md, "zstd sections by default"); `sysup diff --compression
-//! xz` makes the smaller patch.
+//! goes through the x86 BCJ filter first) when asked for. On the bench pair's
+//! raw sections (BENCHMARKS.md, "Section codecs on the raw sections") xz
+//! makes a few percent fewer bytes, but its decoder costs `sysup patch` a
+//! sizeable share of its CPU where zstd's takes a few hundredths, and on two
+//! cores that CPU is wall time: with xz `sysup patch` was only level with
+//! `xdelta3 -d`. zstd is the default for that (docs/decisions.md, "zstd
+//! sections by default"); `sysup diff --compression xz` makes the smaller
+//! patch.
 //!
 //! Each zstd section is compressed single-threaded on its own thread while
 //! the diff writes it: zstd's own workers cut a frame into jobs of several
@@ -62,7 +53,7 @@ pub const XZ_WINDOW_LOG: u8 = 23;
 /// (encoder only; preset 6 would pick 48 for its nice length of 64). On the
 /// bench pair's sections, 16 made the two big ones 8,548 bytes (0.12%) bigger
 /// and took 2.4 s (20%) off their CPU: best of 3, `lzma` module on the raw
-/// sections, session 7.
+/// sections.
 pub const XZ_DEPTH: u32 = 16;
 /// log2 of the zstd window (with long-distance matching): the applier's two
 /// big sections each hold at most this much, 32 MiB together.
@@ -506,95 +497,4 @@ impl Read for SectionReader {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn both_codecs_round_trip_exactly() {
-        let raw: Vec<u8> = (0..3_000_000u32)
-            .map(|i| if i % 7 == 0 { (i % 251) as u8 } else { 0xE8 })
-            .collect();
-        for (codec, level) in [(Compression::Xz, 6), (Compression::Zstd, 3)] {
-            for kind in SectionKind::ALL {
-                let params = Params { codec, level };
-                let mut w = SectionWriter::spawn(kind, params).unwrap();
-                for piece in raw.chunks(77_777) {
-                    w.write_all(piece).unwrap();
-                }
-                let mut c = w.finish().unwrap();
-                assert_eq!(c.raw_len, raw.len() as u64);
-                let mut out = Vec::new();
-                c.file.seek(SeekFrom::Start(0)).unwrap();
-                c.file.read_to_end(&mut out).unwrap();
-                assert_eq!(c.len, out.len() as u64);
-                assert_eq!(c.sha256[..], Sha256::digest(&out)[..]);
-                let dir = tempfile::tempdir().unwrap();
-                let p = dir.path().join("p");
-                std::fs::write(&p, &out).unwrap();
-                let s = Section {
-                    kind,
-                    offset: 0,
-                    len: c.len,
-                    raw_len: raw.len() as u64,
-                    sha256: c.sha256,
-                };
-                let mut r = SectionReader::open(&p, &s, codec, params.window_log()).unwrap();
-                let mut back = Vec::new();
-                r.read_into(&mut back, raw.len()).unwrap();
-                assert!(back == raw, "{codec:?} {kind:?}");
-                r.finish().unwrap();
-                assert!(r.read_into(&mut back, 1).is_err());
-            }
-        }
-    }
-
-    /// A section that decodes short, long or not at all is reported the same
-    /// whether it is decoded inline or on a thread of its own.
-    #[test]
-    fn bad_sections_fail_alike_inline_and_ahead() {
-        for n in [(AHEAD_MIN / 2) as u32, 3 * AHEAD_MIN as u32] {
-            let raw: Vec<u8> = (0..n)
-                .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
-                .collect();
-            let params = Params {
-                codec: Compression::Xz,
-                level: 1,
-            };
-            let mut w = SectionWriter::spawn(SectionKind::Extra, params).unwrap();
-            w.write_all(&raw).unwrap();
-            let mut c = w.finish().unwrap();
-            let mut body = Vec::new();
-            c.file.seek(SeekFrom::Start(0)).unwrap();
-            c.file.read_to_end(&mut body).unwrap();
-            let dir = tempfile::tempdir().unwrap();
-            let read = |body: &[u8], raw_len: u64| {
-                let p = dir.path().join("p");
-                std::fs::write(&p, body).unwrap();
-                let s = Section {
-                    kind: SectionKind::Extra,
-                    offset: 0,
-                    len: body.len() as u64,
-                    raw_len,
-                    sha256: Sha256::digest(body),
-                };
-                let mut r = SectionReader::open(&p, &s, Compression::Xz, params.window_log())?;
-                let mut back = Vec::new();
-                r.read_into(&mut back, raw_len as usize)?;
-                assert!(back[..] == raw[..raw_len as usize], "n = {n}");
-                r.finish()
-            };
-            let n = u64::from(n);
-            read(&body, n).unwrap();
-            let short = read(&body, n + 1).unwrap_err().to_string();
-            assert!(short.contains("decompresses to fewer bytes"), "{short}");
-            let long = read(&body, n - 1).unwrap_err().to_string();
-            assert!(long.contains("decompresses to more bytes"), "{long}");
-            let mut bad = body.clone();
-            let mid = bad.len() / 2;
-            bad[mid] ^= 0x55;
-            let err = read(&bad, n).unwrap_err();
-            assert!(matches!(err, Error::CorruptPatch { .. }), "n = {n}: {err}");
-            assert!(err.to_string().contains("extra section"), "{err}");
-        }
-    }
-}
+mod tests;

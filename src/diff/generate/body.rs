@@ -1,0 +1,307 @@
+//! Writing the body: the three raw sections (controls, diff, extra), each
+//! compressed on a thread of its own while it is written, filled member by
+//! member in the order of the new tar while the diff tasks run on workers.
+//!
+//! Per new member the controls get its record (header and data operations),
+//! then its header bytes go to the extra section (literal) or the diff
+//! section (bytewise difference from the paired old header), then its data:
+//! nothing for a copy, literal bytes, one aligned control with the bytewise
+//! difference, or the deltas of its tasks (taken in order as they finish, or
+//! an earlier identical pair's, kept until its last reuse); then its padding
+//! when it is not zeros. The trailer comes last.
+//!
+//! Invariant: what is written depends only on the plan and the bytes of the
+//! two tars, never on the order in which tasks finish, so the same dists
+//! always make the same patch, byte for byte.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+
+use super::plan::Plan;
+use super::tasks::{self, Task};
+use super::{DiffOptions, Stats};
+use crate::diff::matcher::Delta;
+use crate::diff::pairing::DataPlan;
+use crate::diff::scan::{MemberInfo, Scanned};
+use crate::diff::schedule::{Ordered, Slots};
+use crate::error::{Error, IoContext, Result};
+use crate::format::archive::segment::pad_len;
+use crate::format::patch::header::SectionKind;
+use crate::format::patch::record::{Ctrl, DataOp, HeaderOp, Keep, MemberRecord, RecordWriter};
+use crate::format::patch::section::{self, Compressed, SectionWriter};
+use crate::format::patch::zeros::ZeroRunWriter;
+
+/// A failed write to a section's temporary file.
+pub(super) fn werr(e: io::Error) -> Error {
+    Error::io("write a section in", std::env::temp_dir(), e)
+}
+
+/// The three raw sections, each compressed on its own thread while it is
+/// written.
+pub(super) struct Sections {
+    ctrl: RecordWriter<SectionWriter>,
+    diff: ZeroRunWriter<SectionWriter>,
+    extra: SectionWriter,
+}
+
+impl Sections {
+    pub(super) fn spawn(params: section::Params) -> Result<Sections> {
+        Ok(Sections {
+            ctrl: RecordWriter::new(SectionWriter::spawn(SectionKind::Controls, params)?),
+            diff: ZeroRunWriter::new(SectionWriter::spawn(SectionKind::Diff, params)?),
+            extra: SectionWriter::spawn(SectionKind::Extra, params)?,
+        })
+    }
+
+    /// The head of the controls: the retention plan, then the count of new
+    /// members.
+    pub(super) fn write_plan(&mut self, keep: &[Keep], n_new: usize) -> Result<()> {
+        self.ctrl.varint(keep.len() as u64).map_err(werr)?;
+        for k in keep {
+            self.ctrl.keep(k).map_err(werr)?;
+        }
+        self.ctrl.varint(n_new as u64).map_err(werr)
+    }
+
+    /// One delta: its controls, diff bytes and extra bytes.
+    fn delta(&mut self, d: &Delta) -> Result<()> {
+        for c in &d.ctrls {
+            self.ctrl.ctrl(c).map_err(werr)?;
+        }
+        self.diff.write_all(&d.diff).map_err(werr)?;
+        self.extra.write_all(&d.extra).map_err(werr)
+    }
+
+    /// Wait for the compression of the three sections to finish.
+    pub(super) fn finish(self) -> Result<[Compressed; 3]> {
+        Ok([
+            self.ctrl.into_inner().finish()?,
+            self.diff.finish().map_err(werr)?.finish()?,
+            self.extra.finish()?,
+        ])
+    }
+}
+
+/// Write every new member and the trailer, running the plan's diff tasks on
+/// `opts.threads` workers under `opts.budget`.
+pub(super) fn write_members(
+    sections: &mut Sections,
+    old: &Scanned,
+    new: &Scanned,
+    plan: &Plan,
+    opts: &DiffOptions,
+    stats: &mut Stats,
+) -> Result<()> {
+    let work = |t: &Task| tasks::run(old, new, t);
+    let slots = Slots::new(
+        opts.budget,
+        plan.tasks.iter().map(Task::cost),
+        |r: &Result<Delta>| r.as_ref().map_or(0, |d| d.memory() as u64),
+    );
+    std::thread::scope(|s| {
+        let results = Ordered::start(s, &slots, &plan.tasks, opts.threads, &work);
+        let mut w = MemberWriter {
+            sections,
+            old,
+            new,
+            plan,
+            results: &results,
+            next_task: 0,
+            saved: HashMap::new(),
+            buf: vec![0u8; 1 << 20],
+            stats,
+        };
+        for (i, n) in new.members.iter().enumerate() {
+            w.member(i, n)?;
+            opts.progress.add(n.size);
+        }
+        w.trailer()
+    })
+}
+
+/// The writing of the new members, in order.
+struct MemberWriter<'a, 'r> {
+    sections: &'a mut Sections,
+    old: &'a Scanned,
+    new: &'a Scanned,
+    plan: &'a Plan,
+    results: &'a Ordered<'r, Result<Delta>>,
+    /// The first task not taken yet.
+    next_task: usize,
+    /// Deltas of pairs that later identical pairs reuse, by new member.
+    saved: HashMap<u32, Delta>,
+    buf: Vec<u8>,
+    stats: &'a mut Stats,
+}
+
+impl MemberWriter<'_, '_> {
+    /// New member `i`: its record, header, data and padding.
+    fn member(&mut self, i: usize, n: &MemberInfo) -> Result<()> {
+        let header = self.plan.header_ops[i];
+        self.sections
+            .ctrl
+            .member(&MemberRecord {
+                header,
+                data: self.data_op(i, n),
+                pad_literal: !n.pad_zero,
+            })
+            .map_err(werr)?;
+        self.header(header, n)?;
+        match self.plan.pairs[i].data {
+            DataPlan::Empty => {}
+            DataPlan::Copy(_) => {
+                self.stats.copied += 1;
+                self.stats.copied_bytes += n.size;
+            }
+            DataPlan::Literal => {
+                self.stats.literal += 1;
+                self.stats.literal_bytes += n.size;
+                self.copy_new(n.data_offset(), n.size)?;
+            }
+            DataPlan::Diff(j) if self.plan.aligned[i] => {
+                self.stats.diffed += 1;
+                self.stats.diffed_bytes += n.size;
+                self.aligned(&self.old.members[j as usize], n)?;
+            }
+            DataPlan::Diff(_) => {
+                self.stats.diffed += 1;
+                self.stats.diffed_bytes += n.size;
+                self.diffed(i, n)?;
+            }
+        }
+        if !n.pad_zero {
+            self.copy_new(n.data_offset() + n.size, pad_len(n.size))?;
+        }
+        Ok(())
+    }
+
+    /// The data operation of new member `i`'s record.
+    fn data_op(&self, i: usize, n: &MemberInfo) -> DataOp {
+        match self.plan.pairs[i].data {
+            DataPlan::Empty | DataPlan::Literal => DataOp::Literal { len: n.size },
+            DataPlan::Copy(j) => DataOp::Copy { old: j },
+            DataPlan::Diff(j) => {
+                let len_delta = n.size as i64 - self.old.members[j as usize].size as i64;
+                match self.plan.regz[i] {
+                    Some(recipe) => DataOp::Regz {
+                        old: j,
+                        len_delta,
+                        recipe,
+                    },
+                    None => DataOp::Bsdiff { old: j, len_delta },
+                }
+            }
+        }
+    }
+
+    /// A member's header blocks: literal, or the bytewise difference from
+    /// the old member's.
+    fn header(&mut self, op: HeaderOp, n: &MemberInfo) -> Result<()> {
+        let nh = self.new.header(n)?;
+        match op {
+            HeaderOp::Literal { .. } => self.sections.extra.write_all(&nh).map_err(werr),
+            HeaderOp::Diff { old: j } => {
+                let oh = self.old.header(&self.old.members[j as usize])?;
+                let d: Vec<u8> = nh
+                    .iter()
+                    .zip(&oh)
+                    .map(|(a, b)| a.wrapping_sub(*b))
+                    .collect();
+                self.sections.diff.write_all(&d).map_err(werr)
+            }
+        }
+    }
+
+    /// A big pair nearly the same at the same offsets: one control adding
+    /// the whole old member, and the bytewise difference.
+    fn aligned(&mut self, o: &MemberInfo, n: &MemberInfo) -> Result<()> {
+        self.sections
+            .ctrl
+            .ctrl(&Ctrl {
+                old_pos: 0,
+                add: n.size,
+                extra: 0,
+            })
+            .map_err(werr)?;
+        let buf = &mut self.buf;
+        let mut pos = 0;
+        let mut theirs = vec![0u8; buf.len()];
+        while pos < n.size {
+            let k = (n.size - pos).min(buf.len() as u64) as usize;
+            self.new.read_at(n.data_offset() + pos, &mut buf[..k])?;
+            self.old.read_at(o.data_offset() + pos, &mut theirs[..k])?;
+            for (x, y) in buf[..k].iter_mut().zip(&theirs[..k]) {
+                *x = x.wrapping_sub(*y);
+            }
+            self.sections.diff.write_all(&buf[..k]).map_err(werr)?;
+            pos += k as u64;
+        }
+        Ok(())
+    }
+
+    /// A diffed member: a re-gzipped one's gzip header, then the deltas of
+    /// an earlier identical pair or of its own tasks.
+    fn diffed(&mut self, i: usize, n: &MemberInfo) -> Result<()> {
+        if let Some(r) = self.plan.regz[i] {
+            self.stats.regzipped += 1;
+            self.stats.regzipped_bytes += n.size;
+            self.copy_new(n.data_offset(), u64::from(r.header_len))?;
+        }
+        if let Some(k) = self.plan.same_as[i] {
+            let d = if self.plan.last_reuse.get(&k) == Some(&(i as u32)) {
+                self.saved.remove(&k)
+            } else {
+                self.saved.get(&k).cloned()
+            };
+            self.sections
+                .delta(&d.expect("the first of identical pairs is written first"))?;
+        }
+        let tasks = &self.plan.tasks;
+        while self.next_task < tasks.len() && tasks[self.next_task].member == i as u32 {
+            let d = self.results.take(self.next_task)?;
+            self.sections.delta(&d)?;
+            if self.plan.last_reuse.contains_key(&(i as u32)) {
+                self.saved.insert(i as u32, d);
+            }
+            self.next_task += 1;
+        }
+        Ok(())
+    }
+
+    /// The trailer: its length in the controls, its bytes in the extra.
+    fn trailer(&mut self) -> Result<()> {
+        let (t_off, t_len) = self.new.trailer;
+        self.sections.ctrl.varint(t_len).map_err(werr)?;
+        self.copy_new(t_off, t_len)
+    }
+
+    /// Copy bytes of the new tar into the extra section.
+    fn copy_new(&mut self, offset: u64, len: u64) -> Result<()> {
+        copy_range(
+            self.new,
+            offset,
+            len,
+            &mut self.sections.extra,
+            &mut self.buf,
+        )
+    }
+}
+
+/// Copy `len` bytes at `offset` of a scanned tar into `w`.
+fn copy_range(
+    src: &Scanned,
+    mut offset: u64,
+    len: u64,
+    w: &mut impl Write,
+    buf: &mut [u8],
+) -> Result<()> {
+    let end = offset + len;
+    while offset < end {
+        let n = (end - offset).min(buf.len() as u64) as usize;
+        src.read_at(offset, &mut buf[..n])?;
+        w.write_all(&buf[..n])
+            .ctx("write a temporary section file in", std::env::temp_dir())?;
+        offset += n as u64;
+    }
+    Ok(())
+}

@@ -1,0 +1,131 @@
+//! The applier's output: one step of production at a time, counted
+//! against the new tar's size and hashed in order, with the pieces produced
+//! behind a member that deflates on a deflate thread held until it is done.
+//!
+//! Invariants: output is hashed and handed out strictly in order, a held
+//! piece only after everything before it; no step makes more than the new
+//! tar's size in all.
+
+use std::io::Read;
+
+use super::{record_err, DataState, PatchReader, State, CHUNK};
+use crate::error::Result;
+use crate::format::patch::regz;
+use crate::patch::held::Popped;
+
+impl<R: Read> PatchReader<R> {
+    /// Produce the next piece of output: appended to `self.buf`, or, while
+    /// something is held, to `self.tail`.
+    pub(super) fn step(&mut self) -> Result<()> {
+        self.holding = !self.held.is_empty();
+        if self.holding {
+            if self.tail.len() >= CHUNK {
+                self.held.push_bytes(std::mem::take(&mut self.tail));
+            }
+            std::mem::swap(&mut self.buf, &mut self.tail);
+        }
+        let res = self.produce();
+        if self.holding {
+            std::mem::swap(&mut self.buf, &mut self.tail);
+        }
+        res
+    }
+
+    pub(super) fn produce(&mut self) -> Result<()> {
+        self.step_start = self.buf.len();
+        match std::mem::replace(&mut self.state, State::Done) {
+            State::Member => self.start_member()?,
+            State::Data {
+                data,
+                left,
+                pad,
+                pad_literal,
+            } => self.continue_data(data, left, pad, pad_literal)?,
+            State::Trailer => {
+                let n = self
+                    .ctrl
+                    .varint()
+                    .map_err(|e| record_err(&self.path, "the trailer", e))?;
+                let room = self.header.to.tar.size - self.produced;
+                if n > room {
+                    return Err(self.bad(format!("a {n}-byte trailer overruns the new tar")));
+                }
+                self.state = State::Data {
+                    data: DataState::Trailer,
+                    left: n,
+                    pad: 0,
+                    pad_literal: false,
+                };
+            }
+            State::Verify => self.verify()?,
+            State::Done => {}
+        }
+        self.made()
+    }
+
+    /// Count what this step appended to `buf` since `step_start` (and,
+    /// unless it is held, hash it: it is handed out).
+    pub(super) fn made(&mut self) -> Result<()> {
+        let made = &self.buf[self.step_start..];
+        if !made.is_empty() {
+            let room = self.header.to.tar.size - self.produced;
+            if made.len() as u64 > room {
+                return Err(self.bad(format!(
+                    "the patch makes more than the {} bytes of the new tar",
+                    self.header.to.tar.size
+                )));
+            }
+            self.produced += made.len() as u64;
+            if !self.holding {
+                if let Some(h) = &mut self.out {
+                    h.update(made);
+                }
+            }
+        }
+        self.step_start = self.buf.len();
+        Ok(())
+    }
+
+    /// Move held pieces whose bytes are known to `buf`, hashing them; with
+    /// `wait`, wait for the first. Once nothing is held, `tail` follows.
+    pub(super) fn release(&mut self, mut wait: bool) -> Result<()> {
+        while let Some(p) = self.held.pop(wait) {
+            wait = false;
+            let bytes = match p {
+                Popped::Bytes(b) => b,
+                Popped::Rebuilt { member, len, bytes } => {
+                    let bytes = bytes.map_err(|e| {
+                        self.bad(format!("new member {member} cannot be deflated again: {e}"))
+                    })?;
+                    if bytes.len() as u64 != len {
+                        return Err(self.bad(format!(
+                            "re-gzipped new member {member} came out {} bytes, not {len}: this sysup's zlib ({}) does not deflate as the one that made the patch did, or the patch is damaged; apply a full dist instead",
+                            bytes.len(),
+                            regz::zlib_version()
+                        )));
+                    }
+                    bytes
+                }
+            };
+            self.hand_out(bytes);
+        }
+        if self.held.is_empty() && !self.tail.is_empty() {
+            let tail = std::mem::take(&mut self.tail);
+            self.hand_out(tail);
+        }
+        Ok(())
+    }
+
+    /// Append `bytes` to what is handed out, hashed.
+    pub(super) fn hand_out(&mut self, bytes: Vec<u8>) {
+        if let Some(h) = &mut self.out {
+            h.update(&bytes);
+        }
+        if self.buf_pos >= self.buf.len() {
+            self.buf = bytes;
+            self.buf_pos = 0;
+        } else {
+            self.buf.extend_from_slice(&bytes);
+        }
+    }
+}
