@@ -35,10 +35,10 @@ use std::path::{Path, PathBuf};
 use sysup::format::archive::member::{self, MemberMeta};
 use sysup::format::archive::segment::{Item, Segmenter};
 use sysup::format::archive::write::TarWriter;
-use sysup::util::digest::Digests;
 use sysup::format::dist::{DistMeta, DIST_MEMBER, UPGRADE_MEMBER};
-use sysup::host::apply::{apply, ApplyOptions};
 use sysup::format::manifest::{Entry, Kind, Manifest};
+use sysup::host::apply::{apply, ApplyOptions};
+use sysup::util::digest::Digests;
 
 /// The dist id the consistent mode writes (and raw mode falls back to).
 pub const ID: &str = "world-1-20260101";
