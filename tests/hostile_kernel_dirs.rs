@@ -45,25 +45,7 @@ fn kernel_dist(dir: &Path, rev: u32, include: Option<&str>) -> (PathBuf, PathBuf
     }
     let spec = dir.join("GENERIC.toml");
     fs::write(&spec, spec_text).unwrap();
-    let tree = dir.join(format!("k{rev}"));
-    common::fixtures::make_kernel(&tree, "GENERIC", rev).unwrap();
-    ok(sysup()
-        .arg("build")
-        .arg(&spec)
-        .arg("--tree")
-        .arg(&tree)
-        .args([
-            "--rev",
-            &rev.to_string(),
-            "--date",
-            &format!("2026020{rev}"),
-            "--out",
-        ])
-        .arg(dir));
-    (
-        tree,
-        dir.join(format!("kernel-GENERIC-{rev}-2026020{rev}.tar.gz")),
-    )
+    common::kernel_dist(dir, &spec, rev)
 }
 
 #[test]

@@ -18,22 +18,8 @@ fn kernels(dir: &Path) -> (Vec<PathBuf>, Vec<PathBuf>, PathBuf) {
     let mut trees = Vec::new();
     let mut dists = Vec::new();
     for rev in 1..=2u32 {
-        let tree = dir.join(format!("k{rev}"));
-        common::fixtures::make_kernel(&tree, "GENERIC", rev).unwrap();
-        ok(sysup()
-            .arg("build")
-            .arg(&spec)
-            .arg("--tree")
-            .arg(&tree)
-            .args([
-                "--rev",
-                &rev.to_string(),
-                "--date",
-                &format!("2026020{rev}"),
-                "--out",
-            ])
-            .arg(dir));
-        dists.push(dir.join(format!("kernel-GENERIC-{rev}-2026020{rev}.tar.gz")));
+        let (tree, dist) = common::kernel_dist(dir, &spec, rev);
+        dists.push(dist);
         trees.push(tree);
     }
     ok(sysup()

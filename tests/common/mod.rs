@@ -66,6 +66,25 @@ pub fn world_dist(dir: &Path, rev: u32) -> (PathBuf, PathBuf) {
     (tree, dist)
 }
 
+/// Make fixture kernel GENERIC revision `rev` at `dir/k<rev>` and build it
+/// into `dir` with the spec at `spec`; return (tree, dist path).
+pub fn kernel_dist(dir: &Path, spec: &Path, rev: u32) -> (PathBuf, PathBuf) {
+    let tree = dir.join(format!("k{rev}"));
+    fixtures::make_kernel(&tree, "GENERIC", rev).unwrap();
+    let date = format!("2026020{rev}");
+    ok(sysup()
+        .arg("build")
+        .arg(spec)
+        .arg("--tree")
+        .arg(&tree)
+        .args(["--rev", &rev.to_string(), "--date", &date, "--out"])
+        .arg(dir));
+    (
+        tree,
+        dir.join(format!("kernel-GENERIC-{rev}-{date}.tar.gz")),
+    )
+}
+
 /// One entry of a tree snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
