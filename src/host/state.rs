@@ -561,6 +561,7 @@ fn remove_temps_in(dir: &Dir, shown: &Path) -> Result<()> {
     Ok(())
 }
 
+mod bases;
 mod mirror;
 pub use mirror::SERIAL_FILE;
 

@@ -199,11 +199,7 @@ pub fn verify_root(state: &State, progress: &Progress) -> Result<Vec<Findings>> 
     let root = Root::open(state.root()).map_err(|e| Error::io("open root", state.root(), e))?;
     let mut dists = Vec::new();
     for inst in state.installed_all()? {
-        let base = state.base_path(&inst.id);
-        dists.push((
-            inst.id,
-            crate::format::dist::read_metadata(crate::format::dist::open_gz(&base)?, &base)?,
-        ));
+        dists.push((inst.id.clone(), state.base_metadata(&inst.id)?));
     }
     // every shipped path and its ancestors (a kernel ships boot/kernel, not boot)
     let mut known: HashSet<Vec<u8>> = HashSet::new();
