@@ -3,7 +3,7 @@
 //! plus files nobody shipped in directories whose content the dist ships.
 //!
 //! Invariants: read-only (nothing on the root is changed; `--repair` is a
-//! separate re-apply of the installed base); paths are reached through the
+//! separate re-apply of the installed base, [`repair`]); paths are reached through the
 //! same containment as apply (a dist directory that became a symlink is
 //! reported, never followed). **Drift** is shipped content that differs or
 //! is missing, and only that: locally modified config files are listed
@@ -23,6 +23,9 @@ use crate::host::plan::{join, split};
 use crate::host::root::{Resolver, Root, Stat};
 use crate::host::state::{State, STATE_DIR};
 use crate::util::progress::{Progress, Unit};
+
+mod repair;
+pub use repair::repair;
 
 /// One damaged entry.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
