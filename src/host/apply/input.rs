@@ -244,9 +244,21 @@ fn open_reader<'a>(
             .step(format!("apply {target}"), size, Unit::Bytes);
     };
     let patches = match input {
-        Input::Dist { path, .. } => {
-            stream_step(std::fs::metadata(path).map(|m| m.len()).ok());
-            let r = dist::open_gz_counted(path, &opts.progress)?;
+        Input::Dist { path, id } => {
+            // A kept base (a repair, a rollback) is read through `bases/`'s
+            // descriptor, never a link; any other dist by the path given.
+            let f = if *path == state.base_path(id) {
+                state.open_base(id)
+            } else {
+                File::open(path).ctx("open", path)
+            };
+            stream_step(
+                f.as_ref()
+                    .ok()
+                    .and_then(|f| f.metadata().ok())
+                    .map(|m| m.len()),
+            );
+            let r = dist::open_gz_file(f?, &opts.progress);
             return Ok((Box::new(r), installed));
         }
         Input::Chain { patches } => patches,
