@@ -29,6 +29,9 @@
 //! - `installed/<name>` is only ever replaced atomically, and only after its
 //!   base is durable in `bases/`;
 //! - every method says in its doc whether it writes to disk.
+//!
+//! The kept bases are read in `bases.rs`, the INDEX serials kept in
+//! `mirror.rs`.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, Write};
