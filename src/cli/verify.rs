@@ -8,7 +8,6 @@
 use std::path::Path;
 
 use sysup::error::Error;
-use sysup::host::apply::{apply_locked, finish_interrupted, ApplyOptions};
 use sysup::host::pending::pending;
 use sysup::host::state::State;
 use sysup::host::verify::{verify_root, Findings};
@@ -90,31 +89,8 @@ pub fn run(a: Args, ui: &Ui) -> sysup::Result<()> {
 /// `--repair`: re-apply each installed base, under one lock, and print the
 /// reports as `sysup apply` does.
 fn repair(state: &State, root: &Path, json: bool, ui: &Ui) -> sysup::Result<()> {
-    let reports = ui.with_progress(|progress| {
-        let lock = state.lock()?;
-        // An interrupted apply goes forward to its target first (recorded
-        // as what it was); the repair is then of what that installed —
-        // never back to the id installed before it.
-        let finished = finish_interrupted(root, &lock)?;
-        let mut reports = Vec::new();
-        for inst in state.installed_all()? {
-            let mut r = apply_locked(
-                &ApplyOptions {
-                    root: root.to_path_buf(),
-                    files: vec![state.base_path(&inst.id)],
-                    action: Some("repair".into()),
-                    progress: progress.clone(),
-                    ..Default::default()
-                },
-                &lock,
-            )?;
-            if finished.as_ref() == Some(&inst.id) {
-                r.finished_interrupted = finished.clone();
-            }
-            reports.push(r);
-        }
-        sysup::Result::Ok(reports)
-    })?;
+    let reports =
+        ui.with_progress(|progress| sysup::host::verify::repair(state, root, progress))?;
     if reports.is_empty() {
         return Err(nothing(root));
     }

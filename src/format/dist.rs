@@ -251,20 +251,25 @@ pub fn open_gz(path: &Path) -> Result<impl Read> {
 /// [`open_gz`], advancing `progress` by the compressed bytes read.
 pub fn open_gz_counted(path: &Path, progress: &Progress) -> Result<impl Read> {
     let f = File::open(path).ctx("open", path)?;
-    Ok(flate2::read::GzDecoder::new(BufReader::with_capacity(
-        256 * 1024,
-        progress.reader(f),
-    )))
+    Ok(open_gz_file(f, progress))
 }
 
-/// [`open_gz_counted`] whose read errors name the file (an [`Error::Io`]
-/// carried inside the `io::Error`): for a stream consumed far from where it
-/// was opened, such as a host's base read through a chain of patches.
-pub fn open_gz_named(path: &Path, progress: &Progress) -> Result<impl Read> {
-    Ok(Named {
-        inner: open_gz_counted(path, progress)?,
-        path: path.to_path_buf(),
-    })
+/// A `.tar.gz` already open (say, through a directory descriptor, so no
+/// link on its way was followed), advancing `progress` by the compressed
+/// bytes read.
+pub fn open_gz_file(f: File, progress: &Progress) -> impl Read {
+    flate2::read::GzDecoder::new(BufReader::with_capacity(256 * 1024, progress.reader(f)))
+}
+
+/// [`open_gz_file`] whose read errors name `shown`, the file's path (an
+/// [`Error::Io`] carried inside the `io::Error`): for a stream consumed far
+/// from where it was opened, such as a host's base read through a chain of
+/// patches.
+pub fn open_gz_file_named(f: File, shown: &Path, progress: &Progress) -> impl Read {
+    Named {
+        inner: open_gz_file(f, progress),
+        path: shown.to_path_buf(),
+    }
 }
 
 struct Named<R> {

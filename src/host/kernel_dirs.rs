@@ -16,7 +16,7 @@
 //! Reads only: the installed dists' bases (their MANIFESTs) and the root.
 
 use crate::error::{Error, Result};
-use crate::format::dist::{self, DistMeta, Metadata};
+use crate::format::dist::{DistMeta, Metadata};
 use crate::format::manifest::{Kind, Manifest};
 use crate::format::spec::KernelDirs;
 use crate::host::root::Root;
@@ -52,8 +52,7 @@ pub fn check(
         if inst.id.name == meta.id.name {
             continue;
         }
-        let base = state.base_path(&inst.id);
-        let other = dist::read_metadata(dist::open_gz(&base)?, &base)?;
+        let other = state.base_metadata(&inst.id)?;
         for (key, dir) in fields {
             let d = dir.as_bytes();
             if let Some(e) = other

@@ -9,7 +9,7 @@
 //!   history                  append-only audit log, one JSON object per line
 //!   stat-<name>              inode and ctime of each installed file (statcache.rs)
 //!   download/                partial and finished downloads (sysup update)
-//!   mirror/serial            the last INDEX serial accepted (sysup update)
+//!   mirror/serial.<key id>   the last INDEX serial accepted per key (mirror.rs)
 //! ```
 //!
 //! Invariants:
@@ -29,6 +29,9 @@
 //! - `installed/<name>` is only ever replaced atomically, and only after its
 //!   base is durable in `bases/`;
 //! - every method says in its doc whether it writes to disk.
+//!
+//! The kept bases are read in `bases.rs`, the INDEX serials kept in
+//! `mirror.rs`.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, Write};
@@ -335,12 +338,6 @@ impl State {
         self.fd.sync().ctx("fsync directory", &self.dir)
     }
 
-    /// `mirror/`, created (0700) with `create`; `None` if missing.
-    /// Writes: with `create`, makes the directory.
-    pub fn mirror_dir(&self, create: bool) -> Result<Option<Dir>> {
-        real_dir(&self.fd, "mirror", &self.dir.join("mirror"), 0o700, create)
-    }
-
     /// The pid of the sysup that holds the lock now, if one is running.
     /// Read-only: it looks the lock up in `/proc/locks` (a write lock on
     /// the lock file's inode, held by the pid the file names) instead of
@@ -566,6 +563,10 @@ fn remove_temps_in(dir: &Dir, shown: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+mod bases;
+mod mirror;
+pub use mirror::SERIAL_FILE;
 
 #[cfg(test)]
 mod tests;

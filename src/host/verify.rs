@@ -3,7 +3,7 @@
 //! plus files nobody shipped in directories whose content the dist ships.
 //!
 //! Invariants: read-only (nothing on the root is changed; `--repair` is a
-//! separate re-apply of the installed base); paths are reached through the
+//! separate re-apply of the installed base, [`repair`]); paths are reached through the
 //! same containment as apply (a dist directory that became a symlink is
 //! reported, never followed). **Drift** is shipped content that differs or
 //! is missing, and only that: locally modified config files are listed
@@ -23,6 +23,9 @@ use crate::host::plan::{join, split};
 use crate::host::root::{Resolver, Root, Stat};
 use crate::host::state::{State, STATE_DIR};
 use crate::util::progress::{Progress, Unit};
+
+mod repair;
+pub use repair::repair;
 
 /// One damaged entry.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -199,11 +202,7 @@ pub fn verify_root(state: &State, progress: &Progress) -> Result<Vec<Findings>> 
     let root = Root::open(state.root()).map_err(|e| Error::io("open root", state.root(), e))?;
     let mut dists = Vec::new();
     for inst in state.installed_all()? {
-        let base = state.base_path(&inst.id);
-        dists.push((
-            inst.id,
-            crate::format::dist::read_metadata(crate::format::dist::open_gz(&base)?, &base)?,
-        ));
+        dists.push((inst.id.clone(), state.base_metadata(&inst.id)?));
     }
     // every shipped path and its ancestors (a kernel ships boot/kernel, not boot)
     let mut known: HashSet<Vec<u8>> = HashSet::new();

@@ -37,7 +37,7 @@ use crate::error::{Error, Result};
 mod download;
 mod pace;
 
-pub use download::{foretell, prune_partials, Downloaded};
+pub use download::{foretell, prune_partials, DownloadDir, Downloaded};
 
 /// How hard to try.
 #[derive(Clone, Debug)]

@@ -20,7 +20,7 @@ use crate::host::stage::Mode;
 use crate::host::state::{Installed, State};
 use crate::patch::PatchReader;
 use crate::util::digest::{Digests, Sha256};
-use crate::util::progress::Unit;
+use crate::util::progress::{Progress, Unit};
 use crate::util::readahead::ReadAhead;
 
 use super::ApplyOptions;
@@ -216,8 +216,7 @@ impl<'a> Checked<'a> {
             Some(inst)
                 if matches!(self.input, Input::Chain { .. })
                     && (blames_the_input(&e)
-                        || could_be_the_base(&e)
-                            && base_differs(&state.base_path(&inst.id), &inst.tar)) =>
+                        || could_be_the_base(&e) && base_differs(state, &inst.id, &inst.tar)) =>
             {
                 Error::BadBase {
                     base: state.base_path(&inst.id),
@@ -240,15 +239,26 @@ fn open_reader<'a>(
 ) -> Result<(Box<dyn Read + Send>, Option<&'a Installed>)> {
     let target = input.target();
     // Progress: compressed bytes of the dist or base consumed by the stream.
-    let stream_step = |gz: &Path| {
-        let size = std::fs::metadata(gz).map(|m| m.len()).ok();
+    let stream_step = |size: Option<u64>| {
         opts.progress
             .step(format!("apply {target}"), size, Unit::Bytes);
     };
     let patches = match input {
-        Input::Dist { path, .. } => {
-            stream_step(path);
-            let r = dist::open_gz_counted(path, &opts.progress)?;
+        Input::Dist { path, id } => {
+            // A kept base (a repair, a rollback) is read through `bases/`'s
+            // descriptor, never a link; any other dist by the path given.
+            let f = if *path == state.base_path(id) {
+                state.open_base(id)
+            } else {
+                File::open(path).ctx("open", path)
+            };
+            stream_step(
+                f.as_ref()
+                    .ok()
+                    .and_then(|f| f.metadata().ok())
+                    .map(|m| m.len()),
+            );
+            let r = dist::open_gz_file(f?, &opts.progress);
             return Ok((Box::new(r), installed));
         }
         Input::Chain { patches } => patches,
@@ -274,14 +284,22 @@ fn open_reader<'a>(
         });
     }
     let base = state.base_path(&inst.id);
-    stream_step(&base);
+    let f = state.open_base(&inst.id);
+    stream_step(
+        f.as_ref()
+            .ok()
+            .and_then(|f| f.metadata().ok())
+            .map(|m| m.len()),
+    );
+    let f = f?;
     // gunzip on a thread of its own. No link hashes its input: the
     // first reads the recorded base — its id and MD5 were matched
     // above, gzip's CRC-32 catches damage on disk, and a base that
     // is not the from-tar cannot make the to-tar the last link
     // verifies; each later link reads the output the link before
     // verified.
-    let gunzip = ReadAhead::spawn("sysup-gunzip", dist::open_gz_named(&base, &opts.progress)?)
+    let gunzip = dist::open_gz_file_named(f, &base, &opts.progress);
+    let gunzip = ReadAhead::spawn("sysup-gunzip", gunzip)
         .map_err(|e| Error::io("start reading", &base, e))?;
     let mut r: Box<dyn Read + Send> =
         Box::new(PatchReader::open(&patches[0].0, gunzip)?.trusting_input());
@@ -293,11 +311,10 @@ fn open_reader<'a>(
 
 /// The metadata of the installed dist, from its kept base.
 fn read_old_meta(state: &State, i: &Installed) -> Result<Metadata> {
-    let base = state.base_path(&i.id);
-    dist::read_metadata(dist::open_gz(&base)?, &base).map_err(|e| {
+    state.base_metadata(&i.id).map_err(|e| {
         Error::Refused(format!(
             "the recorded base '{}' cannot be read ({e}); apply a full dist to recover",
-            base.display()
+            state.base_path(&i.id).display()
         ))
     })
 }
@@ -332,11 +349,12 @@ fn could_be_the_base(e: &Error) -> bool {
 /// Whether the base file on disk no longer gunzips to the tar recorded for
 /// it (size and MD5; unreadable counts as differing). Read only after a
 /// chain failed, so an apply that succeeds never pays for it.
-fn base_differs(base: &Path, recorded: &Digests) -> bool {
+fn base_differs(state: &State, base: &DistId, recorded: &Digests) -> bool {
     use md5::{Digest as _, Md5};
-    let Ok(r) = dist::open_gz(base) else {
+    let Ok(f) = state.open_base(base) else {
         return true;
     };
+    let r = dist::open_gz_file(f, &Progress::disabled());
     // One byte past the recorded size is enough to know it is longer.
     let mut h = Md5::new();
     match io::copy(&mut r.take(recorded.size + 1), &mut h) {

@@ -99,3 +99,30 @@ fn installed_records_round_trip() {
     assert_eq!(s.installed(&name).unwrap(), Some(rec.clone()));
     assert_eq!(s.installed_all().unwrap(), vec![rec]);
 }
+
+#[test]
+fn a_base_swapped_after_open_is_not_followed() {
+    let t = tempfile::tempdir().unwrap();
+    let s = State::open(t.path()).unwrap();
+    let id: DistId = "world-1-20260101".parse().unwrap();
+    let p = t.path().join(STATE_DIR).join("bases").join(id.file_name());
+    let outside = t.path().join("outside.tar.gz");
+    fs::write(&outside, b"not sysup's").unwrap();
+    // a link planted once the state was opened (and checked)
+    std::os::unix::fs::symlink(&outside, &p).unwrap();
+    for e in [
+        s.open_base(&id).unwrap_err().to_string(),
+        s.base_metadata(&id).unwrap_err().to_string(),
+    ] {
+        assert!(
+            e.contains(&format!("{}' is a symbolic link", p.display())),
+            "{e}"
+        );
+    }
+    // a FIFO neither blocks the open nor is read
+    fs::remove_file(&p).unwrap();
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let e = s.open_base(&id).unwrap_err().to_string();
+    assert!(e.contains("is not a regular file"), "{e}");
+}

@@ -13,9 +13,8 @@
 //!   server sends; a size the INDEX does not state fails at once;
 //! - the download reports one progress step per file (its name, in bytes).
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -23,8 +22,8 @@ use serde::Serialize;
 
 use super::{header, Fail, Mirror};
 use crate::error::{Error, IoContext, Result};
-use crate::util::digest::file_sha256;
-use crate::util::fsutil::fsync_dir;
+use crate::host::root::{Dir, Stat};
+use crate::util::digest::Sha256Reader;
 use crate::util::progress::{Progress, Unit};
 
 /// What [`Mirror::download`] did for one file.
@@ -41,21 +40,62 @@ pub struct Downloaded {
     pub reused: bool,
 }
 
+/// The download directory: its descriptor, through which every file in it
+/// is reached (`O_NOFOLLOW`, no path resolved again), and its path, which
+/// names them in reports and messages.
+#[derive(Clone, Copy)]
+pub struct DownloadDir<'a> {
+    pub fd: &'a Dir,
+    pub shown: &'a Path,
+}
+
+impl DownloadDir<'_> {
+    fn path(&self, name: &str) -> PathBuf {
+        self.shown.join(name)
+    }
+
+    /// `name`'s status, not following a link; `None` when missing.
+    fn stat(&self, name: &str) -> Result<Option<Stat>> {
+        self.fd.stat(name.as_bytes()).ctx("stat", self.path(name))
+    }
+
+    /// Size and SHA-256 of `name`'s content, never through a link.
+    fn sha256(&self, name: &str) -> Result<(u64, [u8; 32])> {
+        let p = self.path(name);
+        let f = self.fd.open_file(name.as_bytes()).ctx("open", &p)?;
+        let mut r = Sha256Reader::new(BufReader::with_capacity(1 << 20, f));
+        io::copy(&mut r, &mut io::sink()).ctx("read", &p)?;
+        Ok(r.finish())
+    }
+
+    fn unlink(&self, name: &str) -> Result<()> {
+        self.fd
+            .unlink(name.as_bytes())
+            .ctx("remove", self.path(name))
+    }
+}
+
 /// File name of the partial download of the file whose SHA-256 is `sha256`.
 fn partial_name(sha256: &[u8; 32]) -> String {
     format!("{}.partial", hex::encode(sha256))
 }
 
-/// Whether `dest` (with metadata `md`) is the finished file: a download
-/// uses it as it is.
-fn is_verified(dest: &Path, md: &fs::Metadata, size: u64, sha256: &[u8; 32]) -> Result<bool> {
-    Ok(md.is_file() && md.len() == size && file_sha256(dest)?.1 == *sha256)
+/// Whether `file` in `dir` (with status `st`) is the finished file: a
+/// download uses it as it is.
+fn is_verified(
+    dir: DownloadDir,
+    file: &str,
+    st: &Stat,
+    size: u64,
+    sha256: &[u8; 32],
+) -> Result<bool> {
+    Ok(st.is_file() && st.size == size && dir.sha256(file)?.1 == *sha256)
 }
 
-/// Bytes of `partial` a download resumes from.
-fn resumable(partial: &Path, size: u64) -> u64 {
-    match fs::metadata(partial) {
-        Ok(md) if md.len() <= size => md.len(),
+/// Bytes of the partial file `partial` a download resumes from.
+fn resumable(dir: DownloadDir, partial: &str, size: u64) -> u64 {
+    match dir.fd.stat(partial.as_bytes()) {
+        Ok(Some(st)) if st.size <= size => st.size,
         _ => 0,
     }
 }
@@ -64,41 +104,35 @@ fn resumable(partial: &Path, size: u64) -> u64 {
 /// what `dir` holds: the finished file (reused), else the bytes past a
 /// partial file it would resume. `fetched` is the bytes it would bring.
 /// Writes: nothing.
-pub fn foretell(dir: &Path, file: &str, size: u64, sha256: &[u8; 32]) -> Result<Downloaded> {
-    let dest = dir.join(file);
+pub fn foretell(dir: DownloadDir, file: &str, size: u64, sha256: &[u8; 32]) -> Result<Downloaded> {
     let mut out = Downloaded {
         file: file.to_string(),
-        path: dest.clone(),
+        path: dir.path(file),
         size,
         fetched: size,
         resumed_from: 0,
         reused: false,
     };
-    match fs::symlink_metadata(&dest) {
-        Ok(md) if is_verified(&dest, &md, size, sha256)? => {
+    if let Some(st) = dir.stat(file)? {
+        if is_verified(dir, file, &st, size, sha256)? {
             out.reused = true;
             out.fetched = 0;
             return Ok(out);
         }
-        Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io("stat", &dest, e)),
     }
-    let partial = dir.join(partial_name(sha256));
-    out.resumed_from = resumable(&partial, size);
+    out.resumed_from = resumable(dir, &partial_name(sha256), size);
     out.fetched = size - out.resumed_from;
     Ok(out)
 }
 
 /// Remove partial downloads in `dir` that no file of `keep` (SHA-256s) will
 /// resume. Writes: removes files.
-pub fn prune_partials(dir: &Path, keep: &[[u8; 32]]) -> Result<()> {
+pub fn prune_partials(dir: DownloadDir, keep: &[[u8; 32]]) -> Result<()> {
     let keep: Vec<String> = keep.iter().map(partial_name).collect();
-    for e in fs::read_dir(dir).ctx("list", dir)? {
-        let e = e.ctx("list", dir)?;
-        let name = e.file_name().to_string_lossy().into_owned();
+    for name in dir.fd.list().ctx("list", dir.shown)? {
+        let name = String::from_utf8_lossy(&name).into_owned();
         if name.ends_with(".partial") && !keep.contains(&name) {
-            fs::remove_file(e.path()).ctx("remove", e.path())?;
+            dir.unlink(&name)?;
         }
     }
     Ok(())
@@ -108,6 +142,9 @@ pub fn prune_partials(dir: &Path, keep: &[[u8; 32]]) -> Result<()> {
 struct Job<'a> {
     file: &'a str,
     size: u64,
+    dir: DownloadDir<'a>,
+    /// The partial file's name in `dir`, and its path (for messages).
+    partial_name: &'a str,
     partial: &'a Path,
     deadline: Instant,
 }
@@ -121,10 +158,10 @@ impl Mirror {
         file: &str,
         size: u64,
         sha256: &[u8; 32],
-        dir: &Path,
+        dir: DownloadDir,
         progress: &Progress,
     ) -> Result<Downloaded> {
-        let dest = dir.join(file);
+        let dest = dir.path(file);
         let mut out = Downloaded {
             file: file.to_string(),
             path: dest.clone(),
@@ -133,27 +170,29 @@ impl Mirror {
             resumed_from: 0,
             reused: false,
         };
-        match fs::symlink_metadata(&dest) {
-            Ok(md) if is_verified(&dest, &md, size, sha256)? => {
+        match dir.stat(file)? {
+            Some(st) if is_verified(dir, file, &st, size, sha256)? => {
                 out.reused = true;
                 return Ok(out);
             }
-            Ok(md) if md.is_dir() => {
+            Some(st) if st.is_dir() => {
                 return Err(Error::Refused(format!(
                     "'{}' is a directory",
                     dest.display()
                 )))
             }
-            Ok(_) => fs::remove_file(&dest).ctx("remove", &dest)?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io("stat", &dest, e)),
+            Some(_) => dir.unlink(file)?,
+            None => {}
         }
-        let partial = dir.join(partial_name(sha256));
-        out.resumed_from = resumable(&partial, size);
+        let partial_name = partial_name(sha256);
+        let partial = dir.path(&partial_name);
+        out.resumed_from = resumable(dir, &partial_name, size);
         let mut may_restart = out.resumed_from > 0;
         let job = Job {
             file,
             size,
+            dir,
+            partial_name: &partial_name,
             partial: &partial,
             deadline: self.deadline(),
         };
@@ -164,21 +203,24 @@ impl Mirror {
             progress.done();
             if let Err(e) = r {
                 // Leave no empty partial file behind a refusal.
-                if fs::metadata(&partial).is_ok_and(|m| m.len() == 0) {
-                    let _ = fs::remove_file(&partial);
+                if matches!(dir.fd.stat(partial_name.as_bytes()), Ok(Some(st)) if st.size == 0) {
+                    let _ = dir.fd.unlink(partial_name.as_bytes());
                 }
                 return Err(e);
             }
-            let (n, got) = file_sha256(&partial)?;
+            let (n, got) = dir.sha256(&partial_name)?;
             if n == size && got == *sha256 {
-                File::open(&partial)
+                dir.fd
+                    .open_file(partial_name.as_bytes())
                     .and_then(|f| f.sync_all())
                     .ctx("fsync", &partial)?;
-                fs::rename(&partial, &dest).ctx("rename into place", &dest)?;
-                fsync_dir(dir)?;
+                dir.fd
+                    .rename(partial_name.as_bytes(), dir.fd, file.as_bytes())
+                    .ctx("rename into place", &dest)?;
+                dir.fd.sync().ctx("fsync directory", dir.shown)?;
                 return Ok(out);
             }
-            fs::remove_file(&partial).ctx("remove", &partial)?;
+            dir.unlink(&partial_name)?;
             if may_restart {
                 // The part kept from an earlier run may be what is wrong.
                 may_restart = false;
@@ -203,7 +245,7 @@ impl Mirror {
         out: &mut Downloaded,
     ) -> std::result::Result<(), Fail> {
         let (size, partial) = (job.size, job.partial);
-        let mut f = open_partial(partial).map_err(Fail::Fatal)?;
+        let mut f = open_partial(job).map_err(Fail::Fatal)?;
         let mut have = f
             .metadata()
             .ctx("stat", partial)
@@ -323,7 +365,7 @@ impl Mirror {
             };
             if have + n as u64 > size {
                 drop(f);
-                let _ = fs::remove_file(partial);
+                let _ = job.dir.fd.unlink(job.partial_name.as_bytes());
                 return Err(Fail::Fatal(Error::Refused(format!(
                     "'{}' is longer on the mirror than the {size} bytes the signed INDEX says \
                      (deleted; nothing was applied)",
@@ -358,19 +400,18 @@ fn parse_content_range(v: &str) -> Option<(u64, u64, Option<u64>)> {
     Some((s.parse().ok()?, e.parse().ok()?, total))
 }
 
-/// Open (or create) the partial file for reading and writing, never
-/// through a link.
-fn open_partial(partial: &Path) -> Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        // sysup's state: a link in its place is refused, never followed
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(partial)
-        .ctx("open", partial)
+/// Open (or create, 0600) the partial file for reading and writing
+/// through the download directory's descriptor: sysup's state, so a link
+/// in its place is refused, never followed.
+fn open_partial(job: &Job) -> Result<File> {
+    job.dir
+        .fd
+        .open_file_with(
+            job.partial_name.as_bytes(),
+            libc::O_RDWR | libc::O_CREAT,
+            0o600,
+        )
+        .ctx("open", job.partial)
 }
 
 #[cfg(test)]

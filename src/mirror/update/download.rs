@@ -5,17 +5,16 @@
 //! step needs are pruned and the directory's filesystem is checked to hold
 //! what is still to come; each file is checked against its INDEX entry
 //! (size and SHA-256 by the fetch, a patch's header here) before it is
-//! kept; a patch whose header differs from its entry is deleted. The
-//! directory is reached through its descriptor (`/proc/self/fd/N`), and the
-//! report names each file by its path.
+//! kept; a patch whose header differs from its entry is deleted. Every file
+//! of the directory is reached through its descriptor (`O_NOFOLLOW`), and
+//! the report names each file by its path.
 
-use std::fs;
 use std::path::Path;
 
 use crate::error::{Error, IoContext, Result};
 use crate::format::patch::PatchHeader;
 use crate::host::state::State;
-use crate::mirror::fetch::{self, Mirror};
+use crate::mirror::fetch::{self, DownloadDir, Mirror};
 use crate::mirror::index::{self, Index};
 use crate::util::progress::Progress;
 
@@ -24,11 +23,15 @@ use super::{Step, UpdateReport};
 /// A dry run's downloads: per step, what it would fetch, less what the
 /// download directory already holds. Fetches and writes nothing.
 pub(super) fn foretell(report: &mut UpdateReport, state: &State, steps: &[Step]) -> Result<()> {
-    let dl_dir = state.download_fd_path();
+    let shown = state.download_dir();
+    let dir = DownloadDir {
+        fd: state.download_fd(),
+        shown: &shown,
+    };
     for s in steps {
-        let mut d = fetch::foretell(&dl_dir, &s.file, s.size, &s.sha256)?;
-        d.path = state.download_dir().join(&s.file);
-        report.downloads.push(d);
+        report
+            .downloads
+            .push(fetch::foretell(dir, &s.file, s.size, &s.sha256)?);
     }
     report.fetched_bytes = report.downloads.iter().map(|d| d.fetched).sum();
     Ok(())
@@ -45,15 +48,18 @@ pub(super) fn download(
     steps: &[Step],
     progress: &Progress,
 ) -> Result<()> {
-    let dl_dir = state.download_fd_path();
-    fetch::prune_partials(&dl_dir, &steps.iter().map(|s| s.sha256).collect::<Vec<_>>())?;
-    prune_finished(&dl_dir, steps)?;
-    check_space(&dl_dir, &state.download_dir(), steps)?;
+    let shown = state.download_dir();
+    let dir = DownloadDir {
+        fd: state.download_fd(),
+        shown: &shown,
+    };
+    fetch::prune_partials(dir, &steps.iter().map(|s| s.sha256).collect::<Vec<_>>())?;
+    prune_finished(dir, steps)?;
+    check_space(dir, &state.download_fd_path(), steps)?;
     for s in steps {
-        let mut d = mirror.download(&s.file, s.size, &s.sha256, &dl_dir, progress)?;
-        d.path = state.download_dir().join(&s.file);
+        let d = mirror.download(&s.file, s.size, &s.sha256, dir, progress)?;
         if let Some(entry) = index.patches.iter().find(|p| p.file() == s.file) {
-            check_patch_header(entry, &dl_dir.join(&s.file), &mirror.url(&s.file))?;
+            check_patch_header(entry, dir, &s.file, &mirror.url(&s.file))?;
         }
         report.downloads.push(d);
     }
@@ -63,12 +69,18 @@ pub(super) fn download(
 
 /// Check a downloaded patch's header against its signed INDEX entry: the
 /// plan followed the entry, the apply would follow the header. On a
-/// mismatch the file is deleted. Read-only otherwise.
-fn check_patch_header(entry: &index::PatchEntry, path: &Path, url: &str) -> Result<()> {
-    let h = match PatchHeader::read_file(path) {
+/// mismatch the file (`file` in `dir`) is deleted. Read-only otherwise.
+fn check_patch_header(
+    entry: &index::PatchEntry,
+    dir: DownloadDir,
+    file: &str,
+    url: &str,
+) -> Result<()> {
+    let path = &dir.shown.join(file);
+    let h = match read_header(dir, file, path) {
         Ok(h) => h,
         Err(e) => {
-            let _ = fs::remove_file(path);
+            let _ = dir.fd.unlink(file.as_bytes());
             return Err(e);
         }
     };
@@ -87,7 +99,7 @@ fn check_patch_header(entry: &index::PatchEntry, path: &Path, url: &str) -> Resu
     match fields.into_iter().find(|(_, got, want)| got != want) {
         None => Ok(()),
         Some((field, got, want)) => {
-            fs::remove_file(path).ctx("remove", path)?;
+            dir.fd.unlink(file.as_bytes()).ctx("remove", path)?;
             Err(Error::Refused(format!(
                 "'{url}' does not match its signed INDEX entry: the patch's header says \
                  {field} {got}, the INDEX says {field} {want}; it would not lead where the \
@@ -97,39 +109,61 @@ fn check_patch_header(entry: &index::PatchEntry, path: &Path, url: &str) -> Resu
     }
 }
 
+/// The header of the downloaded patch `file` in `dir` (`path`, for
+/// messages), read through the directory's descriptor, never a link.
+fn read_header(dir: DownloadDir, file: &str, path: &Path) -> Result<PatchHeader> {
+    let mut f = dir
+        .fd
+        .open_file(file.as_bytes())
+        .map_err(|e| Error::io("open patch", path, e))?;
+    let file_len = f
+        .metadata()
+        .map_err(|e| Error::io("stat patch", path, e))?
+        .len();
+    PatchHeader::read(&mut f, file_len, path)
+}
+
 /// Remove finished downloads that no step of this update needs: an update
 /// killed between its apply and their removal leaves them, and the next one
 /// finds the host up to date.
 /// Writes: removes `*.tar.gz` and `*.patch` files in `dir`.
-fn prune_finished(dir: &Path, steps: &[Step]) -> Result<()> {
-    for e in fs::read_dir(dir).ctx("list", dir)? {
-        let e = e.ctx("list", dir)?;
-        let name = e.file_name().to_string_lossy().into_owned();
+fn prune_finished(dir: DownloadDir, steps: &[Step]) -> Result<()> {
+    for name in dir.fd.list().ctx("list", dir.shown)? {
+        let name = String::from_utf8_lossy(&name).into_owned();
         let ours = name.ends_with(".tar.gz") || name.ends_with(crate::format::name::PATCH_SUFFIX);
         if ours && !steps.iter().any(|s| s.file == name) {
-            fs::remove_file(e.path()).ctx("remove", e.path())?;
+            let p = dir.shown.join(&name);
+            dir.fd.unlink(name.as_bytes()).ctx("remove", &p)?;
         }
     }
     Ok(())
 }
 
 /// Refuse before downloading when the download directory's filesystem
-/// cannot hold what is still to fetch.
-/// (`shown` names `dir` in the message.)
-fn check_space(dir: &Path, shown: &Path, steps: &[Step]) -> Result<()> {
+/// cannot hold what is still to fetch. (`fs_path` reaches the directory
+/// for `statvfs`, through its held descriptor; `dir.shown` names it in the
+/// message.)
+fn check_space(dir: DownloadDir, fs_path: &Path, steps: &[Step]) -> Result<()> {
     let mut need = 0u64;
     for s in steps {
-        let have = fs::metadata(dir.join(&s.file))
-            .or_else(|_| fs::metadata(dir.join(format!("{}.partial", hex::encode(s.sha256)))))
-            .map_or(0, |m| m.len().min(s.size));
+        let size_of = |name: &str| {
+            dir.fd
+                .stat(name.as_bytes())
+                .ok()
+                .flatten()
+                .map(|st| st.size)
+        };
+        let have = size_of(&s.file)
+            .or_else(|| size_of(&format!("{}.partial", hex::encode(s.sha256))))
+            .map_or(0, |n| n.min(s.size));
         need += s.size - have;
     }
-    let free = crate::util::fsutil::free_bytes(dir)?;
+    let free = crate::util::fsutil::free_bytes(fs_path)?;
     if need > free {
         return Err(Error::Refused(format!(
             "the update needs {need} more bytes in {}, which has {free} free; nothing was \
              downloaded",
-            shown.display()
+            dir.shown.display()
         )));
     }
     Ok(())

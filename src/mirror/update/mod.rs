@@ -70,9 +70,9 @@ use crate::mirror::index::{Index, INDEX_FILE, MAX_INDEX_LEN, SIG_FILE};
 use crate::mirror::sign::{PublicKey, MAX_SIG_LEN};
 use crate::util::progress::Progress;
 
+pub use crate::host::state::SERIAL_FILE;
 pub use plan::{plan, Plan, Step};
 pub use pubkey::DEFAULT_PUBKEY;
-pub use serial::{accepted_serial, SERIAL_FILE};
 
 /// Knobs of [`update`] (command-line values; `None` falls back to the config).
 #[derive(Clone, Debug, Default)]
@@ -165,7 +165,7 @@ pub fn update(opts: &UpdateOptions, progress: &Progress) -> Result<UpdateReport>
     let index = signed_index(&mirror, &pk)?;
     // 3. Serial: no going back unasked, within this key's numbering.
     let key_id = pk.key_id().to_string();
-    let previous_serial = check_serial(opts, &state, &index, &key_id)?;
+    let previous_serial = serial::check_serial(opts, &state, &index, &key_id)?;
     // 4. Plans.
     let plans = plans(opts, &state, &index)?;
 
@@ -288,33 +288,6 @@ fn signed_index(mirror: &Mirror, pk: &PublicKey) -> Result<Index> {
     })?;
     pk.verify(&index_bytes, &sig, &sig_url)?;
     Index::parse(&index_bytes, &index_url)
-}
-
-/// Refuse an INDEX older than the last one accepted from the key `key_id`
-/// (unless `--allow-downgrade`), then record its serial (not in a dry run).
-/// Returns the serial accepted before.
-fn check_serial(
-    opts: &UpdateOptions,
-    state: &State,
-    index: &Index,
-    key_id: &str,
-) -> Result<Option<u64>> {
-    let (previous_serial, legacy) = accepted_serial(state, key_id)?;
-    if let Some(prev) = previous_serial {
-        if index.serial < prev && !opts.allow_downgrade {
-            return Err(Error::Refused(format!(
-                "the mirror's INDEX has serial {}, lower than serial {prev} this host already \
-                 accepted from key {key_id}: the mirror is stale, or replays an old INDEX to \
-                 hold this host back; refused (pass --allow-downgrade if the publisher really \
-                 went back)",
-                index.serial
-            )));
-        }
-    }
-    if (previous_serial != Some(index.serial) || legacy) && !opts.dry_run {
-        serial::record_serial(state, key_id, index.serial, legacy)?;
-    }
-    Ok(previous_serial)
 }
 
 /// One plan per name: the `--to` target's, else each installed name's to

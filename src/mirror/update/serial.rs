@@ -1,96 +1,41 @@
-//! Step 3 of `sysup update`: the INDEX serials this host accepted, one
-//! record per signing key (`var/db/sysup/mirror/serial.<key id>`), so that
-//! a stale or replayed INDEX is refused unless `--allow-downgrade`.
+//! Step 3 of `sysup update`: refuse a stale or replayed INDEX — one whose
+//! serial is lower than the last one this host accepted from the same
+//! signing key — unless `--allow-downgrade`, then record the new serial.
 //!
 //! Invariants: a serial only orders one publisher's INDEXes, so each key has
-//! its own record; the single record of older versions stands for the
-//! configured key until the next accepted INDEX moves it; records are read
-//! and written through the state's descriptors, never through a link, and
-//! written atomically.
-
-use std::io;
+//! its own record (kept by the state, `host/state/mirror.rs`); the single
+//! record of older versions stands for the configured key until the next
+//! accepted INDEX moves it; a dry run records nothing.
 
 use crate::error::{Error, Result};
 use crate::host::state::State;
+use crate::mirror::index::Index;
 
-/// The last accepted INDEX serial of one signing key is
-/// `<SERIAL_FILE>.<key id>`, relative to the state directory; `SERIAL_FILE`
-/// itself is the one record (whatever the key) of older versions, taken as
-/// the configured key's and moved to its record on the next accepted INDEX.
-pub const SERIAL_FILE: &str = "mirror/serial";
+use super::UpdateOptions;
 
-/// The name, inside `mirror/`, of the record of serials accepted from the
-/// key `key_id`.
-fn serial_name(key_id: &str) -> String {
-    format!("serial.{key_id}")
-}
-
-/// The last INDEX serial this host accepted from the key `key_id`, and
-/// whether it comes from the single record of an older version (which
-/// stands for whatever key is configured now, until it is moved). Read-only.
-pub fn accepted_serial(state: &State, key_id: &str) -> Result<(Option<u64>, bool)> {
-    // through the state's descriptors, never a link (state.rs)
-    let Some(dir) = state.mirror_dir(false)? else {
-        return Ok((None, false));
-    };
-    match read_serial(state, &dir, &serial_name(key_id))? {
-        Some(s) => Ok((Some(s), false)),
-        None => Ok((read_serial(state, &dir, "serial")?, true)),
-    }
-}
-
-/// One serial record, `name` in `mirror/`. Read-only.
-fn read_serial(state: &State, dir: &crate::host::root::Dir, name: &str) -> Result<Option<u64>> {
-    let p = state.dir().join("mirror").join(name);
-    let read = dir.open_file(name.as_bytes()).and_then(|mut f| {
-        let mut t = String::new();
-        io::Read::read_to_string(&mut f, &mut t).map(|_| t)
-    });
-    match read {
-        Ok(t) => t.trim().parse().map(Some).map_err(|_| Error::Metadata {
-            what: "serial record",
-            path: p,
-            reason: format!(
-                "'{}' is not a number; remove the file to trust the next INDEX",
-                t.trim()
-            ),
-        }),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(Error::Refused(format!(
-            "'{}' is a symbolic link: sysup's own state is never reached through a link; \
-             remove it and run again",
-            p.display()
-        ))),
-        Err(e) => Err(Error::io("read", &p, e)),
-    }
-}
-
-/// Record `serial` as accepted from the key `key_id`; with `drop_legacy`
-/// (the key's previous serial came from it), then remove the single record
-/// of an older version, now that the key's own holds the newer one.
-/// Writes `mirror/serial.<key id>` atomically (0600), through the state's
-/// descriptors; may remove `mirror/serial`.
-pub(super) fn record_serial(
+/// Refuse an INDEX older than the last one accepted from the key `key_id`
+/// (unless `--allow-downgrade`), then record its serial (not in a dry run).
+/// Returns the serial accepted before.
+pub(super) fn check_serial(
+    opts: &UpdateOptions,
     state: &State,
+    index: &Index,
     key_id: &str,
-    serial: u64,
-    drop_legacy: bool,
-) -> Result<()> {
-    let dir = state.mirror_dir(true)?.expect("created");
-    let shown = state.dir().join("mirror");
-    crate::host::state::write_atomic_at(
-        &dir,
-        &shown,
-        &serial_name(key_id),
-        format!("{serial}\n").as_bytes(),
-        0o600,
-    )?;
-    if !drop_legacy {
-        return Ok(());
+) -> Result<Option<u64>> {
+    let (previous_serial, legacy) = state.accepted_serial(key_id)?;
+    if let Some(prev) = previous_serial {
+        if index.serial < prev && !opts.allow_downgrade {
+            return Err(Error::Refused(format!(
+                "the mirror's INDEX has serial {}, lower than serial {prev} this host already \
+                 accepted from key {key_id}: the mirror is stale, or replays an old INDEX to \
+                 hold this host back; refused (pass --allow-downgrade if the publisher really \
+                 went back)",
+                index.serial
+            )));
+        }
     }
-    match dir.unlink(b"serial") {
-        Ok(()) => dir.sync().map_err(|e| Error::io("sync", &shown, e)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io("remove", shown.join("serial"), e)),
+    if (previous_serial != Some(index.serial) || legacy) && !opts.dry_run {
+        state.record_serial(key_id, index.serial, legacy)?;
     }
+    Ok(previous_serial)
 }
