@@ -1,6 +1,6 @@
 //! The command line around patches: `sysup diff` names and places the patch
 //! (and refuses what it must, leaving nothing behind), `sysup info` shows the
-//! header, and the DESIGN §3 shell pipeline
+//! header, and the docs/design.md §3 shell pipeline
 //! `gunzip < A | sysup patch P | tar -xpf - -C DIR` extracts the new tree
 //! with GNU tar; a reader that goes away (EPIPE) is an error, not a panic.
 

@@ -254,7 +254,7 @@ pub fn diff(want: &Tree, got: &Tree) -> Vec<String> {
     d
 }
 
-/// The spec the soak builds corpus dists with (DESIGN §2's example), and the
+/// The spec the soak builds corpus dists with (docs/design.md §2's example), and the
 /// directories whose *contents* it excludes — which the reference leaves out.
 pub const CORPUS_SPEC: &str = r#"name = "world"
 arch = "x86_64"

@@ -1,4 +1,4 @@
-//! `sysup build` (DESIGN §2): a staged tree + a spec + a rev and date → a
+//! `sysup build` (docs/design.md §2): a staged tree + a spec + a rev and date → a
 //! reproducible `<id>.tar.gz`.
 //!
 //! Order of the tar: `.sysup/DIST`, `.sysup/MANIFEST`, then `.sysup/OBSOLETE`

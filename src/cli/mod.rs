@@ -106,7 +106,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The subcommands of DESIGN §7.
+/// The subcommands of docs/design.md §7.
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Build a revision-named gzipped dist from a staged tree (build host).

@@ -1,6 +1,6 @@
 //! Pairing: which old member each new member is encoded against.
 //!
-//! In order of preference (DESIGN §3, "member-aware"):
+//! In order of preference (docs/design.md §3, "member-aware"):
 //! 1. the old member with the same path;
 //! 2. an old member whose *version-stripped* path is the same
 //!    (`libfoo.so.1.2` → `libfoo.so.1.3`, `libx-6bb31eeb.so` →

@@ -1,4 +1,4 @@
-//! Dists as files (DESIGN §2): the `.sysup/` metadata members every dist
+//! Dists as files (docs/design.md §2): the `.sysup/` metadata members every dist
 //! starts with — `DIST` (what this dist is), `MANIFEST`, optional `OBSOLETE`
 //! and `upgrade` — and reading them back from the head of a `.tar.gz`
 //! without decompressing the rest; and the *tar record*, the size, MD5 and

@@ -1,4 +1,4 @@
-//! Names of dists and patches (DESIGN §1): the one place that parses and
+//! Names of dists and patches (docs/design.md §1): the one place that parses and
 //! formats ids (`<name>-<rev>-<date>`), dist file names (`<id>.tar.gz`) and
 //! patch file names (`<name>-<fromrev>-<fromdate>_<torev>-<todate>.patch`).
 //!

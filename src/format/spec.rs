@@ -1,4 +1,4 @@
-//! Build specs (DESIGN §2): the TOML file that says which part of a staged
+//! Build specs (docs/design.md §2): the TOML file that says which part of a staged
 //! tree becomes a dist, which files are critical or config, and what ships in
 //! `.sysup/` besides MANIFEST.
 //!

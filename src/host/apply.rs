@@ -1,4 +1,4 @@
-//! `sysup apply` (DESIGN §4): install a dist, or a chain of patches, onto a
+//! `sysup apply` (docs/design.md §4): install a dist, or a chain of patches, onto a
 //! root — check, stream and stage, verify, commit, record, clean up — such
 //! that killing it at any instant and running the same command again
 //! converges on the target.

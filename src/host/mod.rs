@@ -1,4 +1,4 @@
-//! The host side: applying dists and patches to a root (DESIGN §4) and the
+//! The host side: applying dists and patches to a root (docs/design.md §4) and the
 //! state kept in `<root>/var/db/sysup/`.
 //!
 //! An apply runs [`apply`]: check → stream and stage ([`stage`]) → verify →

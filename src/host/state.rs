@@ -1,4 +1,4 @@
-//! Host state in `<root>/var/db/sysup/` (DESIGN §1, §4):
+//! Host state in `<root>/var/db/sysup/` (docs/design.md §1, §4):
 //!
 //! ```text
 //! var/db/sysup/

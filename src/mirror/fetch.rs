@@ -1,4 +1,4 @@
-//! Downloads from a mirror (DESIGN §6): any static HTTP(S) server, CDN or
+//! Downloads from a mirror (docs/design.md §6): any static HTTP(S) server, CDN or
 //! caching proxy. Small files (INDEX, its signature) are read into memory
 //! under a size cap; dists and patches are downloaded to
 //! `<download dir>/<sha256>.partial`, resumed with an HTTP Range request

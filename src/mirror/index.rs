@@ -1,4 +1,4 @@
-//! The mirror's `INDEX` (DESIGN §6): what a publish directory holds — every
+//! The mirror's `INDEX` (docs/design.md §6): what a publish directory holds — every
 //! dist and patch with its file size and SHA-256, the size, MD5 and SHA-256
 //! of the uncompressed tar it yields (and, for a patch, the tar it needs),
 //! its ids and arch — under a format version, a serial that only grows, and

@@ -1,4 +1,4 @@
-//! `sysup publish` (build host, DESIGN §6): make a directory of dists and
+//! `sysup publish` (build host, docs/design.md §6): make a directory of dists and
 //! patches a mirror — scan it, make the patches `--make-patches` asks for,
 //! take every file's size and SHA-256 (and a dist's tar digests, or a
 //! patch's from its header), and write the [`Index`] and its minisign

@@ -1,4 +1,4 @@
-//! minisign signatures of the INDEX (DESIGN §6): Ed25519 in minisign's file
+//! minisign signatures of the INDEX (docs/design.md §6): Ed25519 in minisign's file
 //! formats, so keys made by `minisign -G` sign with `sysup publish --sign`,
 //! `minisign -V` checks what sysup signed, and an INDEX signed by
 //! `minisign -S` is accepted by `sysup update`.

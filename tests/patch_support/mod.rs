@@ -1,5 +1,5 @@
 //! Shared setup for the `patch_*` tests: small generated trees, packed by GNU
-//! tar (`--sort=name --format=posix`, as DESIGN §2 dists are) and gzipped
+//! tar (`--sort=name --format=posix`, as docs/design.md §2 dists are) and gzipped
 //! under dist names, plus helpers to diff and apply through the library or
 //! the `sysup` binary.
 //!

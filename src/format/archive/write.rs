@@ -1,4 +1,4 @@
-//! The deterministic tar writer of a dist (DESIGN §2): POSIX ustar headers,
+//! The deterministic tar writer of a dist (docs/design.md §2): POSIX ustar headers,
 //! with PAX extended headers (`x`) only where ustar cannot hold a value —
 //! long or non-UTF-8-over-100-byte paths and link targets, big sizes, ids and
 //! times — and for extended attributes (`SCHILY.xattr.<name>`, as GNU tar

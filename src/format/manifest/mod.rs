@@ -1,4 +1,4 @@
-//! MANIFEST (DESIGN §2): the list of every entry a dist installs, with the
+//! MANIFEST (docs/design.md §2): the list of every entry a dist installs, with the
 //! metadata a host needs to verify and repair an installed tree — path, type,
 //! mode, owner, mtime, size, SHA-256 of content, link target, device numbers,
 //! extended attributes and the `critical`/`config` flags.

@@ -1,4 +1,4 @@
-//! The patch file header (DESIGN §3): magic, version, the patch's name, the
+//! The patch file header (docs/design.md §3): magic, version, the patch's name, the
 //! from/to ids with size, MD5 and SHA-256, the body format and compression,
 //! and where the three body sections lie, each with its own SHA-256.
 //!

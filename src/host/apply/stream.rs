@@ -13,7 +13,7 @@
 //! all); metadata members come before the tree, each at most once; with no
 //! transaction (a dry run) nothing is written.
 
-use std::io::{self, BufReader, BufWriter, Read};
+use std::io::{self, BufReader, Read};
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -22,7 +22,6 @@ use crate::format::archive::segment::{Item, Segmenter};
 use crate::format::dist::{
     DistMeta, DIST_MEMBER, MANIFEST_MEMBER, META_DIR, OBSOLETE_MEMBER, UPGRADE_MEMBER,
 };
-use crate::format::gz;
 use crate::format::manifest::{Kind, Manifest};
 use crate::host::checkpoint::fault_write;
 use crate::host::journal::Journal;
@@ -31,17 +30,13 @@ use crate::host::policy::Policy;
 use crate::host::stage::{Mode, Staged, Stager};
 use crate::host::statcache::StatCache;
 use crate::util::digest::Digests;
-use crate::util::fsutil::WritebackFile;
 use crate::util::hashing::BackgroundHasher;
 use crate::util::readahead::ReadAhead;
 
 use super::input::{Checked, Input};
 use super::report::{obsolete_of, Lists};
-use super::transaction::Transaction;
+use super::transaction::{BaseGz, Transaction};
 use super::Run;
-
-/// The gzip writer of the new base.
-pub(super) type BaseGz = gz::Writer<BufWriter<WritebackFile>>;
 
 /// The new tar as members, read through the [`Tee`].
 pub(super) type Stream = Segmenter<Tee<BufReader<ReadAhead>>>;

@@ -34,7 +34,6 @@ use crate::util::progress::Unit;
 
 use super::input::Checked;
 use super::report::action_of;
-use super::stream::BaseGz;
 use super::{ApplyOptions, DEFAULT_KEEP};
 
 /// An apply between its `begin` record and its commit point: the journal
@@ -45,6 +44,9 @@ pub(super) struct Transaction<'a> {
     /// The new base under its temporary name, until kept.
     base: Option<AtomicFile>,
 }
+
+/// The gzip writer of the new base, which the stream's tee fills.
+pub(super) type BaseGz = gz::Writer<BufWriter<WritebackFile>>;
 
 /// The new base's temporary in `bases/` and the gzip writer that fills it.
 /// Made before the journal: a kill in between leaves only the temporary,

@@ -1,4 +1,4 @@
-//! `sysup update` (DESIGN §6): from a mirror's signed INDEX to an applied
+//! `sysup update` (docs/design.md §6): from a mirror's signed INDEX to an applied
 //! update, in this order —
 //!
 //! 1. take the host lock (two updates never interleave their downloads);
