@@ -130,7 +130,10 @@ pub fn foretell(dir: DownloadDir, file: &str, size: u64, sha256: &[u8; 32]) -> R
 pub fn prune_partials(dir: DownloadDir, keep: &[[u8; 32]]) -> Result<()> {
     let keep: Vec<String> = keep.iter().map(partial_name).collect();
     for name in dir.fd.list().ctx("list", dir.shown)? {
-        let name = String::from_utf8_lossy(&name).into_owned();
+        // Names are bytes: one that is not UTF-8 is no partial of ours.
+        let Ok(name) = String::from_utf8(name) else {
+            continue;
+        };
         if name.ends_with(".partial") && !keep.contains(&name) {
             dir.unlink(&name)?;
         }
