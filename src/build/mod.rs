@@ -376,18 +376,8 @@ fn write_entry<W: Write>(
         _ => e.link.as_deref(),
     };
     let name = e.member_name();
-    let m = MemberMeta {
-        path: name,
-        kind: e.kind,
-        mode: e.mode,
-        uid: e.uid,
-        gid: e.gid,
-        mtime: e.mtime,
-        size: if e.kind == Kind::File { e.size } else { 0 },
-        link: link.map(<[u8]>::to_vec),
-        dev: e.dev,
-        xattrs: e.xattrs.clone(),
-    };
+    let size = if e.kind == Kind::File { e.size } else { 0 };
+    let m = MemberMeta::of_entry(e, name, size, link.map(<[u8]>::to_vec));
     if e.kind != Kind::File {
         return tar.append(&m, std::io::empty()).map_err(werr);
     }

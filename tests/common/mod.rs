@@ -527,18 +527,7 @@ pub fn craft_dist_with(
     for m in members {
         let e = &m.entry;
         let name = m.member.clone().unwrap_or_else(|| e.member_name());
-        let mm = MemberMeta {
-            path: name,
-            kind: e.kind,
-            mode: e.mode,
-            uid: e.uid,
-            gid: e.gid,
-            mtime: e.mtime,
-            size: m.data.len() as u64,
-            link: e.link.clone(),
-            dev: e.dev,
-            xattrs: e.xattrs.clone(),
-        };
+        let mm = MemberMeta::of_entry(e, name, m.data.len() as u64, e.link.clone());
         w.append(&mm, &m.data[..]).unwrap();
     }
     w.finish().unwrap().finish().unwrap();

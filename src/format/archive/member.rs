@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::format::manifest::Kind;
+use crate::format::manifest::{Entry, Kind};
 
 /// What a member describes: what [`parse`] reads from a member's header
 /// blocks and what the [writer](super::write::TarWriter::append) writes.
@@ -28,6 +28,26 @@ pub struct MemberMeta {
     pub link: Option<Vec<u8>>,
     pub dev: Option<(u32, u32)>,
     pub xattrs: BTreeMap<String, Vec<u8>>,
+}
+
+impl MemberMeta {
+    /// The member that carries MANIFEST entry `e` under the tar name `path`
+    /// (a critical file's `.new` name, say), with `size` data bytes and
+    /// `link` as its link target (a hard link names a member, not a path).
+    pub fn of_entry(e: &Entry, path: Vec<u8>, size: u64, link: Option<Vec<u8>>) -> MemberMeta {
+        MemberMeta {
+            path,
+            kind: e.kind,
+            mode: e.mode,
+            uid: e.uid,
+            gid: e.gid,
+            mtime: e.mtime,
+            size,
+            link,
+            dev: e.dev,
+            xattrs: e.xattrs.clone(),
+        }
+    }
 }
 
 fn cstr(b: &[u8]) -> &[u8] {
