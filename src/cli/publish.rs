@@ -1,4 +1,4 @@
-//! `sysup publish DIR [--sign SECKEY] [--make-patches K]`: write the signed
+//! `sysup publish DIR [--sign SECKEY] [--make-patches K] [--expires DURATION]`: write the signed
 //! INDEX of the dists and patches in DIR (build host). See [`sysup::mirror::publish`]
 //! and docs/mirrors.md.
 //!
@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use sysup::mirror::publish::{publish, PublishOptions};
+use sysup::mirror::publish::{parse_duration, publish, PublishOptions};
 use sysup::mirror::sign::SecretKey;
 
 #[derive(clap::Args, Debug)]
@@ -25,6 +25,11 @@ pub struct Args {
     /// to its newest.
     #[arg(long, value_name = "K", default_value_t = 0)]
     pub make_patches: usize,
+    /// Write an expiry into the INDEX: hosts refuse it DURATION after now
+    /// (a number and a unit s, m, h, d or w: `7d`, `12h`). Publish again
+    /// before then.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub expires: Option<u64>,
     /// Print one JSON document.
     #[arg(long)]
     pub json: bool,
@@ -46,6 +51,7 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> sysup::Result<()> {
         let mut opts = PublishOptions {
             make_patches: a.make_patches,
             sign,
+            expires_in: a.expires,
             ..PublishOptions::default()
         };
         opts.diff.progress = progress.clone();
@@ -64,6 +70,9 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> sysup::Result<()> {
         r.dists,
         r.patches
     );
+    if let Some(e) = r.expires {
+        outln!("expires {} UTC", super::utc_time(e as i64));
+    }
     match &r.signature {
         Some(s) if !ui.quiet => outln!("wrote {}", s.display()),
         Some(_) => {}

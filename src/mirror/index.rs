@@ -8,6 +8,7 @@
 //! sysup-index 1
 //! serial 1767398400
 //! timestamp 1767398400
+//! expires 1768003200
 //! dist world-2-20260102.tar.gz id=world-2-20260102 arch=x86_64 size=… sha256=… tar-size=… tar-md5=… tar-sha256=…
 //! patch world-1-20260101_2-20260102.patch from=world-1-20260101 to=world-2-20260102 arch=x86_64 size=… sha256=… from-size=… from-md5=… from-sha256=… to-size=… to-md5=… to-sha256=…
 //! end 2
@@ -21,7 +22,10 @@
 //!   [`Error::Metadata`] naming the line;
 //! - `parse(render(x)) == x` for every index this module builds;
 //! - a file name in an INDEX is a bare dist or patch file name (no `/`), so
-//!   joining it to a URL or a directory never leaves that directory.
+//!   joining it to a URL or a directory never leaves that directory;
+//! - the `expires` line is optional (an INDEX without one never expires, as
+//!   every INDEX did before `sysup publish --expires`) and, when there, comes
+//!   right after `timestamp` and is later than it.
 //!
 //! `sysup publish` builds and writes an INDEX (the `publish` module beside
 //! this one, which uses this one); its signature is [`crate::mirror::sign`]'s.
@@ -108,6 +112,9 @@ pub struct Index {
     pub serial: u64,
     /// Unix time of the publish.
     pub timestamp: u64,
+    /// Unix time from which hosts refuse this INDEX (`sysup publish
+    /// --expires`); `None`: it never expires.
+    pub expires: Option<u64>,
     /// Sorted by file name.
     pub dists: Vec<DistEntry>,
     /// Sorted by file name.
@@ -161,6 +168,9 @@ impl Index {
         let _ = writeln!(s, "{MAGIC} {FORMAT}");
         let _ = writeln!(s, "serial {}", self.serial);
         let _ = writeln!(s, "timestamp {}", self.timestamp);
+        if let Some(e) = self.expires {
+            let _ = writeln!(s, "expires {e}");
+        }
         for d in &self.dists {
             let _ = writeln!(
                 s,
@@ -212,14 +222,16 @@ impl Index {
             return Err(fail("does not end with a newline (truncated?)".into()));
         }
         let mut lines = Lines {
-            it: text[..text.len() - 1].split('\n').enumerate(),
+            it: text[..text.len() - 1].split('\n').enumerate().peekable(),
             source,
         };
         let (serial, timestamp) = lines.head()?;
+        let expires = lines.expires(timestamp)?;
         let (dists, patches) = lines.entries()?;
         Ok(Index {
             serial,
             timestamp,
+            expires,
             dists,
             patches,
         })
@@ -272,7 +284,7 @@ fn parse_error(source: &Path, line: usize, reason: String) -> Error {
 
 /// The lines of an INDEX text (its final newline cut), numbered from 1.
 struct Lines<'a> {
-    it: std::iter::Enumerate<std::str::Split<'a, char>>,
+    it: std::iter::Peekable<std::iter::Enumerate<std::str::Split<'a, char>>>,
     source: &'a Path,
 }
 
@@ -323,6 +335,25 @@ impl<'a> Lines<'a> {
             .and_then(number)
             .map_err(|r| self.fail(n, format!("timestamp: {r}")))?;
         Ok((serial, timestamp))
+    }
+
+    /// The optional `expires` line after the timestamp: a time later than
+    /// it.
+    fn expires(&mut self, timestamp: u64) -> Result<Option<u64>> {
+        if !matches!(self.it.peek(), Some((_, l)) if l.starts_with("expires ")) {
+            return Ok(None);
+        }
+        let (n, l) = self.next("expires")?;
+        let expires = keyword(l, "expires")
+            .and_then(number)
+            .map_err(|r| self.fail(n, format!("expires: {r}")))?;
+        if expires <= timestamp {
+            return Err(self.fail(
+                n,
+                format!("expires {expires} is not later than timestamp {timestamp}"),
+            ));
+        }
+        Ok(Some(expires))
     }
 
     /// The entry lines up to and with the `end` line, which must be last.

@@ -45,6 +45,9 @@ pub struct PublishOptions {
     pub sign: Option<SecretKey>,
     /// Unix time to stamp (default: now).
     pub now: Option<u64>,
+    /// Seconds after the timestamp from which hosts refuse the INDEX
+    /// (`--expires`); `None`: it never expires.
+    pub expires_in: Option<u64>,
 }
 
 /// What [`publish`] did.
@@ -56,6 +59,8 @@ pub struct PublishReport {
     pub serial: u64,
     pub previous_serial: Option<u64>,
     pub timestamp: u64,
+    /// When hosts start refusing the INDEX (`--expires`), or `None`.
+    pub expires: Option<u64>,
     pub dists: usize,
     pub patches: usize,
     /// Patches made by `--make-patches`.
@@ -63,6 +68,35 @@ pub struct PublishReport {
     /// Dists whose uncompressed digests were taken from the previous INDEX
     /// (same file name, size and SHA-256), not recomputed.
     pub reused: usize,
+}
+
+/// Seconds of a duration as `--expires` takes it: a whole number and a unit,
+/// `s`, `m`, `h`, `d` or `w` (`12h`, `7d`); the reason when it is not one.
+pub fn parse_duration(s: &str) -> std::result::Result<u64, String> {
+    let bad = || {
+        format!("'{s}' is not a duration: a whole number and a unit s, m, h, d or w (e.g. 7d, 12h)")
+    };
+    let unit = s.chars().last().ok_or_else(bad)?;
+    let per = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        'w' => 7 * 86_400,
+        _ => return Err(bad()),
+    };
+    let digits = &s[..s.len() - 1];
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    match n.checked_mul(per) {
+        Some(0) => Err(format!(
+            "'{s}' is no time at all: an INDEX must live a while"
+        )),
+        Some(secs) => Ok(secs),
+        None => Err(format!("'{s}' is too long")),
+    }
 }
 
 fn now_unix() -> u64 {
@@ -203,9 +237,17 @@ pub fn publish(dir: &Path, opts: &PublishOptions) -> Result<PublishReport> {
     let now = opts.now.unwrap_or_else(now_unix);
     let previous_serial = previous.as_ref().map(|i| i.serial);
     let serial = previous_serial.map_or(now, |s| now.max(s + 1)).max(1);
+    let expires = match opts.expires_in {
+        Some(0) => return Err(Error::Refused("--expires must be longer than 0".into())),
+        Some(d) => Some(now.checked_add(d).ok_or_else(|| {
+            Error::Refused(format!("--expires of {d} seconds is too far in the future"))
+        })?),
+        None => None,
+    };
     let index = Index {
         serial,
         timestamp: now,
+        expires,
         dists,
         patches,
     };
@@ -228,6 +270,7 @@ pub fn publish(dir: &Path, opts: &PublishOptions) -> Result<PublishReport> {
         serial,
         previous_serial,
         timestamp: now,
+        expires,
         dists: index.dists.len(),
         patches: index.patches.len(),
         made,

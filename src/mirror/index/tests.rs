@@ -9,6 +9,7 @@ fn sample() -> Index {
     Index {
         serial: 1_767_398_400,
         timestamp: 1_767_398_401,
+        expires: None,
         dists: vec![
             DistEntry {
                 id: "kernel-GENERIC-1-20260101".parse().unwrap(),
@@ -49,6 +50,38 @@ fn render_parses_back() {
         "{text}"
     );
     assert_eq!(parse(&text).unwrap(), i);
+}
+
+#[test]
+fn an_expiry_is_optional_and_after_the_timestamp() {
+    let mut i = sample();
+    i.expires = Some(i.timestamp + 60);
+    let text = i.render();
+    assert!(
+        text.contains("\ntimestamp 1767398401\nexpires 1767398461\ndist "),
+        "{text}"
+    );
+    assert_eq!(parse(&text).unwrap(), i);
+    for (bad, want) in [
+        (
+            text.replace("expires 1767398461", "expires 1767398401"),
+            "line 4: expires",
+        ),
+        (
+            text.replace("expires 1767398461", "expires 01"),
+            "line 4: expires",
+        ),
+        (text.replace("expires 1767398461", "expires"), "line 4"),
+        (
+            sample()
+                .render()
+                .replace("end 3", "expires 1767398461\nend 3"),
+            "unknown entry kind 'expires'",
+        ),
+    ] {
+        let e = parse(&bad).unwrap_err().to_string();
+        assert!(e.contains(want), "{bad}: {e}");
+    }
 }
 
 #[test]

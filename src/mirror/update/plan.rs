@@ -281,6 +281,7 @@ mod tests {
         Index {
             serial: 1,
             timestamp: 1,
+            expires: None,
             dists,
             patches,
         }
