@@ -1,5 +1,7 @@
 //! Downloads from a mirror (docs/design.md §6): any static HTTP(S) server, CDN or
-//! caching proxy. Small files (INDEX, its signature) are read into memory
+//! caching proxy — or a local directory (`file:///media/usb/mirror`, or a
+//! plain path: a USB stick, an air-gapped site's copy), read the same way
+//! ([`local`]) and verified the same way. Small files (INDEX, its signature) are read into memory
 //! under a size cap; dists and patches are downloaded to
 //! `<download dir>/<sha256>.partial`, resumed with an HTTP Range request
 //! when a previous run left part of one, checked against the size and
@@ -26,8 +28,9 @@
 //!   [`FetchOptions::deadline`], after which it fails without a retry.
 //!
 //! This file is the HTTP side (the agent, retries and back-off, status
-//! codes, small files); [`pace`] guards a transfer's speed and deadline, and
-//! [`download`] writes, resumes and verifies the files.
+//! codes, small files); [`pace`] guards a transfer's speed and deadline,
+//! [`local`] reads a directory mirror, and [`download`] writes, resumes and
+//! verifies the files, whichever side they come from.
 
 use std::io::{self, Read};
 use std::time::{Duration, Instant};
@@ -35,6 +38,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 
 mod download;
+mod local;
 mod pace;
 
 pub use download::{foretell, prune_partials, DownloadDir, Downloaded};
@@ -82,11 +86,13 @@ pub const DEFAULT_SPEED_TIME: u64 = 60;
 /// at 70 kB/s.
 pub const DEFAULT_DEADLINE: u64 = 4 * 3600;
 
-/// A mirror: a base URL and an HTTP agent.
+/// A mirror: a base URL and an HTTP agent, or a local directory.
 pub struct Mirror {
     base: String,
     agent: ureq::Agent,
     opts: FetchOptions,
+    /// A directory mirror: files are read from here, not over HTTP.
+    local: Option<std::path::PathBuf>,
 }
 
 /// How one attempt ended badly.
@@ -98,11 +104,14 @@ enum Fail {
 }
 
 impl Mirror {
-    /// A mirror at `url` (`http://` or `https://`; a trailing `/` is optional).
+    /// A mirror at `url` (`http://`, `https://` or `file://`, or a directory
+    /// path; a trailing `/` is optional).
     pub fn new(url: &str, opts: FetchOptions) -> Result<Mirror> {
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
+        let local = local::directory(url)?;
+        if local.is_none() && !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(Error::Refused(format!(
-                "mirror URL '{url}' must start with http:// or https://"
+                "mirror URL '{url}' must start with http://, https:// or file://, or be a \
+                 directory path"
             )));
         }
         // A read that waits a whole speed window brings too little.
@@ -125,6 +134,7 @@ impl Mirror {
             base: url.trim_end_matches('/').to_string(),
             agent: config.into(),
             opts,
+            local,
         })
     }
 
@@ -269,6 +279,9 @@ impl Mirror {
     /// Fetch a small file whole (at most `max` bytes), asking caches to
     /// revalidate it. `Ok(None)` when the mirror does not have it (404/410).
     pub fn fetch_small(&self, file: &str, max: u64) -> Result<Option<Vec<u8>>> {
+        if let Some(dir) = &self.local {
+            return self.local_small(dir, file, max);
+        }
         let deadline = self.deadline();
         let got = self.retry(file, deadline, || {
             let mut resp = self.get(file, 0, true, deadline)?;
@@ -315,5 +328,11 @@ mod tests {
         let m = Mirror::new("http://h/x/", FetchOptions::default()).unwrap();
         assert_eq!(m.url("INDEX"), "http://h/x/INDEX");
         assert!(Mirror::new("ftp://h/", FetchOptions::default()).is_err());
+        let m = Mirror::new("file:///media/usb/m/", FetchOptions::default()).unwrap();
+        assert_eq!(m.url("INDEX"), "file:///media/usb/m/INDEX");
+        assert_eq!(
+            m.local.as_deref(),
+            Some(std::path::Path::new("/media/usb/m"))
+        );
     }
 }

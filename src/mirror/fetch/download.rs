@@ -142,9 +142,9 @@ pub fn prune_partials(dir: DownloadDir, keep: &[[u8; 32]]) -> Result<()> {
 }
 
 /// One file being downloaded: what the INDEX says of it and where it goes.
-struct Job<'a> {
-    file: &'a str,
-    size: u64,
+pub(super) struct Job<'a> {
+    pub(super) file: &'a str,
+    pub(super) size: u64,
     dir: DownloadDir<'a>,
     /// The partial file's name in `dir`, and its path (for messages).
     partial_name: &'a str,
@@ -240,7 +240,8 @@ impl Mirror {
         }
     }
 
-    /// One request: bring the partial file to `job.size` bytes (unverified).
+    /// One request (or, from a directory mirror, one read): bring the
+    /// partial file to `job.size` bytes (unverified).
     fn attempt(
         &self,
         job: &Job,
@@ -260,6 +261,15 @@ impl Mirror {
         }
         if have == size {
             return Ok(());
+        }
+        if let Some(dir) = &self.local {
+            let src = self.local_open(dir, job, have)?;
+            f.seek(SeekFrom::Start(have))
+                .ctx("seek", partial)
+                .map_err(Fail::Fatal)?;
+            progress.step(job.file, Some(size), Unit::Bytes);
+            progress.set(have);
+            return self.write_body(job, src, f, have, progress, out);
         }
         let mut resp = self.get(job.file, have, false, job.deadline)?;
         have = self.start_at(job, &resp, &f, have, out)?;
