@@ -9,6 +9,7 @@
 //! [mirror]                      # sysup update (docs/mirrors.md §4)
 //! url = "https://mirror.example.org/sysup/"
 //! pubkey = "/etc/sysup/minisign.pub"
+//! pubkeys = ["/etc/sysup/keys/b.pub"]  # more trusted keys (docs/mirrors.md)
 //! retries = 3
 //! timeout = 30
 //! speed-limit = 1024
@@ -104,6 +105,8 @@ pub struct MirrorConf {
     pub url: Option<String>,
     /// Public key file, a path inside the root.
     pub pubkey: Option<PathBuf>,
+    /// More trusted public key files, paths inside the root.
+    pub pubkeys: Option<Vec<PathBuf>>,
     /// Retries per file after the first attempt.
     pub retries: Option<u32>,
     /// Seconds a connection or a read may stall before the attempt fails.
@@ -267,6 +270,11 @@ mod tests {
         assert_eq!(c.mirror.pubkey, Some(PathBuf::from("/etc/k.pub")));
         assert_eq!(c.clean.keep, Some(3));
         assert_eq!(c.clean.min_age_days, None);
+        let c = load(Some(
+            "[mirror]\npubkeys = [\"/etc/a.pub\", \"/etc/b.pub\"]\n",
+        ))
+        .unwrap();
+        assert_eq!(c.mirror.pubkeys.map(|v| v.len()), Some(2));
         let e = load(Some("[mirror]\nurl = \"x\"\nbogus = 1\n"))
             .unwrap_err()
             .to_string();

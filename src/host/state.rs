@@ -10,6 +10,7 @@
 //!   stat-<name>              inode and ctime of each installed file (statcache.rs)
 //!   download/                partial and finished downloads (sysup update)
 //!   mirror/serial.<key id>   the last INDEX serial accepted per key (mirror.rs)
+//!   keys/<key id>            public keys accepted from a mirror's KEYS (keys.rs)
 //! ```
 //!
 //! Invariants:
@@ -248,6 +249,9 @@ impl State {
         if let Some(m) = s.mirror_dir(false)? {
             no_strangers(&m, &s.dir.join("mirror"))?;
         }
+        if let Some(k) = s.keys_dir(false)? {
+            no_strangers(&k, &s.dir.join(keys::KEYS_DIR))?;
+        }
         Ok(Some(s))
     }
 
@@ -405,10 +409,12 @@ impl State {
     /// Writes: removes those files.
     pub fn remove_stale_temps(&self, _lock: &Lock) -> Result<()> {
         let mirror = self.mirror_dir(false)?;
+        let keys = self.keys_dir(false)?;
         let dirs = [
             (Some(&*self.fd), self.dir.clone()),
             (Some(&*self.installed), self.dir.join("installed")),
             (mirror.as_ref(), self.dir.join("mirror")),
+            (keys.as_ref(), self.dir.join(keys::KEYS_DIR)),
         ];
         for (dir, shown) in dirs {
             let Some(dir) = dir else { continue };
@@ -565,7 +571,9 @@ fn remove_temps_in(dir: &Dir, shown: &Path) -> Result<()> {
 }
 
 mod bases;
+mod keys;
 mod mirror;
+pub use keys::{AcceptedKey, KEYS_DIR};
 pub use mirror::SERIAL_FILE;
 
 #[cfg(test)]

@@ -290,9 +290,35 @@ impl PublicKey {
     }
 }
 
+/// The id of the key that made `sig` (`.minisig` text), as [`PublicKey::key_id`]
+/// spells it; `None` when `sig` is not a minisign signature. Says which
+/// trusted key to check it with; proves nothing.
+pub fn signature_key_id(sig: &[u8]) -> Option<String> {
+    if sig.len() as u64 > MAX_SIG_LEN {
+        return None;
+    }
+    let b64 = std::str::from_utf8(sig).ok()?.lines().nth(1)?.trim();
+    let raw = <ct_codecs::Base64 as ct_codecs::Decoder>::decode_to_vec(b64, None).ok()?;
+    let id: [u8; 8] = raw.get(2..10)?.try_into().ok()?;
+    Some(format!("{:016X}", u64::from_le_bytes(id)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_signature_names_its_key() {
+        let (sk, _d) = keypair();
+        let pk = PublicKey::from_text(&sk.public_key_text(), Path::new("k.pub")).unwrap();
+        let sig = sk.sign(b"x", 1).unwrap();
+        assert_eq!(
+            signature_key_id(sig.as_bytes()).as_deref(),
+            Some(pk.key_id())
+        );
+        assert_eq!(signature_key_id(b"untrusted comment: x\n!!\n"), None);
+        assert_eq!(signature_key_id(b""), None);
+    }
 
     fn keypair() -> (SecretKey, tempfile::TempDir) {
         let kp = minisign::KeyPair::generate_unencrypted_keypair().unwrap();

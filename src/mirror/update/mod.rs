@@ -2,8 +2,11 @@
 //! update, in this order —
 //!
 //! 1. take the host lock (two updates never interleave their downloads);
-//! 2. fetch `INDEX` and `INDEX.minisig`, and verify the signature with the
-//!    host's public key *before* a byte of INDEX is parsed;
+//! 2. gather the trusted keys — configured, accepted before, and announced
+//!    in the mirror's signed `KEYS` file — then fetch `INDEX` and
+//!    `INDEX.minisig`, verify the signature with the trusted key it names
+//!    *before* a byte of INDEX is parsed, and refuse an INDEX past its
+//!    `expires` time unless `--allow-expired` (`trust.rs`);
 //! 3. refuse an INDEX whose serial is lower than the last one this host
 //!    accepted from the same signing key (a stale mirror, or a replayed old
 //!    INDEX that would freeze the host on, or roll it back to, vulnerable
@@ -22,7 +25,7 @@
 //!    download and the apply.
 //!
 //! With `dry_run`, steps 1–4 run as always but nothing is recorded (no
-//! serial), and steps 5–6 are told, not done: per file, the bytes it would
+//! serial, no announced key kept), and steps 5–6 are told, not done: per file, the bytes it would
 //! fetch (less what the download directory already holds); no file list of
 //! the apply, which needs the patches themselves — `--download-only` then
 //! `sysup apply --dry-run` of the downloaded files tells that
@@ -36,23 +39,26 @@
 //! Host settings come from the `[mirror]` table of the host's configuration
 //! (`host::conf`); command-line flags win over it. See docs/mirrors.md.
 //!
-//! The steps live by job: `pubkey.rs` (which key), `serial.rs` (step 3),
+//! The steps live by job: `pubkey.rs` (the configured keys), `trust.rs`
+//! (step 2), `serial.rs` (step 3),
 //! `plan.rs` (step 4), `download.rs` (step 5); this file runs them in order
 //! and hands the files to the apply (step 6).
 //!
 //! Invariants: nothing fetched is used before the signature over INDEX and
 //! the file's own size and SHA-256 are checked; nothing is applied that goes
 //! elsewhere than its INDEX entry says; a refusal at any step leaves the root
-//! untouched (only the download directory and the serial records under
-//! `var/db/sysup/` may change, and a serial only after the INDEX verified and
-//! was accepted); the key is read from inside the root (or from the host
-//! path the admin gave with `--pubkey`), never through a link or `..` out
-//! of it.
+//! untouched (only the download directory, the serial records and the
+//! accepted keys under `var/db/sysup/` may change, a serial only after the
+//! INDEX verified and was accepted, a key only after the KEYS file that
+//! announced it verified); configured keys are read from inside the root
+//! (or from the host paths the admin gave with `--pubkey`), never through a
+//! link or `..` out of it.
 
 mod download;
 mod plan;
 mod pubkey;
 mod serial;
+mod trust;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -66,13 +72,13 @@ use crate::host::checkpoint::{checkpoint, fault};
 use crate::host::conf::{HostConf, MirrorConf, CONF_FILE};
 use crate::host::state::{Lock, State};
 use crate::mirror::fetch::{Downloaded, FetchOptions, Mirror};
-use crate::mirror::index::{Index, INDEX_FILE, MAX_INDEX_LEN, SIG_FILE};
-use crate::mirror::sign::{PublicKey, MAX_SIG_LEN};
+use crate::mirror::index::{Index, INDEX_FILE};
 use crate::util::progress::Progress;
 
 pub use crate::host::state::SERIAL_FILE;
 pub use plan::{plan, Plan, Step};
 pub use pubkey::DEFAULT_PUBKEY;
+pub use trust::{utc, KeyAccepted};
 
 /// Knobs of [`update`] (command-line values; `None` falls back to the config).
 #[derive(Clone, Debug, Default)]
@@ -81,12 +87,15 @@ pub struct UpdateOptions {
     pub mirror: Option<String>,
     /// Update this name to this id (default: every installed name to its newest).
     pub to: Option<DistId>,
-    pub pubkey: Option<PathBuf>,
+    /// Trusted keys (`--pubkey`, repeatable); empty: the configuration's.
+    pub pubkeys: Vec<PathBuf>,
     pub download_only: bool,
     /// Plan and tell what would be fetched and installed; fetch, record
     /// and apply nothing.
     pub dry_run: bool,
     pub allow_downgrade: bool,
+    /// Use an INDEX whose expiry has passed (air-gapped sites).
+    pub allow_expired: bool,
     pub retries: Option<u32>,
     /// Seconds (connect and per-read).
     pub timeout: Option<u64>,
@@ -105,6 +114,12 @@ pub struct UpdateReport {
     pub serial: u64,
     pub previous_serial: Option<u64>,
     pub index_timestamp: u64,
+    /// When the INDEX expires (`sysup publish --expires`); `None`: never.
+    pub index_expires: Option<u64>,
+    /// The INDEX had expired and was used because of `--allow-expired`.
+    pub expired: bool,
+    /// Keys accepted from the mirror's signed KEYS file in this run.
+    pub keys_accepted: Vec<KeyAccepted>,
     pub plans: Vec<Plan>,
     /// In a dry run, what each download would be: `fetched` the bytes it
     /// would bring, `reused`/`resumed_from` what is already here.
@@ -154,17 +169,20 @@ pub fn update(opts: &UpdateOptions, progress: &Progress) -> Result<UpdateReport>
             root.join(CONF_FILE).display()
         ))
     })?;
-    let (pk, pubkey_path) =
-        pubkey::read_pubkey(root, opts.pubkey.as_deref(), conf.pubkey.as_deref())?;
+    let configured = pubkey::read_pubkeys(root, &opts.pubkeys, &conf)?;
     let mirror = Mirror::new(&url, fetch_options(opts, &conf)?)?;
 
     let state = State::open(root)?;
     let lock = state.lock()?;
     let finished_interrupted = finish_interrupted(opts, &state, &lock)?;
-    // 2. Signed INDEX: verify before parsing.
-    let index = signed_index(&mirror, &pk)?;
+    // 2. Trusted keys, signed INDEX (verified before parsing), expiry.
+    let now = crate::util::time::unix_now().unsigned_abs();
+    let mut keys = trust::trusted_keys(configured, &state, now)?;
+    let keys_accepted = trust::announced_keys(&mirror, &mut keys, &state, now, opts.dry_run)?;
+    let (index, signer) = trust::signed_index(&mirror, &keys)?;
+    let expired = trust::check_expiry(&index, &mirror.url(INDEX_FILE), now, opts.allow_expired)?;
+    let (key_id, pubkey_path) = (signer.key.key_id().to_string(), signer.shown.clone());
     // 3. Serial: no going back unasked, within this key's numbering.
-    let key_id = pk.key_id().to_string();
     let previous_serial = serial::check_serial(opts, &state, &index, &key_id)?;
     // 4. Plans.
     let plans = plans(opts, &state, &index)?;
@@ -179,6 +197,9 @@ pub fn update(opts: &UpdateOptions, progress: &Progress) -> Result<UpdateReport>
         serial: index.serial,
         previous_serial,
         index_timestamp: index.timestamp,
+        index_expires: index.expires,
+        expired,
+        keys_accepted,
         plans,
         downloads: Vec::new(),
         fetched_bytes: 0,
@@ -265,29 +286,6 @@ fn finish_interrupted(opts: &UpdateOptions, state: &State, lock: &Lock) -> Resul
         )));
     }
     Ok(None)
-}
-
-/// The mirror's INDEX, its signature verified with `pk` before a byte of it
-/// is parsed.
-fn signed_index(mirror: &Mirror, pk: &PublicKey) -> Result<Index> {
-    let index_url = PathBuf::from(mirror.url(INDEX_FILE));
-    let sig_url = PathBuf::from(mirror.url(SIG_FILE));
-    let index_bytes = mirror
-        .fetch_small(INDEX_FILE, MAX_INDEX_LEN)?
-        .ok_or_else(|| {
-            Error::Refused(format!(
-                "the mirror has no INDEX at {}",
-                index_url.display()
-            ))
-        })?;
-    let sig = mirror.fetch_small(SIG_FILE, MAX_SIG_LEN)?.ok_or_else(|| {
-        Error::Refused(format!(
-            "the mirror has no signature at {}: an unsigned INDEX is never used",
-            sig_url.display()
-        ))
-    })?;
-    pk.verify(&index_bytes, &sig, &sig_url)?;
-    Index::parse(&index_bytes, &index_url)
 }
 
 /// One plan per name: the `--to` target's, else each installed name's to

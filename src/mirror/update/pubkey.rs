@@ -1,7 +1,8 @@
-//! The public key that guards `sysup update`: `--pubkey` (a path of the
-//! host, the admin's choice), else `pubkey` in the `[mirror]` table of the
-//! host's configuration, else [`DEFAULT_PUBKEY`] — both of those read
-//! *inside* the root.
+//! The public keys that guard `sysup update`: every `--pubkey` (paths of
+//! the host, the admin's choice), else `pubkey` in the `[mirror]` table of
+//! the host's configuration (else [`DEFAULT_PUBKEY`]) and each of its
+//! `pubkeys` — those read *inside* the root. (Keys accepted from a mirror's
+//! KEYS file are added by `trust.rs`.)
 //!
 //! Invariants: a key named by the configuration is resolved inside the root
 //! (no `..`; links among its directories followed, never out of the root;
@@ -13,7 +14,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
-use crate::host::conf::CONF_FILE;
+use crate::host::conf::{MirrorConf, CONF_FILE};
 use crate::host::root::Root;
 use crate::mirror::sign::PublicKey;
 
@@ -108,6 +109,41 @@ pub(super) fn read_pubkey(
         ))),
     }
 }
+/// The configured keys of an update, each with the path it is shown by:
+/// the `--pubkey`s when there are any (they replace the configuration's),
+/// else the `[mirror]` table's `pubkey` (else [`DEFAULT_PUBKEY`], which may
+/// be missing when `pubkeys` names others) and each of its `pubkeys`. A key
+/// named twice counts once.
+pub(super) fn read_pubkeys(
+    root: &Path,
+    cli: &[PathBuf],
+    conf: &MirrorConf,
+) -> Result<Vec<(PublicKey, PathBuf)>> {
+    let mut out: Vec<(PublicKey, PathBuf)> = Vec::new();
+    let mut add = |k: (PublicKey, PathBuf)| {
+        if !out.iter().any(|(o, _)| o.key_id() == k.0.key_id()) {
+            out.push(k);
+        }
+    };
+    if !cli.is_empty() {
+        for p in cli {
+            add(read_pubkey(root, Some(p), None)?);
+        }
+        return Ok(out);
+    }
+    let more = conf.pubkeys.as_deref().unwrap_or_default();
+    match read_pubkey(root, None, conf.pubkey.as_deref()) {
+        Ok(k) => add(k),
+        // The default file may be missing when `pubkeys` names the keys.
+        Err(_) if conf.pubkey.is_none() && !more.is_empty() => {}
+        Err(e) => return Err(e),
+    }
+    for p in more {
+        add(read_pubkey(root, None, Some(p))?);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
