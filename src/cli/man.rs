@@ -59,6 +59,8 @@ pub fn examples(command: &str) -> &'static [(&'static str, &'static str)] {
             ("sysup update", "update to the newest dists of the mirror in etc/sysup.conf"),
             ("sysup update --to world-14.2-20261205 --download-only",
              "fetch and verify a chain now, apply it later"),
+            ("sysup update --check", "exit 100 when an update is available, 0 when up to date (monitoring)"),
+            ("sysup update --mirror file:///media/usb/mirror", "update from a mirror copied to a USB stick"),
         ],
         "apply" => &[
             ("sysup apply --root /mnt/img world-14.2-20261205.tar.gz", "install a full dist"),
@@ -97,6 +99,7 @@ const EXIT_STATUS: &[(&str, &str)] = &[
     ("0", "Success (for verify: shipped files are as installed)."),
     ("1", "Operational failure: bad input, a mismatch, a refusal, or drift found by verify. Nothing was changed unless the message says so; an interrupted apply is finished by running the same command again."),
     ("2", "Usage error: an unknown option or a missing argument."),
+    ("100", "update --check only: an update is available (0 there means up to date), as dnf check-update says it."),
 ];
 
 const ENVIRONMENT: &[(&str, &str)] = &[
