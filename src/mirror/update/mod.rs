@@ -2,10 +2,11 @@
 //! update, in this order —
 //!
 //! 1. take the host lock (two updates never interleave their downloads);
-//! 2. gather the trusted keys — configured, accepted before, and announced
-//!    in the mirror's signed `KEYS` file — then fetch `INDEX` and
-//!    `INDEX.minisig`, verify the signature with the trusted key it names
-//!    *before* a byte of INDEX is parsed, and refuse an INDEX past its
+//! 2. gather the trusted keys — configured, accepted before, and (when the
+//!    INDEX's signature names another key) announced in the mirror's signed
+//!    `KEYS` file — fetch `INDEX` and `INDEX.minisig`, verify the signature
+//!    with the trusted key it names *before* a byte of INDEX is parsed,
+//!    and refuse an INDEX past its
 //!    `expires` time unless `--allow-expired` (`trust.rs`);
 //! 3. refuse an INDEX whose serial is lower than the last one this host
 //!    accepted from the same signing key (a stale mirror, or a replayed old
@@ -178,8 +179,11 @@ pub fn update(opts: &UpdateOptions, progress: &Progress) -> Result<UpdateReport>
     // 2. Trusted keys, signed INDEX (verified before parsing), expiry.
     let now = crate::util::time::unix_now().unsigned_abs();
     let mut keys = trust::trusted_keys(configured, &state, now)?;
-    let keys_accepted = trust::announced_keys(&mirror, &mut keys, &state, now, opts.dry_run)?;
-    let (index, signer) = trust::signed_index(&mirror, &keys)?;
+    let trust::Signed {
+        index,
+        signer,
+        accepted: keys_accepted,
+    } = trust::signed_index(&mirror, &mut keys, &state, now, opts.dry_run)?;
     let expired = trust::check_expiry(&index, &mirror.url(INDEX_FILE), now, opts.allow_expired)?;
     let (key_id, pubkey_path) = (signer.key.key_id().to_string(), signer.shown.clone());
     // 3. Serial: no going back unasked, within this key's numbering.

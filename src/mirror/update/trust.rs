@@ -3,11 +3,13 @@
 //!
 //! 1. the configured keys (`pubkey.rs`) and the keys this host accepted
 //!    before (`var/db/sysup/keys/`), less those whose `until` has passed;
-//! 2. the mirror's `KEYS` file, when it has one: verified with a trusted key
-//!    (`KEYS.minisig`) before a byte of it is parsed; each still valid key
-//!    it lists that is not trusted yet is trusted from now on and kept
-//!    (not in a dry run);
-//! 3. the INDEX: verified with the trusted key whose id its signature names
+//! 2. the INDEX and its signature; when the signature names a key none of
+//!    those is (a publisher who rotated keys), the mirror's `KEYS` file:
+//!    verified with a trusted key (`KEYS.minisig`) before a byte of it is
+//!    parsed; each still valid key it lists that is not trusted yet is
+//!    trusted from now on and kept (not in a dry run). So an update whose
+//!    INDEX is signed by a known key costs no request more;
+//! 3. the INDEX verified with the trusted key whose id its signature names
 //!    before a byte of it is parsed, then refused when its `expires` time
 //!    has passed, unless the admin allows it (`--allow-expired`).
 //!
@@ -111,8 +113,8 @@ fn verify_with<'k>(
             "no trusted key to check '{}' with",
             sig_source.display()
         ))),
-        // One key: its own words (another key, not a signature, …).
-        ([k], _) | ([k, ..], None) => k.key.verify(data, sig, sig_source).map(|()| k),
+        // Not a signature: the key's own words for what is wrong with it.
+        ([k, ..], None) => k.key.verify(data, sig, sig_source).map(|()| k),
         (_, Some(id)) => Err(Error::Refused(format!(
             "signature '{}' does not verify with any trusted key: it was made with another key \
              ({id}); this host trusts {}",
@@ -125,11 +127,11 @@ fn verify_with<'k>(
     }
 }
 
-/// Step 2's KEYS: when the mirror has a KEYS file, verify it with a key of
+/// KEYS: when the mirror has a KEYS file, verify it with a key of
 /// `keys`, then trust (and, unless `dry_run`, keep) every still valid key
 /// it lists that `keys` does not hold yet. Returns what was accepted.
 /// Writes: `keys/<key id>` in the state directory (not in a dry run).
-pub(super) fn announced_keys(
+fn announced_keys(
     mirror: &Mirror,
     keys: &mut Vec<TrustedKey>,
     state: &State,
@@ -184,12 +186,26 @@ pub(super) fn announced_keys(
     Ok(accepted)
 }
 
+/// What [`signed_index`] found: the INDEX, the key that signed it, the keys
+/// accepted from the mirror's KEYS file on the way.
+pub(super) struct Signed {
+    pub index: Index,
+    pub signer: TrustedKey,
+    pub accepted: Vec<KeyAccepted>,
+}
+
 /// The mirror's INDEX, its signature verified with a trusted key before a
-/// byte of it is parsed; that key.
-pub(super) fn signed_index<'k>(
+/// byte of it is parsed. When the signature names a key `keys` does not
+/// hold, the mirror's KEYS file may announce it ([`announced_keys`]; with
+/// `dry_run`, trusted for this check but not kept).
+/// Writes: `keys/<key id>` in the state directory (not in a dry run).
+pub(super) fn signed_index(
     mirror: &Mirror,
-    keys: &'k [TrustedKey],
-) -> Result<(Index, &'k TrustedKey)> {
+    keys: &mut Vec<TrustedKey>,
+    state: &State,
+    now: u64,
+    dry_run: bool,
+) -> Result<Signed> {
     let index_url = PathBuf::from(mirror.url(INDEX_FILE));
     let sig_url = PathBuf::from(mirror.url(SIG_FILE));
     let index_bytes = mirror
@@ -206,8 +222,17 @@ pub(super) fn signed_index<'k>(
             sig_url.display()
         ))
     })?;
-    let key = verify_with(keys, &index_bytes, &sig, &sig_url)?;
-    Ok((Index::parse(&index_bytes, &index_url)?, key))
+    let known = signature_key_id(&sig).is_some_and(|id| keys.iter().any(|k| k.key.key_id() == id));
+    let accepted = match known {
+        true => Vec::new(),
+        false => announced_keys(mirror, keys, state, now, dry_run)?,
+    };
+    let signer = verify_with(keys, &index_bytes, &sig, &sig_url)?.clone();
+    Ok(Signed {
+        index: Index::parse(&index_bytes, &index_url)?,
+        signer,
+        accepted,
+    })
 }
 
 /// Refuse an INDEX whose expiry has passed at Unix time `now`, unless
