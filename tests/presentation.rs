@@ -503,6 +503,22 @@ fn every_json_document_matches_docs_json_md() {
             0,
         ),
     ));
+    // a key rotation (KEYS signed by the current key) and an expiring INDEX
+    let next = mirror_support::keys(w.tmp.path(), "next");
+    let next_b64 = fs::read_to_string(&next.public).unwrap();
+    let next_b64 = next_b64.lines().nth(1).unwrap();
+    let keys_text = format!("sysup-keys 1\nkey {next_b64} until=4102444800\n");
+    fs::write(w.file("KEYS"), keys_text).unwrap();
+    ok(Command::new("minisign")
+        .args(["-S", "-s"])
+        .arg(&w.keys.secret)
+        .arg("-m")
+        .arg(w.file("KEYS"))
+        .stdin(Stdio::null()));
+    let mut publish = sysup();
+    publish.arg("publish").arg(&w.pub_dir).arg("--sign");
+    publish.arg(&next.secret).args(["--expires", "7d"]);
+    docs_seen.push(("publish", json_doc(&mut publish, 0)));
     let host = w.root("host");
     mirror_support::install(&host, 1);
     let o = mirror_support::update(
