@@ -101,7 +101,7 @@ struct ApplyTable {
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct MirrorConf {
-    /// Base URL of the mirror (`http://` or `https://`).
+    /// Base URL of the mirror (`http://`, `https://`, `file://`, or a directory).
     pub url: Option<String>,
     /// Public key file, a path inside the root.
     pub pubkey: Option<PathBuf>,
