@@ -126,3 +126,33 @@ fn a_base_swapped_after_open_is_not_followed() {
     let e = s.open_base(&id).unwrap_err().to_string();
     assert!(e.contains("is not a regular file"), "{e}");
 }
+
+#[test]
+fn accepted_keys_are_kept_by_key_id_and_never_read_through_a_link() {
+    let t = tempfile::tempdir().unwrap();
+    let s = State::open(t.path()).unwrap();
+    assert!(s.accepted_keys().unwrap().is_empty());
+    let p = s.store_key("00AB00CD00EF0012", b"sysup-keys 1\n").unwrap();
+    assert!(p.ends_with("keys/00AB00CD00EF0012"));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(s.store_key("../x", b"").is_err());
+    // Only key ids are keys: an interrupted write's temporary is not.
+    let dir = t.path().join(STATE_DIR).join(KEYS_DIR);
+    fs::write(dir.join(".00AB00CD00EF0012.9.tmp"), b"x").unwrap();
+    let keys = s.accepted_keys().unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].key_id, "00AB00CD00EF0012");
+    assert_eq!(keys[0].text, b"sysup-keys 1\n");
+    std::os::unix::fs::symlink("/etc/passwd", dir.join("1111111111111111")).unwrap();
+    let e = State::open(t.path()).unwrap_err().to_string();
+    assert!(
+        e.contains("keys/1111111111111111") && e.contains("symbolic link"),
+        "{e}"
+    );
+    let e = s.accepted_keys().unwrap_err().to_string();
+    assert!(e.contains("symbolic link"), "{e}");
+}
