@@ -1,8 +1,8 @@
 //! Downloads from a mirror (docs/design.md §6): any static HTTP(S) server, CDN or
 //! caching proxy — or a local directory (`file:///media/usb/mirror`, or a
 //! plain path: a USB stick, an air-gapped site's copy), read the same way
-//! ([`local`]) and verified the same way. Small files (INDEX, its signature) are read into memory
-//! under a size cap; dists and patches are downloaded to
+//! ([`local`]) and verified the same way. Small files (INDEX, its
+//! signature) are read into memory under a size cap; dists and patches are downloaded to
 //! `<download dir>/<sha256>.partial`, resumed with an HTTP Range request
 //! when a previous run left part of one, checked against the size and
 //! SHA-256 the signed INDEX gives, and only then renamed to their file name.

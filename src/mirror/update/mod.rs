@@ -5,9 +5,9 @@
 //! 2. gather the trusted keys — configured, accepted before, and (when the
 //!    INDEX's signature names another key) announced in the mirror's signed
 //!    `KEYS` file — fetch `INDEX` and `INDEX.minisig`, verify the signature
-//!    with the trusted key it names *before* a byte of INDEX is parsed,
-//!    and refuse an INDEX past its
-//!    `expires` time unless `--allow-expired` (`trust.rs`);
+//!    with the trusted key it names *before* a byte of INDEX is parsed, and
+//!    refuse an INDEX past its `expires` time unless `--allow-expired`
+//!    (`trust.rs`);
 //! 3. refuse an INDEX whose serial is lower than the last one this host
 //!    accepted from the same signing key (a stale mirror, or a replayed old
 //!    INDEX that would freeze the host on, or roll it back to, vulnerable
@@ -26,8 +26,9 @@
 //!    download and the apply.
 //!
 //! With `dry_run`, steps 1–4 run as always but nothing is recorded (no
-//! serial, no announced key kept), and steps 5–6 are told, not done: per file, the bytes it would
-//! fetch (less what the download directory already holds); no file list of
+//! serial, no announced key kept), and steps 5–6 are told, not done: per
+//! file, the bytes it would fetch (less what the download directory already
+//! holds); no file list of
 //! the apply, which needs the patches themselves — `--download-only` then
 //! `sysup apply --dry-run` of the downloaded files tells that
 //! (docs/decisions.md, "What `update --dry-run` tells").
@@ -41,9 +42,9 @@
 //! (`host::conf`); command-line flags win over it. See docs/mirrors.md.
 //!
 //! The steps live by job: `pubkey.rs` (the configured keys), `trust.rs`
-//! (step 2), `serial.rs` (step 3),
-//! `plan.rs` (step 4), `download.rs` (step 5); this file runs them in order
-//! and hands the files to the apply (step 6).
+//! (step 2), `serial.rs` (step 3), `plan.rs` (step 4), `download.rs`
+//! (step 5); this file runs them in order and hands the files to the apply
+//! (step 6).
 //!
 //! Invariants: nothing fetched is used before the signature over INDEX and
 //! the file's own size and SHA-256 are checked; nothing is applied that goes
