@@ -21,6 +21,7 @@ pub mod clean;
 pub mod cleanup;
 pub mod commit;
 pub mod conf;
+pub mod conffile;
 pub mod history;
 pub mod journal;
 pub mod kernel_dirs;
