@@ -197,6 +197,17 @@ mod tests {
     }
 
     #[test]
+    fn records_without_the_config_lists_still_parse() {
+        let line = br#"{"time":1,"user":"root","action":"upgrade","name":"world","from":null,"to":null,"changed":0,"removed":0,"result":"ok"}"#;
+        let log = parse(line);
+        assert_eq!(log.damaged, 0);
+        assert!(log.events[0].config_merged.is_empty() && log.events[0].resolved.is_none());
+        // and empty lists are not written
+        let text = serde_json::to_string(&log.events[0]).unwrap();
+        assert!(!text.contains("config_"), "{text}");
+    }
+
+    #[test]
     fn the_same_transaction_is_recorded_once() {
         let d = tempfile::tempdir().unwrap();
         let s = State::open(d.path()).unwrap();
