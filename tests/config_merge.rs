@@ -559,3 +559,51 @@ fn a_crash_at_any_checkpoint_of_a_merging_apply_converges() {
         assert!(killed.contains(&cp), "never killed at {cp}: {killed:?}");
     }
 }
+
+#[test]
+fn a_config_file_with_hard_links_is_kept_not_merged() {
+    let t = tempfile::tempdir().unwrap();
+    let (dists, root) = (t.path().join("dists"), t.path().join("root"));
+    fs::create_dir_all(&dists).unwrap();
+    fs::create_dir_all(&root).unwrap();
+    let mk = |rev: u32, body: &str| {
+        let mut link = sysup::format::manifest::Entry::new(
+            b"etc/linked.conf".to_vec(),
+            sysup::format::manifest::Kind::Hardlink,
+        );
+        link.mode = 0o644;
+        link.link = Some(b"etc/demo.conf".to_vec());
+        link.size = body.len() as u64;
+        link.sha256 = conf("x", body.as_bytes()).entry.sha256;
+        let link = Crafted {
+            entry: link,
+            member: None,
+            data: vec![],
+            unlisted: false,
+        };
+        let members = [
+            Crafted::dir("etc"),
+            conf("etc/demo.conf", body.as_bytes()),
+            link,
+        ];
+        craft_dist(
+            &dists,
+            &format!("world-{rev}-202601{rev:02}"),
+            ARCH,
+            &members,
+        )
+    };
+    let theirs = BASE.replace("color = blue", "color = green");
+    let (d1, d2) = (mk(1, BASE), mk(2, &theirs));
+    apply_ok(&root, &[&d1]);
+    // a far-apart edit that would merge cleanly, in a new inode
+    let ours = BASE.replace("level = 1", "level = 9");
+    fs::remove_file(root.join("etc/demo.conf")).unwrap();
+    fs::write(root.join("etc/demo.conf"), &ours).unwrap();
+    let v = apply_json(&root, &d2);
+    assert_eq!(strings(&v["config_kept"]), ["etc/demo.conf"], "{v}");
+    assert!(strings(&v["config_merged"]).is_empty(), "{v}");
+    assert_eq!(read(&root, "etc/demo.conf"), ours);
+    assert_eq!(read(&root, "etc/demo.conf.sysupnew"), theirs);
+    assert_eq!(read(&root, "etc/linked.conf"), theirs);
+}

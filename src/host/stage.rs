@@ -118,6 +118,8 @@ pub struct Stager<'a> {
     merge: MergeSource<'a>,
     /// The ancestors, read from the kept base on first need.
     ancestors: Option<crate::host::conffile::ancestors::Ancestors>,
+    /// Files of the new MANIFEST that hard links name (never merged).
+    link_holders: HashSet<Vec<u8>>,
     euid: u32,
     egid: u32,
 }
@@ -182,6 +184,12 @@ impl<'a> Stager<'a> {
                 base: None,
             },
             ancestors: None,
+            link_holders: new
+                .entries()
+                .iter()
+                .filter(|e| e.kind == Kind::Hardlink)
+                .filter_map(|e| e.link.clone())
+                .collect(),
             euid: nix::unistd::geteuid().as_raw(),
             egid: nix::unistd::getegid().as_raw(),
         }

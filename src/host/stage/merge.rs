@@ -60,9 +60,13 @@ impl Stager<'_> {
             .and_then(|o| o.sha256);
         let theirs = e.sha256.unwrap_or_default();
         let fate = Fate::of(ours, old, theirs, self.merge.on);
-        // a critical file is staged as `<name>.new`: kept, never merged
+        // A critical file is staged as `<name>.new`: kept, never merged.
+        // A file hard links name must hold what the dist ships (its links
+        // are not config files to merge): kept beside its new version.
+        let holder = self.link_holders.contains(&e.path);
         Ok(match fate {
-            Fate::Merge if e.critical => Fate::Keep,
+            Fate::Merge if e.critical || holder => Fate::Keep,
+            Fate::Leave if holder => Fate::Keep,
             f => f,
         })
     }
