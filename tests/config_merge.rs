@@ -60,15 +60,21 @@ fn read(root: &Path, rel: &str) -> String {
     fs::read_to_string(root.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
+/// A temporary directory with `dists/` and `root/` in it.
+fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let (dists, root) = (t.path().join("dists"), t.path().join("root"));
+    fs::create_dir_all(&dists).unwrap();
+    fs::create_dir_all(&root).unwrap();
+    (t, dists, root)
+}
+
 const BASE: &str = "# demo\nlevel = 1\nname = host\n\n\n\ncolor = blue\n";
 
 /// Install `BASE` as etc/demo.conf, edit it to `ours`, then apply a dist
 /// whose etc/demo.conf is `theirs`; returns (tempdir, root, report).
 fn upgrade_with(ours: &str, theirs: &str) -> (tempfile::TempDir, PathBuf, serde_json::Value) {
-    let t = tempfile::tempdir().unwrap();
-    let (dists, root) = (t.path().join("dists"), t.path().join("root"));
-    fs::create_dir_all(&dists).unwrap();
-    fs::create_dir_all(&root).unwrap();
+    let (t, dists, root) = setup();
     let d1 = world(&dists, 1, &[("etc/demo.conf", BASE.as_bytes())]);
     let d2 = world(&dists, 2, &[("etc/demo.conf", theirs.as_bytes())]);
     apply_ok(&root, &[&d1]);
@@ -118,10 +124,7 @@ fn a_clean_merge_keeps_both_changes() {
 
 #[test]
 fn an_edit_of_a_file_the_dist_did_not_change_stays_without_sysupnew() {
-    let t = tempfile::tempdir().unwrap();
-    let (dists, root) = (t.path().join("dists"), t.path().join("root"));
-    fs::create_dir_all(&dists).unwrap();
-    fs::create_dir_all(&root).unwrap();
+    let (_t, dists, root) = setup();
     let d1 = world(&dists, 1, &[("etc/hostname", b"localhost\n")]);
     let d2 = world(&dists, 2, &[("etc/hostname", b"localhost\n")]);
     apply_ok(&root, &[&d1]);
@@ -174,10 +177,7 @@ fn a_conflict_keeps_the_local_file_and_is_named_everywhere() {
 
 #[test]
 fn apply_prints_merged_and_conflicted_files() {
-    let t = tempfile::tempdir().unwrap();
-    let (dists, root) = (t.path().join("dists"), t.path().join("root"));
-    fs::create_dir_all(&dists).unwrap();
-    fs::create_dir_all(&root).unwrap();
+    let (_t, dists, root) = setup();
     let a = BASE;
     let d1 = world(
         &dists,
@@ -210,10 +210,7 @@ fn passwd_with_a_local_user_takes_the_dists_new_system_user() {
         "bin:x:2:2:bin:/bin:/usr/sbin/nologin\n",
         "bin:x:2:2:bin:/bin:/usr/sbin/nologin\nmessagebus:x:100:101::/nonexistent:/usr/sbin/nologin\n",
     );
-    let t = tempfile::tempdir().unwrap();
-    let (dists, root) = (t.path().join("dists"), t.path().join("root"));
-    fs::create_dir_all(&dists).unwrap();
-    fs::create_dir_all(&root).unwrap();
+    let (_t, dists, root) = setup();
     let d1 = world(&dists, 1, &[("etc/passwd", base.as_bytes())]);
     let d2 = world(&dists, 2, &[("etc/passwd", theirs.as_bytes())]);
     apply_ok(&root, &[&d1]);
@@ -230,10 +227,7 @@ fn passwd_with_a_local_user_takes_the_dists_new_system_user() {
 
 #[test]
 fn a_binary_config_file_falls_back_to_sysupnew() {
-    let t = tempfile::tempdir().unwrap();
-    let (dists, root) = (t.path().join("dists"), t.path().join("root"));
-    fs::create_dir_all(&dists).unwrap();
-    fs::create_dir_all(&root).unwrap();
+    let (_t, dists, root) = setup();
     let d1 = world(&dists, 1, &[("etc/key.db", b"a\n\0b\nc\n\n\nd\n")]);
     let d2 = world(&dists, 2, &[("etc/key.db", b"a\n\0b\nc\n\n\nD\n")]);
     apply_ok(&root, &[&d1]);
@@ -255,10 +249,7 @@ fn a_binary_config_file_falls_back_to_sysupnew() {
 
 #[test]
 fn merging_off_keeps_every_local_edit_beside_the_new_version() {
-    let t = tempfile::tempdir().unwrap();
-    let (dists, root) = (t.path().join("dists"), t.path().join("root"));
-    fs::create_dir_all(&dists).unwrap();
-    fs::create_dir_all(&root).unwrap();
+    let (_t, dists, root) = setup();
     let theirs = BASE.replace("color = blue", "color = green");
     let d1 = world(
         &dists,
@@ -294,10 +285,7 @@ fn merging_off_keeps_every_local_edit_beside_the_new_version() {
 
 #[test]
 fn a_dry_run_foretells_the_merge_and_writes_nothing() {
-    let t = tempfile::tempdir().unwrap();
-    let (dists, root) = (t.path().join("dists"), t.path().join("root"));
-    fs::create_dir_all(&dists).unwrap();
-    fs::create_dir_all(&root).unwrap();
+    let (_t, dists, root) = setup();
     let theirs = BASE.replace("color = blue", "color = green");
     let d1 = world(&dists, 1, &[("etc/demo.conf", BASE.as_bytes())]);
     let d2 = world(&dists, 2, &[("etc/demo.conf", theirs.as_bytes())]);
@@ -323,10 +311,7 @@ fn symlinked_config_entries_and_config_directories_are_replaced_as_shipped() {
     // admin replaced by a symlink is never merged or followed: the dist's
     // file replaces the link, as for any other file. A shipped symlink in
     // a config directory is replaced as shipped.
-    let t = tempfile::tempdir().unwrap();
-    let (dists, root) = (t.path().join("dists"), t.path().join("root"));
-    fs::create_dir_all(&dists).unwrap();
-    fs::create_dir_all(&root).unwrap();
+    let (t, dists, root) = setup();
     let mk = |rev: u32, target: &str, body: &str| {
         let members = vec![
             Crafted::dir("bin"),
@@ -562,10 +547,7 @@ fn a_crash_at_any_checkpoint_of_a_merging_apply_converges() {
 
 #[test]
 fn a_config_file_with_hard_links_is_kept_not_merged() {
-    let t = tempfile::tempdir().unwrap();
-    let (dists, root) = (t.path().join("dists"), t.path().join("root"));
-    fs::create_dir_all(&dists).unwrap();
-    fs::create_dir_all(&root).unwrap();
+    let (_t, dists, root) = setup();
     let mk = |rev: u32, body: &str| {
         let mut link = sysup::format::manifest::Entry::new(
             b"etc/linked.conf".to_vec(),
