@@ -9,7 +9,8 @@ use mirror_support::*;
 fn update_lists_kept_config_files_like_apply() {
     let w = World::new(&[1, 2], &[1]);
     let nginx = Nginx::serve(&w.pub_dir, "");
-    let kept = "config kept: etc/motd (modified locally; new version in etc/motd.sysupnew)";
+    // the admin's line and the dist's change conflict (docs/config-merge.md)
+    let kept = "config kept: etc/motd (modified locally; new version in etc/motd.sysupnew, merge with conflicts in etc/motd.sysupmerge)";
     for (host, args) in [("human", &[][..]), ("quiet", &["-q"][..])] {
         let root = w.root(host);
         install(&root, 1);
@@ -43,4 +44,5 @@ fn update_lists_kept_config_files_like_apply() {
     std::fs::write(root.join("etc/motd"), "welcome to the lab\n").unwrap();
     let j = json_ok(&update(&root, &nginx.url(), &w.keys.public, &["--json"]));
     assert_eq!(j["applied"][0]["config_kept"][0], "etc/motd", "{j}");
+    assert_eq!(j["applied"][0]["config_conflicted"][0], "etc/motd", "{j}");
 }

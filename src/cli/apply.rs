@@ -48,9 +48,7 @@ pub(crate) fn print_report(r: &ApplyReport, quiet: bool) -> sysup::Result<()> {
             let s = if n == 1 { "" } else { "s" };
             try_outln!("  removed      {n} path{s} no longer shipped")?;
         }
-        for p in &r.config_kept {
-            try_outln!("  config kept: {p} (modified locally; new version in {p}.sysupnew)")?;
-        }
+        print_config(r)?;
         for k in &r.kept {
             try_outln!("  not removed  {k}")?;
         }
@@ -63,9 +61,7 @@ pub(crate) fn print_report(r: &ApplyReport, quiet: bool) -> sysup::Result<()> {
         }
         _ => try_outln!("{what}{} {} in {}", r.action, r.to, r.root.display())?,
     }
-    for p in &r.config_kept {
-        try_outln!("  config kept: {p} (modified locally; new version in {p}.sysupnew)")?;
-    }
+    print_config(r)?;
     if let Some(why) = &r.upgrade_skipped {
         try_outln!("  warning: {why}")?;
     }
@@ -92,6 +88,24 @@ pub(crate) fn print_report(r: &ApplyReport, quiet: bool) -> sysup::Result<()> {
     }
     if !r.pruned.is_empty() {
         try_outln!("  pruned       {}", r.pruned.join(", "))?;
+    }
+    Ok(())
+}
+
+/// The config files merged, and those kept beside their new version (and
+/// a conflicted merge): what needs, or may interest, the admin.
+fn print_config(r: &ApplyReport) -> sysup::Result<()> {
+    for p in &r.config_merged {
+        try_outln!("  config merged: {p} (modified locally and by the dist; both kept)")?;
+    }
+    for p in &r.config_kept {
+        if r.config_conflicted.contains(p) {
+            try_outln!(
+                "  config kept: {p} (modified locally; new version in {p}.sysupnew, merge with conflicts in {p}.sysupmerge)"
+            )?;
+        } else {
+            try_outln!("  config kept: {p} (modified locally; new version in {p}.sysupnew)")?;
+        }
     }
     Ok(())
 }

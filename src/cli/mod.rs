@@ -77,6 +77,7 @@ mod args;
 mod build;
 mod clean;
 mod completions;
+mod config;
 mod demo;
 mod diff;
 pub mod fixtures;
@@ -133,6 +134,8 @@ pub enum Command {
     Rollback(rollback::Args),
     /// Prune kept bases and stale downloads (host).
     Clean(clean::Args),
+    /// Settle config files kept beside their new version (host).
+    Config(config::Args),
     /// Run the end-to-end demo in a temporary directory.
     Demo(demo::Args),
     /// Write the man pages (sysup.1, sysup-<command>.1).
@@ -183,6 +186,7 @@ pub fn main() -> i32 {
         Command::History(a) => history::run(a),
         Command::Rollback(a) => rollback::run(a, ui),
         Command::Clean(a) => clean::run(a, ui),
+        Command::Config(a) => config::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Man(a) => man::run(a, ui),
         Command::Completions(a) => completions::run(a),

@@ -1,6 +1,7 @@
 //! `sysup status [--root DIR] [--json]`: per dist name, what is installed,
 //! its base and digests, when, the kept bases, and any interrupted apply with
-//! the command that finishes it. The facts are [`sysup::host::status`];
+//! the command that finishes it, and the config files awaiting the admin.
+//! The facts are [`sysup::host::status`];
 //! this file prints them.
 
 use sysup::host::status::{status, Status};
@@ -45,6 +46,9 @@ fn print(s: &Status, json: bool) -> sysup::Result<()> {
         outln!("  tar md5    {}", i.tar.md5_hex());
         outln!("  tar sha256 {}", i.tar.sha256_hex());
         outln!("  kept       {}", kept.join(", "));
+    }
+    for p in &s.config_pending {
+        outln!("config       {p} awaits you: new version in {p}.sysupnew (sysup config resolve)");
     }
     Ok(())
 }

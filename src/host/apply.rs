@@ -90,10 +90,17 @@ pub struct ApplyReport {
     /// Entries written where nothing stood, root-relative, in tar order.
     pub added: Vec<String>,
     /// Entries written, or given new attributes, over what stood there.
-    /// `counts.changed` is `added`, `changed` and `config_kept` together.
+    /// `counts.changed` is `added`, `changed`, `config_kept` and
+    /// `config_merged` together.
     pub changed: Vec<String>,
     /// Locally modified config files kept; the new versions are `<path>.sysupnew`.
     pub config_kept: Vec<String>,
+    /// Config files changed both locally and by the dist, merged three ways
+    /// and installed (docs/config-merge.md).
+    pub config_merged: Vec<String>,
+    /// Of `config_kept`: those whose three-way merge conflicted; the merge
+    /// with conflict markers is `<path>.sysupmerge`.
+    pub config_conflicted: Vec<String>,
     pub removed: Vec<String>,
     pub kept: Vec<String>,
     pub upgrade_ran: bool,

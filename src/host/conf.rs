@@ -5,6 +5,7 @@
 //! [apply]                       # sysup apply, update, rollback, verify --repair
 //! devices = ["dev/**"]          # where device nodes may be installed (host::policy)
 //! base-compression = "none"     # how kept bases are gzipped: "none" or "fast"
+//! config-merge = true           # merge config files three ways (docs/config-merge.md)
 //!
 //! [mirror]                      # sysup update (docs/mirrors.md §4)
 //! url = "https://mirror.example.org/sysup/"
@@ -84,6 +85,9 @@ pub struct ApplyConf {
     /// Globs of paths where device nodes may go; `None`: the default.
     pub devices: Option<Vec<String>>,
     pub base_compression: BaseCompression,
+    /// Merge locally modified config files three ways (default); `false`:
+    /// keep every one beside its new version, as before merging.
+    pub config_merge: bool,
     /// The file they came from (whether or not it exists), for messages.
     pub path: PathBuf,
 }
@@ -95,6 +99,7 @@ struct ApplyTable {
     devices: Option<Vec<String>>,
     #[serde(default)]
     base_compression: BaseCompression,
+    config_merge: Option<bool>,
 }
 
 /// The `[mirror]` table: `sysup update`'s settings, which its flags override.
@@ -183,6 +188,7 @@ impl HostConf {
             apply: ApplyConf {
                 devices: apply.devices,
                 base_compression: apply.base_compression,
+                config_merge: apply.config_merge.unwrap_or(true),
                 path: path.clone(),
             },
             mirror,

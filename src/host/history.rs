@@ -27,7 +27,7 @@ pub struct Event {
     pub time: i64,
     /// Who ran it (user name, or uid).
     pub user: String,
-    /// `install`, `upgrade`, `repair`, `rollback`, `clean`.
+    /// `install`, `upgrade`, `repair`, `rollback`, `clean`, `config-resolve`.
     pub action: String,
     /// Dist name (empty for clean of all names).
     pub name: String,
@@ -45,6 +45,27 @@ pub struct Event {
     pub warning: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub txid: Option<String>,
+    /// Config files merged three ways (docs/config-merge.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_merged: Vec<String>,
+    /// Config files kept as modified locally, new version in `<path>.sysupnew`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_kept: Vec<String>,
+    /// Of `config_kept`: those with a conflicted merge in `<path>.sysupmerge`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_conflicted: Vec<String>,
+    /// A `config-resolve` record: which file, and what was taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<Resolution>,
+}
+
+/// How `sysup config resolve` settled a kept config file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resolution {
+    /// Root-relative path of the config file.
+    pub path: String,
+    /// `theirs`, `ours` or `merged`.
+    pub took: String,
 }
 
 impl Event {
@@ -65,6 +86,10 @@ impl Event {
             error: None,
             warning: None,
             txid: None,
+            config_merged: vec![],
+            config_kept: vec![],
+            config_conflicted: vec![],
+            resolved: None,
         }
     }
 }
@@ -150,6 +175,7 @@ mod tests {
             error: None,
             warning: None,
             txid: Some(tx.into()),
+            ..Event::new("upgrade", "world")
         }
     }
 
@@ -168,6 +194,17 @@ mod tests {
         // sealed: the next record is whole, the torn line still counted
         let log = read(&s).unwrap();
         assert_eq!((log.events, log.damaged), (vec![ev("a"), ev("b")], 1));
+    }
+
+    #[test]
+    fn records_without_the_config_lists_still_parse() {
+        let line = br#"{"time":1,"user":"root","action":"upgrade","name":"world","from":null,"to":null,"changed":0,"removed":0,"result":"ok"}"#;
+        let log = parse(line);
+        assert_eq!(log.damaged, 0);
+        assert!(log.events[0].config_merged.is_empty() && log.events[0].resolved.is_none());
+        // and empty lists are not written
+        let text = serde_json::to_string(&log.events[0]).unwrap();
+        assert!(!text.contains("config_"), "{text}");
     }
 
     #[test]

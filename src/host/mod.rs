@@ -10,7 +10,9 @@
 //! [`state::State`]. Every filesystem
 //! operation on the root goes through [`root`], which keeps it inside;
 //! [`policy`] is what the host itself allows a dist (device nodes), from its
-//! [`conf`]iguration; [`kernel_dirs`] what it allows a kernel's directories.
+//! [`conf`]iguration; [`kernel_dirs`] what it allows a kernel's directories;
+//! [`conffile`] what becomes of an installed config file (the three-way
+//! merge, and `sysup config resolve`).
 //!
 //! The other operations are library calls too, which the command line only
 //! prints: [`rollback`], [`clean`], [`status`] and [`verify`].
@@ -21,6 +23,7 @@ pub mod clean;
 pub mod cleanup;
 pub mod commit;
 pub mod conf;
+pub mod conffile;
 pub mod history;
 pub mod journal;
 pub mod kernel_dirs;

@@ -116,6 +116,12 @@ pub struct Plan {
     pub obsolete: Vec<Obsolete>,
     /// Config files kept as locally modified: the new version is `<path>.sysupnew`.
     pub config_kept: Vec<Vec<u8>>,
+    /// Config files merged three ways and installed (docs/config-merge.md).
+    #[serde(default)]
+    pub config_merged: Vec<Vec<u8>>,
+    /// Of `config_kept`: those with a conflicted merge in `<path>.sysupmerge`.
+    #[serde(default)]
+    pub config_conflicted: Vec<Vec<u8>>,
     /// The dist's own cleanup step.
     pub upgrade: Option<Vec<u8>>,
     pub counts: Counts,

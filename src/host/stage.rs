@@ -13,8 +13,9 @@
 //! - a kernel's install directory is staged whole and swapped in by the
 //!   commit (the running one kept as `keep_old`) — unless its parent is new
 //!   too, when there is no running kernel to keep;
-//! - a locally modified config file is kept; its new version is staged to
-//!   go live as `<name>.sysupnew`;
+//! - an installed config file is shipped, left alone, merged three ways or
+//!   kept with its new version staged to go live as `<name>.sysupnew`
+//!   (merge.rs, docs/config-merge.md);
 //! - a live directory the new dist makes a symlink, file or node is
 //!   replaced only if it holds nothing no dist shipped (nothing outside the
 //!   old MANIFEST, no config file changed since): otherwise the apply is
@@ -69,17 +70,24 @@ pub struct Staged {
     pub attrs: Vec<Attrs>,
     pub kernel: Option<KernelSwap>,
     pub config_kept: Vec<Vec<u8>>,
+    /// Config files merged three ways without conflict (root-relative).
+    pub config_merged: Vec<Vec<u8>>,
+    /// Kept config files with a conflicted merge staged as `<path>.sysupmerge`.
+    pub config_conflicted: Vec<Vec<u8>>,
     /// Entries written where nothing stood (root-relative, in tar order).
     pub added: Vec<Vec<u8>>,
     /// Entries written, or given new attributes, over something that stood
-    /// there. With `added` and `config_kept`, every entry `counts.changed`
+    /// there. With `added`, `config_kept` and `config_merged`, every entry `counts.changed`
     /// counts, each once; the same in a dry run as in the real staging.
     pub changed: Vec<Vec<u8>>,
     pub counts: Counts,
 }
 
 mod checks;
+mod merge;
 mod write;
+
+pub use merge::MergeSource;
 
 use checks::disagreement;
 pub use checks::refuse_state_paths;
@@ -106,6 +114,12 @@ pub struct Stager<'a> {
     logged: HashSet<Vec<u8>>,
     filesystems: BTreeMap<u64, Rc<Dir>>,
     out: Staged,
+    /// Config merging: on or off, and the kept base its ancestors come from.
+    merge: MergeSource<'a>,
+    /// The ancestors, read from the kept base on first need.
+    ancestors: Option<crate::host::conffile::ancestors::Ancestors>,
+    /// Files of the new MANIFEST that hard links name (never merged).
+    link_holders: HashSet<Vec<u8>>,
     euid: u32,
     egid: u32,
 }
@@ -165,6 +179,17 @@ impl<'a> Stager<'a> {
             logged: HashSet::new(),
             filesystems: BTreeMap::new(),
             out: Staged::default(),
+            merge: MergeSource {
+                on: true,
+                base: None,
+            },
+            ancestors: None,
+            link_holders: new
+                .entries()
+                .iter()
+                .filter(|e| e.kind == Kind::Hardlink)
+                .filter_map(|e| e.link.clone())
+                .collect(),
             euid: nix::unistd::geteuid().as_raw(),
             egid: nix::unistd::getegid().as_raw(),
         }
@@ -174,6 +199,13 @@ impl<'a> Stager<'a> {
     /// says (without it, every file is read).
     pub fn with_stats(mut self, stats: &'a StatCache) -> Self {
         self.stats = Some(stats);
+        self
+    }
+
+    /// Merge config files as `merge` says (without it: merging on, but no
+    /// ancestor, so both-changed files are kept).
+    pub fn with_merge(mut self, merge: MergeSource<'a>) -> Self {
+        self.merge = merge;
         self
     }
 

@@ -1,6 +1,7 @@
 //! `sysup status`: per dist name, what is installed, its base and digests,
 //! when, the kept bases; any interrupted apply (with the command that
-//! finishes it) and any sysup working on the root now.
+//! finishes it), any sysup working on the root now, and the config files
+//! awaiting the admin (a `<path>.sysupnew` beside them).
 //!
 //! Invariant: reading never writes — a root without sysup's state has
 //! nothing installed, and no state directory is made for it.
@@ -33,6 +34,9 @@ pub struct Status {
     /// The pid of a sysup working on the root now (with or without a
     /// pending apply: it may be checking, or cleaning).
     pub running: Option<u32>,
+    /// Config files awaiting the admin: root-relative paths of installed
+    /// config files with a `<path>.sysupnew` beside them, until resolved.
+    pub config_pending: Vec<String>,
 }
 
 /// The status of the root at `root`. Read-only.
@@ -43,6 +47,7 @@ pub fn status(root: &Path) -> Result<Status> {
             names: vec![],
             pending: None,
             running: None,
+            config_pending: vec![],
         });
     };
     let mut names = Vec::new();
@@ -55,10 +60,12 @@ pub fn status(root: &Path) -> Result<Status> {
     }
     let pending = pending(&state, root)?;
     let running = state.lock_holder()?;
+    let config_pending = crate::host::conffile::pending::pending(&state)?;
     Ok(Status {
         root: state.root().to_path_buf(),
         names,
         pending,
         running,
+        config_pending,
     })
 }

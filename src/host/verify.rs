@@ -60,7 +60,8 @@ impl Findings {
 /// its state directory (and the directories leading to it), its host
 /// configuration `etc/sysup.conf`, its key directory `etc/sysup/` (where
 /// docs/mirrors.md installs the mirror's public key), and the
-/// `<path>.sysupnew` files it writes beside kept config files.
+/// `<path>.sysupnew` and `<path>.sysupmerge` files it writes beside kept
+/// config files (and `<path>.sysupresolve`, `config resolve`'s temporary).
 pub fn sysup_own(path: &[u8]) -> bool {
     let under =
         |dir: &[u8]| path == dir || (path.starts_with(dir) && path.get(dir.len()) == Some(&b'/'));
@@ -70,6 +71,8 @@ pub fn sysup_own(path: &[u8]) -> bool {
         || path == crate::host::conf::CONF_FILE.as_bytes()
         || under(b"etc/sysup")
         || path.ends_with(b".sysupnew")
+        || path.ends_with(b".sysupmerge")
+        || path.ends_with(b".sysupresolve")
 }
 
 /// Compare one entry with what is on disk.

@@ -21,7 +21,7 @@ pub(super) struct Lists {
 }
 
 /// Paths as the report shows them.
-fn shown(paths: &[Vec<u8>]) -> Vec<String> {
+pub(super) fn shown(paths: &[Vec<u8>]) -> Vec<String> {
     paths
         .iter()
         .map(|p| String::from_utf8_lossy(p).into_owned())
@@ -65,6 +65,8 @@ pub(super) fn report_of(
         added: shown(&lists.added),
         changed: shown(&lists.changed),
         config_kept: shown(&plan.config_kept),
+        config_merged: shown(&plan.config_merged),
+        config_conflicted: shown(&plan.config_conflicted),
         removed: cleanup.removed,
         kept: cleanup.kept,
         upgrade_ran: cleanup.upgrade_ran,

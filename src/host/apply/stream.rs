@@ -27,7 +27,7 @@ use crate::host::checkpoint::fault_write;
 use crate::host::journal::Journal;
 use crate::host::plan::Plan;
 use crate::host::policy::Policy;
-use crate::host::stage::{Mode, Staged, Stager};
+use crate::host::stage::{MergeSource, Mode, Staged, Stager};
 use crate::host::statcache::StatCache;
 use crate::util::digest::Digests;
 use crate::util::hashing::BackgroundHasher;
@@ -162,6 +162,8 @@ impl Run<'_> {
             kernel: staged.kernel,
             obsolete: obsolete_of(checked.old_meta.as_ref(), &manifest, obsolete),
             config_kept: staged.config_kept,
+            config_merged: staged.config_merged,
+            config_conflicted: staged.config_conflicted,
             upgrade,
             counts: staged.counts,
             action: self.opts.action.clone(),
@@ -204,7 +206,11 @@ impl Run<'_> {
             old.map(|o| &o.manifest),
             kernel,
         )
-        .with_stats(&stats);
+        .with_stats(&stats)
+        .with_merge(MergeSource {
+            on: self.conf.config_merge,
+            base: checked.from_base.map(|i| (self.state, i.id.clone())),
+        });
         let (obsolete, upgrade) = stage_members(seg, &mut stager, label, &manifest)?;
         // The stream must have been read to its very end (the digests cover it all).
         let mut rest = Vec::new();

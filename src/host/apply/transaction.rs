@@ -33,7 +33,7 @@ use crate::util::fsutil::{AtomicFile, WritebackFile};
 use crate::util::progress::Unit;
 
 use super::input::Checked;
-use super::report::action_of;
+use super::report::{action_of, shown};
 use super::{ApplyOptions, DEFAULT_KEEP};
 
 /// An apply between its `begin` record and its commit point: the journal
@@ -299,7 +299,8 @@ fn finish(
     // upgrade step runs (it may change files). Without it (an error here, a
     // resumed apply) the next upgrade reads every file: nothing is lost.
     if let Some(m) = manifest {
-        let _ = StatCache::record(root, state, &plan.target, m, &plan.config_kept);
+        let not_shipped = [&plan.config_kept[..], &plan.config_merged[..]].concat();
+        let _ = StatCache::record(root, state, &plan.target, m, &not_shipped);
     }
     progress.step(format!("clean up {}", plan.target), None, Unit::Items);
     let report = cleanup::cleanup(
@@ -324,6 +325,9 @@ fn finish(
             removed: report.removed.len() as u64,
             warning: report.upgrade_skipped.clone(),
             txid: Some(plan.txid.clone()),
+            config_merged: shown(&plan.config_merged),
+            config_kept: shown(&plan.config_kept),
+            config_conflicted: shown(&plan.config_conflicted),
             ..Event::new(action, plan.target.name.to_string())
         },
     )?;

@@ -1,8 +1,8 @@
 //! Staging one entry: a directory (kept with new attributes, or staged
 //! whole, or a kernel's install directory staged for its swap) or any
-//! other entry (unchanged, attributes only, a kept config file's new
-//! version beside it, or written anew under its staged name — its content
-//! checked against the MANIFEST hash as it is written).
+//! other entry (unchanged, attributes only, written anew under its staged
+//! name — its content checked against the MANIFEST hash as it is written —
+//! or, for an installed config file, as its fate says: merge.rs).
 //!
 //! Invariants: only staged names are created, each after the journal
 //! records its directory (and a critical file's `.new`); owner, mode and
@@ -16,6 +16,7 @@ use std::rc::Rc;
 use crate::error::{Error, Result};
 use crate::format::manifest::{Entry, Kind};
 use crate::host::checkpoint::{checkpoint, fault_write};
+use crate::host::conffile::{Fate, NEW_SUFFIX};
 use crate::host::journal::Record;
 use crate::host::plan::{join, split, KernelSwap, Rename};
 use crate::host::root::{fd, Dir, Node, Stat};
@@ -147,7 +148,17 @@ impl Stager<'_> {
         if live.is_some_and(|s| s.is_dir()) {
             self.refuse_unshipped(&path, pdir, base, e)?;
         }
-        let final_name = self.final_name(e, pdir, base, inside_new, live)?;
+        let final_name = match self.config_fate(e, pdir, base, inside_new, live)? {
+            Fate::Ship => base.to_vec(),
+            Fate::Leave => return self.leave_config(e, pdir, base, live.expect("a live file")),
+            Fate::Merge => {
+                return self.stage_merge(label, e, pdir, base, live.expect("a live file"), data)
+            }
+            Fate::Keep => {
+                self.out.config_kept.push(path.clone());
+                [base, NEW_SUFFIX].concat()
+            }
+        };
         if final_name == base {
             match self.compare(e, pdir, base, live)? {
                 Compare::Same => {
@@ -188,39 +199,9 @@ impl Stager<'_> {
         self.write_entry(label, e, pdir, base, final_name, data)
     }
 
-    /// The name the entry goes live as: its own, or — a config file the
-    /// admin changed is kept — `<name>.sysupnew` beside it.
-    fn final_name(
-        &mut self,
-        e: &Entry,
-        pdir: &[u8],
-        base: &[u8],
-        inside_new: bool,
-        live: Option<Stat>,
-    ) -> Result<Vec<u8>> {
-        let path = &e.path;
-        if e.config && e.kind == Kind::File && !inside_new && live.is_some_and(|s| s.is_file()) {
-            let d = self.dir_of(pdir)?;
-            let have = d
-                .sha256(base)
-                .map_err(|err| ioerr(self.root, "read", path, err))?;
-            let old_hash = self.old.and_then(|o| o.get(path)).and_then(|o| o.sha256);
-            let pristine = old_hash == Some(have);
-            // Modified by the admin (neither the new nor the old shipped
-            // version): keep it, put the new one beside it.
-            if Some(have) != e.sha256 && !pristine {
-                let mut n = base.to_vec();
-                n.extend_from_slice(b".sysupnew");
-                self.out.config_kept.push(path.clone());
-                return Ok(n);
-            }
-        }
-        Ok(base.to_vec())
-    }
-
     /// Write the entry under its staged name (journaled first), for the
     /// commit to rename to `final_name`.
-    fn write_entry(
+    pub(super) fn write_entry(
         &mut self,
         label: &str,
         e: &Entry,
