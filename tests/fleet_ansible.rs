@@ -121,6 +121,13 @@ fn ansible() -> Option<&'static Ansible> {
             tarball.to_string_lossy().ends_with(".tar.gz"),
             "{tarball:?}"
         );
+        let name = tarball.file_name().unwrap().to_string_lossy().into_owned();
+        let doc = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/fleet.md"))
+            .unwrap();
+        assert!(
+            doc.contains(&format!("install dist/{name}")),
+            "docs/fleet.md installs another {name}"
+        );
         common::ok(
             a.cmd("ansible-galaxy")
                 .args(["collection", "install"])
@@ -462,4 +469,31 @@ fn modules_report_facts_go_to_an_id_and_fail_with_sysups_message() {
     assert_eq!(r["rc"], 1, "{r:#}");
     assert!(common::diff_snapshots(&snap, &snapshot(&root)).is_empty());
     assert_eq!(installed(&root), Some(id(1)));
+}
+
+/// docs/fleet.md shows the commands these tests run, as they run them.
+#[test]
+fn fleet_md_shows_the_commands_these_tests_run() {
+    let doc = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/fleet.md"))
+        .unwrap()
+        .replace("\\\n      ", "");
+    let galaxy =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("ansible/galaxy.yml"))
+            .unwrap();
+    let version = galaxy
+        .lines()
+        .find_map(|l| l.strip_prefix("version: "))
+        .unwrap();
+    for cmd in [
+        "ansible-galaxy collection build ansible/ --output-path dist/".to_string(),
+        format!("ansible-galaxy collection install dist/sysup-sysup-{version}.tar.gz"),
+        format!(
+            "ansible-playbook -i {INVENTORY} {PLAYBOOK} -e sysup_fleet_dir=/tmp/fleet \
+             -e sysup_mirror=http://127.0.0.1:8080/ -e sysup_pubkey=/tmp/fleet/sysup.pub \
+             -e sysup_binary=$(command -v sysup) -e '{{\"sysup_serial\": [1, 2]}}'"
+        ),
+        format!("ansible-playbook -i inventory.yml {PLAYBOOK} --check"),
+    ] {
+        assert!(doc.contains(&cmd), "docs/fleet.md lacks {cmd:?}");
+    }
 }

@@ -82,7 +82,8 @@ fn installed_root(with_sysup: bool) -> tempfile::TempDir {
     let etc = r.join("etc/systemd/system");
     fs::create_dir_all(&etc).unwrap();
     fs::create_dir_all(r.join("etc/default")).unwrap();
-    // The install commands of docs/fleet.md, with the root's prefix.
+    // The install commands of docs/fleet.md, with the root's prefix (the
+    // doc is checked to show them in `fleet_md_shows_these_commands`).
     let mut install = Command::new("install");
     install.args(["-m", "0644"]);
     for u in UNITS {
@@ -244,4 +245,23 @@ fn timer_spreads_a_fleet_and_service_can_write_the_system() {
     ] {
         assert!(out.contains(line), "{line:?} not in:\n{out}");
     }
+}
+
+/// docs/fleet.md shows the commands `installed_root` and the enable test
+/// run (there without the temporary root's prefix).
+#[test]
+fn fleet_md_shows_these_commands() {
+    let doc = fs::read_to_string(repo("docs/fleet.md")).unwrap();
+    for cmd in [
+        "install -m 0644 systemd/sysup-update.service systemd/sysup-update.timer /etc/systemd/system/",
+        "install -m 0644 systemd/sysup.env /etc/default/sysup",
+        "systemctl enable sysup-update.timer",
+        "journalctl -u sysup-update",
+    ] {
+        assert!(doc.contains(cmd), "docs/fleet.md lacks {cmd:?}");
+    }
+    // The ExecStart path the doc names.
+    assert!(doc.contains("`/usr/local/sbin/sysup`"));
+    let service = fs::read_to_string(repo("systemd/sysup-update.service")).unwrap();
+    assert!(service.contains("\nExecStart=/usr/local/sbin/sysup update "));
 }
