@@ -304,12 +304,39 @@ fn all_hosts() -> Vec<String> {
     HOSTS.iter().map(|h| h.to_string()).collect()
 }
 
-/// Assert a host's update result: changed or not, and its world ids.
+/// Assert a host's update result: changed or not, its world ids, and the
+/// facts taken from sysup's report (`report`) as they are there.
 fn assert_update(r: &Value, changed: bool, from: u32, to: u32, result: &str) {
     assert_eq!(r["changed"], changed, "{r:#}");
     assert_eq!(r["ids"]["world"]["from"], id(from), "{r:#}");
     assert_eq!(r["ids"]["world"]["to"], id(to), "{r:#}");
     assert_eq!(r["result"], result, "{r:#}");
+    let report = &r["report"];
+    assert_eq!(r["result"], report["result"]);
+    assert_eq!(r["fetched_bytes"], report["fetched_bytes"]);
+    assert_eq!(r["serial"], report["serial"]);
+    let applied = report["applied"].as_array().unwrap();
+    assert_eq!(applied.len(), usize::from(result == "applied"), "{r:#}");
+    // Config files and the restart report: passed through when sysup
+    // reports them (`config_merged` and `restart` are newer fields).
+    let all = |field: &str| -> Vec<Value> {
+        applied
+            .iter()
+            .flat_map(|a| a[field].as_array().cloned().unwrap_or_default())
+            .collect()
+    };
+    assert_eq!(r["config_kept"], Value::Array(all("config_kept")), "{r:#}");
+    assert_eq!(
+        r["config_merged"],
+        Value::Array(all("config_merged")),
+        "{r:#}"
+    );
+    if applied.iter().any(|a| a["restart"].is_object()) {
+        assert!(r["restart"]["reboot_needed"].is_boolean(), "{r:#}");
+        assert!(r["restart"]["processes"].is_array(), "{r:#}");
+    } else {
+        assert_eq!(r["restart"], Value::Null, "{r:#}");
+    }
 }
 
 #[test]
@@ -448,10 +475,27 @@ fn modules_report_facts_go_to_an_id_and_fail_with_sysups_message() {
          pubkey={{{{ sysup_pubkey }}}} to={}",
         id(2)
     );
+    // The admin edited etc/motd, which the update changes too: it is kept
+    // (or, where sysup merges config files, merged) and reported.
+    let motd = f.root("host1").join("etc/motd");
+    let mut text = fs::read_to_string(&motd).unwrap();
+    text.push_str("local note\n");
+    fs::write(&motd, text).unwrap();
     let r = adhoc(a, &f, "host1", "sysup.sysup.update", &args);
     assert_update(&r, true, 1, 2, "applied");
     assert_eq!(installed(&f.root("host1")), Some(id(2)));
-    assert_eq!(tree_diff(&f.root("host1"), 2), Vec::<String>::new());
+    let config: Vec<&Value> = r["config_kept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(r["config_merged"].as_array().unwrap())
+        .collect();
+    assert_eq!(config, [&Value::from("etc/motd")], "{r:#}");
+    let diff: Vec<String> = tree_diff(&f.root("host1"), 2)
+        .into_iter()
+        .filter(|d| !d.contains("etc/motd"))
+        .collect();
+    assert_eq!(diff, Vec::<String>::new());
 
     // A host whose configuration is broken: the module fails with sysup's
     // message, which names the file and the key; the root is untouched.
