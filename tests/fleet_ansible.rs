@@ -402,11 +402,27 @@ fn rolling_update_canary_then_batches_stops_at_first_failure() {
     fs::copy(&built().dists[2], f.w.file(&dist_name(3))).unwrap();
     fs::copy(&built().patches[1], f.w.file(&patch_name(2, 3))).unwrap();
     f.w.publish();
+    // host3 also has a health-check tasks file (run before the command), which
+    // sees the update's result.
     let rig = f.dir.join("rig.yml");
+    let tasks = f.dir.join("health.yml");
     fs::write(
         &rig,
-        "all:\n  hosts:\n    host2:\n      sysup_health_check: \
-         \"echo 'nginx did not come back' >&2; exit 1\"\n",
+        format!(
+            "all:\n  hosts:\n    host2:\n      sysup_health_check: \
+             \"echo 'nginx did not come back' >&2; exit 1\"\n    host3:\n      \
+             sysup_health_check_tasks: {}\n",
+            tasks.display()
+        ),
+    )
+    .unwrap();
+    fs::write(
+        &tasks,
+        format!(
+            "- ansible.builtin.copy:\n    dest: {}/checked-{{{{ inventory_hostname }}}}\n    \
+             content: \"{{{{ sysup_update.ids.world.to }}}}\"\n",
+            f.dir.display()
+        ),
     )
     .unwrap();
     let untouched: Vec<_> = ["host4", "host5"]
@@ -427,6 +443,11 @@ fn rolling_update_canary_then_batches_stops_at_first_failure() {
         .unwrap()
         .contains("did not come back"));
     assert_eq!(run.failed(), ["host2"]);
+    assert_eq!(
+        fs::read_to_string(f.dir.join("checked-host3")).unwrap(),
+        id(3)
+    );
+    assert!(!f.dir.join("checked-host1").exists());
     for (h, snap) in ["host4", "host5"].iter().zip(&untouched) {
         assert!(!up.contains_key(*h), "{h} was updated after a failure");
         assert_eq!(installed(&f.root(h)), Some(id(2)));
