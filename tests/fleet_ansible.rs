@@ -562,3 +562,56 @@ fn fleet_md_shows_the_commands_these_tests_run() {
         assert!(doc.contains(&cmd), "docs/fleet.md lacks {cmd:?}");
     }
 }
+
+/// The module's summary of an update report whose applies carry the newer
+/// fields (`config_merged`, `restart`: two names, a process in both): run
+/// by the venv's Python on the installed collection's own code.
+#[test]
+fn module_merges_config_files_and_restart_reports_of_every_name() {
+    let Some(a) = ansible() else { return };
+    let report = serde_json::json!({
+        "result": "applied", "fetched_bytes": 10, "serial": 7,
+        "applied": [
+            {"to": "world-2-20260102", "config_kept": ["etc/motd"], "config_merged": ["etc/a.conf"],
+             "restart": {"reboot_needed": false, "reboot_reasons": [],
+                         "processes": [{"pid": 10, "comm": "sshd", "unit": "ssh.service", "files": ["usr/sbin/sshd"]}]}},
+            {"to": "kernel-GENERIC-2-20260202", "config_kept": [],
+             "restart": {"reboot_needed": true, "reboot_reasons": ["kernel-GENERIC changed"],
+                         "processes": [{"pid": 10, "comm": "sshd", "unit": "ssh.service", "files": ["usr/lib/x.so"]}]}}
+        ]
+    });
+    let script = "import json, sys\n\
+        from ansible_collections.sysup.sysup.plugins.modules.update import summary\n\
+        r = summary(json.load(sys.stdin), {})\n\
+        del r['report']\n\
+        print(json.dumps(r))\n";
+    let mut child = Command::new(a.bin.join("python3"))
+        .args(["-c", script])
+        .env("PYTHONPATH", a.dir.path().join("coll"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    serde_json::to_writer(child.stdin.take().unwrap(), &report).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success());
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["config_kept"], serde_json::json!(["etc/motd"]));
+    assert_eq!(r["config_merged"], serde_json::json!(["etc/a.conf"]));
+    assert_eq!(r["restart"]["reboot_needed"], true);
+    assert_eq!(
+        r["restart"]["reboot_reasons"],
+        serde_json::json!(["kernel-GENERIC changed"])
+    );
+    // One process, listed once, with every replaced file it still uses.
+    let procs = r["restart"]["processes"].as_array().unwrap();
+    assert_eq!(procs.len(), 1, "{r:#}");
+    assert_eq!(
+        procs[0]["files"],
+        serde_json::json!(["usr/sbin/sshd", "usr/lib/x.so"])
+    );
+    assert_eq!(
+        (r["fetched_bytes"].as_u64(), r["serial"].as_u64()),
+        (Some(10), Some(7))
+    );
+}

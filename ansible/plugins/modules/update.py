@@ -155,19 +155,26 @@ def any_change(ids):
 
 
 def merge_restart(applied):
-    """One restart report over the apply reports that carry one."""
+    """One restart report over the apply reports that carry one: a reboot if
+    any name needs it, and each process once, with every replaced file it
+    still uses."""
     reports = [a["restart"] for a in applied if isinstance(a.get("restart"), dict)]
     if not reports:
         return None
     merged = {"reboot_needed": False, "reboot_reasons": [], "processes": []}
-    seen = set()
+    by_pid = {}
     for r in reports:
         merged["reboot_needed"] = merged["reboot_needed"] or bool(r.get("reboot_needed"))
-        merged["reboot_reasons"] += [x for x in r.get("reboot_reasons", []) if x not in merged["reboot_reasons"]]
-        for p in r.get("processes", []):
-            if p.get("pid") not in seen:
-                seen.add(p.get("pid"))
-                merged["processes"].append(p)
+        for reason in r.get("reboot_reasons") or []:
+            if reason not in merged["reboot_reasons"]:
+                merged["reboot_reasons"].append(reason)
+        for p in r.get("processes") or []:
+            seen = by_pid.get(p.get("pid"))
+            if seen is None:
+                seen = by_pid[p.get("pid")] = dict(p, files=list(p.get("files") or []))
+                merged["processes"].append(seen)
+            else:
+                seen["files"] += [f for f in p.get("files") or [] if f not in seen["files"]]
     return merged
 
 
