@@ -12,8 +12,8 @@
 //! or `SYSUP_ANSIBLE_BIN` (a directory holding `ansible-playbook`), or PATH.
 //! Without it the tests say SKIPPED; under CI (`CI` set) that is a failure.
 //! Results are read from what each task returned, recorded as JSON lines by
-//! a small callback plugin of this test (ansible-core's own `json` callback
-//! moved to another collection), never from text.
+//! the test's callback plugin `ansible/tests/callback/record.py`, never
+//! from text.
 
 mod mirror_support;
 use mirror_support::*;
@@ -33,49 +33,9 @@ const INVENTORY: &str = "ansible/examples/local-fleet.yml";
 /// ansible-core's programs and the collection built and installed from `ansible/`.
 struct Ansible {
     bin: PathBuf,
-    /// Holds `coll/ansible_collections/sysup/sysup`, an empty ansible.cfg and
-    /// the recording callback plugin.
+    /// Holds `coll/ansible_collections/sysup/sysup` and an empty ansible.cfg.
     dir: tempfile::TempDir,
 }
-
-/// A callback plugin (test harness, not product) that appends every task
-/// result to `$SYSUP_TEST_RECORD` as a JSON line: which batch (`play`, one
-/// per batch of a `serial` play), task, host, status and the module's result.
-const RECORD_PLUGIN: &str = r#"
-import json, os
-from ansible.plugins.callback import CallbackBase
-
-class CallbackModule(CallbackBase):
-    CALLBACK_VERSION = 2.0
-    CALLBACK_TYPE = 'aggregate'
-    CALLBACK_NAME = 'record'
-    CALLBACK_NEEDS_ENABLED = True
-
-    def __init__(self, *args, **kwargs):
-        super(CallbackModule, self).__init__(*args, **kwargs)
-        self.play = -1
-
-    def v2_playbook_on_play_start(self, play):
-        self.play += 1
-
-    def _record(self, status, result):
-        rec = dict(play=self.play, task=result._task.get_name(),
-                   host=result._host.get_name(), status=status, result=result._result)
-        with open(os.environ['SYSUP_TEST_RECORD'], 'a') as f:
-            f.write(json.dumps(rec, default=str) + '\n')
-
-    def v2_runner_on_ok(self, result):
-        self._record('ok', result)
-
-    def v2_runner_on_failed(self, result, ignore_errors=False):
-        self._record('failed', result)
-
-    def v2_runner_on_skipped(self, result):
-        self._record('skipped', result)
-
-    def v2_runner_on_unreachable(self, result):
-        self._record('unreachable', result)
-"#;
 
 fn find_ansible() -> Option<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::env::var_os("SYSUP_ANSIBLE_BIN")
@@ -108,8 +68,6 @@ fn ansible() -> Option<&'static Ansible> {
             dir: tempfile::tempdir().unwrap(),
         };
         fs::write(a.dir.path().join("ansible.cfg"), "").unwrap();
-        fs::create_dir(a.dir.path().join("callbacks")).unwrap();
-        fs::write(a.dir.path().join("callbacks/record.py"), RECORD_PLUGIN).unwrap();
         let dist = a.dir.path().join("dist");
         common::ok(
             a.cmd("ansible-galaxy")
@@ -135,6 +93,12 @@ fn ansible() -> Option<&'static Ansible> {
                 .arg("-p")
                 .arg(a.dir.path().join("coll")),
         );
+        // The test harness (`build_ignore`) is not shipped.
+        assert!(!a
+            .dir
+            .path()
+            .join("coll/ansible_collections/sysup/sysup/tests")
+            .exists());
         Some(a)
     })
     .as_ref()
@@ -153,11 +117,13 @@ impl Ansible {
             .env("ANSIBLE_REMOTE_TEMP", self.dir.path().join("tmp"))
             .env(
                 "ANSIBLE_CALLBACK_PLUGINS",
-                self.dir.path().join("callbacks"),
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("ansible/tests/callback"),
             )
             .env("ANSIBLE_CALLBACKS_ENABLED", "record")
             .env("ANSIBLE_LOAD_CALLBACK_PLUGINS", "1")
-            .env("ANSIBLE_NOCOLOR", "1");
+            .env("ANSIBLE_NOCOLOR", "1")
+            // no __pycache__ beside the repository's callback plugin
+            .env("PYTHONDONTWRITEBYTECODE", "1");
         for v in [
             "http_proxy",
             "https_proxy",
