@@ -6,7 +6,9 @@
 //! Check mode changes nothing and reports the change; a run converges every
 //! host, canary first, in batches; a second run changes nothing; a host whose
 //! health check fails stops the rollout before the next batch. The modules
-//! alone: facts, `to`, and a broken host failing with sysup's own message.
+//! alone: facts, `to`, a locally edited config file reported, a broken host
+//! failing with sysup's own message, and the merge of newer report fields
+//! (`config_merged`, `restart`) over several names.
 //!
 //! ansible-core comes from `.ci/install-deps` (a venv in /opt/sysup-ansible),
 //! or `SYSUP_ANSIBLE_BIN` (a directory holding `ansible-playbook`), or PATH.
