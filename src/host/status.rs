@@ -1,6 +1,7 @@
 //! `sysup status`: per dist name, what is installed, its base and digests,
 //! when, the kept bases; any interrupted apply (with the command that
-//! finishes it) and any sysup working on the root now.
+//! finishes it) and any sysup working on the root now; what needs a restart
+//! or a reboot, recomputed on every call (host/restart.rs).
 //!
 //! Invariant: reading never writes — a root without sysup's state has
 //! nothing installed, and no state directory is made for it.
@@ -11,6 +12,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::host::pending::{pending, Pending};
+use crate::host::restart::Restart;
 use crate::host::state::{Installed, KeptBase, State};
 
 /// One dist name's status.
@@ -33,6 +35,8 @@ pub struct Status {
     /// The pid of a sysup working on the root now (with or without a
     /// pending apply: it may be checking, or cleaning).
     pub running: Option<u32>,
+    /// What needs a restart or a reboot, computed now (host/restart.rs).
+    pub restart: Restart,
 }
 
 /// The status of the root at `root`. Read-only.
@@ -43,6 +47,7 @@ pub fn status(root: &Path) -> Result<Status> {
             names: vec![],
             pending: None,
             running: None,
+            restart: Restart::default(),
         });
     };
     let mut names = Vec::new();
@@ -60,5 +65,6 @@ pub fn status(root: &Path) -> Result<Status> {
         names,
         pending,
         running,
+        restart: crate::host::restart::report(&state, &[]),
     })
 }
