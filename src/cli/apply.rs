@@ -107,7 +107,11 @@ pub(crate) fn print_restart(r: Option<&Restart>, indent: &str) -> sysup::Result<
         try_outln!("{indent}reboot       needed: {why}")?;
     }
     for p in &r.processes {
-        let unit = p.unit.as_deref().map(|u| format!(" ({u})")).unwrap_or_default();
+        let unit = p
+            .unit
+            .as_deref()
+            .map(|u| format!(" ({u})"))
+            .unwrap_or_default();
         try_outln!(
             "{indent}restart      pid {} {}{unit}: {}",
             p.pid,

@@ -20,7 +20,12 @@ pub struct Args {
     pub format: JsonArg,
     /// Output format: `text`, `json` (as --json), or `prometheus`
     /// (node_exporter textfile metrics).
-    #[arg(long = "format", value_name = "FORMAT", value_enum, conflicts_with = "json")]
+    #[arg(
+        long = "format",
+        value_name = "FORMAT",
+        value_enum,
+        conflicts_with = "json"
+    )]
     pub output: Option<Output>,
 }
 

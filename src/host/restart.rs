@@ -130,7 +130,10 @@ fn shipped(
         let kept = match state.bases(&i.id.name) {
             Ok(k) => k,
             Err(e) => {
-                notes.push(format!("could not list the kept bases of {}: {e}", i.id.name));
+                notes.push(format!(
+                    "could not list the kept bases of {}: {e}",
+                    i.id.name
+                ));
                 continue;
             }
         };
@@ -162,7 +165,11 @@ fn attribute(procs: Vec<scan::Seen>, shipped: &HashMap<Vec<u8>, bool>, out: &mut
     // critical path → pids still mapping an old copy
     let mut critical: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
     for p in procs {
-        let files: Vec<&Vec<u8>> = p.files.iter().filter(|f| shipped.contains_key(*f)).collect();
+        let files: Vec<&Vec<u8>> = p
+            .files
+            .iter()
+            .filter(|f| shipped.contains_key(*f))
+            .collect();
         if files.is_empty() {
             continue;
         }
@@ -199,7 +206,10 @@ mod tests {
             pid,
             comm: "x".into(),
             unit: None,
-            files: files.iter().map(|f| f.as_bytes().to_vec()).collect::<BTreeSet<_>>(),
+            files: files
+                .iter()
+                .map(|f| f.as_bytes().to_vec())
+                .collect::<BTreeSet<_>>(),
         }
     }
 

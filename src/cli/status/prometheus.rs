@@ -31,7 +31,11 @@ fn escape_label(v: &str) -> String {
 /// History records that are applies (not `clean`), last one per dist name.
 fn last_applies(log: &Log) -> BTreeMap<&str, &sysup::host::history::Event> {
     let mut last = BTreeMap::new();
-    for e in log.events.iter().filter(|e| e.action != "clean" && !e.name.is_empty()) {
+    for e in log
+        .events
+        .iter()
+        .filter(|e| e.action != "clean" && !e.name.is_empty())
+    {
         last.insert(e.name.as_str(), e);
     }
     last
@@ -48,7 +52,12 @@ fn families(s: &Status, log: &Log) -> Vec<Family> {
     let per_name = |f: &dyn Fn(&sysup::host::status::NameStatus) -> i64| {
         s.names
             .iter()
-            .map(|n| (with_root(vec![("name", n.installed.id.name.to_string())]), f(n)))
+            .map(|n| {
+                (
+                    with_root(vec![("name", n.installed.id.name.to_string())]),
+                    f(n),
+                )
+            })
             .collect()
     };
     let last = last_applies(log);

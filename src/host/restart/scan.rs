@@ -104,7 +104,11 @@ pub fn scan(proc: &Path, root: &Path) -> Found {
     };
     let (mut denied, mut truncated) = (0usize, Vec::new());
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         if pid == own {
@@ -348,8 +352,14 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("maps");
         fs::write(&p, b"aaaa\nbbbb\ncccc\n").unwrap();
-        assert_eq!(read_capped(&p, 100).unwrap(), (b"aaaa\nbbbb\ncccc\n".to_vec(), false));
-        assert_eq!(read_capped(&p, 12).unwrap(), (b"aaaa\nbbbb\n".to_vec(), true));
+        assert_eq!(
+            read_capped(&p, 100).unwrap(),
+            (b"aaaa\nbbbb\ncccc\n".to_vec(), false)
+        );
+        assert_eq!(
+            read_capped(&p, 12).unwrap(),
+            (b"aaaa\nbbbb\n".to_vec(), true)
+        );
     }
 
     #[test]
