@@ -87,5 +87,5 @@ fn print(s: &Status, json: bool) -> sysup::Result<()> {
         outln!("  tar sha256 {}", i.tar.sha256_hex());
         outln!("  kept       {}", kept.join(", "));
     }
-    super::apply::print_restart(Some(&s.restart), "")
+    super::apply::print_restart(Some(&s.restart), "", false)
 }
