@@ -56,7 +56,7 @@ pub(crate) fn print_report(r: &ApplyReport, quiet: bool) -> sysup::Result<()> {
         for k in &r.kept {
             try_outln!("  not removed  {k}")?;
         }
-        return print_restart(r.restart.as_ref(), "  ");
+        return print_restart(r.restart.as_ref(), "  ", quiet);
     }
     let what = if r.dry_run { "would " } else { "" };
     match &r.from {
@@ -75,7 +75,7 @@ pub(crate) fn print_report(r: &ApplyReport, quiet: bool) -> sysup::Result<()> {
         try_outln!("  not removed  {k}")?;
     }
     if quiet {
-        return print_restart(r.restart.as_ref(), "  ");
+        return print_restart(r.restart.as_ref(), "  ", true);
     }
     let c = &r.counts;
     try_outln!(
@@ -95,13 +95,14 @@ pub(crate) fn print_report(r: &ApplyReport, quiet: bool) -> sysup::Result<()> {
     if !r.pruned.is_empty() {
         try_outln!("  pruned       {}", r.pruned.join(", "))?;
     }
-    print_restart(r.restart.as_ref(), "  ")
+    print_restart(r.restart.as_ref(), "  ", false)
 }
 
 /// What needs a reboot or a restart (also with `--quiet`: it needs the
-/// admin), each line led by `indent`; nothing when nothing does. Shared
-/// by the apply's report and `sysup status`.
-pub(crate) fn print_restart(r: Option<&Restart>, indent: &str) -> sysup::Result<()> {
+/// admin), then, unless `quiet`, what could not be checked; each line led
+/// by `indent`; nothing when nothing does. Shared by the apply's report
+/// and `sysup status`.
+pub(crate) fn print_restart(r: Option<&Restart>, indent: &str, quiet: bool) -> sysup::Result<()> {
     let Some(r) = r else { return Ok(()) };
     for why in &r.reboot_reasons {
         try_outln!("{indent}reboot       needed: {why}")?;
@@ -119,7 +120,7 @@ pub(crate) fn print_restart(r: Option<&Restart>, indent: &str) -> sysup::Result<
             p.files.join(", ")
         )?;
     }
-    for n in &r.notes {
+    for n in r.notes.iter().filter(|_| !quiet) {
         try_outln!("{indent}restart note: {n}")?;
     }
     Ok(())

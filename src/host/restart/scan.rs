@@ -102,7 +102,7 @@ pub fn scan(proc: &Path, root: &Path) -> Found {
             return found;
         }
     };
-    let (mut denied, mut truncated) = (0usize, Vec::new());
+    let (mut denied, mut truncated) = (Vec::new(), Vec::new());
     for entry in entries.flatten() {
         let Some(pid) = entry
             .file_name()
@@ -117,15 +117,12 @@ pub fn scan(proc: &Path, root: &Path) -> Found {
         match scan_one(&proc.join(pid.to_string()), pid, &ctx, &mut truncated) {
             Ok(Some(seen)) => found.procs.push(seen),
             Ok(None) | Err(Skip::Gone) | Err(Skip::Foreign) => {}
-            Err(Skip::Denied) => denied += 1,
+            Err(Skip::Denied) => denied.push(pid),
         }
     }
     found.procs.sort_by_key(|p| p.pid);
-    if denied > 0 {
-        found.notes.push(format!(
-            "{denied} process{} could not be read (not root?): not checked",
-            if denied == 1 { "" } else { "es" }
-        ));
+    if !denied.is_empty() {
+        found.notes.push(denied_note(&denied));
     }
     if !truncated.is_empty() {
         let pids: Vec<String> = truncated.iter().map(u32::to_string).collect();
@@ -137,6 +134,24 @@ pub fn scan(proc: &Path, root: &Path) -> Found {
         ));
     }
     found
+}
+
+/// The note for processes that could not be read: their pids (the first
+/// ten), and, when not run as root, why.
+fn denied_note(pids: &[u32]) -> String {
+    let mut shown: Vec<String> = pids.iter().take(10).map(u32::to_string).collect();
+    if pids.len() > 10 {
+        shown.push(format!("and {} more", pids.len() - 10));
+    }
+    let hint = if nix::unistd::geteuid().is_root() {
+        ""
+    } else {
+        " (run as root to check them)"
+    };
+    format!(
+        "pid {} could not be read: not checked{hint}",
+        shown.join(", ")
+    )
 }
 
 /// One process: its executable and mappings under the root that are stale;
