@@ -377,6 +377,63 @@ mod tests {
         );
     }
 
+    /// A `/proc` of files: `self` in mount namespace 1, and pid 123 whose
+    /// maps are `maps` and whose mount namespace is `ns`.
+    fn fake_proc(maps: &[u8], ns: &str) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        for dir in ["self/ns", "self/root", "123/ns", "123/root", "notapid"] {
+            fs::create_dir_all(p.join(dir)).unwrap();
+        }
+        std::os::unix::fs::symlink("mnt:[1]", p.join("self/ns/mnt")).unwrap();
+        std::os::unix::fs::symlink(ns, p.join("123/ns/mnt")).unwrap();
+        fs::write(p.join("123/maps"), maps).unwrap();
+        fs::write(p.join("123/comm"), b"daemon\n").unwrap();
+        fs::write(p.join("123/cgroup"), b"0::/system.slice/d.service\n").unwrap();
+        d
+    }
+
+    #[test]
+    fn a_fake_proc_is_read_within_bounds() {
+        let line = "7f-80 r-xp 00000000 08:01 5 /r/usr/lib/x.so (deleted)\n";
+        let mut maps = line.repeat(3).into_bytes();
+        // past the cap: a mapping never read, and the note says so
+        maps.resize(MAPS_CAP as usize + 10, b' ');
+        maps.extend_from_slice(b"\n7f-80 r-xp 00000000 08:01 6 /r/usr/lib/late.so (deleted)\n");
+        let proc = fake_proc(&maps, "mnt:[1]");
+        let found = scan(proc.path(), Path::new("/r"));
+        let files = BTreeSet::from([b"usr/lib/x.so".to_vec()]);
+        assert_eq!(
+            found.procs,
+            [Seen {
+                pid: 123,
+                comm: "daemon".into(),
+                unit: Some("d.service".into()),
+                files,
+            }]
+        );
+        assert_eq!(found.notes.len(), 1, "{:?}", found.notes);
+        assert!(
+            found.notes[0].contains("pid 123 are over 16 MiB"),
+            "{:?}",
+            found.notes
+        );
+    }
+
+    #[test]
+    fn a_container_is_skipped_and_a_missing_proc_is_a_note() {
+        let line = b"7f-80 r-xp 00000000 08:01 5 /r/usr/lib/x.so (deleted)\n";
+        // another mount namespace, and its root directory is not ours
+        let proc = fake_proc(line, "mnt:[2]");
+        let found = scan(proc.path(), Path::new("/r"));
+        assert!(
+            found.procs.is_empty() && found.notes.is_empty(),
+            "{found:?}"
+        );
+        let found = scan(Path::new("/nonexistent/proc"), Path::new("/r"));
+        assert!(found.notes[0].starts_with("could not list /nonexistent/proc"));
+    }
+
     #[test]
     fn this_process_finds_a_replaced_file_it_maps() {
         // a file mapped, then replaced by a rename: as an apply does
