@@ -138,7 +138,7 @@ impl Twins {
         s.add_filter(r#""base_size": \d+"#, r#""base_size": "[BASE SIZE]""#);
         // What the restart report could not read (a pid 1 that even root
         // may not trace, in some containers) depends on the machine.
-        s.add_filter(r"(?m)^ *restart note: .*\n", "");
+        s.add_filter(r"(?m)^ *restart scan: .*\n", "");
         s.add_filter(
             r#"("processes": \[\],\s*"notes": )\[[^\]]*\]"#,
             r#"$1"[RESTART NOTES]""#,

@@ -121,7 +121,7 @@ pub(crate) fn print_restart(r: Option<&Restart>, indent: &str, quiet: bool) -> s
         )?;
     }
     for n in r.notes.iter().filter(|_| !quiet) {
-        try_outln!("{indent}restart note: {n}")?;
+        try_outln!("{indent}restart scan: {n}")?;
     }
     Ok(())
 }
