@@ -1,13 +1,15 @@
 //! `sysup apply [--root DIR] [--dry-run] [--json] [-v] FILE...`: install a
 //! dist or a chain of patches onto a root; safe to run again after any
 //! interruption. `--dry-run` reports what the apply would do, path by path
-//! (`-v` prints the paths), and changes nothing.
+//! (`-v` prints the paths), and changes nothing. After an apply, what
+//! still runs old code: processes to restart, and whether to reboot.
 
 use std::path::PathBuf;
 
 use super::args::JsonArg;
 use super::progress::Ui;
 use sysup::host::apply::{apply, ApplyOptions, ApplyReport};
+use sysup::host::restart::Restart;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -52,7 +54,7 @@ pub(crate) fn print_report(r: &ApplyReport, quiet: bool) -> sysup::Result<()> {
         for k in &r.kept {
             try_outln!("  not removed  {k}")?;
         }
-        return Ok(());
+        return print_restart(r.restart.as_ref(), "  ", quiet);
     }
     let what = if r.dry_run { "would " } else { "" };
     match &r.from {
@@ -69,7 +71,7 @@ pub(crate) fn print_report(r: &ApplyReport, quiet: bool) -> sysup::Result<()> {
         try_outln!("  not removed  {k}")?;
     }
     if quiet {
-        return Ok(());
+        return print_restart(r.restart.as_ref(), "  ", true);
     }
     let c = &r.counts;
     try_outln!(
@@ -88,6 +90,34 @@ pub(crate) fn print_report(r: &ApplyReport, quiet: bool) -> sysup::Result<()> {
     }
     if !r.pruned.is_empty() {
         try_outln!("  pruned       {}", r.pruned.join(", "))?;
+    }
+    print_restart(r.restart.as_ref(), "  ", false)
+}
+
+/// What needs a reboot or a restart (also with `--quiet`: it needs the
+/// admin), then, unless `quiet`, what could not be checked; each line led
+/// by `indent`; nothing when nothing does. Shared by the apply's report
+/// and `sysup status`.
+pub(crate) fn print_restart(r: Option<&Restart>, indent: &str, quiet: bool) -> sysup::Result<()> {
+    let Some(r) = r else { return Ok(()) };
+    for why in &r.reboot_reasons {
+        try_outln!("{indent}reboot       needed: {why}")?;
+    }
+    for p in &r.processes {
+        let unit = p
+            .unit
+            .as_deref()
+            .map(|u| format!(" ({u})"))
+            .unwrap_or_default();
+        try_outln!(
+            "{indent}restart      pid {} {}{unit}: {}",
+            p.pid,
+            p.comm,
+            p.files.join(", ")
+        )?;
+    }
+    for n in r.notes.iter().filter(|_| !quiet) {
+        try_outln!("{indent}restart scan: {n}")?;
     }
     Ok(())
 }

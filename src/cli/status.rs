@@ -1,16 +1,57 @@
-//! `sysup status [--root DIR] [--json]`: per dist name, what is installed,
+//! `sysup status [--root DIR] [--json | --format FORMAT]`: per dist name, what is installed,
 //! its base and digests, when, the kept bases, and any interrupted apply with
-//! the command that finishes it, and the config files awaiting the admin.
-//! The facts are [`sysup::host::status`];
-//! this file prints them.
+//! the command that finishes it, the config files awaiting the admin, and
+//! what needs a restart or a reboot.
+//! `--format prometheus` prints the same as node_exporter textfile metrics
+//! ([`prometheus`]). The facts are [`sysup::host::status`]; this file
+//! prints them.
+
+mod prometheus;
 
 use sysup::host::status::{status, Status};
 
-/// `--root DIR --json`: all the command takes.
-pub use super::args::HostArgs as Args;
+use super::args::{JsonArg, RootArg};
+
+/// `--root DIR --json`, or `--format FORMAT`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub host: RootArg,
+    #[command(flatten)]
+    pub format: JsonArg,
+    /// Output format: `text`, `json` (as --json), or `prometheus`
+    /// (node_exporter textfile metrics).
+    #[arg(
+        long = "format",
+        value_name = "FORMAT",
+        value_enum,
+        conflicts_with = "json"
+    )]
+    pub output: Option<Output>,
+}
+
+/// What `--format` takes.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    Text,
+    Json,
+    Prometheus,
+}
 
 pub fn run(a: Args) -> sysup::Result<()> {
-    print(&status(&a.host.root)?, a.format.json)
+    let s = status(&a.host.root)?;
+    match a.output {
+        Some(Output::Prometheus) => {
+            let log = match sysup::host::state::State::open_existing(&a.host.root)? {
+                Some(state) => sysup::host::history::read(&state)?,
+                None => Default::default(),
+            };
+            super::write_stdout(|o| {
+                std::io::Write::write_all(o, prometheus::render(&s, &log).as_bytes())
+            })
+        }
+        o => print(&s, a.format.json || o == Some(Output::Json)),
+    }
 }
 
 fn print(s: &Status, json: bool) -> sysup::Result<()> {
@@ -50,5 +91,5 @@ fn print(s: &Status, json: bool) -> sysup::Result<()> {
     for p in &s.config_pending {
         outln!("config       {p} awaits you: new version in {p}.sysupnew (sysup config resolve)");
     }
-    Ok(())
+    super::apply::print_restart(Some(&s.restart), "", false)
 }

@@ -112,6 +112,9 @@ pub struct ApplyReport {
     /// Things the admin should know about how the input was taken (a patch
     /// chain whose target was already installed, run as a repair instead).
     pub notes: Vec<String>,
+    /// What needs a restart or a reboot now (host/restart.rs); `None` in a
+    /// dry run, which changes nothing that runs.
+    pub restart: Option<crate::host::restart::Restart>,
 }
 
 /// What every step of one run reads: where, and with which settings.
@@ -235,13 +238,16 @@ fn apply_with(opts: &ApplyOptions, held: Option<&Lock>) -> Result<ApplyReport> {
     };
     if let Some((plan, report)) = resumed.filter(|(plan, _)| plan.target == target) {
         // The interrupted run was this very command: it is done now.
-        return Ok(report_of_resumed(&state, opts, &plan, report));
+        return Ok(with_restart(
+            &state,
+            report_of_resumed(&state, opts, &plan, report),
+        ));
     }
     match run(&root, &state, &input, opts) {
         Ok(mut r) => {
             r.finished_interrupted = finished_interrupted;
             r.notes = notes;
-            Ok(r)
+            Ok(with_restart(&state, r))
         }
         Err(e) => {
             if !opts.dry_run {
@@ -251,6 +257,15 @@ fn apply_with(opts: &ApplyOptions, held: Option<&Lock>) -> Result<ApplyReport> {
             Err(e)
         }
     }
+}
+
+/// The report with its restart report, taken after the apply (not in a
+/// dry run). It never fails: what it cannot read is a note in it.
+fn with_restart(state: &State, mut r: ApplyReport) -> ApplyReport {
+    if !r.dry_run {
+        r.restart = Some(crate::host::restart::report(state, &r.removed));
+    }
+    r
 }
 
 /// Check, then stage — in a transaction, or, in a dry run, without one.

@@ -31,6 +31,7 @@ pub mod pending;
 pub mod plan;
 pub mod policy;
 pub mod reaper;
+pub mod restart;
 pub mod rollback;
 pub mod root;
 pub mod stage;

@@ -1,7 +1,8 @@
 //! `sysup status`: per dist name, what is installed, its base and digests,
 //! when, the kept bases; any interrupted apply (with the command that
-//! finishes it), any sysup working on the root now, and the config files
-//! awaiting the admin (a `<path>.sysupnew` beside them).
+//! finishes it), any sysup working on the root now, the config files
+//! awaiting the admin (a `<path>.sysupnew` beside them), and what needs a
+//! restart or a reboot, recomputed on every call (host/restart.rs).
 //!
 //! Invariant: reading never writes — a root without sysup's state has
 //! nothing installed, and no state directory is made for it.
@@ -12,6 +13,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::host::pending::{pending, Pending};
+use crate::host::restart::Restart;
 use crate::host::state::{Installed, KeptBase, State};
 
 /// One dist name's status.
@@ -37,6 +39,8 @@ pub struct Status {
     /// Config files awaiting the admin: root-relative paths of installed
     /// config files with a `<path>.sysupnew` beside them, until resolved.
     pub config_pending: Vec<String>,
+    /// What needs a restart or a reboot, computed now (host/restart.rs).
+    pub restart: Restart,
 }
 
 /// The status of the root at `root`. Read-only.
@@ -48,6 +52,7 @@ pub fn status(root: &Path) -> Result<Status> {
             pending: None,
             running: None,
             config_pending: vec![],
+            restart: Restart::default(),
         });
     };
     let mut names = Vec::new();
@@ -67,5 +72,6 @@ pub fn status(root: &Path) -> Result<Status> {
         pending,
         running,
         config_pending,
+        restart: crate::host::restart::report(&state, &[]),
     })
 }

@@ -74,6 +74,7 @@ pub(super) fn report_of(
         pruned: cleanup.pruned,
         tar: Some(plan.tar),
         notes: vec![],
+        restart: None,
     }
 }
 
