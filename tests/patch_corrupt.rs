@@ -261,6 +261,7 @@ fn good_craft() -> Craft {
         data: DataOp::Bsdiff {
             old: 1,
             len_delta: 0,
+            xref: false,
         },
         pad_literal: false,
     })
@@ -384,7 +385,11 @@ fn absurd_lengths_are_refused() {
             one_member(
                 w,
                 MemberRecord {
-                    data: DataOp::Bsdiff { old: 0, len_delta },
+                    data: DataOp::Bsdiff {
+                        old: 0,
+                        len_delta,
+                        xref: false,
+                    },
                     ..M0
                 },
             )
@@ -470,6 +475,7 @@ fn references_outside_the_old_tar_are_refused() {
                     data: DataOp::Bsdiff {
                         old: 0,
                         len_delta: 0,
+                        xref: false,
                     },
                     ..M0
                 },

@@ -29,6 +29,7 @@ use crate::format::archive::segment::pad_len;
 use crate::format::patch::header::SectionKind;
 use crate::format::patch::record::{Ctrl, DataOp, HeaderOp, Keep, MemberRecord, RecordWriter};
 use crate::format::patch::section::{self, Compressed, SectionWriter};
+use crate::format::patch::xref;
 use crate::format::patch::zeros::ZeroRunWriter;
 
 /// A failed write to a section's temporary file.
@@ -109,6 +110,7 @@ pub(super) fn write_members(
             next_task: 0,
             saved: HashMap::new(),
             buf: vec![0u8; 1 << 20],
+            xref: opts.xref,
             stats,
         };
         for (i, n) in new.members.iter().enumerate() {
@@ -131,6 +133,8 @@ struct MemberWriter<'a, 'r> {
     /// Deltas of pairs that later identical pairs reuse, by new member.
     saved: HashMap<u32, Delta>,
     buf: Vec<u8>,
+    /// Try reference prediction on x86-64 members ([`DiffOptions::xref`]).
+    xref: bool,
     stats: &'a mut Stats,
 }
 
@@ -138,11 +142,21 @@ impl MemberWriter<'_, '_> {
     /// New member `i`: its record, header, data and padding.
     fn member(&mut self, i: usize, n: &MemberInfo) -> Result<()> {
         let header = self.plan.header_ops[i];
+        // A candidate for reference prediction: its deltas are gathered
+        // first, since the record says whether they are predicted.
+        let predicted = match self.plan.pairs[i].data {
+            DataPlan::Diff(j) if self.plan.xref[i] && !self.plan.aligned[i] && self.xref => {
+                let deltas = self.take_deltas(i)?;
+                Some(self.predict(j, deltas)?)
+            }
+            _ => None,
+        };
+        let xref = predicted.as_ref().is_some_and(|p| p.1);
         self.sections
             .ctrl
             .member(&MemberRecord {
                 header,
-                data: self.data_op(i, n),
+                data: self.data_op(i, n, xref),
                 pad_literal: !n.pad_zero,
             })
             .map_err(werr)?;
@@ -166,7 +180,18 @@ impl MemberWriter<'_, '_> {
             DataPlan::Diff(_) => {
                 self.stats.diffed += 1;
                 self.stats.diffed_bytes += n.size;
-                self.diffed(i, n)?;
+                match predicted {
+                    Some((deltas, xref)) => {
+                        if xref {
+                            self.stats.xref += 1;
+                            self.stats.xref_bytes += n.size;
+                        }
+                        for d in &deltas {
+                            self.sections.delta(d)?;
+                        }
+                    }
+                    None => self.diffed(i, n)?,
+                }
             }
         }
         if !n.pad_zero {
@@ -176,7 +201,7 @@ impl MemberWriter<'_, '_> {
     }
 
     /// The data operation of new member `i`'s record.
-    fn data_op(&self, i: usize, n: &MemberInfo) -> DataOp {
+    fn data_op(&self, i: usize, n: &MemberInfo, xref: bool) -> DataOp {
         match self.plan.pairs[i].data {
             DataPlan::Empty | DataPlan::Literal => DataOp::Literal { len: n.size },
             DataPlan::Copy(j) => DataOp::Copy { old: j },
@@ -188,7 +213,11 @@ impl MemberWriter<'_, '_> {
                         len_delta,
                         recipe,
                     },
-                    None => DataOp::Bsdiff { old: j, len_delta },
+                    None => DataOp::Bsdiff {
+                        old: j,
+                        len_delta,
+                        xref,
+                    },
                 }
             }
         }
@@ -266,6 +295,65 @@ impl MemberWriter<'_, '_> {
             self.next_task += 1;
         }
         Ok(())
+    }
+
+    /// The deltas of new member `i` (not re-gzipped), in order: an earlier
+    /// identical pair's or its own tasks'.
+    fn take_deltas(&mut self, i: usize) -> Result<Vec<Delta>> {
+        let mut out = Vec::new();
+        if let Some(k) = self.plan.same_as[i] {
+            let d = if self.plan.last_reuse.get(&k) == Some(&(i as u32)) {
+                self.saved.remove(&k)
+            } else {
+                self.saved.get(&k).cloned()
+            };
+            out.push(d.expect("the first of identical pairs is written first"));
+        }
+        let tasks = &self.plan.tasks;
+        while self.next_task < tasks.len() && tasks[self.next_task].member == i as u32 {
+            let d = self.results.take(self.next_task)?;
+            if self.plan.last_reuse.contains_key(&(i as u32)) {
+                self.saved.insert(i as u32, d.clone());
+            }
+            out.push(d);
+            self.next_task += 1;
+        }
+        Ok(out)
+    }
+
+    /// Code the reference operands of an x86-64 member's `deltas` (against
+    /// old member `j`) against their prediction ([`xref`]) when that leaves
+    /// fewer nonzero diff bytes; whether it did.
+    fn predict(&mut self, j: u32, mut deltas: Vec<Delta>) -> Result<(Vec<Delta>, bool)> {
+        let ctrls: Vec<Ctrl> = deltas.iter().flat_map(|d| d.ctrls.iter().copied()).collect();
+        let Some(map) = xref::Map::new(&ctrls) else {
+            return Ok((deltas, false));
+        };
+        let o = &self.old.members[j as usize];
+        let old = self.old.data(o, 0, o.size as usize)?;
+        let pass = |deltas: &mut [Delta], write: bool| {
+            let (mut before, mut after, mut y) = (0, 0, 0u64);
+            for d in deltas {
+                let mut at = 0usize;
+                for c in &d.ctrls {
+                    let (x, len) = (c.old_pos as usize, c.add as usize);
+                    let diff = &mut d.diff[at..at + len];
+                    let (b, a) =
+                        xref::encode_add(&map, o.size, &old[x..x + len], (c.old_pos, y), diff, write);
+                    before += b;
+                    after += a;
+                    at += len;
+                    y += c.add + c.extra;
+                }
+            }
+            (before, after)
+        };
+        let (before, after) = pass(&mut deltas, false);
+        let gain = after < before;
+        if gain {
+            pass(&mut deltas, true);
+        }
+        Ok((deltas, gain))
     }
 
     /// The trailer: its length in the controls, its bytes in the extra.

@@ -32,8 +32,10 @@
 //! by window), or taken literally. A re-gzipped member (patch format 2) is
 //! `gz_header_len` literal bytes, then zlib's deflate at `level` of `raw_len`
 //! bytes that bsdiff controls make from the old member's *uncompressed*
-//! bytes, then the gzip trailer ([`crate::format::patch::regz`]). Padding is zeros
-//! unless `PAD_LITERAL` says it is in the extra section.
+//! bytes, then the gzip trailer ([`crate::format::patch::regz`]). A bsdiff
+//! member with the `XREF` flag (patch format 3) codes its x86-64 reference
+//! operands against a prediction ([`crate::format::patch::xref`]). Padding is
+//! zeros unless `PAD_LITERAL` says it is in the extra section.
 //!
 //! Invariant: decoding never trusts a number for more than a bound check —
 //! nothing here allocates from a decoded length; every index fits `u32`.
@@ -68,8 +70,15 @@ pub enum DataOp {
     /// Old member `old`'s data, unchanged.
     Copy { old: u32 },
     /// Bsdiff controls against old member `old`'s data, making
-    /// (old data length + `len_delta`) bytes.
-    Bsdiff { old: u32, len_delta: i64 },
+    /// (old data length + `len_delta`) bytes. With `xref` (patch format 3
+    /// and later) the diff bytes of x86-64 reference operands are coded
+    /// against their prediction ([`crate::format::patch::xref`]), and the
+    /// member's controls all come before its data.
+    Bsdiff {
+        old: u32,
+        len_delta: i64,
+        xref: bool,
+    },
     /// Both are gzip files: bsdiff controls against old member `old`'s
     /// *uncompressed* bytes make `recipe.raw_len` new uncompressed bytes,
     /// which are deflated again after `recipe.header_len` literal gzip header
@@ -105,6 +114,8 @@ const DATA_BSDIFF: u8 = 2 << 1;
 const DATA_REGZ: u8 = 3 << 1;
 const DATA_MASK: u8 = 3 << 1;
 const PAD_LITERAL: u8 = 1 << 3;
+/// With `DATA_BSDIFF` only: reference prediction (patch format 3).
+const XREF: u8 = 1 << 4;
 
 fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
@@ -184,7 +195,8 @@ impl<W: Write> RecordWriter<W> {
         flags |= match m.data {
             DataOp::Literal { .. } => 0,
             DataOp::Copy { .. } => DATA_COPY,
-            DataOp::Bsdiff { .. } => DATA_BSDIFF,
+            DataOp::Bsdiff { xref: false, .. } => DATA_BSDIFF,
+            DataOp::Bsdiff { xref: true, .. } => DATA_BSDIFF | XREF,
             DataOp::Regz { .. } => DATA_REGZ,
         };
         if m.pad_literal {
@@ -202,7 +214,7 @@ impl<W: Write> RecordWriter<W> {
         match m.data {
             DataOp::Literal { len } => self.varint(len)?,
             DataOp::Copy { old } => self.reference(old, expected)?,
-            DataOp::Bsdiff { old, len_delta } => {
+            DataOp::Bsdiff { old, len_delta, .. } => {
                 self.reference(old, expected)?;
                 self.varint(zigzag(len_delta))?;
             }
@@ -257,6 +269,8 @@ pub struct RecordReader<R> {
     p: Predict,
     /// Whether [`DataOp::Regz`] records may appear (patch format 2+).
     regz: bool,
+    /// Whether `xref` bsdiff records may appear (patch format 3+).
+    xref: bool,
 }
 
 impl<R: Read> RecordReader<R> {
@@ -265,12 +279,19 @@ impl<R: Read> RecordReader<R> {
             r,
             p: Predict::default(),
             regz: true,
+            xref: true,
         }
     }
 
     /// Refuse [`DataOp::Regz`] records (a patch format 1 stream).
     pub fn without_regz(mut self) -> Self {
         self.regz = false;
+        self
+    }
+
+    /// Refuse `xref` bsdiff records (a patch format 1 or 2 stream).
+    pub fn without_xref(mut self) -> Self {
+        self.xref = false;
         self
     }
 
@@ -330,8 +351,10 @@ impl<R: Read> RecordReader<R> {
 
     pub fn member(&mut self) -> Result<MemberRecord, RecordError> {
         let flags = self.byte()?;
-        if flags & !(HDR_DIFF | DATA_MASK | PAD_LITERAL) != 0
+        let xref = flags & XREF != 0;
+        if flags & !(HDR_DIFF | DATA_MASK | PAD_LITERAL | XREF) != 0
             || (!self.regz && flags & DATA_MASK == DATA_REGZ)
+            || (xref && (!self.xref || flags & DATA_MASK != DATA_BSDIFF))
         {
             return Err(RecordError::Malformed("unknown member flags"));
         }
@@ -352,6 +375,7 @@ impl<R: Read> RecordReader<R> {
             DATA_BSDIFF => DataOp::Bsdiff {
                 old: self.reference(expected)?,
                 len_delta: unzigzag(self.varint()?),
+                xref,
             },
             DATA_REGZ => {
                 let old = self.reference(expected)?;
@@ -421,8 +445,13 @@ mod tests {
         let data = prop_oneof![
             any::<u64>().prop_map(|len| DataOp::Literal { len }),
             (0u32..100_000).prop_map(|old| DataOp::Copy { old }),
-            (0u32..100_000, any::<i64>())
-                .prop_map(|(old, len_delta)| DataOp::Bsdiff { old, len_delta }),
+            (0u32..100_000, any::<i64>(), any::<bool>()).prop_map(|(old, len_delta, xref)| {
+                DataOp::Bsdiff {
+                    old,
+                    len_delta,
+                    xref,
+                }
+            }),
             (
                 0u32..100_000,
                 any::<i64>(),
@@ -519,6 +548,32 @@ mod tests {
             RecordReader::new(&bad[..]).member(),
             Err(RecordError::Malformed("a deflate level outside 1-9"))
         ));
+    }
+
+    #[test]
+    fn a_format_2_stream_refuses_xref_records() {
+        let mut w = RecordWriter::new(Vec::new());
+        let m = MemberRecord {
+            header: HeaderOp::Diff { old: 0 },
+            data: DataOp::Bsdiff {
+                old: 0,
+                len_delta: 7,
+                xref: true,
+            },
+            pad_literal: false,
+        };
+        w.member(&m).unwrap();
+        let bytes = w.into_inner();
+        assert_eq!(RecordReader::new(&bytes[..]).member().unwrap(), m);
+        assert!(matches!(
+            RecordReader::new(&bytes[..]).without_xref().member(),
+            Err(RecordError::Malformed("unknown member flags"))
+        ));
+        // The flag means nothing on other data operations.
+        for data in [DATA_COPY, DATA_REGZ, 0] {
+            let r = RecordReader::new(&[XREF | data, 0, 0][..]).member();
+            assert!(matches!(r, Err(RecordError::Malformed(_))), "{data}");
+        }
     }
 
     #[test]
