@@ -468,22 +468,68 @@ fn references_outside_the_old_tar_are_refused() {
             "empty bsdiff control",
         ),
     ] {
-        let c = with_ctrl(|w| {
-            one_member(
-                w,
-                MemberRecord {
-                    data: DataOp::Bsdiff {
-                        old: 0,
-                        len_delta: 0,
-                        xref: false,
+        // Reference prediction reads a member's controls up front: the same
+        // checks hold.
+        for xref in [false, true] {
+            let c = with_ctrl(|w| {
+                one_member(
+                    w,
+                    MemberRecord {
+                        data: DataOp::Bsdiff {
+                            old: 0,
+                            len_delta: 0,
+                            xref,
+                        },
+                        ..M0
                     },
-                    ..M0
-                },
-            );
-            w.ctrl(&ctrl).unwrap();
-        });
-        expect_err(d, &c, want);
+                );
+                w.ctrl(&ctrl).unwrap();
+            });
+            expect_err(d, &c, want);
+        }
     }
+}
+
+#[test]
+fn predicted_members_with_missing_controls_or_an_old_version_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let xref = |w: &mut RecordWriter<Vec<u8>>| {
+        one_member(
+            w,
+            MemberRecord {
+                data: DataOp::Bsdiff {
+                    old: 0,
+                    len_delta: 0,
+                    xref: true,
+                },
+                ..M0
+            },
+        )
+    };
+    // The controls stop before they cover the data.
+    let c = with_ctrl(|w| {
+        xref(w);
+        w.ctrl(&Ctrl {
+            old_pos: 0,
+            add: 10,
+            extra: 0,
+        })
+        .unwrap();
+    });
+    expect_err(d, &c, "controls section ends inside a bsdiff control");
+    // A format 2 patch cannot hold such a member.
+    let mut c = with_ctrl(|w| {
+        xref(w);
+        w.ctrl(&Ctrl {
+            old_pos: 0,
+            add: 300,
+            extra: 0,
+        })
+        .unwrap();
+    });
+    c.version = 2;
+    expect_err(d, &c, "unknown member flags");
 }
 
 #[test]

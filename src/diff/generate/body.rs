@@ -37,6 +37,13 @@ pub(super) fn werr(e: io::Error) -> Error {
     Error::io("write a section in", std::env::temp_dir(), e)
 }
 
+/// A member's deltas, and the old and new segment tables when its
+/// reference operands are coded against their prediction.
+type Predicted = (Vec<Delta>, Option<(xref::Segments, xref::Segments)>);
+
+/// Bytes at the start of an executable read for its program headers.
+const HEAD: u64 = 64 << 10;
+
 /// The three raw sections, each compressed on its own thread while it is
 /// written.
 pub(super) struct Sections {
@@ -147,19 +154,22 @@ impl MemberWriter<'_, '_> {
         let predicted = match self.plan.pairs[i].data {
             DataPlan::Diff(j) if self.plan.xref[i] && !self.plan.aligned[i] && self.xref => {
                 let deltas = self.take_deltas(i)?;
-                Some(self.predict(j, deltas)?)
+                Some(self.predict(i, j, deltas)?)
             }
             _ => None,
         };
-        let xref = predicted.as_ref().is_some_and(|p| p.1);
+        let segments = predicted.as_ref().and_then(|p| p.1.as_ref());
         self.sections
             .ctrl
             .member(&MemberRecord {
                 header,
-                data: self.data_op(i, n, xref),
+                data: self.data_op(i, n, segments.is_some()),
                 pad_literal: !n.pad_zero,
             })
             .map_err(werr)?;
+        if let Some((o, n)) = segments {
+            self.sections.ctrl.segments(o, n).map_err(werr)?;
+        }
         self.header(header, n)?;
         match self.plan.pairs[i].data {
             DataPlan::Empty => {}
@@ -181,8 +191,8 @@ impl MemberWriter<'_, '_> {
                 self.stats.diffed += 1;
                 self.stats.diffed_bytes += n.size;
                 match predicted {
-                    Some((deltas, xref)) => {
-                        if xref {
+                    Some((deltas, segments)) => {
+                        if segments.is_some() {
                             self.stats.xref += 1;
                             self.stats.xref_bytes += n.size;
                         }
@@ -321,16 +331,31 @@ impl MemberWriter<'_, '_> {
         Ok(out)
     }
 
-    /// Code the reference operands of an x86-64 member's `deltas` (against
-    /// old member `j`) against their prediction ([`xref`]) when that leaves
-    /// fewer nonzero diff bytes; whether it did.
-    fn predict(&mut self, j: u32, mut deltas: Vec<Delta>) -> Result<(Vec<Delta>, bool)> {
-        let ctrls: Vec<Ctrl> = deltas.iter().flat_map(|d| d.ctrls.iter().copied()).collect();
-        let Some(map) = xref::Map::new(&ctrls) else {
-            return Ok((deltas, false));
-        };
+    /// Code the reference operands of an x86-64 member's `deltas` (new
+    /// member `i` against old member `j`) against their prediction
+    /// ([`xref`]) when that leaves fewer nonzero diff bytes; the old and new
+    /// segment tables when it did.
+    fn predict(&mut self, i: usize, j: u32, mut deltas: Vec<Delta>) -> Result<Predicted> {
+        let ctrls: Vec<Ctrl> = deltas
+            .iter()
+            .flat_map(|d| d.ctrls.iter().copied())
+            .collect();
         let o = &self.old.members[j as usize];
+        let n = &self.new.members[i];
         let old = self.old.data(o, 0, o.size as usize)?;
+        let new_head = self.new.data(n, 0, n.size.min(HEAD) as usize)?;
+        let (Some(map), Some(old_segs), Some(new_segs)) = (
+            xref::Map::new(&ctrls),
+            xref::Segments::parse(&old[..old.len().min(HEAD as usize)]),
+            xref::Segments::parse(&new_head),
+        ) else {
+            return Ok((deltas, None));
+        };
+        let p = xref::Predictor {
+            map,
+            old: old_segs,
+            new: new_segs,
+        };
         let pass = |deltas: &mut [Delta], write: bool| {
             let (mut before, mut after, mut y) = (0, 0, 0u64);
             for d in deltas {
@@ -339,7 +364,7 @@ impl MemberWriter<'_, '_> {
                     let (x, len) = (c.old_pos as usize, c.add as usize);
                     let diff = &mut d.diff[at..at + len];
                     let (b, a) =
-                        xref::encode_add(&map, o.size, &old[x..x + len], (c.old_pos, y), diff, write);
+                        xref::encode_add(&p, &old[x..x + len], (c.old_pos, y), diff, write);
                     before += b;
                     after += a;
                     at += len;
@@ -349,11 +374,11 @@ impl MemberWriter<'_, '_> {
             (before, after)
         };
         let (before, after) = pass(&mut deltas, false);
-        let gain = after < before;
-        if gain {
-            pass(&mut deltas, true);
+        if after >= before {
+            return Ok((deltas, None));
         }
-        Ok((deltas, gain))
+        pass(&mut deltas, true);
+        Ok((deltas, Some((p.old, p.new))))
     }
 
     /// The trailer: its length in the controls, its bytes in the extra.

@@ -43,6 +43,7 @@
 use std::io::{self, Read, Write};
 
 use crate::format::patch::regz::Recipe;
+use crate::format::patch::xref::{Segment, Segments, MAX_SEGMENTS};
 
 /// The retention plan's entry for one old member.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -234,6 +235,21 @@ impl<W: Write> RecordWriter<W> {
         Ok(())
     }
 
+    /// The loadable segments of an `xref` member's old and new executable,
+    /// right after its record: a count, then offset, address, file and
+    /// memory sizes of each.
+    pub fn segments(&mut self, old: &Segments, new: &Segments) -> io::Result<()> {
+        for t in [old, new] {
+            self.varint(t.0.len() as u64)?;
+            for s in &t.0 {
+                for v in [s.offset, s.vaddr, s.filesz, s.memsz] {
+                    self.varint(v)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// A control of the member just written (after [`Self::member`]).
     pub fn ctrl(&mut self, c: &Ctrl) -> io::Result<()> {
         self.varint(zigzag(c.old_pos.wrapping_sub(self.p.prev_old_end) as i64))?;
@@ -410,6 +426,32 @@ impl<R: Read> RecordReader<R> {
             data,
             pad_literal: flags & PAD_LITERAL != 0,
         })
+    }
+
+    /// The old and new segment tables of an `xref` member
+    /// ([`RecordWriter::segments`]), at most [`MAX_SEGMENTS`] each.
+    pub fn segments(&mut self) -> Result<(Segments, Segments), RecordError> {
+        let mut table = || -> Result<Segments, RecordError> {
+            let n = self.varint()?;
+            if n > MAX_SEGMENTS as u64 {
+                return Err(RecordError::Malformed(
+                    "more segments than an executable may have",
+                ));
+            }
+            (0..n)
+                .map(|_| {
+                    Ok(Segment {
+                        offset: self.varint()?,
+                        vaddr: self.varint()?,
+                        filesz: self.varint()?,
+                        memsz: self.varint()?,
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Segments)
+        };
+        let old = table()?;
+        Ok((old, table()?))
     }
 
     /// The next control of the current member; `old_pos` is not yet

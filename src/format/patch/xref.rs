@@ -23,15 +23,16 @@
 //!   only, restarts at each add's start, and an operand counts only when its
 //!   pattern and all four bytes lie inside the add, so how the applier cuts
 //!   an add into pieces does not change what is found;
-//! - [`Map::project`] is deterministic for overlapping adds (the span with
-//!   the greatest start at or before the target, ties by new offset);
+//! - [`Map::project`] is deterministic for overlapping adds (the longest
+//!   add covering the target, ties by old then new offset);
 //! - both sides refuse members with more than [`MAX_CTRLS`] controls or
 //!   data beyond [`MAX_LEN`], which bounds the applier's memory.
 
 use crate::format::patch::record::Ctrl;
 
 /// Most bsdiff controls of one member encoded with reference prediction:
-/// the applier holds them all (12 bytes each) and the map (12 bytes each).
+/// the applier holds them all (24 bytes each) and the map (at most two
+/// 12-byte segments each).
 pub const MAX_CTRLS: usize = 1 << 18;
 /// Largest old or new data of such a member (offsets are kept as `u32`).
 pub const MAX_LEN: u64 = 1 << 31;
@@ -99,11 +100,13 @@ pub fn scan(b: &[u8], mut at: usize, limit: usize, mut f: impl FnMut(usize)) -> 
     at.max(limit)
 }
 
-/// The equivalence map of a member: its adds as (old start, new start,
-/// length), sorted by old start then new start.
+/// The equivalence map of a member, from its adds: disjoint old ranges as
+/// (old start, length, new start), sorted. Where adds overlap in the old
+/// bytes (bsdiff reuses common sequences) the longest add owns the range:
+/// the longer a match, the likelier it is the code's real new place.
 #[derive(Debug, Default)]
 pub struct Map {
-    spans: Vec<(u32, u32, u32)>,
+    segs: Vec<(u32, u32, u32)>,
 }
 
 impl Map {
@@ -113,6 +116,7 @@ impl Map {
         if ctrls.len() > MAX_CTRLS {
             return None;
         }
+        // (old start, old end, new start)
         let mut spans = Vec::with_capacity(ctrls.len());
         let mut new_pos = 0u64;
         for c in ctrls {
@@ -122,30 +126,170 @@ impl Map {
                 return None;
             }
             if c.add > 0 {
-                spans.push((c.old_pos as u32, new_pos as u32, c.add as u32));
+                spans.push((c.old_pos, end, new_pos));
             }
             new_pos = new_end;
         }
         spans.sort_unstable();
-        Some(Map { spans })
+        Some(Map {
+            segs: longest_owner(&spans),
+        })
     }
 
     /// Where old offset `t` went in the new member, if an add carried it.
     pub fn project(&self, t: u64) -> Option<u64> {
-        let i = self.spans.partition_point(|s| u64::from(s.0) <= t);
-        let &(o, n, len) = self.spans.get(i.checked_sub(1)?)?;
+        let i = self.segs.partition_point(|s| u64::from(s.0) <= t);
+        let &(o, len, n) = self.segs.get(i.checked_sub(1)?)?;
         (t < u64::from(o) + u64::from(len)).then(|| u64::from(n) + (t - u64::from(o)))
     }
 }
 
-/// The predicted new operand for an old operand `old` at old offset `x`
-/// that lands at new offset `y`, or `None` (keep the bytewise difference).
-pub fn predict(map: &Map, old_len: u64, x: u64, y: u64, old: [u8; 4]) -> Option<[u8; 4]> {
-    let t = (x as i64) + 4 + i64::from(i32::from_le_bytes(old));
-    let t = u64::try_from(t).ok().filter(|&t| t < old_len)?;
-    let t2 = map.project(t)?;
-    let disp = (t2 as i64).wrapping_sub(y as i64 + 4) as i32;
-    Some(disp.to_le_bytes())
+/// Cut sorted `spans` (old start, old end, new start) into disjoint
+/// segments, each owned by the longest span covering it (ties: the first
+/// in order), by a sweep over their boundaries.
+fn longest_owner(spans: &[(u64, u64, u64)]) -> Vec<(u32, u32, u32)> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let mut points: Vec<u64> = spans.iter().flat_map(|s| [s.0, s.1]).collect();
+    points.sort_unstable();
+    points.dedup();
+    let mut heap = BinaryHeap::new();
+    let mut next = 0;
+    let mut segs: Vec<(u32, u32, u32)> = Vec::new();
+    for w in points.windows(2) {
+        let (p, q) = (w[0], w[1]);
+        while next < spans.len() && spans[next].0 == p {
+            let (o, e, _) = spans[next];
+            heap.push((e - o, Reverse(next)));
+            next += 1;
+        }
+        while heap.peek().is_some_and(|&(_, Reverse(k))| spans[k].1 <= p) {
+            heap.pop();
+        }
+        let Some(&(_, Reverse(k))) = heap.peek() else {
+            continue;
+        };
+        let (o, _, n) = spans[k];
+        let new_at = (n + (p - o)) as u32;
+        // Offsets are below MAX_LEN (checked by the caller): they fit u32.
+        match segs.last_mut() {
+            Some(last)
+                if u64::from(last.0) + u64::from(last.1) == p
+                    && u64::from(last.2) + u64::from(last.1) == u64::from(new_at) =>
+            {
+                last.1 += (q - p) as u32;
+            }
+            _ => segs.push((p as u32, (q - p) as u32, new_at)),
+        }
+    }
+    segs
+}
+
+/// Most loadable segments of an executable the prediction uses.
+pub const MAX_SEGMENTS: usize = 16;
+
+/// One loadable segment (ELF `PT_LOAD`): file offset, virtual address,
+/// bytes in the file, bytes in memory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Segment {
+    pub offset: u64,
+    pub vaddr: u64,
+    pub filesz: u64,
+    pub memsz: u64,
+}
+
+/// An executable's loadable segments: references are relative to virtual
+/// addresses, bsdiff's map to file offsets.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Segments(pub Vec<Segment>);
+
+impl Segments {
+    /// The `PT_LOAD` segments of a 64-bit little-endian ELF file whose
+    /// first bytes are `head` (up to [`MAX_SEGMENTS`]); `None` if its program
+    /// headers are not within `head`.
+    pub fn parse(head: &[u8]) -> Option<Segments> {
+        let u = |at: usize, n: usize| -> Option<u64> {
+            let b = head.get(at..at + n)?;
+            Some(b.iter().rev().fold(0u64, |v, &x| v << 8 | u64::from(x)))
+        };
+        let phoff = usize::try_from(u(32, 8)?).ok()?;
+        let (phentsize, phnum) = (u(54, 2)? as usize, u(56, 2)? as usize);
+        if phentsize < 56 {
+            return None;
+        }
+        let mut segs = Vec::new();
+        for i in 0..phnum {
+            let at = phoff.checked_add(i.checked_mul(phentsize)?)?;
+            if u(at, 4)? != 1 {
+                continue;
+            }
+            if segs.len() == MAX_SEGMENTS {
+                return None;
+            }
+            segs.push(Segment {
+                offset: u(at + 8, 8)?,
+                vaddr: u(at + 16, 8)?,
+                filesz: u(at + 32, 8)?,
+                memsz: u(at + 40, 8)?,
+            });
+        }
+        Some(Segments(segs))
+    }
+
+    /// The virtual address of file offset `off`.
+    fn vaddr_of(&self, off: u64) -> Option<u64> {
+        let s = self
+            .0
+            .iter()
+            .find(|s| s.offset <= off && off - s.offset < s.filesz)?;
+        s.vaddr.checked_add(off - s.offset)
+    }
+
+    /// The segment holding virtual address `v`, and its file offset when it
+    /// is in the file (not zero-filled memory).
+    fn offset_of(&self, v: u64) -> Option<(usize, Option<u64>)> {
+        let (k, s) = self
+            .0
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.vaddr <= v && v - s.vaddr < s.memsz)?;
+        let d = v - s.vaddr;
+        Some((k, (d < s.filesz).then(|| s.offset.wrapping_add(d))))
+    }
+}
+
+/// What both sides predict new operands from: the member's map and both
+/// executables' segments.
+#[derive(Debug, Default)]
+pub struct Predictor {
+    pub map: Map,
+    pub old: Segments,
+    pub new: Segments,
+}
+
+impl Predictor {
+    /// The predicted new operand for an old operand `old` at old offset `x`
+    /// that lands at new offset `y`, or `None` (keep the bytewise
+    /// difference). The old target's virtual address is turned into a file
+    /// offset, carried by the map and turned back; a target the map does
+    /// not carry (zero-filled memory, changed data) moves with its segment.
+    pub fn predict(&self, x: u64, y: u64, old: [u8; 4]) -> Option<[u8; 4]> {
+        let vx = self.old.vaddr_of(x)?.checked_add(4)?;
+        let vt = vx.checked_add_signed(i64::from(i32::from_le_bytes(old)))?;
+        let (k, t) = self.old.offset_of(vt)?;
+        let carried = t
+            .and_then(|t| self.map.project(t))
+            .and_then(|t| self.new.vaddr_of(t));
+        let vt2 = match carried {
+            Some(v) => v,
+            None => {
+                let (a, b) = (self.old.0[k], *self.new.0.get(k)?);
+                b.vaddr.checked_add(vt - a.vaddr)?
+            }
+        };
+        let vy = self.new.vaddr_of(y)?.checked_add(4)?;
+        Some((vt2.wrapping_sub(vy) as i32).to_le_bytes())
+    }
 }
 
 /// Differ side: the diff bytes of one add (old bytes `old` at old offset
@@ -154,8 +298,7 @@ pub fn predict(map: &Map, old_len: u64, x: u64, y: u64, old: [u8; 4]) -> Option<
 /// diff bytes of the predicted operands before and after, to judge whether
 /// the member gains.
 pub fn encode_add(
-    map: &Map,
-    old_len: u64,
+    p: &Predictor,
     old: &[u8],
     (x0, y0): (u64, u64),
     diff: &mut [u8],
@@ -164,13 +307,13 @@ pub fn encode_add(
     let (mut before, mut after) = (0u64, 0u64);
     scan(old, 0, old.len(), |k| {
         let o: [u8; 4] = old[k..k + 4].try_into().expect("scan keeps operands whole");
-        let Some(p) = predict(map, old_len, x0 + k as u64, y0 + k as u64, o) else {
+        let Some(pr) = p.predict(x0 + k as u64, y0 + k as u64, o) else {
             return;
         };
         let d = &mut diff[k..k + 4];
         let new: [u8; 4] = std::array::from_fn(|i| o[i].wrapping_add(d[i]));
         let coded = i32::from_le_bytes(new)
-            .wrapping_sub(i32::from_le_bytes(p))
+            .wrapping_sub(i32::from_le_bytes(pr))
             .to_le_bytes();
         before += d.iter().filter(|&&b| b != 0).count() as u64;
         after += coded.iter().filter(|&&b| b != 0).count() as u64;
@@ -188,23 +331,15 @@ pub fn encode_add(
 /// pattern starts in the first `limit` bytes. A piece starts where the scan
 /// of the one before ended, so the next piece's scan starts at its first
 /// byte, as the differ's one scan over the whole add does.
-pub fn decode_piece(
-    map: &Map,
-    old_len: u64,
-    old: &[u8],
-    limit: usize,
-    x0: u64,
-    y0: u64,
-    out: &mut [u8],
-) {
+pub fn decode_piece(p: &Predictor, old: &[u8], limit: usize, (x0, y0): (u64, u64), out: &mut [u8]) {
     scan(old, 0, limit, |k| {
         let o: [u8; 4] = old[k..k + 4].try_into().expect("scan keeps operands whole");
-        let Some(p) = predict(map, old_len, x0 + k as u64, y0 + k as u64, o) else {
+        let Some(pr) = p.predict(x0 + k as u64, y0 + k as u64, o) else {
             return;
         };
         let d = &mut out[k..k + 4];
         let coded: [u8; 4] = std::array::from_fn(|i| d[i].wrapping_sub(o[i]));
-        let new = i32::from_le_bytes(p)
+        let new = i32::from_le_bytes(pr)
             .wrapping_add(i32::from_le_bytes(coded))
             .to_le_bytes();
         d.copy_from_slice(&new);

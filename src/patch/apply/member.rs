@@ -16,14 +16,14 @@ use crate::format::archive::segment::{pad_len, MAX_HEADER};
 use crate::format::patch::header::corrupt;
 use crate::format::patch::record::{Ctrl, DataOp, HeaderOp, MemberRecord};
 use crate::format::patch::regz::{self, Recipe};
-use crate::format::patch::xref::{self, Map};
+use crate::format::patch::xref::{self, Map, Predictor};
 use crate::format::patch::zeros::ZeroRunError;
 
 /// A bsdiff member with reference prediction ([`xref`]): all its controls,
 /// read and checked before its data, and the map they make.
 pub(super) struct Xref {
     ctrls: std::vec::IntoIter<Ctrl>,
-    map: Map,
+    predictor: Predictor,
     data_len: u64,
     /// The old bytes of the current piece (and lookahead).
     scratch: Vec<u8>,
@@ -339,6 +339,10 @@ impl<R: Read> PatchReader<R> {
                 "new member {i} is too big for reference prediction"
             )));
         }
+        let (old_segs, new_segs) = self
+            .ctrl
+            .segments()
+            .map_err(|e| record_err(&self.path, "a segment table", e))?;
         let mut ctrls = Vec::new();
         let mut left = data_len;
         while left > 0 {
@@ -353,11 +357,17 @@ impl<R: Read> PatchReader<R> {
             ctrls.push(c);
         }
         let map = Map::new(&ctrls).ok_or_else(|| {
-            self.bad(format!("new member {i} has controls outside the map's bounds"))
+            self.bad(format!(
+                "new member {i} has controls outside the map's bounds"
+            ))
         })?;
         Ok(Xref {
             ctrls: ctrls.into_iter(),
-            map,
+            predictor: Predictor {
+                map,
+                old: old_segs,
+                new: new_segs,
+            },
             data_len,
             scratch: Vec::new(),
         })
@@ -389,9 +399,8 @@ impl<R: Read> PatchReader<R> {
         for (o, b) in out.iter_mut().zip(&x.scratch) {
             *o = o.wrapping_add(*b);
         }
-        let old_len = self.old.seen[old as usize].1;
         let y0 = x.data_len - left;
-        xref::decode_piece(&x.map, old_len, &x.scratch, n, add_pos, y0, out);
+        xref::decode_piece(&x.predictor, &x.scratch, n, (add_pos, y0), out);
         Ok(end)
     }
 
