@@ -32,7 +32,8 @@ use crate::format::patch::record::Ctrl;
 
 /// Most bsdiff controls of one member encoded with reference prediction:
 /// the applier holds them all (24 bytes each) and the map (at most two
-/// 12-byte segments each).
+/// 12-byte segments each; building it takes about 40 bytes per control
+/// more for a moment).
 pub const MAX_CTRLS: usize = 1 << 18;
 /// Largest old or new data of such a member (offsets are kept as `u32`).
 pub const MAX_LEN: u64 = 1 << 31;
