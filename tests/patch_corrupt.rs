@@ -18,6 +18,7 @@ use sysup::format::patch::header::{
 };
 use sysup::format::patch::record::{Ctrl, DataOp, HeaderOp, Keep, MemberRecord, RecordWriter};
 use sysup::format::patch::regz::{self, Recipe};
+use sysup::format::patch::xref::Segments;
 use sysup::format::patch::zeros::ZeroRunWriter;
 use sysup::patch::PatchReader;
 use sysup::util::digest::Digests;
@@ -483,6 +484,10 @@ fn references_outside_the_old_tar_are_refused() {
                         ..M0
                     },
                 );
+                if xref {
+                    w.segments(&Segments::default(), &Segments::default())
+                        .unwrap();
+                }
                 w.ctrl(&ctrl).unwrap();
             });
             expect_err(d, &c, want);
@@ -505,8 +510,30 @@ fn predicted_members_with_missing_controls_or_an_old_version_are_refused() {
                 },
                 ..M0
             },
-        )
+        );
+        w.segments(&Segments::default(), &Segments::default())
+            .unwrap();
     };
+    // More segments than an executable may have.
+    let c = with_ctrl(|w| {
+        one_member(
+            w,
+            MemberRecord {
+                data: DataOp::Bsdiff {
+                    old: 0,
+                    len_delta: 0,
+                    xref: true,
+                },
+                ..M0
+            },
+        );
+        w.segments(
+            &Segments(vec![Default::default(); 17]),
+            &Segments::default(),
+        )
+        .unwrap();
+    });
+    expect_err(d, &c, "more segments");
     // The controls stop before they cover the data.
     let c = with_ctrl(|w| {
         xref(w);

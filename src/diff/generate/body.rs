@@ -342,11 +342,11 @@ impl MemberWriter<'_, '_> {
             .collect();
         let o = &self.old.members[j as usize];
         let n = &self.new.members[i];
-        let old = self.old.data(o, 0, o.size as usize)?;
+        let old_head = self.old.data(o, 0, o.size.min(HEAD) as usize)?;
         let new_head = self.new.data(n, 0, n.size.min(HEAD) as usize)?;
         let (Some(map), Some(old_segs), Some(new_segs)) = (
             xref::Map::new(&ctrls),
-            xref::Segments::parse(&old[..old.len().min(HEAD as usize)]),
+            xref::Segments::parse(&old_head),
             xref::Segments::parse(&new_head),
         ) else {
             return Ok((deltas, None));
@@ -356,28 +356,32 @@ impl MemberWriter<'_, '_> {
             old: old_segs,
             new: new_segs,
         };
-        let pass = |deltas: &mut [Delta], write: bool| {
+        // Each add's old bytes are read as needed: a big member is not held
+        // whole besides its deltas.
+        let mut old = Vec::new();
+        let mut pass = |deltas: &mut [Delta], write: bool| -> Result<(u64, u64)> {
             let (mut before, mut after, mut y) = (0, 0, 0u64);
             for d in deltas {
                 let mut at = 0usize;
                 for c in &d.ctrls {
-                    let (x, len) = (c.old_pos as usize, c.add as usize);
+                    let len = c.add as usize;
+                    old.resize(len, 0);
+                    self.old.read_at(o.data_offset() + c.old_pos, &mut old)?;
                     let diff = &mut d.diff[at..at + len];
-                    let (b, a) =
-                        xref::encode_add(&p, &old[x..x + len], (c.old_pos, y), diff, write);
+                    let (b, a) = xref::encode_add(&p, &old, (c.old_pos, y), diff, write);
                     before += b;
                     after += a;
                     at += len;
                     y += c.add + c.extra;
                 }
             }
-            (before, after)
+            Ok((before, after))
         };
-        let (before, after) = pass(&mut deltas, false);
+        let (before, after) = pass(&mut deltas, false)?;
         if after >= before {
             return Ok((deltas, None));
         }
-        pass(&mut deltas, true);
+        pass(&mut deltas, true)?;
         Ok((deltas, Some((p.old, p.new))))
     }
 

@@ -63,24 +63,48 @@ const MODRM_0F_OPS: [u8; 16] = [
     0x10, 0x11, 0x28, 0x29, 0x2e, 0x2f, 0x54, 0x57, 0x58, 0x59, 0x5c, 0x6f, 0x7f, 0xb6, 0xb7, 0xbe,
 ];
 
+/// What a byte starting a pattern is: 1 = E8/E9, 2 = 0F, 3 = a
+/// [`MODRM_OPS`] opcode, 0 = none; and for the byte after 0F: 1 = jcc,
+/// 3 = a [`MODRM_0F_OPS`] opcode. Tables, because the scan asks per byte.
+const FIRST: [u8; 256] = table(&[0xe8, 0xe9], 1, &[0x0f], 2, &MODRM_OPS, 3);
+const SECOND: [u8; 256] = table(&JCC, 1, &[], 0, &MODRM_0F_OPS, 3);
+const JCC: [u8; 16] = [
+    0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8a, 0x8b, 0x8c, 0x8d, 0x8e, 0x8f,
+];
+
+const fn table(a: &[u8], va: u8, b: &[u8], vb: u8, c: &[u8], vc: u8) -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < a.len() {
+        t[a[i] as usize] = va;
+        i += 1;
+    }
+    i = 0;
+    while i < b.len() {
+        t[b[i] as usize] = vb;
+        i += 1;
+    }
+    i = 0;
+    while i < c.len() {
+        t[c[i] as usize] = vc;
+        i += 1;
+    }
+    t
+}
+
 /// Length of the pattern before a disp32 operand starting at `b[0]`, if
 /// there is one.
 fn pattern(b: &[u8]) -> Option<usize> {
     let rip = |m: u8| m & 0xc7 == 0x05;
-    match *b.first()? {
-        0xe8 | 0xe9 => Some(1),
-        0x0f => {
-            let op = *b.get(1)?;
-            if op & 0xf0 == 0x80 {
-                Some(2)
-            } else if MODRM_0F_OPS.contains(&op) && rip(*b.get(2)?) {
-                Some(3)
-            } else {
-                None
-            }
-        }
-        op if MODRM_OPS.contains(&op) && rip(*b.get(1)?) => Some(2),
-        _ => None,
+    match FIRST[usize::from(*b.first()?)] {
+        0 => None,
+        1 => Some(1),
+        2 => match SECOND[usize::from(*b.get(1)?)] {
+            1 => Some(2),
+            3 if rip(*b.get(2)?) => Some(3),
+            _ => None,
+        },
+        _ => rip(*b.get(1)?).then_some(2),
     }
 }
 
