@@ -103,9 +103,8 @@ fn decode(old: &[u8], new_len: usize, d: &Delta, piece: usize) -> Vec<u8> {
             let ob = &old[pos..pos + ext];
             let end = piece_end(ob, n);
             let start = out.len();
-            for k in 0..end {
-                out.push(ob[k].wrapping_add(d.diff[diff_at + k]));
-            }
+            let diff = &d.diff[diff_at..diff_at + end];
+            out.extend(ob[..end].iter().zip(diff).map(|(o, x)| o.wrapping_add(*x)));
             let y0 = start as u64;
             decode_piece(&p, ob, n, (pos as u64, y0), &mut out[start..]);
             diff_at += end;
@@ -192,7 +191,7 @@ proptest! {
 #[test]
 fn a_call_into_moved_code_predicts_exactly() {
     // old: call at 0 to 100; new: 16 bytes inserted before the target.
-    let mut old = vec![0x90u8; 200];
+    let mut old = [0x90u8; 200];
     old[0] = 0xe8;
     old[1..5].copy_from_slice(&95i32.to_le_bytes());
     let mut new = old[..50].to_vec();
