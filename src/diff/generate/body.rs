@@ -8,7 +8,10 @@
 //! nothing for a copy, literal bytes, one aligned control with the bytewise
 //! difference, or the deltas of its tasks (taken in order as they finish, or
 //! an earlier identical pair's, kept until its last reuse); then its padding
-//! when it is not zeros. The trailer comes last.
+//! when it is not zeros. The trailer comes last. A pair of x86-64
+//! executables has all its deltas gathered before its record, because the
+//! record says whether their reference operands are predicted ([`xref`]:
+//! kept when that leaves fewer nonzero diff bytes).
 //!
 //! Invariant: what is written depends only on the plan and the bytes of the
 //! two tars, never on the order in which tasks finish, so the same dists

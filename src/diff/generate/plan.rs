@@ -1,8 +1,8 @@
 //! The plan of a patch, made before any byte is written: which old member
 //! each new member is encoded against ([`pairing`]), the header operations,
 //! the retention plan (the last new member using each old header and data),
-//! the gzip members diffed through their uncompressed bytes, and the diff
-//! tasks.
+//! the gzip members diffed through their uncompressed bytes, the x86-64
+//! executables whose references may be predicted, and the diff tasks.
 //!
 //! Invariants: a `Copy` is confirmed byte for byte (or by SHA-256) before it
 //! is planned; no plan ever reads bytes the scan did not keep; tasks are in

@@ -1,12 +1,15 @@
 //! The applier's member-by-member engine: each new member's record is read
 //! and checked against the plan, the old members it uses are reached, and
-//! its header, data (literal, copied, bsdiffed or re-gzipped) and padding
-//! are produced into the output buffer, at most a chunk per step.
+//! its header, data (literal, copied, bsdiffed — with x86-64 reference
+//! prediction when the record says so — or re-gzipped) and padding are
+//! produced into the output buffer, at most a chunk per step (a predicted
+//! add's piece a few bytes more, to end after an operand).
 //!
 //! Invariants: every reference and length from the record is checked
 //! against the plan, the old tar as seen and the new tar's remaining room
 //! before anything is read or allocated; a bsdiff control never reaches
-//! outside its old or new data.
+//! outside its old or new data; a predicted member's controls (read up
+//! front) are capped at [`xref::MAX_CTRLS`].
 
 use std::io::{self, Read};
 
