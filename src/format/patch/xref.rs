@@ -245,6 +245,10 @@ impl Segments {
         let mut segs = Vec::new();
         for i in 0..phnum {
             let at = phoff.checked_add(i.checked_mul(phentsize)?)?;
+            // Past the head: none of the offsets below can overflow.
+            if at >= head.len() {
+                return None;
+            }
             if u(at, 4)? != 1 {
                 continue;
             }

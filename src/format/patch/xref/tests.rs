@@ -287,6 +287,16 @@ fn segment_tables_come_from_program_headers() {
     assert_eq!(s.offset_of(0x2010), Some((0, Some(0x1010))));
     assert_eq!(s.offset_of(0x2080), Some((0, None)));
     assert!(Segments::parse(&h[..100]).is_none(), "headers cut short");
+    // Program headers claimed at the end of the address space.
+    let mut far = h.clone();
+    far[32..40].copy_from_slice(&(u64::MAX - 8).to_le_bytes());
+    assert!(Segments::parse(&far).is_none());
+    far[56..58].copy_from_slice(&0xffffu16.to_le_bytes());
+    far[32..40].copy_from_slice(&64u64.to_le_bytes());
+    assert!(
+        Segments::parse(&far).is_none(),
+        "more headers than the head holds"
+    );
 }
 
 #[test]
