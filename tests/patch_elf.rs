@@ -145,7 +145,11 @@ fn synthetic_elf(funcs: usize, insert: usize) -> Vec<u8> {
     v[80..88].copy_from_slice(&0x400000u64.to_le_bytes());
     v.resize(128, 0);
     let helpers = v.len();
-    v.extend(std::iter::repeat_n(0xc3u8, 256)); // helpers: 16 of 16 bytes
+    // Helpers: 16 of 16 bytes, each distinct, so the matcher aligns them.
+    v.extend((0..256usize).map(|j| match (j * 37 % 251) as u8 {
+        0xe8 | 0xe9 | 0x0f => 0x90,
+        b => b,
+    }));
     v.extend(std::iter::repeat_n(0xccu8, insert));
     let start = v.len();
     const F: usize = 96;
@@ -213,4 +217,14 @@ fn executables_prediction_does_not_help_stay_plain() {
         "{:?}",
         with.stats
     );
+}
+
+#[test]
+fn a_tiny_executable_is_predicted() {
+    let mut a = Tree::new();
+    a.insert("usr/bin/exe".into(), exe(synthetic_elf(24, 0)));
+    let mut b = Tree::new();
+    b.insert("usr/bin/exe".into(), exe(synthetic_elf(24, 24)));
+    let (with, _) = both_ways(&a, &b);
+    assert_eq!(with.stats.xref, 1, "{:?}", with.stats);
 }

@@ -67,7 +67,11 @@ fn fake_exe(rev: u32) -> Vec<u8> {
     v[56..58].copy_from_slice(&1u16.to_le_bytes()); // e_phnum
     v[64..68].copy_from_slice(&1u32.to_le_bytes()); // PT_LOAD
     v[80..88].copy_from_slice(&0x400000u64.to_le_bytes()); // p_vaddr
-    v.extend(std::iter::repeat_n(0xc3u8, 64));
+    // distinct helper bytes, so bsdiff aligns the helpers where they are
+    v.extend((0..64usize).map(|j| match (j * 37 % 251) as u8 {
+        0xe8 | 0xe9 | 0x0f => 0x90,
+        b => b,
+    }));
     v.extend(std::iter::repeat_n(0xccu8, if rev >= 2 { 24 } else { 0 }));
     let start = v.len();
     let (funcs, f_len) = (24usize, 48usize);
