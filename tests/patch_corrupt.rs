@@ -18,6 +18,7 @@ use sysup::format::patch::header::{
 };
 use sysup::format::patch::record::{Ctrl, DataOp, HeaderOp, Keep, MemberRecord, RecordWriter};
 use sysup::format::patch::regz::{self, Recipe};
+use sysup::format::patch::xref::Segments;
 use sysup::format::patch::zeros::ZeroRunWriter;
 use sysup::patch::PatchReader;
 use sysup::util::digest::Digests;
@@ -261,6 +262,7 @@ fn good_craft() -> Craft {
         data: DataOp::Bsdiff {
             old: 1,
             len_delta: 0,
+            xref: false,
         },
         pad_literal: false,
     })
@@ -384,7 +386,11 @@ fn absurd_lengths_are_refused() {
             one_member(
                 w,
                 MemberRecord {
-                    data: DataOp::Bsdiff { old: 0, len_delta },
+                    data: DataOp::Bsdiff {
+                        old: 0,
+                        len_delta,
+                        xref: false,
+                    },
                     ..M0
                 },
             )
@@ -463,21 +469,94 @@ fn references_outside_the_old_tar_are_refused() {
             "empty bsdiff control",
         ),
     ] {
-        let c = with_ctrl(|w| {
-            one_member(
-                w,
-                MemberRecord {
-                    data: DataOp::Bsdiff {
-                        old: 0,
-                        len_delta: 0,
+        // Reference prediction reads a member's controls up front: the same
+        // checks hold.
+        for xref in [false, true] {
+            let c = with_ctrl(|w| {
+                one_member(
+                    w,
+                    MemberRecord {
+                        data: DataOp::Bsdiff {
+                            old: 0,
+                            len_delta: 0,
+                            xref,
+                        },
+                        ..M0
                     },
-                    ..M0
-                },
-            );
-            w.ctrl(&ctrl).unwrap();
-        });
-        expect_err(d, &c, want);
+                );
+                if xref {
+                    w.segments(&Segments::default(), &Segments::default())
+                        .unwrap();
+                }
+                w.ctrl(&ctrl).unwrap();
+            });
+            expect_err(d, &c, want);
+        }
     }
+}
+
+#[test]
+fn predicted_members_with_missing_controls_or_an_old_version_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let xref = |w: &mut RecordWriter<Vec<u8>>| {
+        one_member(
+            w,
+            MemberRecord {
+                data: DataOp::Bsdiff {
+                    old: 0,
+                    len_delta: 0,
+                    xref: true,
+                },
+                ..M0
+            },
+        );
+        w.segments(&Segments::default(), &Segments::default())
+            .unwrap();
+    };
+    // More segments than an executable may have.
+    let c = with_ctrl(|w| {
+        one_member(
+            w,
+            MemberRecord {
+                data: DataOp::Bsdiff {
+                    old: 0,
+                    len_delta: 0,
+                    xref: true,
+                },
+                ..M0
+            },
+        );
+        w.segments(
+            &Segments(vec![Default::default(); 17]),
+            &Segments::default(),
+        )
+        .unwrap();
+    });
+    expect_err(d, &c, "more segments");
+    // The controls stop before they cover the data.
+    let c = with_ctrl(|w| {
+        xref(w);
+        w.ctrl(&Ctrl {
+            old_pos: 0,
+            add: 10,
+            extra: 0,
+        })
+        .unwrap();
+    });
+    expect_err(d, &c, "controls section ends inside a bsdiff control");
+    // A format 2 patch cannot hold such a member.
+    let mut c = with_ctrl(|w| {
+        xref(w);
+        w.ctrl(&Ctrl {
+            old_pos: 0,
+            add: 300,
+            extra: 0,
+        })
+        .unwrap();
+    });
+    c.version = 2;
+    expect_err(d, &c, "unknown member flags");
 }
 
 #[test]

@@ -4,7 +4,8 @@
 //! Trees: fixture world revisions 1–3 and kernel `GENERIC` revisions 1–2
 //! (`src/cli/fixtures.rs`), and two revisions of a tiny tree (a few small files,
 //! a symlink, a hard link pair, a fifo, a device node when run as root, a
-//! critical file, a setuid file, a path over 100 bytes, an xattr) whose
+//! critical file, a setuid file, a path over 100 bytes, an xattr, an x86-64
+//! executable whose code moves, so its patch uses reference prediction) whose
 //! dists are small enough for fast mutation. Dists, patches (xz and zstd)
 //! and a signed INDEX are made with the real `sysup` binary (`$SYSUP`, by
 //! default `sysup` on `PATH`) through its documented command line, then
@@ -55,6 +56,49 @@ fn gunzip(p: &Path) -> Vec<u8> {
 }
 
 /// A tiny tree: revision `rev` changes one file, adds one, removes one.
+/// A small x86-64 ELF file: one loadable segment, helpers, then functions
+/// calling the helpers, each other and loading a global RIP-relatively;
+/// revision 2 inserts bytes between helpers and functions.
+fn fake_exe(rev: u32) -> Vec<u8> {
+    let mut v = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x03\0\x3e\0".to_vec();
+    v.resize(128, 0);
+    v[32..40].copy_from_slice(&64u64.to_le_bytes()); // e_phoff
+    v[54..56].copy_from_slice(&56u16.to_le_bytes()); // e_phentsize
+    v[56..58].copy_from_slice(&1u16.to_le_bytes()); // e_phnum
+    v[64..68].copy_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+    v[80..88].copy_from_slice(&0x400000u64.to_le_bytes()); // p_vaddr
+    // distinct helper bytes, so bsdiff aligns the helpers where they are
+    v.extend((0..64usize).map(|j| match (j * 37 % 251) as u8 {
+        0xe8 | 0xe9 | 0x0f => 0x90,
+        b => b,
+    }));
+    v.extend(std::iter::repeat_n(0xccu8, if rev >= 2 { 24 } else { 0 }));
+    let start = v.len();
+    let (funcs, f_len) = (24usize, 48usize);
+    let global = start + funcs * f_len;
+    for f in 0..funcs {
+        let at = start + f * f_len;
+        let mut body = vec![0x90u8; f_len];
+        body[40..48].copy_from_slice(&(f as u64).to_le_bytes());
+        for (k, op, target) in [
+            (2, &[0xe8u8][..], 128 + (f % 4) * 16),
+            (10, &[0xe8], start + ((f * 5 + 1) % funcs) * f_len),
+            (20, &[0x48, 0x8b, 0x05], global),
+        ] {
+            body[k..k + op.len()].copy_from_slice(op);
+            let next = at + k + op.len() + 4;
+            let d = (target as i64 - next as i64) as i32;
+            body[k + op.len()..k + op.len() + 4].copy_from_slice(&d.to_le_bytes());
+        }
+        v.extend_from_slice(&body);
+    }
+    v.resize(global + 16, 0);
+    let len = v.len() as u64;
+    v[96..104].copy_from_slice(&len.to_le_bytes()); // p_filesz
+    v[104..112].copy_from_slice(&(len + 4096).to_le_bytes()); // p_memsz
+    v
+}
+
 fn tiny_tree(root: &Path, rev: u32) {
     let w = |p: &str, b: &[u8]| {
         let p = root.join(p);
@@ -64,6 +108,9 @@ fn tiny_tree(root: &Path, rev: u32) {
     w("etc/motd", format!("tiny revision {rev}\n").as_bytes());
     w("usr/bin/tool", &fixtures::noise(u64::from(rev), 700));
     w("usr/bin/same", &fixtures::noise(99, 300));
+    // an x86-64 executable whose code moves: diffed with reference
+    // prediction (patch format 3), so mutations reach that decoder
+    w("usr/bin/exe", &fake_exe(rev));
     w(&format!("usr/share/r{rev}"), b"per revision\n");
     fs::hard_link(root.join("usr/bin/same"), root.join("usr/bin/same2")).unwrap();
     // a critical file (see the tiny spec), a setuid one, a PAX-long path, an xattr

@@ -8,7 +8,10 @@
 //! nothing for a copy, literal bytes, one aligned control with the bytewise
 //! difference, or the deltas of its tasks (taken in order as they finish, or
 //! an earlier identical pair's, kept until its last reuse); then its padding
-//! when it is not zeros. The trailer comes last.
+//! when it is not zeros. The trailer comes last. A pair of x86-64
+//! executables has all its deltas gathered before its record, because the
+//! record says whether their reference operands are predicted ([`xref`]:
+//! kept when that leaves fewer nonzero diff bytes).
 //!
 //! Invariant: what is written depends only on the plan and the bytes of the
 //! two tars, never on the order in which tasks finish, so the same dists
@@ -29,12 +32,20 @@ use crate::format::archive::segment::pad_len;
 use crate::format::patch::header::SectionKind;
 use crate::format::patch::record::{Ctrl, DataOp, HeaderOp, Keep, MemberRecord, RecordWriter};
 use crate::format::patch::section::{self, Compressed, SectionWriter};
+use crate::format::patch::xref;
 use crate::format::patch::zeros::ZeroRunWriter;
 
 /// A failed write to a section's temporary file.
 pub(super) fn werr(e: io::Error) -> Error {
     Error::io("write a section in", std::env::temp_dir(), e)
 }
+
+/// A member's deltas, and the old and new segment tables when its
+/// reference operands are coded against their prediction.
+type Predicted = (Vec<Delta>, Option<(xref::Segments, xref::Segments)>);
+
+/// Bytes at the start of an executable read for its program headers.
+const HEAD: u64 = 64 << 10;
 
 /// The three raw sections, each compressed on its own thread while it is
 /// written.
@@ -109,6 +120,7 @@ pub(super) fn write_members(
             next_task: 0,
             saved: HashMap::new(),
             buf: vec![0u8; 1 << 20],
+            xref: opts.xref,
             stats,
         };
         for (i, n) in new.members.iter().enumerate() {
@@ -131,6 +143,8 @@ struct MemberWriter<'a, 'r> {
     /// Deltas of pairs that later identical pairs reuse, by new member.
     saved: HashMap<u32, Delta>,
     buf: Vec<u8>,
+    /// Try reference prediction on x86-64 members ([`DiffOptions::xref`]).
+    xref: bool,
     stats: &'a mut Stats,
 }
 
@@ -138,14 +152,27 @@ impl MemberWriter<'_, '_> {
     /// New member `i`: its record, header, data and padding.
     fn member(&mut self, i: usize, n: &MemberInfo) -> Result<()> {
         let header = self.plan.header_ops[i];
+        // A candidate for reference prediction: its deltas are gathered
+        // first, since the record says whether they are predicted.
+        let predicted = match self.plan.pairs[i].data {
+            DataPlan::Diff(j) if self.plan.xref[i] && !self.plan.aligned[i] && self.xref => {
+                let deltas = self.take_deltas(i)?;
+                Some(self.predict(i, j, deltas)?)
+            }
+            _ => None,
+        };
+        let segments = predicted.as_ref().and_then(|p| p.1.as_ref());
         self.sections
             .ctrl
             .member(&MemberRecord {
                 header,
-                data: self.data_op(i, n),
+                data: self.data_op(i, n, segments.is_some()),
                 pad_literal: !n.pad_zero,
             })
             .map_err(werr)?;
+        if let Some((o, n)) = segments {
+            self.sections.ctrl.segments(o, n).map_err(werr)?;
+        }
         self.header(header, n)?;
         match self.plan.pairs[i].data {
             DataPlan::Empty => {}
@@ -166,7 +193,18 @@ impl MemberWriter<'_, '_> {
             DataPlan::Diff(_) => {
                 self.stats.diffed += 1;
                 self.stats.diffed_bytes += n.size;
-                self.diffed(i, n)?;
+                match predicted {
+                    Some((deltas, segments)) => {
+                        if segments.is_some() {
+                            self.stats.xref += 1;
+                            self.stats.xref_bytes += n.size;
+                        }
+                        for d in &deltas {
+                            self.sections.delta(d)?;
+                        }
+                    }
+                    None => self.diffed(i, n)?,
+                }
             }
         }
         if !n.pad_zero {
@@ -176,7 +214,7 @@ impl MemberWriter<'_, '_> {
     }
 
     /// The data operation of new member `i`'s record.
-    fn data_op(&self, i: usize, n: &MemberInfo) -> DataOp {
+    fn data_op(&self, i: usize, n: &MemberInfo, xref: bool) -> DataOp {
         match self.plan.pairs[i].data {
             DataPlan::Empty | DataPlan::Literal => DataOp::Literal { len: n.size },
             DataPlan::Copy(j) => DataOp::Copy { old: j },
@@ -188,7 +226,11 @@ impl MemberWriter<'_, '_> {
                         len_delta,
                         recipe,
                     },
-                    None => DataOp::Bsdiff { old: j, len_delta },
+                    None => DataOp::Bsdiff {
+                        old: j,
+                        len_delta,
+                        xref,
+                    },
                 }
             }
         }
@@ -266,6 +308,84 @@ impl MemberWriter<'_, '_> {
             self.next_task += 1;
         }
         Ok(())
+    }
+
+    /// The deltas of new member `i` (not re-gzipped), in order: an earlier
+    /// identical pair's or its own tasks'.
+    fn take_deltas(&mut self, i: usize) -> Result<Vec<Delta>> {
+        let mut out = Vec::new();
+        if let Some(k) = self.plan.same_as[i] {
+            let d = if self.plan.last_reuse.get(&k) == Some(&(i as u32)) {
+                self.saved.remove(&k)
+            } else {
+                self.saved.get(&k).cloned()
+            };
+            out.push(d.expect("the first of identical pairs is written first"));
+        }
+        let tasks = &self.plan.tasks;
+        while self.next_task < tasks.len() && tasks[self.next_task].member == i as u32 {
+            let d = self.results.take(self.next_task)?;
+            if self.plan.last_reuse.contains_key(&(i as u32)) {
+                self.saved.insert(i as u32, d.clone());
+            }
+            out.push(d);
+            self.next_task += 1;
+        }
+        Ok(out)
+    }
+
+    /// Code the reference operands of an x86-64 member's `deltas` (new
+    /// member `i` against old member `j`) against their prediction
+    /// ([`xref`]) when that leaves fewer nonzero diff bytes; the old and new
+    /// segment tables when it did.
+    fn predict(&mut self, i: usize, j: u32, mut deltas: Vec<Delta>) -> Result<Predicted> {
+        let ctrls: Vec<Ctrl> = deltas
+            .iter()
+            .flat_map(|d| d.ctrls.iter().copied())
+            .collect();
+        let o = &self.old.members[j as usize];
+        let n = &self.new.members[i];
+        let old_head = self.old.data(o, 0, o.size.min(HEAD) as usize)?;
+        let new_head = self.new.data(n, 0, n.size.min(HEAD) as usize)?;
+        let (Some(map), Some(old_segs), Some(new_segs)) = (
+            xref::Map::new(&ctrls),
+            xref::Segments::parse(&old_head),
+            xref::Segments::parse(&new_head),
+        ) else {
+            return Ok((deltas, None));
+        };
+        let p = xref::Predictor {
+            map,
+            old: old_segs,
+            new: new_segs,
+        };
+        // Each add's old bytes are read as needed: a big member is not held
+        // whole besides its deltas.
+        let mut old = Vec::new();
+        let mut pass = |deltas: &mut [Delta], write: bool| -> Result<(u64, u64)> {
+            let (mut before, mut after, mut y) = (0, 0, 0u64);
+            for d in deltas {
+                let mut at = 0usize;
+                for c in &d.ctrls {
+                    let len = c.add as usize;
+                    old.resize(len, 0);
+                    self.old.read_at(o.data_offset() + c.old_pos, &mut old)?;
+                    let diff = &mut d.diff[at..at + len];
+                    let (b, a) = xref::encode_add(&p, &old, (c.old_pos, y), diff, write);
+                    before += b;
+                    after += a;
+                    at += len;
+                    y += c.add + c.extra;
+                }
+            }
+            Ok((before, after))
+        };
+        let (before, after) = pass(&mut deltas, false)?;
+        if after >= before {
+            return Ok((deltas, None));
+        }
+        pass(&mut deltas, true)?;
+        Ok((deltas, Some((p.old, p.new))))
     }
 
     /// The trailer: its length in the controls, its bytes in the extra.

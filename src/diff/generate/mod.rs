@@ -68,6 +68,11 @@ pub struct DiffOptions {
     pub window: u64,
     /// Steps reported as they run: scan, new bytes encoded, compression tail.
     pub progress: Progress,
+    /// Code x86-64 executables' reference operands against their
+    /// prediction where that is smaller (patch format 3). On by default;
+    /// the environment variable `SYSUP_DIFF_NO_XREF` turns it off, for the
+    /// benchmarks' ablation (BENCHMARKS.md).
+    pub xref: bool,
 }
 
 impl Default for DiffOptions {
@@ -79,6 +84,7 @@ impl Default for DiffOptions {
             level: section::ZSTD_LEVEL,
             window: WINDOW,
             progress: Progress::disabled(),
+            xref: std::env::var_os("SYSUP_DIFF_NO_XREF").is_none(),
         }
     }
 }
@@ -104,6 +110,10 @@ pub struct Stats {
     /// Of the diffed: gzip files diffed through their uncompressed bytes.
     pub regzipped: u64,
     pub regzipped_bytes: u64,
+    /// Of the diffed: x86-64 executables whose reference operands were
+    /// coded against their prediction (patch format 3).
+    pub xref: u64,
+    pub xref_bytes: u64,
     pub diff_tasks: u64,
     /// Data bytes of files identical in both dists that the scan did not
     /// write to its temporary files (both sides).

@@ -1,8 +1,8 @@
 //! The plan of a patch, made before any byte is written: which old member
 //! each new member is encoded against ([`pairing`]), the header operations,
 //! the retention plan (the last new member using each old header and data),
-//! the gzip members diffed through their uncompressed bytes, and the diff
-//! tasks.
+//! the gzip members diffed through their uncompressed bytes, the x86-64
+//! executables whose references may be predicted, and the diff tasks.
 //!
 //! Invariants: a `Copy` is confirmed byte for byte (or by SHA-256) before it
 //! is planned; no plan ever reads bytes the scan did not keep; tasks are in
@@ -20,6 +20,7 @@ use crate::diff::scan::{MemberInfo, Scanned};
 use crate::error::Result;
 use crate::format::patch::record::{HeaderOp, Keep};
 use crate::format::patch::regz::{self, Recipe};
+use crate::format::patch::xref;
 
 /// Everything decided about a patch before it is written.
 pub(super) struct Plan {
@@ -30,6 +31,9 @@ pub(super) struct Plan {
     pub(super) keep: Vec<Keep>,
     /// Per new member: diffed through its uncompressed bytes, so.
     pub(super) regz: Vec<Option<Recipe>>,
+    /// Per new member: both sides are x86-64 ELF files, so reference
+    /// prediction ([`xref`]) is tried on its deltas.
+    pub(super) xref: Vec<bool>,
     pub(super) tasks: Vec<Task>,
     /// Per new member: a big pair diffed as one aligned control.
     pub(super) aligned: Vec<bool>,
@@ -50,6 +54,7 @@ impl Plan {
         let header_ops = header_ops(old, new, &pairs);
         let keep = retention_plan(old.members.len(), &pairs, &header_ops);
         let regz = regz_recipes(old, new, &pairs, window)?;
+        let xref = xref_candidates(old, new, &pairs)?;
         let big = big_pairs(old, new, &pairs, window)?;
         let n_new = new.members.len();
         let mut plan = Plan {
@@ -57,6 +62,7 @@ impl Plan {
             header_ops,
             keep,
             regz,
+            xref,
             tasks: Vec::new(),
             aligned: vec![false; n_new],
             same_as: vec![None; n_new],
@@ -163,6 +169,18 @@ fn regz_recipes(
         }
         Ok(regz::recipe(&new.data(n, 0, n.size as usize)?).map(|(r, _)| r))
     })
+}
+
+/// For each new member: whether both sides of its diffed pair are x86-64
+/// ELF files within [`xref::MAX_LEN`].
+fn xref_candidates(old: &Scanned, new: &Scanned, pairs: &[Pair]) -> Result<Vec<bool>> {
+    let elf = |s: &Scanned, m: &MemberInfo| -> Result<bool> {
+        Ok(m.size >= 20 && m.size <= xref::MAX_LEN && xref::is_x86_64_elf(&s.data(m, 0, 20)?))
+    };
+    let v = per_diffed_pair(old, new, pairs, |o, n| {
+        Ok(Some(elf(new, n)? && elf(old, o)?))
+    })?;
+    Ok(v.into_iter().map(|x| x == Some(true)).collect())
 }
 
 /// For each new member diffed in windows, how: [`nearly_aligned_members`],

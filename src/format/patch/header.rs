@@ -36,8 +36,10 @@ use crate::util::digest::Digests;
 /// The first bytes of every patch.
 pub const MAGIC: &[u8; 8] = b"SYSUPPAT";
 /// The version this build writes: 2 added re-gzipped members
-/// ([`crate::format::patch::record::DataOp::Regz`]); otherwise the same as 1.
-pub const VERSION: u32 = 2;
+/// ([`crate::format::patch::record::DataOp::Regz`]), 3 x86-64 reference
+/// prediction in bsdiffed members ([`crate::format::patch::xref`]);
+/// otherwise the same as 1.
+pub const VERSION: u32 = 3;
 /// The oldest version this build reads.
 pub const MIN_VERSION: u32 = 1;
 /// A header never exceeds this (names are short, sections few).

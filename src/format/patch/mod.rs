@@ -8,6 +8,7 @@ pub mod header;
 pub mod record;
 pub mod regz;
 pub mod section;
+pub mod xref;
 pub mod zeros;
 
 pub use header::PatchHeader;

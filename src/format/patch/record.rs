@@ -32,8 +32,10 @@
 //! by window), or taken literally. A re-gzipped member (patch format 2) is
 //! `gz_header_len` literal bytes, then zlib's deflate at `level` of `raw_len`
 //! bytes that bsdiff controls make from the old member's *uncompressed*
-//! bytes, then the gzip trailer ([`crate::format::patch::regz`]). Padding is zeros
-//! unless `PAD_LITERAL` says it is in the extra section.
+//! bytes, then the gzip trailer ([`crate::format::patch::regz`]). A bsdiff
+//! member with the `XREF` flag (patch format 3) codes its x86-64 reference
+//! operands against a prediction ([`crate::format::patch::xref`]). Padding is
+//! zeros unless `PAD_LITERAL` says it is in the extra section.
 //!
 //! Invariant: decoding never trusts a number for more than a bound check —
 //! nothing here allocates from a decoded length; every index fits `u32`.
@@ -41,6 +43,7 @@
 use std::io::{self, Read, Write};
 
 use crate::format::patch::regz::Recipe;
+use crate::format::patch::xref::{Segment, Segments, MAX_SEGMENTS};
 
 /// The retention plan's entry for one old member.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -68,8 +71,15 @@ pub enum DataOp {
     /// Old member `old`'s data, unchanged.
     Copy { old: u32 },
     /// Bsdiff controls against old member `old`'s data, making
-    /// (old data length + `len_delta`) bytes.
-    Bsdiff { old: u32, len_delta: i64 },
+    /// (old data length + `len_delta`) bytes. With `xref` (patch format 3
+    /// and later) the diff bytes of x86-64 reference operands are coded
+    /// against their prediction ([`crate::format::patch::xref`]), and the
+    /// member's controls all come before its data.
+    Bsdiff {
+        old: u32,
+        len_delta: i64,
+        xref: bool,
+    },
     /// Both are gzip files: bsdiff controls against old member `old`'s
     /// *uncompressed* bytes make `recipe.raw_len` new uncompressed bytes,
     /// which are deflated again after `recipe.header_len` literal gzip header
@@ -105,6 +115,8 @@ const DATA_BSDIFF: u8 = 2 << 1;
 const DATA_REGZ: u8 = 3 << 1;
 const DATA_MASK: u8 = 3 << 1;
 const PAD_LITERAL: u8 = 1 << 3;
+/// With `DATA_BSDIFF` only: reference prediction (patch format 3).
+const XREF: u8 = 1 << 4;
 
 fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
@@ -184,7 +196,8 @@ impl<W: Write> RecordWriter<W> {
         flags |= match m.data {
             DataOp::Literal { .. } => 0,
             DataOp::Copy { .. } => DATA_COPY,
-            DataOp::Bsdiff { .. } => DATA_BSDIFF,
+            DataOp::Bsdiff { xref: false, .. } => DATA_BSDIFF,
+            DataOp::Bsdiff { xref: true, .. } => DATA_BSDIFF | XREF,
             DataOp::Regz { .. } => DATA_REGZ,
         };
         if m.pad_literal {
@@ -202,7 +215,7 @@ impl<W: Write> RecordWriter<W> {
         match m.data {
             DataOp::Literal { len } => self.varint(len)?,
             DataOp::Copy { old } => self.reference(old, expected)?,
-            DataOp::Bsdiff { old, len_delta } => {
+            DataOp::Bsdiff { old, len_delta, .. } => {
                 self.reference(old, expected)?;
                 self.varint(zigzag(len_delta))?;
             }
@@ -219,6 +232,21 @@ impl<W: Write> RecordWriter<W> {
             }
         }
         self.p.prev_old_end = 0;
+        Ok(())
+    }
+
+    /// The loadable segments of an `xref` member's old and new executable,
+    /// right after its record: a count, then offset, address, file and
+    /// memory sizes of each.
+    pub fn segments(&mut self, old: &Segments, new: &Segments) -> io::Result<()> {
+        for t in [old, new] {
+            self.varint(t.0.len() as u64)?;
+            for s in &t.0 {
+                for v in [s.offset, s.vaddr, s.filesz, s.memsz] {
+                    self.varint(v)?;
+                }
+            }
+        }
         Ok(())
     }
 
@@ -257,6 +285,8 @@ pub struct RecordReader<R> {
     p: Predict,
     /// Whether [`DataOp::Regz`] records may appear (patch format 2+).
     regz: bool,
+    /// Whether `xref` bsdiff records may appear (patch format 3+).
+    xref: bool,
 }
 
 impl<R: Read> RecordReader<R> {
@@ -265,12 +295,19 @@ impl<R: Read> RecordReader<R> {
             r,
             p: Predict::default(),
             regz: true,
+            xref: true,
         }
     }
 
     /// Refuse [`DataOp::Regz`] records (a patch format 1 stream).
     pub fn without_regz(mut self) -> Self {
         self.regz = false;
+        self
+    }
+
+    /// Refuse `xref` bsdiff records (a patch format 1 or 2 stream).
+    pub fn without_xref(mut self) -> Self {
+        self.xref = false;
         self
     }
 
@@ -330,8 +367,10 @@ impl<R: Read> RecordReader<R> {
 
     pub fn member(&mut self) -> Result<MemberRecord, RecordError> {
         let flags = self.byte()?;
-        if flags & !(HDR_DIFF | DATA_MASK | PAD_LITERAL) != 0
+        let xref = flags & XREF != 0;
+        if flags & !(HDR_DIFF | DATA_MASK | PAD_LITERAL | XREF) != 0
             || (!self.regz && flags & DATA_MASK == DATA_REGZ)
+            || (xref && (!self.xref || flags & DATA_MASK != DATA_BSDIFF))
         {
             return Err(RecordError::Malformed("unknown member flags"));
         }
@@ -352,6 +391,7 @@ impl<R: Read> RecordReader<R> {
             DATA_BSDIFF => DataOp::Bsdiff {
                 old: self.reference(expected)?,
                 len_delta: unzigzag(self.varint()?),
+                xref,
             },
             DATA_REGZ => {
                 let old = self.reference(expected)?;
@@ -388,6 +428,32 @@ impl<R: Read> RecordReader<R> {
         })
     }
 
+    /// The old and new segment tables of an `xref` member
+    /// ([`RecordWriter::segments`]), at most [`MAX_SEGMENTS`] each.
+    pub fn segments(&mut self) -> Result<(Segments, Segments), RecordError> {
+        let mut table = || -> Result<Segments, RecordError> {
+            let n = self.varint()?;
+            if n > MAX_SEGMENTS as u64 {
+                return Err(RecordError::Malformed(
+                    "more segments than an executable may have",
+                ));
+            }
+            (0..n)
+                .map(|_| {
+                    Ok(Segment {
+                        offset: self.varint()?,
+                        vaddr: self.varint()?,
+                        filesz: self.varint()?,
+                        memsz: self.varint()?,
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Segments)
+        };
+        let old = table()?;
+        Ok((old, table()?))
+    }
+
     /// The next control of the current member; `old_pos` is not yet
     /// bound-checked (the caller knows the old member's length).
     pub fn ctrl(&mut self) -> Result<Ctrl, RecordError> {
@@ -409,158 +475,4 @@ impl<R: Read> RecordReader<R> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn arb_member() -> impl Strategy<Value = MemberRecord> {
-        let header = prop_oneof![
-            (0u64..1 << 22).prop_map(|len| HeaderOp::Literal { len }),
-            (0u32..100_000).prop_map(|old| HeaderOp::Diff { old }),
-        ];
-        let data = prop_oneof![
-            any::<u64>().prop_map(|len| DataOp::Literal { len }),
-            (0u32..100_000).prop_map(|old| DataOp::Copy { old }),
-            (0u32..100_000, any::<i64>())
-                .prop_map(|(old, len_delta)| DataOp::Bsdiff { old, len_delta }),
-            (
-                0u32..100_000,
-                any::<i64>(),
-                1u8..=9,
-                any::<u32>(),
-                any::<u64>()
-            )
-                .prop_map(|(old, len_delta, level, header_len, raw_len)| {
-                    DataOp::Regz {
-                        old,
-                        len_delta,
-                        recipe: Recipe {
-                            level,
-                            header_len,
-                            raw_len,
-                        },
-                    }
-                }),
-        ];
-        (header, data, any::<bool>()).prop_map(|(header, data, pad_literal)| MemberRecord {
-            header,
-            data,
-            pad_literal,
-        })
-    }
-
-    proptest! {
-        #[test]
-        fn records_round_trip(
-            keeps in proptest::collection::vec((0u32..50_000, 0u32..50_000), 0..40),
-            members in proptest::collection::vec(
-                (arb_member(), proptest::collection::vec((0u64..1 << 40, 0u64..1 << 30, 0u64..1 << 30), 0..5)),
-                0..30,
-            ),
-        ) {
-            let mut w = RecordWriter::new(Vec::new());
-            let keeps: Vec<Keep> = keeps.iter().map(|&(h, d)| Keep { hdr_last: h, data_last: d }).collect();
-            for k in &keeps { w.keep(k).unwrap(); }
-            for (m, cs) in &members {
-                w.member(m).unwrap();
-                for &(p, a, x) in cs { w.ctrl(&Ctrl { old_pos: p, add: a, extra: x }).unwrap(); }
-            }
-            w.varint(u64::MAX).unwrap();
-            let bytes = w.into_inner();
-            let mut r = RecordReader::new(&bytes[..]);
-            for k in &keeps { prop_assert_eq!(&r.keep().unwrap(), k); }
-            for (m, cs) in &members {
-                prop_assert_eq!(&r.member().unwrap(), m);
-                for &(p, a, x) in cs {
-                    prop_assert_eq!(r.ctrl().unwrap(), Ctrl { old_pos: p, add: a, extra: x });
-                }
-            }
-            prop_assert_eq!(r.varint().unwrap(), u64::MAX);
-            prop_assert!(matches!(r.varint(), Err(RecordError::Io(_))));
-        }
-
-        #[test]
-        fn any_bytes_decode_or_error(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
-            let mut r = RecordReader::new(&bytes[..]);
-            for _ in 0..8 {
-                if r.keep().is_err() || r.member().is_err() || r.ctrl().is_err() { break; }
-            }
-        }
-    }
-
-    #[test]
-    fn a_format_1_stream_refuses_regz_records() {
-        let mut w = RecordWriter::new(Vec::new());
-        let m = MemberRecord {
-            header: HeaderOp::Literal { len: 512 },
-            data: DataOp::Regz {
-                old: 3,
-                len_delta: -5,
-                recipe: Recipe {
-                    level: 9,
-                    header_len: 20,
-                    raw_len: 4000,
-                },
-            },
-            pad_literal: false,
-        };
-        w.member(&m).unwrap();
-        let bytes = w.into_inner();
-        assert_eq!(RecordReader::new(&bytes[..]).member().unwrap(), m);
-        assert!(matches!(
-            RecordReader::new(&bytes[..]).without_regz().member(),
-            Err(RecordError::Malformed("unknown member flags"))
-        ));
-        // A level outside 1-9 is malformed, not clamped.
-        let mut bad = bytes.clone();
-        let at = bad.len() - 4; // level, header_len (20), raw_len (2 bytes)
-        bad[at] = 10;
-        assert!(matches!(
-            RecordReader::new(&bad[..]).member(),
-            Err(RecordError::Malformed("a deflate level outside 1-9"))
-        ));
-    }
-
-    #[test]
-    fn predictable_records_are_small() {
-        let mut w = RecordWriter::new(Vec::new());
-        for j in 0..1000 {
-            w.keep(&Keep {
-                hdr_last: j + 1,
-                data_last: j + 1,
-            })
-            .unwrap();
-        }
-        for j in 0..1000 {
-            w.member(&MemberRecord {
-                header: HeaderOp::Diff { old: j },
-                data: DataOp::Copy { old: j },
-                pad_literal: false,
-            })
-            .unwrap();
-        }
-        // One byte per plan field, three per member (flags, two references).
-        assert_eq!(w.into_inner().len(), 1000 * 2 + 1000 * 3);
-    }
-
-    #[test]
-    fn overlong_varints_and_wild_references_are_malformed() {
-        let bytes = [0xffu8; 11];
-        assert!(matches!(
-            RecordReader::new(&bytes[..]).varint(),
-            Err(RecordError::Malformed(_))
-        ));
-        let mut ten = [0x80u8; 10];
-        ten[9] = 0x02;
-        assert!(matches!(
-            RecordReader::new(&ten[..]).varint(),
-            Err(RecordError::Malformed(_))
-        ));
-        // A header reference of -1 (zigzag 1) from the start.
-        let r = RecordReader::new(&[HDR_DIFF, 1][..]).member();
-        assert!(matches!(r, Err(RecordError::Malformed(_))));
-        // A last use of 0 coded as a delta.
-        let r = RecordReader::new(&[2u8, 0][..]).keep();
-        assert!(matches!(r, Err(RecordError::Malformed(_))));
-    }
-}
+mod tests;

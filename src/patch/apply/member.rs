@@ -1,12 +1,15 @@
 //! The applier's member-by-member engine: each new member's record is read
 //! and checked against the plan, the old members it uses are reached, and
-//! its header, data (literal, copied, bsdiffed or re-gzipped) and padding
-//! are produced into the output buffer, at most a chunk per step.
+//! its header, data (literal, copied, bsdiffed — with x86-64 reference
+//! prediction when the record says so — or re-gzipped) and padding are
+//! produced into the output buffer, at most a chunk per step (a predicted
+//! add's piece a few bytes more, to end after an operand).
 //!
 //! Invariants: every reference and length from the record is checked
 //! against the plan, the old tar as seen and the new tar's remaining room
 //! before anything is read or allocated; a bsdiff control never reaches
-//! outside its old or new data.
+//! outside its old or new data; a predicted member's controls (read up
+//! front) are capped at [`xref::MAX_CTRLS`].
 
 use std::io::{self, Read};
 
@@ -16,7 +19,18 @@ use crate::format::archive::segment::{pad_len, MAX_HEADER};
 use crate::format::patch::header::corrupt;
 use crate::format::patch::record::{Ctrl, DataOp, HeaderOp, MemberRecord};
 use crate::format::patch::regz::{self, Recipe};
+use crate::format::patch::xref::{self, Map, Predictor};
 use crate::format::patch::zeros::ZeroRunError;
+
+/// A bsdiff member with reference prediction ([`xref`]): all its controls,
+/// read and checked before its data, and the map they make.
+pub(super) struct Xref {
+    ctrls: std::vec::IntoIter<Ctrl>,
+    predictor: Predictor,
+    data_len: u64,
+    /// The old bytes of the current piece (and lookahead).
+    scratch: Vec<u8>,
+}
 
 impl<R: Read> PatchReader<R> {
     /// Start new member `cur_new` (or the trailer after the last): read its
@@ -129,7 +143,7 @@ impl<R: Read> PatchReader<R> {
         let data_len = match rec.data {
             DataOp::Literal { len } => Some(len),
             DataOp::Copy { old } => Some(self.old.seen[old as usize].1),
-            DataOp::Bsdiff { old, len_delta } | DataOp::Regz { old, len_delta, .. } => {
+            DataOp::Bsdiff { old, len_delta, .. } | DataOp::Regz { old, len_delta, .. } => {
                 self.old.seen[old as usize].1.checked_add_signed(len_delta)
             }
         };
@@ -173,13 +187,19 @@ impl<R: Read> PatchReader<R> {
                 self.check_kept_data(old)?;
                 DataState::CopyStored { old, pos: 0 }
             }
-            DataOp::Bsdiff { old, .. } => {
+            DataOp::Bsdiff { old, xref, .. } => {
                 self.check_kept_data(old)?;
+                let xref = if xref {
+                    Some(Box::new(self.xref_controls(old, data_len)?))
+                } else {
+                    None
+                };
                 DataState::Bsdiff {
                     old,
                     add_pos: 0,
                     add_left: 0,
                     extra_left: 0,
+                    xref,
                 }
             }
             DataOp::Regz { old, recipe, .. } => {
@@ -251,10 +271,14 @@ impl<R: Read> PatchReader<R> {
                 add_pos,
                 add_left,
                 extra_left,
+                xref,
             } => {
                 if *add_left > 0 {
-                    let n = (*add_left).min(room) as usize;
-                    self.bsdiff_add(*old, *add_pos, n)?;
+                    let mut n = (*add_left).min(room) as usize;
+                    match xref {
+                        Some(x) => n = self.xref_add(*old, *add_pos, n, *add_left, left, x)?,
+                        None => self.bsdiff_add(*old, *add_pos, n)?,
+                    }
                     *add_pos += n as u64;
                     *add_left -= n as u64;
                     return Ok(n as u64);
@@ -265,7 +289,13 @@ impl<R: Read> PatchReader<R> {
                     *extra_left -= n as u64;
                     return Ok(n as u64);
                 }
-                let c = self.next_ctrl(self.old.seen[*old as usize].1, left)?;
+                let c = match xref {
+                    // Checked when read; they cover the data exactly.
+                    Some(x) => x.ctrls.next().ok_or_else(|| {
+                        self.bad(format!("new member {} runs out of controls", self.cur_new))
+                    })?,
+                    None => self.next_ctrl(self.old.seen[*old as usize].1, left)?,
+                };
                 *add_pos = c.old_pos;
                 *add_left = c.add;
                 *extra_left = c.extra;
@@ -300,6 +330,81 @@ impl<R: Read> PatchReader<R> {
             }
         }
         Ok(())
+    }
+
+    /// Read every control of an `xref` member making `data_len` bytes from
+    /// old member `old`, checked as [`Self::next_ctrl`] does, and their map.
+    fn xref_controls(&mut self, old: u32, data_len: u64) -> Result<Xref> {
+        let old_len = self.old.seen[old as usize].1;
+        let i = self.cur_new;
+        if old_len > xref::MAX_LEN || data_len > xref::MAX_LEN {
+            return Err(self.bad(format!(
+                "new member {i} is too big for reference prediction"
+            )));
+        }
+        let (old_segs, new_segs) = self
+            .ctrl
+            .segments()
+            .map_err(|e| record_err(&self.path, "a segment table", e))?;
+        let mut ctrls = Vec::new();
+        let mut left = data_len;
+        while left > 0 {
+            if ctrls.len() == xref::MAX_CTRLS {
+                return Err(self.bad(format!(
+                    "new member {i} has more than {} controls",
+                    xref::MAX_CTRLS
+                )));
+            }
+            let c = self.next_ctrl(old_len, left)?;
+            left -= c.add + c.extra;
+            ctrls.push(c);
+        }
+        let map = Map::new(&ctrls).ok_or_else(|| {
+            self.bad(format!(
+                "new member {i} has controls outside the map's bounds"
+            ))
+        })?;
+        Ok(Xref {
+            ctrls: ctrls.into_iter(),
+            predictor: Predictor {
+                map,
+                old: old_segs,
+                new: new_segs,
+            },
+            data_len,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// About `n` bytes of an add of an `xref` member from old offset
+    /// `add_pos` (`add_left` bytes of the add and `left` of the data
+    /// remain): the add, then its operands decoded from their prediction;
+    /// how many bytes it made (more than `n` when an operand straddles).
+    fn xref_add(
+        &mut self,
+        old: u32,
+        add_pos: u64,
+        n: usize,
+        add_left: u64,
+        left: u64,
+        x: &mut Xref,
+    ) -> Result<usize> {
+        let ext = add_left.min((n + xref::LOOKAHEAD) as u64) as usize;
+        x.scratch.resize(ext, 0);
+        self.old
+            .store
+            .read_data(old, add_pos, &mut x.scratch)
+            .map_err(|e| Error::from_io(e, "read kept old data for", &self.path))?;
+        let end = xref::piece_end(&x.scratch, n);
+        let start = self.buf.len();
+        self.diff_bytes(end)?;
+        let out = &mut self.buf[start..];
+        for (o, b) in out.iter_mut().zip(&x.scratch) {
+            *o = o.wrapping_add(*b);
+        }
+        let y0 = x.data_len - left;
+        xref::decode_piece(&x.predictor, &x.scratch, n, (add_pos, y0), out);
+        Ok(end)
     }
 
     /// The member's padding, then on to the next member.

@@ -149,6 +149,8 @@ enum DataState {
         add_pos: u64,
         add_left: u64,
         extra_left: u64,
+        /// Reference prediction: the member's controls, read up front.
+        xref: Option<Box<member::Xref>>,
     },
     /// A re-gzipped member: its data is deflating on a deflate thread
     /// ([`Held`]) and comes out from there; nothing is left to produce here.
@@ -290,6 +292,9 @@ impl<R: Read> PatchReader<R> {
         let mut ctrl = RecordReader::new(ctrl);
         if header.version < 2 {
             ctrl = ctrl.without_regz();
+        }
+        if header.version < 3 {
+            ctrl = ctrl.without_xref();
         }
         let (plan, n_new) = read_plan(&mut ctrl, &header, path)?;
         let tap = Tap {
