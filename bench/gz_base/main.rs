@@ -7,7 +7,7 @@
 //!
 //! Usage: cargo run --release --example gz-base [--features isal] -- ENGINE FILE
 //! ENGINE: `fast` (ISA-L level 1 with the `isal` feature, else zlib-rs
-//! level 1), `zlib1` (zlib-rs level 1) or `stored`.
+//! level 1), `zlibN` (zlib-rs level N, 1-9) or `stored`.
 
 use std::io::{self, Write};
 use std::time::Instant;
@@ -29,14 +29,21 @@ impl Write for Count {
 
 fn main() -> io::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [cmd, old, new] = &args[..] {
+        if cmd == "groups" {
+            return groups(old, new);
+        }
+    }
     let [name, path] = &args[..] else {
-        eprintln!("usage: gz-base fast|zlib1|stored FILE");
+        eprintln!("usage: gz-base fast|zlibN|stored FILE");
         std::process::exit(2);
     };
     let engine = match name.as_str() {
         "fast" => Engine::Fast(1),
-        "zlib1" => Engine::Portable(1),
         "stored" => Engine::Stored,
+        z if z.starts_with("zlib") && z[4..].parse::<u32>().is_ok() => {
+            Engine::Portable(z[4..].parse().unwrap_or(1))
+        }
         _ => {
             eprintln!("unknown engine {name}");
             std::process::exit(2);
@@ -66,6 +73,37 @@ fn main() -> io::Result<()> {
         data.len(),
         out as f64 / data.len() as f64,
         data.len() as f64 / secs / 1e6
+    );
+    Ok(())
+}
+
+/// `groups OLD.tar NEW.tar`: how a base of NEW is cut into members
+/// (`sysup::format::gz::cuts`) and how many of its bytes are in members
+/// that a base of OLD holds too (same CRC-32 and length), which an apply
+/// copies instead of deflating.
+fn groups(old: &str, new: &str) -> io::Result<()> {
+    let cut = |path: &str| -> io::Result<(Vec<(u32, usize)>, usize)> {
+        let data = std::fs::read(path)?;
+        let mut at = 0;
+        let mut out = Vec::new();
+        for len in sysup::format::gz::cuts::groups(&data, 256 * 1024) {
+            let mut crc = flate2::Crc::new();
+            crc.update(&data[at..at + len]);
+            out.push((crc.sum(), len));
+            at += len;
+        }
+        Ok((out, data.len()))
+    };
+    let (a, _) = cut(old)?;
+    let (b, total) = cut(new)?;
+    let known: std::collections::HashSet<_> = a.iter().copied().collect();
+    let same: usize = b.iter().filter(|g| known.contains(g)).map(|g| g.1).sum();
+    let hits = b.iter().filter(|g| known.contains(g)).count();
+    println!(
+        "new: {} groups, mean {} B; {hits} groups ({same} B, {:.3} of the tar) also in old",
+        b.len(),
+        total / b.len().max(1),
+        same as f64 / total as f64
     );
     Ok(())
 }
