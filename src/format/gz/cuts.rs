@@ -1,7 +1,7 @@
 //! Where a host's base is cut into gzip members: at tar member boundaries
 //! chosen by content, so that a change to a tar moves only the cuts near it
 //! and every other group of members — and so its gzip member — is the same
-//! as in the base before (docs/design.md §6, "kept bases").
+//! as in the base before (docs/design.md §4, "Kept bases").
 //!
 //! [`Cutter`] follows the tar framing of the bytes it is fed (512-byte
 //! headers, each followed by its data padded to 512) and says how many of

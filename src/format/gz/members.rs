@@ -2,7 +2,7 @@
 //! ([`super::cuts`]), each group its own gzip member (fixed header, one
 //! final deflate stream, CRC-32 and length), so the file is a plain
 //! `.tar.gz` that gunzip, GNU tar and bsdtar read, made of independent
-//! members (docs/design.md §6, "kept bases").
+//! members (docs/design.md §4, "Kept bases").
 //!
 //! A group that the base before held too — the [`Index`] its reader filled
 //! has a member of the same CRC-32 and length — is not deflated again: that

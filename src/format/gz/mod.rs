@@ -58,6 +58,7 @@ pub enum Engine {
 /// The zlib-rs level of [`Engine::Fast`] without ISA-L: level 1 (zlib-rs's
 /// "quick" strategy, fixed Huffman codes) makes a base of the bench world
 /// 0.45× of its tar, level 2 0.37× (BENCHMARKS.md, "host base gzip").
+#[cfg_attr(feature = "isal", allow(dead_code))]
 const FAST_ZLIB_LEVEL: u32 = 2;
 
 /// A worker's compressor, made on its own thread.
