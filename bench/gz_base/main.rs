@@ -33,6 +33,9 @@ fn main() -> io::Result<()> {
         if cmd == "groups" {
             return groups(old, new);
         }
+        if let Some(engine) = cmd.strip_prefix("members-") {
+            return members(engine, old, new);
+        }
     }
     let [name, path] = &args[..] else {
         eprintln!("usage: gz-base fast|zlibN|stored FILE");
@@ -105,5 +108,79 @@ fn groups(old: &str, new: &str) -> io::Result<()> {
         total / b.len().max(1),
         same as f64 / total as f64
     );
+    Ok(())
+}
+
+/// `members-ENGINE OLD.tar NEW.tar`: the steps of an apply's base, timed
+/// one by one: OLD's base written with no old base (every member deflated),
+/// that base read back as the apply reads it (gunzip, recording its
+/// members), then NEW's base written copying from it. Prints each step's
+/// wall time, the sizes, and what was copied.
+fn members(engine: &str, old: &str, new: &str) -> io::Result<()> {
+    use std::sync::atomic::Ordering::Relaxed;
+    use sysup::format::gz::{members, read};
+    let engine = match engine {
+        "fast" => Engine::Fast(1),
+        "stored" => Engine::Stored,
+        _ => {
+            eprintln!("members-fast or members-stored");
+            std::process::exit(2);
+        }
+    };
+    let (a, b) = (std::fs::read(old)?, std::fs::read(new)?);
+    let write = |data: &[u8], old: Option<members::Old>| -> io::Result<(Vec<u8>, f64, String)> {
+        let t = Instant::now();
+        let mut w = members::Writer::new(Vec::new(), engine, old, |_| {});
+        let counts = w.counts();
+        for p in data.chunks(256 * 1024) {
+            w.write_all(p)?;
+        }
+        let out = w.finish()?;
+        let c = format!(
+            "{} members deflated ({} B), {} copied ({} B), {} refused",
+            counts.deflated.load(Relaxed),
+            counts.deflated_bytes.load(Relaxed),
+            counts.copied.load(Relaxed),
+            counts.copied_bytes.load(Relaxed),
+            counts.refused.load(Relaxed)
+        );
+        Ok((out, t.elapsed().as_secs_f64(), c))
+    };
+    let (za, ta, ca) = write(&a, None)?;
+    println!(
+        "old base: {} -> {} B ({:.3}), {ta:.3} s; {ca}",
+        a.len(),
+        za.len(),
+        za.len() as f64 / a.len() as f64
+    );
+    let path = std::env::temp_dir().join(format!("gz-base-old-{}", std::process::id()));
+    std::fs::write(&path, &za)?;
+    let t = Instant::now();
+    let index = read::Index::default();
+    let mut r = read::Reader::new(io::BufReader::with_capacity(
+        256 * 1024,
+        std::fs::File::open(&path)?,
+    ))
+    .with_index(index.clone());
+    let n = io::copy(&mut r, &mut Count(0))?;
+    println!(
+        "read old base: {n} B, {} members indexed, {:.3} s",
+        index.len(),
+        t.elapsed().as_secs_f64()
+    );
+    let old = members::Old {
+        file: std::fs::File::open(&path)?,
+        index,
+    };
+    let (zb, tb, cb) = write(&b, Some(old))?;
+    std::fs::remove_file(&path)?;
+    println!(
+        "new base: {} -> {} B ({:.3}), {tb:.3} s; {cb}",
+        b.len(),
+        zb.len(),
+        zb.len() as f64 / b.len() as f64
+    );
+    let (_, tc, _) = write(&b, None)?;
+    println!("new base, nothing copied: {tc:.3} s");
     Ok(())
 }

@@ -15,8 +15,8 @@
 //! core, and members are written in order.
 //!
 //! Invariants: the file inflates to exactly the bytes written, whatever the
-//! old base holds; at most `2 × threads` groups (each at most
-//! [`cuts::HARD_MAX`] bytes) are in flight; the first error is returned by
+//! old base holds; at most [`IN_FLIGHT_BYTES`] plus one group (at most
+//! [`cuts::HARD_MAX`] bytes) of input are in flight; the first error is returned by
 //! every later call; a kill leaves a temporary the apply's undo removes.
 
 use std::collections::BTreeMap;
@@ -54,6 +54,11 @@ pub struct Counts {
     /// Old members found by CRC and length whose bytes did not check.
     pub refused: AtomicU64,
 }
+
+/// Input bytes in flight (queued, being compressed, or waiting for their
+/// turn to be written) before `write` waits: with groups of ~200 KiB, enough
+/// to keep every core busy while the apply's other threads run.
+const IN_FLIGHT_BYTES: usize = 16 << 20;
 
 struct Job {
     seq: u64,
@@ -170,7 +175,9 @@ pub struct Writer<W: Write> {
     next_seq: u64,
     next_write: u64,
     pending: BTreeMap<u64, Done>,
-    max_in_flight: u64,
+    /// Input bytes of each group in flight, by sequence number.
+    in_flight: BTreeMap<u64, usize>,
+    in_flight_bytes: usize,
     counts: Arc<Counts>,
     failed: Option<(io::ErrorKind, String)>,
 }
@@ -214,7 +221,8 @@ impl<W: Write> Writer<W> {
             next_seq: 0,
             next_write: 0,
             pending: BTreeMap::new(),
-            max_in_flight: 2 * threads as u64,
+            in_flight: BTreeMap::new(),
+            in_flight_bytes: 0,
             counts,
             failed: None,
         }
@@ -235,6 +243,8 @@ impl<W: Write> Writer<W> {
     /// Hand `data` (a whole group) to a worker.
     fn submit(&mut self, data: Vec<u8>) -> io::Result<()> {
         self.check()?;
+        self.in_flight.insert(self.next_seq, data.len());
+        self.in_flight_bytes += data.len();
         let job = Job {
             seq: self.next_seq,
             data,
@@ -245,7 +255,8 @@ impl<W: Write> Writer<W> {
             .expect("jobs open until finish")
             .send(job)
             .map_err(|_| io::Error::other("gzip worker stopped"))?;
-        while self.next_seq - self.next_write >= self.max_in_flight {
+        // Groups are small: many may be in flight, bounded by their bytes.
+        while self.in_flight_bytes > IN_FLIGHT_BYTES {
             self.collect_one()?;
         }
         Ok(())
@@ -267,6 +278,7 @@ impl<W: Write> Writer<W> {
                     .write_all(&bytes)
             });
             written.inspect_err(|e| self.failed = Some((e.kind(), e.to_string())))?;
+            self.in_flight_bytes -= self.in_flight.remove(&self.next_write).unwrap_or(0);
             self.next_write += 1;
         }
         Ok(())
