@@ -58,7 +58,7 @@ pub struct Counts {
 /// Input bytes in flight (queued, being compressed, or waiting for their
 /// turn to be written) before `write` waits: with groups of ~200 KiB, enough
 /// to keep every core busy while the apply's other threads run.
-const IN_FLIGHT_BYTES: usize = 16 << 20;
+const IN_FLIGHT_BYTES: usize = 4 << 20;
 
 struct Job {
     seq: u64,
