@@ -31,7 +31,7 @@ use std::thread::JoinHandle;
 use flate2::{Crc, Decompress, FlushDecompress, Status};
 
 use super::cuts::{self, Cut, Cutter};
-use super::read::Index;
+use super::read::{Index, Place};
 use super::{Chunker, Engine, HEADER};
 
 /// The base an apply read, to copy unchanged members from.
@@ -132,8 +132,6 @@ pub fn copy_checked(file: &File, place: Place, data: &[u8], crc: u32) -> Option<
     let whole = status == Status::StreamEnd && d.total_in() == body.len() as u64;
     (whole && out == data).then_some(bytes)
 }
-
-use super::read::Place;
 
 /// Called by a worker with `"base-copy"` before it copies a member and
 /// `"base-deflate"` before it deflates one: the apply's crash checkpoints

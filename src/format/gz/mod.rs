@@ -15,8 +15,13 @@
 //! where only speed matters, a fast deflate or no compression at all
 //! (stored blocks: still a gzip file, with its CRC-32, that any gunzip reads).
 //! The fast deflate is ISA-L (`isal`) when sysup is built with the `isal`
-//! feature, and zlib-rs level 1 otherwise: ISA-L needs nasm and the
+//! feature, and zlib-rs level 2 otherwise: ISA-L needs nasm and the
 //! autotools to build (docs/decisions.md, "ISA-L is an opt-in feature").
+//!
+//! A host's bases are not written by this [`Writer`] but by
+//! [`members::Writer`]: independent members, cut where [`cuts`] says, so
+//! the next apply can copy those that did not change; [`read::Reader`]
+//! reads every member of a file (a dist's one, a base's many).
 //!
 //! Invariants:
 //! - the output depends only on the input bytes and the engine — not on how
@@ -48,7 +53,8 @@ pub enum Engine {
     /// depend on the CPU and on how sysup was built. With the `isal`
     /// feature, ISA-L at level 0–3 (level 1 deflates about twice as fast as
     /// zlib-rs level 1, into 14% fewer bytes: BENCHMARKS.md); without it,
-    /// zlib-rs at level 1 whatever the level asked.
+    /// zlib-rs at level 2 whatever the level asked (level 1 makes bases
+    /// over 0.45× of the tar).
     Fast(u32),
     /// No compression: deflate's stored blocks, written at memory speed and
     /// read back as fast. The same bytes on every machine.

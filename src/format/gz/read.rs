@@ -195,9 +195,6 @@ impl<R: BufRead> Reader<R> {
             if ended {
                 return Err(bad("the file ends inside a member"));
             }
-            if buf.is_empty() {
-                return Ok(Some(0));
-            }
         }
     }
 
