@@ -73,7 +73,7 @@ fn base_with_cat_changed(base: &std::path::Path) -> (Vec<u8>, Vec<u8>) {
     use std::io::{Read, Write};
     let gz = fs::read(base).unwrap();
     let mut tar = Vec::new();
-    flate2::read::GzDecoder::new(&gz[..])
+    flate2::read::MultiGzDecoder::new(&gz[..])
         .read_to_end(&mut tar)
         .unwrap();
     let mut a = tar::Archive::new(&tar[..]);

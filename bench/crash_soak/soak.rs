@@ -337,7 +337,7 @@ fn must(cmd: &mut Command) -> Result<String, String> {
 }
 
 fn gunzip_sha256(p: &Path) -> io::Result<[u8; 32]> {
-    let mut gz = flate2::read::GzDecoder::new(io::BufReader::new(fs::File::open(p)?));
+    let mut gz = flate2::read::MultiGzDecoder::new(io::BufReader::new(fs::File::open(p)?));
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {

@@ -7,7 +7,7 @@
 //!
 //! Usage: cargo run --release --example gz-base [--features isal] -- ENGINE FILE
 //! ENGINE: `fast` (ISA-L level 1 with the `isal` feature, else zlib-rs
-//! level 1), `zlib1` (zlib-rs level 1) or `stored`.
+//! level 1), `zlibN` (zlib-rs level N, 1-9) or `stored`.
 
 use std::io::{self, Write};
 use std::time::Instant;
@@ -29,14 +29,24 @@ impl Write for Count {
 
 fn main() -> io::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [cmd, old, new] = &args[..] {
+        if cmd == "groups" {
+            return groups(old, new);
+        }
+        if let Some(engine) = cmd.strip_prefix("members-") {
+            return members(engine, old, new);
+        }
+    }
     let [name, path] = &args[..] else {
-        eprintln!("usage: gz-base fast|zlib1|stored FILE");
+        eprintln!("usage: gz-base fast|zlibN|stored FILE");
         std::process::exit(2);
     };
     let engine = match name.as_str() {
         "fast" => Engine::Fast(1),
-        "zlib1" => Engine::Portable(1),
         "stored" => Engine::Stored,
+        z if z.starts_with("zlib") && z[4..].parse::<u32>().is_ok() => {
+            Engine::Portable(z[4..].parse().unwrap_or(1))
+        }
         _ => {
             eprintln!("unknown engine {name}");
             std::process::exit(2);
@@ -67,5 +77,110 @@ fn main() -> io::Result<()> {
         out as f64 / data.len() as f64,
         data.len() as f64 / secs / 1e6
     );
+    Ok(())
+}
+
+/// `groups OLD.tar NEW.tar`: how a base of NEW is cut into members
+/// (`sysup::format::gz::cuts`) and how many of its bytes are in members
+/// that a base of OLD holds too (same CRC-32 and length), which an apply
+/// copies instead of deflating.
+fn groups(old: &str, new: &str) -> io::Result<()> {
+    let cut = |path: &str| -> io::Result<(Vec<(u32, usize)>, usize)> {
+        let data = std::fs::read(path)?;
+        let mut at = 0;
+        let mut out = Vec::new();
+        for len in sysup::format::gz::cuts::groups(&data, 256 * 1024) {
+            let mut crc = flate2::Crc::new();
+            crc.update(&data[at..at + len]);
+            out.push((crc.sum(), len));
+            at += len;
+        }
+        Ok((out, data.len()))
+    };
+    let (a, _) = cut(old)?;
+    let (b, total) = cut(new)?;
+    let known: std::collections::HashSet<_> = a.iter().copied().collect();
+    let same: usize = b.iter().filter(|g| known.contains(g)).map(|g| g.1).sum();
+    let hits = b.iter().filter(|g| known.contains(g)).count();
+    println!(
+        "new: {} groups, mean {} B; {hits} groups ({same} B, {:.3} of the tar) also in old",
+        b.len(),
+        total / b.len().max(1),
+        same as f64 / total as f64
+    );
+    Ok(())
+}
+
+/// `members-ENGINE OLD.tar NEW.tar`: the steps of an apply's base, timed
+/// one by one: OLD's base written with no old base (every member deflated),
+/// that base read back as the apply reads it (gunzip, recording its
+/// members), then NEW's base written copying from it. Prints each step's
+/// wall time, the sizes, and what was copied.
+fn members(engine: &str, old: &str, new: &str) -> io::Result<()> {
+    use std::sync::atomic::Ordering::Relaxed;
+    use sysup::format::gz::{members, read};
+    let engine = match engine {
+        "fast" => Engine::Fast(1),
+        "stored" => Engine::Stored,
+        _ => {
+            eprintln!("members-fast or members-stored");
+            std::process::exit(2);
+        }
+    };
+    let (a, b) = (std::fs::read(old)?, std::fs::read(new)?);
+    let write = |data: &[u8], old: Option<members::Old>| -> io::Result<(Vec<u8>, f64, String)> {
+        let t = Instant::now();
+        let mut w = members::Writer::new(Vec::new(), engine, old, |_| {});
+        let counts = w.counts();
+        for p in data.chunks(256 * 1024) {
+            w.write_all(p)?;
+        }
+        let out = w.finish()?;
+        let c = format!(
+            "{} members deflated ({} B), {} copied ({} B), {} refused",
+            counts.deflated.load(Relaxed),
+            counts.deflated_bytes.load(Relaxed),
+            counts.copied.load(Relaxed),
+            counts.copied_bytes.load(Relaxed),
+            counts.refused.load(Relaxed)
+        );
+        Ok((out, t.elapsed().as_secs_f64(), c))
+    };
+    let (za, ta, ca) = write(&a, None)?;
+    println!(
+        "old base: {} -> {} B ({:.3}), {ta:.3} s; {ca}",
+        a.len(),
+        za.len(),
+        za.len() as f64 / a.len() as f64
+    );
+    let path = std::env::temp_dir().join(format!("gz-base-old-{}", std::process::id()));
+    std::fs::write(&path, &za)?;
+    let t = Instant::now();
+    let index = read::Index::default();
+    let mut r = read::Reader::new(io::BufReader::with_capacity(
+        256 * 1024,
+        std::fs::File::open(&path)?,
+    ))
+    .with_index(index.clone());
+    let n = io::copy(&mut r, &mut Count(0))?;
+    println!(
+        "read old base: {n} B, {} members indexed, {:.3} s",
+        index.len(),
+        t.elapsed().as_secs_f64()
+    );
+    let old = members::Old {
+        file: std::fs::File::open(&path)?,
+        index,
+    };
+    let (zb, tb, cb) = write(&b, Some(old))?;
+    std::fs::remove_file(&path)?;
+    println!(
+        "new base: {} -> {} B ({:.3}), {tb:.3} s; {cb}",
+        b.len(),
+        zb.len(),
+        zb.len() as f64 / b.len() as f64
+    );
+    let (_, tc, _) = write(&b, None)?;
+    println!("new base, nothing copied: {tc:.3} s");
     Ok(())
 }

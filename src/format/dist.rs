@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
 use crate::format::archive::segment::{Item, Segmenter};
+use crate::format::gz;
 use crate::format::manifest::Manifest;
 use crate::format::name::DistId;
 use crate::format::spec::KernelDirs;
@@ -257,8 +258,24 @@ pub fn open_gz_counted(path: &Path, progress: &Progress) -> Result<impl Read> {
 /// A `.tar.gz` already open (say, through a directory descriptor, so no
 /// link on its way was followed), advancing `progress` by the compressed
 /// bytes read.
+/// Every gzip member is read (a host's base is many: `gz::members`).
 pub fn open_gz_file(f: File, progress: &Progress) -> impl Read {
-    flate2::read::GzDecoder::new(BufReader::with_capacity(256 * 1024, progress.reader(f)))
+    gz::read::Reader::new(BufReader::with_capacity(256 * 1024, progress.reader(f)))
+}
+
+/// [`open_gz_file_named`] that also records the members it reads in
+/// `index`, for the writer of the next base to copy from.
+pub fn open_gz_file_indexed(
+    f: File,
+    shown: &Path,
+    progress: &Progress,
+    index: gz::read::Index,
+) -> impl Read {
+    let r = BufReader::with_capacity(256 * 1024, progress.reader(f));
+    Named {
+        inner: gz::read::Reader::new(r).with_index(index),
+        path: shown.to_path_buf(),
+    }
 }
 
 /// [`open_gz_file`] whose read errors name `shown`, the file's path (an

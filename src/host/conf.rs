@@ -4,7 +4,7 @@
 //! ```toml
 //! [apply]                       # sysup apply, update, rollback, verify --repair
 //! devices = ["dev/**"]          # where device nodes may be installed (host::policy)
-//! base-compression = "none"     # how kept bases are gzipped: "none" or "fast"
+//! base-compression = "fast"     # how kept bases are gzipped: "fast" or "none"
 //! config-merge = true           # merge config files three ways (docs/config-merge.md)
 //!
 //! [mirror]                      # sysup update (docs/mirrors.md §4)
@@ -51,13 +51,14 @@ const TABLES: &str = "[apply], [clean] and [mirror]";
 #[serde(rename_all = "lowercase")]
 pub enum BaseCompression {
     /// Stored deflate blocks: as big as the tar, but an apply neither
-    /// deflates the new base nor inflates the old one. The default: on the
-    /// bench world an apply takes two thirds of the CPU it takes with `fast`.
-    #[default]
+    /// deflates the new base nor inflates the old one: for hosts that
+    /// prefer CPU to disk.
     None,
-    /// Deflate level 1 (`gz::Engine::Fast`: ISA-L in a build with the
-    /// `isal` feature, zlib-rs otherwise): under half the tar, for hosts
-    /// short of disk.
+    /// A fast deflate (`gz::Engine::Fast`: ISA-L level 1 in a build with
+    /// the `isal` feature, zlib-rs level 2 otherwise), the members the old
+    /// base holds unchanged copied, not deflated again: the default, about
+    /// 0.37× of the tar on the bench world (BENCHMARKS.md, "host base gzip").
+    #[default]
     Fast,
 }
 
@@ -232,19 +233,19 @@ mod tests {
     }
 
     #[test]
-    fn bases_are_stored_unless_the_host_asks_for_fast() {
+    fn bases_are_deflated_unless_the_host_asks_for_none() {
         for text in [
             None,
             Some("[mirror]\nurl = \"http://x\"\n"),
             Some("[apply]\n"),
         ] {
             let c = conf(text).unwrap();
-            assert_eq!(c.base_compression, BaseCompression::None, "{text:?}");
-            assert_eq!(c.base_compression.engine(), gz::Engine::Stored);
+            assert_eq!(c.base_compression, BaseCompression::Fast, "{text:?}");
+            assert_eq!(c.base_compression.engine(), gz::Engine::Fast(1));
             assert!(c.devices.is_none());
         }
-        let c = conf(Some("[apply]\nbase-compression = \"fast\"\n")).unwrap();
-        assert_eq!(c.base_compression.engine(), gz::Engine::Fast(1));
+        let c = conf(Some("[apply]\nbase-compression = \"none\"\n")).unwrap();
+        assert_eq!(c.base_compression.engine(), gz::Engine::Stored);
         let c = conf(Some("[apply]\nbase-compression = \"none\"\ndevices = []\n")).unwrap();
         assert_eq!(c.base_compression, BaseCompression::None);
         assert_eq!(c.devices, Some(vec![]));

@@ -270,7 +270,7 @@ impl Site {
     pub fn base_tar(&self) -> Vec<u8> {
         let mut v = Vec::new();
         std::io::Read::read_to_end(
-            &mut flate2::read::GzDecoder::new(
+            &mut flate2::read::MultiGzDecoder::new(
                 fs::File::open(self.root.join("var/db/sysup/bases/world-1-20260101.tar.gz"))
                     .unwrap(),
             ),

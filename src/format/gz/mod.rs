@@ -15,8 +15,13 @@
 //! where only speed matters, a fast deflate or no compression at all
 //! (stored blocks: still a gzip file, with its CRC-32, that any gunzip reads).
 //! The fast deflate is ISA-L (`isal`) when sysup is built with the `isal`
-//! feature, and zlib-rs level 1 otherwise: ISA-L needs nasm and the
+//! feature, and zlib-rs level 2 otherwise: ISA-L needs nasm and the
 //! autotools to build (docs/decisions.md, "ISA-L is an opt-in feature").
+//!
+//! A host's bases are not written by this [`Writer`] but by
+//! [`members::Writer`]: independent members, cut where [`cuts`] says, so
+//! the next apply can copy those that did not change; [`read::Reader`]
+//! reads every member of a file (a dist's one, a base's many).
 //!
 //! Invariants:
 //! - the output depends only on the input bytes and the engine — not on how
@@ -32,9 +37,12 @@ use std::thread::JoinHandle;
 
 use flate2::{Compress, Compression, Crc, FlushCompress, Status};
 
+pub mod cuts;
 pub mod extra;
 #[cfg(feature = "isal")]
 mod isal;
+pub mod members;
+pub mod read;
 
 /// Which deflate makes the chunks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,12 +53,19 @@ pub enum Engine {
     /// depend on the CPU and on how sysup was built. With the `isal`
     /// feature, ISA-L at level 0–3 (level 1 deflates about twice as fast as
     /// zlib-rs level 1, into 14% fewer bytes: BENCHMARKS.md); without it,
-    /// zlib-rs at level 1 whatever the level asked.
+    /// zlib-rs at level 2 whatever the level asked (level 1 makes bases
+    /// over 0.45× of the tar).
     Fast(u32),
     /// No compression: deflate's stored blocks, written at memory speed and
     /// read back as fast. The same bytes on every machine.
     Stored,
 }
+
+/// The zlib-rs level of [`Engine::Fast`] without ISA-L: level 1 (zlib-rs's
+/// "quick" strategy, fixed Huffman codes) makes a base of the bench world
+/// 0.45× of its tar, level 2 0.37× (BENCHMARKS.md, "host base gzip").
+#[cfg_attr(feature = "isal", allow(dead_code))]
+const FAST_ZLIB_LEVEL: u32 = 2;
 
 /// A worker's compressor, made on its own thread.
 enum Chunker {
@@ -67,17 +82,19 @@ impl Chunker {
             #[cfg(feature = "isal")]
             Engine::Fast(level) => Chunker::Isal(isal::Deflater::new(level)),
             #[cfg(not(feature = "isal"))]
-            Engine::Fast(_) => Chunker::Zlib(1),
+            Engine::Fast(_) => Chunker::Zlib(FAST_ZLIB_LEVEL),
             Engine::Stored => Chunker::Stored,
         }
     }
 
-    fn compress(&mut self, job: &Job) -> io::Result<Vec<u8>> {
+    /// Raw deflate of `data` primed with `dict`, ended by a sync flush or,
+    /// if `last`, the final block.
+    fn deflate(&mut self, data: &[u8], dict: &[u8], last: bool) -> io::Result<Vec<u8>> {
         match self {
-            Chunker::Zlib(level) => compress_chunk(*level, job),
+            Chunker::Zlib(level) => compress_chunk(*level, data, dict, last),
             #[cfg(feature = "isal")]
-            Chunker::Isal(d) => d.compress(&job.data, &job.dict, job.last),
-            Chunker::Stored => Ok(store_chunk(&job.data, job.last)),
+            Chunker::Isal(d) => d.compress(data, dict, last),
+            Chunker::Stored => Ok(store_chunk(data, last)),
         }
     }
 }
@@ -130,14 +147,14 @@ struct Done {
     crc: Crc,
 }
 
-fn compress_chunk(level: u32, job: &Job) -> io::Result<Vec<u8>> {
+fn compress_chunk(level: u32, data: &[u8], dict: &[u8], last: bool) -> io::Result<Vec<u8>> {
     let mut c = Compress::new(Compression::new(level), false);
-    if !job.dict.is_empty() {
-        c.set_dictionary(&job.dict)
+    if !dict.is_empty() {
+        c.set_dictionary(dict)
             .map_err(|e| io::Error::other(format!("deflate dictionary: {e}")))?;
     }
-    let mut out = Vec::with_capacity(job.data.len() + job.data.len() / 8 + 1024);
-    let flush = if job.last {
+    let mut out = Vec::with_capacity(data.len() + data.len() / 8 + 1024);
+    let flush = if last {
         FlushCompress::Finish
     } else {
         FlushCompress::Sync
@@ -145,15 +162,13 @@ fn compress_chunk(level: u32, job: &Job) -> io::Result<Vec<u8>> {
     loop {
         let consumed = c.total_in() as usize;
         let status = c
-            .compress_vec(&job.data[consumed..], &mut out, flush)
+            .compress_vec(&data[consumed..], &mut out, flush)
             .map_err(|e| io::Error::other(format!("deflate: {e}")))?;
-        let done_input = c.total_in() as usize == job.data.len();
+        let done_input = c.total_in() as usize == data.len();
         match status {
             Status::StreamEnd => break,
             // A sync flush is complete once all input is in and room was left over.
-            Status::Ok | Status::BufError
-                if !job.last && done_input && out.len() < out.capacity() =>
-            {
+            Status::Ok | Status::BufError if !last && done_input && out.len() < out.capacity() => {
                 break
             }
             _ => out.reserve(out.capacity().max(64 * 1024)),
@@ -174,7 +189,7 @@ fn worker(engine: Engine, jobs: Arc<Mutex<Receiver<Job>>>, done: Sender<Done>) {
         };
         let mut crc = Crc::new();
         crc.update(&job.data);
-        let out = chunker.compress(&job);
+        let out = chunker.deflate(&job.data, &job.dict, job.last);
         if done
             .send(Done {
                 seq: job.seq,
@@ -421,8 +436,8 @@ mod tests {
         let b = gz_with(Engine::Fast(1), &data, 3, 1 << 22);
         assert_eq!(a, b);
         assert_eq!(gunzip(&a), data);
-        // ISA-L's deflate is not zlib's; without it, "fast" is zlib-rs level 1
-        let portable = gz_with(Engine::Portable(1), &data, 2, CHUNK);
+        // ISA-L's deflate is not zlib's; without it, "fast" is zlib-rs at FAST_ZLIB_LEVEL
+        let portable = gz_with(Engine::Portable(FAST_ZLIB_LEVEL), &data, 2, CHUNK);
         if cfg!(feature = "isal") {
             assert_ne!(a, portable);
         } else {

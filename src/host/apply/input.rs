@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
 use crate::format::dist::{self, Metadata};
+use crate::format::gz;
 use crate::format::name::{DistId, PatchName};
 use crate::format::patch::PatchHeader;
 use crate::host::stage::Mode;
@@ -164,6 +165,9 @@ pub(super) struct Checked<'a> {
     /// The metadata of the installed dist, read from its kept base.
     pub old_meta: Option<Metadata>,
     pub txid: String,
+    /// The members of a chain's base, recorded as it is read, for the new
+    /// base's writer to copy from (`gz::members`).
+    pub base_index: Option<gz::read::Index>,
 }
 
 impl<'a> Checked<'a> {
@@ -176,7 +180,8 @@ impl<'a> Checked<'a> {
         opts: &ApplyOptions,
     ) -> Result<(Checked<'a>, Box<dyn Read + Send>)> {
         let target = input.target().clone();
-        let (reader, from_base) = open_reader(state, input, installed, opts)?;
+        let index = gz::read::Index::default();
+        let (reader, from_base) = open_reader(state, input, installed, opts, &index)?;
         let from = from_base.map(|i| i.id.clone());
         let mode = match &from {
             None => Mode::Fresh,
@@ -196,6 +201,7 @@ impl<'a> Checked<'a> {
             mode,
             old_meta,
             txid,
+            base_index: matches!(input, Input::Chain { .. }).then_some(index),
         };
         Ok((checked, reader))
     }
@@ -236,6 +242,7 @@ fn open_reader<'a>(
     input: &Input,
     installed: Option<&'a Installed>,
     opts: &ApplyOptions,
+    index: &gz::read::Index,
 ) -> Result<(Box<dyn Read + Send>, Option<&'a Installed>)> {
     let target = input.target();
     // Progress: compressed bytes of the dist or base consumed by the stream.
@@ -298,7 +305,7 @@ fn open_reader<'a>(
     // is not the from-tar cannot make the to-tar the last link
     // verifies; each later link reads the output the link before
     // verified.
-    let gunzip = dist::open_gz_file_named(f, &base, &opts.progress);
+    let gunzip = dist::open_gz_file_indexed(f, &base, &opts.progress, index.clone());
     let gunzip = ReadAhead::spawn("sysup-gunzip", gunzip)
         .map_err(|e| Error::io("start reading", &base, e))?;
     let mut r: Box<dyn Read + Send> =

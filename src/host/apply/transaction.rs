@@ -46,11 +46,16 @@ pub(super) struct Transaction<'a> {
 }
 
 /// The gzip writer of the new base, which the stream's tee fills.
-pub(super) type BaseGz = gz::Writer<BufWriter<WritebackFile>>;
+pub(super) type BaseGz = gz::members::Writer<BufWriter<WritebackFile>>;
 
-/// The new base's temporary in `bases/` and the gzip writer that fills it.
-/// Made before the journal: a kill in between leaves only the temporary,
-/// which the next run removes (window 0).
+/// The new base's temporary in `bases/` and the gzip writer that fills it:
+/// independent gzip members, those the old base holds unchanged copied from
+/// it (a chain's base, read through `bases/`; its members recorded as the
+/// chain's gunzip reads it), the others deflated. Made before the journal:
+/// a kill in between leaves only the temporary, which the next run removes
+/// (window 0); a kill while it copies or deflates, before the commit
+/// point, is undone like any staging (checkpoints `base-copy`,
+/// `base-deflate`).
 pub(super) fn base_writer(
     state: &State,
     checked: &Checked,
@@ -65,9 +70,22 @@ pub(super) fn base_writer(
     let file = out.file().try_clone().ctx("open", out.temp_path())?;
     // Written back as it grows: its fsync then has little to flush.
     let file = WritebackFile::new(file, 8 << 20);
-    let gz = gz::Writer::with_engine(
+    let engine = conf.base_compression.engine();
+    // Storing costs less than checking a copy: only deflated bases copy.
+    let old = match (checked.from_base, &checked.base_index) {
+        (Some(inst), Some(index)) if engine != gz::Engine::Stored => {
+            state.open_base(&inst.id).ok().map(|file| gz::members::Old {
+                file,
+                index: index.clone(),
+            })
+        }
+        _ => None,
+    };
+    let gz = gz::members::Writer::new(
         BufWriter::with_capacity(1 << 20, file),
-        conf.base_compression.engine(),
+        engine,
+        old,
+        checkpoint,
     );
     Ok((out, gz))
 }

@@ -1,0 +1,352 @@
+//! The gzip writer of a host's base: the tar cut into groups of members
+//! ([`super::cuts`]), each group its own gzip member (fixed header, one
+//! final deflate stream, CRC-32 and length), so the file is a plain
+//! `.tar.gz` that gunzip, GNU tar and bsdtar read, made of independent
+//! members (docs/design.md §4, "Kept bases").
+//!
+//! A group that the base before held too — the [`Index`] its reader filled
+//! has a member of the same CRC-32 and length — is not deflated again: that
+//! member's compressed bytes are read from the old base file and copied,
+//! after they were inflated and found byte for byte equal to the group
+//! (the old base is the host's own file, but it may have been altered or
+//! swapped since it was read: what is copied must be the group, whatever
+//! the file holds now). Any other group, or one whose copy does not check,
+//! is deflated with the engine. Both run on the worker threads, one per
+//! core, and members are written in order.
+//!
+//! Invariants: the file inflates to exactly the bytes written, whatever the
+//! old base holds; at most [`IN_FLIGHT_BYTES`] plus one group (at most
+//! [`cuts::HARD_MAX`] bytes) of input are in flight; the first error is returned by
+//! every later call; a kill leaves a temporary the apply's undo removes.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use flate2::{Crc, Decompress, FlushDecompress, Status};
+
+use super::cuts::{self, Cut, Cutter};
+use super::read::{Index, Place};
+use super::{Chunker, Engine, HEADER};
+
+/// The base an apply read, to copy unchanged members from.
+pub struct Old {
+    /// The old base, opened for positional reads.
+    pub file: File,
+    /// Its members, as its reader recorded them.
+    pub index: Index,
+}
+
+/// What a writer did, for benchmarks and tests.
+#[derive(Debug, Default)]
+pub struct Counts {
+    /// Members copied from the old base, and the bytes they hold.
+    pub copied: AtomicU64,
+    pub copied_bytes: AtomicU64,
+    /// Members deflated, and the bytes they hold.
+    pub deflated: AtomicU64,
+    pub deflated_bytes: AtomicU64,
+    /// Old members found by CRC and length whose bytes did not check.
+    pub refused: AtomicU64,
+}
+
+/// Input bytes in flight (queued, being compressed, or waiting for their
+/// turn to be written) before `write` waits: with groups of ~200 KiB, enough
+/// to keep every core busy while the apply's other threads run.
+const IN_FLIGHT_BYTES: usize = 4 << 20;
+
+struct Job {
+    seq: u64,
+    data: Vec<u8>,
+}
+
+struct Done {
+    seq: u64,
+    out: io::Result<Vec<u8>>,
+}
+
+/// The gzip member of `data`: copied from `old` if it holds it, else deflated.
+fn member_of(
+    chunker: &mut Chunker,
+    old: Option<&Old>,
+    counts: &Counts,
+    hook: Hook,
+    data: &[u8],
+) -> io::Result<Vec<u8>> {
+    let mut crc = Crc::new();
+    crc.update(data);
+    let (sum, len) = (crc.sum(), data.len() as u64);
+    if let Some(old) = old {
+        if let Some(place) = old.index.find(sum, len) {
+            hook("base-copy");
+            if let Some(bytes) = copy_checked(&old.file, place, data, sum) {
+                counts.copied.fetch_add(1, Ordering::Relaxed);
+                counts.copied_bytes.fetch_add(len, Ordering::Relaxed);
+                return Ok(bytes);
+            }
+            counts.refused.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    hook("base-deflate");
+    let body = chunker.deflate(data, &[], true)?;
+    let mut out = Vec::with_capacity(HEADER.len() + body.len() + 8);
+    out.extend_from_slice(&HEADER);
+    out.extend_from_slice(&body);
+    out.extend_from_slice(&sum.to_le_bytes());
+    out.extend_from_slice(&(len as u32).to_le_bytes());
+    counts.deflated.fetch_add(1, Ordering::Relaxed);
+    counts.deflated_bytes.fetch_add(len, Ordering::Relaxed);
+    Ok(out)
+}
+
+/// The member at `place` in `file`, if it is sysup's fixed header, a deflate
+/// stream that inflates to exactly `data` and ends where the trailer
+/// starts, and that trailer (`crc`, length). Anything else — a read error,
+/// a file changed since it was indexed — is `None`: the group is deflated.
+pub fn copy_checked(file: &File, place: Place, data: &[u8], crc: u32) -> Option<Vec<u8>> {
+    let min = (HEADER.len() + 8) as u64;
+    // deflate never needs much more than the input (stored blocks)
+    if place.len < min || place.len > data.len() as u64 + data.len() as u64 / 8 + 1024 {
+        return None;
+    }
+    let mut bytes = vec![0u8; place.len as usize];
+    file.read_exact_at(&mut bytes, place.offset).ok()?;
+    let (head, rest) = bytes.split_at(HEADER.len());
+    let (body, trailer) = rest.split_at(rest.len() - 8);
+    if head != HEADER
+        || trailer[..4] != crc.to_le_bytes()
+        || trailer[4..] != (data.len() as u32).to_le_bytes()
+    {
+        return None;
+    }
+    let mut d = Decompress::new(false);
+    let mut out = Vec::with_capacity(data.len() + 1);
+    let status = d
+        .decompress_vec(body, &mut out, FlushDecompress::Finish)
+        .ok()?;
+    let whole = status == Status::StreamEnd && d.total_in() == body.len() as u64;
+    (whole && out == data).then_some(bytes)
+}
+
+/// Called by a worker with `"base-copy"` before it copies a member and
+/// `"base-deflate"` before it deflates one: the apply's crash checkpoints
+/// (`host::checkpoint`), which this module does not know.
+pub type Hook = fn(&str);
+
+fn worker(
+    engine: Engine,
+    hook: Hook,
+    old: Option<Arc<Old>>,
+    counts: Arc<Counts>,
+    jobs: Arc<Mutex<Receiver<Job>>>,
+    done: Sender<Done>,
+) {
+    let mut chunker = Chunker::new(engine);
+    loop {
+        let job = {
+            let Ok(rx) = jobs.lock() else { return };
+            match rx.recv() {
+                Ok(j) => j,
+                Err(_) => return,
+            }
+        };
+        let out = member_of(&mut chunker, old.as_deref(), &counts, hook, &job.data);
+        if done.send(Done { seq: job.seq, out }).is_err() {
+            return;
+        }
+    }
+}
+
+/// A parallel writer of a base as independent gzip members.
+pub struct Writer<W: Write> {
+    out: Option<W>,
+    buf: Vec<u8>,
+    cutter: Cutter,
+    jobs: Option<Sender<Job>>,
+    done: Receiver<Done>,
+    workers: Vec<JoinHandle<()>>,
+    next_seq: u64,
+    next_write: u64,
+    pending: BTreeMap<u64, Done>,
+    /// Input bytes of each group in flight, by sequence number.
+    in_flight: BTreeMap<u64, usize>,
+    in_flight_bytes: usize,
+    counts: Arc<Counts>,
+    failed: Option<(io::ErrorKind, String)>,
+}
+
+impl<W: Write> Writer<W> {
+    /// Write into `out` with `engine`, one worker per core, copying the
+    /// members `old` holds; the workers call `hook` (see [`Hook`]).
+    pub fn new(out: W, engine: Engine, old: Option<Old>, hook: Hook) -> Self {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Writer::with_threads(out, engine, old, hook, threads)
+    }
+
+    /// [`Writer::new`] with `threads` workers (at least one).
+    pub fn with_threads(
+        out: W,
+        engine: Engine,
+        old: Option<Old>,
+        hook: Hook,
+        threads: usize,
+    ) -> Self {
+        let threads = threads.max(1);
+        let (job_tx, job_rx) = mpsc::channel::<Job>();
+        let (done_tx, done_rx) = mpsc::channel::<Done>();
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        let old = old.map(Arc::new);
+        let counts = Arc::new(Counts::default());
+        let workers = (0..threads)
+            .map(|_| {
+                let (rx, tx) = (job_rx.clone(), done_tx.clone());
+                let (old, counts) = (old.clone(), counts.clone());
+                std::thread::spawn(move || worker(engine, hook, old, counts, rx, tx))
+            })
+            .collect();
+        Writer {
+            out: Some(out),
+            buf: Vec::with_capacity(cuts::MAX),
+            cutter: Cutter::default(),
+            jobs: Some(job_tx),
+            done: done_rx,
+            workers,
+            next_seq: 0,
+            next_write: 0,
+            pending: BTreeMap::new(),
+            in_flight: BTreeMap::new(),
+            in_flight_bytes: 0,
+            counts,
+            failed: None,
+        }
+    }
+
+    /// What the workers did so far.
+    pub fn counts(&self) -> Arc<Counts> {
+        self.counts.clone()
+    }
+
+    fn check(&self) -> io::Result<()> {
+        match &self.failed {
+            Some((kind, e)) => Err(io::Error::new(*kind, e.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Hand `data` (a whole group) to a worker.
+    fn submit(&mut self, data: Vec<u8>) -> io::Result<()> {
+        self.check()?;
+        self.in_flight.insert(self.next_seq, data.len());
+        self.in_flight_bytes += data.len();
+        let job = Job {
+            seq: self.next_seq,
+            data,
+        };
+        self.next_seq += 1;
+        self.jobs
+            .as_ref()
+            .expect("jobs open until finish")
+            .send(job)
+            .map_err(|_| io::Error::other("gzip worker stopped"))?;
+        // Groups are small: many may be in flight, bounded by their bytes.
+        while self.in_flight_bytes > IN_FLIGHT_BYTES {
+            self.collect_one()?;
+        }
+        Ok(())
+    }
+
+    /// Wait for one member, then write every member that is next in order.
+    fn collect_one(&mut self) -> io::Result<()> {
+        self.check()?;
+        let d = self
+            .done
+            .recv()
+            .map_err(|_| io::Error::other("gzip worker stopped"))?;
+        self.pending.insert(d.seq, d);
+        while let Some(d) = self.pending.remove(&self.next_write) {
+            let written = d.out.and_then(|bytes| {
+                self.out
+                    .as_mut()
+                    .expect("gz writer used after finish")
+                    .write_all(&bytes)
+            });
+            written.inspect_err(|e| self.failed = Some((e.kind(), e.to_string())))?;
+            self.in_flight_bytes -= self.in_flight.remove(&self.next_write).unwrap_or(0);
+            self.next_write += 1;
+        }
+        Ok(())
+    }
+
+    /// Write the last group and every member still in flight; return the sink.
+    pub fn finish(mut self) -> io::Result<W> {
+        // An empty input is still one (empty) member: a gzip file.
+        if !self.buf.is_empty() || self.next_seq == 0 {
+            let last = std::mem::take(&mut self.buf);
+            self.submit(last)?;
+        }
+        while self.next_write < self.next_seq {
+            self.collect_one()?;
+        }
+        self.jobs = None;
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+        let mut out = self.out.take().expect("finish runs once");
+        out.flush()?;
+        Ok(out)
+    }
+}
+
+impl<W: Write> Write for Writer<W> {
+    fn write(&mut self, mut data: &[u8]) -> io::Result<usize> {
+        let n = data.len();
+        while !data.is_empty() {
+            match self.cutter.feed(self.buf.len(), data) {
+                Cut::Take(t) => {
+                    self.buf.extend_from_slice(&data[..t]);
+                    data = &data[t..];
+                }
+                Cut::End(t) => {
+                    self.buf.extend_from_slice(&data[..t]);
+                    data = &data[t..];
+                    let group = std::mem::replace(&mut self.buf, Vec::with_capacity(cuts::MAX));
+                    self.submit(group)?;
+                }
+                Cut::Before { take, back } => {
+                    self.buf.extend_from_slice(&data[..take]);
+                    data = &data[take..];
+                    let mut next = Vec::with_capacity(cuts::MAX);
+                    next.extend_from_slice(&self.buf[self.buf.len() - back..]);
+                    self.buf.truncate(self.buf.len() - back);
+                    let group = std::mem::replace(&mut self.buf, next);
+                    self.submit(group)?;
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// Flushing does not end a group (that would move the cuts); it only
+    /// flushes what was already written to the sink.
+    fn flush(&mut self) -> io::Result<()> {
+        self.out
+            .as_mut()
+            .expect("gz writer used after finish")
+            .flush()
+    }
+}
+
+impl<W: Write> Drop for Writer<W> {
+    fn drop(&mut self) {
+        self.jobs = None;
+    }
+}
+
+#[cfg(test)]
+#[path = "members_tests.rs"]
+mod tests;
