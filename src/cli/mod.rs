@@ -232,17 +232,7 @@ pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> sysup::Result<()> {
 
 /// A Unix time as `YYYY-MM-DD HH:MM:SS` (UTC), for human output.
 pub(crate) fn utc_time(secs: i64) -> String {
-    let d = sysup::format::name::Date::from_unix(secs).to_string();
-    let s = secs.rem_euclid(86_400);
-    format!(
-        "{}-{}-{} {:02}:{:02}:{:02}",
-        &d[..4],
-        &d[4..6],
-        &d[6..8],
-        s / 3600,
-        s / 60 % 60,
-        s % 60
-    )
+    sysup::util::time::utc(secs)
 }
 
 /// Lay out rows as aligned columns, two spaces apart: each column as wide as

@@ -255,21 +255,9 @@ pub(super) fn check_expiry(index: &Index, url: &str, now: u64, allow: bool) -> R
     )))
 }
 
-/// A Unix time as `YYYY-MM-DD HH:MM:SS` (UTC).
+/// A Unix time as `YYYY-MM-DD HH:MM:SS` (UTC), whatever a hostile INDEX says.
 pub fn utc(secs: u64) -> String {
-    // Clamped to the year 9999: a date, whatever a hostile INDEX says.
-    let secs = i64::try_from(secs.min(253_402_300_799)).unwrap_or(0);
-    let d = crate::format::name::Date::from_unix(secs).to_string();
-    let s = secs.rem_euclid(86_400);
-    format!(
-        "{}-{}-{} {:02}:{:02}:{:02}",
-        &d[..4],
-        &d[4..6],
-        &d[6..8],
-        s / 3600,
-        s / 60 % 60,
-        s % 60
-    )
+    crate::util::time::utc(i64::try_from(secs).unwrap_or(i64::MAX))
 }
 
 /// A span of seconds in its largest whole unit.
