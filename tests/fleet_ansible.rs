@@ -126,16 +126,7 @@ impl Ansible {
             .env("ANSIBLE_NOCOLOR", "1")
             // no __pycache__ beside the repository's callback plugin
             .env("PYTHONDONTWRITEBYTECODE", "1");
-        for v in [
-            "http_proxy",
-            "https_proxy",
-            "all_proxy",
-            "HTTP_PROXY",
-            "HTTPS_PROXY",
-            "ALL_PROXY",
-        ] {
-            c.env_remove(v);
-        }
+        without_proxies(&mut c);
         c
     }
 }

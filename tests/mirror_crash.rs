@@ -27,16 +27,7 @@ fn update_env(
         .args(["--mirror", url])
         .arg("--pubkey")
         .arg(key);
-    for v in [
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-    ] {
-        c.env_remove(v);
-    }
+    without_proxies(&mut c);
     c
 }
 

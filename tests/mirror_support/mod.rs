@@ -457,12 +457,9 @@ pub fn update(root: &Path, url: &str, pubkey: &Path, args: &[&str]) -> Output {
 
 /// `sysup update --root ROOT --mirror URL` (the key from the root's
 /// configuration), proxies cleared; the caller adds arguments and runs it.
-pub fn update_command(root: &Path, url: &str) -> Command {
-    let mut c = common::sysup();
-    c.arg("update")
-        .arg("--root")
-        .arg(root)
-        .args(["--mirror", url]);
+/// `c` without this machine's proxy variables: the tests' mirrors are on
+/// loopback and must be reached directly.
+pub fn without_proxies(c: &mut Command) {
     for v in [
         "http_proxy",
         "https_proxy",
@@ -473,6 +470,15 @@ pub fn update_command(root: &Path, url: &str) -> Command {
     ] {
         c.env_remove(v);
     }
+}
+
+pub fn update_command(root: &Path, url: &str) -> Command {
+    let mut c = common::sysup();
+    c.arg("update")
+        .arg("--root")
+        .arg(root)
+        .args(["--mirror", url]);
+    without_proxies(&mut c);
     c
 }
 

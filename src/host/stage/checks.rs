@@ -152,6 +152,12 @@ pub(super) fn same_object(a: &Entry, b: &Entry) -> bool {
         && a.xattrs == b.xattrs
 }
 
+/// Whether a live object has the entry's mode, owner and group (its
+/// extended attributes are compared by the caller, which reads them).
+pub(super) fn owner_mode_match(e: &Entry, st: &Stat) -> bool {
+    st.perm() == e.mode && u64::from(st.uid) == e.uid && u64::from(st.gid) == e.gid
+}
+
 /// Whether a live object's lstat matches an entry (content not read).
 pub(super) fn stat_matches(e: &Entry, st: &Stat) -> bool {
     st.file_type() == e.kind.file_type()

@@ -24,7 +24,7 @@ use crate::host::root::{fd, Dir, Stat};
 use crate::host::state::State;
 use crate::util::digest::Sha256;
 
-use super::checks::{attrs_of, live_xattrs};
+use super::checks::{attrs_of, live_xattrs, owner_mode_match};
 use super::{ioerr, Stager};
 
 /// Where a stager's merges come from: whether merging is on, and the kept
@@ -83,10 +83,7 @@ impl Stager<'_> {
         let d = self.dir_of(pdir)?;
         let xattrs = live_xattrs(&d, base)
             .map_err(|err| ioerr(self.root, "read extended attributes of", &e.path, err))?;
-        let same = st.perm() == e.mode
-            && u64::from(st.uid) == e.uid
-            && u64::from(st.gid) == e.gid
-            && xattrs == e.xattrs;
+        let same = owner_mode_match(e, &st) && xattrs == e.xattrs;
         self.located
             .insert(e.path.clone(), (pdir.to_vec(), base.to_vec()));
         if same {

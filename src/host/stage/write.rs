@@ -22,7 +22,7 @@ use crate::host::plan::{join, split, KernelSwap, Rename};
 use crate::host::root::{fd, Dir, Node, Stat};
 use crate::util::digest::Sha256;
 
-use super::checks::{attrs_of, live_xattrs, Compare};
+use super::checks::{attrs_of, live_xattrs, owner_mode_match, Compare};
 use super::{bad_member, ioerr, Mode, Stager};
 
 impl Stager<'_> {
@@ -101,10 +101,7 @@ impl Stager<'_> {
     fn keep_dir(&mut self, e: &Entry, pdir: &[u8], base: &[u8], st: &Stat) -> Result<()> {
         let d = self.dir_of(pdir)?;
         let x = live_xattrs(&d, base).unwrap_or_default();
-        let attrs_ok = st.perm() == e.mode
-            && u64::from(st.uid) == e.uid
-            && u64::from(st.gid) == e.gid
-            && x == e.xattrs;
+        let attrs_ok = owner_mode_match(e, st) && x == e.xattrs;
         if attrs_ok {
             self.out.counts.unchanged += 1;
         } else {
