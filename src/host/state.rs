@@ -226,7 +226,7 @@ impl State {
         let tmp = tempfile::Builder::new()
             .prefix("sysup-preview.")
             .tempdir()
-            .ctx("create a temporary directory", &std::env::temp_dir())?;
+            .ctx("create a temporary directory", std::env::temp_dir())?;
         let top = Root::open(tmp.path()).ctx("open", tmp.path())?;
         let fd = top.dir().try_clone().ctx("open", tmp.path())?;
         let real_root = std::fs::canonicalize(root_path).ctx("resolve", root_path)?;
