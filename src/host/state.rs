@@ -94,6 +94,11 @@ pub struct State {
     installed: Arc<Dir>,
     bases: Arc<Dir>,
     download: Arc<Dir>,
+    /// The directories on the way to the state directory (`var`, `var/db`,
+    /// root-relative) that this open created: the root did not have them
+    /// before this command, so an apply reports a dist's entry for them as
+    /// added, exactly as its dry run foretold.
+    made: Vec<Vec<u8>>,
 }
 
 /// The held lock; released on drop (or when the process dies).
@@ -242,6 +247,7 @@ impl State {
             root: real_root,
             dir: shown,
             fd: Arc::new(fd),
+            made: Vec::new(),
         };
         Ok((s, Some(tmp)))
     }
@@ -251,12 +257,19 @@ impl State {
         let real_root = std::fs::canonicalize(root_path).ctx("resolve", root_path)?;
         let mut dir = root.dir().try_clone().ctx("open root", root_path)?;
         let mut shown = real_root.clone();
+        let (mut rel, mut made) = (Vec::new(), Vec::new());
         for comp in STATE_DIR.split('/') {
             shown.push(comp);
+            rel.extend_from_slice(if rel.is_empty() { b"" } else { b"/" });
+            rel.extend_from_slice(comp.as_bytes());
             let mode = if comp == "sysup" { 0o700 } else { 0o755 };
+            let missing = dir.stat(comp.as_bytes()).ctx("stat", &shown)?.is_none();
             match real_dir(&dir, comp, &shown, mode, create)? {
                 Some(d) => dir = d,
                 None => return Ok(None),
+            }
+            if missing {
+                made.push(rel.clone());
             }
         }
         let sub = |name: &str| -> Result<Option<Arc<Dir>>> {
@@ -274,6 +287,7 @@ impl State {
             download,
             dir: shown,
             fd: Arc::new(dir),
+            made,
         };
         no_strangers(&s.fd, &s.dir)?;
         no_strangers(&s.installed, &s.dir.join("installed"))?;
@@ -286,6 +300,12 @@ impl State {
             no_strangers(&k, &s.dir.join(keys::KEYS_DIR))?;
         }
         Ok(Some(s))
+    }
+
+    /// The directories on the way to the state directory that opening it
+    /// created in this command (root-relative).
+    pub fn made(&self) -> &[Vec<u8>] {
+        &self.made
     }
 
     /// The root (canonical path).
