@@ -24,8 +24,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -74,184 +73,19 @@ pub fn clock_seed() -> u64 {
 
 // ---------------------------------------------------------------- trees
 
-/// One entry of a tree, as a host sees it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Node {
-    pub kind: &'static str,
-    pub mode: u32,
-    pub uid: u32,
-    pub gid: u32,
-    /// Seconds (dists carry whole seconds).
-    pub mtime: i64,
-    pub size: u64,
-    pub sha256: Option<[u8; 32]>,
-    pub link: Option<Vec<u8>>,
-    pub rdev: Option<(u32, u32)>,
-    /// `user.`, `security.` and `trusted.` attributes (what a dist carries).
-    pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
-    /// The first path (in walk order) sharing this inode, for multi-link files.
-    pub hardlink: Option<Vec<u8>>,
-}
-
-/// A tree: relative path bytes → entry (the top directory itself left out).
-pub type Tree = BTreeMap<Vec<u8>, Node>;
-
-fn xattrs(p: &Path) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
-    let c = std::ffi::CString::new(p.as_os_str().as_bytes())?;
-    let mut names = vec![0u8; 4096];
-    // SAFETY: valid C string and buffer.
-    let n = unsafe { libc::llistxattr(c.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
-    if n < 0 {
-        let e = io::Error::last_os_error();
-        return match e.raw_os_error() {
-            Some(libc::ENOTSUP) => Ok(Vec::new()),
-            _ => Err(e),
-        };
-    }
-    let mut out = Vec::new();
-    for name in names[..n as usize]
-        .split(|&b| b == 0)
-        .filter(|s| !s.is_empty())
-    {
-        let wanted = [&b"user."[..], b"security.", b"trusted."]
-            .iter()
-            .any(|ns| name.starts_with(ns));
-        if !wanted {
-            continue;
-        }
-        let cn = std::ffi::CString::new(name)?;
-        let mut v = vec![0u8; 65536];
-        // SAFETY: valid C strings and buffer.
-        let m = unsafe { libc::lgetxattr(c.as_ptr(), cn.as_ptr(), v.as_mut_ptr().cast(), v.len()) };
-        if m < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        v.truncate(m as usize);
-        out.push((name.to_vec(), v));
-    }
-    out.sort();
-    Ok(out)
-}
-
-fn sha256_file(p: &Path) -> io::Result<[u8; 32]> {
-    let mut f = fs::File::open(p)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            return Ok(h.finalize().into());
-        }
-        h.update(&buf[..n]);
-    }
-}
+/// The tree snapshot, shared with the integration tests.
+#[path = "../../tests/common/tree.rs"]
+mod tree;
+pub use tree::Tree;
 
 /// Snapshot `top`; `skip(rel)` leaves an entry and everything below it out.
 pub fn snapshot(top: &Path, skip: &dyn Fn(&[u8]) -> bool) -> io::Result<Tree> {
-    let mut out = Tree::new();
-    let mut inodes: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
-    walk(top, top, skip, &mut out, &mut inodes)?;
-    Ok(out)
-}
-
-fn walk(
-    top: &Path,
-    dir: &Path,
-    skip: &dyn Fn(&[u8]) -> bool,
-    out: &mut Tree,
-    inodes: &mut HashMap<(u64, u64), Vec<u8>>,
-) -> io::Result<()> {
-    let mut names: Vec<PathBuf> = fs::read_dir(dir)?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<io::Result<_>>()?;
-    names.sort();
-    for p in names {
-        let rel = p
-            .strip_prefix(top)
-            .expect("below top")
-            .as_os_str()
-            .as_bytes()
-            .to_vec();
-        if skip(&rel) {
-            continue;
-        }
-        let md = fs::symlink_metadata(&p)?;
-        let ft = md.file_type();
-        let kind = if ft.is_file() {
-            "file"
-        } else if ft.is_dir() {
-            "dir"
-        } else if ft.is_symlink() {
-            "symlink"
-        } else if ft.is_char_device() {
-            "char"
-        } else if ft.is_block_device() {
-            "block"
-        } else if ft.is_fifo() {
-            "fifo"
-        } else {
-            "other"
-        };
-        let node = Node {
-            kind,
-            mode: if ft.is_symlink() {
-                0o777
-            } else {
-                md.mode() & 0o7777
-            },
-            uid: md.uid(),
-            gid: md.gid(),
-            mtime: md.mtime(),
-            size: if ft.is_file() { md.len() } else { 0 },
-            sha256: if ft.is_file() {
-                Some(sha256_file(&p)?)
-            } else {
-                None
-            },
-            link: if ft.is_symlink() {
-                Some(fs::read_link(&p)?.as_os_str().as_bytes().to_vec())
-            } else {
-                None
-            },
-            rdev: (ft.is_char_device() || ft.is_block_device())
-                .then(|| (libc::major(md.rdev()), libc::minor(md.rdev()))),
-            xattrs: if ft.is_symlink() {
-                Vec::new()
-            } else {
-                xattrs(&p)?
-            },
-            hardlink: (ft.is_file() && md.nlink() > 1).then(|| {
-                inodes
-                    .entry((md.dev(), md.ino()))
-                    .or_insert_with(|| rel.clone())
-                    .clone()
-            }),
-        };
-        out.insert(rel, node);
-        if ft.is_dir() {
-            walk(top, &p, skip, out, inodes)?;
-        }
-    }
-    Ok(())
+    tree::snapshot_where(top, skip)
 }
 
 /// Differences between the expected and the actual tree (empty when equal).
 pub fn diff(want: &Tree, got: &Tree) -> Vec<String> {
-    let mut d = Vec::new();
-    for (k, v) in want {
-        match got.get(k) {
-            None => d.push(format!("missing: {}", String::from_utf8_lossy(k))),
-            Some(w) if w != v => d.push(format!(
-                "differs: {}\n    want {v:?}\n    got  {w:?}",
-                String::from_utf8_lossy(k)
-            )),
-            _ => {}
-        }
-    }
-    for k in got.keys().filter(|k| !want.contains_key(*k)) {
-        d.push(format!("extra: {}", String::from_utf8_lossy(k)));
-    }
-    d
+    tree::differences(want, got, ("want", "got"))
 }
 
 /// The spec the soak builds corpus dists with (docs/design.md §2's example), and the
