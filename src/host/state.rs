@@ -49,7 +49,7 @@ use crate::host::root::{Dir, Root};
 use crate::util::digest::Digests;
 
 /// The state directory, relative to the root.
-pub const STATE_DIR: &str = "var/db/sysup";
+pub use crate::format::STATE_DIR;
 
 /// Whether root-relative `path` is the state directory, inside it, or one
 /// of the directories on its way (`var`, `var/db`): what no path a dist
