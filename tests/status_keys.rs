@@ -118,7 +118,8 @@ fn status_lists_the_keys_accepted_through_keys_rotation() {
     assert!(why.contains(&key_id(&w.keys.public)), "{why}");
     let human = status(&host.root, false);
     assert!(
-        human.contains("unusable, the next update refuses until it is removed: holds key"),
+        human.contains("unusable, the next update refuses until it is removed: ")
+            && human.contains("not the key its name says; remove the file"),
         "{human}"
     );
     let o = update(&host.root, &url, &w.keys.public, &[]);

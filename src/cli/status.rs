@@ -9,7 +9,9 @@
 
 mod prometheus;
 
-use sysup::host::status::{status, KeyStatus, Status};
+use serde::Serialize;
+use sysup::host::status::{status, Status};
+use sysup::mirror::kept::{self, KeyStatus};
 
 use super::args::{JsonArg, RootArg};
 
@@ -39,8 +41,19 @@ pub enum Output {
     Prometheus,
 }
 
+/// What `sysup status` shows: the root's status, and the keys it accepted
+/// through a mirror's KEYS file as the next update judges them.
+#[derive(Serialize)]
+struct Shown {
+    #[serde(flatten)]
+    status: Status,
+    keys: Vec<KeyStatus>,
+}
+
 pub fn run(a: Args) -> sysup::Result<()> {
     let s = status(&a.host.root)?;
+    let now = sysup::util::time::unix_now().unsigned_abs();
+    let keys = kept::statuses(&a.host.root, now)?;
     match a.output {
         Some(Output::Prometheus) => {
             let log = match sysup::host::state::State::open_existing(&a.host.root)? {
@@ -51,14 +64,18 @@ pub fn run(a: Args) -> sysup::Result<()> {
                 std::io::Write::write_all(o, prometheus::render(&s, &log).as_bytes())
             })
         }
-        o => print(&s, a.format.json || o == Some(Output::Json)),
+        o => print(
+            &Shown { status: s, keys },
+            a.format.json || o == Some(Output::Json),
+        ),
     }
 }
 
-fn print(s: &Status, json: bool) -> sysup::Result<()> {
+fn print(shown: &Shown, json: bool) -> sysup::Result<()> {
     if json {
-        return super::print_json(s);
+        return super::print_json(shown);
     }
+    let s = &shown.status;
     // A pending apply first: it is what the admin must know before the rest.
     if let Some(p) = &s.pending {
         outln!("pending      {}", p.describe());
@@ -92,7 +109,7 @@ fn print(s: &Status, json: bool) -> sysup::Result<()> {
     for p in &s.config_pending {
         outln!("config       {p} awaits you: new version in {p}.sysupnew (sysup config resolve)");
     }
-    for k in &s.keys {
+    for k in &shown.keys {
         print_key(k);
     }
     super::apply::print_restart(Some(&s.restart), "", false)
