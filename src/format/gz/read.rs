@@ -2,6 +2,15 @@
 //! a gzip file is a series of members), as gunzip, GNU tar and bsdtar read
 //! it — a host's base is many members ([`super::members`]), a dist one.
 //!
+//! A member with sysup's fixed header is inflated whole, by libdeflate
+//! ([`super::libdeflate`]), from a read-ahead window that holds the
+//! biggest member sysup writes ([`WINDOW`]) into a buffer of
+//! [`cuts::HARD_MAX`] bytes — never sized from the member's own length
+//! field; its trailer is checked before any of its bytes is returned. Any
+//! other member, and one of sysup's that does not inflate whole there (too
+//! big, cut short, damaged), is streamed through zlib-rs, which also gives
+//! the error a damaged one deserves.
+//!
 //! While it reads, [`Reader`] can record each member that sysup's own
 //! writer made (the fixed header, no flags) in an [`Index`]: its CRC-32 and
 //! length, from its trailer once that was checked, and where its compressed
@@ -22,6 +31,8 @@ use std::sync::{Arc, Mutex};
 
 use flate2::{Crc, Decompress, FlushDecompress, Status};
 
+use super::cuts;
+use super::libdeflate::{Inflated, Inflater};
 use super::HEADER;
 
 /// Where a member is in its file: compressed offset and length (header
@@ -60,16 +71,116 @@ impl Index {
     }
 }
 
+/// The most compressed bytes a member of sysup's takes: the header, the
+/// deflate of [`cuts::HARD_MAX`] bytes (stored blocks at worst), the trailer.
+pub const WINDOW: usize = cuts::HARD_MAX + cuts::HARD_MAX / 8 + 64 * 1024;
+
+/// The most a [`Window`] reads from its file at once, and how far ahead
+/// it first reads for a member of sysup's (most are far smaller).
+const READ: usize = 1 << 20;
+
+/// A read-ahead buffer that can hold [`WINDOW`] bytes of its file at once.
+/// Its buffer is allocated zeroed (pages the kernel maps only once
+/// touched) and what is ahead moves to its front once a [`READ`] was
+/// consumed: for members of ~100 KiB only its first few MiB are ever used.
+struct Window<R> {
+    inner: R,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    eof: bool,
+}
+
+impl<R: Read> Window<R> {
+    fn new(inner: R) -> Self {
+        Window {
+            inner,
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+            eof: false,
+        }
+    }
+
+    /// Read once more into the buffer, behind what it holds.
+    fn more(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            self.buf = vec![0u8; WINDOW + READ];
+        }
+        if self.start == self.end {
+            (self.start, self.end) = (0, 0);
+        } else if self.start >= READ || self.buf.len() - self.end < READ {
+            self.buf.copy_within(self.start..self.end, 0);
+            (self.start, self.end) = (0, self.end - self.start);
+        }
+        let stop = (self.end + READ).min(self.buf.len());
+        loop {
+            match self.inner.read(&mut self.buf[self.end..stop]) {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            return Ok(());
+        }
+    }
+
+    /// The bytes ahead, at least `want` of them (at most [`WINDOW`]) unless
+    /// the file ends first.
+    fn fill(&mut self, want: usize) -> io::Result<&[u8]> {
+        while self.end - self.start < want.min(WINDOW) && !self.eof {
+            self.more()?;
+        }
+        Ok(&self.buf[self.start..self.end])
+    }
+
+    /// Whether the file's every byte is in the buffer, or [`WINDOW`] of them.
+    fn full(&self) -> bool {
+        self.eof || self.end - self.start >= WINDOW
+    }
+}
+
+impl<R: Read> Read for Window<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let n = {
+            let have = self.fill_buf()?;
+            let n = have.len().min(out.len());
+            out[..n].copy_from_slice(&have[..n]);
+            n
+        };
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: Read> BufRead for Window<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.fill(1)
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+    }
+}
+
 enum Phase {
     Header,
     Body,
+    /// A member inflated whole: its bytes from `whole_at` on are next.
+    Whole,
     Done,
 }
 
 /// A gunzip of every member of `inner`.
 pub struct Reader<R> {
-    inner: R,
+    inner: Window<R>,
     phase: Phase,
+    /// libdeflate, for members of sysup's (`None`: no memory for it).
+    whole: Option<Inflater>,
+    /// The last member inflated whole, and how much of it was returned.
+    whole_out: Vec<u8>,
+    whole_len: usize,
+    whole_at: usize,
     inflate: Decompress,
     crc: Crc,
     /// Compressed bytes consumed so far.
@@ -85,12 +196,16 @@ fn bad(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("gzip: {what}"))
 }
 
-impl<R: BufRead> Reader<R> {
+impl<R: Read> Reader<R> {
     /// Read every member of `inner`.
     pub fn new(inner: R) -> Self {
         Reader {
-            inner,
+            inner: Window::new(inner),
             phase: Phase::Header,
+            whole: Inflater::new(),
+            whole_out: Vec::new(),
+            whole_len: 0,
+            whole_at: 0,
             inflate: Decompress::new(false),
             crc: Crc::new(),
             pos: 0,
@@ -127,7 +242,8 @@ impl<R: BufRead> Reader<R> {
         }
     }
 
-    /// The next member's header; false at the end of the file.
+    /// The next member: inflated whole, or its header read for streaming;
+    /// false at the end of the file.
     fn header(&mut self) -> io::Result<bool> {
         if self.inner.fill_buf()?.is_empty() {
             return if self.members == 0 {
@@ -137,6 +253,9 @@ impl<R: BufRead> Reader<R> {
             };
         }
         self.start = self.pos;
+        if self.inflate_whole()? {
+            return Ok(true);
+        }
         let mut h = [0u8; 10];
         self.take(&mut h)?;
         if h[..3] != [0x1f, 0x8b, 8] {
@@ -164,7 +283,75 @@ impl<R: BufRead> Reader<R> {
         self.plain = h == HEADER;
         self.inflate.reset(false);
         self.crc.reset();
+        self.phase = Phase::Body;
         Ok(true)
+    }
+
+    /// Inflate the next member in one call if it is one of sysup's and
+    /// whole in the window; its trailer checked, it is recorded and its
+    /// bytes wait in `whole_out`. False if it is to be streamed instead.
+    fn inflate_whole(&mut self) -> io::Result<bool> {
+        // a dist's header is not sysup's plain one: only sysup's are read ahead
+        if self.inner.fill(HEADER.len())?.get(..HEADER.len()) != Some(&HEADER[..]) {
+            return Ok(false);
+        }
+        if self.whole.is_none() {
+            return Ok(false);
+        }
+        if self.whole_out.is_empty() {
+            self.whole_out = vec![0u8; cuts::HARD_MAX];
+        }
+        // most members are whole in the first READ bytes ahead; the others
+        // get a second try with the whole WINDOW
+        let mut want = READ;
+        let (end, made) = loop {
+            let w = self.inner.fill(want)?;
+            let Some(inflater) = self.whole.as_mut() else {
+                return Ok(false);
+            };
+            match inflater.inflate(&w[HEADER.len()..], &mut self.whole_out) {
+                Inflated::Whole { used, made } if w.len() >= HEADER.len() + used + 8 => {
+                    break (HEADER.len() + used, made);
+                }
+                Inflated::TooBig => return Ok(false),
+                _ => {}
+            }
+            if self.inner.full() {
+                return Ok(false);
+            }
+            want = WINDOW;
+        };
+        let t = &self.inner.fill(end + 8)?[end..end + 8];
+        let mut crc = Crc::new();
+        crc.update(&self.whole_out[..made]);
+        if t[..4] != crc.sum().to_le_bytes() || t[4..] != (made as u32).to_le_bytes() {
+            return Err(bad("corrupt gzip stream does not have a matching checksum"));
+        }
+        if let Some(index) = &self.index {
+            let place = Place {
+                offset: self.start,
+                len: (end + 8) as u64,
+            };
+            index.record(crc.sum(), made as u64, place);
+        }
+        self.inner.consume(end + 8);
+        self.pos += (end + 8) as u64;
+        self.members += 1;
+        (self.whole_len, self.whole_at) = (made, 0);
+        self.phase = Phase::Whole;
+        Ok(true)
+    }
+
+    /// Return bytes of the member inflated whole.
+    fn serve(&mut self, buf: &mut [u8]) -> usize {
+        let rest = &self.whole_out[self.whole_at..self.whole_len];
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.whole_at += n;
+        if self.whole_at == self.whole_len {
+            self.phase = Phase::Header;
+        }
+        n
     }
 
     /// Inflate into `buf`; `None` once the member's deflate stream ended.
@@ -221,7 +408,7 @@ impl<R: BufRead> Reader<R> {
     }
 }
 
-impl<R: BufRead> Read for Reader<R> {
+impl<R: Read> Read for Reader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
@@ -230,10 +417,14 @@ impl<R: BufRead> Read for Reader<R> {
             match self.phase {
                 Phase::Done => return Ok(0),
                 Phase::Header => {
-                    if self.header()? {
-                        self.phase = Phase::Body;
-                    } else {
+                    if !self.header()? {
                         self.phase = Phase::Done;
+                    }
+                }
+                Phase::Whole => {
+                    let n = self.serve(buf);
+                    if n > 0 {
+                        return Ok(n);
                     }
                 }
                 Phase::Body => {
