@@ -169,7 +169,11 @@ impl Clock {
 /// time, the sizes, and what was copied.
 fn members(engine: &str, old: &str, new: &str) -> io::Result<()> {
     use sysup::format::gz::{members, read};
-    let level = |prefix: &str| engine.strip_prefix(prefix).and_then(|l| l.parse::<u32>().ok());
+    let level = |prefix: &str| {
+        engine
+            .strip_prefix(prefix)
+            .and_then(|l| l.parse::<u32>().ok())
+    };
     let engine = match engine {
         "fast" => Engine::Fast(1),
         "stored" => Engine::Stored,
@@ -243,11 +247,12 @@ fn write_base(
     }
     let out = w.finish()?;
     let c = format!(
-        "{} members deflated ({} B), {} copied ({} B), {} refused",
+        "{} members deflated ({} B), {} copied ({} B; {} held), {} refused",
         counts.deflated.load(Relaxed),
         counts.deflated_bytes.load(Relaxed),
         counts.copied.load(Relaxed),
         counts.copied_bytes.load(Relaxed),
+        counts.held.load(Relaxed),
         counts.refused.load(Relaxed)
     );
     Ok((out, clock, c))

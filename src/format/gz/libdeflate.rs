@@ -62,7 +62,9 @@ impl Deflater {
             )
         };
         if n == 0 || n > spare.len() {
-            return Err(io::Error::other("libdeflate: deflate output over its bound"));
+            return Err(io::Error::other(
+                "libdeflate: deflate output over its bound",
+            ));
         }
         // SAFETY: libdeflate initialised the first `n` bytes of the spare capacity.
         unsafe { out.set_len(start + n) };
@@ -119,7 +121,9 @@ impl Inflater {
             )
         };
         match r {
-            ffi::libdeflate_result_LIBDEFLATE_SUCCESS if used <= input.len() && made <= out.len() => {
+            ffi::libdeflate_result_LIBDEFLATE_SUCCESS
+                if used <= input.len() && made <= out.len() =>
+            {
                 Inflated::Whole { used, made }
             }
             ffi::libdeflate_result_LIBDEFLATE_INSUFFICIENT_SPACE => Inflated::TooBig,
@@ -145,7 +149,10 @@ mod tests {
         data.extend(std::iter::repeat_n(b'q', 300_000));
         for level in [1, 2, 4, 6] {
             let mut z = b"head".to_vec();
-            Deflater::new(level).unwrap().deflate(&data, &mut z).unwrap();
+            Deflater::new(level)
+                .unwrap()
+                .deflate(&data, &mut z)
+                .unwrap();
             let body_len = z.len() - 4;
             z.extend_from_slice(b"trailing bytes");
             let mut inf = Inflater::new().unwrap();
@@ -189,7 +196,13 @@ mod tests {
         Deflater::new(1).unwrap().deflate(&[], &mut z).unwrap();
         let mut out = [0u8; 4];
         let got = Inflater::new().unwrap().inflate(&z, &mut out);
-        assert_eq!(got, Inflated::Whole { used: z.len(), made: 0 });
+        assert_eq!(
+            got,
+            Inflated::Whole {
+                used: z.len(),
+                made: 0
+            }
+        );
         assert!(Deflater::new(99).is_err());
     }
 }

@@ -11,7 +11,9 @@
 //! (the old base is the host's own file, but it may have been altered or
 //! swapped since it was read: what is copied must be the group, whatever
 //! the file holds now; the inflate, by libdeflate, goes into a buffer
-//! sized from the group, never from the file). Any other group, or one
+//! sized from the group, never from the file). A member the reader still
+//! holds in memory ([`super::read::Held`]: the bytes it read and what they
+//! inflated to) is compared and copied from there instead. Any other group, or one
 //! whose copy does not check, is deflated with the engine — in one call of
 //! libdeflate for [`Engine::Fast`] without ISA-L. Both run on the worker
 //! threads, one per core, and members are written in order.
@@ -54,6 +56,9 @@ pub struct Counts {
     /// Members deflated, and the bytes they hold.
     pub deflated: AtomicU64,
     pub deflated_bytes: AtomicU64,
+    /// Of those copied, the members the old base's reader still held in
+    /// memory (compared there: no read, no inflate).
+    pub held: AtomicU64,
     /// Old members found by CRC and length whose bytes did not check.
     pub refused: AtomicU64,
 }
@@ -140,7 +145,15 @@ fn member_of(
     if let Some(old) = old {
         if let Some(place) = old.index.find(sum, len) {
             hook("base-copy");
-            if let Some(bytes) = copy_checked(&mut tools.check, &old.file, place, data, sum) {
+            // held since it was read: its bytes inflated to those, checked then
+            let held = old.index.held(place).filter(|h| h.content == data);
+            if held.is_some() {
+                counts.held.fetch_add(1, Ordering::Relaxed);
+            }
+            if let Some(bytes) = held
+                .map(|h| h.packed.clone())
+                .or_else(|| copy_checked(&mut tools.check, &old.file, place, data, sum))
+            {
                 counts.copied.fetch_add(1, Ordering::Relaxed);
                 counts.copied_bytes.fetch_add(len, Ordering::Relaxed);
                 return Ok(bytes);

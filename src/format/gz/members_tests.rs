@@ -102,6 +102,8 @@ fn an_old_base_changed_after_it_was_read_is_not_copied_from() {
     let old_tar = tar_of(2, 80);
     let (old_z, _) = write(&old_tar, None, 2, 65536);
     let old = old_of(&old_z);
+    // what the reader held would be copied without reading the file
+    old.index.drop_held();
     // every member's deflate bytes damaged (header and trailer intact),
     // then the whole file swapped for another tar's base
     for damage in [1usize, 2] {
@@ -168,7 +170,10 @@ fn a_base_another_engine_wrote_is_copied_from_and_stored_ones_too() {
         assert_eq!(gunzip(&z, None), new_tar, "{engine:?}");
         let copied = c.copied.load(Ordering::Relaxed);
         let deflated = c.deflated.load(Ordering::Relaxed);
-        assert!(copied > 3 * deflated, "{engine:?}: {copied} copied, {deflated} deflated");
+        assert!(
+            copied > 3 * deflated,
+            "{engine:?}: {copied} copied, {deflated} deflated"
+        );
         assert_eq!(c.refused.load(Ordering::Relaxed), 0);
     }
 }
@@ -195,4 +200,20 @@ fn cuts_can_be_set_for_benchmarks_and_still_round_trip() {
         default.deflated.load(Ordering::Relaxed),
     );
     assert!(finer > 2 * coarser, "{finer} members against {coarser}");
+}
+
+#[test]
+fn members_held_since_they_were_read_are_copied_without_the_file() {
+    let old_tar = tar_of(6, 100);
+    let (old_z, _) = write(&old_tar, None, 2, 65536);
+    let old = old_of(&old_z);
+    // the file emptied: only what the reader held can be copied, and is
+    old.file.set_len(0).unwrap();
+    let (z, c) = write(&old_tar, Some(old), 2, 65536);
+    assert_eq!(gunzip(&z, None), old_tar);
+    let copied = c.copied.load(Ordering::Relaxed);
+    assert!(copied > 10, "{copied} copied");
+    assert_eq!(c.held.load(Ordering::Relaxed), copied);
+    assert_eq!(c.deflated.load(Ordering::Relaxed), 0);
+    assert_eq!(z, old_z, "the same members, copied");
 }

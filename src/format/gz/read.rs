@@ -14,8 +14,9 @@
 //! While it reads, [`Reader`] can record each member that sysup's own
 //! writer made (the fixed header, no flags) in an [`Index`]: its CRC-32 and
 //! length, from its trailer once that was checked, and where its compressed
-//! bytes are. The writer of the next base looks members up there to copy
-//! them instead of deflating them again.
+//! bytes are; the last members read whole are held in memory besides
+//! ([`Held`], [`HOLD`] bytes at most). The writer of the next base looks
+//! members up there to copy them instead of deflating them again.
 //!
 //! Invariants: every member's CRC-32 and length are checked against its
 //! trailer before its last byte is returned, and a member is recorded only
@@ -44,25 +45,89 @@ pub struct Place {
 }
 
 /// The members a [`Reader`] read, by their CRC-32 and uncompressed length;
-/// shared between the reading thread and the writer's workers.
+/// shared between the reading thread and the writer's workers. The last
+/// ones read whole are also held in memory ([`Held`], up to [`HOLD`]
+/// bytes), so that a writer not far behind the reader copies them without
+/// reading and inflating them again.
 #[derive(Debug, Clone, Default)]
-pub struct Index(Arc<Mutex<HashMap<(u32, u64), Place>>>);
+pub struct Index(Arc<Inner>);
+
+#[derive(Debug, Default)]
+struct Inner {
+    places: Mutex<HashMap<(u32, u64), Place>>,
+    recent: Mutex<Recent>,
+}
+
+/// A member as it was read: its compressed bytes, header and trailer
+/// included, and what they inflated to (trailer checked).
+#[derive(Debug)]
+pub struct Held {
+    pub packed: Vec<u8>,
+    pub content: Vec<u8>,
+}
+
+/// The members held, by their offset in the file, oldest first in `order`.
+#[derive(Debug, Default)]
+struct Recent {
+    by_offset: HashMap<u64, Arc<Held>>,
+    order: std::collections::VecDeque<u64>,
+    bytes: usize,
+}
+
+/// Bytes of members held (compressed and inflated): the apply's writer
+/// runs a few MiB behind its reader (read-ahead buffers, the patch, the
+/// groups in flight).
+pub const HOLD: usize = 16 << 20;
 
 impl Index {
     fn record(&self, crc: u32, len: u64, place: Place) {
-        if let Ok(mut m) = self.0.lock() {
+        if let Ok(mut m) = self.0.places.lock() {
             m.entry((crc, len)).or_insert(place);
+        }
+    }
+
+    /// Hold the member at `offset`, dropping the oldest beyond [`HOLD`].
+    fn hold(&self, offset: u64, held: Held) {
+        let Ok(mut r) = self.0.recent.lock() else {
+            return;
+        };
+        r.bytes += held.packed.len() + held.content.len();
+        if let Some(old) = r.by_offset.insert(offset, Arc::new(held)) {
+            r.bytes -= old.packed.len() + old.content.len();
+        } else {
+            r.order.push_back(offset);
+        }
+        while r.bytes > HOLD {
+            let Some(o) = r.order.pop_front() else { break };
+            if let Some(h) = r.by_offset.remove(&o) {
+                r.bytes -= h.packed.len() + h.content.len();
+            }
         }
     }
 
     /// The place of a member that inflated to `len` bytes of CRC-32 `crc`.
     pub fn find(&self, crc: u32, len: u64) -> Option<Place> {
-        self.0.lock().ok()?.get(&(crc, len)).copied()
+        self.0.places.lock().ok()?.get(&(crc, len)).copied()
+    }
+
+    /// The member at `place`, if it is still held.
+    pub fn held(&self, place: Place) -> Option<Arc<Held>> {
+        let r = self.0.recent.lock().ok()?;
+        let h = r.by_offset.get(&place.offset)?;
+        (h.packed.len() as u64 == place.len).then(|| h.clone())
+    }
+
+    /// Forget the members held (a test's way to a writer far behind).
+    #[cfg(test)]
+    pub(crate) fn drop_held(&self) {
+        if let Ok(mut r) = self.0.recent.lock() {
+            *r = Recent::default();
+        }
     }
 
     /// How many members are recorded.
     pub fn len(&self) -> usize {
-        self.0.lock().map_or(0, |m| m.len())
+        self.0.places.lock().map_or(0, |m| m.len())
     }
 
     /// Whether none is.
@@ -333,6 +398,11 @@ impl<R: Read> Reader<R> {
                 len: (end + 8) as u64,
             };
             index.record(crc.sum(), made as u64, place);
+            let held = Held {
+                packed: self.inner.fill(end + 8)?[..end + 8].to_vec(),
+                content: self.whole_out[..made].to_vec(),
+            };
+            index.hold(self.start, held);
         }
         self.inner.consume(end + 8);
         self.pos += (end + 8) as u64;
