@@ -103,7 +103,7 @@ fn an_old_base_changed_after_it_was_read_is_not_copied_from() {
     let (old_z, _) = write(&old_tar, None, 2, 65536);
     let old = old_of(&old_z);
     // what the reader held would be copied without reading the file
-    old.index.drop_held();
+    old.index.stop_holding();
     // every member's deflate bytes damaged (header and trailer intact),
     // then the whole file swapped for another tar's base
     for damage in [1usize, 2] {

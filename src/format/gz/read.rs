@@ -56,6 +56,8 @@ pub struct Index(Arc<Inner>);
 struct Inner {
     places: Mutex<HashMap<(u32, u64), Place>>,
     recent: Mutex<Recent>,
+    /// Hold nothing (more): nobody copies from what is held.
+    no_hold: std::sync::atomic::AtomicBool,
 }
 
 /// A member as it was read: its compressed bytes, header and trailer
@@ -86,11 +88,30 @@ impl Index {
         }
     }
 
+    /// Whether members read are to be held.
+    fn holding(&self) -> bool {
+        !self.0.no_hold.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Hold no member from now on, and drop those held: the writer will
+    /// not copy (a stored base is written).
+    pub fn stop_holding(&self) {
+        self.0
+            .no_hold
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut r) = self.0.recent.lock() {
+            *r = Recent::default();
+        }
+    }
+
     /// Hold the member at `offset`, dropping the oldest beyond [`HOLD`].
     fn hold(&self, offset: u64, held: Held) {
         let Ok(mut r) = self.0.recent.lock() else {
             return;
         };
+        if !self.holding() {
+            return;
+        }
         r.bytes += held.packed.len() + held.content.len();
         if let Some(old) = r.by_offset.insert(offset, Arc::new(held)) {
             r.bytes -= old.packed.len() + old.content.len();
@@ -115,14 +136,6 @@ impl Index {
         let r = self.0.recent.lock().ok()?;
         let h = r.by_offset.get(&place.offset)?;
         (h.packed.len() as u64 == place.len).then(|| h.clone())
-    }
-
-    /// Forget the members held (a test's way to a writer far behind).
-    #[cfg(test)]
-    pub(crate) fn drop_held(&self) {
-        if let Ok(mut r) = self.0.recent.lock() {
-            *r = Recent::default();
-        }
     }
 
     /// How many members are recorded.
@@ -398,6 +411,8 @@ impl<R: Read> Reader<R> {
                 len: (end + 8) as u64,
             };
             index.record(crc.sum(), made as u64, place);
+        }
+        if let Some(index) = self.index.as_ref().filter(|i| i.holding()) {
             let held = Held {
                 packed: self.inner.fill(end + 8)?[..end + 8].to_vec(),
                 content: self.whole_out[..made].to_vec(),
