@@ -55,9 +55,9 @@ pub enum BaseCompression {
     /// prefer CPU to disk.
     None,
     /// A fast deflate (`gz::Engine::Fast`: ISA-L level 1 in a build with
-    /// the `isal` feature, zlib-rs level 2 otherwise), the members the old
+    /// the `isal` feature, libdeflate level 1 otherwise), the members the old
     /// base holds unchanged copied, not deflated again: the default, about
-    /// 0.37× of the tar on the bench world (BENCHMARKS.md, "host base gzip").
+    /// 0.38× of the tar on the bench world (BENCHMARKS.md, "host base gzip").
     #[default]
     Fast,
 }
