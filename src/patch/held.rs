@@ -42,11 +42,15 @@ pub const MAX_RAW: u64 = 8 << 20;
 /// this bounds what holding adds to the applier's memory at ~20 MiB.
 pub const MAX_BYTES: u64 = 8 << 20;
 
-/// What a deflate thread is asked to do: [`regz::rebuild`]'s arguments.
-struct Job {
-    header: Vec<u8>,
-    raw: Vec<u8>,
-    level: u8,
+/// What a deflate thread is asked to do: [`regz::rebuild`]'s arguments,
+/// or another compression ([`recode`](crate::format::patch::recode)).
+enum Job {
+    Gzip {
+        header: Vec<u8>,
+        raw: Vec<u8>,
+        level: u8,
+    },
+    Encode(Box<dyn FnOnce() -> Rebuilt + Send>),
 }
 
 enum Piece {
@@ -100,7 +104,11 @@ impl Deflater {
                 .name("sysup-regz".into())
                 .spawn(move || {
                     for j in rx {
-                        if tx.send(regz::rebuild(&j.header, &j.raw, j.level)).is_err() {
+                        let r = match j {
+                            Job::Gzip { header, raw, level } => regz::rebuild(&header, &raw, level),
+                            Job::Encode(f) => f(),
+                        };
+                        if tx.send(r).is_err() {
                             return; // the applier went away
                         }
                     }
@@ -180,12 +188,28 @@ impl Held {
         raw: Vec<u8>,
         level: u8,
     ) -> io::Result<()> {
+        let n = raw.len() as u64;
+        self.push_job(member, len, n, Job::Gzip { header, raw, level })
+    }
+
+    /// Like [`Self::push_rebuild`] for a member `encode` makes from `raw`
+    /// uncompressed bytes (held by `encode`).
+    pub fn push_encode(
+        &mut self,
+        member: u32,
+        len: u64,
+        raw: u64,
+        encode: Box<dyn FnOnce() -> io::Result<Vec<u8>> + Send>,
+    ) -> io::Result<()> {
+        self.push_job(member, len, raw, Job::Encode(encode))
+    }
+
+    fn push_job(&mut self, member: u32, len: u64, n: u64, job: Job) -> io::Result<()> {
         if self.deflater.is_none() {
             self.deflater = Some(Deflater::per_cpu()?);
         }
         let d = self.deflater.as_mut().expect("started above");
-        let n = raw.len() as u64;
-        d.send(Job { header, raw, level })?;
+        d.send(job)?;
         self.jobs += 1;
         self.raw += n;
         self.pieces.push_back(Piece::Rebuilt {
