@@ -139,12 +139,15 @@ extern "C" {
     fn lzma_version_string() -> *const std::os::raw::c_char;
 }
 
+/// A filter id and its properties.
+type Filter = (u64, Vec<u8>);
+
 /// What an xz file says of how it was made.
 #[derive(Debug, PartialEq, Eq)]
 struct Layout {
     check: u8,
     /// Filter ids and properties of the first block, in chain order.
-    filters: Vec<(u64, Vec<u8>)>,
+    filters: Vec<Filter>,
     /// The first block header carries its sizes.
     sized: bool,
     /// The first byte of the first block header (its length / 4 − 1).
@@ -210,7 +213,7 @@ fn layout(file: &[u8]) -> Option<Layout> {
 
 /// The filter chain of the block header at the start of `b`, and whether
 /// it carries the block's sizes.
-fn block_header(b: &[u8]) -> Option<(Vec<(u64, Vec<u8>)>, bool)> {
+fn block_header(b: &[u8]) -> Option<(Vec<Filter>, bool)> {
     let len = (usize::from(*b.first()?) + 1) * 4;
     let h = b.get(..len)?;
     let flags = *h.get(1)?;
