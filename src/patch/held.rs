@@ -19,7 +19,8 @@
 //!   taken from the threads in turn;
 //! - memory is bounded: the caller stops producing when [`Held::full`] says
 //!   so (at most [`MAX_JOBS`] members deflating, [`MAX_RAW`] inflated bytes
-//!   waiting for the threads, [`MAX_BYTES`] produced bytes held) and waits
+//!   waiting for the threads — for a re-encoded member, its bytes and its
+//!   encoder's memory —, [`MAX_BYTES`] produced bytes held) and waits
 //!   for the first job instead;
 //! - dropping a `Held` ends the threads after their current jobs; nobody
 //!   waits.
@@ -192,16 +193,17 @@ impl Held {
         self.push_job(member, len, n, Job::Gzip { header, raw, level })
     }
 
-    /// Like [`Self::push_rebuild`] for a member `encode` makes from `raw`
-    /// uncompressed bytes (held by `encode`).
+    /// Like [`Self::push_rebuild`] for a member `encode` makes (from
+    /// uncompressed bytes it holds); `cost` counts against [`MAX_RAW`] as
+    /// inflated bytes do: those bytes and the encoder's working memory.
     pub fn push_encode(
         &mut self,
         member: u32,
         len: u64,
-        raw: u64,
+        cost: u64,
         encode: Box<dyn FnOnce() -> io::Result<Vec<u8>> + Send>,
     ) -> io::Result<()> {
-        self.push_job(member, len, raw, Job::Encode(encode))
+        self.push_job(member, len, cost, Job::Encode(encode))
     }
 
     fn push_job(&mut self, member: u32, len: u64, n: u64, job: Job) -> io::Result<()> {

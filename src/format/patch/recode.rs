@@ -110,6 +110,25 @@ impl Recipe {
         }
     }
 
+    /// About the memory the encoder touches running this recipe, for the
+    /// applier's budget of work handed to the compression threads (so two
+    /// big encodes do not run side by side). liblzma's binary-tree match
+    /// finder writes its hash table (about 2 bytes per dictionary byte) all
+    /// over and keeps ~9 bytes per byte of history; libzstd sizes its
+    /// tables from the input size when it was told it, and from the level
+    /// (at most ~90 MiB at 19) when not.
+    pub fn encoder_memory(&self) -> u64 {
+        let raw = self.raw_len;
+        match self.codec {
+            Codec::Xz(p) => {
+                let dict = u64::from(p.dict_size);
+                2 * dict + 9 * dict.min(raw) + 2 * raw.min(p.block_size)
+            }
+            Codec::Zstd(p) if p.pledged => 16 * raw + (1 << 20),
+            Codec::Zstd(_) => 96 << 20,
+        }
+    }
+
     /// The codec's name, for messages and statistics.
     pub fn name(&self) -> &'static str {
         match self.codec {

@@ -61,7 +61,9 @@ impl<R: Read> PatchReader<R> {
             self.held.push_bytes(std::mem::take(&mut self.buf));
             self.step_start = 0;
         }
-        let n = raw.len() as u64;
+        // Counted with the encoder's memory: a big encode fills `held`'s
+        // budget, so the applier waits for it before starting another.
+        let n = raw.len() as u64 + recipe.encoder_memory();
         self.held
             .push_encode(
                 i,
