@@ -101,3 +101,47 @@ fn a_recipe_rebuilds_what_it_was_read_from() {
     }
     assert!(recipe(b"\x1f\x8b\x08 gzip is regz's").is_none());
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    /// Whatever the bytes and settings, what this build makes it finds a
+    /// recipe for, and that recipe makes the same bytes again.
+    #[test]
+    fn what_this_build_makes_it_rebuilds(
+        seed in any::<u64>(),
+        len in 0usize..40_000,
+        preset in 0u8..=6,
+        extreme in any::<bool>(),
+        check in prop::sample::select(vec![0u8, 1, 4, 10]),
+        level in 1u8..=19,
+        flags in 0u8..8,
+        xz in any::<bool>(),
+    ) {
+        let mut x = seed | 1;
+        let raw: Vec<u8> = (0..len)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                // runs of text-like bytes and noise
+                if (i / 512) % 2 == 0 { b"abcdefgh"[(x % 8) as usize] } else { x as u8 }
+            })
+            .collect();
+        let codec = if xz {
+            Codec::Xz(rexz::Params { check, preset, extreme, dict_size: 1 << 20, bcj: 0, block_size: 0 })
+        } else {
+            Codec::Zstd(rezstd::Params {
+                level,
+                checksum: flags & 1 != 0,
+                pledged: flags & 2 != 0,
+                content_size: flags & 4 != 0,
+            })
+        };
+        let r = Recipe { codec, raw_len: len as u64 };
+        let file = rebuild(&r, &raw).unwrap();
+        let (found, got) = recipe(&file).expect("a recipe for our own bytes");
+        prop_assert_eq!(&got, &raw);
+        prop_assert_eq!(rebuild(&found, &raw).unwrap(), file);
+    }
+}
