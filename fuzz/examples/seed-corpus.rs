@@ -144,6 +144,40 @@ fn fake_aarch64_exe(rev: u32) -> Vec<u8> {
     v
 }
 
+/// A changelog of revision `rev` as xz (the way Linux compresses its
+/// modules) and as zstd -19, made by sysup's own re-encoder so that the
+/// differ finds their recipes.
+fn compressed_logs(rev: u32) -> (Vec<u8>, Vec<u8>) {
+    use sysup::format::patch::recode::{rebuild, Codec, Recipe};
+    use sysup::format::patch::{rexz, rezstd};
+    let mut log: Vec<u8> = (0..rev).map(|r| format!("* revision {r}\n")).collect::<String>().into();
+    for i in 0..300u32 {
+        log.extend_from_slice(format!("  - entry {} of the log\n", i * 7 % 97).as_bytes());
+    }
+    let xz = Codec::Xz(rexz::Params {
+        check: 1,
+        preset: 6,
+        extreme: false,
+        dict_size: 1 << 20,
+        bcj: 0,
+        block_size: 0,
+    });
+    let zst = Codec::Zstd(rezstd::Params {
+        level: 19,
+        checksum: true,
+        pledged: true,
+        content_size: true,
+    });
+    let make = |codec| {
+        let r = Recipe {
+            codec,
+            raw_len: log.len() as u64,
+        };
+        rebuild(&r, &log).unwrap()
+    };
+    (make(xz), make(zst))
+}
+
 fn tiny_tree(root: &Path, rev: u32) {
     let w = |p: &str, b: &[u8]| {
         let p = root.join(p);
@@ -159,6 +193,11 @@ fn tiny_tree(root: &Path, rev: u32) {
     // the same for aarch64 (patch format 4)
     w("usr/bin/exe-arm64", &fake_aarch64_exe(rev));
     w(&format!("usr/share/r{rev}"), b"per revision\n");
+    // xz and zstd members whose text gains a line: re-encoded (patch
+    // format 4), so mutations reach those records and decoders
+    let (xz, zst) = compressed_logs(rev);
+    w("lib/modules/m.ko.xz", &xz);
+    w("usr/share/doc/changes.zst", &zst);
     fs::hard_link(root.join("usr/bin/same"), root.join("usr/bin/same2")).unwrap();
     // a critical file (see the tiny spec), a setuid one, a PAX-long path, an xattr
     w("usr/lib/libc.so.6", &fixtures::noise(7, 200 + rev as usize));

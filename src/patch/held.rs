@@ -19,7 +19,8 @@
 //!   taken from the threads in turn;
 //! - memory is bounded: the caller stops producing when [`Held::full`] says
 //!   so (at most [`MAX_JOBS`] members deflating, [`MAX_RAW`] inflated bytes
-//!   waiting for the threads, [`MAX_BYTES`] produced bytes held) and waits
+//!   waiting for the threads — for a re-encoded member, its bytes and its
+//!   encoder's memory —, [`MAX_BYTES`] produced bytes held) and waits
 //!   for the first job instead;
 //! - dropping a `Held` ends the threads after their current jobs; nobody
 //!   waits.
@@ -42,11 +43,15 @@ pub const MAX_RAW: u64 = 8 << 20;
 /// this bounds what holding adds to the applier's memory at ~20 MiB.
 pub const MAX_BYTES: u64 = 8 << 20;
 
-/// What a deflate thread is asked to do: [`regz::rebuild`]'s arguments.
-struct Job {
-    header: Vec<u8>,
-    raw: Vec<u8>,
-    level: u8,
+/// What a deflate thread is asked to do: [`regz::rebuild`]'s arguments,
+/// or another compression ([`recode`](crate::format::patch::recode)).
+enum Job {
+    Gzip {
+        header: Vec<u8>,
+        raw: Vec<u8>,
+        level: u8,
+    },
+    Encode(Box<dyn FnOnce() -> Rebuilt + Send>),
 }
 
 enum Piece {
@@ -100,7 +105,11 @@ impl Deflater {
                 .name("sysup-regz".into())
                 .spawn(move || {
                     for j in rx {
-                        if tx.send(regz::rebuild(&j.header, &j.raw, j.level)).is_err() {
+                        let r = match j {
+                            Job::Gzip { header, raw, level } => regz::rebuild(&header, &raw, level),
+                            Job::Encode(f) => f(),
+                        };
+                        if tx.send(r).is_err() {
                             return; // the applier went away
                         }
                     }
@@ -180,12 +189,29 @@ impl Held {
         raw: Vec<u8>,
         level: u8,
     ) -> io::Result<()> {
+        let n = raw.len() as u64;
+        self.push_job(member, len, n, Job::Gzip { header, raw, level })
+    }
+
+    /// Like [`Self::push_rebuild`] for a member `encode` makes (from
+    /// uncompressed bytes it holds); `cost` counts against [`MAX_RAW`] as
+    /// inflated bytes do: those bytes and the encoder's working memory.
+    pub fn push_encode(
+        &mut self,
+        member: u32,
+        len: u64,
+        cost: u64,
+        encode: Box<dyn FnOnce() -> io::Result<Vec<u8>> + Send>,
+    ) -> io::Result<()> {
+        self.push_job(member, len, cost, Job::Encode(encode))
+    }
+
+    fn push_job(&mut self, member: u32, len: u64, n: u64, job: Job) -> io::Result<()> {
         if self.deflater.is_none() {
             self.deflater = Some(Deflater::per_cpu()?);
         }
         let d = self.deflater.as_mut().expect("started above");
-        let n = raw.len() as u64;
-        d.send(Job { header, raw, level })?;
+        d.send(job)?;
         self.jobs += 1;
         self.raw += n;
         self.pieces.push_back(Piece::Rebuilt {

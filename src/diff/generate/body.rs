@@ -11,7 +11,9 @@
 //! when it is not zeros. The trailer comes last. A pair of x86-64 (or
 //! aarch64) executables has all its deltas gathered before its record, because the
 //! record says whether their reference operands are predicted ([`xref`]:
-//! kept when that leaves fewer nonzero diff bytes).
+//! kept when that leaves fewer nonzero diff bytes). An xz or zstd pair
+//! has its two deltas (uncompressed and compressed bytes) gathered first
+//! too, and keeps the cheaper ([`recode`](super::recode)).
 //!
 //! Invariant: what is written depends only on the plan and the bytes of the
 //! two tars, never on the order in which tasks finish, so the same dists
@@ -161,12 +163,18 @@ impl MemberWriter<'_, '_> {
             }
             _ => None,
         };
+        // An xz or zstd candidate: its two deltas, and the one it keeps.
+        let recoded = match self.plan.recode[i] {
+            Some(_) => Some(super::recode::choose(self.take_deltas(i)?)),
+            None => None,
+        };
         let segments = predicted.as_ref().and_then(|p| p.1.as_ref());
+        let recode = recoded.as_ref().is_some_and(|r| r.1);
         self.sections
             .ctrl
             .member(&MemberRecord {
                 header,
-                data: self.data_op(i, n, segments.is_some()),
+                data: self.data_op(i, n, segments.is_some(), recode),
                 pad_literal: !n.pad_zero,
             })
             .map_err(werr)?;
@@ -193,8 +201,8 @@ impl MemberWriter<'_, '_> {
             DataPlan::Diff(_) => {
                 self.stats.diffed += 1;
                 self.stats.diffed_bytes += n.size;
-                match predicted {
-                    Some((deltas, segments)) => {
+                match (predicted, recoded) {
+                    (Some((deltas, segments)), _) => {
                         if segments.is_some() {
                             self.stats.xref += 1;
                             self.stats.xref_bytes += n.size;
@@ -203,7 +211,16 @@ impl MemberWriter<'_, '_> {
                             self.sections.delta(d)?;
                         }
                     }
-                    None => self.diffed(i, n)?,
+                    (None, Some((deltas, recode))) => {
+                        if recode {
+                            self.stats.recoded += 1;
+                            self.stats.recoded_bytes += n.size;
+                        }
+                        for d in &deltas {
+                            self.sections.delta(d)?;
+                        }
+                    }
+                    (None, None) => self.diffed(i, n)?,
                 }
             }
         }
@@ -214,19 +231,24 @@ impl MemberWriter<'_, '_> {
     }
 
     /// The data operation of new member `i`'s record.
-    fn data_op(&self, i: usize, n: &MemberInfo, xref: bool) -> DataOp {
+    fn data_op(&self, i: usize, n: &MemberInfo, xref: bool, recode: bool) -> DataOp {
         match self.plan.pairs[i].data {
             DataPlan::Empty | DataPlan::Literal => DataOp::Literal { len: n.size },
             DataPlan::Copy(j) => DataOp::Copy { old: j },
             DataPlan::Diff(j) => {
                 let len_delta = n.size as i64 - self.old.members[j as usize].size as i64;
-                match self.plan.regz[i] {
-                    Some(recipe) => DataOp::Regz {
+                match (self.plan.regz[i], self.plan.recode[i]) {
+                    (Some(recipe), _) => DataOp::Regz {
                         old: j,
                         len_delta,
                         recipe,
                     },
-                    None => DataOp::Bsdiff {
+                    (None, Some(recipe)) if recode => DataOp::Recode {
+                        old: j,
+                        len_delta,
+                        recipe,
+                    },
+                    _ => DataOp::Bsdiff {
                         old: j,
                         len_delta,
                         xref,

@@ -27,6 +27,7 @@
 
 mod body;
 mod plan;
+mod recode;
 mod tasks;
 
 use std::io::{self, Seek, SeekFrom, Write};
@@ -73,6 +74,11 @@ pub struct DiffOptions {
     /// the environment variable `SYSUP_DIFF_NO_XREF` turns it off, for the
     /// benchmarks' ablation (BENCHMARKS.md).
     pub xref: bool,
+    /// Diff xz and zstd members through their uncompressed bytes where
+    /// this build rebuilds them exactly and that is smaller (patch format
+    /// 4). On by default; the environment variable `SYSUP_DIFF_NO_RECODE`
+    /// turns it off, for the benchmarks' ablation.
+    pub recode: bool,
 }
 
 impl Default for DiffOptions {
@@ -85,6 +91,7 @@ impl Default for DiffOptions {
             window: WINDOW,
             progress: Progress::disabled(),
             xref: std::env::var_os("SYSUP_DIFF_NO_XREF").is_none(),
+            recode: std::env::var_os("SYSUP_DIFF_NO_RECODE").is_none(),
         }
     }
 }
@@ -110,6 +117,10 @@ pub struct Stats {
     /// Of the diffed: gzip files diffed through their uncompressed bytes.
     pub regzipped: u64,
     pub regzipped_bytes: u64,
+    /// Of the diffed: xz and zstd files diffed through their uncompressed
+    /// bytes (patch format 4).
+    pub recoded: u64,
+    pub recoded_bytes: u64,
     /// Of the diffed: x86-64 and aarch64 executables whose reference
     /// operands were coded against their prediction (patch formats 3, 4).
     pub xref: u64,
@@ -154,7 +165,7 @@ pub fn diff_dists(
     stats.unspooled_bytes = old.unspooled + new.unspooled;
 
     let t1 = Instant::now();
-    let plan = Plan::make(&old, &new, opts.window)?;
+    let plan = Plan::make(&old, &new, opts.window, opts.recode)?;
     stats.diff_tasks = plan.tasks.len() as u64;
     let params = section::Params {
         codec: opts.codec,

@@ -18,6 +18,7 @@ use crate::diff::align;
 use crate::diff::pairing::{self, DataPlan, Pair};
 use crate::diff::scan::{MemberInfo, Scanned};
 use crate::error::Result;
+use crate::format::patch::recode;
 use crate::format::patch::record::{HeaderOp, Keep};
 use crate::format::patch::regz::{self, Recipe};
 use crate::format::patch::xref;
@@ -31,6 +32,9 @@ pub(super) struct Plan {
     pub(super) keep: Vec<Keep>,
     /// Per new member: diffed through its uncompressed bytes, so.
     pub(super) regz: Vec<Option<Recipe>>,
+    /// Per new member: an xz or zstd file this build rebuilds
+    /// ([`super::recode`]), so diffed both ways.
+    pub(super) recode: Vec<Option<recode::Recipe>>,
     /// Per new member: both sides are x86-64 (or both aarch64) ELF files, so reference
     /// prediction ([`xref`]) is tried on its deltas.
     pub(super) xref: Vec<bool>,
@@ -45,7 +49,7 @@ pub(super) struct Plan {
 
 impl Plan {
     /// Pair the members of `old` and `new` and plan every pair's encoding.
-    pub(super) fn make(old: &Scanned, new: &Scanned, window: u64) -> Result<Plan> {
+    pub(super) fn make(old: &Scanned, new: &Scanned, window: u64, recode: bool) -> Result<Plan> {
         let mut pairs = pairing::pair(&old.members, &new.members);
         pairing::confirm(&mut pairs, &old.members, &new.members, |j, i| {
             old.same_data(&old.members[j as usize], new, &new.members[i as usize])
@@ -54,6 +58,10 @@ impl Plan {
         let header_ops = header_ops(old, new, &pairs);
         let keep = retention_plan(old.members.len(), &pairs, &header_ops);
         let regz = regz_recipes(old, new, &pairs, window)?;
+        let recode = match recode {
+            true => super::recode::recipes(old, new, &pairs, window)?,
+            false => vec![None; new.members.len()],
+        };
         let xref = xref_candidates(old, new, &pairs)?;
         let big = big_pairs(old, new, &pairs, window)?;
         let n_new = new.members.len();
@@ -62,6 +70,7 @@ impl Plan {
             header_ops,
             keep,
             regz,
+            recode,
             xref,
             tasks: Vec::new(),
             aligned: vec![false; n_new],
@@ -89,6 +98,13 @@ impl Plan {
                 Some(Big::Anchored(anchors)) => {
                     self.tasks
                         .extend(windows(i as u32, j, o.size, n.size, window, anchors));
+                }
+                // Two whole tasks: uncompressed, then compressed bytes.
+                None if self.recode[i].is_some() => {
+                    let mut t = windows(i as u32, j, o.size, n.size, window, &[]);
+                    t[0].regz = true;
+                    t.extend(windows(i as u32, j, o.size, n.size, window, &[]));
+                    self.tasks.extend(t);
                 }
                 None => match first_with.entry((o.size, o.hash, n.size, n.hash)) {
                     Entry::Occupied(e) => {
@@ -126,7 +142,7 @@ fn header_ops(old: &Scanned, new: &Scanned, pairs: &[Pair]) -> Vec<HeaderOp> {
 
 /// `f(old member, new member)` for every pair whose data is diffed, in
 /// parallel; `None` for every other new member.
-fn per_diffed_pair<T: Send>(
+pub(super) fn per_diffed_pair<T: Send>(
     old: &Scanned,
     new: &Scanned,
     pairs: &[Pair],

@@ -16,13 +16,14 @@ use crate::diff::align;
 use crate::diff::matcher::{self, Delta, Index};
 use crate::diff::scan::{MemberInfo, Scanned};
 use crate::error::{Error, Result};
-use crate::format::patch::regz;
+use crate::format::patch::{recode, regz};
 
 /// One diff task: a window of new member `member` against a window of old member `old`.
 pub(super) struct Task {
     pub(super) member: u32,
     pub(super) old: u32,
-    /// Diff the members' uncompressed bytes ([`regz`]); whole members only.
+    /// Diff the members' uncompressed bytes ([`regz`], [`recode`]); whole
+    /// members only.
     pub(super) regz: bool,
     pub(super) old_start: u64,
     pub(super) old_len: u64,
@@ -96,13 +97,14 @@ pub(super) fn run(old: &Scanned, new: &Scanned, t: &Task) -> Result<Delta> {
     let old_bytes = old.data(o, t.old_start, t.old_len as usize)?;
     let new_bytes = new.data(n, t.new_start, t.new_len as usize)?;
     if t.regz {
-        // regz_recipes checked both (and that zlib rebuilds the new one).
+        // The plan checked both (and that they are rebuilt exactly).
         let gone = || Error::Tar {
             path: std::env::temp_dir(),
-            reason: "a gzip member changed between scan and diff".into(),
+            reason: "a compressed member changed between scan and diff".into(),
         };
-        let old_raw = regz::raw_of(&old_bytes).ok_or_else(gone)?;
-        let new_raw = regz::raw_of(&new_bytes).ok_or_else(gone)?;
+        let raw_of = |b: &[u8]| regz::raw_of(b).or_else(|| recode::raw_of(b));
+        let old_raw = raw_of(&old_bytes).ok_or_else(gone)?;
+        let new_raw = raw_of(&new_bytes).ok_or_else(gone)?;
         return Ok(matcher::diff(&Index::new(&old_raw), &new_raw));
     }
     if t.old_start == 0 && t.new_start == 0 && nearly_aligned(&old_bytes, &new_bytes) {

@@ -2,11 +2,16 @@
 //! ([`crate::diff`]) and the applier ([`crate::patch`]) so both speak exactly
 //! one encoding: the [`header`], the records of the controls section
 //! ([`record`]), the compressed body [`section`]s, zero-run coding of the diff
-//! section ([`zeros`]) and the re-gzip recipe of a gzipped member ([`regz`]).
+//! section ([`zeros`]), the re-gzip recipe of a gzipped member ([`regz`])
+//! and the re-encode recipe of an xz or zstd member ([`recode`], with
+//! [`rexz`] and [`rezstd`]).
 
 pub mod header;
+pub mod recode;
 pub mod record;
 pub mod regz;
+pub mod rexz;
+pub mod rezstd;
 pub mod section;
 pub mod xref;
 pub mod zeros;

@@ -34,7 +34,11 @@
 //! bytes that bsdiff controls make from the old member's *uncompressed*
 //! bytes, then the gzip trailer ([`crate::format::patch::regz`]). A bsdiff
 //! member with the `XREF` flag (patch format 3) codes its x86-64 reference
-//! operands against a prediction ([`crate::format::patch::xref`]). Padding is
+//! operands against a prediction ([`crate::format::patch::xref`]). A
+//! re-encoded member (patch format 4: the `RECODE` flag with the re-gzip
+//! data kind) is an xz or zstd file rebuilt the same way, with no literal
+//! header: its fields are the codec, its settings and `raw_len`
+//! ([`crate::format::patch::recode`]). Padding is
 //! zeros unless `PAD_LITERAL` says it is in the extra section.
 //!
 //! Invariant: decoding never trusts a number for more than a bound check —
@@ -42,6 +46,7 @@
 
 use std::io::{self, Read, Write};
 
+use crate::format::patch::recode;
 use crate::format::patch::regz::Recipe;
 use crate::format::patch::xref::{Segment, Segments, MAX_SEGMENTS};
 
@@ -90,6 +95,14 @@ pub enum DataOp {
         len_delta: i64,
         recipe: Recipe,
     },
+    /// Both are xz or both zstd files: like `Regz`, but the whole member
+    /// is the compression of the `recipe.raw_len` uncompressed bytes
+    /// ([`crate::format::patch::recode`]). Patch format 4 and later.
+    Recode {
+        old: u32,
+        len_delta: i64,
+        recipe: recode::Recipe,
+    },
 }
 
 /// One new member.
@@ -117,6 +130,8 @@ const DATA_MASK: u8 = 3 << 1;
 const PAD_LITERAL: u8 = 1 << 3;
 /// With `DATA_BSDIFF` only: reference prediction (patch format 3).
 const XREF: u8 = 1 << 4;
+/// With `DATA_REGZ` only: an xz or zstd member (patch format 4).
+const RECODE: u8 = 1 << 5;
 
 fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
@@ -199,6 +214,7 @@ impl<W: Write> RecordWriter<W> {
             DataOp::Bsdiff { xref: false, .. } => DATA_BSDIFF,
             DataOp::Bsdiff { xref: true, .. } => DATA_BSDIFF | XREF,
             DataOp::Regz { .. } => DATA_REGZ,
+            DataOp::Recode { .. } => DATA_REGZ | RECODE,
         };
         if m.pad_literal {
             flags |= PAD_LITERAL;
@@ -229,6 +245,17 @@ impl<W: Write> RecordWriter<W> {
                 self.varint(u64::from(recipe.level))?;
                 self.varint(u64::from(recipe.header_len))?;
                 self.varint(recipe.raw_len)?;
+            }
+            DataOp::Recode {
+                old,
+                len_delta,
+                recipe,
+            } => {
+                self.reference(old, expected)?;
+                self.varint(zigzag(len_delta))?;
+                for v in recipe.fields() {
+                    self.varint(v)?;
+                }
             }
         }
         self.p.prev_old_end = 0;
@@ -287,6 +314,8 @@ pub struct RecordReader<R> {
     regz: bool,
     /// Whether `xref` bsdiff records may appear (patch format 3+).
     xref: bool,
+    /// Whether [`DataOp::Recode`] records may appear (patch format 4+).
+    recode: bool,
 }
 
 impl<R: Read> RecordReader<R> {
@@ -296,12 +325,19 @@ impl<R: Read> RecordReader<R> {
             p: Predict::default(),
             regz: true,
             xref: true,
+            recode: true,
         }
     }
 
     /// Refuse [`DataOp::Regz`] records (a patch format 1 stream).
     pub fn without_regz(mut self) -> Self {
         self.regz = false;
+        self
+    }
+
+    /// Refuse [`DataOp::Recode`] records (a patch format 1 to 3 stream).
+    pub fn without_recode(mut self) -> Self {
+        self.recode = false;
         self
     }
 
@@ -368,9 +404,11 @@ impl<R: Read> RecordReader<R> {
     pub fn member(&mut self) -> Result<MemberRecord, RecordError> {
         let flags = self.byte()?;
         let xref = flags & XREF != 0;
-        if flags & !(HDR_DIFF | DATA_MASK | PAD_LITERAL | XREF) != 0
+        let recode = flags & RECODE != 0;
+        if flags & !(HDR_DIFF | DATA_MASK | PAD_LITERAL | XREF | RECODE) != 0
             || (!self.regz && flags & DATA_MASK == DATA_REGZ)
             || (xref && (!self.xref || flags & DATA_MASK != DATA_BSDIFF))
+            || (recode && (!self.recode || flags & DATA_MASK != DATA_REGZ))
         {
             return Err(RecordError::Malformed("unknown member flags"));
         }
@@ -392,6 +430,11 @@ impl<R: Read> RecordReader<R> {
                 old: self.reference(expected)?,
                 len_delta: unzigzag(self.varint()?),
                 xref,
+            },
+            DATA_REGZ if recode => DataOp::Recode {
+                old: self.reference(expected)?,
+                len_delta: unzigzag(self.varint()?),
+                recipe: recode::Recipe::read(|| self.varint(), RecordError::Malformed)?,
             },
             DATA_REGZ => {
                 let old = self.reference(expected)?;

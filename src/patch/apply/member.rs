@@ -79,9 +79,10 @@ impl<R: Read> PatchReader<R> {
             HeaderOp::Literal { .. } => None,
         };
         let d_ref = match rec.data {
-            DataOp::Copy { old } | DataOp::Bsdiff { old, .. } | DataOp::Regz { old, .. } => {
-                Some(old)
-            }
+            DataOp::Copy { old }
+            | DataOp::Bsdiff { old, .. }
+            | DataOp::Regz { old, .. }
+            | DataOp::Recode { old, .. } => Some(old),
             DataOp::Literal { .. } => None,
         };
         for r in [h_ref, d_ref].into_iter().flatten() {
@@ -147,7 +148,9 @@ impl<R: Read> PatchReader<R> {
         let data_len = match rec.data {
             DataOp::Literal { len } => Some(len),
             DataOp::Copy { old } => Some(self.old.seen[old as usize].1),
-            DataOp::Bsdiff { old, len_delta, .. } | DataOp::Regz { old, len_delta, .. } => {
+            DataOp::Bsdiff { old, len_delta, .. }
+            | DataOp::Regz { old, len_delta, .. }
+            | DataOp::Recode { old, len_delta, .. } => {
                 self.old.seen[old as usize].1.checked_add_signed(len_delta)
             }
         };
@@ -209,6 +212,11 @@ impl<R: Read> PatchReader<R> {
             DataOp::Regz { old, recipe, .. } => {
                 self.check_kept_data(old)?;
                 self.regz_member(old, data_len, recipe)?;
+                DataState::Rebuilt
+            }
+            DataOp::Recode { old, recipe, .. } => {
+                self.check_kept_data(old)?;
+                self.recode_member(old, data_len, recipe)?;
                 DataState::Rebuilt
             }
         })
@@ -482,7 +490,7 @@ impl<R: Read> PatchReader<R> {
     }
 
     /// Append `n` diff bytes to `out`.
-    fn diff_bytes_into(&mut self, out: &mut Vec<u8>, n: usize) -> Result<()> {
+    pub(super) fn diff_bytes_into(&mut self, out: &mut Vec<u8>, n: usize) -> Result<()> {
         match self.diff.read_into(out, n) {
             Ok(()) => Ok(()),
             Err(ZeroRunError::Malformed(m)) => {

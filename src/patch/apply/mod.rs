@@ -45,6 +45,7 @@
 mod member;
 mod old;
 mod output;
+mod recode;
 mod verify;
 
 use std::io::{self, Read, Write};
@@ -295,6 +296,9 @@ impl<R: Read> PatchReader<R> {
         }
         if header.version < 3 {
             ctrl = ctrl.without_xref();
+        }
+        if header.version < 4 {
+            ctrl = ctrl.without_recode();
         }
         let (plan, n_new) = read_plan(&mut ctrl, &header, path)?;
         let tap = Tap {

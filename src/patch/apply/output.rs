@@ -10,7 +10,7 @@ use std::io::Read;
 
 use super::{record_err, DataState, PatchReader, State, CHUNK};
 use crate::error::Result;
-use crate::format::patch::regz;
+use crate::format::patch::{recode, regz};
 use crate::patch::held::Popped;
 
 impl<R: Read> PatchReader<R> {
@@ -95,13 +95,16 @@ impl<R: Read> PatchReader<R> {
                 Popped::Bytes(b) => b,
                 Popped::Rebuilt { member, len, bytes } => {
                     let bytes = bytes.map_err(|e| {
-                        self.bad(format!("new member {member} cannot be deflated again: {e}"))
+                        self.bad(format!(
+                            "new member {member} cannot be compressed again: {e}"
+                        ))
                     })?;
                     if bytes.len() as u64 != len {
                         return Err(self.bad(format!(
-                            "re-gzipped new member {member} came out {} bytes, not {len}: this sysup's zlib ({}) does not deflate as the one that made the patch did, or the patch is damaged; apply a full dist instead",
+                            "re-compressed new member {member} came out {} bytes, not {len}: this sysup's compressors (zlib {}, {}) do not compress as the ones that made the patch did, or the patch is damaged; apply a full dist instead",
                             bytes.len(),
-                            regz::zlib_version()
+                            regz::zlib_version(),
+                            recode::versions()
                         )));
                     }
                     bytes
