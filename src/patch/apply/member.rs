@@ -30,6 +30,8 @@ pub(super) struct Xref {
     data_len: u64,
     /// The old bytes of the current piece (and lookahead).
     scratch: Vec<u8>,
+    /// The current piece's operands (offsets in `scratch`).
+    ops: Vec<u32>,
 }
 
 impl<R: Read> PatchReader<R> {
@@ -373,6 +375,7 @@ impl<R: Read> PatchReader<R> {
             },
             data_len,
             scratch: Vec::new(),
+            ops: Vec::new(),
         })
     }
 
@@ -395,7 +398,7 @@ impl<R: Read> PatchReader<R> {
             .store
             .read_data(old, add_pos, &mut x.scratch)
             .map_err(|e| Error::from_io(e, "read kept old data for", &self.path))?;
-        let end = xref::piece_end(&x.scratch, n);
+        let end = xref::piece_operands(&x.scratch, n, &mut x.ops);
         let start = self.buf.len();
         self.diff_bytes(end)?;
         let out = &mut self.buf[start..];
@@ -403,7 +406,7 @@ impl<R: Read> PatchReader<R> {
             *o = o.wrapping_add(*b);
         }
         let y0 = x.data_len - left;
-        xref::decode_piece(&x.predictor, &x.scratch, n, (add_pos, y0), out);
+        xref::decode_operands(&x.predictor, &x.scratch, &x.ops, (add_pos, y0), out);
         Ok(end)
     }
 
