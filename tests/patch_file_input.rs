@@ -75,7 +75,10 @@ fn refused(f: &Fixture, input: &[u8], why: &str) -> String {
     let o = sysup_patch_file(&f.patch, input_file(f, "bad.tar", 0, input));
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
     assert_eq!(o.status.code(), Some(1), "{why}: {err}");
-    assert!(err.starts_with("error: wrong base for patch '"), "{why}: {err}");
+    assert!(
+        err.starts_with("error: wrong base for patch '"),
+        "{why}: {err}"
+    );
     assert!(err.contains(why), "{why}: {err}");
     assert!(!err.contains("panicked"), "{err}");
     err
@@ -100,7 +103,10 @@ fn damaged_copy(f: &Fixture) -> Vec<u8> {
         .find(|(p, o, n)| {
             *n > 0
                 && new.iter().any(|(q, a, m)| {
-                    q == p && m == n && f.new[*a as usize..(a + m) as usize] == f.old[*o as usize..(o + n) as usize]
+                    q == p
+                        && m == n
+                        && f.new[*a as usize..(a + m) as usize]
+                            == f.old[*o as usize..(o + n) as usize]
                 })
         })
         .expect("a member both tars hold unchanged");

@@ -201,7 +201,10 @@ impl Map {
         let b = usize::try_from(t >> self.shift).unwrap_or(usize::MAX);
         let n = self.segs.len();
         let lo = self.first.get(b).map_or(n, |&x| x as usize);
-        let hi = self.first.get(b.saturating_add(1)).map_or(n, |&x| x as usize);
+        let hi = self
+            .first
+            .get(b.saturating_add(1))
+            .map_or(n, |&x| x as usize);
         let i = lo + self.segs[lo..hi].partition_point(|s| u64::from(s.0) <= t);
         let &(o, len, n) = self.segs.get(i.checked_sub(1)?)?;
         (t < u64::from(o) + u64::from(len)).then(|| u64::from(n) + (t - u64::from(o)))

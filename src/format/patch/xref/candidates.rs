@@ -50,7 +50,10 @@ fn mask16(b: &[u8], at: usize) -> u32 {
         let x = _mm_loadu_si128(w.as_ptr().cast::<__m128i>());
         let y = _mm_loadu_si128(w.as_ptr().add(1).cast::<__m128i>());
         // E8 and E9 are E9 with the low bit set.
-        let call = _mm_cmpeq_epi8(_mm_or_si128(x, _mm_set1_epi8(1)), _mm_set1_epi8(0xe9u8 as i8));
+        let call = _mm_cmpeq_epi8(
+            _mm_or_si128(x, _mm_set1_epi8(1)),
+            _mm_set1_epi8(0xe9u8 as i8),
+        );
         let esc = _mm_cmpeq_epi8(x, _mm_set1_epi8(0x0f));
         let rip = _mm_cmpeq_epi8(
             _mm_and_si128(y, _mm_set1_epi8(0xc7u8 as i8)),
