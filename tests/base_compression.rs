@@ -1,5 +1,5 @@
 //! How a host keeps its bases (`[apply] base-compression` in
-//! `etc/sysup.conf`): deflated by default (zlib-rs level 2, or ISA-L level 1
+//! `etc/sysup.conf`): deflated by default (libdeflate level 1, or ISA-L level 1
 //! with the `isal` feature) in independent gzip members, stored on request;
 //! either a gzip that gunzip, GNU tar and bsdtar read as exactly the dist's
 //! tar; a host may switch between applies, and a base as sysup kept it

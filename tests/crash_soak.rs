@@ -12,7 +12,7 @@
 #[path = "../src/cli/fixtures.rs"]
 #[allow(dead_code)] // the kernel trees are not soaked
 mod fixtures;
-#[path = "../bench/crash_soak/soak.rs"]
+#[path = "../bench/crash_soak/soak/mod.rs"]
 mod soak;
 
 fn env_num(name: &str) -> Option<u64> {

@@ -28,7 +28,7 @@ fn both_ways(a: &Tree, b: &Tree) -> (DiffReport, DiffReport) {
     let with = diff_with(dir.path(), &ga, &gb, true);
     let without = diff_with(dir.path(), &ga, &gb, false);
     for r in [&with, &without] {
-        assert_eq!(r.header.version, 3);
+        assert_eq!(r.header.version, sysup::format::patch::header::VERSION);
         let out = apply(&r.patch, &ta).unwrap();
         assert!(out == tb, "output differs from the new tar");
         // The command line too: the same bytes on stdout.

@@ -6,8 +6,9 @@
 
 mod patch_support;
 
+use std::ffi::OsStr;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use patch_support::*;
@@ -40,6 +41,48 @@ fn sh(script: &str) -> std::process::Output {
         .env("SYSUP", env!("CARGO_BIN_EXE_sysup"))
         .output()
         .unwrap()
+}
+
+/// The world pair's two dists, gzipped (`ga`, `gb`) and as tars (`ta`,
+/// `tb`), in a temporary directory `d` (kept alive by `_dir`).
+struct Pair {
+    _dir: tempfile::TempDir,
+    d: PathBuf,
+    ga: PathBuf,
+    gb: PathBuf,
+    ta: Vec<u8>,
+    tb: Vec<u8>,
+}
+
+fn pair() -> Pair {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let (a, b) = world_pair();
+    let (ga, ta) = make_dist(&d, "world-1-20260101", &a);
+    let (gb, tb) = make_dist(&d, "world-2-20260102", &b);
+    Pair {
+        _dir: dir,
+        d,
+        ga,
+        gb,
+        ta,
+        tb,
+    }
+}
+
+/// `sysup diff OLD NEW ARGS…`, refused: exit 1, never a panic. Its stderr.
+fn diff_refused(old: &Path, new: &Path, args: &[&OsStr]) -> String {
+    let o = sysup()
+        .arg("diff")
+        .arg(old)
+        .arg(new)
+        .args(args)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
 }
 
 #[test]
@@ -107,15 +150,13 @@ fn a_closed_stdout_is_an_error_not_a_panic() {
 
 #[test]
 fn diff_json_and_info() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let (a, b) = world_pair();
-    let (ga, ta) = make_dist(d, "world-1-20260101", &a);
-    let (gb, tb) = make_dist(d, "world-2-20260102", &b);
+    let Pair {
+        d, ga, gb, ta, tb, ..
+    } = &pair();
     let o = ok(sysup()
         .arg("diff")
-        .arg(&ga)
-        .arg(&gb)
+        .arg(ga)
+        .arg(gb)
         .arg("--json")
         .current_dir(d));
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -125,7 +166,7 @@ fn diff_json_and_info() {
     assert_eq!(j["header"]["to"]["size"], tb.len());
     assert_eq!(
         j["header"]["from"]["sha256"],
-        sysup::util::digest::Digests::of(&ta).sha256_hex()
+        sysup::util::digest::Digests::of(ta).sha256_hex()
     );
 
     let o = ok(sysup().arg("info").arg(&patch).arg("--json"));
@@ -135,7 +176,7 @@ fn diff_json_and_info() {
     assert_eq!(i["to"]["id"], "world-2-20260102");
     assert_eq!(
         i["to"]["md5"],
-        sysup::util::digest::Digests::of(&tb).md5_hex()
+        sysup::util::digest::Digests::of(tb).md5_hex()
     );
     assert_eq!(i["body_format"], "member-bsdiff");
     assert_eq!(i["compression"], "zstd");
@@ -144,39 +185,29 @@ fn diff_json_and_info() {
     fs::create_dir(&xdir).unwrap();
     ok(sysup()
         .arg("diff")
-        .arg(&ga)
-        .arg(&gb)
+        .arg(ga)
+        .arg(gb)
         .args(["--compression", "xz", "--level", "1", "--out"])
         .arg(&xdir));
     let xpatch = xdir.join("world-1-20260101_2-20260102.patch");
     let o = ok(sysup().arg("info").arg(&xpatch).arg("--json"));
     let xi: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(xi["compression"], "xz");
-    assert!(apply(&xpatch, &ta).unwrap() == tb);
+    assert!(apply(&xpatch, ta).unwrap() == *tb);
     // A level outside the codec's range is refused, for either codec.
     for args in [
         &["--level", "23"][..],
         &["--compression", "xz", "--level", "12"],
     ] {
-        let o = sysup()
-            .arg("diff")
-            .arg(&ga)
-            .arg(&gb)
-            .args(args)
-            .arg("--out")
-            .arg(&xdir)
-            .output()
-            .unwrap();
-        assert_eq!(o.status.code(), Some(1), "{args:?}");
-        assert!(
-            String::from_utf8_lossy(&o.stderr).contains("--level"),
-            "{args:?}"
-        );
+        let mut args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+        args.extend([OsStr::new("--out"), xdir.as_os_str()]);
+        let err = diff_refused(ga, gb, &args);
+        assert!(err.contains("--level"), "{args:?}: {err}");
     }
     let o = ok(sysup().arg("info").arg(&patch));
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(
-        text.contains(&sysup::util::digest::Digests::of(&ta).md5_hex()),
+        text.contains(&sysup::util::digest::Digests::of(ta).md5_hex()),
         "{text}"
     );
     assert!(text.contains("world-2-20260102"), "{text}");
@@ -207,56 +238,29 @@ fn diff_refuses_other_names_and_leaves_nothing() {
     let (a, b) = world_pair();
     let (ga, _) = make_dist(d, "world-1-20260101", &a);
     let (gk, _) = make_dist(d, "kernel-GENERIC-2-20260102", &b);
-    fs::create_dir(d.join("out")).unwrap();
-    let o = sysup()
-        .arg("diff")
-        .arg(&ga)
-        .arg(&gk)
-        .arg("--out")
-        .arg(d.join("out"))
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    let out = d.join("out");
+    fs::create_dir(&out).unwrap();
+    let to_out = [OsStr::new("--out"), out.as_os_str()];
+    let err = diff_refused(&ga, &gk, &to_out);
     assert!(err.contains("never crosses names"), "{err}");
 
     // A new dist that is not gzip: exit 1, nothing (not even a temp file) left.
     let bad = d.join("world-2-20260102.tar.gz");
     fs::write(&bad, b"this is not gzip at all").unwrap();
-    let o = sysup()
-        .arg("diff")
-        .arg(&ga)
-        .arg(&bad)
-        .arg("--out")
-        .arg(d.join("out"))
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    let err = diff_refused(&ga, &bad, &to_out);
     assert!(err.contains("world-2-20260102.tar.gz"), "{err}");
-    assert!(!err.contains("panicked"), "{err}");
-    assert_eq!(fs::read_dir(d.join("out")).unwrap().count(), 0);
+    assert_eq!(fs::read_dir(&out).unwrap().count(), 0);
 
     // Not a dist file name.
-    let o = sysup()
-        .arg("diff")
-        .arg(&ga)
-        .arg(d.join("tree-world-1-20260101"))
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(1));
+    diff_refused(&ga, &d.join("tree-world-1-20260101"), &[]);
 }
 
 #[test]
 fn diff_names_a_damaged_dist_and_leaves_nothing() {
     // The dists are inflated on threads of their own; their errors must
     // still come out as the dist's, not as a stopped thread or a panic.
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let (a, b) = world_pair();
-    let (ga, _) = make_dist(d, "world-1-20260101", &a);
-    let (gb, _) = make_dist(d, "world-2-20260102", &b);
-    let good = fs::read(&gb).unwrap();
+    let Pair { d, ga, gb, .. } = &pair();
+    let good = fs::read(gb).unwrap();
     let cut = d.join("cut");
     let flipped = d.join("flipped");
     for (sub, bytes) in [
@@ -272,18 +276,8 @@ fn diff_names_a_damaged_dist_and_leaves_nothing() {
         let bad = sub.join("world-2-20260102.tar.gz");
         fs::write(&bad, bytes).unwrap();
         let out = sub.join("out");
-        let o = sysup()
-            .arg("diff")
-            .arg(&ga)
-            .arg(&bad)
-            .arg("--out")
-            .arg(&out)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(1), "{err}");
+        let err = diff_refused(ga, &bad, &[OsStr::new("--out"), out.as_os_str()]);
         assert!(err.contains(&*bad.to_string_lossy()), "{err}");
-        assert!(!err.contains("panicked"), "{err}");
         assert!(!err.contains("thread stopped"), "{err}");
         assert_eq!(fs::read_dir(&out).unwrap().count(), 0, "{err}");
     }
@@ -291,26 +285,13 @@ fn diff_names_a_damaged_dist_and_leaves_nothing() {
 
 #[test]
 fn diff_makes_its_output_directory_as_build_does() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let (a, b) = world_pair();
-    let (ga, _) = make_dist(d, "world-1-20260101", &a);
-    let (gb, _) = make_dist(d, "world-2-20260102", &b);
+    let Pair { d, ga, gb, .. } = &pair();
     let out = d.join("patches/world");
-    ok(sysup().arg("diff").arg(&ga).arg(&gb).arg("--out").arg(&out));
+    ok(sysup().arg("diff").arg(ga).arg(gb).arg("--out").arg(&out));
     assert!(out.join("world-1-20260101_2-20260102.patch").is_file());
     // A directory that cannot be made (under a file) is named in the error.
     let under_file = ga.join("sub");
-    let o = sysup()
-        .arg("diff")
-        .arg(&ga)
-        .arg(&gb)
-        .arg("--out")
-        .arg(&under_file)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    let err = diff_refused(ga, gb, &[OsStr::new("--out"), under_file.as_os_str()]);
     assert!(
         err.contains("create output directory") && err.contains(&*under_file.to_string_lossy()),
         "{err}"

@@ -539,6 +539,11 @@ fn every_json_document_matches_docs_json_md() {
     docs_seen.push(("update", dry));
     let o = mirror_support::update(&host, &nginx.url(), &w.keys.public, &["--json"]);
     docs_seen.push(("update", mirror_support::json_ok(&o)));
+    // the host now keeps the key accepted through KEYS: status lists it
+    docs_seen.push((
+        "status",
+        json_doc(sysup().arg("status").arg("--root").arg(&host), 0),
+    ));
 
     // every document against its table; reports nested in others against apply's
     let mut problems = Vec::new();

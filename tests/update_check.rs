@@ -112,3 +112,23 @@ fn check_conflicts_with_download_only() {
     );
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
+
+#[test]
+fn a_check_of_a_root_never_updated_creates_nothing_in_it() {
+    let w = World::new(&[1, 2], &[1]);
+    let nginx = Nginx::serve(&w.pub_dir, "");
+    let root = w.root("fresh");
+    let to = id(2).to_string();
+    let o = check(&root, &nginx.url(), &w.keys.public, &["--to", &to]);
+    assert_eq!(o.status.code(), Some(100), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.starts_with(&format!("world: nothing \u{2192} {}", id(2))),
+        "{out}"
+    );
+    let left: Vec<_> = fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(left.is_empty(), "the check wrote into the root: {left:?}");
+}

@@ -15,7 +15,7 @@ use clap::Parser;
 #[path = "../../src/cli/fixtures.rs"]
 #[allow(dead_code)] // the kernel trees are not soaked
 mod fixtures;
-#[path = "soak.rs"]
+#[path = "soak/mod.rs"]
 mod soak;
 
 #[derive(Parser, Debug)]

@@ -7,7 +7,11 @@
 //!
 //! Usage: cargo run --release --example gz-base [--features isal] -- ENGINE FILE
 //! ENGINE: `fast` (ISA-L level 1 with the `isal` feature, else zlib-rs
-//! level 1), `zlibN` (zlib-rs level N, 1-9) or `stored`.
+//! level 2), `zlibN` (zlib-rs level N, 1-9) or `stored`.
+//!
+//! `gz-base members-ENGINE OLD.tar NEW.tar` times a base's steps instead
+//! (see [`members`]); there ENGINE is `fastN` (ISA-L level N with the
+//! `isal` feature, else libdeflate level N), `zlibN` or `stored`.
 
 use std::io::{self, Write};
 use std::time::Instant;
@@ -80,6 +84,26 @@ fn main() -> io::Result<()> {
     Ok(())
 }
 
+/// The cuts to try: `GZ_CUTS=MIN,MAX,STEP,BIG,HIT` (the first four in KiB)
+/// in the environment, else sysup's own.
+fn cut_params() -> sysup::format::gz::cuts::Params {
+    let Ok(v) = std::env::var("GZ_CUTS") else {
+        return Default::default();
+    };
+    let n: Vec<u64> = v.split(',').filter_map(|x| x.trim().parse().ok()).collect();
+    let [min, max, step, big, hit] = n[..] else {
+        eprintln!("GZ_CUTS=MIN,MAX,STEP,BIG,HIT (KiB, KiB, KiB, KiB, 1 in HIT)");
+        std::process::exit(2);
+    };
+    sysup::format::gz::cuts::Params {
+        min: (min << 10) as usize,
+        max: (max << 10) as usize,
+        step: step << 10,
+        big: big << 10,
+        hit,
+    }
+}
+
 /// `groups OLD.tar NEW.tar`: how a base of NEW is cut into members
 /// (`sysup::format::gz::cuts`) and how many of its bytes are in members
 /// that a base of OLD holds too (same CRC-32 and length), which an apply
@@ -89,7 +113,7 @@ fn groups(old: &str, new: &str) -> io::Result<()> {
         let data = std::fs::read(path)?;
         let mut at = 0;
         let mut out = Vec::new();
-        for len in sysup::format::gz::cuts::groups(&data, 256 * 1024) {
+        for len in sysup::format::gz::cuts::groups_with(&data, 256 * 1024, cut_params()) {
             let mut crc = flate2::Crc::new();
             crc.update(&data[at..at + len]);
             out.push((crc.sum(), len));
@@ -111,76 +135,125 @@ fn groups(old: &str, new: &str) -> io::Result<()> {
     Ok(())
 }
 
+/// Wall and CPU (user + system, all threads) seconds since it was made:
+/// on a machine others are busy on, the CPU figure is the steadier one.
+struct Clock(Instant, f64);
+
+/// This process's user + system CPU seconds so far.
+fn cpu_secs() -> f64 {
+    // SAFETY: getrusage fills the zeroed struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let s = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    s(u.ru_utime) + s(u.ru_stime)
+}
+
+impl Clock {
+    fn start() -> Clock {
+        Clock(Instant::now(), cpu_secs())
+    }
+    fn show(&self) -> String {
+        format!(
+            "{:.3} s wall, {:.3} s CPU",
+            self.0.elapsed().as_secs_f64(),
+            cpu_secs() - self.1
+        )
+    }
+}
+
 /// `members-ENGINE OLD.tar NEW.tar`: the steps of an apply's base, timed
 /// one by one: OLD's base written with no old base (every member deflated),
 /// that base read back as the apply reads it (gunzip, recording its
-/// members), then NEW's base written copying from it. Prints each step's
-/// wall time, the sizes, and what was copied.
+/// members; zlib-rs streaming it as a peer), then NEW's base written
+/// copying from it, and without copying. Prints each step's wall and CPU
+/// time, the sizes, and what was copied.
 fn members(engine: &str, old: &str, new: &str) -> io::Result<()> {
-    use std::sync::atomic::Ordering::Relaxed;
     use sysup::format::gz::{members, read};
+    let level = |prefix: &str| {
+        engine
+            .strip_prefix(prefix)
+            .and_then(|l| l.parse::<u32>().ok())
+    };
     let engine = match engine {
         "fast" => Engine::Fast(1),
         "stored" => Engine::Stored,
+        _ if level("fast").is_some() => Engine::Fast(level("fast").unwrap_or(1)),
+        _ if level("zlib").is_some() => Engine::Portable(level("zlib").unwrap_or(1)),
         _ => {
-            eprintln!("members-fast or members-stored");
+            eprintln!("members-fast[N], members-zlibN or members-stored");
             std::process::exit(2);
         }
     };
     let (a, b) = (std::fs::read(old)?, std::fs::read(new)?);
-    let write = |data: &[u8], old: Option<members::Old>| -> io::Result<(Vec<u8>, f64, String)> {
-        let t = Instant::now();
-        let mut w = members::Writer::new(Vec::new(), engine, old, |_| {});
-        let counts = w.counts();
-        for p in data.chunks(256 * 1024) {
-            w.write_all(p)?;
-        }
-        let out = w.finish()?;
-        let c = format!(
-            "{} members deflated ({} B), {} copied ({} B), {} refused",
-            counts.deflated.load(Relaxed),
-            counts.deflated_bytes.load(Relaxed),
-            counts.copied.load(Relaxed),
-            counts.copied_bytes.load(Relaxed),
-            counts.refused.load(Relaxed)
-        );
-        Ok((out, t.elapsed().as_secs_f64(), c))
-    };
-    let (za, ta, ca) = write(&a, None)?;
+    let (za, clock, ca) = write_base(engine, &a, None)?;
     println!(
-        "old base: {} -> {} B ({:.3}), {ta:.3} s; {ca}",
+        "old base: {} -> {} B ({:.3}), {}; {ca}",
         a.len(),
         za.len(),
-        za.len() as f64 / a.len() as f64
+        za.len() as f64 / a.len() as f64,
+        clock.show()
     );
     let path = std::env::temp_dir().join(format!("gz-base-old-{}", std::process::id()));
     std::fs::write(&path, &za)?;
-    let t = Instant::now();
-    let index = read::Index::default();
-    let mut r = read::Reader::new(io::BufReader::with_capacity(
+    // the peer: zlib-rs streaming every member, as gunzip does
+    let clock = Clock::start();
+    let mut r = flate2::read::MultiGzDecoder::new(io::BufReader::with_capacity(
         256 * 1024,
         std::fs::File::open(&path)?,
-    ))
-    .with_index(index.clone());
+    ));
+    let n = io::copy(&mut r, &mut Count(0))?;
+    println!("read old base, zlib-rs streaming: {n} B, {}", clock.show());
+    let clock = Clock::start();
+    let index = read::Index::default();
+    let mut r = read::Reader::new(std::fs::File::open(&path)?).with_index(index.clone());
     let n = io::copy(&mut r, &mut Count(0))?;
     println!(
-        "read old base: {n} B, {} members indexed, {:.3} s",
+        "read old base: {n} B, {} members indexed, {}",
         index.len(),
-        t.elapsed().as_secs_f64()
+        clock.show()
     );
     let old = members::Old {
         file: std::fs::File::open(&path)?,
         index,
     };
-    let (zb, tb, cb) = write(&b, Some(old))?;
+    let (zb, clock, cb) = write_base(engine, &b, Some(old))?;
     std::fs::remove_file(&path)?;
     println!(
-        "new base: {} -> {} B ({:.3}), {tb:.3} s; {cb}",
+        "new base: {} -> {} B ({:.3}), {}; {cb}",
         b.len(),
         zb.len(),
-        zb.len() as f64 / b.len() as f64
+        zb.len() as f64 / b.len() as f64,
+        clock.show()
     );
-    let (_, tc, _) = write(&b, None)?;
-    println!("new base, nothing copied: {tc:.3} s");
+    let (_, clock, _) = write_base(engine, &b, None)?;
+    println!("new base, nothing copied: {}", clock.show());
     Ok(())
+}
+
+/// `data`'s base written by `members::Writer`, copying from `old`: the
+/// bytes, the clock started before, and what was copied.
+fn write_base(
+    engine: Engine,
+    data: &[u8],
+    old: Option<sysup::format::gz::members::Old>,
+) -> io::Result<(Vec<u8>, Clock, String)> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let clock = Clock::start();
+    let mut w = sysup::format::gz::members::Writer::new(Vec::new(), engine, old, |_| {})
+        .with_cuts(cut_params());
+    let counts = w.counts();
+    for p in data.chunks(256 * 1024) {
+        w.write_all(p)?;
+    }
+    let out = w.finish()?;
+    let c = format!(
+        "{} members deflated ({} B), {} copied ({} B; {} held), {} refused",
+        counts.deflated.load(Relaxed),
+        counts.deflated_bytes.load(Relaxed),
+        counts.copied.load(Relaxed),
+        counts.copied_bytes.load(Relaxed),
+        counts.held.load(Relaxed),
+        counts.refused.load(Relaxed)
+    );
+    Ok((out, clock, c))
 }

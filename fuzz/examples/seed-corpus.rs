@@ -5,7 +5,8 @@
 //! (`src/cli/fixtures.rs`), and two revisions of a tiny tree (a few small files,
 //! a symlink, a hard link pair, a fifo, a device node when run as root, a
 //! critical file, a setuid file, a path over 100 bytes, an xattr, an x86-64
-//! executable whose code moves, so its patch uses reference prediction) whose
+//! and an aarch64 executable whose code moves, so its patch uses reference
+//! prediction of both machines) whose
 //! dists are small enough for fast mutation. Dists, patches (xz and zstd)
 //! and a signed INDEX are made with the real `sysup` binary (`$SYSUP`, by
 //! default `sysup` on `PATH`) through its documented command line, then
@@ -99,6 +100,50 @@ fn fake_exe(rev: u32) -> Vec<u8> {
     v
 }
 
+/// A small aarch64 ELF file: one loadable segment, helpers, then functions
+/// calling the helpers and each other (BL), branching (B.cond) and loading
+/// a global (ADRP + LDR); revision 2 inserts words before the functions.
+fn fake_aarch64_exe(rev: u32) -> Vec<u8> {
+    let mut v = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x03\0\xb7\0".to_vec();
+    v.resize(128, 0);
+    v[32..40].copy_from_slice(&64u64.to_le_bytes()); // e_phoff
+    v[54..56].copy_from_slice(&56u16.to_le_bytes()); // e_phentsize
+    v[56..58].copy_from_slice(&1u16.to_le_bytes()); // e_phnum
+    v[64..68].copy_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+    v[80..88].copy_from_slice(&0x400000u64.to_le_bytes()); // p_vaddr
+    let word = |v: &mut Vec<u8>, w: u32| v.extend_from_slice(&w.to_le_bytes());
+    for k in 0..8u32 {
+        word(&mut v, 0x8b00_0000 | k * 33); // add (shifted register)
+        word(&mut v, 0xd65f_03c0); // ret
+    }
+    for _ in 0..if rev >= 2 { 6 } else { 0 } {
+        word(&mut v, 0xd503_201f); // nop
+    }
+    let start = v.len();
+    let (funcs, f_words) = (24usize, 12usize);
+    let global = (start + funcs * f_words * 4 + 8).next_multiple_of(8);
+    let rel = |from: usize, to: usize| ((to as i64 - from as i64) >> 2) as u32;
+    for f in 0..funcs {
+        let at = start + f * f_words * 4;
+        let mut w = vec![0x8b00_0000u32 | f as u32; f_words];
+        w[1] = 0x9400_0000 | (rel(at + 4, 128 + (f % 8) * 8) & 0x3ff_ffff); // bl helper
+        let next = start + ((f * 5 + 1) % funcs) * f_words * 4;
+        w[3] = 0x9400_0000 | (rel(at + 12, next) & 0x3ff_ffff); // bl function
+        let page = ((global >> 12) as i64 - ((at + 20) >> 12) as i64) as u32;
+        w[5] = 0x9000_0001 | (page & 3) << 29 | (page >> 2 & 0x7_ffff) << 5; // adrp x1
+        w[6] = 0xf940_0022 | ((global & 0xfff) as u32 >> 3) << 10; // ldr x2, [x1, lo12]
+        w[8] = 0x5400_0001 | (rel(at + 32, at + 44) & 0x7_ffff) << 5; // b.ne
+        for x in w {
+            word(&mut v, x);
+        }
+    }
+    v.resize(global + 16, 0);
+    let len = v.len() as u64;
+    v[96..104].copy_from_slice(&len.to_le_bytes()); // p_filesz
+    v[104..112].copy_from_slice(&(len + 4096).to_le_bytes()); // p_memsz
+    v
+}
+
 fn tiny_tree(root: &Path, rev: u32) {
     let w = |p: &str, b: &[u8]| {
         let p = root.join(p);
@@ -111,6 +156,8 @@ fn tiny_tree(root: &Path, rev: u32) {
     // an x86-64 executable whose code moves: diffed with reference
     // prediction (patch format 3), so mutations reach that decoder
     w("usr/bin/exe", &fake_exe(rev));
+    // the same for aarch64 (patch format 4)
+    w("usr/bin/exe-arm64", &fake_aarch64_exe(rev));
     w(&format!("usr/share/r{rev}"), b"per revision\n");
     fs::hard_link(root.join("usr/bin/same"), root.join("usr/bin/same2")).unwrap();
     // a critical file (see the tiny spec), a setuid one, a PAX-long path, an xattr

@@ -13,8 +13,8 @@
 //!   (zstd) and assembles a patch with every checksum valid — so mutations
 //!   land in the controls, diff and extra streams the applier interprets
 //!   (member records, bsdiff controls, the segment tables and controls of a
-//!   member with reference prediction, patch format 3 — the tiny seed set
-//!   holds one). The from-digests are those of the given old tar.
+//!   member with reference prediction, patch formats 3 and 4 — the tiny
+//!   seed set holds an x86-64 and an aarch64 one). The from-digests are those of the given old tar.
 //!
 //! Oracle: no panic, and when reading ends in a clean EOF the bytes read
 //! have the header's to-size and to-SHA-256 and `finish` agrees (the

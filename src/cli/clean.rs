@@ -16,7 +16,7 @@ pub struct Args {
     /// the [clean] table of etc/sysup.conf, else 2).
     #[arg(long)]
     pub keep: Option<usize>,
-    /// Never prune a base younger than this many days (default: `min_age_days`
+    /// Never prune a base younger than this many days (default: `min-age-days`
     /// in the [clean] table of etc/sysup.conf, else 0).
     #[arg(long, value_name = "DAYS")]
     pub min_age: Option<u64>,

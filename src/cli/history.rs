@@ -1,5 +1,6 @@
 //! `sysup history [--root DIR] [--json]`: the audit log of every apply,
-//! repair, rollback and clean.
+//! repair, rollback, clean and config resolve (whose row names the file it
+//! settled and what it took, as `--json`'s `resolved` does).
 
 use sysup::host::history;
 use sysup::host::pending::pending;
@@ -47,10 +48,11 @@ pub fn run(a: Args) -> sysup::Result<()> {
             e.to.clone().unwrap_or_else(|| "-".into()),
             e.changed.to_string(),
             e.removed.to_string(),
-            match (&e.error, &e.warning) {
-                (Some(m), _) => format!("{}: {m}", e.result),
-                (None, Some(w)) => format!("{} ({w})", e.result),
-                (None, None) => e.result.clone(),
+            match (&e.error, &e.warning, &e.resolved) {
+                (Some(m), _, _) => format!("{}: {m}", e.result),
+                (None, Some(w), _) => format!("{} ({w})", e.result),
+                (None, None, Some(r)) => format!("{} ({}: took {})", e.result, r.path, r.took),
+                (None, None, None) => e.result.clone(),
             },
         ]);
     }

@@ -1,14 +1,17 @@
 //! `sysup status [--root DIR] [--json | --format FORMAT]`: per dist name, what is installed,
 //! its base and digests, when, the kept bases, and any interrupted apply with
-//! the command that finishes it, the config files awaiting the admin, and
-//! what needs a restart or a reboot.
+//! the command that finishes it, the config files awaiting the admin, the
+//! keys accepted through a mirror's KEYS file, and what needs a restart or
+//! a reboot.
 //! `--format prometheus` prints the same as node_exporter textfile metrics
 //! ([`prometheus`]). The facts are [`sysup::host::status`]; this file
 //! prints them.
 
 mod prometheus;
 
+use serde::Serialize;
 use sysup::host::status::{status, Status};
+use sysup::mirror::kept::{self, KeyStatus};
 
 use super::args::{JsonArg, RootArg};
 
@@ -38,8 +41,19 @@ pub enum Output {
     Prometheus,
 }
 
+/// What `sysup status` shows: the root's status, and the keys it accepted
+/// through a mirror's KEYS file as the next update judges them.
+#[derive(Serialize)]
+struct Shown {
+    #[serde(flatten)]
+    status: Status,
+    keys: Vec<KeyStatus>,
+}
+
 pub fn run(a: Args) -> sysup::Result<()> {
     let s = status(&a.host.root)?;
+    let now = sysup::util::time::unix_now().unsigned_abs();
+    let keys = kept::statuses(&a.host.root, now)?;
     match a.output {
         Some(Output::Prometheus) => {
             let log = match sysup::host::state::State::open_existing(&a.host.root)? {
@@ -50,14 +64,18 @@ pub fn run(a: Args) -> sysup::Result<()> {
                 std::io::Write::write_all(o, prometheus::render(&s, &log).as_bytes())
             })
         }
-        o => print(&s, a.format.json || o == Some(Output::Json)),
+        o => print(
+            &Shown { status: s, keys },
+            a.format.json || o == Some(Output::Json),
+        ),
     }
 }
 
-fn print(s: &Status, json: bool) -> sysup::Result<()> {
+fn print(shown: &Shown, json: bool) -> sysup::Result<()> {
     if json {
-        return super::print_json(s);
+        return super::print_json(shown);
     }
+    let s = &shown.status;
     // A pending apply first: it is what the admin must know before the rest.
     if let Some(p) = &s.pending {
         outln!("pending      {}", p.describe());
@@ -91,5 +109,30 @@ fn print(s: &Status, json: bool) -> sysup::Result<()> {
     for p in &s.config_pending {
         outln!("config       {p} awaits you: new version in {p}.sysupnew (sysup config resolve)");
     }
+    for k in &shown.keys {
+        print_key(k);
+    }
     super::apply::print_restart(Some(&s.restart), "", false)
+}
+
+/// One key accepted from a mirror's KEYS file: where it is kept, whether
+/// the next update trusts it, the last INDEX serial signed by it.
+fn print_key(k: &KeyStatus) {
+    let at = |u: u64| super::utc_time(i64::try_from(u).unwrap_or(i64::MAX));
+    let trust = match (&k.error, k.trusted, k.until) {
+        (Some(e), _, _) => format!("unusable, the next update refuses until it is removed: {e}"),
+        (None, true, None) => "trusted, no end".to_string(),
+        (None, true, Some(u)) => format!("trusted until {} UTC", at(u)),
+        (None, false, u) => format!("expired {} UTC, no longer trusted", at(u.unwrap_or(0))),
+    };
+    let serial = k
+        .serial
+        .map_or("no INDEX accepted signed by it yet".to_string(), |n| {
+            format!("last INDEX serial {n}")
+        });
+    outln!(
+        "key          {} from the mirror's KEYS, kept in {}: {trust}; {serial}",
+        k.key_id,
+        k.path.display()
+    );
 }

@@ -122,31 +122,42 @@ fn print_trust(r: &UpdateReport) {
     }
 }
 
+/// A name's line when it needs nothing (`Err`), else what it is installed
+/// at and how it would be updated, for the caller's own line.
+fn plan_line(p: &update::Plan) -> Result<(String, &'static str), String> {
+    let from = p
+        .installed
+        .as_ref()
+        .map_or("nothing".to_string(), |i| i.to_string());
+    match p.how {
+        "up-to-date" => Err(format!("{}: {from} is up to date", p.name)),
+        "not-on-mirror" => Err(format!("{}: the mirror has nothing for it", p.name)),
+        how => Ok((from, how)),
+    }
+}
+
 /// `--check`'s lines: per name, what is available and what it costs.
 fn print_check(r: &UpdateReport) -> sysup::Result<()> {
     print_trust(r);
     for p in &r.plans {
-        let from = p
-            .installed
-            .as_ref()
-            .map_or("nothing".to_string(), |i| i.to_string());
-        match p.how {
-            "up-to-date" => outln!("{}: {from} is up to date", p.name),
-            "not-on-mirror" => outln!("{}: the mirror has nothing for it", p.name),
-            how => {
-                let fetch: u64 = r
-                    .downloads
-                    .iter()
-                    .filter(|d| p.steps.iter().any(|s| s.file == d.file))
-                    .map(|d| d.fetched)
-                    .sum();
-                outln!(
-                    "{}: {from} \u{2192} {} ({fetch} bytes to fetch, via {how})",
-                    p.name,
-                    p.target
-                );
+        let (from, how) = match plan_line(p) {
+            Ok(line) => line,
+            Err(idle) => {
+                outln!("{idle}");
+                continue;
             }
-        }
+        };
+        let fetch: u64 = r
+            .downloads
+            .iter()
+            .filter(|d| p.steps.iter().any(|s| s.file == d.file))
+            .map(|d| d.fetched)
+            .sum();
+        outln!(
+            "{}: {from} \u{2192} {} ({fetch} bytes to fetch, via {how})",
+            p.name,
+            p.target
+        );
     }
     Ok(())
 }
@@ -167,14 +178,9 @@ fn print_report(r: &UpdateReport, verbose: bool, quiet: bool) -> sysup::Result<(
     }
     print_trust(r);
     for p in &r.plans {
-        let from = p
-            .installed
-            .as_ref()
-            .map_or("nothing".to_string(), |i| i.to_string());
-        match p.how {
-            "up-to-date" => outln!("{}: {from} is up to date", p.name),
-            "not-on-mirror" => outln!("{}: the mirror has nothing for it", p.name),
-            how => outln!(
+        match plan_line(p) {
+            Err(idle) => outln!("{idle}"),
+            Ok((from, how)) => outln!(
                 "{}: {from} -> {} by {} ({} file{}, {} bytes{})",
                 p.name,
                 p.target,

@@ -260,7 +260,8 @@ pub fn open_gz_counted(path: &Path, progress: &Progress) -> Result<impl Read> {
 /// bytes read.
 /// Every gzip member is read (a host's base is many: `gz::members`).
 pub fn open_gz_file(f: File, progress: &Progress) -> impl Read {
-    gz::read::Reader::new(BufReader::with_capacity(256 * 1024, progress.reader(f)))
+    // the reader buffers (a window of whole members)
+    gz::read::Reader::new(progress.reader(f))
 }
 
 /// [`open_gz_file_named`] that also records the members it reads in
@@ -271,9 +272,8 @@ pub fn open_gz_file_indexed(
     progress: &Progress,
     index: gz::read::Index,
 ) -> impl Read {
-    let r = BufReader::with_capacity(256 * 1024, progress.reader(f));
     Named {
-        inner: gz::read::Reader::new(r).with_index(index),
+        inner: gz::read::Reader::new(progress.reader(f)).with_index(index),
         path: shown.to_path_buf(),
     }
 }

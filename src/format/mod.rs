@@ -13,3 +13,8 @@ pub mod manifest;
 pub mod name;
 pub mod patch;
 pub mod spec;
+
+/// Where sysup keeps a root's state, relative to the root (docs/design.md
+/// §1): part of the contract, since no dist and no spec may name it, a path
+/// inside it or a directory on its way.
+pub const STATE_DIR: &str = "var/db/sysup";

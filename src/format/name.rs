@@ -141,17 +141,12 @@ impl Date {
 
     /// The UTC date of a Unix time (seconds).
     pub fn from_unix(secs: i64) -> Date {
-        // Civil-from-days (H. Hinnant), valid for the whole i64 day range we use.
-        let z = secs.div_euclid(86_400) + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
-        let year = (yoe + era * 400 + i64::from(month <= 2)) as u16;
-        Date { year, month, day }
+        let (year, month, day) = crate::util::time::civil(secs);
+        Date {
+            year: year as u16,
+            month,
+            day,
+        }
     }
 
     /// Today's UTC date.

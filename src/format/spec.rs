@@ -22,7 +22,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, IoContext, Result};
 use crate::format::name::DistName;
-use crate::host::state::STATE_DIR;
+use crate::format::STATE_DIR;
 
 /// A spec as written in TOML.
 #[derive(Debug, Deserialize)]

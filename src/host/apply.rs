@@ -207,7 +207,12 @@ pub fn apply_locked(opts: &ApplyOptions, lock: &Lock) -> Result<ApplyReport> {
 fn apply_with(opts: &ApplyOptions, held: Option<&Lock>) -> Result<ApplyReport> {
     let input = classify(&opts.files)?;
     let root = Root::open(&opts.root).ctx("open root", &opts.root)?;
-    let state = State::open(&opts.root)?;
+    // A dry run of a first install creates nothing, not even the state directory.
+    let (state, _preview) = if opts.dry_run {
+        State::open_for_preview(&opts.root)?
+    } else {
+        (State::open(&opts.root)?, None)
+    };
     let own;
     let lock = match held {
         Some(l) => l,

@@ -19,7 +19,7 @@
 //!
 //! [clean]                       # sysup clean
 //! keep = 2
-//! min_age_days = 0
+//! min-age-days = 0            # (min_age_days, its first spelling, is read too)
 //! ```
 //!
 //! Invariants: reading the configuration changes nothing; a missing file or
@@ -55,9 +55,9 @@ pub enum BaseCompression {
     /// prefer CPU to disk.
     None,
     /// A fast deflate (`gz::Engine::Fast`: ISA-L level 1 in a build with
-    /// the `isal` feature, zlib-rs level 2 otherwise), the members the old
+    /// the `isal` feature, libdeflate level 1 otherwise), the members the old
     /// base holds unchanged copied, not deflated again: the default, about
-    /// 0.37× of the tar on the bench world (BENCHMARKS.md, "host base gzip").
+    /// 0.38× of the tar on the bench world (BENCHMARKS.md, "host base gzip").
     #[default]
     Fast,
 }
@@ -126,13 +126,15 @@ pub struct MirrorConf {
 }
 
 /// The `[clean]` table: `sysup clean`'s defaults, which its flags override.
-/// (Its keys are spelt with underscores, as they always were.)
+/// Its keys are spelt with hyphens like every other table's; the first
+/// spelling, `min_age_days`, is still read, so no host's file breaks.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct CleanConf {
     /// Kept bases per dist name, the installed one included.
     pub keep: Option<usize>,
     /// Never prune a base (or a download) younger than this many days.
+    #[serde(alias = "min_age_days")]
     pub min_age_days: Option<u64>,
 }
 
@@ -277,6 +279,14 @@ mod tests {
         assert_eq!(c.mirror.pubkey, Some(PathBuf::from("/etc/k.pub")));
         assert_eq!(c.clean.keep, Some(3));
         assert_eq!(c.clean.min_age_days, None);
+        for spelling in ["min-age-days", "min_age_days"] {
+            let c = load(Some(&format!("[clean]\n{spelling} = 7\n"))).unwrap();
+            assert_eq!(c.clean.min_age_days, Some(7), "{spelling}");
+        }
+        let e = load(Some("[clean]\nmin-age-days = 1\nmin_age_days = 2\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("duplicate") && e.contains("[clean]"), "{e}");
         let c = load(Some(
             "[mirror]\npubkeys = [\"/etc/a.pub\", \"/etc/b.pub\"]\n",
         ))

@@ -122,6 +122,9 @@ pub struct Stager<'a> {
     link_holders: HashSet<Vec<u8>>,
     euid: u32,
     egid: u32,
+    /// Directories sysup itself created for its state in this command
+    /// (`State::made`): reported as added, as the dry run foretells them.
+    made_by_sysup: &'a [Vec<u8>],
 }
 
 fn bad_member(label: &str, path: &[u8], reason: impl Into<String>) -> Error {
@@ -192,11 +195,19 @@ impl<'a> Stager<'a> {
                 .collect(),
             euid: nix::unistd::geteuid().as_raw(),
             egid: nix::unistd::getegid().as_raw(),
+            made_by_sysup: &[],
         }
     }
 
     /// Trust, in an upgrade, files the last apply left untouched as `stats`
     /// says (without it, every file is read).
+    /// The directories opening the state directory created in this
+    /// command ([`crate::host::state::State::made`]).
+    pub fn with_made_by_sysup(mut self, made: &'a [Vec<u8>]) -> Self {
+        self.made_by_sysup = made;
+        self
+    }
+
     pub fn with_stats(mut self, stats: &'a StatCache) -> Self {
         self.stats = Some(stats);
         self

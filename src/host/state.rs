@@ -49,7 +49,7 @@ use crate::host::root::{Dir, Root};
 use crate::util::digest::Digests;
 
 /// The state directory, relative to the root.
-pub const STATE_DIR: &str = "var/db/sysup";
+pub use crate::format::STATE_DIR;
 
 /// Whether root-relative `path` is the state directory, inside it, or one
 /// of the directories on its way (`var`, `var/db`): what no path a dist
@@ -94,6 +94,11 @@ pub struct State {
     installed: Arc<Dir>,
     bases: Arc<Dir>,
     download: Arc<Dir>,
+    /// The directories on the way to the state directory (`var`, `var/db`,
+    /// root-relative) that this open created: the root did not have them
+    /// before this command, so an apply reports a dist's entry for them as
+    /// added, exactly as its dry run foretold.
+    made: Vec<Vec<u8>>,
 }
 
 /// The held lock; released on drop (or when the process dies).
@@ -213,17 +218,58 @@ impl State {
         State::open_with(root_path, false)
     }
 
+    /// The state a dry run reads: the root's own when it has one, else an
+    /// empty stand-in in a private temporary directory outside the root, so
+    /// that foretelling a first install creates nothing in the root — no
+    /// state directory, no lock. Messages still name the root's would-be
+    /// state directory. The stand-in lasts as long as the returned guard.
+    /// Writes: nothing in the root (a stand-in's lock goes to the temporary).
+    pub fn open_for_preview(root_path: &Path) -> Result<(State, Option<tempfile::TempDir>)> {
+        if let Some(s) = State::open_with(root_path, false)? {
+            return Ok((s, None));
+        }
+        let tmp = tempfile::Builder::new()
+            .prefix("sysup-preview.")
+            .tempdir()
+            .ctx("create a temporary directory", std::env::temp_dir())?;
+        let top = Root::open(tmp.path()).ctx("open", tmp.path())?;
+        let fd = top.dir().try_clone().ctx("open", tmp.path())?;
+        let real_root = std::fs::canonicalize(root_path).ctx("resolve", root_path)?;
+        let shown = real_root.join(STATE_DIR);
+        let sub = |name: &str| -> Result<Arc<Dir>> {
+            let d = real_dir(&fd, name, &tmp.path().join(name), 0o700, true)?;
+            Ok(Arc::new(d.expect("created")))
+        };
+        let s = State {
+            installed: sub("installed")?,
+            bases: sub("bases")?,
+            download: sub("download")?,
+            root: real_root,
+            dir: shown,
+            fd: Arc::new(fd),
+            made: Vec::new(),
+        };
+        Ok((s, Some(tmp)))
+    }
+
     fn open_with(root_path: &Path, create: bool) -> Result<Option<State>> {
         let root = Root::open(root_path).ctx("open root", root_path)?;
         let real_root = std::fs::canonicalize(root_path).ctx("resolve", root_path)?;
         let mut dir = root.dir().try_clone().ctx("open root", root_path)?;
         let mut shown = real_root.clone();
+        let (mut rel, mut made) = (Vec::new(), Vec::new());
         for comp in STATE_DIR.split('/') {
             shown.push(comp);
+            rel.extend_from_slice(if rel.is_empty() { b"" } else { b"/" });
+            rel.extend_from_slice(comp.as_bytes());
             let mode = if comp == "sysup" { 0o700 } else { 0o755 };
+            let missing = dir.stat(comp.as_bytes()).ctx("stat", &shown)?.is_none();
             match real_dir(&dir, comp, &shown, mode, create)? {
                 Some(d) => dir = d,
                 None => return Ok(None),
+            }
+            if missing {
+                made.push(rel.clone());
             }
         }
         let sub = |name: &str| -> Result<Option<Arc<Dir>>> {
@@ -241,6 +287,7 @@ impl State {
             download,
             dir: shown,
             fd: Arc::new(dir),
+            made,
         };
         no_strangers(&s.fd, &s.dir)?;
         no_strangers(&s.installed, &s.dir.join("installed"))?;
@@ -253,6 +300,12 @@ impl State {
             no_strangers(&k, &s.dir.join(keys::KEYS_DIR))?;
         }
         Ok(Some(s))
+    }
+
+    /// The directories on the way to the state directory that opening it
+    /// created in this command (root-relative).
+    pub fn made(&self) -> &[Vec<u8>] {
+        &self.made
     }
 
     /// The root (canonical path).

@@ -2,9 +2,11 @@
 //! when, the kept bases; any interrupted apply (with the command that
 //! finishes it), any sysup working on the root now, the config files
 //! awaiting the admin (a `<path>.sysupnew` beside them), and what needs a
-//! restart or a reboot, recomputed on every call (host/restart.rs).
+//! restart or a reboot, recomputed on every call (host/restart.rs). (The
+//! keys accepted through a mirror's KEYS file are the mirror's to judge:
+//! `mirror::kept`; `sysup status` shows both.)
 //!
-//! Invariant: reading never writes — a root without sysup's state has
+//! Invariants: reading never writes — a root without sysup's state has
 //! nothing installed, and no state directory is made for it.
 
 use std::path::{Path, PathBuf};

@@ -13,16 +13,27 @@ pub fn unix_now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// The UTC calendar date (year, month, day) of a Unix time (seconds).
+pub fn civil(secs: i64) -> (i64, u8, u8) {
+    // Civil-from-days (H. Hinnant), exact over the whole proleptic calendar.
+    let z = secs.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
 /// A Unix time as `YYYY-MM-DD HH:MM:SS` (UTC), clamped to 1970–9999.
 pub fn utc(secs: i64) -> String {
     let secs = secs.clamp(0, 253_402_300_799);
-    let d = crate::format::name::Date::from_unix(secs).to_string();
+    let (y, m, d) = civil(secs);
     let s = secs.rem_euclid(86_400);
     format!(
-        "{}-{}-{} {:02}:{:02}:{:02}",
-        &d[..4],
-        &d[4..6],
-        &d[6..8],
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
         s / 3600,
         s / 60 % 60,
         s % 60

@@ -4,10 +4,8 @@
 //! numbers and hardlink group) so two trees can be compared exactly.
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -85,124 +83,20 @@ pub fn kernel_dist(dir: &Path, spec: &Path, rev: u32) -> (PathBuf, PathBuf) {
     )
 }
 
-/// One entry of a tree snapshot.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Node {
-    pub kind: &'static str,
-    pub mode: u32,
-    pub uid: u32,
-    pub gid: u32,
-    pub mtime: i64,
-    pub size: u64,
-    pub link: Option<Vec<u8>>,
-    pub content: Option<[u8; 32]>,
-    pub rdev: Option<(u32, u32)>,
-    pub xattrs: BTreeMap<String, Vec<u8>>,
-    /// The first path (in walk order) sharing this inode, for multi-link files.
-    pub hardlink_group: Option<Vec<u8>>,
-}
+/// The tree snapshot, shared with the crash soak.
+#[path = "tree.rs"]
+mod tree;
+pub use tree::Node;
 
 /// Snapshot every entry below `root` (not `root` itself), keyed by relative path bytes.
 pub fn snapshot(root: &Path) -> BTreeMap<Vec<u8>, Node> {
-    let mut out = BTreeMap::new();
-    let mut inodes: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
-    walk(root, root, &mut out, &mut inodes);
-    out
-}
-
-fn walk(
-    root: &Path,
-    dir: &Path,
-    out: &mut BTreeMap<Vec<u8>, Node>,
-    inodes: &mut HashMap<(u64, u64), Vec<u8>>,
-) {
-    let mut names: Vec<_> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    names.sort();
-    for p in names {
-        let md = fs::symlink_metadata(&p).unwrap();
-        let rel = p
-            .strip_prefix(root)
-            .unwrap()
-            .as_os_str()
-            .as_bytes()
-            .to_vec();
-        let ft = md.file_type();
-        let kind = if ft.is_file() {
-            "file"
-        } else if ft.is_dir() {
-            "dir"
-        } else if ft.is_symlink() {
-            "symlink"
-        } else if ft.is_char_device() {
-            "char"
-        } else if ft.is_block_device() {
-            "block"
-        } else if ft.is_fifo() {
-            "fifo"
-        } else {
-            "other"
-        };
-        let content = ft.is_file().then(|| {
-            use sha2::Digest;
-            sha2::Sha256::digest(fs::read(&p).unwrap()).into()
-        });
-        let hardlink_group = (ft.is_file() && md.nlink() > 1).then(|| {
-            inodes
-                .entry((md.dev(), md.ino()))
-                .or_insert_with(|| rel.clone())
-                .clone()
-        });
-        let node = Node {
-            kind,
-            mode: if ft.is_symlink() {
-                0o777
-            } else {
-                md.mode() & 0o7777
-            },
-            uid: md.uid(),
-            gid: md.gid(),
-            mtime: md.mtime(),
-            size: if ft.is_file() { md.len() } else { 0 },
-            link: ft
-                .is_symlink()
-                .then(|| fs::read_link(&p).unwrap().as_os_str().as_bytes().to_vec()),
-            content,
-            rdev: (ft.is_char_device() || ft.is_block_device())
-                .then(|| (libc::major(md.rdev()), libc::minor(md.rdev()))),
-            xattrs: if ft.is_symlink() {
-                BTreeMap::new()
-            } else {
-                sysup::util::fsutil::read_xattrs(&p).unwrap()
-            },
-            hardlink_group,
-        };
-        out.insert(rel, node);
-        if ft.is_dir() {
-            walk(root, &p, out, inodes);
-        }
-    }
+    tree::snapshot_where(root, &|_| false)
+        .unwrap_or_else(|e| panic!("snapshot {}: {e}", root.display()))
 }
 
 /// Describe the differences between two snapshots (empty when equal).
 pub fn diff_snapshots(a: &BTreeMap<Vec<u8>, Node>, b: &BTreeMap<Vec<u8>, Node>) -> Vec<String> {
-    let mut d = Vec::new();
-    for (k, v) in a {
-        match b.get(k) {
-            None => d.push(format!("only in first: {}", String::from_utf8_lossy(k))),
-            Some(w) if w != v => d.push(format!(
-                "differs: {}\n  first:  {v:?}\n  second: {w:?}",
-                String::from_utf8_lossy(k)
-            )),
-            _ => {}
-        }
-    }
-    for k in b.keys().filter(|k| !a.contains_key(*k)) {
-        d.push(format!("only in second: {}", String::from_utf8_lossy(k)));
-    }
-    d
+    tree::differences(a, b, ("first", "second"))
 }
 
 /// Whether this test process is root (device nodes, chown, capabilities).

@@ -8,8 +8,8 @@
 //! nothing for a copy, literal bytes, one aligned control with the bytewise
 //! difference, or the deltas of its tasks (taken in order as they finish, or
 //! an earlier identical pair's, kept until its last reuse); then its padding
-//! when it is not zeros. The trailer comes last. A pair of x86-64
-//! executables has all its deltas gathered before its record, because the
+//! when it is not zeros. The trailer comes last. A pair of x86-64 (or
+//! aarch64) executables has all its deltas gathered before its record, because the
 //! record says whether their reference operands are predicted ([`xref`]:
 //! kept when that leaves fewer nonzero diff bytes).
 //!
@@ -143,7 +143,7 @@ struct MemberWriter<'a, 'r> {
     /// Deltas of pairs that later identical pairs reuse, by new member.
     saved: HashMap<u32, Delta>,
     buf: Vec<u8>,
-    /// Try reference prediction on x86-64 members ([`DiffOptions::xref`]).
+    /// Try reference prediction on x86-64 and aarch64 members ([`DiffOptions::xref`]).
     xref: bool,
     stats: &'a mut Stats,
 }
@@ -334,7 +334,7 @@ impl MemberWriter<'_, '_> {
         Ok(out)
     }
 
-    /// Code the reference operands of an x86-64 member's `deltas` (new
+    /// Code the reference operands of an x86-64 or aarch64 member's `deltas` (new
     /// member `i` against old member `j`) against their prediction
     /// ([`xref`]) when that leaves fewer nonzero diff bytes; the old and new
     /// segment tables when it did.
@@ -347,6 +347,7 @@ impl MemberWriter<'_, '_> {
         let n = &self.new.members[i];
         let old_head = self.old.data(o, 0, o.size.min(HEAD) as usize)?;
         let new_head = self.new.data(n, 0, n.size.min(HEAD) as usize)?;
+        let arm = xref::aarch64::is_aarch64_elf(&old_head);
         let (Some(map), Some(old_segs), Some(new_segs)) = (
             xref::Map::new(&ctrls),
             xref::Segments::parse(&old_head),
@@ -360,7 +361,7 @@ impl MemberWriter<'_, '_> {
             new: new_segs,
         };
         // Each add's old bytes are read as needed: a big member is not held
-        // whole besides its deltas.
+        // whole besides its deltas. aarch64's predictions read around them.
         let mut old = Vec::new();
         let mut pass = |deltas: &mut [Delta], write: bool| -> Result<(u64, u64)> {
             let (mut before, mut after, mut y) = (0, 0, 0u64);
@@ -368,10 +369,23 @@ impl MemberWriter<'_, '_> {
                 let mut at = 0usize;
                 for c in &d.ctrls {
                     let len = c.add as usize;
-                    old.resize(len, 0);
-                    self.old.read_at(o.data_offset() + c.old_pos, &mut old)?;
+                    let (lo, hi) = if arm {
+                        xref::aarch64::Window::bounds(c.old_pos, c.add, o.size)
+                    } else {
+                        (c.old_pos, c.old_pos + c.add)
+                    };
+                    old.resize((hi - lo) as usize, 0);
+                    self.old.read_at(o.data_offset() + lo, &mut old)?;
                     let diff = &mut d.diff[at..at + len];
-                    let (b, a) = xref::encode_add(&p, &old, (c.old_pos, y), diff, write);
+                    let (b, a) = if arm {
+                        let w = xref::aarch64::Window {
+                            bytes: &old,
+                            start: lo,
+                        };
+                        xref::aarch64::encode_add(&p, &w, (c.old_pos, y), diff, write)
+                    } else {
+                        xref::encode_add(&p, &old, (c.old_pos, y), diff, write)
+                    };
                     before += b;
                     after += a;
                     at += len;

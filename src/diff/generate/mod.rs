@@ -68,8 +68,8 @@ pub struct DiffOptions {
     pub window: u64,
     /// Steps reported as they run: scan, new bytes encoded, compression tail.
     pub progress: Progress,
-    /// Code x86-64 executables' reference operands against their
-    /// prediction where that is smaller (patch format 3). On by default;
+    /// Code x86-64 and aarch64 executables' reference operands against
+    /// their prediction where that is smaller (patch formats 3 and 4). On by default;
     /// the environment variable `SYSUP_DIFF_NO_XREF` turns it off, for the
     /// benchmarks' ablation (BENCHMARKS.md).
     pub xref: bool,
@@ -110,8 +110,8 @@ pub struct Stats {
     /// Of the diffed: gzip files diffed through their uncompressed bytes.
     pub regzipped: u64,
     pub regzipped_bytes: u64,
-    /// Of the diffed: x86-64 executables whose reference operands were
-    /// coded against their prediction (patch format 3).
+    /// Of the diffed: x86-64 and aarch64 executables whose reference
+    /// operands were coded against their prediction (patch formats 3, 4).
     pub xref: u64,
     pub xref_bytes: u64,
     pub diff_tasks: u64,

@@ -2,7 +2,7 @@
 //! each new member is encoded against ([`pairing`]), the header operations,
 //! the retention plan (the last new member using each old header and data),
 //! the gzip members diffed through their uncompressed bytes, the x86-64
-//! executables whose references may be predicted, and the diff tasks.
+//! and aarch64 executables whose references may be predicted, and the diff tasks.
 //!
 //! Invariants: a `Copy` is confirmed byte for byte (or by SHA-256) before it
 //! is planned; no plan ever reads bytes the scan did not keep; tasks are in
@@ -31,7 +31,7 @@ pub(super) struct Plan {
     pub(super) keep: Vec<Keep>,
     /// Per new member: diffed through its uncompressed bytes, so.
     pub(super) regz: Vec<Option<Recipe>>,
-    /// Per new member: both sides are x86-64 ELF files, so reference
+    /// Per new member: both sides are x86-64 (or both aarch64) ELF files, so reference
     /// prediction ([`xref`]) is tried on its deltas.
     pub(super) xref: Vec<bool>,
     pub(super) tasks: Vec<Task>,
@@ -171,14 +171,19 @@ fn regz_recipes(
     })
 }
 
-/// For each new member: whether both sides of its diffed pair are x86-64
-/// ELF files within [`xref::MAX_LEN`].
+/// For each new member: whether both sides of its diffed pair are ELF
+/// files of one predicted machine (x86-64, aarch64) within
+/// [`xref::MAX_LEN`].
 fn xref_candidates(old: &Scanned, new: &Scanned, pairs: &[Pair]) -> Result<Vec<bool>> {
-    let elf = |s: &Scanned, m: &MemberInfo| -> Result<bool> {
-        Ok(m.size >= 20 && m.size <= xref::MAX_LEN && xref::is_x86_64_elf(&s.data(m, 0, 20)?))
+    let elf = |s: &Scanned, m: &MemberInfo| -> Result<Option<u16>> {
+        if m.size < 20 || m.size > xref::MAX_LEN {
+            return Ok(None);
+        }
+        Ok(xref::aarch64::machine(&s.data(m, 0, 20)?))
     };
     let v = per_diffed_pair(old, new, pairs, |o, n| {
-        Ok(Some(elf(new, n)? && elf(old, o)?))
+        let m = elf(new, n)?;
+        Ok(Some(m.is_some() && m == elf(old, o)?))
     })?;
     Ok(v.into_iter().map(|x| x == Some(true)).collect())
 }

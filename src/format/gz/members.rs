@@ -10,9 +10,13 @@
 //! after they were inflated and found byte for byte equal to the group
 //! (the old base is the host's own file, but it may have been altered or
 //! swapped since it was read: what is copied must be the group, whatever
-//! the file holds now). Any other group, or one whose copy does not check,
-//! is deflated with the engine. Both run on the worker threads, one per
-//! core, and members are written in order.
+//! the file holds now; the inflate, by libdeflate, goes into a buffer
+//! sized from the group, never from the file). A member the reader still
+//! holds in memory ([`super::read::Held`]: the bytes it read and what they
+//! inflated to) is compared and copied from there instead. Any other group, or one
+//! whose copy does not check, is deflated with the engine — in one call of
+//! libdeflate for [`Engine::Fast`] without ISA-L. Both run on the worker
+//! threads, one per core, and members are written in order.
 //!
 //! Invariants: the file inflates to exactly the bytes written, whatever the
 //! old base holds; at most [`IN_FLIGHT_BYTES`] plus one group (at most
@@ -28,9 +32,10 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use flate2::{Crc, Decompress, FlushDecompress, Status};
+use flate2::Crc;
 
 use super::cuts::{self, Cut, Cutter};
+use super::libdeflate::{Deflater, Inflated, Inflater};
 use super::read::{Index, Place};
 use super::{Chunker, Engine, HEADER};
 
@@ -51,6 +56,9 @@ pub struct Counts {
     /// Members deflated, and the bytes they hold.
     pub deflated: AtomicU64,
     pub deflated_bytes: AtomicU64,
+    /// Of those copied, the members the old base's reader still held in
+    /// memory (compared there: no read, no inflate).
+    pub held: AtomicU64,
     /// Old members found by CRC and length whose bytes did not check.
     pub refused: AtomicU64,
 }
@@ -70,9 +78,62 @@ struct Done {
     out: io::Result<Vec<u8>>,
 }
 
+/// How a worker deflates a group: libdeflate at the level asked for
+/// [`Engine::Fast`] in a build without ISA-L (whole buffers: a member is
+/// one call), else the chunk compressor of `gz` with the group as its one,
+/// final chunk.
+enum Packer {
+    #[cfg_attr(feature = "isal", allow(dead_code))]
+    Libdeflate(Deflater),
+    Chunker(Chunker),
+}
+
+impl Packer {
+    fn new(engine: Engine) -> io::Result<Packer> {
+        Ok(match engine {
+            #[cfg(not(feature = "isal"))]
+            Engine::Fast(level) => Packer::Libdeflate(Deflater::new(level)?),
+            _ => Packer::Chunker(Chunker::new(engine)),
+        })
+    }
+
+    /// Append `data`'s raw deflate stream, ended by its final block, to `out`.
+    fn deflate(&mut self, data: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
+        match self {
+            Packer::Libdeflate(d) => d.deflate(data, out),
+            Packer::Chunker(c) => {
+                out.extend_from_slice(&c.deflate(data, &[], true)?);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A worker's tools: its deflate, and the inflate and buffer that check copies.
+struct Tools {
+    packer: io::Result<Packer>,
+    check: Check,
+}
+
+/// What checks a copy: an inflater and its output buffer, kept between
+/// groups.
+pub struct Check {
+    inflater: Option<Inflater>,
+    out: Vec<u8>,
+}
+
+impl Default for Check {
+    fn default() -> Self {
+        Check {
+            inflater: Inflater::new(),
+            out: Vec::new(),
+        }
+    }
+}
+
 /// The gzip member of `data`: copied from `old` if it holds it, else deflated.
 fn member_of(
-    chunker: &mut Chunker,
+    tools: &mut Tools,
     old: Option<&Old>,
     counts: &Counts,
     hook: Hook,
@@ -84,7 +145,15 @@ fn member_of(
     if let Some(old) = old {
         if let Some(place) = old.index.find(sum, len) {
             hook("base-copy");
-            if let Some(bytes) = copy_checked(&old.file, place, data, sum) {
+            // held since it was read: its bytes inflated to those, checked then
+            let held = old.index.held(place).filter(|h| h.content == data);
+            if held.is_some() {
+                counts.held.fetch_add(1, Ordering::Relaxed);
+            }
+            if let Some(bytes) = held
+                .map(|h| h.packed.clone())
+                .or_else(|| copy_checked(&mut tools.check, &old.file, place, data, sum))
+            {
                 counts.copied.fetch_add(1, Ordering::Relaxed);
                 counts.copied_bytes.fetch_add(len, Ordering::Relaxed);
                 return Ok(bytes);
@@ -93,10 +162,13 @@ fn member_of(
         }
     }
     hook("base-deflate");
-    let body = chunker.deflate(data, &[], true)?;
-    let mut out = Vec::with_capacity(HEADER.len() + body.len() + 8);
+    let packer = tools
+        .packer
+        .as_mut()
+        .map_err(|e| io::Error::new(e.kind(), e.to_string()))?;
+    let mut out = Vec::with_capacity(HEADER.len() + data.len() / 2 + 1024);
     out.extend_from_slice(&HEADER);
-    out.extend_from_slice(&body);
+    packer.deflate(data, &mut out)?;
     out.extend_from_slice(&sum.to_le_bytes());
     out.extend_from_slice(&(len as u32).to_le_bytes());
     counts.deflated.fetch_add(1, Ordering::Relaxed);
@@ -108,7 +180,15 @@ fn member_of(
 /// stream that inflates to exactly `data` and ends where the trailer
 /// starts, and that trailer (`crc`, length). Anything else — a read error,
 /// a file changed since it was indexed — is `None`: the group is deflated.
-pub fn copy_checked(file: &File, place: Place, data: &[u8], crc: u32) -> Option<Vec<u8>> {
+/// The stream is inflated by libdeflate into `check`'s buffer, sized from
+/// `data` (never from the file).
+pub fn copy_checked(
+    check: &mut Check,
+    file: &File,
+    place: Place,
+    data: &[u8],
+    crc: u32,
+) -> Option<Vec<u8>> {
     let min = (HEADER.len() + 8) as u64;
     // deflate never needs much more than the input (stored blocks)
     if place.len < min || place.len > data.len() as u64 + data.len() as u64 / 8 + 1024 {
@@ -124,13 +204,15 @@ pub fn copy_checked(file: &File, place: Place, data: &[u8], crc: u32) -> Option<
     {
         return None;
     }
-    let mut d = Decompress::new(false);
-    let mut out = Vec::with_capacity(data.len() + 1);
-    let status = d
-        .decompress_vec(body, &mut out, FlushDecompress::Finish)
-        .ok()?;
-    let whole = status == Status::StreamEnd && d.total_in() == body.len() as u64;
-    (whole && out == data).then_some(bytes)
+    let inflater = check.inflater.as_mut()?;
+    // one byte more than the group: a stream that inflates to more is TooBig
+    check.out.resize(data.len() + 1, 0);
+    let whole = Inflated::Whole {
+        used: body.len(),
+        made: data.len(),
+    };
+    (inflater.inflate(body, &mut check.out) == whole && check.out[..data.len()] == *data)
+        .then_some(bytes)
 }
 
 /// Called by a worker with `"base-copy"` before it copies a member and
@@ -146,7 +228,10 @@ fn worker(
     jobs: Arc<Mutex<Receiver<Job>>>,
     done: Sender<Done>,
 ) {
-    let mut chunker = Chunker::new(engine);
+    let mut tools = Tools {
+        packer: Packer::new(engine),
+        check: Check::default(),
+    };
     loop {
         let job = {
             let Ok(rx) = jobs.lock() else { return };
@@ -155,7 +240,7 @@ fn worker(
                 Err(_) => return,
             }
         };
-        let out = member_of(&mut chunker, old.as_deref(), &counts, hook, &job.data);
+        let out = member_of(&mut tools, old.as_deref(), &counts, hook, &job.data);
         if done.send(Done { seq: job.seq, out }).is_err() {
             return;
         }
@@ -224,6 +309,13 @@ impl<W: Write> Writer<W> {
             counts,
             failed: None,
         }
+    }
+
+    /// Cut where `p` says instead of the default (before anything is
+    /// written; for benchmarks that look for better cuts).
+    pub fn with_cuts(mut self, p: cuts::Params) -> Self {
+        self.cutter = Cutter::with(p);
+        self
     }
 
     /// What the workers did so far.

@@ -24,7 +24,17 @@ fn tar_of(seed: u64, n: usize) -> Vec<u8> {
 }
 
 fn write(data: &[u8], old: Option<Old>, threads: usize, piece: usize) -> (Vec<u8>, Arc<Counts>) {
-    let mut w = Writer::with_threads(Vec::new(), Engine::Fast(1), old, |_| {}, threads);
+    write_with(Engine::Fast(1), data, old, threads, piece)
+}
+
+fn write_with(
+    engine: Engine,
+    data: &[u8],
+    old: Option<Old>,
+    threads: usize,
+    piece: usize,
+) -> (Vec<u8>, Arc<Counts>) {
+    let mut w = Writer::with_threads(Vec::new(), engine, old, |_| {}, threads);
     let counts = w.counts();
     for p in data.chunks(piece) {
         w.write_all(p).unwrap();
@@ -92,6 +102,8 @@ fn an_old_base_changed_after_it_was_read_is_not_copied_from() {
     let old_tar = tar_of(2, 80);
     let (old_z, _) = write(&old_tar, None, 2, 65536);
     let old = old_of(&old_z);
+    // what the reader held would be copied without reading the file
+    old.index.stop_holding();
     // every member's deflate bytes damaged (header and trailer intact),
     // then the whole file swapped for another tar's base
     for damage in [1usize, 2] {
@@ -142,4 +154,66 @@ fn gnu_tar_and_gunzip_read_a_base_of_many_members() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 60);
+}
+
+#[test]
+fn a_base_another_engine_wrote_is_copied_from_and_stored_ones_too() {
+    // zlib-rs level 2 wrote the bases of "fast" before libdeflate, and
+    // "none" writes stored blocks: their members are copied all the same
+    let old_tar = tar_of(4, 100);
+    let mut new_tar = old_tar.clone();
+    let at = new_tar.len() / 3;
+    new_tar[at] ^= 0x21;
+    for engine in [Engine::Portable(2), Engine::Stored] {
+        let (old_z, _) = write_with(engine, &old_tar, None, 2, 65536);
+        let (z, c) = write(&new_tar, Some(old_of(&old_z)), 2, 65536);
+        assert_eq!(gunzip(&z, None), new_tar, "{engine:?}");
+        let copied = c.copied.load(Ordering::Relaxed);
+        let deflated = c.deflated.load(Ordering::Relaxed);
+        assert!(
+            copied > 3 * deflated,
+            "{engine:?}: {copied} copied, {deflated} deflated"
+        );
+        assert_eq!(c.refused.load(Ordering::Relaxed), 0);
+    }
+}
+
+#[test]
+fn cuts_can_be_set_for_benchmarks_and_still_round_trip() {
+    let data = tar_of(5, 90);
+    // the cuts of the first bases deflated in members: ~200 KiB groups
+    let p = cuts::Params {
+        min: 128 << 10,
+        max: 512 << 10,
+        step: 256 << 10,
+        big: 128 << 10,
+        hit: 8,
+    };
+    let mut w = Writer::with_threads(Vec::new(), Engine::Fast(1), None, |_| {}, 2).with_cuts(p);
+    let counts = w.counts();
+    w.write_all(&data).unwrap();
+    let z = w.finish().unwrap();
+    assert_eq!(gunzip(&z, None), data);
+    let (_, default) = write(&data, None, 2, 65536);
+    let (coarser, finer) = (
+        counts.deflated.load(Ordering::Relaxed),
+        default.deflated.load(Ordering::Relaxed),
+    );
+    assert!(finer > 2 * coarser, "{finer} members against {coarser}");
+}
+
+#[test]
+fn members_held_since_they_were_read_are_copied_without_the_file() {
+    let old_tar = tar_of(6, 100);
+    let (old_z, _) = write(&old_tar, None, 2, 65536);
+    let old = old_of(&old_z);
+    // the file emptied: only what the reader held can be copied, and is
+    old.file.set_len(0).unwrap();
+    let (z, c) = write(&old_tar, Some(old), 2, 65536);
+    assert_eq!(gunzip(&z, None), old_tar);
+    let copied = c.copied.load(Ordering::Relaxed);
+    assert!(copied > 10, "{copied} copied");
+    assert_eq!(c.held.load(Ordering::Relaxed), copied);
+    assert_eq!(c.deflated.load(Ordering::Relaxed), 0);
+    assert_eq!(z, old_z, "the same members, copied");
 }

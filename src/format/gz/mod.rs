@@ -15,8 +15,11 @@
 //! where only speed matters, a fast deflate or no compression at all
 //! (stored blocks: still a gzip file, with its CRC-32, that any gunzip reads).
 //! The fast deflate is ISA-L (`isal`) when sysup is built with the `isal`
-//! feature, and zlib-rs level 2 otherwise: ISA-L needs nasm and the
-//! autotools to build (docs/decisions.md, "ISA-L is an opt-in feature").
+//! feature (ISA-L needs nasm and the autotools to build: docs/decisions.md,
+//! "ISA-L is an opt-in feature"); otherwise it is libdeflate ([`libdeflate`],
+//! built by `cc`) for a base's members, which are whole buffers, and
+//! zlib-rs level 2 for this [`Writer`]'s primed chunks, which libdeflate
+//! cannot make.
 //!
 //! A host's bases are not written by this [`Writer`] but by
 //! [`members::Writer`]: independent members, cut where [`cuts`] says, so
@@ -41,6 +44,7 @@ pub mod cuts;
 pub mod extra;
 #[cfg(feature = "isal")]
 mod isal;
+pub mod libdeflate;
 pub mod members;
 pub mod read;
 
@@ -53,8 +57,9 @@ pub enum Engine {
     /// depend on the CPU and on how sysup was built. With the `isal`
     /// feature, ISA-L at level 0–3 (level 1 deflates about twice as fast as
     /// zlib-rs level 1, into 14% fewer bytes: BENCHMARKS.md); without it,
-    /// zlib-rs at level 2 whatever the level asked (level 1 makes bases
-    /// over 0.45× of the tar).
+    /// libdeflate at the level asked (0–12) in [`members::Writer`], and
+    /// zlib-rs at level 2 whatever the level asked in [`Writer`] (its level
+    /// 1 makes bases over 0.45× of the tar).
     Fast(u32),
     /// No compression: deflate's stored blocks, written at memory speed and
     /// read back as fast. The same bytes on every machine.

@@ -101,3 +101,90 @@ fn headers_with_name_comment_extra_and_crc_are_read() {
     let out = read_all(&two, None).unwrap();
     assert_eq!(out, [data.clone(), data].concat());
 }
+
+/// A member as sysup's base writer makes it: the fixed header, one final
+/// deflate stream, the trailer.
+fn ours(data: &[u8]) -> Vec<u8> {
+    let mut z = HEADER.to_vec();
+    z.extend(super::super::compress_chunk(1, data, &[], true).unwrap());
+    let mut crc = Crc::new();
+    crc.update(data);
+    z.extend(crc.sum().to_le_bytes());
+    z.extend((data.len() as u32).to_le_bytes());
+    z
+}
+
+#[test]
+fn sysups_members_are_inflated_whole_and_big_ones_streamed() {
+    // small members, one of exactly HARD_MAX, one bigger (read streaming:
+    // it does not fit the buffer of a whole member), an empty one
+    let sizes = [100_000, cuts::HARD_MAX, cuts::HARD_MAX + 1, 0, 70_000];
+    let parts: Vec<Vec<u8>> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| {
+            let mut d = crate::util::testdata::noise(10 + i as u64, n / 3);
+            d.resize(n, b'a' + i as u8);
+            d
+        })
+        .collect();
+    let z: Vec<u8> = parts.iter().flat_map(|p| ours(p)).collect();
+    let index = Index::default();
+    // read through a reader that gives a few bytes at a time: the window
+    // must gather a whole member however the file arrives
+    let mut r = Reader::new(Trickle(&z[..], 3001)).with_index(index.clone());
+    let mut out = Vec::new();
+    r.read_to_end(&mut out).unwrap();
+    assert_eq!(out, parts.concat());
+    assert_eq!(index.len(), sizes.len());
+    let mut at = 0u64;
+    for p in &parts {
+        let mut crc = Crc::new();
+        crc.update(p);
+        let place = index.find(crc.sum(), p.len() as u64).unwrap();
+        assert_eq!(place.offset, at);
+        at += place.len;
+    }
+    assert_eq!(at, z.len() as u64);
+}
+
+/// A reader that gives at most `.1` bytes per call.
+struct Trickle<'a>(&'a [u8], usize);
+
+impl Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.0.len().min(buf.len()).min(self.1);
+        buf[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_damaged_member_of_sysups_is_an_error_whatever_its_trailer_claims() {
+    let data = crate::util::testdata::noise(7, 300_000);
+    let z = ours(&data);
+    let n = z.len();
+    let index = Index::default();
+    // a wrong CRC, a huge or a small ISIZE: checksum errors, never an
+    // allocation of what ISIZE says
+    for (at, val) in [(n - 6, 0x01), (n - 1, 0xff), (n - 4, 0x00)] {
+        let mut bad = z.clone();
+        bad[at] ^= val | 1;
+        let e = read_all(&bad, Some(index.clone())).unwrap_err();
+        assert!(e.to_string().contains("checksum"), "{e}");
+    }
+    // cut short, or damaged inside: errors, and nothing recorded
+    assert!(read_all(&z[..n - 5], Some(index.clone())).is_err());
+    assert!(index.is_empty());
+    let mut body = z.clone();
+    body[200] ^= 0xff;
+    if let Ok(out) = read_all(&body, None) {
+        assert_eq!(out, data);
+    }
+    // a good member then garbage: the garbage is an error
+    let mut junk = z.clone();
+    junk.extend_from_slice(&HEADER);
+    junk.extend_from_slice(&[0xff; 40]);
+    assert!(read_all(&junk, None).is_err());
+}

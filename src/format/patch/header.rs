@@ -37,9 +37,11 @@ use crate::util::digest::Digests;
 pub const MAGIC: &[u8; 8] = b"SYSUPPAT";
 /// The version this build writes: 2 added re-gzipped members
 /// ([`crate::format::patch::record::DataOp::Regz`]), 3 x86-64 reference
-/// prediction in bsdiffed members ([`crate::format::patch::xref`]);
-/// otherwise the same as 1.
-pub const VERSION: u32 = 3;
+/// prediction in bsdiffed members ([`crate::format::patch::xref`]), 4
+/// the same for aarch64 executables (same records: the machine is the old
+/// member's, [`crate::format::patch::xref::aarch64`]); otherwise the same
+/// as 1.
+pub const VERSION: u32 = 4;
 /// The oldest version this build reads.
 pub const MIN_VERSION: u32 = 1;
 /// A header never exceeds this (names are short, sections few).

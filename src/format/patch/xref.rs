@@ -27,9 +27,13 @@
 //!   add covering the target, ties by old then new offset);
 //! - both sides refuse members with more than [`MAX_CTRLS`] controls or
 //!   data beyond [`MAX_LEN`], which bounds the applier's memory.
+//!
+//! aarch64 executables (patch format 4) are predicted by [`aarch64`], with
+//! the same map, tables and bounds; the machine is the old member's.
 
 use crate::format::patch::record::Ctrl;
 
+pub mod aarch64;
 mod candidates;
 
 /// Most bsdiff controls of one member encoded with reference prediction:

@@ -207,6 +207,7 @@ impl Run<'_> {
             kernel,
         )
         .with_stats(&stats)
+        .with_made_by_sysup(self.state.made())
         .with_merge(MergeSource {
             on: self.conf.config_merge,
             base: checked.from_base.map(|i| (self.state, i.id.clone())),

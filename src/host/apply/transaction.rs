@@ -72,6 +72,9 @@ pub(super) fn base_writer(
     let file = WritebackFile::new(file, 8 << 20);
     let engine = conf.base_compression.engine();
     // Storing costs less than checking a copy: only deflated bases copy.
+    if let (gz::Engine::Stored, Some(index)) = (engine, &checked.base_index) {
+        index.stop_holding();
+    }
     let old = match (checked.from_base, &checked.base_index) {
         (Some(inst), Some(index)) if engine != gz::Engine::Stored => {
             state.open_base(&inst.id).ok().map(|file| gz::members::Old {

@@ -102,7 +102,12 @@ impl Stager<'_> {
         let d = self.dir_of(pdir)?;
         let x = live_xattrs(&d, base).unwrap_or_default();
         let attrs_ok = owner_mode_match(e, st) && x == e.xattrs;
-        if attrs_ok {
+        if self.made_by_sysup.contains(&e.path) {
+            // The root had no such directory before this command.
+            self.out.counts.changed += 1;
+            self.out.added.push(e.path.clone());
+            self.out.dir_attrs.push(attrs_of(e, None));
+        } else if attrs_ok {
             self.out.counts.unchanged += 1;
         } else {
             self.out.counts.changed += 1;

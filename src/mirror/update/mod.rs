@@ -174,7 +174,12 @@ pub fn update(opts: &UpdateOptions, progress: &Progress) -> Result<UpdateReport>
     let configured = pubkey::read_pubkeys(root, &opts.pubkeys, &conf)?;
     let mirror = Mirror::new(&url, fetch_options(opts, &conf)?)?;
 
-    let state = State::open(root)?;
+    // A dry run (and --check) on a root never updated creates nothing in it.
+    let (state, _preview) = if opts.dry_run {
+        State::open_for_preview(root)?
+    } else {
+        (State::open(root)?, None)
+    };
     let lock = state.lock()?;
     let finished_interrupted = finish_interrupted(opts, &state, &lock)?;
     // 2. Trusted keys, signed INDEX (verified before parsing), expiry.

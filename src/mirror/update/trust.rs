@@ -63,25 +63,7 @@ pub(super) fn trusted_keys(
         .map(|(key, shown)| TrustedKey { key, shown })
         .collect();
     for a in state.accepted_keys()? {
-        let parsed = Keys::parse(&a.text, &a.path)?;
-        let [k] = parsed.keys.as_slice() else {
-            return Err(Error::Metadata {
-                what: "accepted key",
-                path: a.path,
-                reason: format!(
-                    "holds {} keys, not one; remove the file (the mirror's KEYS file brings \
-                     it back if it is still announced)",
-                    parsed.keys.len()
-                ),
-            });
-        };
-        if k.key.key_id() != a.key_id {
-            return Err(Error::Metadata {
-                what: "accepted key",
-                path: a.path,
-                reason: format!("holds key {}, not the key its name says", k.key.key_id()),
-            });
-        }
+        let k = crate::mirror::kept::kept_key(&a)?;
         if k.valid_at(now) && !keys.iter().any(|t| t.key.key_id() == a.key_id) {
             keys.push(TrustedKey {
                 key: k.key.clone(),

@@ -1,7 +1,7 @@
 //! The applier's member-by-member engine: each new member's record is read
 //! and checked against the plan, the old members it uses are reached, and
-//! its header, data (literal, copied, bsdiffed — with x86-64 reference
-//! prediction when the record says so — or re-gzipped) and padding are
+//! its header, data (literal, copied, bsdiffed — with x86-64 or aarch64
+//! reference prediction when the record says so — or re-gzipped) and padding are
 //! produced into the output buffer, at most a chunk per step (a predicted
 //! add's piece a few bytes more, to end after an operand).
 //!
@@ -28,10 +28,14 @@ pub(super) struct Xref {
     ctrls: std::vec::IntoIter<Ctrl>,
     predictor: Predictor,
     data_len: u64,
-    /// The old bytes of the current piece (and lookahead).
+    /// The old bytes of the current piece (and lookahead, or for aarch64
+    /// its context).
     scratch: Vec<u8>,
-    /// The current piece's operands (offsets in `scratch`).
+    /// The current piece's operands (offsets in `scratch`; x86-64).
     ops: Vec<u32>,
+    /// The old member is an aarch64 executable in a format 4+ patch:
+    /// [`xref::aarch64`]'s rules, not x86-64's.
+    aarch64: bool,
 }
 
 impl<R: Read> PatchReader<R> {
@@ -366,6 +370,15 @@ impl<R: Read> PatchReader<R> {
                 "new member {i} has controls outside the map's bounds"
             ))
         })?;
+        let mut head = [0u8; 20];
+        let aarch64 = self.header.version >= 4
+            && old_len >= 20
+            && self
+                .old
+                .store
+                .read_data(old, 0, &mut head)
+                .map(|()| xref::aarch64::is_aarch64_elf(&head))
+                .map_err(|e| Error::from_io(e, "read kept old data for", &self.path))?;
         Ok(Xref {
             ctrls: ctrls.into_iter(),
             predictor: Predictor {
@@ -376,6 +389,7 @@ impl<R: Read> PatchReader<R> {
             data_len,
             scratch: Vec::new(),
             ops: Vec::new(),
+            aarch64,
         })
     }
 
@@ -392,6 +406,9 @@ impl<R: Read> PatchReader<R> {
         left: u64,
         x: &mut Xref,
     ) -> Result<usize> {
+        if x.aarch64 {
+            return self.aarch64_add(old, add_pos, n, add_left, left, x);
+        }
         let ext = add_left.min((n + xref::LOOKAHEAD) as u64) as usize;
         x.scratch.resize(ext, 0);
         self.old
@@ -407,6 +424,41 @@ impl<R: Read> PatchReader<R> {
         }
         let y0 = x.data_len - left;
         xref::decode_operands(&x.predictor, &x.scratch, &x.ops, (add_pos, y0), out);
+        Ok(end)
+    }
+
+    /// [`Self::xref_add`] for an aarch64 member: the piece's old bytes are
+    /// read with the context its predictions look at.
+    fn aarch64_add(
+        &mut self,
+        old: u32,
+        add_pos: u64,
+        n: usize,
+        add_left: u64,
+        left: u64,
+        x: &mut Xref,
+    ) -> Result<usize> {
+        use xref::aarch64::{self, Window};
+        let end = aarch64::piece_end(add_pos, n, add_left);
+        let old_len = self.old.seen[old as usize].1;
+        let (lo, hi) = Window::bounds(add_pos, end as u64, old_len);
+        x.scratch.resize((hi - lo) as usize, 0);
+        self.old
+            .store
+            .read_data(old, lo, &mut x.scratch)
+            .map_err(|e| Error::from_io(e, "read kept old data for", &self.path))?;
+        let start = self.buf.len();
+        self.diff_bytes(end)?;
+        let out = &mut self.buf[start..];
+        let from = &x.scratch[(add_pos - lo) as usize..];
+        for (o, b) in out.iter_mut().zip(from) {
+            *o = o.wrapping_add(*b);
+        }
+        let w = Window {
+            bytes: &x.scratch,
+            start: lo,
+        };
+        aarch64::decode_piece(&x.predictor, &w, (add_pos, x.data_len - left), out);
         Ok(end)
     }
 
