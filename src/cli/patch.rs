@@ -2,8 +2,10 @@
 //! stdout — so `gunzip < world-A.tar.gz | sysup patch A_B.patch | tar -xpf -`
 //! works.
 //!
-//! Invariants: exit 0 only when the input matched the patch's from-digests
-//! and the output its to-digests; any mismatch, a corrupt patch or a closed
+//! Invariants: exit 0 only when the input had the from-size and the
+//! patch's old members and the output matched its to-digests (the input's
+//! digest is checked too, unless stdin is a regular file: that is hashed
+//! only when a verdict needs it); any mismatch, a corrupt patch or a closed
 //! stdout (EPIPE) is exit 1 with a message, never a panic.
 
 use std::fs::File;
@@ -44,7 +46,29 @@ pub fn run(a: Args, ui: &super::progress::Ui) -> sysup::Result<()> {
             .try_clone_to_owned()
             .map(File::from)
             .map_err(|e| Error::io("write new tar to", stdout, e))?;
-        patch::apply(&a.patch, stdin, &mut out, stdout)?;
+        let mut r = patch::PatchReader::open(&a.patch, stdin)?;
+        if let Some((file, start)) = rereadable_stdin() {
+            r = r.rereadable_input(file, start);
+        }
+        patch::apply_reader(r, &mut out, stdout)?;
         Ok(())
     })
+}
+
+/// Stdin as a file it can be read again from, and the offset it starts
+/// at, when it is a regular file (`sysup patch P < old.tar`): then the
+/// applier hashes it only if a verdict needs its digest
+/// ([`PatchReader::rereadable_input`](patch::PatchReader::rereadable_input)).
+fn rereadable_stdin() -> Option<(File, u64)> {
+    use std::io::Seek;
+    let mut f = std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(File::from)
+        .ok()?;
+    if !f.metadata().ok()?.file_type().is_file() {
+        return None;
+    }
+    let start = f.stream_position().ok()?;
+    Some((f, start))
 }

@@ -22,4 +22,4 @@ pub mod apply;
 pub mod held;
 pub mod retain;
 
-pub use apply::{apply, ApplyReport, PatchReader};
+pub use apply::{apply, apply_reader, ApplyReport, PatchReader};

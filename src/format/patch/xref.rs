@@ -34,6 +34,7 @@
 use crate::format::patch::record::Ctrl;
 
 pub mod aarch64;
+mod candidates;
 
 /// Most bsdiff controls of one member encoded with reference prediction:
 /// the applier holds them all (24 bytes each) and the map (at most two
@@ -118,13 +119,16 @@ fn pattern(b: &[u8]) -> Option<usize> {
 /// each operand whose pattern starts before `limit`; an operand must end
 /// inside `b`. Returns where to resume (at or past `limit`).
 pub fn scan(b: &[u8], mut at: usize, limit: usize, mut f: impl FnMut(usize)) -> usize {
-    while at < limit && at < b.len() {
-        match pattern(&b[at..]) {
-            Some(k) if at + k + 4 <= b.len() => {
-                f(at + k);
-                at += k + 4;
+    // Only candidates can start a pattern: the positions in between are
+    // passed over as the byte-by-byte walk would pass them.
+    let end = limit.min(b.len());
+    while let Some(p) = candidates::next(b, at, end) {
+        match pattern(&b[p..]) {
+            Some(k) if p + k + 4 <= b.len() => {
+                f(p + k);
+                at = p + k + 4;
             }
-            _ => at += 1,
+            _ => at = p + 1,
         }
     }
     at.max(limit)
@@ -134,9 +138,18 @@ pub fn scan(b: &[u8], mut at: usize, limit: usize, mut f: impl FnMut(usize)) -> 
 /// (old start, length, new start), sorted. Where adds overlap in the old
 /// bytes (bsdiff reuses common sequences) the longest add owns the range:
 /// the longer a match, the likelier it is the code's real new place.
+///
+/// [`Map::project`] runs once per predicted operand on both sides: a
+/// bucket table over the old offsets (`first[b]`, the first segment
+/// starting at or after `b << shift`) narrows its search to the few
+/// segments of one bucket, where a binary search over all of them missed
+/// the cache at every step. The table has at most about twice as many
+/// entries as there are segments.
 #[derive(Debug, Default)]
 pub struct Map {
     segs: Vec<(u32, u32, u32)>,
+    shift: u32,
+    first: Vec<u32>,
 }
 
 impl Map {
@@ -161,14 +174,42 @@ impl Map {
             new_pos = new_end;
         }
         spans.sort_unstable();
-        Some(Map {
-            segs: longest_owner(&spans),
-        })
+        Some(Map::indexed(longest_owner(&spans)))
+    }
+
+    /// `segs` with their bucket table: buckets of 2^`shift` old bytes,
+    /// the smallest power of two (at least 64) that keeps the table within
+    /// twice the segments plus a few.
+    fn indexed(segs: Vec<(u32, u32, u32)>) -> Map {
+        let last = segs.last().map_or(0, |s| u64::from(s.0));
+        let mut shift = 6;
+        while (last >> shift) + 2 > 2 * segs.len() as u64 + 16 {
+            shift += 1;
+        }
+        let buckets = (last >> shift) as usize + 2;
+        let mut first = Vec::with_capacity(buckets);
+        let mut i = 0;
+        for b in 0..buckets as u64 {
+            while i < segs.len() && u64::from(segs[i].0) < b << shift {
+                i += 1;
+            }
+            first.push(i as u32);
+        }
+        Map { segs, shift, first }
     }
 
     /// Where old offset `t` went in the new member, if an add carried it.
     pub fn project(&self, t: u64) -> Option<u64> {
-        let i = self.segs.partition_point(|s| u64::from(s.0) <= t);
+        // Segments before `first[b]` start before t, those from
+        // `first[b + 1]` after it: search only in between.
+        let b = usize::try_from(t >> self.shift).unwrap_or(usize::MAX);
+        let n = self.segs.len();
+        let lo = self.first.get(b).map_or(n, |&x| x as usize);
+        let hi = self
+            .first
+            .get(b.saturating_add(1))
+            .map_or(n, |&x| x as usize);
+        let i = lo + self.segs[lo..hi].partition_point(|s| u64::from(s.0) <= t);
         let &(o, len, n) = self.segs.get(i.checked_sub(1)?)?;
         (t < u64::from(o) + u64::from(len)).then(|| u64::from(n) + (t - u64::from(o)))
     }
@@ -365,11 +406,26 @@ pub fn encode_add(
 /// pattern starts in the first `limit` bytes. A piece starts where the scan
 /// of the one before ended, so the next piece's scan starts at its first
 /// byte, as the differ's one scan over the whole add does.
-pub fn decode_piece(p: &Predictor, old: &[u8], limit: usize, (x0, y0): (u64, u64), out: &mut [u8]) {
-    scan(old, 0, limit, |k| {
+pub fn decode_piece(p: &Predictor, old: &[u8], limit: usize, xy: (u64, u64), out: &mut [u8]) {
+    let mut ops = Vec::new();
+    piece_operands(old, limit, &mut ops);
+    decode_operands(p, old, &ops, xy, out);
+}
+
+/// [`decode_piece`] for the operands [`piece_operands`] found: the
+/// applier scans a piece once for both.
+pub fn decode_operands(
+    p: &Predictor,
+    old: &[u8],
+    ops: &[u32],
+    (x0, y0): (u64, u64),
+    out: &mut [u8],
+) {
+    for &k in ops {
+        let k = k as usize;
         let o: [u8; 4] = old[k..k + 4].try_into().expect("scan keeps operands whole");
         let Some(pr) = p.predict(x0 + k as u64, y0 + k as u64, o) else {
-            return;
+            continue;
         };
         let d = &mut out[k..k + 4];
         let coded: [u8; 4] = std::array::from_fn(|i| d[i].wrapping_sub(o[i]));
@@ -377,7 +433,7 @@ pub fn decode_piece(p: &Predictor, old: &[u8], limit: usize, (x0, y0): (u64, u64
             .wrapping_add(i32::from_le_bytes(coded))
             .to_le_bytes();
         d.copy_from_slice(&new);
-    });
+    }
 }
 
 /// How many bytes a piece of `n` bytes of an add must take so that no
@@ -385,8 +441,18 @@ pub fn decode_piece(p: &Predictor, old: &[u8], limit: usize, (x0, y0): (u64, u64
 /// operand whose pattern starts in it. `old` holds the add's old bytes from
 /// the piece's start, up to [`LOOKAHEAD`] past `n` where the add goes on.
 pub fn piece_end(old: &[u8], n: usize) -> usize {
+    piece_operands(old, n, &mut Vec::new())
+}
+
+/// [`piece_end`], and the offsets in `old` of the operands whose pattern
+/// starts in the first `n` bytes, in order, in `ops` (cleared first).
+pub fn piece_operands(old: &[u8], n: usize, ops: &mut Vec<u32>) -> usize {
+    ops.clear();
     let mut end = n;
-    scan(old, 0, n, |k| end = end.max(k + 4));
+    scan(old, 0, n, |k| {
+        ops.push(k as u32);
+        end = end.max(k + 4);
+    });
     end
 }
 

@@ -31,6 +31,8 @@ pub(super) struct Xref {
     /// The old bytes of the current piece (and lookahead, or for aarch64
     /// its context).
     scratch: Vec<u8>,
+    /// The current piece's operands (offsets in `scratch`; x86-64).
+    ops: Vec<u32>,
     /// The old member is an aarch64 executable in a format 4+ patch:
     /// [`xref::aarch64`]'s rules, not x86-64's.
     aarch64: bool,
@@ -394,6 +396,7 @@ impl<R: Read> PatchReader<R> {
             },
             data_len,
             scratch: Vec::new(),
+            ops: Vec::new(),
             aarch64,
         })
     }
@@ -420,7 +423,7 @@ impl<R: Read> PatchReader<R> {
             .store
             .read_data(old, add_pos, &mut x.scratch)
             .map_err(|e| Error::from_io(e, "read kept old data for", &self.path))?;
-        let end = xref::piece_end(&x.scratch, n);
+        let end = xref::piece_operands(&x.scratch, n, &mut x.ops);
         let start = self.buf.len();
         self.diff_bytes(end)?;
         let out = &mut self.buf[start..];
@@ -428,7 +431,7 @@ impl<R: Read> PatchReader<R> {
             *o = o.wrapping_add(*b);
         }
         let y0 = x.data_len - left;
-        xref::decode_piece(&x.predictor, &x.scratch, n, (add_pos, y0), out);
+        xref::decode_operands(&x.predictor, &x.scratch, &x.ops, (add_pos, y0), out);
         Ok(end)
     }
 

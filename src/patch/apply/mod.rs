@@ -19,7 +19,10 @@
 //!    tar must end with exactly the planned number of members, and the input
 //!    and output sizes and digests are compared with the header's from and
 //!    to digests (the input's by whichever of MD5 and SHA-256 this CPU
-//!    computes faster, the output's by SHA-256).
+//!    computes faster, the output's by SHA-256). An input that can be read
+//!    again from its file is hashed only when the output does not match
+//!    or something failed: the verdict needs its digest then, and only
+//!    then.
 //!
 //! Its parts: this file holds the reader's state, opening (header, section
 //! digests, plan) and the `Read` side; `old` reads the old tar, `member` is
@@ -44,10 +47,12 @@
 
 mod member;
 mod old;
+mod out_hash;
 mod output;
 mod recode;
 mod verify;
 
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -61,6 +66,7 @@ use crate::patch::held::Held;
 use crate::patch::retain::Store;
 use crate::util::digest::Digests;
 use crate::util::hashing::{BackgroundHasher, Hashed};
+use out_hash::OutHash;
 
 /// Output produced per step (and the granularity of reads from sections).
 const CHUNK: usize = 256 * 1024;
@@ -74,7 +80,9 @@ pub struct ApplyReport {
     pub input_size: u64,
     /// Size and digest of the old tar (MD5 or SHA-256: see
     /// [`BackgroundHasher::cheaper`]), equal to the header's from-digests; none
-    /// when the input was trusted ([`PatchReader::trusting_input`]).
+    /// when the input was trusted ([`PatchReader::trusting_input`]) or not
+    /// hashed because it can be read again
+    /// ([`PatchReader::rereadable_input`]).
     pub input: Option<Hashed>,
     /// The header's to-digests, which the new tar matched by size and
     /// SHA-256 (the strong one; its MD5 is the header's).
@@ -83,13 +91,16 @@ pub struct ApplyReport {
     pub spilled: u64,
 }
 
-/// The old tar as read: counted and (unless trusted) hashed, with its first
-/// bytes kept for messages.
+/// The old tar as read: counted and (unless trusted or readable again)
+/// hashed, with its first bytes kept for messages.
 struct Tap<R> {
     inner: R,
     /// Digest of the input; taken when the digests are read (at the end), or
-    /// dropped when the input is trusted.
+    /// dropped when the input is trusted or can be read again.
     hash: Option<BackgroundHasher>,
+    /// Where the input can be read again for a verdict, instead of hashing
+    /// it as it streams ([`PatchReader::rereadable_input`]).
+    reread: Option<Reread>,
     /// Bytes read so far.
     pos: u64,
     head: [u8; 2],
@@ -108,6 +119,12 @@ impl<R: Read> Read for Tap<R> {
         self.head_len += k;
         Ok(n)
     }
+}
+
+/// The old tar's bytes in a file, from `start` on.
+struct Reread {
+    file: File,
+    start: u64,
 }
 
 impl<R> Tap<R> {
@@ -184,11 +201,15 @@ pub struct PatchReader<R> {
     /// Index of the new member being produced (or next to be).
     cur_new: u32,
     state: State,
-    out: Option<BackgroundHasher>,
+    /// The output's SHA-256, fed `buf` once read ([`out_hash`]).
+    out: Option<OutHash>,
+    /// Bytes of `buf` before this are hashed; those after are not yet.
+    hash_from: usize,
     /// Bytes produced so far.
     produced: u64,
-    /// Output handed out (from `buf_pos`), and hashed; while something is
-    /// held, also where output is produced into between steps.
+    /// Output handed out (from `buf_pos`), hashed from `hash_from` on once
+    /// read; while something is held, also where output is produced into
+    /// between steps.
     buf: Vec<u8>,
     buf_pos: usize,
     /// Output held behind a member deflating on a deflate thread.
@@ -304,6 +325,7 @@ impl<R: Read> PatchReader<R> {
         let tap = Tap {
             inner: old,
             hash: Some(BackgroundHasher::cheaper()),
+            reread: None,
             pos: 0,
             head: [0; 2],
             head_len: 0,
@@ -326,7 +348,10 @@ impl<R: Read> PatchReader<R> {
             n_new,
             cur_new: 0,
             state: State::Member,
-            out: Some(BackgroundHasher::sha256_only()),
+            out: Some(
+                OutHash::spawn().map_err(|e| Error::io("start a hashing thread for", path, e))?,
+            ),
+            hash_from: 0,
             produced: 0,
             buf: Vec::with_capacity(CHUNK),
             buf_pos: 0,
@@ -347,6 +372,20 @@ impl<R: Read> PatchReader<R> {
     /// input can never pass for the result. Call before reading.
     pub fn trusting_input(mut self) -> Self {
         self.old.seg.get_mut().hash = None;
+        self
+    }
+
+    /// The old tar can also be read again from `file`, from byte `start`
+    /// (a stdin redirected from a file): it is counted but not hashed as it
+    /// streams. A result that matches the header's to-size and SHA-256 is
+    /// the new tar whatever was read, so the input's digest adds nothing
+    /// then; when something fails, the verdict (wrong base or corrupt patch)
+    /// hashes the input from `file`, up to one byte past the from-size.
+    /// Call before reading.
+    pub fn rereadable_input(mut self, file: File, start: u64) -> Self {
+        let tap = self.old.seg.get_mut();
+        tap.hash = None;
+        tap.reread = Some(Reread { file, start });
         self
     }
 
@@ -403,8 +442,7 @@ impl<R: Read> PatchReader<R> {
     /// held.
     fn fill(&mut self, want: usize) -> Result<()> {
         if self.buf_pos >= self.buf.len() {
-            self.buf.clear();
-            self.buf_pos = 0;
+            self.retire_buf();
         }
         loop {
             let wait =
@@ -450,7 +488,16 @@ pub fn apply(
     new: &mut impl Write,
     new_name: &Path,
 ) -> Result<ApplyReport> {
-    let mut r = PatchReader::open(path, old)?;
+    apply_reader(PatchReader::open(path, old)?, new, new_name)
+}
+
+/// [`apply`] with a reader already opened (and configured: see
+/// [`PatchReader::rereadable_input`]).
+pub fn apply_reader(
+    mut r: PatchReader<impl Read>,
+    new: &mut impl Write,
+    new_name: &Path,
+) -> Result<ApplyReport> {
     loop {
         r.fill(CHUNK)?;
         if r.buf_pos < r.buf.len() {

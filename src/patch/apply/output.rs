@@ -2,9 +2,11 @@
 //! against the new tar's size and hashed in order, with the pieces produced
 //! behind a member that deflates on a deflate thread held until it is done.
 //!
-//! Invariants: output is hashed and handed out strictly in order, a held
-//! piece only after everything before it; no step makes more than the new
-//! tar's size in all.
+//! Invariants: output is handed out strictly in order, a held piece only
+//! after everything before it, and hashed in the same order: `buf` holds
+//! only handed-out bytes, those from `hash_from` on not hashed yet, and it
+//! is hashed before it is replaced or emptied and before the digest is
+//! read; no step makes more than the new tar's size in all.
 
 use std::io::Read;
 
@@ -63,8 +65,9 @@ impl<R: Read> PatchReader<R> {
         self.made()
     }
 
-    /// Count what this step appended to `buf` since `step_start` (and,
-    /// unless it is held, hash it: it is handed out).
+    /// Count what this step appended to `buf` since `step_start` (unless
+    /// it is held, it is handed out, and hashed once `buf` is done with:
+    /// [`Self::retire_buf`]).
     pub(super) fn made(&mut self) -> Result<()> {
         let made = &self.buf[self.step_start..];
         if !made.is_empty() {
@@ -76,18 +79,13 @@ impl<R: Read> PatchReader<R> {
                 )));
             }
             self.produced += made.len() as u64;
-            if !self.holding {
-                if let Some(h) = &mut self.out {
-                    h.update(made);
-                }
-            }
         }
         self.step_start = self.buf.len();
         Ok(())
     }
 
-    /// Move held pieces whose bytes are known to `buf`, hashing them; with
-    /// `wait`, wait for the first. Once nothing is held, `tail` follows.
+    /// Move held pieces whose bytes are known to `buf`; with `wait`, wait
+    /// for the first. Once nothing is held, `tail` follows.
     pub(super) fn release(&mut self, mut wait: bool) -> Result<()> {
         while let Some(p) = self.held.pop(wait) {
             wait = false;
@@ -119,16 +117,45 @@ impl<R: Read> PatchReader<R> {
         Ok(())
     }
 
-    /// Append `bytes` to what is handed out, hashed.
+    /// Append `bytes` to what is handed out.
     pub(super) fn hand_out(&mut self, bytes: Vec<u8>) {
-        if let Some(h) = &mut self.out {
-            h.update(&bytes);
-        }
         if self.buf_pos >= self.buf.len() {
-            self.buf = bytes;
+            let done = std::mem::replace(&mut self.buf, bytes);
+            self.hash_done(done);
             self.buf_pos = 0;
         } else {
             self.buf.extend_from_slice(&bytes);
         }
+    }
+
+    /// `buf` was read to its end: hash what it holds that is not hashed
+    /// yet and go on producing into an empty buffer.
+    pub(super) fn retire_buf(&mut self) {
+        let done = std::mem::take(&mut self.buf);
+        let next = self.hash_done(done);
+        self.buf = next;
+        self.buf_pos = 0;
+    }
+
+    /// Hash `done[hash_from..]`, a buffer read to its end; an empty buffer
+    /// to produce into (it, or one the hashing thread is done with).
+    fn hash_done(&mut self, mut done: Vec<u8>) -> Vec<u8> {
+        let from = std::mem::replace(&mut self.hash_from, 0);
+        match &mut self.out {
+            Some(h) => h.give(done, from),
+            None => {
+                done.clear();
+                done
+            }
+        }
+    }
+
+    /// Hash what `buf` holds that is not hashed yet, in place: before the
+    /// digest is read.
+    pub(super) fn hash_buf(&mut self) {
+        if let Some(h) = &mut self.out {
+            h.update(&self.buf[self.hash_from..]);
+        }
+        self.hash_from = self.buf.len();
     }
 }

@@ -2,14 +2,17 @@
 //! be used up exactly and the old tar must end with exactly the planned
 //! members; then the input and output are compared with the header's from
 //! and to digests. An error midway is blamed on the input or on the patch
-//! by what the rest of a hashed input turns out to be.
+//! by what the rest of a hashed input turns out to be; an input that can be
+//! read again from its file is hashed from there when, and only when, a
+//! verdict needs its digest.
 //!
 //! Invariant: a [`report`](super::PatchReader::finish) exists only once
 //! every check passed, so EOF means the exact new tar.
 
 use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
 
-use super::{ApplyReport, PatchReader, State};
+use super::{ApplyReport, PatchReader, Reread, State};
 use crate::error::{Error, Result};
 use crate::format::archive::segment::Item;
 use crate::format::patch::header::corrupt;
@@ -43,10 +46,34 @@ impl<R: Read> PatchReader<R> {
         let input = tap.hash.take().map(BackgroundHasher::finish);
         let from = self.header.from.tar;
         if input_size != from.size || input.is_some_and(|h| !h.matches(&from)) {
-            return Err(self.wrong_base(self.not_the_base(input_size, input, false)));
+            let why = match input {
+                Some(h) => self.not_the_base(input_size, Some(h), false),
+                // The file read again gives the digest for the message, if
+                // it still holds what was streamed.
+                None => match self.rehash() {
+                    Some((size, h)) if size == input_size.min(from.size + 1) => {
+                        self.not_the_base(size, Some(h), size > from.size)
+                    }
+                    _ => self.not_the_base(input_size, None, false),
+                },
+            };
+            return Err(self.wrong_base(why));
         }
+        self.hash_buf();
         let made = self.out.take().expect("verified once").finish();
         let to = self.header.to.tar;
+        // An input read again is hashed now, for the verdict.
+        let (input_size, input) = match input {
+            None if !made.matches(&to) => match self.rehash() {
+                Some((size, h)) if !h.matches(&from) => {
+                    let why = self.not_the_base(size, Some(h), size > from.size);
+                    return Err(self.wrong_base(why));
+                }
+                Some((size, h)) => (size, Some(h)),
+                None => (input_size, None),
+            },
+            input => (input_size, input),
+        };
         if !made.matches(&to) && input.is_none() {
             // The input was vouched for, not hashed: with the sections'
             // digests verified, the input is what most likely differs.
@@ -98,14 +125,18 @@ impl<R: Read> PatchReader<R> {
         };
         let from = self.header.from.tar;
         let tap = self.old.seg.get_mut();
-        if tap.hash.is_none() {
-            return e;
-        }
-        let rest = (from.size + 1).saturating_sub(tap.pos);
-        if io::copy(&mut tap.by_ref().take(rest), &mut io::sink()).is_err() {
-            return e;
-        }
-        let (size, input) = (tap.pos, tap.hash.take().map(BackgroundHasher::finish));
+        let (size, input) = if tap.hash.is_some() {
+            let rest = (from.size + 1).saturating_sub(tap.pos);
+            if io::copy(&mut tap.by_ref().take(rest), &mut io::sink()).is_err() {
+                return e;
+            }
+            (tap.pos, tap.hash.take().map(BackgroundHasher::finish))
+        } else {
+            match self.rehash() {
+                Some((size, h)) => (size, Some(h)),
+                None => return e,
+            }
+        };
         if size == from.size && input.is_some_and(|h| h.matches(&from)) {
             return e;
         }
@@ -113,6 +144,31 @@ impl<R: Read> PatchReader<R> {
         self.wrong_base(format!(
             "{not_base}, and the patch cannot be followed over it: {reason}"
         ))
+    }
+
+    /// The size and digest of an input that can be read again
+    /// ([`PatchReader::rereadable_input`]), hashed from its file up to one
+    /// byte past the from-size; `None` when it cannot be (or was already:
+    /// it is hashed once).
+    fn rehash(&mut self) -> Option<(u64, Hashed)> {
+        let Reread { file, start } = self.old.seg.get_mut().reread.take()?;
+        let cap = self.header.from.tar.size + 1;
+        let mut h = BackgroundHasher::cheaper();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut at = 0u64;
+        while at < cap {
+            let n = (cap - at).min(buf.len() as u64) as usize;
+            match file.read_at(&mut buf[..n], start + at) {
+                Ok(0) => break,
+                Ok(k) => {
+                    h.update(&buf[..k]);
+                    at += k as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return None,
+            }
+        }
+        Some((at, h.finish()))
     }
 
     /// "the old tar is not <from id> (expected …; got …)" for an input of

@@ -321,3 +321,30 @@ fn elf_headers_are_told_apart() {
     assert!(!is_x86_64_elf(&h));
     assert!(!is_x86_64_elf(b"\x7fELF"));
 }
+
+proptest! {
+    /// The bucketed search finds what a search over every segment finds,
+    /// for maps of a few to thousands of segments spread over small and
+    /// large offsets.
+    #[test]
+    fn the_bucketed_map_projects_as_a_full_search_does(
+        ctrls in proptest::collection::vec((0u64..1 << 26, 1u64..5000, 0u64..300), 0..400),
+        ts in proptest::collection::vec(0u64..(1 << 26) + 10_000, 50),
+    ) {
+        let ctrls: Vec<Ctrl> = ctrls
+            .into_iter()
+            .map(|(old_pos, add, extra)| Ctrl { old_pos, add, extra })
+            .collect();
+        let map = Map::new(&ctrls).unwrap();
+        let full = |t: u64| {
+            let i = map.segs.partition_point(|s| u64::from(s.0) <= t);
+            let &(o, len, n) = map.segs.get(i.checked_sub(1)?)?;
+            (t < u64::from(o) + u64::from(len)).then(|| u64::from(n) + (t - u64::from(o)))
+        };
+        let starts = map.segs.iter().flat_map(|s| [u64::from(s.0), u64::from(s.0) + u64::from(s.1)]);
+        for t in ts.into_iter().chain(starts.flat_map(|t| [t.saturating_sub(1), t, t + 1])) {
+            prop_assert_eq!(map.project(t), full(t), "t = {}", t);
+        }
+        prop_assert!(map.first.len() <= 2 * map.segs.len() + 16);
+    }
+}
