@@ -218,40 +218,6 @@ impl State {
         State::open_with(root_path, false)
     }
 
-    /// The state a dry run reads: the root's own when it has one, else an
-    /// empty stand-in in a private temporary directory outside the root, so
-    /// that foretelling a first install creates nothing in the root — no
-    /// state directory, no lock. Messages still name the root's would-be
-    /// state directory. The stand-in lasts as long as the returned guard.
-    /// Writes: nothing in the root (a stand-in's lock goes to the temporary).
-    pub fn open_for_preview(root_path: &Path) -> Result<(State, Option<tempfile::TempDir>)> {
-        if let Some(s) = State::open_with(root_path, false)? {
-            return Ok((s, None));
-        }
-        let tmp = tempfile::Builder::new()
-            .prefix("sysup-preview.")
-            .tempdir()
-            .ctx("create a temporary directory", std::env::temp_dir())?;
-        let top = Root::open(tmp.path()).ctx("open", tmp.path())?;
-        let fd = top.dir().try_clone().ctx("open", tmp.path())?;
-        let real_root = std::fs::canonicalize(root_path).ctx("resolve", root_path)?;
-        let shown = real_root.join(STATE_DIR);
-        let sub = |name: &str| -> Result<Arc<Dir>> {
-            let d = real_dir(&fd, name, &tmp.path().join(name), 0o700, true)?;
-            Ok(Arc::new(d.expect("created")))
-        };
-        let s = State {
-            installed: sub("installed")?,
-            bases: sub("bases")?,
-            download: sub("download")?,
-            root: real_root,
-            dir: shown,
-            fd: Arc::new(fd),
-            made: Vec::new(),
-        };
-        Ok((s, Some(tmp)))
-    }
-
     fn open_with(root_path: &Path, create: bool) -> Result<Option<State>> {
         let root = Root::open(root_path).ctx("open root", root_path)?;
         let real_root = std::fs::canonicalize(root_path).ctx("resolve", root_path)?;
@@ -626,6 +592,7 @@ fn remove_temps_in(dir: &Dir, shown: &Path) -> Result<()> {
 mod bases;
 mod keys;
 mod mirror;
+mod preview;
 pub use keys::{AcceptedKey, KEYS_DIR};
 pub use mirror::SERIAL_FILE;
 
