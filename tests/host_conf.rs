@@ -32,7 +32,7 @@ fn the_library_refuses_an_unknown_key_in_every_table() {
     for (text, key) in [
         ("[apply]\ndevics = []\n", "devics"),
         ("[mirror]\nurl = \"http://m/\"\nretry = 3\n", "retry"),
-        ("[clean]\nkeep = 1\nmin-age-days = 3\n", "min-age-days"),
+        ("[clean]\nkeep = 1\nmin-age-day = 3\n", "min-age-day"),
         ("[update]\nurl = \"http://m/\"\n", "[update]"),
         ("keep = 1\n", "keep"),
     ] {
