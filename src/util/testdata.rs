@@ -14,3 +14,16 @@ pub fn noise(seed: u64, len: usize) -> Vec<u8> {
     out.truncate(len);
     out
 }
+
+/// `n` words of deterministic, compressible text for `seed`, each drawn
+/// from six by a linear congruential generator.
+pub fn words(n: usize, seed: u32) -> Vec<u8> {
+    let words = ["alpha ", "beta ", "gamma\n", "delta ", "epsilon ", "zeta\n"];
+    let mut x = seed;
+    (0..n)
+        .flat_map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            words[(x >> 16) as usize % words.len()].bytes()
+        })
+        .collect()
+}

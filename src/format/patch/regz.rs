@@ -296,16 +296,7 @@ mod tests {
         rebuild(&h, raw, level).unwrap()
     }
 
-    fn text(n: usize, seed: u32) -> Vec<u8> {
-        let words = ["alpha ", "beta ", "gamma\n", "delta ", "epsilon ", "zeta\n"];
-        let mut x = seed;
-        (0..n)
-            .flat_map(|_| {
-                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
-                words[(x >> 16) as usize % words.len()].bytes()
-            })
-            .collect()
-    }
+    use crate::util::testdata::words as text;
 
     #[test]
     fn deflates_to_accepts_the_exact_stream_only() {
