@@ -14,16 +14,13 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use patch_support::craft::{assemble, Craft};
 use patch_support::*;
 use sysup::diff::{diff_dists, DiffOptions, DiffReport};
-use sysup::format::patch::header::{
-    BodyFormat, Compression, PatchHeader, Section, SectionKind, Side, VERSION,
-};
+use sysup::format::patch::header::VERSION;
 use sysup::format::patch::recode::{self, Codec, Recipe};
 use sysup::format::patch::record::{Ctrl, DataOp, HeaderOp, Keep, MemberRecord, RecordWriter};
-use sysup::format::patch::zeros::ZeroRunWriter;
 use sysup::format::patch::{rexz, rezstd};
-use sysup::util::digest::Digests;
 use sysup::Error;
 
 /// `tool args` with `input` on stdin: its stdout; `None` (SKIPPED said)
@@ -345,16 +342,6 @@ fn one_member_tar(data: &[u8]) -> Vec<u8> {
     b.into_inner().unwrap()
 }
 
-/// The pieces of a hand-made patch.
-struct Craft {
-    old: Vec<u8>,
-    new: Vec<u8>,
-    ctrl: Vec<u8>,
-    diff: Vec<u8>,
-    extra: Vec<u8>,
-    version: u32,
-}
-
 fn xz_recipe(raw_len: u64) -> Recipe {
     Recipe {
         codec: Codec::Xz(rexz::Params {
@@ -434,6 +421,10 @@ fn craft(recipe: Option<Recipe>, tamper: impl FnOnce(&mut Vec<u64>)) -> Craft {
         ctrl: w.into_inner(),
         diff: [header_diff, vec![0u8; old_raw.len()]].concat(),
         extra: [line, vec![0u8; 1024]].concat(),
+        old_members: 1,
+        new_members: 1,
+        window_log: 20,
+        raw_len_override: [None; 2],
         version: VERSION,
     }
 }
@@ -444,57 +435,6 @@ fn varints(v: &[u64]) -> Vec<u8> {
         w.varint(x).unwrap();
     }
     w.into_inner()
-}
-
-/// Assemble a patch whose header and section checksums are all valid.
-fn assemble(dir: &Path, c: &Craft) -> std::path::PathBuf {
-    let name: sysup::format::name::PatchName = "world-1-20260101_2-20260102".parse().unwrap();
-    let hl = PatchHeader::encoded_len(&name);
-    let mut coded = ZeroRunWriter::new(Vec::new());
-    coded.write_all(&c.diff).unwrap();
-    let diff = coded.finish().unwrap();
-    let mut at = u64::from(hl);
-    let (mut sections, mut body) = (Vec::new(), Vec::new());
-    for (kind, raw) in [
-        (SectionKind::Controls, &c.ctrl),
-        (SectionKind::Diff, &diff),
-        (SectionKind::Extra, &c.extra),
-    ] {
-        let z = zstd::bulk::compress(raw, 3).unwrap();
-        sections.push(Section {
-            kind,
-            offset: at,
-            len: z.len() as u64,
-            raw_len: raw.len() as u64,
-            sha256: Digests::of(&z).sha256,
-        });
-        at += z.len() as u64;
-        body.extend_from_slice(&z);
-    }
-    let h = PatchHeader {
-        version: c.version,
-        from: Side {
-            id: name.from.clone(),
-            tar: Digests::of(&c.old),
-        },
-        to: Side {
-            id: name.to.clone(),
-            tar: Digests::of(&c.new),
-        },
-        name,
-        body_format: BodyFormat::MemberBsdiff,
-        compression: Compression::Zstd,
-        window_log: 20,
-        old_members: 1,
-        new_members: 1,
-        sections: sections.try_into().unwrap(),
-        header_len: hl,
-    };
-    let p = dir.join("world-1-20260101_2-20260102.patch");
-    let mut f = std::fs::File::create(&p).unwrap();
-    f.write_all(&h.encode()).unwrap();
-    f.write_all(&body).unwrap();
-    p
 }
 
 fn run(dir: &Path, c: &Craft) -> sysup::Result<Vec<u8>> {

@@ -8,20 +8,17 @@
 
 mod patch_support;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use patch_support::craft::{assemble, Craft};
 use patch_support::*;
 use proptest::prelude::*;
-use sysup::format::patch::header::{
-    BodyFormat, Compression, PatchHeader, Section, SectionKind, Side, VERSION,
-};
+use sysup::format::patch::header::{PatchHeader, VERSION};
 use sysup::format::patch::record::{Ctrl, DataOp, HeaderOp, Keep, MemberRecord, RecordWriter};
 use sysup::format::patch::regz::{self, Recipe};
 use sysup::format::patch::xref::Segments;
-use sysup::format::patch::zeros::ZeroRunWriter;
 use sysup::patch::PatchReader;
-use sysup::util::digest::Digests;
 use sysup::Error;
 
 struct Fixture {
@@ -133,87 +130,6 @@ thread_local! {
 }
 
 // ---- hostile patches with valid checksums ---------------------------------
-
-/// The pieces of a hand-made patch.
-struct Craft {
-    old: Vec<u8>,
-    new: Vec<u8>,
-    ctrl: Vec<u8>,
-    /// Raw diff bytes (zero-run coded when assembled).
-    diff: Vec<u8>,
-    extra: Vec<u8>,
-    old_members: u32,
-    new_members: u32,
-    window_log: u8,
-    /// Override the uncompressed length recorded for (diff, extra).
-    raw_len_override: [Option<u64>; 2],
-    /// Patch format version written in the header.
-    version: u32,
-}
-
-fn zstd_bytes(raw: &[u8]) -> Vec<u8> {
-    zstd::bulk::compress(raw, 3).unwrap()
-}
-
-/// Assemble a patch whose header and section checksums are all valid
-/// (zstd sections, so the zstd decoder is exercised here too).
-fn assemble(dir: &Path, c: &Craft) -> PathBuf {
-    let name: sysup::format::name::PatchName = "world-1-20260101_2-20260102".parse().unwrap();
-    let hl = PatchHeader::encoded_len(&name);
-    let mut coded = ZeroRunWriter::new(Vec::new());
-    coded.write_all(&c.diff).unwrap();
-    let diff = coded.finish().unwrap();
-    let mut at = u64::from(hl);
-    let mut sections = Vec::new();
-    let mut body = Vec::new();
-    for (k, (kind, raw)) in [
-        (SectionKind::Controls, &c.ctrl),
-        (SectionKind::Diff, &diff),
-        (SectionKind::Extra, &c.extra),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let z = zstd_bytes(raw);
-        let raw_len = match k {
-            1 | 2 => c.raw_len_override[k - 1].unwrap_or(raw.len() as u64),
-            _ => raw.len() as u64,
-        };
-        sections.push(Section {
-            kind,
-            offset: at,
-            len: z.len() as u64,
-            raw_len,
-            sha256: Digests::of(&z).sha256,
-        });
-        at += z.len() as u64;
-        body.extend_from_slice(&z);
-    }
-    let h = PatchHeader {
-        version: c.version,
-        from: Side {
-            id: name.from.clone(),
-            tar: Digests::of(&c.old),
-        },
-        to: Side {
-            id: name.to.clone(),
-            tar: Digests::of(&c.new),
-        },
-        name,
-        body_format: BodyFormat::MemberBsdiff,
-        compression: Compression::Zstd,
-        window_log: c.window_log,
-        old_members: c.old_members,
-        new_members: c.new_members,
-        sections: sections.try_into().unwrap(),
-        header_len: hl,
-    };
-    let p = dir.join("world-1-20260101_2-20260102.patch");
-    let mut f = std::fs::File::create(&p).unwrap();
-    f.write_all(&h.encode()).unwrap();
-    f.write_all(&body).unwrap();
-    p
-}
 
 /// The old tar of the hand-made patches: two members of one header block and
 /// 512 data bytes each, then two zero blocks.
