@@ -52,8 +52,6 @@ struct Shown {
 
 pub fn run(a: Args) -> sysup::Result<()> {
     let s = status(&a.host.root)?;
-    let now = sysup::util::time::unix_now().unsigned_abs();
-    let keys = kept::statuses(&a.host.root, now)?;
     match a.output {
         Some(Output::Prometheus) => {
             let log = match sysup::host::state::State::open_existing(&a.host.root)? {
@@ -64,10 +62,15 @@ pub fn run(a: Args) -> sysup::Result<()> {
                 std::io::Write::write_all(o, prometheus::render(&s, &log).as_bytes())
             })
         }
-        o => print(
-            &Shown { status: s, keys },
-            a.format.json || o == Some(Output::Json),
-        ),
+        o => {
+            // Only these show the kept keys; the metrics have none.
+            let now = sysup::util::time::unix_now().unsigned_abs();
+            let keys = kept::statuses(&a.host.root, now)?;
+            print(
+                &Shown { status: s, keys },
+                a.format.json || o == Some(Output::Json),
+            )
+        }
     }
 }
 
