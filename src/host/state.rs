@@ -126,18 +126,20 @@ fn nofollow_err(e: io::Error, what: &'static str, shown: &Path) -> Error {
 }
 
 /// Open (with `create`, making it first with `mode`) the real directory
-/// `name` in `parent`; `None` if missing and not created.
+/// `name` in `parent`, and whether this call made it; `None` if missing
+/// and not created.
 fn real_dir(
     parent: &Dir,
     name: &str,
     shown: &Path,
     mode: u32,
     create: bool,
-) -> Result<Option<Dir>> {
+) -> Result<Option<(Dir, bool)>> {
+    let mut made = false;
     match parent.stat(name.as_bytes()).ctx("stat", shown)? {
         None if !create => return Ok(None),
         None => match parent.mkdir(name.as_bytes(), mode) {
-            Ok(()) => {}
+            Ok(()) => made = true,
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
             Err(e) => return Err(Error::io("create directory", shown, e)),
         },
@@ -147,7 +149,7 @@ fn real_dir(
     }
     parent
         .open_subdir(name.as_bytes())
-        .map(Some)
+        .map(|d| Some((d, made)))
         .map_err(|e| nofollow_err(e, "open directory", shown))
 }
 
@@ -229,17 +231,17 @@ impl State {
             rel.extend_from_slice(if rel.is_empty() { b"" } else { b"/" });
             rel.extend_from_slice(comp.as_bytes());
             let mode = if comp == "sysup" { 0o700 } else { 0o755 };
-            let missing = dir.stat(comp.as_bytes()).ctx("stat", &shown)?.is_none();
             match real_dir(&dir, comp, &shown, mode, create)? {
-                Some(d) => dir = d,
+                Some((d, true)) => {
+                    dir = d;
+                    made.push(rel.clone());
+                }
+                Some((d, false)) => dir = d,
                 None => return Ok(None),
-            }
-            if missing {
-                made.push(rel.clone());
             }
         }
         let sub = |name: &str| -> Result<Option<Arc<Dir>>> {
-            Ok(real_dir(&dir, name, &shown.join(name), 0o700, create)?.map(Arc::new))
+            Ok(real_dir(&dir, name, &shown.join(name), 0o700, create)?.map(|(d, _)| Arc::new(d)))
         };
         let (Some(installed), Some(bases), Some(download)) =
             (sub("installed")?, sub("bases")?, sub("download")?)

@@ -43,6 +43,7 @@ impl State {
     /// Writes: with `create`, makes the directory.
     pub fn keys_dir(&self, create: bool) -> Result<Option<Dir>> {
         real_dir(&self.fd, KEYS_DIR, &self.dir.join(KEYS_DIR), 0o700, create)
+            .map(|d| d.map(|(d, _)| d))
     }
 
     /// Every key file in `keys/`, by key id. Read-only.

@@ -31,6 +31,7 @@ impl State {
     /// Writes: with `create`, makes the directory.
     pub fn mirror_dir(&self, create: bool) -> Result<Option<Dir>> {
         real_dir(&self.fd, "mirror", &self.dir.join("mirror"), 0o700, create)
+            .map(|d| d.map(|(d, _)| d))
     }
 
     /// The last INDEX serial this host accepted from the key `key_id`, and

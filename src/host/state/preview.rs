@@ -34,7 +34,7 @@ impl State {
         let shown = real_root.join(STATE_DIR);
         let sub = |name: &str| -> Result<Arc<Dir>> {
             let d = real_dir(&fd, name, &tmp.path().join(name), 0o700, true)?;
-            Ok(Arc::new(d.expect("created")))
+            Ok(Arc::new(d.expect("created").0))
         };
         let s = State {
             installed: sub("installed")?,
