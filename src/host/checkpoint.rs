@@ -9,7 +9,7 @@
 //!
 //! Also here: *failpoints* (the `fail` crate) at the writes, fsyncs and
 //! renames an apply depends on, for the resource-fault tests
-//! (`tests/io_faults.rs`). They exist only when the `fail` crate is built
+//! (`tests/suite/io_faults.rs`). They exist only when the `fail` crate is built
 //! with its `failpoints` feature, which only the dev-dependency turns on:
 //! test builds have them, a release binary has neither the points nor the
 //! `FAILPOINTS` parsing (`fail::has_failpoints()` is a constant `false` there,

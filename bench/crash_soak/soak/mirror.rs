@@ -3,7 +3,7 @@
 
 use super::*;
 
-/// A local nginx serving a signed INDEX of the pair (as `tests/mirror_support`
+/// A local nginx serving a signed INDEX of the pair (as `tests/suite/mirror_support`
 /// starts it: bound to 127.0.0.1, killed on drop).
 pub struct Mirror {
     child: Child,

@@ -1,5 +1,5 @@
 //! The crash soak's engine, shared by `bench/crash-soak` (the long runs on
-//! the benchmark corpus) and `tests/crash_soak.rs` (the quick mode CI runs):
+//! the benchmark corpus) and `tests/suite/crash_soak.rs` (the quick mode CI runs):
 //! start `sysup apply`, `sysup rollback` or `sysup update` on a temporary
 //! root, SIGKILL it at a random instant, run the same command again (and
 //! sometimes kill that too), let a run finish, then check that the root is
@@ -33,8 +33,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-/// The tree snapshot, shared with the integration tests.
-#[path = "../../../tests/common/tree.rs"]
+/// The tree snapshot, shared with the integration tests. Their binary also
+/// holds this harness (the soak's quick mode), so it loads the file twice:
+/// once for `common`, once here, as the `crash-soak` example needs it.
+#[path = "../../../tests/suite/common/tree.rs"]
+#[allow(clippy::duplicate_mod)]
 mod tree;
 pub use tree::Tree;
 

@@ -4,7 +4,7 @@
 //!
 //! Every sample carries a `root` label, so several roots of one host can be
 //! exported side by side. Invariants of the text (checked line by line by
-//! tests/status_prometheus.rs): each family is one `# HELP` then one
+//! tests/suite/status_prometheus.rs): each family is one `# HELP` then one
 //! `# TYPE` line followed by its samples, all together; names match
 //! `[a-zA-Z_:][a-zA-Z0-9_:]*`; label values escape `\`, `"` and newline.
 
