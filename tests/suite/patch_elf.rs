@@ -6,95 +6,8 @@
 
 use crate::patch_support;
 
-use std::fmt::Write as _;
-use std::path::Path;
-use std::process::Command;
-
+use patch_support::elf::{both_ways, compile, program};
 use patch_support::*;
-use sysup::diff::{self, DiffOptions, DiffReport};
-
-fn diff_with(dir: &Path, old: &Path, new: &Path, xref: bool) -> DiffReport {
-    let out = dir.join(if xref { "xref" } else { "plain" });
-    let opts = DiffOptions { xref, ..opts() };
-    diff::diff_dists(old, new, &out, &opts).expect("diff")
-}
-
-/// Diff `a` → `b` with and without prediction; both must rebuild the new
-/// tar exactly. Returns (with, without).
-fn both_ways(a: &Tree, b: &Tree) -> (DiffReport, DiffReport) {
-    let dir = tempfile::tempdir().unwrap();
-    let (ga, ta) = make_dist(dir.path(), "world-1-20260101", a);
-    let (gb, tb) = make_dist(dir.path(), "world-2-20260102", b);
-    let with = diff_with(dir.path(), &ga, &gb, true);
-    let without = diff_with(dir.path(), &ga, &gb, false);
-    for r in [&with, &without] {
-        assert_eq!(r.header.version, sysup::format::patch::header::VERSION);
-        let out = apply(&r.patch, &ta).unwrap();
-        assert!(out == tb, "output differs from the new tar");
-        // The command line too: the same bytes on stdout.
-        let o = sysup_patch(&r.patch, &ta);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        assert!(o.stdout == tb, "sysup patch output differs");
-    }
-    assert_eq!(without.stats.xref, 0);
-    (with, without)
-}
-
-/// A C program of `n` functions calling each other and reading globals
-/// (calls and RIP-relative loads), with `extra` inserted before the first.
-fn program(n: usize, extra: bool) -> String {
-    let mut s = String::from("#include <stdio.h>\nvolatile int g[64];\n");
-    if extra {
-        s.push_str("int inserted(int x) { for (int i = 0; i < x; i++) g[i % 64] += i * 3; return g[5]; }\n");
-    }
-    for i in 0..n {
-        let _ = writeln!(s, "__attribute__((noinline)) int f{i}(int x);");
-    }
-    for i in 0..n {
-        let (a, b) = ((i * 7 + 3) % n, (i * 13 + 5) % n);
-        let call = if i == 0 {
-            "x".to_string()
-        } else {
-            format!("f{}(x - 1)", a.min(i - 1))
-        };
-        let _ = writeln!(
-            s,
-            "__attribute__((noinline)) int f{i}(int x) {{ if (x <= 0) return g[{}]; g[{}] += x; return {call} + g[{}] * {}; }}",
-            i % 64,
-            b % 64,
-            (i + 1) % 64,
-            i + 1
-        );
-    }
-    let _ = write!(s, "int main(int c, char **v) {{ int t = 0;");
-    if extra {
-        s.push_str(" t += inserted(c);");
-    }
-    for i in (0..n).step_by(5) {
-        let _ = write!(s, " t += f{i}(c + {i});");
-    }
-    s.push_str(" printf(\"%d\\n\", t); return 0; }\n");
-    s
-}
-
-/// Compile `src` with `cc -O2` in `dir`; `None` when there is no `cc`.
-fn compile(dir: &Path, name: &str, src: &str) -> Option<Vec<u8>> {
-    let c = dir.join(format!("{name}.c"));
-    std::fs::write(&c, src).unwrap();
-    let out = dir.join(name);
-    let status = Command::new("cc")
-        .args(["-O2", "-fno-inline", "-o"])
-        .arg(&out)
-        .arg(&c)
-        .status();
-    match status {
-        Ok(s) => {
-            assert!(s.success(), "cc failed on {name}.c");
-            Some(std::fs::read(out).unwrap())
-        }
-        Err(_) => None,
-    }
-}
 
 #[test]
 fn two_builds_of_a_c_program_diff_smaller_with_prediction() {
@@ -104,8 +17,20 @@ fn two_builds_of_a_c_program_diff_smaller_with_prediction() {
     }
     let dir = tempfile::tempdir().unwrap();
     let (Some(old), Some(new)) = (
-        compile(dir.path(), "old", &program(400, false)),
-        compile(dir.path(), "new", &program(400, true)),
+        compile(
+            "cc",
+            &["-O2", "-fno-inline"],
+            dir.path(),
+            "old",
+            &program(400, false),
+        ),
+        compile(
+            "cc",
+            &["-O2", "-fno-inline"],
+            dir.path(),
+            "new",
+            &program(400, true),
+        ),
     ) else {
         assert!(std::env::var_os("CI").is_none(), "CI must have cc");
         eprintln!("SKIPPED: no cc");
@@ -116,7 +41,8 @@ fn two_builds_of_a_c_program_diff_smaller_with_prediction() {
     a.insert("usr/bin/prog".into(), exe(old));
     let mut b = Tree::new();
     b.insert("usr/bin/prog".into(), exe(new));
-    let (with, without) = both_ways(&a, &b);
+    let dir = tempfile::tempdir().unwrap();
+    let (with, without, _) = both_ways(dir.path(), &a, &b);
     assert_eq!(
         (with.stats.xref, with.stats.diffed),
         (1, 1),
@@ -188,7 +114,8 @@ fn a_big_synthetic_executable_is_predicted_across_windows() {
     let mut b = Tree::new();
     b.insert("usr/lib/libsyn.so".into(), exe(synthetic_elf(3000, 4000)));
     b.insert("usr/bin/small".into(), exe(synthetic_elf(50, 48)));
-    let (with, without) = both_ways(&a, &b);
+    let dir = tempfile::tempdir().unwrap();
+    let (with, without, _) = both_ways(dir.path(), &a, &b);
     assert_eq!(with.stats.xref, 2, "{:?}", with.stats);
     assert!(with.stats.diff_tasks > 3, "{:?}", with.stats);
     assert!(
@@ -210,7 +137,8 @@ fn executables_prediction_does_not_help_stay_plain() {
     a.insert("usr/bin/x".into(), exe(old));
     let mut b = Tree::new();
     b.insert("usr/bin/x".into(), exe(new));
-    let (with, _) = both_ways(&a, &b);
+    let dir = tempfile::tempdir().unwrap();
+    let (with, _, _) = both_ways(dir.path(), &a, &b);
     assert_eq!(
         (with.stats.xref, with.stats.diffed),
         (0, 1),
@@ -225,6 +153,7 @@ fn a_tiny_executable_is_predicted() {
     a.insert("usr/bin/exe".into(), exe(synthetic_elf(24, 0)));
     let mut b = Tree::new();
     b.insert("usr/bin/exe".into(), exe(synthetic_elf(24, 24)));
-    let (with, _) = both_ways(&a, &b);
+    let dir = tempfile::tempdir().unwrap();
+    let (with, _, _) = both_ways(dir.path(), &a, &b);
     assert_eq!(with.stats.xref, 1, "{:?}", with.stats);
 }

@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod craft;
+pub mod elf;
 
 use std::collections::BTreeMap;
 use std::fs;
