@@ -3,8 +3,9 @@
 
 use super::*;
 
-/// A local nginx serving a signed INDEX of the pair (as `tests/suite/mirror_support`
-/// starts it: bound to 127.0.0.1, killed on drop).
+/// A local nginx serving a signed INDEX of the pair (started by
+/// `tests/suite/common/nginx.rs`, as the mirror tests' are: bound to
+/// 127.0.0.1, killed on drop).
 pub struct Mirror {
     child: Child,
     pub url: String,
@@ -37,7 +38,6 @@ pub fn start_mirror(sysup: &Path, work: &Path, pair: &Pair) -> Result<Mirror, St
     let dir = std::path::absolute(work.join("mirror")).map_err(|e| e.to_string())?;
     let _ = fs::remove_dir_all(&dir);
     let docroot = dir.join("pub");
-    fs::create_dir_all(docroot.join("..").join("tmp")).map_err(|e| e.to_string())?;
     fs::create_dir_all(&docroot).map_err(|e| e.to_string())?;
     for f in [&pair.a.dist, &pair.b.dist, &pair.patch] {
         let to = docroot.join(f.file_name().expect("file"));
@@ -62,57 +62,14 @@ pub fn start_mirror(sysup: &Path, work: &Path, pair: &Pair) -> Result<Mirror, St
             .arg(&seckey),
     )?;
     let docroot = fs::canonicalize(&docroot).map_err(|e| e.to_string())?;
-    for _ in 0..10 {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| e.to_string())?
-            .port();
-        let d = dir.display();
-        let conf = format!(
-            "worker_processes 1;\npid {d}/nginx.pid;\nevents {{ worker_connections 64; }}\n\
-             http {{\n  default_type application/octet-stream;\n  access_log off;\n  \
-             client_body_temp_path {d}/tmp/body;\n  proxy_temp_path {d}/tmp/proxy;\n  \
-             fastcgi_temp_path {d}/tmp/fastcgi;\n  uwsgi_temp_path {d}/tmp/uwsgi;\n  \
-             scgi_temp_path {d}/tmp/scgi;\n  server {{\n    listen 127.0.0.1:{port};\n    \
-             root {};\n    location / {{ }}\n  }}\n}}\n",
-            docroot.display()
-        );
-        fs::write(dir.join("nginx.conf"), conf).map_err(|e| e.to_string())?;
-        let mut child = Command::new("nginx")
-            .arg("-p")
-            .arg(&dir)
-            .arg("-c")
-            .arg(dir.join("nginx.conf"))
-            .arg("-e")
-            .arg(dir.join("error.log"))
-            .args(["-g", "daemon off; master_process off;"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("start nginx: {e}"))?;
-        let t0 = Instant::now();
-        loop {
-            if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
-                let log = fs::read_to_string(dir.join("error.log")).unwrap_or_default();
-                if log.contains("Address already in use") {
-                    break;
-                }
-                return Err(format!("nginx exited ({st}):\n{log}"));
-            }
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Ok(Mirror {
-                    child,
-                    url: format!("http://127.0.0.1:{port}/"),
-                    pubkey,
-                });
-            }
-            if t0.elapsed() > Duration::from_secs(10) {
-                let _ = child.kill();
-                return Err("nginx did not start".into());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-    Err("no free port for nginx".into())
+    let (child, port) = nginx::start(
+        &dir,
+        "access_log off;",
+        &format!("root {};\n        location / {{ }}", docroot.display()),
+    )?;
+    Ok(Mirror {
+        child,
+        url: format!("http://127.0.0.1:{port}/"),
+        pubkey,
+    })
 }

@@ -39,6 +39,11 @@ use sha2::{Digest, Sha256};
 #[path = "../../../tests/suite/common/tree.rs"]
 #[allow(clippy::duplicate_mod)]
 mod tree;
+/// A private nginx for the mirror operations, started as the mirror tests
+/// start theirs (loaded twice in the test binary, as `tree` is).
+#[path = "../../../tests/suite/common/nginx.rs"]
+#[allow(clippy::duplicate_mod)]
+mod nginx;
 pub use tree::Tree;
 
 mod kill;

@@ -85,6 +85,7 @@ pub fn kernel_dist(dir: &Path, spec: &Path, rev: u32) -> (PathBuf, PathBuf) {
 
 /// The tree snapshot, shared with the crash soak.
 mod measure;
+pub mod nginx;
 mod tree;
 pub use measure::{measure, run_measured, Measured};
 pub use tree::Node;

@@ -12,7 +12,6 @@
 
 use std::fs;
 use std::io::Read;
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -47,14 +46,6 @@ pub struct Hit {
     pub cache: String,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Nginx {
     /// Serve `docroot` as a static mirror; `location` is added inside `location / {}`.
     pub fn serve(docroot: &Path, location: &str) -> Nginx {
@@ -84,79 +75,21 @@ impl Nginx {
     }
 
     fn start(http_extra: &str, server_body: &str) -> Nginx {
-        for _ in 0..10 {
-            let tmp = tempfile::tempdir().unwrap();
-            let dir = tmp.path().to_path_buf();
-            fs::create_dir(dir.join("tmp")).unwrap();
-            let port = free_port();
-            let conf = format!(
-                r#"worker_processes 1;
-pid {d}/nginx.pid;
-events {{ worker_connections 64; }}
-http {{
-    default_type application/octet-stream;
-    log_format sysup '$request_method|$uri|$status|$body_bytes_sent|$http_range|$http_accept_encoding|$upstream_cache_status';
-    access_log {d}/access.log sysup;
-    client_body_temp_path {d}/tmp/body;
-    proxy_temp_path {d}/tmp/proxy;
-    fastcgi_temp_path {d}/tmp/fastcgi;
-    uwsgi_temp_path {d}/tmp/uwsgi;
-    scgi_temp_path {d}/tmp/scgi;
-    {http_extra}
-    server {{
-        listen 127.0.0.1:{port};
-        {server_body}
-    }}
-}}
-"#,
-                d = dir.display()
-            );
-            fs::write(dir.join("nginx.conf"), conf).unwrap();
-            let mut child = Command::new("nginx")
-                .arg("-p")
-                .arg(&dir)
-                .arg("-c")
-                .arg(dir.join("nginx.conf"))
-                .arg("-e")
-                .arg(dir.join("error.log"))
-                .args(["-g", "daemon off; master_process off;"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("nginx is installed (.ci/install-deps)");
-            let t0 = Instant::now();
-            loop {
-                if let Some(status) = child.try_wait().unwrap() {
-                    let log = fs::read_to_string(dir.join("error.log")).unwrap_or_default();
-                    if log.contains("Address already in use") {
-                        break; // lost the port to someone else: try another
-                    }
-                    panic!("nginx exited ({status}):\n{log}");
-                }
-                // Ours only once it has written its pid file, which nginx
-                // does after binding: a connect alone may reach another
-                // test's nginx that took the same free port first (ours then
-                // exits with "Address already in use", above).
-                let pid = fs::read_to_string(dir.join("nginx.pid")).unwrap_or_default();
-                if pid.trim() == child.id().to_string()
-                    && TcpStream::connect(("127.0.0.1", port)).is_ok()
-                {
-                    return Nginx {
-                        child,
-                        port,
-                        dir,
-                        _tmp: tmp,
-                    };
-                }
-                assert!(
-                    t0.elapsed() < Duration::from_secs(10),
-                    "nginx did not start"
-                );
-                std::thread::sleep(Duration::from_millis(10));
-            }
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let log = format!(
+            "log_format sysup '$request_method|$uri|$status|$body_bytes_sent|$http_range|$http_accept_encoding|$upstream_cache_status';\n    \
+             access_log {}/access.log sysup;\n    {http_extra}",
+            dir.display()
+        );
+        let (child, port) =
+            common::nginx::start(&dir, &log, server_body).unwrap_or_else(|e| panic!("{e}"));
+        Nginx {
+            child,
+            port,
+            dir,
+            _tmp: tmp,
         }
-        panic!("could not start nginx on a free port");
     }
 
     /// The mirror URL.
