@@ -33,17 +33,17 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+/// A private nginx for the mirror operations, started as the mirror tests
+/// start theirs (loaded twice in the test binary, as `tree` is).
+#[path = "../../../tests/suite/common/nginx.rs"]
+#[allow(clippy::duplicate_mod)]
+mod nginx;
 /// The tree snapshot, shared with the integration tests. Their binary also
 /// holds this harness (the soak's quick mode), so it loads the file twice:
 /// once for `common`, once here, as the `crash-soak` example needs it.
 #[path = "../../../tests/suite/common/tree.rs"]
 #[allow(clippy::duplicate_mod)]
 mod tree;
-/// A private nginx for the mirror operations, started as the mirror tests
-/// start theirs (loaded twice in the test binary, as `tree` is).
-#[path = "../../../tests/suite/common/nginx.rs"]
-#[allow(clippy::duplicate_mod)]
-mod nginx;
 pub use tree::Tree;
 
 mod kill;
