@@ -25,8 +25,8 @@
 //! - [`recipe`] says yes only after deflating each tabled entry and
 //!   comparing its bytes with the archive's (and [`rebuild`] of the
 //!   expanded form is then the archive, byte for byte);
-//! - both expanded forms are at most [`MAX_RAW`] bytes and the archive at
-//!   most [`MAX_PACKED`]; inflating stops past the bound; a table is read
+//! - both expanded forms and both archives are at most [`MAX_RAW`] bytes;
+//!   inflating stops past the bound; a table is read
 //!   ([`Table::read`]) only within [`MAX_ENTRIES`] entries whose spans fit
 //!   the expanded length, before anything is allocated from it;
 //! - no zip64, encrypted or multi-disk feature is interpreted: the walk
@@ -36,7 +36,7 @@ use std::io;
 
 use flate2::{Decompress, FlushDecompress, Status};
 
-use super::recode::{MAX_PACKED, MAX_RAW};
+use super::recode::MAX_RAW;
 use super::zlib::{self, Deflate};
 
 /// The first bytes of a zip archive (a local file header).
@@ -302,9 +302,9 @@ fn expand(file: &[u8], spans: &[Span]) -> Vec<u8> {
 
 /// The expanded form of an old zip member ([`walk`]: every deflate entry
 /// that inflates within the bounds); `None` if it is not a zip of at most
-/// [`MAX_PACKED`] bytes.
+/// [`MAX_RAW`] bytes.
 pub fn expand_old(file: &[u8]) -> Option<Vec<u8>> {
-    if !file.starts_with(&MAGIC) || file.len() as u64 > MAX_PACKED {
+    if !file.starts_with(&MAGIC) || file.len() as u64 > MAX_RAW {
         return None;
     }
     Some(expand(file, &walk(file)))
@@ -368,7 +368,7 @@ impl Search {
 /// `None` if it is not a zip within the bounds or zlib reproduces none of
 /// its deflate entries.
 pub fn recipe(file: &[u8]) -> Option<(Table, Vec<u8>)> {
-    if !file.starts_with(&MAGIC) || file.len() as u64 > MAX_PACKED {
+    if !file.starts_with(&MAGIC) || file.len() as u64 > MAX_RAW {
         return None;
     }
     let mut search = Search::default();
