@@ -85,7 +85,7 @@ fn zip_of(entries: &[(How, Vec<u8>)], descriptor: bool) -> Vec<u8> {
             h.extend_from_slice(&flags.to_le_bytes());
             h.extend_from_slice(&method.to_le_bytes());
             h.extend_from_slice(&[0, 0, 0x21, 0]);
-            let local_sizes = !(dd && !central_dir);
+            let local_sizes = !dd || central_dir;
             for v in [crc, packed.len() as u32, raw.len() as u32] {
                 h.extend_from_slice(&if local_sizes { v } else { 0 }.to_le_bytes());
             }
