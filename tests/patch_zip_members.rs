@@ -490,6 +490,12 @@ fn hostile_zip_tables_are_refused() {
     assert!(apply(&assemble(d, &craft(d, |_| {}, 2)), &good.old).is_err());
     // In range but wrong: another level rebuilds other bytes.
     assert!(apply(&assemble(d, &craft(d, |f| f[2] = 0x89, 0)), &good.old).is_err());
+    // An old member that is no zip archive: the wrong base, said so.
+    let mut c = craft(d, |_| {}, 0);
+    c.old[512] ^= 1;
+    let e = apply(&assemble(d, &c), &c.old).unwrap_err();
+    assert!(matches!(e, Error::WrongBase { .. }), "{e:?}");
+    assert!(e.to_string().contains("not the zip file"), "{e}");
     // A format 4 patch cannot hold a re-zipped member.
     let mut v4 = craft(d, |_| {}, 0);
     v4.version = 4;

@@ -204,7 +204,8 @@ fn inflate(input: &[u8], cap: usize) -> Option<(Vec<u8>, usize)> {
     }
 }
 
-/// The deflate entries of `file` that inflate within the bounds, in order:
+/// Hand `each` the deflate entries of `file` that inflate within the
+/// bounds, in order, with their inflated bytes (so none is held longer):
 /// the walk both sides make (docs/patch-format.md, "Re-zipped members").
 /// From offset 0, while a local file header (`PK\3\4`, 30 bytes, name and
 /// extra field inside the file) starts at the position: stop at an
@@ -219,8 +220,7 @@ fn inflate(input: &[u8], cap: usize) -> Option<(Vec<u8>, usize)> {
 /// plus, per expanded entry, inflated minus compressed bytes) stays within
 /// [`MAX_RAW`]; an entry that would pass it stays compressed (with a data
 /// descriptor: the walk stops).
-fn walk(file: &[u8]) -> Vec<Span> {
-    let mut spans = Vec::new();
+fn walk(file: &[u8], mut each: impl FnMut(Span)) {
     let mut total = file.len() as u64;
     let mut pos = 0usize;
     while file.get(pos..pos + 4) == Some(&MAGIC[..]) {
@@ -256,7 +256,7 @@ fn walk(file: &[u8]) -> Vec<Span> {
                 break;
             }
             total = total + raw.len() as u64 - took as u64;
-            spans.push(Span {
+            each(Span {
                 start,
                 packed: took,
                 raw,
@@ -274,7 +274,7 @@ fn walk(file: &[u8]) -> Vec<Span> {
             if let Some((raw, took)) = inflate(&file[start..end], cap as usize) {
                 if took == csize as usize && raw.len() == usize_ as usize {
                     total = total + raw.len() as u64 - took as u64;
-                    spans.push(Span {
+                    each(Span {
                         start,
                         packed: took,
                         raw,
@@ -284,20 +284,36 @@ fn walk(file: &[u8]) -> Vec<Span> {
         }
         pos = end;
     }
-    spans
 }
 
-/// `file` with each of `spans` (in order) replaced by its inflated bytes.
-fn expand(file: &[u8], spans: &[Span]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut at = 0;
-    for s in spans {
-        out.extend_from_slice(&file[at..s.start]);
-        out.extend_from_slice(&s.raw);
-        at = s.start + s.packed;
+/// An expanded form being made from `file`: spans of it replaced by their
+/// inflated bytes, in order, the rest copied.
+struct Expander<'a> {
+    file: &'a [u8],
+    out: Vec<u8>,
+    /// End in `file` of the last span replaced.
+    at: usize,
+}
+
+impl<'a> Expander<'a> {
+    fn new(file: &'a [u8]) -> Self {
+        Expander {
+            file,
+            out: Vec::new(),
+            at: 0,
+        }
     }
-    out.extend_from_slice(&file[at..]);
-    out
+
+    fn replace(&mut self, s: &Span) {
+        self.out.extend_from_slice(&self.file[self.at..s.start]);
+        self.out.extend_from_slice(&s.raw);
+        self.at = s.start + s.packed;
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.out.extend_from_slice(&self.file[self.at..]);
+        self.out
+    }
 }
 
 /// The expanded form of an old zip member ([`walk`]: every deflate entry
@@ -307,7 +323,9 @@ pub fn expand_old(file: &[u8]) -> Option<Vec<u8>> {
     if !file.starts_with(&MAGIC) || file.len() as u64 > MAX_RAW {
         return None;
     }
-    Some(expand(file, &walk(file)))
+    let mut x = Expander::new(file);
+    walk(file, |s| x.replace(&s));
+    Some(x.finish())
 }
 
 /// The expanded form of a new zip member whose [`recipe`] was `table`:
@@ -373,24 +391,22 @@ pub fn recipe(file: &[u8]) -> Option<(Table, Vec<u8>)> {
     }
     let mut search = Search::default();
     let mut table = Vec::new();
-    let mut kept = Vec::new();
-    let mut end = 0;
-    for s in walk(file) {
+    let mut x = Expander::new(file);
+    walk(file, |s| {
         let Some(deflate) = search.find(&s.raw, &file[s.start..s.start + s.packed]) else {
-            continue;
+            return;
         };
         table.push(Entry {
-            gap: (s.start - end) as u64,
+            gap: (s.start - x.at) as u64,
             raw_len: s.raw.len() as u64,
             deflate,
         });
-        end = s.start + s.packed;
-        kept.push(s);
-    }
+        x.replace(&s);
+    });
     if table.is_empty() || table.len() as u64 > MAX_ENTRIES {
         return None;
     }
-    let expanded = expand(file, &kept);
+    let expanded = x.finish();
     (expanded.len() as u64 <= MAX_RAW).then_some((Table(table), expanded))
 }
 
