@@ -9,7 +9,7 @@
 //! entries, data descriptors and the central directory stay as they are.
 //!
 //! - The **old** member is expanded by [`expand_old`]: a fixed walk of its
-//!   local headers ([`walk`]) inflating every deflate entry that inflates
+//!   local headers (`walk`) inflating every deflate entry that inflates
 //!   cleanly within the bounds. It is a function of the old bytes alone,
 //!   so the patch carries nothing for it; the walk is part of the format
 //!   (docs/patch-format.md) and must not change.
@@ -316,7 +316,7 @@ impl<'a> Expander<'a> {
     }
 }
 
-/// The expanded form of an old zip member ([`walk`]: every deflate entry
+/// The expanded form of an old zip member (`walk`: every deflate entry
 /// that inflates within the bounds); `None` if it is not a zip of at most
 /// [`MAX_RAW`] bytes.
 pub fn expand_old(file: &[u8]) -> Option<Vec<u8>> {

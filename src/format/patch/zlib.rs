@@ -64,7 +64,7 @@ pub fn deflates_to(data: &[u8], d: Deflate, expected: &[u8]) -> bool {
 }
 
 /// Raw-deflate `data`, handing the output to `sink` in chunks of at most
-/// [`OUT_CHUNK`] bytes; stop as soon as `sink` returns false. Returns
+/// `OUT_CHUNK` bytes; stop as soon as `sink` returns false. Returns
 /// whether the stream was finished (false: `sink` stopped it). The bytes do
 /// not depend on the chunking: zlib's output is a function of the input and
 /// the flushes asked for, here one `Z_FINISH`.
