@@ -178,6 +178,77 @@ fn compressed_logs(rev: u32) -> (Vec<u8>, Vec<u8>) {
     (make(xz), make(zst))
 }
 
+/// A wheel of revision `rev` (two modules deflated by zlib at level 6, as
+/// Python's zipfile does, one stored file, the central directory): its
+/// deflate entries are rebuilt by the differ's search, so the member is
+/// re-zipped (patch format 5).
+fn wheel(rev: u32) -> Vec<u8> {
+    use sysup::format::patch::zlib::{deflate_raw, Deflate};
+    let files: [(&str, Vec<u8>, bool); 3] = [
+        ("pkg/__init__.py", format!("VERSION = {rev}\n").repeat(40).into_bytes(), true),
+        (
+            "pkg/core.py",
+            (0..200u32)
+                .map(|i| format!("def f{}(x):\n    return x + {}\n", i * 7 % 61, i + rev))
+                .collect::<String>()
+                .into_bytes(),
+            true,
+        ),
+        ("pkg/logo.png", fixtures::noise(3, 300), false),
+    ];
+    let (mut out, mut central) = (Vec::new(), Vec::new());
+    for (name, raw, deflated) in &files {
+        let packed = if *deflated {
+            let mut v = Vec::new();
+            let d = Deflate { level: 6, mem_level: 8 };
+            deflate_raw(raw, d, |c| {
+                v.extend_from_slice(c);
+                true
+            })
+            .unwrap();
+            v
+        } else {
+            raw.clone()
+        };
+        let mut crc = flate2::Crc::new();
+        crc.update(raw);
+        let at = out.len() as u32;
+        let method: u16 = if *deflated { 8 } else { 0 };
+        let fields = |central: bool| {
+            let mut h = Vec::new();
+            if central {
+                h.extend_from_slice(&20u16.to_le_bytes());
+            }
+            for v in [20u16, 0, method, 0, 0x21] {
+                h.extend_from_slice(&v.to_le_bytes());
+            }
+            for v in [crc.sum(), packed.len() as u32, raw.len() as u32] {
+                h.extend_from_slice(&v.to_le_bytes());
+            }
+            h.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            h.extend_from_slice(&[0; 2]);
+            if central {
+                h.extend_from_slice(&[0; 10]);
+                h.extend_from_slice(&at.to_le_bytes());
+            }
+            h.extend_from_slice(name.as_bytes());
+            h
+        };
+        out.extend_from_slice(b"PK\x03\x04");
+        out.extend(fields(false));
+        out.extend(&packed);
+        central.extend_from_slice(b"PK\x01\x02");
+        central.extend(fields(true));
+    }
+    let cd = out.len() as u32;
+    out.extend(&central);
+    out.extend_from_slice(b"PK\x05\x06\0\0\0\0\x03\0\x03\0");
+    out.extend_from_slice(&(central.len() as u32).to_le_bytes());
+    out.extend_from_slice(&cd.to_le_bytes());
+    out.extend_from_slice(&[0; 2]);
+    out
+}
+
 fn tiny_tree(root: &Path, rev: u32) {
     let w = |p: &str, b: &[u8]| {
         let p = root.join(p);
@@ -198,6 +269,9 @@ fn tiny_tree(root: &Path, rev: u32) {
     let (xz, zst) = compressed_logs(rev);
     w("lib/modules/m.ko.xz", &xz);
     w("usr/share/doc/changes.zst", &zst);
+    // a wheel whose module changes: re-zipped (patch format 5), so
+    // mutations reach its table and the applier's walk of the old archive
+    w("usr/share/python-wheels/pkg-1.0-py3-none-any.whl", &wheel(rev));
     fs::hard_link(root.join("usr/bin/same"), root.join("usr/bin/same2")).unwrap();
     // a critical file (see the tiny spec), a setuid one, a PAX-long path, an xattr
     w("usr/lib/libc.so.6", &fixtures::noise(7, 200 + rev as usize));

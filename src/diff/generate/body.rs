@@ -13,7 +13,8 @@
 //! record says whether their reference operands are predicted ([`xref`]:
 //! kept when that leaves fewer nonzero diff bytes). An xz or zstd pair
 //! has its two deltas (uncompressed and compressed bytes) gathered first
-//! too, and keeps the cheaper ([`recode`](super::recode)).
+//! too, and keeps the cheaper ([`recode`](super::recode)); a zip archive
+//! kept expanded has its table right after its record.
 //!
 //! Invariant: what is written depends only on the plan and the bytes of the
 //! two tars, never on the order in which tasks finish, so the same dists
@@ -105,7 +106,7 @@ pub(super) fn write_members(
     opts: &DiffOptions,
     stats: &mut Stats,
 ) -> Result<()> {
-    let work = |t: &Task| tasks::run(old, new, t);
+    let work = |t: &Task| tasks::run(old, new, t, plan.zip.get(&t.member).filter(|_| t.regz));
     let slots = Slots::new(
         opts.budget,
         plan.tasks.iter().map(Task::cost),
@@ -165,7 +166,10 @@ impl MemberWriter<'_, '_> {
         };
         // An xz or zstd candidate: its two deltas, and the one it keeps.
         let recoded = match self.plan.recode[i] {
-            Some(_) => Some(super::recode::choose(self.take_deltas(i)?)),
+            Some(_) => Some(super::recode::choose(
+                self.take_deltas(i)?,
+                self.plan.zip.get(&(i as u32)),
+            )),
             None => None,
         };
         let segments = predicted.as_ref().and_then(|p| p.1.as_ref());
@@ -180,6 +184,10 @@ impl MemberWriter<'_, '_> {
             .map_err(werr)?;
         if let Some((o, n)) = segments {
             self.sections.ctrl.segments(o, n).map_err(werr)?;
+        }
+        let zip = self.plan.zip.get(&(i as u32)).filter(|_| recode);
+        for v in zip.map(|t| t.fields()).unwrap_or_default() {
+            self.sections.ctrl.varint(v).map_err(werr)?;
         }
         self.header(header, n)?;
         match self.plan.pairs[i].data {
@@ -215,6 +223,10 @@ impl MemberWriter<'_, '_> {
                         if recode {
                             self.stats.recoded += 1;
                             self.stats.recoded_bytes += n.size;
+                        }
+                        if zip.is_some() {
+                            self.stats.rezipped += 1;
+                            self.stats.rezipped_bytes += n.size;
                         }
                         for d in &deltas {
                             self.sections.delta(d)?;

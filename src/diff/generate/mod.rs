@@ -79,6 +79,10 @@ pub struct DiffOptions {
     /// 4). On by default; the environment variable `SYSUP_DIFF_NO_RECODE`
     /// turns it off, for the benchmarks' ablation.
     pub recode: bool,
+    /// Of those, zip-family archives (patch format 5): their deflate
+    /// entries zlib rebuilds exactly are diffed inflated. On by default
+    /// (with `recode`); `SYSUP_DIFF_NO_REZIP` turns it off alone.
+    pub rezip: bool,
 }
 
 impl Default for DiffOptions {
@@ -92,6 +96,7 @@ impl Default for DiffOptions {
             progress: Progress::disabled(),
             xref: std::env::var_os("SYSUP_DIFF_NO_XREF").is_none(),
             recode: std::env::var_os("SYSUP_DIFF_NO_RECODE").is_none(),
+            rezip: std::env::var_os("SYSUP_DIFF_NO_REZIP").is_none(),
         }
     }
 }
@@ -118,9 +123,13 @@ pub struct Stats {
     pub regzipped: u64,
     pub regzipped_bytes: u64,
     /// Of the diffed: xz and zstd files diffed through their uncompressed
-    /// bytes (patch format 4).
+    /// bytes (patch format 4), and zip archives through their expanded
+    /// form (format 5).
     pub recoded: u64,
     pub recoded_bytes: u64,
+    /// Of the recoded: zip archives.
+    pub rezipped: u64,
+    pub rezipped_bytes: u64,
     /// Of the diffed: x86-64 and aarch64 executables whose reference
     /// operands were coded against their prediction (patch formats 3, 4).
     pub xref: u64,
@@ -165,7 +174,11 @@ pub fn diff_dists(
     stats.unspooled_bytes = old.unspooled + new.unspooled;
 
     let t1 = Instant::now();
-    let plan = Plan::make(&old, &new, opts.window, opts.recode)?;
+    let how = plan::Recoding {
+        recode: opts.recode,
+        zip: opts.rezip,
+    };
+    let plan = Plan::make(&old, &new, opts.window, how)?;
     stats.diff_tasks = plan.tasks.len() as u64;
     let params = section::Params {
         codec: opts.codec,

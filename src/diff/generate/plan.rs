@@ -21,7 +21,17 @@ use crate::error::Result;
 use crate::format::patch::recode;
 use crate::format::patch::record::{HeaderOp, Keep};
 use crate::format::patch::regz::{self, Recipe};
+use crate::format::patch::rezip::Table;
 use crate::format::patch::xref;
+
+/// Which compressed members are diffed through their uncompressed bytes
+/// besides gzip ([`super::DiffOptions::recode`], [`super::DiffOptions::rezip`]).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Recoding {
+    /// xz, zstd and (with `zip`) zip members.
+    pub(super) recode: bool,
+    pub(super) zip: bool,
+}
 
 /// Everything decided about a patch before it is written.
 pub(super) struct Plan {
@@ -35,6 +45,8 @@ pub(super) struct Plan {
     /// Per new member: an xz or zstd file this build rebuilds
     /// ([`super::recode`]), so diffed both ways.
     pub(super) recode: Vec<Option<recode::Recipe>>,
+    /// Per new member re-encoded as a zip archive: its table.
+    pub(super) zip: HashMap<u32, Table>,
     /// Per new member: both sides are x86-64 (or both aarch64) ELF files, so reference
     /// prediction ([`xref`]) is tried on its deltas.
     pub(super) xref: Vec<bool>,
@@ -49,7 +61,7 @@ pub(super) struct Plan {
 
 impl Plan {
     /// Pair the members of `old` and `new` and plan every pair's encoding.
-    pub(super) fn make(old: &Scanned, new: &Scanned, window: u64, recode: bool) -> Result<Plan> {
+    pub(super) fn make(old: &Scanned, new: &Scanned, window: u64, how: Recoding) -> Result<Plan> {
         let mut pairs = pairing::pair(&old.members, &new.members);
         pairing::confirm(&mut pairs, &old.members, &new.members, |j, i| {
             old.same_data(&old.members[j as usize], new, &new.members[i as usize])
@@ -58,10 +70,20 @@ impl Plan {
         let header_ops = header_ops(old, new, &pairs);
         let keep = retention_plan(old.members.len(), &pairs, &header_ops);
         let regz = regz_recipes(old, new, &pairs, window)?;
-        let recode = match recode {
-            true => super::recode::recipes(old, new, &pairs, window)?,
-            false => vec![None; new.members.len()],
+        let candidates = match how.recode {
+            true => super::recode::recipes(old, new, &pairs, window, how.zip)?,
+            false => Vec::new(),
         };
+        let mut recode = vec![None; new.members.len()];
+        let mut zip = HashMap::new();
+        for (i, c) in candidates.into_iter().enumerate() {
+            if let Some((r, t)) = c {
+                recode[i] = Some(r);
+                if let Some(t) = t {
+                    zip.insert(i as u32, t);
+                }
+            }
+        }
         let xref = xref_candidates(old, new, &pairs)?;
         let big = big_pairs(old, new, &pairs, window)?;
         let n_new = new.members.len();
@@ -71,6 +93,7 @@ impl Plan {
             keep,
             regz,
             recode,
+            zip,
             xref,
             tasks: Vec::new(),
             aligned: vec![false; n_new],

@@ -1,6 +1,7 @@
 //! The differ's side of re-encoded members ([`recode`]): which diffed pairs
-//! are xz or zstd files this build can rebuild (planned before any task
-//! runs), and, once their deltas are made, which encoding each keeps.
+//! are xz or zstd files or zip archives ([`rezip`]) this build can rebuild
+//! (planned before any task runs), and, once their deltas are made, which
+//! encoding each keeps.
 //!
 //! A candidate gets two diff tasks: its uncompressed bytes (the re-encoded
 //! encoding) and its compressed bytes (plain bsdiff). The writer keeps the
@@ -11,8 +12,9 @@
 //! Invariants: a recipe is planned only when both members are the same
 //! codec, within [`recode::MAX_PACKED`], the old one decompresses within
 //! [`recode::MAX_RAW`] (as the applier will), and the new one is rebuilt
-//! byte for byte ([`recode::recipe`]); a candidate's pair is never cut into
-//! windows, so each of its two tasks is one whole delta.
+//! byte for byte ([`recode::recipe`]; a zip: the entries its table lists,
+//! [`recode::zip_recipe`]); a candidate's pair is never cut into windows,
+//! so each of its two tasks is one whole delta.
 
 use super::plan::per_diffed_pair;
 use super::tasks::windowed;
@@ -21,17 +23,22 @@ use crate::diff::pairing::Pair;
 use crate::diff::scan::{MemberInfo, Scanned};
 use crate::error::Result;
 use crate::format::patch::recode::{self, Recipe};
+use crate::format::patch::rezip::Table;
+
+/// A candidate's recipe, with a zip's table.
+pub(super) type Candidate = (Recipe, Option<Table>);
 
 /// For each new member: the recipe to diff it through its uncompressed
-/// bytes — both sides xz or both zstd, small enough to be diffed whole,
-/// the old one decompressing, the new one rebuilt exactly. Checked in
-/// parallel.
+/// bytes — both sides xz, both zstd or (with `zip`) both zip archives,
+/// small enough to be diffed whole, the old one decompressing, the new one
+/// rebuilt exactly. Checked in parallel.
 pub(super) fn recipes(
     old: &Scanned,
     new: &Scanned,
     pairs: &[Pair],
     window: u64,
-) -> Result<Vec<Option<Recipe>>> {
+    zip: bool,
+) -> Result<Vec<Option<Candidate>>> {
     let codec = |s: &Scanned, m: &MemberInfo| -> Result<Option<u64>> {
         if m.size < recode::SNIFF_LEN as u64 || m.size > recode::MAX_PACKED {
             return Ok(None);
@@ -46,21 +53,30 @@ pub(super) fn recipes(
         if c.is_none() || codec(old, o)? != c {
             return Ok(None);
         }
-        let Some((r, _)) = recode::recipe(&new.data(n, 0, n.size as usize)?) else {
+        let bytes = new.data(n, 0, n.size as usize)?;
+        let found = match recode::zip_recipe(&bytes) {
+            Some((r, t, _)) if zip => Some((r, Some(t))),
+            Some(_) => None,
+            None => recode::recipe(&bytes).map(|(r, _)| (r, None)),
+        };
+        let Some((r, t)) = found else {
             return Ok(None);
         };
         let old_ok = recode::raw_as(&r, &old.data(o, 0, o.size as usize)?).is_some();
-        Ok(old_ok.then_some(r))
+        Ok(old_ok.then_some((r, t)))
     })
 }
 
 /// Of a candidate's two deltas (uncompressed, then compressed bytes), the
-/// one to write, and whether it is the uncompressed one.
-pub(super) fn choose(mut deltas: Vec<Delta>) -> (Vec<Delta>, bool) {
+/// one to write, and whether it is the uncompressed one; `table` is what
+/// the uncompressed one costs besides (a zip's table).
+pub(super) fn choose(mut deltas: Vec<Delta>, table: Option<&Table>) -> (Vec<Delta>, bool) {
     let (Some(plain), Some(raw)) = (deltas.pop(), deltas.pop()) else {
         unreachable!("a re-encode candidate has two tasks")
     };
-    if cost(&raw) <= cost(&plain) {
+    // About a byte per table field once compressed (small numbers, alike).
+    let table = table.map_or(0, |t| t.fields().len() as u64);
+    if cost(&raw) + table <= cost(&plain) {
         (vec![raw], true)
     } else {
         (vec![plain], false)

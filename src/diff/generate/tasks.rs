@@ -16,6 +16,7 @@ use crate::diff::align;
 use crate::diff::matcher::{self, Delta, Index};
 use crate::diff::scan::{MemberInfo, Scanned};
 use crate::error::{Error, Result};
+use crate::format::patch::rezip::{self, Table};
 use crate::format::patch::{recode, regz};
 
 /// One diff task: a window of new member `member` against a window of old member `old`.
@@ -89,9 +90,10 @@ pub(super) fn windows(
 }
 
 /// Run one diff task: read its windows of both members and diff them —
-/// through the uncompressed bytes for a re-gzipped member, as one aligned
-/// control for nearly identical whole members, else by suffix array.
-pub(super) fn run(old: &Scanned, new: &Scanned, t: &Task) -> Result<Delta> {
+/// through the uncompressed bytes for a re-gzipped or re-encoded member
+/// (a zip's new expanded form by its `zip` table), as one aligned control
+/// for nearly identical whole members, else by suffix array.
+pub(super) fn run(old: &Scanned, new: &Scanned, t: &Task, zip: Option<&Table>) -> Result<Delta> {
     let o = &old.members[t.old as usize];
     let n = &new.members[t.member as usize];
     let old_bytes = old.data(o, t.old_start, t.old_len as usize)?;
@@ -104,7 +106,11 @@ pub(super) fn run(old: &Scanned, new: &Scanned, t: &Task) -> Result<Delta> {
         };
         let raw_of = |b: &[u8]| regz::raw_of(b).or_else(|| recode::raw_of(b));
         let old_raw = raw_of(&old_bytes).ok_or_else(gone)?;
-        let new_raw = raw_of(&new_bytes).ok_or_else(gone)?;
+        let new_raw = match zip {
+            Some(table) => rezip::expand_new(&new_bytes, table),
+            None => raw_of(&new_bytes),
+        };
+        let new_raw = new_raw.ok_or_else(gone)?;
         return Ok(matcher::diff(&Index::new(&old_raw), &new_raw));
     }
     if t.old_start == 0 && t.new_start == 0 && nearly_aligned(&old_bytes, &new_bytes) {

@@ -40,9 +40,10 @@ pub const MAGIC: &[u8; 8] = b"SYSUPPAT";
 /// prediction in bsdiffed members ([`crate::format::patch::xref`]), 4
 /// aarch64 reference prediction (same records: the machine is the old
 /// member's, [`crate::format::patch::xref::aarch64`]) and re-encoded xz and
-/// zstd members ([`crate::format::patch::record::DataOp::Recode`]); otherwise the same
-/// as 1.
-pub const VERSION: u32 = 4;
+/// zstd members ([`crate::format::patch::record::DataOp::Recode`]), 5
+/// re-zipped members (the same record naming a zip archive,
+/// [`crate::format::patch::rezip`]); otherwise the same as 1.
+pub const VERSION: u32 = 5;
 /// The oldest version this build reads.
 pub const MIN_VERSION: u32 = 1;
 /// A header never exceeds this (names are short, sections few).

@@ -3,17 +3,20 @@
 //! one encoding: the [`header`], the records of the controls section
 //! ([`record`]), the compressed body [`section`]s, zero-run coding of the diff
 //! section ([`zeros`]), the re-gzip recipe of a gzipped member ([`regz`])
-//! and the re-encode recipe of an xz or zstd member ([`recode`], with
-//! [`rexz`] and [`rezstd`]).
+//! and the re-encode recipe of an xz or zstd member or a zip archive
+//! ([`recode`], with [`rexz`], [`rezstd`] and [`rezip`]), all deflating
+//! through C zlib ([`zlib`]).
 
 pub mod header;
 pub mod recode;
 pub mod record;
 pub mod regz;
 pub mod rexz;
+pub mod rezip;
 pub mod rezstd;
 pub mod section;
 pub mod xref;
 pub mod zeros;
+pub mod zlib;
 
 pub use header::PatchHeader;

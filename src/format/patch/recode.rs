@@ -1,6 +1,8 @@
 //! Re-encode: diffing an xz- or zstd-compressed member through its
 //! uncompressed bytes (patch format 4), the way [`regz`](super::regz) does it
-//! for gzip.
+//! for gzip, and a zip archive through its expanded form (patch format 5,
+//! [`rezip`]: the recipe names the codec, a table after the record says
+//! which entries are deflated again).
 //!
 //! A kernel module (`.ko.xz`) rebuilt for the next kernel changes a little
 //! uncompressed and nearly everywhere compressed. When the new member is
@@ -25,7 +27,7 @@
 
 use std::io;
 
-use super::{rexz, rezstd};
+use super::{rexz, rezip, rezstd};
 
 /// Most uncompressed bytes either side of a re-encoded member: the
 /// applier holds the old and the new uncompressed bytes and the rebuilt
@@ -39,6 +41,8 @@ pub const MAX_PACKED: u64 = MAX_RAW + (1 << 20);
 pub enum Codec {
     Xz(rexz::Params),
     Zstd(rezstd::Params),
+    /// A zip archive; its [`rezip::Table`] follows the record.
+    Zip(rezip::Params),
 }
 
 /// How a reproducible member is rebuilt from its uncompressed bytes.
@@ -52,6 +56,7 @@ pub struct Recipe {
 /// Record codes of the codecs.
 const XZ: u64 = 1;
 const ZSTD: u64 = 2;
+const ZIP: u64 = 3;
 
 /// Which codec a member's first bytes say it is, if one of ours.
 pub fn sniff(head: &[u8]) -> Option<u64> {
@@ -59,6 +64,8 @@ pub fn sniff(head: &[u8]) -> Option<u64> {
         Some(XZ)
     } else if head.starts_with(&rezstd::MAGIC) {
         Some(ZSTD)
+    } else if head.starts_with(&rezip::MAGIC) {
+        Some(ZIP)
     } else {
         None
     }
@@ -74,6 +81,7 @@ impl Recipe {
         let mut f = match self.codec {
             Codec::Xz(p) => [vec![XZ], p.fields()].concat(),
             Codec::Zstd(p) => [vec![ZSTD], p.fields()].concat(),
+            Codec::Zip(p) => [vec![ZIP], p.fields()].concat(),
         };
         f.push(self.raw_len);
         f
@@ -88,6 +96,7 @@ impl Recipe {
         let codec = match next()? {
             XZ => Codec::Xz(rexz::Params::read(&mut next, &malformed)?),
             ZSTD => Codec::Zstd(rezstd::Params::read(&mut next, &malformed)?),
+            ZIP => Codec::Zip(rezip::Params::read(&mut next, &malformed)?),
             _ => return Err(malformed("an unknown codec in a re-encoded member")),
         };
         let r = Recipe {
@@ -107,6 +116,7 @@ impl Recipe {
         match self.codec {
             Codec::Xz(p) => p.check(),
             Codec::Zstd(p) => p.check(),
+            Codec::Zip(_) => Ok(()),
         }
     }
 
@@ -126,6 +136,8 @@ impl Recipe {
             }
             Codec::Zstd(p) if p.pledged => 16 * raw + (1 << 20),
             Codec::Zstd(_) => 96 << 20,
+            // zlib's state at memLevel 9, and the rebuilt archive.
+            Codec::Zip(_) => (1 << 20) + raw,
         }
     }
 
@@ -134,12 +146,14 @@ impl Recipe {
         match self.codec {
             Codec::Xz(_) => "xz",
             Codec::Zstd(_) => "zstd",
+            Codec::Zip(_) => "zip",
         }
     }
 }
 
 /// The uncompressed bytes (at most [`MAX_RAW`]) of a member compressed
-/// with the codec of `recipe`; `None` if it is not one whole, valid stream.
+/// with the codec of `recipe` (a zip: the old side's expanded form,
+/// [`rezip::expand_old`]); `None` if it is not one whole, valid stream.
 pub fn raw_as(recipe: &Recipe, file: &[u8]) -> Option<Vec<u8>> {
     raw_of_codec(codec_code(recipe), file)
 }
@@ -148,6 +162,7 @@ fn codec_code(r: &Recipe) -> u64 {
     match r.codec {
         Codec::Xz(_) => XZ,
         Codec::Zstd(_) => ZSTD,
+        Codec::Zip(_) => ZIP,
     }
 }
 
@@ -158,18 +173,21 @@ fn raw_of_codec(code: u64, file: &[u8]) -> Option<Vec<u8>> {
     match code {
         XZ => rexz::raw_of(file, MAX_RAW),
         ZSTD => rezstd::raw_of(file, MAX_RAW),
+        ZIP => rezip::expand_old(file),
         _ => None,
     }
 }
 
-/// The uncompressed bytes of an xz or zstd member, by its magic; `None`
-/// if it is neither, or not one whole, valid stream within the bounds.
+/// The uncompressed bytes of an xz or zstd member, by its magic (a zip:
+/// its expanded form as an old member); `None` if it is none of them, or
+/// not one whole, valid stream within the bounds.
 pub fn raw_of(file: &[u8]) -> Option<Vec<u8>> {
     raw_of_codec(sniff(file)?, file)
 }
 
-/// The recipe that rebuilds `file` exactly from its uncompressed bytes,
-/// and those bytes; `None` if no setting tried reproduces it.
+/// The recipe that rebuilds an xz or zstd `file` exactly from its
+/// uncompressed bytes, and those bytes; `None` if no setting tried
+/// reproduces it (a zip's is [`zip_recipe`]).
 pub fn recipe(file: &[u8]) -> Option<(Recipe, Vec<u8>)> {
     if file.len() as u64 > MAX_PACKED {
         return None;
@@ -193,7 +211,22 @@ pub fn recipe(file: &[u8]) -> Option<(Recipe, Vec<u8>)> {
     Some((r, raw))
 }
 
-/// Compress `raw` by `recipe`: the rebuilt member.
+/// The recipe and table that rebuild a zip `file` from its expanded form,
+/// and that form; `None` if zlib reproduces none of its deflate entries.
+pub fn zip_recipe(file: &[u8]) -> Option<(Recipe, rezip::Table, Vec<u8>)> {
+    let (table, expanded) = rezip::recipe(file)?;
+    let r = Recipe {
+        codec: Codec::Zip(rezip::Params {
+            entries: u32::try_from(table.0.len()).ok()?,
+        }),
+        raw_len: expanded.len() as u64,
+    };
+    r.check().ok()?;
+    Some((r, table, expanded))
+}
+
+/// Compress `raw` by an xz or zstd `recipe`: the rebuilt member (a zip's
+/// is [`rezip::rebuild`], with its table).
 pub fn rebuild(recipe: &Recipe, raw: &[u8]) -> io::Result<Vec<u8>> {
     recipe.check().map_err(io::Error::other)?;
     let mut out = Vec::new();
@@ -204,6 +237,7 @@ pub fn rebuild(recipe: &Recipe, raw: &[u8]) -> io::Result<Vec<u8>> {
     match recipe.codec {
         Codec::Xz(p) => rexz::encode(&p, raw, sink)?,
         Codec::Zstd(p) => rezstd::encode(&p, raw, sink)?,
+        Codec::Zip(_) => return Err(io::Error::other("a zip member is rebuilt from its table")),
     };
     Ok(out)
 }
@@ -211,9 +245,10 @@ pub fn rebuild(recipe: &Recipe, raw: &[u8]) -> io::Result<Vec<u8>> {
 /// The versions of the linked compressors, for messages.
 pub fn versions() -> String {
     format!(
-        "liblzma {}, zstd {}",
+        "liblzma {}, zstd {}, zlib {}",
         rexz::version(),
-        zstd::zstd_safe::version_string()
+        zstd::zstd_safe::version_string(),
+        super::zlib::version()
     )
 }
 

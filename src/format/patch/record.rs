@@ -38,7 +38,9 @@
 //! re-encoded member (patch format 4: the `RECODE` flag with the re-gzip
 //! data kind) is an xz or zstd file rebuilt the same way, with no literal
 //! header: its fields are the codec, its settings and `raw_len`
-//! ([`crate::format::patch::recode`]). Padding is
+//! ([`crate::format::patch::recode`]); a zip archive's (patch format 5)
+//! are followed by its table ([`crate::format::patch::rezip::Table`]),
+//! before its controls. Padding is
 //! zeros unless `PAD_LITERAL` says it is in the extra section.
 //!
 //! Invariant: decoding never trusts a number for more than a bound check —
@@ -316,6 +318,8 @@ pub struct RecordReader<R> {
     xref: bool,
     /// Whether [`DataOp::Recode`] records may appear (patch format 4+).
     recode: bool,
+    /// Whether they may name a zip archive (patch format 5+).
+    rezip: bool,
 }
 
 impl<R: Read> RecordReader<R> {
@@ -326,6 +330,7 @@ impl<R: Read> RecordReader<R> {
             regz: true,
             xref: true,
             recode: true,
+            rezip: true,
         }
     }
 
@@ -338,6 +343,12 @@ impl<R: Read> RecordReader<R> {
     /// Refuse [`DataOp::Recode`] records (a patch format 1 to 3 stream).
     pub fn without_recode(mut self) -> Self {
         self.recode = false;
+        self
+    }
+
+    /// Refuse re-encoded zip records (a patch format 1 to 4 stream).
+    pub fn without_rezip(mut self) -> Self {
+        self.rezip = false;
         self
     }
 
@@ -431,11 +442,21 @@ impl<R: Read> RecordReader<R> {
                 len_delta: unzigzag(self.varint()?),
                 xref,
             },
-            DATA_REGZ if recode => DataOp::Recode {
-                old: self.reference(expected)?,
-                len_delta: unzigzag(self.varint()?),
-                recipe: recode::Recipe::read(|| self.varint(), RecordError::Malformed)?,
-            },
+            DATA_REGZ if recode => {
+                let old = self.reference(expected)?;
+                let len_delta = unzigzag(self.varint()?);
+                let recipe = recode::Recipe::read(|| self.varint(), RecordError::Malformed)?;
+                if matches!(recipe.codec, recode::Codec::Zip(_)) && !self.rezip {
+                    return Err(RecordError::Malformed(
+                        "a re-zipped member in a patch older than format 5",
+                    ));
+                }
+                DataOp::Recode {
+                    old,
+                    len_delta,
+                    recipe,
+                }
+            }
             DATA_REGZ => {
                 let old = self.reference(expected)?;
                 let len_delta = unzigzag(self.varint()?);

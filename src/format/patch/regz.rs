@@ -30,6 +30,8 @@ use std::io::{self, Read};
 
 use flate2::Crc;
 
+use super::zlib::{self, Deflate};
+
 /// Most uncompressed bytes either side of a re-gzipped member; bigger
 /// members are diffed as they are. Keeps the applier's buffers (old and new
 /// uncompressed, rebuilt member) to a few MiB.
@@ -161,10 +163,18 @@ pub fn zlib_version() -> String {
     zlib::version()
 }
 
+/// What `gzip` and zlib's defaults use: window 2^15, memLevel 8.
+fn at(level: u8) -> Deflate {
+    Deflate {
+        level: level.clamp(1, 9),
+        mem_level: 8,
+    }
+}
+
 /// zlib's raw deflate (window 2^15, memLevel 8, default strategy) of `data`.
 pub fn deflate(data: &[u8], level: u8) -> io::Result<Vec<u8>> {
     let mut out = Vec::new();
-    zlib::deflate_raw(data, i32::from(level.min(9)), |chunk| {
+    zlib::deflate_raw(data, at(level), |chunk| {
         out.extend_from_slice(chunk);
         true
     })?;
@@ -176,110 +186,7 @@ pub fn deflate(data: &[u8], level: u8) -> io::Result<Vec<u8>> {
 /// costs a fraction of a whole deflate (on the bench pair, trying levels
 /// went from 2.7% to 2.1% of a diff's CPU by `perf`).
 pub fn deflates_to(data: &[u8], level: u8, expected: &[u8]) -> bool {
-    let mut at = 0;
-    let finished = zlib::deflate_raw(data, i32::from(level.min(9)), |chunk| {
-        let same = expected.get(at..at + chunk.len()) == Some(chunk);
-        at += chunk.len();
-        same
-    });
-    finished.unwrap_or(false) && at == expected.len()
-}
-
-/// The one place that calls C zlib.
-mod zlib {
-    use std::io;
-    use std::os::raw::{c_int, c_uint, c_void};
-
-    use libz_sys as z;
-
-    unsafe extern "C" fn zalloc(_: z::voidpf, items: z::uInt, size: z::uInt) -> z::voidpf {
-        // SAFETY: calloc with the sizes zlib asks for; zlib checks for null.
-        unsafe { libc::calloc(items as usize, size as usize) }
-    }
-
-    unsafe extern "C" fn zfree(_: z::voidpf, p: z::voidpf) {
-        // SAFETY: `p` came from `zalloc` above.
-        unsafe { libc::free(p as *mut c_void) }
-    }
-
-    pub fn version() -> String {
-        // SAFETY: zlibVersion returns a static NUL-terminated string.
-        unsafe { std::ffi::CStr::from_ptr(z::zlibVersion()) }
-            .to_string_lossy()
-            .into_owned()
-    }
-
-    /// Raw-deflate `data`, handing the output to `sink` in chunks of at
-    /// most [`OUT_CHUNK`] bytes; stop as soon as `sink` returns false.
-    /// Returns whether the stream was finished (false: `sink` stopped it).
-    /// The bytes do not depend on the chunking: zlib's output is a function
-    /// of the input and the flushes asked for, here one `Z_FINISH`.
-    pub fn deflate_raw(
-        data: &[u8],
-        level: c_int,
-        mut sink: impl FnMut(&[u8]) -> bool,
-    ) -> io::Result<bool> {
-        let len = c_uint::try_from(data.len())
-            .map_err(|_| io::Error::other("too large to deflate in one call"))?;
-        let mut s = z::z_stream {
-            next_in: data.as_ptr() as *mut u8,
-            avail_in: len,
-            total_in: 0,
-            next_out: std::ptr::null_mut(),
-            avail_out: 0,
-            total_out: 0,
-            msg: std::ptr::null_mut(),
-            state: std::ptr::null_mut(),
-            zalloc,
-            zfree,
-            opaque: std::ptr::null_mut(),
-            data_type: 0,
-            adler: 0,
-            reserved: 0,
-        };
-        let mut out = vec![0u8; OUT_CHUNK];
-        // SAFETY: `s` is a fully initialised z_stream that stays in place
-        // (zlib keeps a pointer to it) until deflateEnd; next_in/next_out
-        // point into buffers that outlive every call and whose lengths are
-        // the avail_* given; deflateEnd runs on every path after a
-        // successful init.
-        unsafe {
-            let size = std::mem::size_of::<z::z_stream>() as c_int;
-            let r = z::deflateInit2_(
-                &mut s,
-                level,
-                z::Z_DEFLATED,
-                -15,
-                8,
-                z::Z_DEFAULT_STRATEGY,
-                z::zlibVersion(),
-                size,
-            );
-            if r != z::Z_OK {
-                return Err(io::Error::other(format!("zlib deflateInit2 failed ({r})")));
-            }
-            let result = loop {
-                s.next_out = out.as_mut_ptr();
-                s.avail_out = OUT_CHUNK as c_uint;
-                let r = z::deflate(&mut s, z::Z_FINISH);
-                let made = OUT_CHUNK - s.avail_out as usize;
-                if r != z::Z_OK && r != z::Z_STREAM_END {
-                    break Err(io::Error::other(format!("zlib deflate failed ({r})")));
-                }
-                if !sink(&out[..made]) {
-                    break Ok(false);
-                }
-                if r == z::Z_STREAM_END {
-                    break Ok(true);
-                }
-            };
-            z::deflateEnd(&mut s);
-            result
-        }
-    }
-
-    /// Output handed over per call of a [`deflate_raw`] sink.
-    const OUT_CHUNK: usize = 64 << 10;
+    zlib::deflates_to(data, at(level), expected)
 }
 
 #[cfg(test)]

@@ -321,6 +321,9 @@ impl<R: Read> PatchReader<R> {
         if header.version < 4 {
             ctrl = ctrl.without_recode();
         }
+        if header.version < 5 {
+            ctrl = ctrl.without_rezip();
+        }
         let (plan, n_new) = read_plan(&mut ctrl, &header, path)?;
         let tap = Tap {
             inner: old,

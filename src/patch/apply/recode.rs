@@ -1,19 +1,24 @@
 //! The applier's side of re-encoded members ([`recode`]): an xz or zstd
 //! member rebuilt from the old member's uncompressed bytes and compressed
-//! again on the threads of [`Held`](crate::patch::held::Held).
+//! again on the threads of [`Held`](crate::patch::held::Held); a zip
+//! archive the same way from the old archive's expanded form, its table
+//! ([`rezip::Table`]) saying which entries are deflated again.
 //!
 //! Invariants: the recipe was checked when its record was read
-//! ([`recode::Recipe::read`]); sizes are checked against [`recode::MAX_RAW`]
-//! and [`recode::MAX_PACKED`] before anything is read or allocated; the
-//! old member is decompressed to at most [`recode::MAX_RAW`] bytes; the
-//! rebuilt length is checked when it comes out of `held`, and the whole
-//! tar against its SHA-256.
+//! ([`recode::Recipe::read`]), a zip table is read within its bounds
+//! ([`rezip::Table::read`]) before any control; sizes are checked against
+//! [`recode::MAX_RAW`] and [`recode::MAX_PACKED`] before anything is read
+//! or allocated; the old member is decompressed (expanded) to at most
+//! [`recode::MAX_RAW`] bytes; the rebuilt length is checked when it comes
+//! out of `held`, and the whole tar against its SHA-256.
 
 use std::io::Read;
 
-use super::PatchReader;
+use super::{record_err, PatchReader};
 use crate::error::{Error, Result};
-use crate::format::patch::recode::{self, Recipe};
+use crate::format::patch::recode::{self, Codec, Recipe};
+use crate::format::patch::record::RecordError;
+use crate::format::patch::rezip;
 
 impl<R: Read> PatchReader<R> {
     /// Rebuild new member `cur_new`, a re-encoded file of `data_len` bytes
@@ -30,6 +35,19 @@ impl<R: Read> PatchReader<R> {
                 recipe.name()
             )));
         }
+        // A zip's table comes right after its record, before its controls.
+        let table = match recipe.codec {
+            Codec::Zip(p) => Some(
+                rezip::Table::read(
+                    p.entries,
+                    recipe.raw_len,
+                    || self.ctrl.varint(),
+                    RecordError::Malformed,
+                )
+                .map_err(|e| record_err(&self.path, "a zip member's table", e))?,
+            ),
+            _ => None,
+        };
         let mut packed = vec![0u8; old_len as usize];
         self.old
             .store
@@ -69,7 +87,10 @@ impl<R: Read> PatchReader<R> {
                 i,
                 data_len,
                 n,
-                Box::new(move || recode::rebuild(&recipe, &raw)),
+                Box::new(move || match table {
+                    Some(t) => rezip::rebuild(&t, &raw),
+                    None => recode::rebuild(&recipe, &raw),
+                }),
             )
             .map_err(|e| Error::from_io(e, "start a compression thread for", &self.path))?;
         // Counted as produced now (`start_member` checked that it fits); its

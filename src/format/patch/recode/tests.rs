@@ -1,7 +1,7 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::format::patch::{rexz, rezstd};
+use crate::format::patch::{rexz, rezip, rezstd};
 
 fn read_back(fields: &[u64]) -> Result<Recipe, &'static str> {
     let mut it = fields.iter().copied();
@@ -45,6 +45,11 @@ proptest! {
             raw_len,
         };
         prop_assert_eq!(read_back(&z.fields()), Ok(z));
+        let zip = Recipe {
+            codec: Codec::Zip(rezip::Params { entries: u32::from(level) * 1000 }),
+            raw_len,
+        };
+        prop_assert_eq!(read_back(&zip.fields()), Ok(zip));
     }
 }
 
@@ -54,7 +59,7 @@ fn records_beyond_the_bounds_are_refused() {
     assert!(read_back(&good).is_ok());
     // codec, check, preset, extreme, dict, bcj, block size, raw length
     for (at, v) in [
-        (0, 3),
+        (0, 4),
         (1, 2),
         (2, 10),
         (3, 2),
@@ -69,6 +74,12 @@ fn records_beyond_the_bounds_are_refused() {
         assert!(read_back(&f).is_err(), "field {at} = {v}");
     }
     assert!(read_back(&good[..5]).is_err(), "cut short");
+    // codec, entries, raw length
+    for (at, v) in [(1, 0), (1, rezip::MAX_ENTRIES + 1), (2, MAX_RAW + 1)] {
+        let mut f = vec![3, 5, 1000];
+        f[at] = v;
+        assert!(read_back(&f).is_err(), "zip field {at} = {v}");
+    }
     // codec, level, flags, raw length
     for (at, v) in [(1, 0), (1, 20), (2, 8)] {
         let mut f = vec![2, 3, 7, 10];

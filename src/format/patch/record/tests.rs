@@ -35,6 +35,16 @@ fn arb_member() -> impl Strategy<Value = MemberRecord> {
                     },
                 }
             }),
+        (0u32..100_000, any::<i64>(), 1u32..=1 << 16, 0u64..=8 << 20).prop_map(
+            |(old, len_delta, entries, raw_len)| DataOp::Recode {
+                old,
+                len_delta,
+                recipe: recode::Recipe {
+                    codec: recode::Codec::Zip(crate::format::patch::rezip::Params { entries }),
+                    raw_len,
+                },
+            }
+        ),
     ];
     (header, data, any::<bool>()).prop_map(|(header, data, pad_literal)| MemberRecord {
         header,
@@ -182,4 +192,32 @@ fn overlong_varints_and_wild_references_are_malformed() {
     // A last use of 0 coded as a delta.
     let r = RecordReader::new(&[2u8, 0][..]).keep();
     assert!(matches!(r, Err(RecordError::Malformed(_))));
+}
+
+#[test]
+fn a_format_4_stream_refuses_re_zipped_records() {
+    use crate::format::patch::recode::Codec;
+    use crate::format::patch::rezip;
+    let mut w = RecordWriter::new(Vec::new());
+    let m = MemberRecord {
+        header: HeaderOp::Diff { old: 2 },
+        data: DataOp::Recode {
+            old: 2,
+            len_delta: 300,
+            recipe: recode::Recipe {
+                codec: Codec::Zip(rezip::Params { entries: 12 }),
+                raw_len: 90_000,
+            },
+        },
+        pad_literal: false,
+    };
+    w.member(&m).unwrap();
+    let bytes = w.into_inner();
+    assert_eq!(RecordReader::new(&bytes[..]).member().unwrap(), m);
+    assert!(matches!(
+        RecordReader::new(&bytes[..]).without_rezip().member(),
+        Err(RecordError::Malformed(
+            "a re-zipped member in a patch older than format 5"
+        ))
+    ));
 }
