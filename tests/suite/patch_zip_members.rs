@@ -10,8 +10,8 @@
 //! `python3` and `zip` are needed: outside CI a missing one makes its part
 //! say SKIPPED; with `CI` set it fails.
 
-mod common;
-mod patch_support;
+use crate::common;
+use crate::patch_support;
 
 use std::io::Write;
 use std::path::Path;
