@@ -9,6 +9,11 @@
 //! ENGINE: `fast` (ISA-L level 1 with the `isal` feature, else zlib-rs
 //! level 2), `zlibN` (zlib-rs level N, 1-9) or `stored`.
 //!
+//! `gz-base deflatedN OLD.tar NEW.tar` deflates, one by one on one
+//! thread with libdeflate level N, the groups of NEW's base that OLD's
+//! does not hold (what an apply deflates), and splits bytes and time by
+//! ratio (bench/log/issue-23.md, "Third pass").
+//!
 //! `gz-base members-ENGINE OLD.tar NEW.tar` times a base's steps instead
 //! (see [`members`]); there ENGINE is `fastN` (ISA-L level N with the
 //! `isal` feature, else libdeflate level N), `zlibN` or `stored`.
@@ -36,6 +41,9 @@ fn main() -> io::Result<()> {
     if let [cmd, old, new] = &args[..] {
         if cmd == "groups" {
             return groups(old, new);
+        }
+        if let Some(level) = cmd.strip_prefix("deflated") {
+            return deflated(level.parse().unwrap_or(1), old, new);
         }
         if let Some(engine) = cmd.strip_prefix("members-") {
             return members(engine, old, new);
@@ -256,4 +264,52 @@ fn write_base(
         counts.refused.load(Relaxed)
     );
     Ok((out, clock, c))
+}
+
+/// `deflatedN OLD.tar NEW.tar`: the groups of NEW's base that OLD's does
+/// not hold (those an apply deflates), each deflated alone by libdeflate
+/// at level N on one thread: bytes, time, and how they split by ratio.
+fn deflated(level: u32, old: &str, new: &str) -> io::Result<()> {
+    use sysup::format::gz::libdeflate::Deflater;
+    let cut = |data: &[u8]| -> Vec<(u32, usize, usize)> {
+        let mut at = 0;
+        let mut out = Vec::new();
+        for len in sysup::format::gz::cuts::groups_with(data, 256 * 1024, cut_params()) {
+            let mut crc = flate2::Crc::new();
+            crc.update(&data[at..at + len]);
+            out.push((crc.sum(), at, len));
+            at += len;
+        }
+        out
+    };
+    let (a, b) = (std::fs::read(old)?, std::fs::read(new)?);
+    let known: std::collections::HashSet<(u32, usize)> =
+        cut(&a).iter().map(|g| (g.0, g.2)).collect();
+    let mut d = Deflater::new(level)?;
+    // buckets by ratio: [0, .3), [.3, .5), [.5, .7), [.7, .9), [.9, ...)
+    let mut sums = [(0usize, 0usize, 0f64, 0usize); 5];
+    let mut out = Vec::new();
+    for (crc, at, len) in cut(&b) {
+        if known.contains(&(crc, len)) {
+            continue;
+        }
+        out.clear();
+        let t = Instant::now();
+        d.deflate(&b[at..at + len], &mut out)?;
+        let secs = t.elapsed().as_secs_f64();
+        let r = out.len() as f64 / len as f64;
+        let i = [0.3, 0.5, 0.7, 0.9].iter().filter(|&&x| r >= x).count();
+        sums[i].0 += len;
+        sums[i].1 += out.len();
+        sums[i].2 += secs;
+        sums[i].3 += 1;
+    }
+    for (i, (inb, outb, secs, n)) in sums.iter().enumerate() {
+        println!(
+            "bucket {i}: {n} groups, {inb} B -> {outb} B ({:.3}), {secs:.3} s, {:.0} MB/s",
+            *outb as f64 / (*inb).max(1) as f64,
+            *inb as f64 / secs.max(1e-9) / 1e6
+        );
+    }
+    Ok(())
 }

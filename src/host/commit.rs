@@ -163,9 +163,11 @@ pub fn commit(root: &Root, plan: &Plan, reaper: &mut Reaper) -> Result<()> {
 fn set_attrs(root: &Root, res: &mut Resolver<'_>, a: &Attrs, want_dir: bool) -> Result<()> {
     let (parent, name) = split(&a.path);
     let d = dir_of(res, root, parent)?;
-    let Some(st) = d.stat(name).map_err(|e| io_err(root, "stat", &a.path, e))? else {
+    // Opened once for all its changes (each one-shot change opens it anew).
+    let Some(o) = d.pin(name).map_err(|e| io_err(root, "open", &a.path, e))? else {
         return Ok(());
     };
+    let st = *o.stat();
     if st.is_dir() != want_dir {
         return Ok(());
     }
@@ -178,19 +180,27 @@ fn set_attrs(root: &Root, res: &mut Resolver<'_>, a: &Attrs, want_dir: bool) -> 
             root.display(&a.path).display()
         )));
     }
-    d.chown(name, a.uid, a.gid)
-        .map_err(|e| io_err(root, "chown", &a.path, e))?;
+    // Most entries here change only their mtime: an owner or mode that is
+    // already right is left alone (a chown would clear setuid/setgid, and
+    // the chmod after it would only put them back).
+    let owner_changes = (u64::from(st.uid), u64::from(st.gid)) != (a.uid, a.gid);
+    if owner_changes {
+        o.chown(a.uid, a.gid)
+            .map_err(|e| io_err(root, "chown", &a.path, e))?;
+    }
     if !a.is_symlink {
         // after chown: chown clears setuid/setgid
-        d.chmod(name, a.mode)
-            .map_err(|e| io_err(root, "chmod", &a.path, e))?;
+        if owner_changes || st.perm() != a.mode & 0o7777 {
+            o.chmod(a.mode)
+                .map_err(|e| io_err(root, "chmod", &a.path, e))?;
+        }
         for (k, v) in &a.xattrs {
-            d.set_xattr(name, k, v)
+            o.set_xattr(k, v)
                 .map_err(|e| io_err(root, "set extended attribute on", &a.path, e))?;
         }
     }
     if let Some(t) = a.mtime {
-        d.set_mtime(name, t)
+        o.set_mtime(t)
             .map_err(|e| io_err(root, "set mtime of", &a.path, e))?;
     }
     Ok(())

@@ -37,6 +37,7 @@ mod attrs;
 pub mod fd;
 mod resolver;
 
+pub use attrs::Pinned;
 pub use resolver::{Resolver, CACHE_MAX};
 
 /// Most symlinks followed while resolving one path (as the kernel's 40).

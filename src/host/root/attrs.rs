@@ -86,32 +86,39 @@ impl Dir {
         })
     }
 
+    /// Open a child once for several attribute changes (each of
+    /// [`Dir::chown`], [`Dir::chmod`], [`Dir::set_mtime`] and
+    /// [`Dir::set_xattr`] opens it anew); `None` if there is no such child.
+    pub fn pin(&self, name: &[u8]) -> io::Result<Option<Pinned<'_>>> {
+        match self.object(name) {
+            Ok(o) => Ok(Some(Pinned {
+                dir: self,
+                name: name.to_vec(),
+                o,
+            })),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn pinned(&self, name: &[u8]) -> io::Result<Pinned<'_>> {
+        Ok(Pinned {
+            dir: self,
+            name: name.to_vec(),
+            o: self.object(name)?,
+        })
+    }
+
     /// chown a child: the object itself (a symlink's own owner), never
     /// through a link.
     pub fn chown(&self, name: &[u8], uid: u64, gid: u64) -> io::Result<()> {
-        let (u, g) = (
-            u32::try_from(uid).map_err(|_| io::Error::other("uid out of range"))?,
-            u32::try_from(gid).map_err(|_| io::Error::other("gid out of range"))?,
-        );
-        let o = self.object(name)?;
-        // SAFETY: valid fd and an empty C string with AT_EMPTY_PATH: the
-        // descriptor's own object (O_PATH ones included).
-        cvt(unsafe { libc::fchownat(o.raw(), c"".as_ptr(), u, g, libc::AT_EMPTY_PATH) }).map(drop)
+        self.pinned(name)?.chown(uid, gid)
     }
 
     /// chmod a child; a symlink is refused (its mode means nothing on
     /// Linux, and chmod would change its target's).
     pub fn chmod(&self, name: &[u8], mode: u32) -> io::Result<()> {
-        let o = self.object(name)?;
-        o.not_a_link(name)?;
-        let mode = (mode & 0o7777) as libc::mode_t;
-        if o.path_only {
-            // SAFETY: valid C string naming the pinned, non-symlink object.
-            cvt(unsafe { libc::chmod(o.proc_path().as_ptr(), mode) }).map(drop)
-        } else {
-            // SAFETY: valid fd.
-            cvt(unsafe { libc::fchmod(o.raw(), mode) }).map(drop)
-        }
+        self.pinned(name)?.chmod(mode)
     }
 
     /// Strip setuid/setgid bits and a file capability from a regular file
@@ -162,55 +169,12 @@ impl Dir {
     /// Set atime and mtime of a child: the object itself (a symlink's own
     /// times), never through a link.
     pub fn set_mtime(&self, name: &[u8], mtime: i64) -> io::Result<()> {
-        let ts = libc::timespec {
-            tv_sec: mtime,
-            tv_nsec: 0,
-        };
-        let times = [ts, ts];
-        let o = self.object(name)?;
-        if o.st.is_symlink() {
-            let c = cname(name)?;
-            // SAFETY: valid fd, C string and two timespecs; a symlink's
-            // times are set on the link (AT_SYMLINK_NOFOLLOW), and the
-            // name is re-resolved without following either way.
-            return cvt(unsafe {
-                libc::utimensat(
-                    self.raw(),
-                    c.as_ptr(),
-                    times.as_ptr(),
-                    libc::AT_SYMLINK_NOFOLLOW,
-                )
-            })
-            .map(drop);
-        }
-        if o.path_only {
-            // SAFETY: valid C string naming the pinned, non-symlink object.
-            cvt(unsafe {
-                libc::utimensat(libc::AT_FDCWD, o.proc_path().as_ptr(), times.as_ptr(), 0)
-            })
-            .map(drop)
-        } else {
-            // SAFETY: valid fd and two timespecs.
-            cvt(unsafe { libc::futimens(o.raw(), times.as_ptr()) }).map(drop)
-        }
+        self.pinned(name)?.set_mtime(mtime)
     }
 
     /// Set an extended attribute on a child; a symlink is refused.
     pub fn set_xattr(&self, name: &[u8], key: &str, value: &[u8]) -> io::Result<()> {
-        let o = self.object(name)?;
-        o.not_a_link(name)?;
-        let k = CString::new(key)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "xattr name contains NUL"))?;
-        let (v, n) = (value.as_ptr().cast(), value.len());
-        // SAFETY: valid fd or C strings and a buffer of n bytes.
-        cvt(unsafe {
-            if o.path_only {
-                libc::setxattr(o.proc_path().as_ptr(), k.as_ptr(), v, n, 0)
-            } else {
-                libc::fsetxattr(o.raw(), k.as_ptr(), v, n, 0)
-            }
-        })
-        .map(drop)
+        self.pinned(name)?.set_xattr(key, value)
     }
 
     /// This directory's own mtime (fstat).
@@ -230,5 +194,100 @@ impl Dir {
         let times = [ts, ts];
         // SAFETY: valid fd and two timespecs.
         cvt(unsafe { libc::futimens(self.raw(), times.as_ptr()) }).map(drop)
+    }
+}
+
+/// A child of a [`Dir`] opened once ([`Dir::pin`]) for several attribute
+/// changes, each made on the object first opened, as [`Dir`]'s one-shot
+/// methods make them.
+pub struct Pinned<'d> {
+    dir: &'d Dir,
+    name: Vec<u8>,
+    o: Object,
+}
+
+impl Pinned<'_> {
+    /// The object as it was when pinned.
+    pub fn stat(&self) -> &Stat {
+        &self.o.st
+    }
+
+    /// chown the object (a symlink's own owner).
+    pub fn chown(&self, uid: u64, gid: u64) -> io::Result<()> {
+        let (u, g) = (
+            u32::try_from(uid).map_err(|_| io::Error::other("uid out of range"))?,
+            u32::try_from(gid).map_err(|_| io::Error::other("gid out of range"))?,
+        );
+        // SAFETY: valid fd and an empty C string with AT_EMPTY_PATH: the
+        // descriptor's own object (O_PATH ones included).
+        cvt(unsafe { libc::fchownat(self.o.raw(), c"".as_ptr(), u, g, libc::AT_EMPTY_PATH) })
+            .map(drop)
+    }
+
+    /// chmod the object; a symlink is refused.
+    pub fn chmod(&self, mode: u32) -> io::Result<()> {
+        let o = &self.o;
+        o.not_a_link(&self.name)?;
+        let mode = (mode & 0o7777) as libc::mode_t;
+        if o.path_only {
+            // SAFETY: valid C string naming the pinned, non-symlink object.
+            cvt(unsafe { libc::chmod(o.proc_path().as_ptr(), mode) }).map(drop)
+        } else {
+            // SAFETY: valid fd.
+            cvt(unsafe { libc::fchmod(o.raw(), mode) }).map(drop)
+        }
+    }
+
+    /// Set atime and mtime of the object (a symlink's own times).
+    pub fn set_mtime(&self, mtime: i64) -> io::Result<()> {
+        let ts = libc::timespec {
+            tv_sec: mtime,
+            tv_nsec: 0,
+        };
+        let times = [ts, ts];
+        let o = &self.o;
+        if o.st.is_symlink() {
+            let c = cname(&self.name)?;
+            // SAFETY: valid fd, C string and two timespecs; a symlink's
+            // times are set on the link (AT_SYMLINK_NOFOLLOW), and the
+            // name is re-resolved without following either way.
+            return cvt(unsafe {
+                libc::utimensat(
+                    self.dir.raw(),
+                    c.as_ptr(),
+                    times.as_ptr(),
+                    libc::AT_SYMLINK_NOFOLLOW,
+                )
+            })
+            .map(drop);
+        }
+        if o.path_only {
+            // SAFETY: valid C string naming the pinned, non-symlink object.
+            cvt(unsafe {
+                libc::utimensat(libc::AT_FDCWD, o.proc_path().as_ptr(), times.as_ptr(), 0)
+            })
+            .map(drop)
+        } else {
+            // SAFETY: valid fd and two timespecs.
+            cvt(unsafe { libc::futimens(o.raw(), times.as_ptr()) }).map(drop)
+        }
+    }
+
+    /// Set an extended attribute on the object; a symlink is refused.
+    pub fn set_xattr(&self, key: &str, value: &[u8]) -> io::Result<()> {
+        let o = &self.o;
+        o.not_a_link(&self.name)?;
+        let k = CString::new(key)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "xattr name contains NUL"))?;
+        let (v, n) = (value.as_ptr().cast(), value.len());
+        // SAFETY: valid fd or C strings and a buffer of n bytes.
+        cvt(unsafe {
+            if o.path_only {
+                libc::setxattr(o.proc_path().as_ptr(), k.as_ptr(), v, n, 0)
+            } else {
+                libc::fsetxattr(o.raw(), k.as_ptr(), v, n, 0)
+            }
+        })
+        .map(drop)
     }
 }

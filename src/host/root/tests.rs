@@ -137,3 +137,35 @@ fn attribute_changes_never_reach_through_a_symlink() {
         b"v"
     );
 }
+
+#[test]
+fn a_pinned_child_takes_every_change_and_a_missing_one_is_none() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let (_t, path) = setup();
+    std::fs::write(path.join("usr/f"), b"x").unwrap();
+    let root = Root::open(&path).unwrap();
+    let d = root.resolve_dir(b"usr").unwrap();
+    assert!(d.pin(b"missing").unwrap().is_none());
+    let p = d.pin(b"f").unwrap().unwrap();
+    assert!(p.stat().is_file());
+    let (uid, gid) = (u64::from(p.stat().uid), u64::from(p.stat().gid));
+    p.chown(uid, gid).unwrap();
+    p.chmod(0o4751).unwrap();
+    p.set_mtime(1_000_000).unwrap();
+    let m = std::fs::metadata(path.join("usr/f")).unwrap();
+    assert_eq!(m.permissions().mode() & 0o7777, 0o4751);
+    assert_eq!(m.mtime(), 1_000_000);
+    // renamed away after the pin: the changes follow the object, not the name
+    std::fs::rename(path.join("usr/f"), path.join("usr/g")).unwrap();
+    p.chmod(0o640).unwrap();
+    let g = std::fs::metadata(path.join("usr/g")).unwrap();
+    assert_eq!(g.permissions().mode() & 0o7777, 0o640);
+    // a pinned symlink is the link: mode and xattr changes are refused
+    let l = root.dir().pin(b"lib").unwrap().unwrap();
+    assert!(l.stat().is_symlink());
+    assert!(l.chmod(0o600).is_err());
+    assert!(l.set_xattr("user.k", b"v").is_err());
+    l.set_mtime(2_000_000).unwrap();
+    let lm = std::fs::symlink_metadata(path.join("lib")).unwrap();
+    assert_eq!(lm.mtime(), 2_000_000);
+}
