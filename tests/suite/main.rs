@@ -17,6 +17,7 @@ mod systemd_support;
 use common::fixtures;
 
 mod admin_messages;
+mod apply_attrs_in_place;
 mod apply_chain;
 mod apply_crash;
 mod base_compression;

@@ -4,7 +4,7 @@
 //! change keeps the setgid bit the new mode asks for (chown clears it, the
 //! chmod after puts it back).
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
