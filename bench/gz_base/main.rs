@@ -5,9 +5,9 @@
 //! can run the engines alternately in separate processes (bench/README.md,
 //! "Base gzip").
 //!
-//! Usage: cargo run --release --example gz-base [--features isal] -- ENGINE FILE
-//! ENGINE: `fast` (ISA-L level 1 with the `isal` feature, else zlib-rs
-//! level 2), `zlibN` (zlib-rs level N, 1-9) or `stored`.
+//! Usage: cargo run --release --example gz-base -- ENGINE FILE
+//! ENGINE: `fast` (zlib-rs level 2 in this writer), `zlibN` (zlib-rs level
+//! N, 1-9) or `stored`.
 //!
 //! `gz-base deflatedN OLD.tar NEW.tar` deflates, one by one on one
 //! thread with libdeflate level N, the groups of NEW's base that OLD's
@@ -15,8 +15,8 @@
 //! ratio (bench/log/issue-23.md, "Third pass").
 //!
 //! `gz-base members-ENGINE OLD.tar NEW.tar` times a base's steps instead
-//! (see [`members`]); there ENGINE is `fastN` (ISA-L level N with the
-//! `isal` feature, else libdeflate level N), `zlibN` or `stored`.
+//! (see [`members`]); there ENGINE is `fastN` (libdeflate level N),
+//! `zlibN` or `stored`.
 
 use std::io::{self, Write};
 use std::time::Instant;
@@ -78,13 +78,8 @@ fn main() -> io::Result<()> {
     }
     let out = w.finish()?.0;
     let secs = t.elapsed().as_secs_f64();
-    let isal = if cfg!(feature = "isal") {
-        "isal"
-    } else {
-        "no isal"
-    };
     println!(
-        "{name} ({isal}): {} -> {out} B ({:.3}), {secs:.3} s, {:.0} MB/s",
+        "{name}: {} -> {out} B ({:.3}), {secs:.3} s, {:.0} MB/s",
         data.len(),
         out as f64 / data.len() as f64,
         data.len() as f64 / secs / 1e6

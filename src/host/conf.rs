@@ -54,8 +54,7 @@ pub enum BaseCompression {
     /// deflates the new base nor inflates the old one: for hosts that
     /// prefer CPU to disk.
     None,
-    /// A fast deflate (`gz::Engine::Fast`: ISA-L level 1 in a build with
-    /// the `isal` feature, libdeflate level 1 otherwise), the members the old
+    /// A fast deflate (`gz::Engine::Fast`: libdeflate level 1), the members the old
     /// base holds unchanged copied, not deflated again: the default, about
     /// 0.38× of the tar on the bench world (BENCHMARKS.md, "host base gzip").
     #[default]

@@ -1,6 +1,6 @@
 //! How a host keeps its bases (`[apply] base-compression` in
-//! `etc/sysup.conf`): deflated by default (libdeflate level 1, or ISA-L level 1
-//! with the `isal` feature) in independent gzip members, stored on request;
+//! `etc/sysup.conf`): deflated by default (libdeflate level 1) in
+//! independent gzip members, stored on request;
 //! either a gzip that gunzip, GNU tar and bsdtar read as exactly the dist's
 //! tar; a host may switch between applies, and a base as sysup kept it
 //! before (one stored member) is still read; a bad setting is refused

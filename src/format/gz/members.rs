@@ -15,7 +15,7 @@
 //! holds in memory ([`super::read::Held`]: the bytes it read and what they
 //! inflated to) is compared and copied from there instead. Any other group, or one
 //! whose copy does not check, is deflated with the engine — in one call of
-//! libdeflate for [`Engine::Fast`] without ISA-L. Both run on the worker
+//! libdeflate for [`Engine::Fast`]. Both run on the worker
 //! threads, one per core, and members are written in order.
 //!
 //! Invariants: the file inflates to exactly the bytes written, whatever the
@@ -79,11 +79,9 @@ struct Done {
 }
 
 /// How a worker deflates a group: libdeflate at the level asked for
-/// [`Engine::Fast`] in a build without ISA-L (whole buffers: a member is
-/// one call), else the chunk compressor of `gz` with the group as its one,
+/// [`Engine::Fast`] (whole buffers: a member is one call), else the chunk compressor of `gz` with the group as its one,
 /// final chunk.
 enum Packer {
-    #[cfg_attr(feature = "isal", allow(dead_code))]
     Libdeflate(Deflater),
     Chunker(Chunker),
 }
@@ -91,7 +89,6 @@ enum Packer {
 impl Packer {
     fn new(engine: Engine) -> io::Result<Packer> {
         Ok(match engine {
-            #[cfg(not(feature = "isal"))]
             Engine::Fast(level) => Packer::Libdeflate(Deflater::new(level)?),
             _ => Packer::Chunker(Chunker::new(engine)),
         })

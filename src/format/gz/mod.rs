@@ -14,10 +14,8 @@
 //! same on every build host; and for the bases a host keeps for itself,
 //! where only speed matters, a fast deflate or no compression at all
 //! (stored blocks: still a gzip file, with its CRC-32, that any gunzip reads).
-//! The fast deflate is ISA-L (`isal`) when sysup is built with the `isal`
-//! feature (ISA-L needs nasm and the autotools to build: docs/decisions.md,
-//! "ISA-L is an opt-in feature"); otherwise it is libdeflate ([`libdeflate`],
-//! built by `cc`) for a base's members, which are whole buffers, and
+//! The fast deflate is libdeflate ([`libdeflate`], built by `cc`) for a
+//! base's members, which are whole buffers, and
 //! zlib-rs level 2 for this [`Writer`]'s primed chunks, which libdeflate
 //! cannot make.
 //!
@@ -42,8 +40,6 @@ use flate2::{Compress, Compression, Crc, FlushCompress, Status};
 
 pub mod cuts;
 pub mod extra;
-#[cfg(feature = "isal")]
-mod isal;
 pub mod libdeflate;
 pub mod members;
 pub mod read;
@@ -54,29 +50,23 @@ pub enum Engine {
     /// zlib-rs at level 1–9: the same bytes on every machine. For dists.
     Portable(u32),
     /// The fastest deflate built in, for a host's own bases; its bytes may
-    /// depend on the CPU and on how sysup was built. With the `isal`
-    /// feature, ISA-L at level 0–3 (level 1 deflates about twice as fast as
-    /// zlib-rs level 1, into 14% fewer bytes: BENCHMARKS.md); without it,
-    /// libdeflate at the level asked (0–12) in [`members::Writer`], and
-    /// zlib-rs at level 2 whatever the level asked in [`Writer`] (its level
-    /// 1 makes bases over 0.45× of the tar).
+    /// depend on the CPU. libdeflate at the level asked (0–12) in
+    /// [`members::Writer`], and zlib-rs at level 2 whatever the level asked
+    /// in [`Writer`] (its level 1 makes bases over 0.45× of the tar).
     Fast(u32),
     /// No compression: deflate's stored blocks, written at memory speed and
     /// read back as fast. The same bytes on every machine.
     Stored,
 }
 
-/// The zlib-rs level of [`Engine::Fast`] without ISA-L: level 1 (zlib-rs's
+/// The zlib-rs level of [`Engine::Fast`] in [`Writer`]: level 1 (zlib-rs's
 /// "quick" strategy, fixed Huffman codes) makes a base of the bench world
 /// 0.45× of its tar, level 2 0.37× (BENCHMARKS.md, "host base gzip").
-#[cfg_attr(feature = "isal", allow(dead_code))]
 const FAST_ZLIB_LEVEL: u32 = 2;
 
 /// A worker's compressor, made on its own thread.
 enum Chunker {
     Zlib(u32),
-    #[cfg(feature = "isal")]
-    Isal(isal::Deflater),
     Stored,
 }
 
@@ -84,9 +74,6 @@ impl Chunker {
     fn new(engine: Engine) -> Chunker {
         match engine {
             Engine::Portable(level) => Chunker::Zlib(level),
-            #[cfg(feature = "isal")]
-            Engine::Fast(level) => Chunker::Isal(isal::Deflater::new(level)),
-            #[cfg(not(feature = "isal"))]
             Engine::Fast(_) => Chunker::Zlib(FAST_ZLIB_LEVEL),
             Engine::Stored => Chunker::Stored,
         }
@@ -97,8 +84,6 @@ impl Chunker {
     fn deflate(&mut self, data: &[u8], dict: &[u8], last: bool) -> io::Result<Vec<u8>> {
         match self {
             Chunker::Zlib(level) => compress_chunk(*level, data, dict, last),
-            #[cfg(feature = "isal")]
-            Chunker::Isal(d) => d.compress(data, dict, last),
             Chunker::Stored => Ok(store_chunk(data, last)),
         }
     }
@@ -441,13 +426,9 @@ mod tests {
         let b = gz_with(Engine::Fast(1), &data, 3, 1 << 22);
         assert_eq!(a, b);
         assert_eq!(gunzip(&a), data);
-        // ISA-L's deflate is not zlib's; without it, "fast" is zlib-rs at FAST_ZLIB_LEVEL
+        // "fast" in this writer is zlib-rs at FAST_ZLIB_LEVEL
         let portable = gz_with(Engine::Portable(FAST_ZLIB_LEVEL), &data, 2, CHUNK);
-        if cfg!(feature = "isal") {
-            assert_ne!(a, portable);
-        } else {
-            assert_eq!(a, portable);
-        }
+        assert_eq!(a, portable);
     }
 
     #[test]
@@ -476,15 +457,6 @@ mod tests {
         // a chunk exactly full: nothing may follow the final block
         let full = crate::util::testdata::noise(5, CHUNK);
         assert_eq!(gunzip(&gz_with(Engine::Stored, &full, 2, CHUNK)), full);
-    }
-
-    #[test]
-    #[cfg(feature = "isal")]
-    fn a_failing_engine_is_an_error_from_finish() {
-        let mut w = Writer::with_threads(Vec::new(), Engine::Fast(9), 2);
-        w.write_all(&[1u8; 3 * CHUNK]).ok();
-        let err = w.finish().unwrap_err();
-        assert!(err.to_string().contains("ISA-L"), "{err}");
     }
 
     #[test]

@@ -129,9 +129,9 @@ impl Twins {
         );
         s.add_filter(r#""(time|installed_at|mtime)": \d+"#, r#""$1": "[TIME]""#);
         s.add_filter(r#""txid": "[0-9a-f]+""#, r#""txid": "[TXID]""#);
-        // A base's size depends on its engine, and ISA-L's bytes (with the
-        // `isal` feature) on the CPU (docs/decisions.md, "Host base
-        // compression"): its size is redacted.
+        // A base's size depends on its engine, and libdeflate's bytes on
+        // the CPU (docs/decisions.md, "A base's members are deflated and
+        // inflated by libdeflate"): its size is redacted.
         s.add_filter(r"(/bases/\S+\.tar\.gz) \(\d+ KiB\)", "$1 ([BASE SIZE])");
         s.add_filter(r#""base_size": \d+"#, r#""base_size": "[BASE SIZE]""#);
         // What the restart report could not read (a pid 1 that even root
