@@ -228,11 +228,17 @@ mod tests {
     use super::*;
 
     /// Any mix of copies and whole buffers, of any sizes, hashes the
-    /// stream as one SHA-256 of its bytes in order.
+    /// stream as one SHA-256 of its bytes in order, and the writer writes
+    /// exactly those bytes in that order.
     #[test]
-    fn gives_and_copies_hash_the_stream_in_order() {
+    fn gives_and_copies_hash_and_write_the_stream_in_order() {
         let data: Vec<u8> = (0..9_000_000u32).map(|i| (i * 131 % 251) as u8).collect();
         let mut h = OutHash::spawn().unwrap();
+        let feed = h.writer();
+        let writer = thread::spawn(move || {
+            let mut out = Vec::new();
+            feed.run(&mut out).map(|()| out)
+        });
         let mut at = 0;
         let mut k = 0usize;
         let sizes = [1, 700, GIVE_MIN - 1, GIVE_MIN, 300_000, 1 << 20, 3 << 20, 5];
@@ -255,8 +261,49 @@ mod tests {
             at += n;
             k += 1;
         }
+        assert!(!h.write_failed());
         let got = h.finish();
         assert_eq!(got.size, data.len() as u64);
         assert_eq!(got.sha256, Some(Sha256::digest(&data)));
+        let written = writer.join().unwrap().unwrap();
+        assert!(written == data, "the writer wrote other bytes");
+    }
+
+    /// Takes 100 bytes, then fails.
+    struct Full(usize);
+
+    impl Write for Full {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.0 >= 100 {
+                return Err(io::Error::new(io::ErrorKind::StorageFull, "full"));
+            }
+            let n = buf.len().min(100 - self.0);
+            self.0 += n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A writer that fails says so, keeps taking buffers (the applier
+    /// never waits on it) and returns its error at the end; the digest is
+    /// still of everything given.
+    #[test]
+    fn a_failed_writer_says_so_and_never_blocks_the_stream() {
+        let mut h = OutHash::spawn().unwrap();
+        let feed = h.writer();
+        let writer = thread::spawn(move || feed.run(&mut Full(0)));
+        let buf = vec![7u8; 1 << 20];
+        let mut all = 0u64;
+        for _ in 0..64 {
+            let next = h.give(buf.clone(), 0);
+            drop(next);
+            all += buf.len() as u64;
+        }
+        let got = h.finish();
+        assert_eq!(got.size, all);
+        let e = writer.join().unwrap().unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::StorageFull);
     }
 }
