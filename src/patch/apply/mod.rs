@@ -71,7 +71,7 @@ use out_hash::OutHash;
 /// Output produced per step (and the granularity of reads from sections).
 const CHUNK: usize = 256 * 1024;
 /// Output gathered for each write of [`apply_reader`]'s writer thread.
-const WRITE_CHUNK: usize = 2 * CHUNK;
+const WRITE_CHUNK: usize = CHUNK;
 /// Most members a patch may describe on either side (bounds the plan's memory).
 pub const MAX_MEMBERS: u64 = 1 << 22;
 

@@ -96,8 +96,9 @@ impl OutHash {
     /// Start the hashing thread.
     pub(super) fn spawn() -> io::Result<OutHash> {
         let (tx, rx) = mpsc::sync_channel::<Piece>(IN_FLIGHT);
-        // Room for every buffer that can be out at once.
-        let (back_tx, back) = mpsc::sync_channel::<Vec<u8>>(2 * IN_FLIGHT + 2);
+        // Buffers back beyond these are freed: what the applier keeps for
+        // reuse stays as small as it was with one thread.
+        let (back_tx, back) = mpsc::sync_channel::<Vec<u8>>(IN_FLIGHT);
         let sha_back = back_tx.clone();
         let handle = thread::Builder::new()
             .name("sysup-sha256".into())
