@@ -182,7 +182,15 @@ impl OutHash {
     /// or one the thread is done with).
     pub(super) fn give(&mut self, mut buf: Vec<u8>, from: usize) -> Vec<u8> {
         let n = buf.len() - from;
-        if n < GIVE_MIN || buf.capacity() > GIVE_MAX {
+        if buf.capacity() > GIVE_MAX {
+            // Copied, and not kept: produced into again, it would be
+            // copied at every turn.
+            self.update(&buf[from..]);
+            return self
+                .spare()
+                .unwrap_or_else(|| Vec::with_capacity(super::CHUNK));
+        }
+        if n < GIVE_MIN {
             self.update(&buf[from..]);
             buf.clear();
             return buf;
