@@ -517,25 +517,24 @@ pub fn apply_reader(
         r.out = None;
         let written = writer.join().expect("the writer thread panicked");
         match (produced, written) {
+            (Err(e), _) => Err(e),
+            // Also when production stopped because the writer failed.
+            (Ok(()), Err(e)) => Err(write_err(e)),
             (Ok(()), Ok(())) => r.finish(),
-            // The writer's error is the cause when it stopped production.
-            (_, Err(e)) => Err(write_err(e)),
-            (Err(e), Ok(())) => Err(e),
         }
     })
 }
 
 impl<R: Read> PatchReader<R> {
     /// Produce the whole new tar, handing every buffer out (to the writer
-    /// that [`apply_reader`] attached), until it is verified or something
-    /// failed, the writer included.
+    /// that [`apply_reader`] attached), until it is verified, production
+    /// failed, or the writer did (then its own result says why).
     fn produce_all(&mut self) -> Result<()> {
         loop {
             self.fill(WRITE_CHUNK)?;
-            if self.out.as_ref().is_some_and(OutHash::write_failed) {
-                return Err(self.bad("the new tar could not be written".into()));
-            }
-            if self.buf_pos == self.buf.len() {
+            if self.out.as_ref().is_some_and(OutHash::write_failed)
+                || self.buf_pos == self.buf.len()
+            {
                 return Ok(());
             }
             self.buf_pos = self.buf.len();
