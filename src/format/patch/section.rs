@@ -479,6 +479,9 @@ impl SectionReader {
 /// Reading through `Read` (for the record decoders): a clean EOF at the
 /// section's declared end, an error if the decoder disagrees.
 impl Read for SectionReader {
+    // Inlined into the zero-run decoder's one-byte varint reads, which
+    // otherwise pay a call per byte (2–4% of `sysup patch`'s CPU).
+    #[inline]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = buf.len().min(self.left.min(usize::MAX as u64) as usize);
         if n == 0 {

@@ -233,8 +233,10 @@ impl<R: Read> PatchReader<R> {
         pad: u64,
         pad_literal: bool,
     ) -> Result<()> {
-        while left > 0 && self.buf.len() < CHUNK {
-            let room = (CHUNK - self.buf.len()) as u64;
+        // A chunk more than the step started with, whatever `buf` held.
+        let end = self.step_start + CHUNK;
+        while left > 0 && self.buf.len() < end {
+            let room = (end - self.buf.len()) as u64;
             left -= self.data_piece(&mut data, left, room)?;
         }
         if left > 0 {

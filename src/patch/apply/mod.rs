@@ -70,6 +70,8 @@ use out_hash::OutHash;
 
 /// Output produced per step (and the granularity of reads from sections).
 const CHUNK: usize = 256 * 1024;
+/// Output gathered for each write of [`apply_reader`]'s writer thread.
+const WRITE_CHUNK: usize = CHUNK;
 /// Most members a patch may describe on either side (bounds the plan's memory).
 pub const MAX_MEMBERS: u64 = 1 << 22;
 
@@ -488,30 +490,57 @@ impl<R: Read> Read for PatchReader<R> {
 pub fn apply(
     path: &Path,
     old: impl Read,
-    new: &mut impl Write,
+    new: &mut (impl Write + Send),
     new_name: &Path,
 ) -> Result<ApplyReport> {
     apply_reader(PatchReader::open(path, old)?, new, new_name)
 }
 
 /// [`apply`] with a reader already opened (and configured: see
-/// [`PatchReader::rereadable_input`]).
+/// [`PatchReader::rereadable_input`]). The new tar is written on a thread
+/// of its own, from the buffers the output's SHA-256 thread is given
+/// ([`out_hash`]): the applier's thread only produces.
 pub fn apply_reader(
     mut r: PatchReader<impl Read>,
-    new: &mut impl Write,
+    new: &mut (impl Write + Send),
     new_name: &Path,
 ) -> Result<ApplyReport> {
-    loop {
-        r.fill(CHUNK)?;
-        if r.buf_pos < r.buf.len() {
-            new.write_all(&r.buf[r.buf_pos..])
-                .map_err(|e| Error::io("write new tar to", new_name, e))?;
-            r.buf_pos = r.buf.len();
-        } else {
-            break;
+    let write_err = |e| Error::io("write new tar to", new_name, e);
+    let Some(out) = r.out.as_mut() else {
+        return r.finish();
+    };
+    let feed = out.writer();
+    std::thread::scope(|s| {
+        let writer = std::thread::Builder::new()
+            .name("sysup-write".into())
+            .spawn_scoped(s, move || feed.run(new))
+            .map_err(write_err)?;
+        let produced = r.produce_all();
+        // Ends the writer's input if producing stopped early.
+        r.out = None;
+        let written = writer.join().expect("the writer thread panicked");
+        match (produced, written) {
+            (Err(e), _) => Err(e),
+            // Also when production stopped because the writer failed.
+            (Ok(()), Err(e)) => Err(write_err(e)),
+            (Ok(()), Ok(())) => r.finish(),
+        }
+    })
+}
+
+impl<R: Read> PatchReader<R> {
+    /// Produce the whole new tar, handing every buffer out (to the writer
+    /// that [`apply_reader`] attached), until it is verified, production
+    /// failed, or the writer did (then its own result says why).
+    fn produce_all(&mut self) -> Result<()> {
+        loop {
+            self.fill(WRITE_CHUNK)?;
+            if self.out.as_ref().is_some_and(OutHash::write_failed)
+                || self.buf_pos == self.buf.len()
+            {
+                return Ok(());
+            }
+            self.buf_pos = self.buf.len();
         }
     }
-    new.flush()
-        .map_err(|e| Error::io("write new tar to", new_name, e))?;
-    r.finish()
 }

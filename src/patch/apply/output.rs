@@ -10,6 +10,7 @@
 
 use std::io::Read;
 
+use super::out_hash::GIVE_MIN;
 use super::{record_err, DataState, PatchReader, State, CHUNK};
 use crate::error::Result;
 use crate::format::patch::{recode, regz};
@@ -117,12 +118,21 @@ impl<R: Read> PatchReader<R> {
         Ok(())
     }
 
-    /// Append `bytes` to what is handed out.
+    /// Append `bytes` to what is handed out. A big piece becomes the
+    /// buffer itself; a small one (a rebuilt member's exact-size bytes) is
+    /// copied into an emptied buffer of the usual size, which the steps
+    /// after it fill without growing it again and again.
     pub(super) fn hand_out(&mut self, bytes: Vec<u8>) {
         if self.buf_pos >= self.buf.len() {
-            let done = std::mem::replace(&mut self.buf, bytes);
-            self.hash_done(done);
+            let done = std::mem::take(&mut self.buf);
+            let mut next = self.hash_done(done);
             self.buf_pos = 0;
+            if bytes.len() < GIVE_MIN && next.capacity() >= CHUNK {
+                next.extend_from_slice(&bytes);
+                self.buf = next;
+            } else {
+                self.buf = bytes;
+            }
         } else {
             self.buf.extend_from_slice(&bytes);
         }
