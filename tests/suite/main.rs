@@ -85,6 +85,7 @@ mod patch_elf_aarch64;
 mod patch_file_input;
 mod patch_pipeline;
 mod patch_roundtrip;
+mod patch_write_error;
 mod patch_wrong_base;
 mod patch_zip_members;
 mod pending_apply;

@@ -4,7 +4,7 @@
 //! own cause, exit 1 and no panic — from the command with its stdout on a
 //! full device, and from the library with a writer that fails midway.
 
-mod patch_support;
+use crate::patch_support;
 
 use std::fs::File;
 use std::io::{self, Write};
