@@ -211,6 +211,16 @@ fn set_attrs(root: &Root, res: &mut Resolver<'_>, a: &Attrs, want_dir: bool) -> 
 pub fn set_dir_mtimes(root: &Root, plan: &Plan, which: impl Fn(&[u8]) -> bool) -> Result<()> {
     let mut res = Resolver::new(root, plan.dist_dirs.iter().cloned());
     for (path, mtime) in plan.dir_mtimes.iter().filter(|(p, _)| which(p)) {
+        // The directory itself, opened from its parent without following a
+        // link and kept (deepest first: it is a parent next): one open a
+        // directory. Anything else there is left to the general way below.
+        if res.is_dist_dir(path) {
+            if let Ok(d) = res.dir(path) {
+                d.set_own_mtime(*mtime)
+                    .map_err(|e| io_err(root, "set mtime of", path, e))?;
+                continue;
+            }
+        }
         let (parent, name) = split(path);
         let d = dir_of(&mut res, root, parent)?;
         match d.set_mtime(name, *mtime) {
