@@ -100,6 +100,33 @@ fn parent_nofollow(root: &Root, rel: &[u8]) -> Result<Option<(Dir, Vec<u8>)>> {
     Ok(Some((d, name.to_vec())))
 }
 
+/// The directories the commit renamed into, each reached once by
+/// [`parent_nofollow`] and kept (renames come in tar order, a directory's
+/// together): what is removed from them are only the commit's asides, so a
+/// kept descriptor still names what the walk found. At most [`DIRS_MAX`].
+#[derive(Default)]
+struct DirCache {
+    dirs: HashMap<Vec<u8>, Option<Dir>>,
+}
+
+/// Most descriptors a [`DirCache`] holds: far below the usual limit of 1024.
+const DIRS_MAX: usize = 128;
+
+impl DirCache {
+    /// The real directory at `rel`; `None` if some component is missing or
+    /// is not a real directory.
+    fn get(&mut self, root: &Root, rel: &[u8]) -> Result<Option<&Dir>> {
+        if !self.dirs.contains_key(rel) {
+            if self.dirs.len() >= DIRS_MAX {
+                self.dirs.clear();
+            }
+            let d = parent_nofollow(root, &join(rel, b"x"))?.map(|(d, _)| d);
+            self.dirs.insert(rel.to_vec(), d);
+        }
+        Ok(self.dirs[rel].as_ref())
+    }
+}
+
 /// The tree as the commit will leave it, for [`foretell`]: what the new
 /// MANIFEST ships is in place, nothing is removed yet.
 struct Foretold<'a> {
@@ -226,8 +253,9 @@ fn remove_each(
         .chain(&plan.renames)
         .chain(&plan.critical);
     let shipped = shipped(plan);
+    let mut dirs = DirCache::default();
     for (n, r) in all.enumerate() {
-        if let Some((d, _)) = parent_nofollow(root, &join(&r.dir, b"x"))? {
+        if let Some(d) = dirs.get(root, &r.dir)? {
             let aside = aside_name(&plan.txid, n);
             let Some(st) = d
                 .stat(&aside)

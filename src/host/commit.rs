@@ -11,13 +11,15 @@
 //!    (a rename replaces a running executable safely: no ETXTBSY; a
 //!    replaced setuid file still hard-linked elsewhere is stripped of its
 //!    setuid/setgid bits first);
-//!    then metadata-only changes set in place on files whose content stays;
+//!    then metadata-only changes set in place on files whose content stays
+//!    (independent of each other: two threads share them);
 //! 4. critical files (`<path>.new` → `<path>`), second-to-last: libc and the
 //!    loader change only once everything that may need the new ones is in
 //!    place, and each changes in one atomic rename;
 //! 5. every touched directory fsynced: a rename is not durable until its
 //!    directory is;
-//! 6. directory mtimes set as the MANIFEST says (renames moved them).
+//! 6. directory mtimes set as the MANIFEST says (renames moved them), each
+//!    on the directory opened once from its parent, never through a link.
 //!
 //! Idempotence: an operation whose staged name no longer exists is already
 //! done. Where the final name holds something rename cannot replace (a
@@ -138,9 +140,7 @@ pub fn commit(root: &Root, plan: &Plan, reaper: &mut Reaper) -> Result<()> {
     res.clear();
     // 3. everything else
     done.rename_all(root, &mut res, &plan.renames, reaper, "commit-rename")?;
-    for a in &plan.attrs {
-        set_attrs(root, &mut res, a, false)?;
-    }
+    set_file_attrs(root, plan)?;
     checkpoint("commit-before-critical");
     // 4. critical files, second-to-last
     done.rename_all(root, &mut res, &plan.critical, reaper, "commit-critical")?;
@@ -154,6 +154,38 @@ pub fn commit(root: &Root, plan: &Plan, reaper: &mut Reaper) -> Result<()> {
     }
     // 6. directory mtimes, deepest first
     set_dir_mtimes(root, plan, |_| true)
+}
+
+/// Fewest metadata-only changes worth a second thread.
+const SPLIT_MIN: usize = 256;
+
+/// Set the metadata-only changes of objects whose content stays (most
+/// upgraded files: a new mtime), in halves on two threads — each change is
+/// independent of the others, and the rest of the apply has left the
+/// machine's other core idle by now. Either half's error fails the step
+/// (a re-run sets them all again).
+fn set_file_attrs(root: &Root, plan: &Plan) -> Result<()> {
+    let run = |attrs: &[Attrs]| -> Result<()> {
+        let mut res = Resolver::new(root, plan.dist_dirs.iter().cloned());
+        attrs
+            .iter()
+            .try_for_each(|a| set_attrs(root, &mut res, a, false))
+    };
+    if plan.attrs.len() < SPLIT_MIN {
+        return run(&plan.attrs);
+    }
+    let (first, second) = plan.attrs.split_at(plan.attrs.len() / 2);
+    std::thread::scope(|s| {
+        let other = std::thread::Builder::new()
+            .name("sysup-attrs".into())
+            .spawn_scoped(s, || run(second));
+        let mine = run(first);
+        let theirs = match other {
+            Ok(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            Err(_) => run(second), // no thread to be had: this one does it
+        };
+        mine.and(theirs)
+    })
 }
 
 /// Set owner, mode, xattrs and mtime of an existing object in place; one
@@ -211,6 +243,16 @@ fn set_attrs(root: &Root, res: &mut Resolver<'_>, a: &Attrs, want_dir: bool) -> 
 pub fn set_dir_mtimes(root: &Root, plan: &Plan, which: impl Fn(&[u8]) -> bool) -> Result<()> {
     let mut res = Resolver::new(root, plan.dist_dirs.iter().cloned());
     for (path, mtime) in plan.dir_mtimes.iter().filter(|(p, _)| which(p)) {
+        // The directory itself, opened from its parent without following a
+        // link and kept (deepest first: it is a parent next): one open a
+        // directory. Anything else there is left to the general way below.
+        if res.is_dist_dir(path) {
+            if let Ok(d) = res.dir(path) {
+                d.set_own_mtime(*mtime)
+                    .map_err(|e| io_err(root, "set mtime of", path, e))?;
+                continue;
+            }
+        }
         let (parent, name) = split(path);
         let d = dir_of(&mut res, root, parent)?;
         match d.set_mtime(name, *mtime) {

@@ -280,6 +280,12 @@ impl Stager<'_> {
             return Ok(verdict);
         }
         // Content is right; what about the attributes?
+        // A mode, owner or mtime that differs decides it without the live
+        // extended attributes: `Attrs` sets the entry's own, whatever the
+        // live ones are (most upgraded files are here: a new mtime only).
+        if !stat_matches(e, &st) {
+            return Ok(Compare::Attrs);
+        }
         let xattrs_known_same = untouched
             && old
                 .as_ref()
@@ -289,7 +295,7 @@ impl Stager<'_> {
             || live_xattrs(&d, base)
                 .map_err(|err| ioerr(self.root, "read extended attributes of", &e.path, err))?
                 == e.xattrs;
-        Ok(if stat_matches(e, &st) && xattrs_same {
+        Ok(if xattrs_same {
             Compare::Same
         } else {
             Compare::Attrs
