@@ -14,7 +14,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use patch_support::craft::{assemble, Craft};
+use patch_support::craft::{assemble, header_diff, one_member_tar, varints, Craft};
 use patch_support::*;
 use sysup::diff::{diff_dists, DiffOptions, DiffReport};
 use sysup::format::patch::header::VERSION;
@@ -330,18 +330,6 @@ fn a_damaged_patch_with_re_encoded_members_is_refused() {
 
 // ---- hand-made patches: checksums valid, records hostile -------------------
 
-/// A one-member tar holding `data` as `m.ko.xz`.
-fn one_member_tar(data: &[u8]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_ustar();
-    h.set_path("m.ko.xz").unwrap();
-    h.set_size(data.len() as u64);
-    h.set_mode(0o644);
-    h.set_cksum();
-    b.append(&h, data).unwrap();
-    b.into_inner().unwrap()
-}
-
 fn xz_recipe(raw_len: u64) -> Recipe {
     Recipe {
         codec: Codec::Xz(rexz::Params {
@@ -365,7 +353,10 @@ fn craft(recipe: Option<Recipe>, tamper: impl FnOnce(&mut Vec<u64>)) -> Craft {
     let new_raw = [line.clone(), old_raw.clone()].concat();
     let old_xz = recode::rebuild(&xz_recipe(0), &old_raw).unwrap();
     let new_xz = recode::rebuild(&xz_recipe(0), &new_raw).unwrap();
-    let (old, new) = (one_member_tar(&old_xz), one_member_tar(&new_xz));
+    let (old, new) = (
+        one_member_tar("m.ko.xz", &old_xz),
+        one_member_tar("m.ko.xz", &new_xz),
+    );
     let mut r = recipe.unwrap_or(xz_recipe(0));
     r.raw_len = new_raw.len() as u64;
     let mut fields = r.fields();
@@ -410,16 +401,12 @@ fn craft(recipe: Option<Recipe>, tamper: impl FnOnce(&mut Vec<u64>)) -> Craft {
         w.ctrl(&c).unwrap();
     }
     w.varint(1024).unwrap();
-    let header_diff: Vec<u8> = new[..512]
-        .iter()
-        .zip(&old[..512])
-        .map(|(n, o)| n.wrapping_sub(*o))
-        .collect();
+    let head = header_diff(&new, &old);
     Craft {
         old,
         new,
         ctrl: w.into_inner(),
-        diff: [header_diff, vec![0u8; old_raw.len()]].concat(),
+        diff: [head, vec![0u8; old_raw.len()]].concat(),
         extra: [line, vec![0u8; 1024]].concat(),
         old_members: 1,
         new_members: 1,
@@ -427,14 +414,6 @@ fn craft(recipe: Option<Recipe>, tamper: impl FnOnce(&mut Vec<u64>)) -> Craft {
         raw_len_override: [None; 2],
         version: VERSION,
     }
-}
-
-fn varints(v: &[u64]) -> Vec<u8> {
-    let mut w = RecordWriter::new(Vec::new());
-    for &x in v {
-        w.varint(x).unwrap();
-    }
-    w.into_inner()
 }
 
 fn run(dir: &Path, c: &Craft) -> sysup::Result<Vec<u8>> {

@@ -17,7 +17,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use patch_support::craft::{assemble, Craft};
+use patch_support::craft::{assemble, header_diff, one_member_tar, varints, Craft};
 use patch_support::{apply, diff, edit, file, make_dist, opts, sysup_patch, Entry, Tree};
 use sysup::diff::{diff_dists, DiffOptions};
 use sysup::format::patch::header::VERSION;
@@ -372,26 +372,6 @@ fn a_world_with_changed_wheels_upgrades_through_sysup_apply() {
 
 // ---- a hand-made patch: checksums valid, the table hostile ----------------
 
-/// A one-member tar holding `data` as `w.whl`.
-fn one_member_tar(data: &[u8]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_ustar();
-    h.set_path("w.whl").unwrap();
-    h.set_size(data.len() as u64);
-    h.set_mode(0o644);
-    h.set_cksum();
-    b.append(&h, data).unwrap();
-    b.into_inner().unwrap()
-}
-
-fn varints(v: &[u64]) -> Vec<u8> {
-    let mut w = RecordWriter::new(Vec::new());
-    for &x in v {
-        w.varint(x).unwrap();
-    }
-    w.into_inner()
-}
-
 /// Old and new tars of one wheel; the patch makes the new wheel's
 /// expanded form literally and rebuilds it by its table, whose fields
 /// `tamper` may change (or cut: `cut` fields dropped from the end).
@@ -404,7 +384,10 @@ fn craft(dir: &Path, tamper: impl FnOnce(&mut Vec<u64>), cut: usize) -> Craft {
     let new_zip = archive(dir, py, &package(3, 2, false));
     let (recipe, table, expanded) = recode::zip_recipe(&new_zip).expect("reproduced");
     assert!(matches!(recipe.codec, Codec::Zip(_)));
-    let (old, new) = (one_member_tar(&old_zip), one_member_tar(&new_zip));
+    let (old, new) = (
+        one_member_tar("w.whl", &old_zip),
+        one_member_tar("w.whl", &new_zip),
+    );
     let mut fields = table.fields();
     tamper(&mut fields);
     fields.truncate(fields.len() - cut);
@@ -436,16 +419,12 @@ fn craft(dir: &Path, tamper: impl FnOnce(&mut Vec<u64>), cut: usize) -> Craft {
     })
     .unwrap();
     w.varint(1024).unwrap();
-    let header_diff: Vec<u8> = new[..512]
-        .iter()
-        .zip(&old[..512])
-        .map(|(n, o)| n.wrapping_sub(*o))
-        .collect();
+    let head = header_diff(&new, &old);
     Craft {
         old,
         new,
         ctrl: w.into_inner(),
-        diff: header_diff,
+        diff: head,
         extra: [expanded, vec![0u8; 1024]].concat(),
         old_members: 1,
         new_members: 1,

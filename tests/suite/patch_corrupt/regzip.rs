@@ -3,7 +3,7 @@
 
 use crate::patch_support;
 
-use patch_support::craft::{assemble, Craft};
+use patch_support::craft::{assemble, header_diff, one_member_tar, Craft};
 use patch_support::*;
 use sysup::format::patch::header::VERSION;
 use sysup::format::patch::record::{Ctrl, DataOp, HeaderOp, Keep, MemberRecord, RecordWriter};
@@ -11,18 +11,6 @@ use sysup::format::patch::regz::{self, Recipe};
 use sysup::Error;
 
 use super::crafted::{expect_err, plan, run};
-
-/// A one-member tar holding `data` as `doc.gz`.
-fn one_member_tar(data: &[u8]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_ustar();
-    h.set_path("doc.gz").unwrap();
-    h.set_size(data.len() as u64);
-    h.set_mode(0o644);
-    h.set_cksum();
-    b.append(&h, data).unwrap();
-    b.into_inner().unwrap()
-}
 
 /// Old and new tars of one gzipped member, the new text a line longer at
 /// the top; the patch rebuilds it through its uncompressed bytes with
@@ -35,7 +23,10 @@ fn regz_craft(level: u8, raw_len_delta: i64, ctrls: Option<Vec<Ctrl>>) -> Craft 
     let new_raw = [line.clone(), old_raw.clone()].concat();
     let old_gz = regz::rebuild(&regz::GZIP_9N_HEADER, &old_raw, 9).unwrap();
     let new_gz = regz::rebuild(&regz::GZIP_9N_HEADER, &new_raw, 9).unwrap();
-    let (old, new) = (one_member_tar(&old_gz), one_member_tar(&new_gz));
+    let (old, new) = (
+        one_member_tar("doc.gz", &old_gz),
+        one_member_tar("doc.gz", &new_gz),
+    );
     let ctrls = ctrls.unwrap_or(vec![
         Ctrl {
             old_pos: 0,
@@ -75,12 +66,8 @@ fn regz_craft(level: u8, raw_len_delta: i64, ctrls: Option<Vec<Ctrl>>) -> Craft 
         w.ctrl(c).unwrap();
     }
     w.varint(1024).unwrap();
-    let header_diff: Vec<u8> = new[..512]
-        .iter()
-        .zip(&old[..512])
-        .map(|(n, o)| n.wrapping_sub(*o))
-        .collect();
-    let diff = [header_diff, vec![0u8; old_raw.len()]].concat();
+    let head = header_diff(&new, &old);
+    let diff = [head, vec![0u8; old_raw.len()]].concat();
     let extra = [regz::GZIP_9N_HEADER.to_vec(), line, vec![0u8; 1024]].concat();
     Craft {
         old,

@@ -1,5 +1,5 @@
 //! Hand-made patches for the refusal tests (`patch_corrupt`,
-//! `patch_compressed_members`): the pieces of one member's bsdiff, assembled
+//! `patch_compressed_members`, `patch_zip_members`): the pieces of one member's bsdiff, assembled
 //! into a patch whose header and section checksums are all valid, so that
 //! what the applier refuses is the content, not the framing.
 
@@ -91,4 +91,35 @@ pub fn assemble(dir: &Path, c: &Craft) -> PathBuf {
     f.write_all(&h.encode()).unwrap();
     f.write_all(&body).unwrap();
     p
+}
+
+/// A one-member tar holding `data` as `name`: the old or new tar of a
+/// hand-made one-member patch.
+pub fn one_member_tar(name: &str, data: &[u8]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_ustar();
+    h.set_path(name).unwrap();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append(&h, data).unwrap();
+    b.into_inner().unwrap()
+}
+
+/// The bsdiff add bytes that turn `old`'s first header block into `new`'s.
+pub fn header_diff(new: &[u8], old: &[u8]) -> Vec<u8> {
+    new[..512]
+        .iter()
+        .zip(&old[..512])
+        .map(|(n, o)| n.wrapping_sub(*o))
+        .collect()
+}
+
+/// `v` as the patch's varints, back to back.
+pub fn varints(v: &[u64]) -> Vec<u8> {
+    let mut w = sysup::format::patch::record::RecordWriter::new(Vec::new());
+    for &x in v {
+        w.varint(x).unwrap();
+    }
+    w.into_inner()
 }
