@@ -34,6 +34,7 @@ use crate::host::checkpoint::{checkpoint, fault};
 use crate::host::plan::{join, split, Attrs, Plan, Rename};
 use crate::host::reaper::Reaper;
 use crate::host::root::{Dir, Resolver, Root};
+use crate::util::halves::in_halves;
 
 /// The aside name of the `n`-th rename of a plan.
 pub fn aside_name(txid: &str, n: usize) -> Vec<u8> {
@@ -171,21 +172,8 @@ fn set_file_attrs(root: &Root, plan: &Plan) -> Result<()> {
             .iter()
             .try_for_each(|a| set_attrs(root, &mut res, a, false))
     };
-    if plan.attrs.len() < SPLIT_MIN {
-        return run(&plan.attrs);
-    }
-    let (first, second) = plan.attrs.split_at(plan.attrs.len() / 2);
-    std::thread::scope(|s| {
-        let other = std::thread::Builder::new()
-            .name("sysup-attrs".into())
-            .spawn_scoped(s, || run(second));
-        let mine = run(first);
-        let theirs = match other {
-            Ok(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
-            Err(_) => run(second), // no thread to be had: this one does it
-        };
-        mine.and(theirs)
-    })
+    let (mine, theirs) = in_halves(&plan.attrs, SPLIT_MIN, "sysup-attrs", run);
+    mine.and(theirs.unwrap_or(Ok(())))
 }
 
 /// Set owner, mode, xattrs and mtime of an existing object in place; one

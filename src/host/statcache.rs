@@ -30,6 +30,7 @@ use crate::format::name::{DistId, DistName};
 use crate::host::plan::split;
 use crate::host::root::{Resolver, Root, Stat};
 use crate::host::state::State;
+use crate::util::halves::in_halves;
 
 const HEADER: &str = "#sysup-stat 1";
 const MAX_LINE: u64 = 128;
@@ -138,26 +139,11 @@ impl StatCache {
             }
             out
         };
-        if entries.len() < SPLIT_MIN {
-            text.push_str(&lines(entries));
-        } else {
-            // Two halves on two threads (the machine's other core is idle
-            // by now); every lstat still comes after the commit.
-            let (first, second) = entries.split_at(entries.len() / 2);
-            let (a, b) = std::thread::scope(|s| {
-                let other = std::thread::Builder::new()
-                    .name("sysup-statc".into())
-                    .spawn_scoped(s, || lines(second));
-                let a = lines(first);
-                let b = match other {
-                    Ok(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
-                    Err(_) => lines(second),
-                };
-                (a, b)
-            });
-            text.push_str(&a);
-            text.push_str(&b);
-        }
+        // Two halves on two threads (the machine's other core is idle by
+        // now); every lstat still comes after the commit.
+        let (a, b) = in_halves(entries, SPLIT_MIN, "sysup-statc", lines);
+        text.push_str(&a);
+        text.push_str(b.as_deref().unwrap_or_default());
         crate::host::state::write_atomic_at(
             state.fd(),
             state.dir(),

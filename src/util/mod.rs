@@ -1,10 +1,12 @@
 //! Small shared tools with no knowledge of dists or roots: [`digest`]s and
 //! stream [`hashing`] on threads, file helpers ([`fsutil`]: atomic writes,
 //! xattrs), [`progress`] counters the command line draws, [`readahead`] of
-//! big inputs, the clock ([`time`]) and [`interrupt`] handling.
+//! big inputs, work split for a second core ([`halves`]), the clock
+//! ([`time`]) and [`interrupt`] handling.
 
 pub mod digest;
 pub mod fsutil;
+pub mod halves;
 pub mod hashing;
 pub mod interrupt;
 pub mod progress;
