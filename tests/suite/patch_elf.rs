@@ -6,7 +6,7 @@
 
 use crate::patch_support;
 
-use patch_support::elf::{both_ways, compile, program};
+use patch_support::elf::{both_ways, build_pair};
 use patch_support::*;
 
 #[test]
@@ -16,24 +16,7 @@ fn two_builds_of_a_c_program_diff_smaller_with_prediction() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (Some(old), Some(new)) = (
-        compile(
-            "cc",
-            &["-O2", "-fno-inline"],
-            dir.path(),
-            "old",
-            &program(400, false),
-        ),
-        compile(
-            "cc",
-            &["-O2", "-fno-inline"],
-            dir.path(),
-            "new",
-            &program(400, true),
-        ),
-    ) else {
-        assert!(std::env::var_os("CI").is_none(), "CI must have cc");
-        eprintln!("SKIPPED: no cc");
+    let Some((old, new)) = build_pair("cc", &["-O2", "-fno-inline"], dir.path()) else {
         return;
     };
     assert!(old.len() > 20_000, "{}", old.len());
@@ -41,7 +24,6 @@ fn two_builds_of_a_c_program_diff_smaller_with_prediction() {
     a.insert("usr/bin/prog".into(), exe(old));
     let mut b = Tree::new();
     b.insert("usr/bin/prog".into(), exe(new));
-    let dir = tempfile::tempdir().unwrap();
     let (with, without, _) = both_ways(dir.path(), &a, &b);
     assert_eq!(
         (with.stats.xref, with.stats.diffed),

@@ -100,3 +100,21 @@ pub fn compile(cc: &str, flags: &[&str], dir: &Path, name: &str, src: &str) -> O
         Err(_) => None,
     }
 }
+
+/// The program of 400 functions built by `cc` with `flags` in `dir`, then
+/// again with a function inserted: (old, new) executables. `None` when
+/// there is no such compiler, after saying SKIPPED — under CI a missing
+/// compiler is a failure.
+pub fn build_pair(cc: &str, flags: &[&str], dir: &Path) -> Option<(Vec<u8>, Vec<u8>)> {
+    match (
+        compile(cc, flags, dir, "old", &program(400, false)),
+        compile(cc, flags, dir, "new", &program(400, true)),
+    ) {
+        (Some(old), Some(new)) => Some((old, new)),
+        _ => {
+            assert!(std::env::var_os("CI").is_none(), "CI must have {cc}");
+            eprintln!("SKIPPED: no {cc}");
+            None
+        }
+    }
+}
