@@ -1,6 +1,6 @@
 //! libdeflate (Eric Biggers' C library, built by `cc` from the
 //! `libdeflate-sys` crate) for the members of a host's base: whole-buffer
-//! raw deflate and inflate. A base's members are independent and at most
+//! raw deflate and inflate, and the CRC-32 of their trailers. A base's members are independent and at most
 //! [`super::cuts::HARD_MAX`] bytes, so each is one call either way — the
 //! shape libdeflate is built for, where it deflates faster than zlib-rs
 //! into fewer bytes and inflates about twice as fast (bench/log/issue-23.md,
@@ -139,6 +139,39 @@ impl Drop for Inflater {
     }
 }
 
+/// The gzip CRC-32 of a stream, by libdeflate: its folding code picks the
+/// widest carry-less multiply the CPU has at run time (512-bit VPCLMULQDQ
+/// where there is one), about twice as fast as zlib-rs's here — and every
+/// byte of a base is summed twice in an apply (read, written).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Crc32(u32);
+
+impl Crc32 {
+    /// The CRC-32 of nothing yet.
+    pub fn new() -> Crc32 {
+        Crc32(0)
+    }
+
+    /// The CRC-32 of `data` alone.
+    pub fn of(data: &[u8]) -> u32 {
+        let mut c = Crc32::new();
+        c.update(data);
+        c.sum()
+    }
+
+    /// Go on with `data`.
+    pub fn update(&mut self, data: &[u8]) {
+        // SAFETY: libdeflate reads exactly `data.len()` bytes of `data`.
+        self.0 =
+            unsafe { ffi::libdeflate_crc32(self.0, data.as_ptr().cast::<c_void>(), data.len()) };
+    }
+
+    /// The CRC-32 so far.
+    pub fn sum(&self) -> u32 {
+        self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,6 +221,21 @@ mod tests {
         assert_eq!(inf.inflate(&z[..z.len() / 2], &mut out), Inflated::Bad);
         assert_eq!(inf.inflate(&[0xff; 64], &mut out), Inflated::Bad);
         assert_eq!(inf.inflate(&[], &mut out), Inflated::Bad);
+    }
+
+    #[test]
+    fn crc32_is_gzip_s_in_any_cut() {
+        let data = crate::util::testdata::noise(5, 300_001);
+        let mut want = flate2::Crc::new();
+        want.update(&data);
+        assert_eq!(Crc32::of(&data), want.sum());
+        let mut c = Crc32::new();
+        for part in data.chunks(4097) {
+            c.update(part);
+        }
+        assert_eq!(c.sum(), want.sum());
+        assert_eq!(Crc32::of(b"123456789"), 0xcbf4_3926);
+        assert_eq!(Crc32::of(&[]), 0);
     }
 
     #[test]

@@ -32,10 +32,8 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use flate2::Crc;
-
 use super::cuts::{self, Cut, Cutter};
-use super::libdeflate::{Deflater, Inflated, Inflater};
+use super::libdeflate::{Crc32, Deflater, Inflated, Inflater};
 use super::read::{Index, Place};
 use super::{Chunker, Engine, HEADER};
 
@@ -136,9 +134,7 @@ fn member_of(
     hook: Hook,
     data: &[u8],
 ) -> io::Result<Vec<u8>> {
-    let mut crc = Crc::new();
-    crc.update(data);
-    let (sum, len) = (crc.sum(), data.len() as u64);
+    let (sum, len) = (Crc32::of(data), data.len() as u64);
     if let Some(old) = old {
         if let Some(place) = old.index.find(sum, len) {
             hook("base-copy");

@@ -4,7 +4,8 @@
 //!
 //! A member with sysup's fixed header is inflated whole, by libdeflate
 //! ([`super::libdeflate`]), from a read-ahead window that holds the
-//! biggest member sysup writes ([`WINDOW`]) into a buffer of
+//! biggest member sysup writes ([`WINDOW`]) straight into the caller's
+//! buffer when that has room for a typical member, else into a buffer of
 //! [`cuts::HARD_MAX`] bytes — never sized from the member's own length
 //! field; its trailer is checked before any of its bytes is returned. Any
 //! other member, and one of sysup's that does not inflate whole there (too
@@ -30,10 +31,10 @@ use std::collections::HashMap;
 use std::io::{self, BufRead, Read};
 use std::sync::{Arc, Mutex};
 
-use flate2::{Crc, Decompress, FlushDecompress, Status};
+use flate2::{Decompress, FlushDecompress, Status};
 
 use super::cuts;
-use super::libdeflate::{Inflated, Inflater};
+use super::libdeflate::{Crc32, Inflated, Inflater};
 use super::HEADER;
 
 /// Where a member is in its file: compressed offset and length (header
@@ -241,6 +242,24 @@ impl<R: Read> BufRead for Window<R> {
     }
 }
 
+/// What [`Reader::header`] did with the next member.
+enum Whole {
+    /// Nothing: the file ended.
+    End,
+    /// Not inflated whole: its header was read, its body is streamed (or,
+    /// from `inflate_whole`, it is to be).
+    No,
+    /// Inflated whole into `whole_out`.
+    Buffered,
+    /// Inflated whole into the caller's buffer: so many bytes.
+    Direct(usize),
+}
+
+/// The least room in a caller's buffer that is tried for a whole member
+/// (most of sysup's are at most [`cuts::MAX`] bytes); a member that turns
+/// out bigger is inflated again into the reader's own buffer.
+const DIRECT_MIN: usize = cuts::MAX;
+
 enum Phase {
     Header,
     Body,
@@ -260,7 +279,7 @@ pub struct Reader<R> {
     whole_len: usize,
     whole_at: usize,
     inflate: Decompress,
-    crc: Crc,
+    crc: Crc32,
     /// Compressed bytes consumed so far.
     pos: u64,
     /// Where the current member starts, and whether its header is sysup's.
@@ -285,7 +304,7 @@ impl<R: Read> Reader<R> {
             whole_len: 0,
             whole_at: 0,
             inflate: Decompress::new(false),
-            crc: Crc::new(),
+            crc: Crc32::new(),
             pos: 0,
             start: 0,
             plain: false,
@@ -320,19 +339,20 @@ impl<R: Read> Reader<R> {
         }
     }
 
-    /// The next member: inflated whole, or its header read for streaming;
-    /// false at the end of the file.
-    fn header(&mut self) -> io::Result<bool> {
+    /// The next member: inflated whole (into `direct` if it fits there),
+    /// or its header read for streaming; [`Whole::End`] at the end of the file.
+    fn header(&mut self, direct: &mut [u8]) -> io::Result<Whole> {
         if self.inner.fill_buf()?.is_empty() {
             return if self.members == 0 {
                 Err(bad("empty file"))
             } else {
-                Ok(false)
+                Ok(Whole::End)
             };
         }
         self.start = self.pos;
-        if self.inflate_whole()? {
-            return Ok(true);
+        match self.inflate_whole(direct)? {
+            Whole::No => {}
+            done => return Ok(done),
         }
         let mut h = [0u8; 10];
         self.take(&mut h)?;
@@ -360,49 +380,62 @@ impl<R: Read> Reader<R> {
         }
         self.plain = h == HEADER;
         self.inflate.reset(false);
-        self.crc.reset();
+        self.crc = Crc32::new();
         self.phase = Phase::Body;
-        Ok(true)
+        Ok(Whole::No)
     }
 
     /// Inflate the next member in one call if it is one of sysup's and
     /// whole in the window; its trailer checked, it is recorded and its
-    /// bytes wait in `whole_out`. False if it is to be streamed instead.
-    fn inflate_whole(&mut self) -> io::Result<bool> {
+    /// bytes are either in `direct` (the caller's buffer, tried when it has
+    /// room for a typical member: one copy fewer) or wait in `whole_out`.
+    fn inflate_whole(&mut self, direct: &mut [u8]) -> io::Result<Whole> {
         // a dist's header is not sysup's plain one: only sysup's are read ahead
         if self.inner.fill(HEADER.len())?.get(..HEADER.len()) != Some(&HEADER[..]) {
-            return Ok(false);
+            return Ok(Whole::No);
         }
-        if self.whole.is_none() {
-            return Ok(false);
-        }
-        if self.whole_out.is_empty() {
-            self.whole_out = vec![0u8; cuts::HARD_MAX];
-        }
+        let Some(inflater) = self.whole.as_mut() else {
+            return Ok(Whole::No);
+        };
+        let mut into_direct = direct.len() >= DIRECT_MIN;
         // most members are whole in the first READ bytes ahead; the others
         // get a second try with the whole WINDOW
         let mut want = READ;
         let (end, made) = loop {
             let w = self.inner.fill(want)?;
-            let Some(inflater) = self.whole.as_mut() else {
-                return Ok(false);
+            if !into_direct && self.whole_out.is_empty() {
+                self.whole_out = vec![0u8; cuts::HARD_MAX];
+            }
+            let out = if into_direct {
+                &mut *direct
+            } else {
+                &mut self.whole_out[..]
             };
-            match inflater.inflate(&w[HEADER.len()..], &mut self.whole_out) {
+            match inflater.inflate(&w[HEADER.len()..], out) {
                 Inflated::Whole { used, made } if w.len() >= HEADER.len() + used + 8 => {
                     break (HEADER.len() + used, made);
                 }
-                Inflated::TooBig => return Ok(false),
+                // bigger than the caller's room: into our own buffer
+                Inflated::TooBig if into_direct => {
+                    into_direct = false;
+                    continue;
+                }
+                Inflated::TooBig => return Ok(Whole::No),
                 _ => {}
             }
             if self.inner.full() {
-                return Ok(false);
+                return Ok(Whole::No);
             }
             want = WINDOW;
         };
+        let content = if into_direct {
+            &direct[..made]
+        } else {
+            &self.whole_out[..made]
+        };
         let t = &self.inner.fill(end + 8)?[end..end + 8];
-        let mut crc = Crc::new();
-        crc.update(&self.whole_out[..made]);
-        if t[..4] != crc.sum().to_le_bytes() || t[4..] != (made as u32).to_le_bytes() {
+        let sum = Crc32::of(content);
+        if t[..4] != sum.to_le_bytes() || t[4..] != (made as u32).to_le_bytes() {
             return Err(bad("corrupt gzip stream does not have a matching checksum"));
         }
         if let Some(index) = &self.index {
@@ -410,21 +443,25 @@ impl<R: Read> Reader<R> {
                 offset: self.start,
                 len: (end + 8) as u64,
             };
-            index.record(crc.sum(), made as u64, place);
-        }
-        if let Some(index) = self.index.as_ref().filter(|i| i.holding()) {
-            let held = Held {
-                packed: self.inner.fill(end + 8)?[..end + 8].to_vec(),
-                content: self.whole_out[..made].to_vec(),
-            };
-            index.hold(self.start, held);
+            index.record(sum, made as u64, place);
+            if index.holding() {
+                let held = Held {
+                    packed: self.inner.fill(end + 8)?[..end + 8].to_vec(),
+                    content: content.to_vec(),
+                };
+                index.hold(self.start, held);
+            }
         }
         self.inner.consume(end + 8);
         self.pos += (end + 8) as u64;
         self.members += 1;
+        if into_direct {
+            self.phase = Phase::Header;
+            return Ok(Whole::Direct(made));
+        }
         (self.whole_len, self.whole_at) = (made, 0);
         self.phase = Phase::Whole;
-        Ok(true)
+        Ok(Whole::Buffered)
     }
 
     /// Return bytes of the member inflated whole.
@@ -501,11 +538,11 @@ impl<R: Read> Read for Reader<R> {
         loop {
             match self.phase {
                 Phase::Done => return Ok(0),
-                Phase::Header => {
-                    if !self.header()? {
-                        self.phase = Phase::Done;
-                    }
-                }
+                Phase::Header => match self.header(buf)? {
+                    Whole::End => self.phase = Phase::Done,
+                    Whole::Direct(n) if n > 0 => return Ok(n),
+                    _ => {}
+                },
                 Phase::Whole => {
                     let n = self.serve(buf);
                     if n > 0 {

@@ -1,4 +1,5 @@
 use super::*;
+use flate2::Crc;
 use std::io::Write;
 
 /// A gzip member with a file name in its header: not sysup's.
@@ -187,4 +188,73 @@ fn a_damaged_member_of_sysups_is_an_error_whatever_its_trailer_claims() {
     junk.extend_from_slice(&HEADER);
     junk.extend_from_slice(&[0xff; 40]);
     assert!(read_all(&junk, None).is_err());
+}
+
+#[test]
+fn the_callers_buffer_size_changes_nothing_read_held_or_refused() {
+    // members smaller and bigger than the room a caller's buffer has, so
+    // they go straight into it, into the reader's own buffer after a try,
+    // or streamed
+    let sizes = [
+        30_000,
+        DIRECT_MIN,
+        DIRECT_MIN + 1,
+        0,
+        900_000,
+        cuts::HARD_MAX + 1,
+        5,
+    ];
+    let parts: Vec<Vec<u8>> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| {
+            let mut d = crate::util::testdata::noise(20 + i as u64, n / 2);
+            d.resize(n, b'k' + i as u8);
+            d
+        })
+        .collect();
+    let z: Vec<u8> = parts.iter().flat_map(|p| ours(p)).collect();
+    let whole = parts.concat();
+    for room in [
+        1000,
+        DIRECT_MIN - 1,
+        DIRECT_MIN,
+        DIRECT_MIN + 7,
+        1 << 20,
+        6 << 20,
+    ] {
+        let index = Index::default();
+        let mut r = Reader::new(&z[..]).with_index(index.clone());
+        let mut out = Vec::new();
+        let mut buf = vec![0xa5u8; room];
+        loop {
+            let n = r.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        assert!(out == whole, "room {room}");
+        assert_eq!(index.len(), sizes.len(), "room {room}");
+        for p in parts.iter().filter(|p| p.len() <= cuts::HARD_MAX) {
+            let mut crc = Crc::new();
+            crc.update(p);
+            let place = index.find(crc.sum(), p.len() as u64).unwrap();
+            let held = index.held(place).expect("held");
+            assert!(held.content == *p, "room {room}, {} bytes", p.len());
+        }
+        // a damaged member is refused whatever the room
+        let mut bad = z.clone();
+        let last_crc = bad.len() - 8;
+        bad[last_crc] ^= 1;
+        let mut r = Reader::new(&bad[..]);
+        let err = loop {
+            match r.read(&mut buf) {
+                Ok(0) => panic!("room {room}: damage not seen"),
+                Ok(_) => {}
+                Err(e) => break e,
+            }
+        };
+        assert!(err.to_string().contains("checksum"), "{err}");
+    }
 }
