@@ -3,8 +3,9 @@
 //! the second: the same member twice, a directory as `etc` and `etc/`, one
 //! path spelled by a PAX record and by a ustar name, a critical file shipped
 //! both as `<path>.new` and as `<path>`, a MANIFEST listing a path twice,
-//! and metadata members sent twice or after the tree (where `sysup info`,
-//! which reads only the head, would not see them).
+//! metadata members sent twice or after the tree (where `sysup info`,
+//! which reads only the head, would not see them), and a hard link whose
+//! entry lists another mode or owner for the inode than its file's.
 
 use crate::common;
 use crate::hostile_support;
@@ -143,4 +144,41 @@ fn an_upgrade_step_hidden_after_the_tree() {
     assert_eq!(v["has_upgrade"], false, "{}", o.stdout);
     // ... so apply must not run one found later
     s.refused(&dist, &["metadata member '.sysup/upgrade' after the tree"]);
+}
+
+/// A hard link whose MANIFEST entry claims a setuid mode (or another
+/// owner) for the inode its file lists as plain: one inode has one mode,
+/// and which claim won would depend on the order the commit set them.
+#[test]
+fn a_hard_link_claiming_other_attributes_than_its_file() {
+    let s = Site::new();
+    for (what, claim) in [
+        (
+            "mode",
+            &(|e: &mut sysup::format::manifest::Entry| e.mode = 0o4755) as &dyn Fn(&mut _),
+        ),
+        ("owner", &|e: &mut sysup::format::manifest::Entry| {
+            e.uid = 1000
+        }),
+    ] {
+        let mut v = small_world();
+        let mut tool = Crafted::file("usr/bin/tool", b"#!/bin/sh\necho tool\n");
+        tool.entry.mode = 0o755;
+        v.retain(|c| c.entry.path != b"usr/bin/tool");
+        let mut link = Crafted::file("usr/bin/tool2", b"");
+        link.entry = tool.entry.clone();
+        link.entry.path = b"usr/bin/tool2".to_vec();
+        link.entry.kind = sysup::format::manifest::Kind::Hardlink;
+        link.entry.link = Some(b"usr/bin/tool".to_vec());
+        claim(&mut link.entry);
+        v.push(tool);
+        v.push(link);
+        let err = s.refused(
+            &world2(&s, &v),
+            &[&format!(
+                "'usr/bin/tool2' is a hard link to 'usr/bin/tool' but lists another {what}"
+            )],
+        );
+        assert!(err.contains("MANIFEST"), "{err}");
+    }
 }

@@ -20,7 +20,9 @@
 //! `/`, no NUL or newline byte, at most [`MAX_PATH`] bytes and [`MAX_DEPTH`]
 //! components; link targets at most [`MAX_PATH`] bytes too), none below
 //! another entry that is not a directory, each file has a SHA-256, each link
-//! a target; anything else is an error naming the line. Reading is bounded:
+//! a target, and a hard link to a listed file lists that file's mode,
+//! owner, mtime, content and extended attributes; anything else is an
+//! error naming the line (or, for the last rule, both paths). Reading is bounded:
 //! [`Manifest::read`] holds entries, never the whole text, and stops at the
 //! first line over [`MAX_LINE`] bytes or the first entry over the count the
 //! dist announced (at most [`MAX_ENTRIES`]); its time is linear in the
@@ -318,7 +320,43 @@ impl Manifest {
             below.push(&e);
             entries.push(e);
         }
-        Ok(Manifest { entries })
+        let m = Manifest { entries };
+        if let Some(why) = m.link_disagreement() {
+            return Err(err(0, why));
+        }
+        Ok(m)
+    }
+
+    /// The first hard link whose entry says something of its inode that
+    /// the file it links to contradicts. One inode has one mode, owner,
+    /// mtime, content and set of extended attributes: a dist listing two
+    /// would have the host keep whichever was set last. (A link to what is
+    /// not a file of this MANIFEST is refused where the dist is staged.)
+    fn link_disagreement(&self) -> Option<String> {
+        self.entries
+            .iter()
+            .filter(|e| e.kind == Kind::Hardlink)
+            .find_map(|e| {
+                let f = e
+                    .link
+                    .as_deref()
+                    .and_then(|t| self.get(t))
+                    .filter(|f| f.kind == Kind::File)?;
+                let what = [
+                    (e.mode != f.mode, "mode"),
+                    ((e.uid, e.gid) != (f.uid, f.gid), "owner"),
+                    (e.mtime != f.mtime, "mtime"),
+                    ((e.size, e.sha256) != (f.size, f.sha256), "content"),
+                    (e.xattrs != f.xattrs, "extended attributes"),
+                ]
+                .into_iter()
+                .find_map(|(differs, what)| differs.then_some(what))?;
+                Some(format!(
+                    "'{}' is a hard link to '{}' but lists another {what}: one inode has one",
+                    e.display(),
+                    f.display()
+                ))
+            })
     }
 }
 

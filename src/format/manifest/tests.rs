@@ -149,3 +149,59 @@ proptest! {
         let _ = Manifest::parse(Path::new("M"), format!("{HEADER}\n{s}").as_bytes());
     }
 }
+
+#[test]
+fn a_hard_link_must_list_its_files_attributes() {
+    let mut f = Entry::new(b"usr/bin/su".to_vec(), Kind::File);
+    f.mode = 0o755;
+    f.size = 3;
+    f.mtime = 5;
+    f.sha256 = Some([3; 32]);
+    let mut l = f.clone();
+    l.path = b"usr/bin/su2".to_vec();
+    l.kind = Kind::Hardlink;
+    l.link = Some(f.path.clone());
+    let p = Path::new("x/MANIFEST");
+    let text = |l: &Entry| Manifest::new(vec![f.clone(), l.clone()]).unwrap().render();
+    // what a build makes: the link lists its inode as the file does
+    assert!(Manifest::parse(p, text(&l).as_bytes()).is_ok());
+    let mut variants: Vec<(Entry, &str)> = Vec::new();
+    let mut v = l.clone();
+    v.mode = 0o4755;
+    variants.push((v, "mode"));
+    let mut v = l.clone();
+    v.uid = 1000;
+    variants.push((v, "owner"));
+    let mut v = l.clone();
+    v.mtime = 6;
+    variants.push((v, "mtime"));
+    let mut v = l.clone();
+    v.sha256 = Some([4; 32]);
+    variants.push((v, "content"));
+    let mut v = l.clone();
+    v.xattrs
+        .insert("security.capability".into(), vec![1, 0, 0, 2]);
+    variants.push((v, "extended attributes"));
+    for (v, what) in variants {
+        let e = Manifest::parse(p, text(&v).as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&format!(
+                "'usr/bin/su2' is a hard link to 'usr/bin/su' but lists another {what}"
+            )) && e.contains("x/MANIFEST"),
+            "{e}"
+        );
+    }
+    // a link to what this MANIFEST does not list is left to the stager
+    let mut away = l.clone();
+    away.link = Some(b"etc/shadow".to_vec());
+    assert!(Manifest::parse(
+        p,
+        Manifest::new(vec![f.clone(), away])
+            .unwrap()
+            .render()
+            .as_bytes()
+    )
+    .is_ok());
+}
