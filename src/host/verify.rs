@@ -1,6 +1,11 @@
 //! `sysup verify`: the installed tree against the MANIFEST of the installed
-//! base — content hash, type, mode, owner, link target, device numbers —
+//! base — content hash, type, mode, owner, link target, device numbers,
+//! the extended attributes the dist owns
+//! ([`xattr_owned`](crate::util::fsutil::xattr_owned): `user.*`,
+//! `trusted.*`, `security.capability`, plus any name the entry carries) —
 //! plus files nobody shipped in directories whose content the dist ships.
+//! A host's LSM labels (`security.selinux`, …) are not the dist's and are
+//! never read.
 //!
 //! Invariants: read-only (nothing on the root is changed; `--repair` is a
 //! separate re-apply of the installed base, [`repair`]); paths are reached through the
@@ -12,7 +17,7 @@
 //! clear them, and a correctly configured host must verify clean — and
 //! sysup's own files ([`sysup_own`]) are never listed at all.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::Serialize;
 
@@ -22,6 +27,7 @@ use crate::format::name::DistId;
 use crate::host::plan::{join, split};
 use crate::host::root::{Resolver, Root, Stat};
 use crate::host::state::{State, STATE_DIR};
+use crate::util::fsutil::{read_xattrs_where, xattr_compared};
 use crate::util::progress::{Progress, Unit};
 
 mod repair;
@@ -31,8 +37,35 @@ pub use repair::repair;
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Damage {
     pub path: String,
-    /// What differs: `type`, `content`, `mode`, `owner`, `link`, `device`.
+    /// What differs: `type`, `content`, `mode`, `owner`, `link`, `device`,
+    /// `xattr`.
     pub what: Vec<&'static str>,
+    /// With `xattr`: each extended attribute that differs, by name —
+    /// `added` (on disk only), `removed` (in the MANIFEST only) or
+    /// `changed` (another value).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub xattrs: BTreeMap<String, &'static str>,
+}
+
+/// How the live object's extended attributes differ from its entry's, by
+/// name. `live` holds only the names compared for that entry (the dist's
+/// own and the entry's: see [`xattr_compared`]).
+pub fn xattr_drift(
+    entry: &BTreeMap<String, Vec<u8>>,
+    live: &BTreeMap<String, Vec<u8>>,
+) -> BTreeMap<String, &'static str> {
+    let mut out = BTreeMap::new();
+    for (k, v) in entry {
+        match live.get(k) {
+            None => out.insert(k.clone(), "removed"),
+            Some(l) if l != v => out.insert(k.clone(), "changed"),
+            Some(_) => None,
+        };
+    }
+    for k in live.keys().filter(|k| !entry.contains_key(*k)) {
+        out.insert(k.clone(), "added");
+    }
+    out
 }
 
 /// What verify found for one dist name.
@@ -99,6 +132,7 @@ fn check(res: &mut Resolver<'_>, root: &Root, e: &Entry, f: &mut Findings) -> Re
         }
     };
     let mut what = Vec::new();
+    let mut xattrs = BTreeMap::new();
     if st.file_type() != e.kind.file_type() {
         what.push("type");
     } else {
@@ -132,6 +166,22 @@ fn check(res: &mut Resolver<'_>, root: &Root, e: &Entry, f: &mut Findings) -> Re
             }
             _ => {}
         }
+        if e.kind != Kind::Symlink {
+            // one llistxattr, and a read of only the compared names
+            let live = d
+                .real_path()
+                .and_then(|p| {
+                    let p = p.join(crate::format::manifest::bytes_path(name));
+                    read_xattrs_where(&p, |n| xattr_compared(n, e.xattrs.contains_key(n)))
+                })
+                .map_err(|err| {
+                    Error::io("read extended attributes of", root.display(&e.path), err)
+                })?;
+            xattrs = xattr_drift(&e.xattrs, &live);
+            if !xattrs.is_empty() {
+                what.push("xattr");
+            }
+        }
     }
     if what.is_empty() {
         return Ok(());
@@ -139,7 +189,11 @@ fn check(res: &mut Resolver<'_>, root: &Root, e: &Entry, f: &mut Findings) -> Re
     if e.config && what == ["content"] {
         f.config_modified.push(shown);
     } else {
-        f.modified.push(Damage { path: shown, what });
+        f.modified.push(Damage {
+            path: shown,
+            what,
+            xattrs,
+        });
     }
     Ok(())
 }
@@ -235,4 +289,34 @@ pub fn verify_root(state: &State, progress: &Progress) -> Result<Vec<Findings>> 
     }
     progress.done();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(kv: &[(&str, &[u8])]) -> BTreeMap<String, Vec<u8>> {
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn xattr_drift_names_added_removed_and_changed() {
+        let entry = map(&[("user.a", b"1"), ("user.b", b"2"), ("user.c", b"3")]);
+        let live = map(&[
+            ("user.a", b"1"),
+            ("user.b", b"x"),
+            ("security.capability", b"\x01"),
+        ]);
+        let d = xattr_drift(&entry, &live);
+        let want: BTreeMap<String, &str> = [
+            ("security.capability".to_string(), "added"),
+            ("user.b".to_string(), "changed"),
+            ("user.c".to_string(), "removed"),
+        ]
+        .into();
+        assert_eq!(d, want);
+        assert!(xattr_drift(&entry, &entry).is_empty());
+    }
 }

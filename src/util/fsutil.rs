@@ -1,7 +1,8 @@
 //! Filesystem helpers shared by the build and host sides: atomic file
 //! creation (temp name in the destination directory → fsync → rename → fsync
 //! the directory), early writeback of data that will be synced later, and
-//! extended attribute reading that never follows symlinks.
+//! extended attribute reading that never follows symlinks, with the one
+//! rule of which attribute names a dist owns ([`xattr_owned`]).
 //!
 //! Invariants: an [`AtomicFile`] that is dropped without [`AtomicFile::commit`]
 //! leaves nothing behind; after `commit` returns, the new name is durable
@@ -185,17 +186,49 @@ fn cpath(p: &Path) -> io::Result<CString> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))
 }
 
-/// Namespaces of extended attributes a dist carries. POSIX ACLs
-/// (`system.*`) are left out, as GNU tar `--xattrs` does by default.
-pub fn xattr_wanted(name: &str) -> bool {
-    ["user.", "security.", "trusted."]
-        .iter()
-        .any(|ns| name.starts_with(ns))
+/// Whether the dist owns extended attribute `name`: the build records it,
+/// and a host compares, sets and removes it so that the live object has
+/// exactly the dist's. Owned: `user.*`, `trusted.*` and the file capability
+/// `security.capability` (a privilege grant, which is the dist's to give).
+/// Every other name is the host's: the other `security.*` names are its
+/// LSM's labels (SELinux, Smack, IMA/EVM, AppArmor), set by its policy and
+/// its kernel, and `system.*` holds POSIX ACLs, which dists do not carry
+/// (docs/decisions.md#which-extended-attributes-the-dist-owns).
+pub fn xattr_owned(name: &str) -> bool {
+    name.starts_with("user.") || name.starts_with("trusted.") || name == "security.capability"
 }
 
-/// Read the extended attributes of `path` without following a symlink.
-/// A filesystem without xattr support yields an empty map.
+/// Whether a host compares a live object's attribute `name` with its
+/// entry (`in_entry`: the entry carries that name): an owned name always,
+/// a host's name only when the entry itself carries it (an older dist that
+/// shipped an SELinux label is still honoured for that name, and only
+/// that one).
+pub fn xattr_compared(name: &str, in_entry: bool) -> bool {
+    xattr_owned(name) || in_entry
+}
+
+/// Whether a host removes a live object's attribute `name` (`in_entry`:
+/// the entry carries that name): only an owned name the entry lacks — a
+/// host's label is never sysup's to remove.
+pub fn xattr_removed(name: &str, in_entry: bool) -> bool {
+    xattr_owned(name) && !in_entry
+}
+
+/// Read the extended attributes of `path` that the dist owns
+/// ([`xattr_owned`]), without following a symlink. A filesystem without
+/// xattr support yields an empty map.
 pub fn read_xattrs(path: &Path) -> io::Result<BTreeMap<String, Vec<u8>>> {
+    read_xattrs_where(path, xattr_owned)
+}
+
+/// Read the extended attributes of `path` whose names `keep` selects,
+/// without following a symlink. A filesystem without xattr support yields
+/// an empty map; an attribute removed between the listing and its read is
+/// left out.
+pub fn read_xattrs_where(
+    path: &Path,
+    keep: impl Fn(&str) -> bool,
+) -> io::Result<BTreeMap<String, Vec<u8>>> {
     let c = cpath(path)?;
     let mut out = BTreeMap::new();
     // SAFETY: c is a valid NUL-terminated path; a null buffer asks for the size.
@@ -221,32 +254,44 @@ pub fn read_xattrs(path: &Path) -> io::Result<BTreeMap<String, Vec<u8>>> {
         let Ok(name_str) = std::str::from_utf8(name) else {
             continue;
         };
-        if !xattr_wanted(name_str) {
+        if !keep(name_str) {
             continue;
         }
         let cname = CString::new(name).expect("split on NUL");
-        // SAFETY: valid C strings; null buffer asks for the size.
-        let vlen = unsafe { libc::lgetxattr(c.as_ptr(), cname.as_ptr(), std::ptr::null_mut(), 0) };
-        if vlen < 0 {
-            return Err(io::Error::last_os_error());
+        if let Some(val) = lgetxattr(&c, &cname)? {
+            out.insert(name_str.to_string(), val);
         }
-        let mut val = vec![0u8; vlen as usize];
-        // SAFETY: val has room for vlen bytes.
-        let vlen = unsafe {
-            libc::lgetxattr(
-                c.as_ptr(),
-                cname.as_ptr(),
-                val.as_mut_ptr().cast(),
-                val.len(),
-            )
-        };
-        if vlen < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        val.truncate(vlen as usize);
-        out.insert(name_str.to_string(), val);
     }
     Ok(out)
+}
+
+/// The value of attribute `name` of path `c` (not following a symlink);
+/// `None` if it is gone.
+fn lgetxattr(c: &CString, cname: &CString) -> io::Result<Option<Vec<u8>>> {
+    let gone = |e: io::Error| match e.raw_os_error() {
+        Some(libc::ENODATA) => Ok(None),
+        _ => Err(e),
+    };
+    // SAFETY: valid C strings; null buffer asks for the size.
+    let vlen = unsafe { libc::lgetxattr(c.as_ptr(), cname.as_ptr(), std::ptr::null_mut(), 0) };
+    if vlen < 0 {
+        return gone(io::Error::last_os_error());
+    }
+    let mut val = vec![0u8; vlen as usize];
+    // SAFETY: val has room for vlen bytes.
+    let vlen = unsafe {
+        libc::lgetxattr(
+            c.as_ptr(),
+            cname.as_ptr(),
+            val.as_mut_ptr().cast(),
+            val.len(),
+        )
+    };
+    if vlen < 0 {
+        return gone(io::Error::last_os_error());
+    }
+    val.truncate(vlen as usize);
+    Ok(Some(val))
 }
 
 /// Set an extended attribute on `path` without following a symlink.
@@ -299,6 +344,43 @@ mod tests {
         let mode = std::fs::metadata(&dest).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o640);
         assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn the_dist_owns_user_trusted_and_the_file_capability_only() {
+        for n in [
+            "user.sysup",
+            "trusted.overlay.opaque",
+            "security.capability",
+        ] {
+            assert!(xattr_owned(n), "{n}");
+        }
+        for n in [
+            "security.selinux",
+            "security.SMACK64",
+            "security.SMACK64EXEC",
+            "security.ima",
+            "security.evm",
+            "security.apparmor",
+            "security.capability2",
+            "system.posix_acl_access",
+            "system.nfs4_acl",
+            "other.x",
+            "user",
+        ] {
+            assert!(!xattr_owned(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn a_carried_host_name_is_compared_but_never_removed() {
+        assert!(xattr_compared("security.selinux", true));
+        assert!(!xattr_compared("security.selinux", false));
+        assert!(xattr_compared("user.k", false));
+        assert!(!xattr_removed("security.selinux", false));
+        assert!(!xattr_removed("security.selinux", true));
+        assert!(xattr_removed("security.capability", false));
+        assert!(!xattr_removed("user.k", true));
     }
 
     #[test]

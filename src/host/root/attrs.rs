@@ -4,10 +4,11 @@
 //! else), checked with `fstat`, and changed through that descriptor, so
 //! swapping its name for a link at any instant cannot redirect the change.
 //!
-//! Invariants: a mode or xattr change on a symlink is refused; its owner
-//! and times are the link's own; a regular file about to be replaced or
-//! removed while a hard link elsewhere still holds it loses its
-//! setuid/setgid bits and file capability first ([`Dir::disarm`]).
+//! Invariants: a mode or xattr change (setting or removing one) on a
+//! symlink is refused; its owner and times are the link's own; a regular
+//! file about to be replaced or removed while a hard link elsewhere still
+//! holds it loses its setuid/setgid bits and file capability first
+//! ([`Dir::disarm`]).
 
 use std::ffi::CString;
 use std::io;
@@ -49,6 +50,77 @@ impl Object {
     /// take no `O_PATH` descriptor (never a symlink: see `not_a_link`).
     fn proc_path(&self) -> CString {
         CString::new(format!("/proc/self/fd/{}", self.raw())).expect("no NUL")
+    }
+
+    /// Remove attribute `key` from the object (never a symlink: callers
+    /// check first); one it does not have, or a filesystem without
+    /// extended attributes, is no error.
+    fn remove_xattr(&self, key: &std::ffi::CStr) -> io::Result<()> {
+        // SAFETY: valid fd or C strings; the path names the pinned object.
+        let r = unsafe {
+            if self.path_only {
+                libc::removexattr(self.proc_path().as_ptr(), key.as_ptr())
+            } else {
+                libc::fremovexattr(self.raw(), key.as_ptr())
+            }
+        };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if !matches!(
+                e.raw_os_error(),
+                Some(libc::ENODATA) | Some(libc::EOPNOTSUPP)
+            ) {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// The names of the object's extended attributes (never a symlink's:
+    /// callers check first); none on a filesystem without them. Names that
+    /// are not UTF-8 are left out: no MANIFEST can carry them.
+    fn xattr_names(&self) -> io::Result<Vec<String>> {
+        let list = |buf: *mut libc::c_char, n: usize| -> isize {
+            // SAFETY: valid fd or C string; buf has room for n bytes (or is
+            // null with n 0, which asks for the size).
+            unsafe {
+                if self.path_only {
+                    libc::listxattr(self.proc_path().as_ptr(), buf, n)
+                } else {
+                    libc::flistxattr(self.raw(), buf, n)
+                }
+            }
+        };
+        let mut buf = Vec::new();
+        loop {
+            let want = list(std::ptr::null_mut(), 0);
+            if want < 0 {
+                let e = io::Error::last_os_error();
+                return match e.raw_os_error() {
+                    Some(libc::EOPNOTSUPP) => Ok(Vec::new()),
+                    _ => Err(e),
+                };
+            }
+            buf.resize(want as usize, 0);
+            if want == 0 {
+                break;
+            }
+            match list(buf.as_mut_ptr().cast(), buf.len()) {
+                n if n >= 0 => {
+                    buf.truncate(n as usize);
+                    break;
+                }
+                // grew since the size was asked: ask again
+                _ if io::Error::last_os_error().raw_os_error() == Some(libc::ERANGE) => {}
+                _ => return Err(io::Error::last_os_error()),
+            }
+        }
+        Ok(buf
+            .split(|&b| b == 0)
+            .filter_map(|n| std::str::from_utf8(n).ok())
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect())
     }
 }
 
@@ -145,25 +217,7 @@ impl Dir {
                 cvt(unsafe { libc::fchmod(o.raw(), mode) })?;
             }
         }
-        let key = c"security.capability";
-        // SAFETY: valid fd or C strings; the path names the pinned file.
-        let r = unsafe {
-            if o.path_only {
-                libc::removexattr(o.proc_path().as_ptr(), key.as_ptr())
-            } else {
-                libc::fremovexattr(o.raw(), key.as_ptr())
-            }
-        };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if !matches!(
-                e.raw_os_error(),
-                Some(libc::ENODATA) | Some(libc::EOPNOTSUPP)
-            ) {
-                return Err(e);
-            }
-        }
-        Ok(())
+        o.remove_xattr(c"security.capability")
     }
 
     /// Set atime and mtime of a child: the object itself (a symlink's own
@@ -271,6 +325,21 @@ impl Pinned<'_> {
             // SAFETY: valid fd and two timespecs.
             cvt(unsafe { libc::futimens(o.raw(), times.as_ptr()) }).map(drop)
         }
+    }
+
+    /// Remove the object's extended attributes that `drop` selects (by
+    /// name), returning their names; a symlink is refused. An attribute
+    /// already gone, or a filesystem without them, is no error.
+    pub fn remove_xattrs_where(&self, drop: impl Fn(&str) -> bool) -> io::Result<Vec<String>> {
+        let o = &self.o;
+        o.not_a_link(&self.name)?;
+        let mut removed = Vec::new();
+        for name in o.xattr_names()?.into_iter().filter(|n| drop(n)) {
+            let k = CString::new(name.as_str()).expect("split on NUL");
+            o.remove_xattr(&k)?;
+            removed.push(name);
+        }
+        Ok(removed)
     }
 
     /// Set an extended attribute on the object; a symlink is refused.
