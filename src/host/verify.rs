@@ -18,6 +18,7 @@
 //! sysup's own files ([`sysup_own`]) are never listed at all.
 
 use std::collections::{BTreeMap, HashSet};
+use std::io;
 
 use serde::Serialize;
 
@@ -25,9 +26,10 @@ use crate::error::{Error, Result};
 use crate::format::manifest::{Entry, Kind, Manifest};
 use crate::format::name::DistId;
 use crate::host::plan::{join, split};
-use crate::host::root::{Resolver, Root, Stat};
+use crate::host::root::{Dir, Resolver, Root, Stat};
 use crate::host::state::{State, STATE_DIR};
-use crate::util::fsutil::{read_xattrs_where, xattr_compared};
+use crate::util::digest::Sha256;
+use crate::util::fsutil::{read_fd_xattrs_where, xattr_compared};
 use crate::util::progress::{Progress, Unit};
 
 mod repair;
@@ -131,58 +133,11 @@ fn check(res: &mut Resolver<'_>, root: &Root, e: &Entry, f: &mut Findings) -> Re
             return Ok(());
         }
     };
-    let mut what = Vec::new();
-    let mut xattrs = BTreeMap::new();
-    if st.file_type() != e.kind.file_type() {
-        what.push("type");
+    let (what, xattrs) = if st.file_type() != e.kind.file_type() {
+        (vec!["type"], BTreeMap::new())
     } else {
-        if e.kind != Kind::Symlink && st.perm() != e.mode {
-            what.push("mode");
-        }
-        if u64::from(st.uid) != e.uid || u64::from(st.gid) != e.gid {
-            what.push("owner");
-        }
-        match e.kind {
-            Kind::File | Kind::Hardlink => {
-                let h = d
-                    .sha256(name)
-                    .map_err(|err| Error::io("read", root.display(&e.path), err))?;
-                if Some(h) != e.sha256 {
-                    what.push("content");
-                }
-            }
-            Kind::Symlink => {
-                let t = d
-                    .read_link(name)
-                    .map_err(|err| Error::io("read link", root.display(&e.path), err))?;
-                if Some(t) != e.link {
-                    what.push("link");
-                }
-            }
-            Kind::Char | Kind::Block
-                if e.dev.is_none_or(|(a, b)| st.rdev != libc::makedev(a, b)) =>
-            {
-                what.push("device");
-            }
-            _ => {}
-        }
-        if e.kind != Kind::Symlink {
-            // one llistxattr, and a read of only the compared names
-            let live = d
-                .real_path()
-                .and_then(|p| {
-                    let p = p.join(crate::format::manifest::bytes_path(name));
-                    read_xattrs_where(&p, |n| xattr_compared(n, e.xattrs.contains_key(n)))
-                })
-                .map_err(|err| {
-                    Error::io("read extended attributes of", root.display(&e.path), err)
-                })?;
-            xattrs = xattr_drift(&e.xattrs, &live);
-            if !xattrs.is_empty() {
-                what.push("xattr");
-            }
-        }
-    }
+        differences(root, &d, name, &st, e)?
+    };
     if what.is_empty() {
         return Ok(());
     }
@@ -196,6 +151,76 @@ fn check(res: &mut Resolver<'_>, root: &Root, e: &Entry, f: &mut Findings) -> Re
         });
     }
     Ok(())
+}
+
+/// How a live object differs from its entry: [`Damage::what`] and
+/// [`Damage::xattrs`].
+type Differences = (Vec<&'static str>, BTreeMap<String, &'static str>);
+
+/// Extended attributes by name.
+type XattrMap = BTreeMap<String, Vec<u8>>;
+
+/// What differs about a live object of the entry's type, and how its
+/// extended attributes differ by name.
+fn differences(root: &Root, d: &Dir, name: &[u8], st: &Stat, e: &Entry) -> Result<Differences> {
+    let fail = |action: &'static str| move |err| Error::io(action, root.display(&e.path), err);
+    let mut what = Vec::new();
+    if e.kind != Kind::Symlink && st.perm() != e.mode {
+        what.push("mode");
+    }
+    if u64::from(st.uid) != e.uid || u64::from(st.gid) != e.gid {
+        what.push("owner");
+    }
+    // The dist's own names and the entry's (a host's LSM label is not read).
+    let compared = |n: &str| xattr_compared(n, e.xattrs.contains_key(n));
+    let mut live = None;
+    match e.kind {
+        Kind::File | Kind::Hardlink => {
+            // one open for the content and the attribute list
+            let (h, x) = hash_and_xattrs(d, name, compared).map_err(fail("read"))?;
+            if Some(h) != e.sha256 {
+                what.push("content");
+            }
+            live = Some(x);
+        }
+        Kind::Symlink => {
+            let t = d.read_link(name).map_err(fail("read link"))?;
+            if Some(t) != e.link {
+                what.push("link");
+            }
+        }
+        Kind::Char | Kind::Block if e.dev.is_none_or(|(a, b)| st.rdev != libc::makedev(a, b)) => {
+            what.push("device");
+        }
+        _ => {}
+    }
+    if e.kind == Kind::Symlink {
+        return Ok((what, BTreeMap::new()));
+    }
+    let live = match live {
+        Some(x) => x,
+        None => d
+            .xattrs_where(name, compared)
+            .map_err(fail("read extended attributes of"))?,
+    };
+    let xattrs = xattr_drift(&e.xattrs, &live);
+    if !xattrs.is_empty() {
+        what.push("xattr");
+    }
+    Ok((what, xattrs))
+}
+
+/// SHA-256 of a child regular file and its extended attributes that `keep`
+/// selects, from one descriptor (not following a symlink).
+fn hash_and_xattrs(
+    d: &Dir,
+    name: &[u8],
+    keep: impl Fn(&str) -> bool,
+) -> io::Result<([u8; 32], XattrMap)> {
+    let mut f = d.open_file(name)?;
+    let mut h = Sha256::new();
+    io::copy(&mut f, &mut h)?;
+    Ok((h.finalize(), read_fd_xattrs_where(&f, keep)?))
 }
 
 /// Verify the tree of one installed dist. `known` holds every path any

@@ -230,26 +230,83 @@ pub fn read_xattrs_where(
     keep: impl Fn(&str) -> bool,
 ) -> io::Result<BTreeMap<String, Vec<u8>>> {
     let c = cpath(path)?;
-    let mut out = BTreeMap::new();
-    // SAFETY: c is a valid NUL-terminated path; a null buffer asks for the size.
-    let len = unsafe { libc::llistxattr(c.as_ptr(), std::ptr::null_mut(), 0) };
-    if len < 0 {
-        let e = io::Error::last_os_error();
-        return match e.raw_os_error() {
-            Some(libc::ENOTSUP) => Ok(out),
-            _ => Err(e),
+    read_where(Xattrs::Path(&c), keep)
+}
+
+/// [`read_xattrs_where`] of an open file (`flistxattr`: no path lookup).
+pub fn read_fd_xattrs_where(
+    fd: &impl std::os::fd::AsRawFd,
+    keep: impl Fn(&str) -> bool,
+) -> io::Result<BTreeMap<String, Vec<u8>>> {
+    read_where(Xattrs::Fd(fd.as_raw_fd()), keep)
+}
+
+/// Whose extended attributes to read: a path's (never following a final
+/// symlink) or an open descriptor's.
+#[derive(Clone, Copy)]
+enum Xattrs<'a> {
+    Path(&'a CString),
+    Fd(std::os::fd::RawFd),
+}
+
+impl Xattrs<'_> {
+    /// `llistxattr` / `flistxattr` into `buf` (null with `n` 0: the size).
+    fn list(self, buf: *mut libc::c_char, n: usize) -> io::Result<usize> {
+        // SAFETY: a valid C string or descriptor; buf has room for n bytes
+        // (or is null with n 0, which asks for the size).
+        let r = unsafe {
+            match self {
+                Xattrs::Path(c) => libc::llistxattr(c.as_ptr(), buf, n),
+                Xattrs::Fd(fd) => libc::flistxattr(fd, buf, n),
+            }
         };
+        usize::try_from(r).map_err(|_| io::Error::last_os_error())
     }
+
+    /// `lgetxattr` / `fgetxattr` of `name` into `buf` (null with `n` 0: the size).
+    fn get(self, name: &CString, buf: *mut libc::c_void, n: usize) -> io::Result<usize> {
+        // SAFETY: valid C strings or descriptor; buf as in `list`.
+        let r = unsafe {
+            match self {
+                Xattrs::Path(c) => libc::lgetxattr(c.as_ptr(), name.as_ptr(), buf, n),
+                Xattrs::Fd(fd) => libc::fgetxattr(fd, name.as_ptr(), buf, n),
+            }
+        };
+        usize::try_from(r).map_err(|_| io::Error::last_os_error())
+    }
+
+    /// The value of `name`; `None` if it is gone.
+    fn value(self, name: &CString) -> io::Result<Option<Vec<u8>>> {
+        let read = || -> io::Result<Vec<u8>> {
+            let mut val = vec![0u8; self.get(name, std::ptr::null_mut(), 0)?];
+            let n = self.get(name, val.as_mut_ptr().cast(), val.len())?;
+            val.truncate(n);
+            Ok(val)
+        };
+        match read() {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.raw_os_error() == Some(libc::ENODATA) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn read_where(
+    src: Xattrs<'_>,
+    keep: impl Fn(&str) -> bool,
+) -> io::Result<BTreeMap<String, Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    let len = match src.list(std::ptr::null_mut(), 0) {
+        Ok(n) => n,
+        Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => return Ok(out),
+        Err(e) => return Err(e),
+    };
     if len == 0 {
         return Ok(out);
     }
-    let mut names = vec![0u8; len as usize];
-    // SAFETY: names has room for len bytes.
-    let len = unsafe { libc::llistxattr(c.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
-    if len < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    names.truncate(len as usize);
+    let mut names = vec![0u8; len];
+    let len = src.list(names.as_mut_ptr().cast(), names.len())?;
+    names.truncate(len);
     for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
         let Ok(name_str) = std::str::from_utf8(name) else {
             continue;
@@ -258,40 +315,11 @@ pub fn read_xattrs_where(
             continue;
         }
         let cname = CString::new(name).expect("split on NUL");
-        if let Some(val) = lgetxattr(&c, &cname)? {
+        if let Some(val) = src.value(&cname)? {
             out.insert(name_str.to_string(), val);
         }
     }
     Ok(out)
-}
-
-/// The value of attribute `name` of path `c` (not following a symlink);
-/// `None` if it is gone.
-fn lgetxattr(c: &CString, cname: &CString) -> io::Result<Option<Vec<u8>>> {
-    let gone = |e: io::Error| match e.raw_os_error() {
-        Some(libc::ENODATA) => Ok(None),
-        _ => Err(e),
-    };
-    // SAFETY: valid C strings; null buffer asks for the size.
-    let vlen = unsafe { libc::lgetxattr(c.as_ptr(), cname.as_ptr(), std::ptr::null_mut(), 0) };
-    if vlen < 0 {
-        return gone(io::Error::last_os_error());
-    }
-    let mut val = vec![0u8; vlen as usize];
-    // SAFETY: val has room for vlen bytes.
-    let vlen = unsafe {
-        libc::lgetxattr(
-            c.as_ptr(),
-            cname.as_ptr(),
-            val.as_mut_ptr().cast(),
-            val.len(),
-        )
-    };
-    if vlen < 0 {
-        return gone(io::Error::last_os_error());
-    }
-    val.truncate(vlen as usize);
-    Ok(Some(val))
 }
 
 /// Set an extended attribute on `path` without following a symlink.
@@ -391,5 +419,13 @@ mod tests {
         set_xattr(&p, "user.sysup", b"\x01\n\x00v").expect("temp dir supports user xattrs");
         let x = read_xattrs(&p).unwrap();
         assert_eq!(x.get("user.sysup").unwrap(), b"\x01\n\x00v");
+        set_xattr(&p, "user.other", b"").unwrap();
+        let f = File::open(&p).unwrap();
+        let by_fd = read_fd_xattrs_where(&f, |n| n == "user.other").unwrap();
+        assert_eq!(
+            by_fd.into_iter().collect::<Vec<_>>(),
+            [("user.other".to_string(), vec![])]
+        );
+        assert_eq!(read_xattrs_where(&p, |_| true).unwrap().len(), 2);
     }
 }

@@ -3,6 +3,8 @@
 //! `O_NOFOLLOW` (read-only for a file or directory, `O_PATH` for anything
 //! else), checked with `fstat`, and changed through that descriptor, so
 //! swapping its name for a link at any instant cannot redirect the change.
+//! A child's extended attributes are read the same way: through the
+//! directory's descriptor, not following a link ([`Dir::xattrs_where`]).
 //!
 //! Invariants: a mode or xattr change (setting or removing one) on a
 //! symlink is refused; its owner and times are the link's own; a regular
@@ -10,9 +12,14 @@
 //! holds it loses its setuid/setgid bits and file capability first
 //! ([`Dir::disarm`]).
 
-use std::ffi::CString;
+use std::collections::BTreeMap;
+use std::ffi::{CString, OsStr};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use crate::util::fsutil::read_xattrs_where;
 
 use super::{cname, cvt, fstat, Dir, Stat};
 
@@ -229,6 +236,20 @@ impl Dir {
     /// Set an extended attribute on a child; a symlink is refused.
     pub fn set_xattr(&self, name: &[u8], key: &str, value: &[u8]) -> io::Result<()> {
         self.pinned(name)?.set_xattr(key, value)
+    }
+
+    /// The extended attributes of child `name` that `keep` selects (by
+    /// name), never following a symlink: read by a path through this
+    /// directory's own descriptor (`/proc/self/fd/N/name`), so neither a
+    /// walk from `/` nor a rename of a directory above can redirect it.
+    pub fn xattrs_where(
+        &self,
+        name: &[u8],
+        keep: impl Fn(&str) -> bool,
+    ) -> io::Result<BTreeMap<String, Vec<u8>>> {
+        let mut p = format!("/proc/self/fd/{}/", self.raw()).into_bytes();
+        p.extend_from_slice(name);
+        read_xattrs_where(Path::new(OsStr::from_bytes(&p)), keep)
     }
 
     /// This directory's own mtime (fstat).

@@ -17,7 +17,7 @@ use crate::format::spec::KernelDirs;
 use crate::host::plan::{join, Attrs};
 use crate::host::root::{Dir, Stat};
 use crate::host::state::STATE_DIR;
-use crate::util::fsutil::{read_xattrs_where, xattr_compared};
+use crate::util::fsutil::xattr_compared;
 
 use super::{bad_member, ioerr, Mode, Stager};
 
@@ -180,10 +180,7 @@ pub(super) fn live_xattrs(
     name: &[u8],
     carried: &BTreeMap<String, Vec<u8>>,
 ) -> std::io::Result<BTreeMap<String, Vec<u8>>> {
-    let p = dir
-        .real_path()?
-        .join(crate::format::manifest::bytes_path(name));
-    read_xattrs_where(&p, |n| xattr_compared(n, carried.contains_key(n)))
+    dir.xattrs_where(name, |n| xattr_compared(n, carried.contains_key(n)))
 }
 
 impl Stager<'_> {
