@@ -13,7 +13,8 @@
 //! - the result does not depend on readdir order: entries are sorted by their
 //!   tar member name, and the first member of a hardlink group holds the data;
 //! - only the extended attributes the dist owns are recorded (`user.*`,
-//!   `trusted.*`, `security.capability`: [`xattr_owned`]): a build host's
+//!   `trusted.*`, `security.capability`:
+//!   [`xattr_owned`](crate::util::fsutil::xattr_owned)): a build host's
 //!   SELinux or other LSM labels are its own and never shipped.
 
 use std::collections::HashMap;
@@ -32,8 +33,6 @@ use crate::error::{Error, Result};
 use crate::format::manifest::{Entry, Kind};
 use crate::format::spec::Spec;
 use crate::util::fsutil::read_xattrs;
-#[cfg(doc)]
-use crate::util::fsutil::xattr_owned;
 
 /// An entry and where its content comes from.
 #[derive(Debug, Clone)]
