@@ -250,43 +250,58 @@ enum Xattrs<'a> {
 }
 
 impl Xattrs<'_> {
-    /// `llistxattr` / `flistxattr` into `buf` (null with `n` 0: the size).
-    fn list(self, buf: *mut libc::c_char, n: usize) -> io::Result<usize> {
-        // SAFETY: a valid C string or descriptor; buf has room for n bytes
-        // (or is null with n 0, which asks for the size).
-        let r = unsafe {
-            match self {
-                Xattrs::Path(c) => libc::llistxattr(c.as_ptr(), buf, n),
-                Xattrs::Fd(fd) => libc::flistxattr(fd, buf, n),
-            }
-        };
-        usize::try_from(r).map_err(|_| io::Error::last_os_error())
+    /// The NUL-separated attribute names (`llistxattr` / `flistxattr`).
+    fn names(self) -> io::Result<Vec<u8>> {
+        sized_read(|buf, n| {
+            // SAFETY: a valid C string or descriptor; buf has room for n
+            // bytes (or is null with n 0, which asks for the size).
+            let r = unsafe {
+                match self {
+                    Xattrs::Path(c) => libc::llistxattr(c.as_ptr(), buf.cast(), n),
+                    Xattrs::Fd(fd) => libc::flistxattr(fd, buf.cast(), n),
+                }
+            };
+            usize::try_from(r).map_err(|_| io::Error::last_os_error())
+        })
     }
 
-    /// `lgetxattr` / `fgetxattr` of `name` into `buf` (null with `n` 0: the size).
-    fn get(self, name: &CString, buf: *mut libc::c_void, n: usize) -> io::Result<usize> {
-        // SAFETY: valid C strings or descriptor; buf as in `list`.
-        let r = unsafe {
-            match self {
-                Xattrs::Path(c) => libc::lgetxattr(c.as_ptr(), name.as_ptr(), buf, n),
-                Xattrs::Fd(fd) => libc::fgetxattr(fd, name.as_ptr(), buf, n),
-            }
-        };
-        usize::try_from(r).map_err(|_| io::Error::last_os_error())
-    }
-
-    /// The value of `name`; `None` if it is gone.
+    /// The value of `name` (`lgetxattr` / `fgetxattr`); `None` if it is gone.
     fn value(self, name: &CString) -> io::Result<Option<Vec<u8>>> {
-        let read = || -> io::Result<Vec<u8>> {
-            let mut val = vec![0u8; self.get(name, std::ptr::null_mut(), 0)?];
-            let n = self.get(name, val.as_mut_ptr().cast(), val.len())?;
-            val.truncate(n);
-            Ok(val)
-        };
-        match read() {
+        let read = sized_read(|buf, n| {
+            // SAFETY: valid C strings or descriptor; buf as in `names`.
+            let r = unsafe {
+                match self {
+                    Xattrs::Path(c) => libc::lgetxattr(c.as_ptr(), name.as_ptr(), buf.cast(), n),
+                    Xattrs::Fd(fd) => libc::fgetxattr(fd, name.as_ptr(), buf.cast(), n),
+                }
+            };
+            usize::try_from(r).map_err(|_| io::Error::last_os_error())
+        });
+        match read {
             Ok(v) => Ok(Some(v)),
             Err(e) if e.raw_os_error() == Some(libc::ENODATA) => Ok(None),
             Err(e) => Err(e),
+        }
+    }
+}
+
+/// The bytes of a size-then-fill call pair (`listxattr`, `getxattr`):
+/// `call(null, 0)` gives the size, `call(buf, n)` fills `buf`. Bytes that
+/// grew between the two (`ERANGE`) are asked for again, a few times.
+pub fn sized_read(call: impl Fn(*mut u8, usize) -> io::Result<usize>) -> io::Result<Vec<u8>> {
+    let mut tries = 0;
+    loop {
+        let mut buf = vec![0u8; call(std::ptr::null_mut(), 0)?];
+        if buf.is_empty() {
+            return Ok(buf);
+        }
+        match call(buf.as_mut_ptr(), buf.len()) {
+            Ok(n) => {
+                buf.truncate(n);
+                return Ok(buf);
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ERANGE) && tries < 4 => tries += 1,
+            Err(e) => return Err(e),
         }
     }
 }
@@ -296,17 +311,11 @@ fn read_where(
     keep: impl Fn(&str) -> bool,
 ) -> io::Result<BTreeMap<String, Vec<u8>>> {
     let mut out = BTreeMap::new();
-    let len = match src.list(std::ptr::null_mut(), 0) {
+    let names = match src.names() {
         Ok(n) => n,
         Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => return Ok(out),
         Err(e) => return Err(e),
     };
-    if len == 0 {
-        return Ok(out);
-    }
-    let mut names = vec![0u8; len];
-    let len = src.list(names.as_mut_ptr().cast(), names.len())?;
-    names.truncate(len);
     for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
         let Ok(name_str) = std::str::from_utf8(name) else {
             continue;
@@ -409,6 +418,35 @@ mod tests {
         assert!(!xattr_removed("security.selinux", true));
         assert!(xattr_removed("security.capability", false));
         assert!(!xattr_removed("user.k", true));
+    }
+
+    #[test]
+    fn a_list_that_grows_between_size_and_read_is_asked_again_a_few_times() {
+        use std::cell::Cell;
+        // grows once: the second size is right
+        let calls = Cell::new(0);
+        let got = sized_read(|buf, n| {
+            calls.set(calls.get() + 1);
+            let want = if calls.get() <= 2 { 2 } else { 3 };
+            if buf.is_null() {
+                return Ok(want);
+            }
+            if n < 3 {
+                return Err(io::Error::from_raw_os_error(libc::ERANGE));
+            }
+            // SAFETY: the caller gave n >= 3 bytes.
+            unsafe { std::ptr::copy_nonoverlapping(b"a\0b".as_ptr(), buf, 3) };
+            Ok(3)
+        });
+        assert_eq!(got.unwrap(), b"a\0b");
+        // grows for ever: an error, not a loop
+        let e = sized_read(|buf, _| match buf.is_null() {
+            true => Ok(1),
+            false => Err(io::Error::from_raw_os_error(libc::ERANGE)),
+        })
+        .unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ERANGE));
+        assert!(sized_read(|_, _| Ok(0)).unwrap().is_empty());
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use crate::util::fsutil::read_xattrs_where;
+use crate::util::fsutil::{read_xattrs_where, sized_read};
 
 use super::{cname, cvt, fstat, Dir, Stat};
 
@@ -87,41 +87,23 @@ impl Object {
     /// callers check first); none on a filesystem without them. Names that
     /// are not UTF-8 are left out: no MANIFEST can carry them.
     fn xattr_names(&self) -> io::Result<Vec<String>> {
-        let list = |buf: *mut libc::c_char, n: usize| -> isize {
+        let listed = sized_read(|buf, n| {
             // SAFETY: valid fd or C string; buf has room for n bytes (or is
             // null with n 0, which asks for the size).
-            unsafe {
+            let r = unsafe {
                 if self.path_only {
-                    libc::listxattr(self.proc_path().as_ptr(), buf, n)
+                    libc::listxattr(self.proc_path().as_ptr(), buf.cast(), n)
                 } else {
-                    libc::flistxattr(self.raw(), buf, n)
+                    libc::flistxattr(self.raw(), buf.cast(), n)
                 }
-            }
+            };
+            usize::try_from(r).map_err(|_| io::Error::last_os_error())
+        });
+        let buf = match listed {
+            Ok(b) => b,
+            Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
         };
-        let mut buf = Vec::new();
-        loop {
-            let want = list(std::ptr::null_mut(), 0);
-            if want < 0 {
-                let e = io::Error::last_os_error();
-                return match e.raw_os_error() {
-                    Some(libc::EOPNOTSUPP) => Ok(Vec::new()),
-                    _ => Err(e),
-                };
-            }
-            buf.resize(want as usize, 0);
-            if want == 0 {
-                break;
-            }
-            match list(buf.as_mut_ptr().cast(), buf.len()) {
-                n if n >= 0 => {
-                    buf.truncate(n as usize);
-                    break;
-                }
-                // grew since the size was asked: ask again
-                _ if io::Error::last_os_error().raw_os_error() == Some(libc::ERANGE) => {}
-                _ => return Err(io::Error::last_os_error()),
-            }
-        }
         Ok(buf
             .split(|&b| b == 0)
             .filter_map(|n| std::str::from_utf8(n).ok())
