@@ -177,11 +177,11 @@ fn set_file_attrs(root: &Root, plan: &Plan) -> Result<()> {
     mine.and(theirs.unwrap_or(Ok(())))
 }
 
-/// Set owner, mode, xattrs and mtime of an existing object in place (and
-/// remove the owned xattrs the entry lacks); one
-/// that is gone or of the wrong kind by now was replaced, and is skipped —
-/// but a symlink where a file or node was is refused: every change acts on
-/// the object itself (see root.rs), never through a link.
+/// Set owner, mode, xattrs and mtime of an existing object in place, and
+/// remove the xattrs the dist owns that the entry lacks; one that is gone
+/// or of the wrong kind by now was replaced, and is skipped — but a
+/// symlink where a file or node was is refused: every change acts on the
+/// object itself (see root.rs), never through a link.
 fn set_attrs(root: &Root, res: &mut Resolver<'_>, a: &Attrs, want_dir: bool) -> Result<()> {
     let (parent, name) = split(&a.path);
     let d = dir_of(res, root, parent)?;

@@ -3,8 +3,9 @@
 //! must agree with its MANIFEST entry; a live object is compared with its
 //! entry (unchanged, attributes only, or written anew), trusting the stat
 //! cache only for files the last apply left untouched, and comparing only
-//! the extended attributes the dist owns or the entry carries; a live directory
-//! the new dist replaces is refused if it holds what no dist shipped.
+//! the extended attributes the dist owns or the entry carries; a live
+//! directory the new dist replaces is refused if it holds what no dist
+//! shipped.
 //!
 //! Invariants: nothing here writes; a symlink is never followed.
 
