@@ -11,7 +11,11 @@
 //! - an excluded directory prunes its whole subtree; a directory that merely
 //!   fails `include` is still descended (so `boot/kernel/**` works);
 //! - the result does not depend on readdir order: entries are sorted by their
-//!   tar member name, and the first member of a hardlink group holds the data.
+//!   tar member name, and the first member of a hardlink group holds the data;
+//! - only the extended attributes the dist owns are recorded (`user.*`,
+//!   `trusted.*`, `security.capability`:
+//!   [`xattr_owned`](crate::util::fsutil::xattr_owned)): a build host's
+//!   SELinux or other LSM labels are its own and never shipped.
 
 use std::collections::HashMap;
 use std::fs;

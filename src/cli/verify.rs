@@ -1,16 +1,17 @@
 //! `sysup verify [--root DIR] [--json] [--extras] [--repair]`: installed
 //! files against MANIFEST; exit 0 when clean, 1 on drift (shipped content
-//! modified or missing) or when nothing is installed. Config edits are
-//! listed apart; files no dist ships are listed with `--extras` (always in
-//! `--json`) and are never drift. `--repair` re-applies the installed base
-//! (the same code path as `sysup apply` of the installed dist).
+//! modified or missing — extended attributes the dist owns included) or
+//! when nothing is installed. Config edits are listed apart; files no dist
+//! ships are listed with `--extras` (always in `--json`) and are never
+//! drift. `--repair` re-applies the installed base (the same code path as
+//! `sysup apply` of the installed dist).
 
 use std::path::Path;
 
 use sysup::error::Error;
 use sysup::host::pending::pending;
 use sysup::host::state::State;
-use sysup::host::verify::{verify_root, Findings};
+use sysup::host::verify::{verify_root, Damage, Findings};
 
 use super::args::HostArgs;
 use super::progress::Ui;
@@ -117,7 +118,7 @@ fn print_findings(findings: &[Findings], extras: bool, quiet: bool) {
         }
         let pad = if quiet { "" } else { "  " };
         for d in &f.modified {
-            outln!("{pad}modified  {} ({})", d.path, d.what.join(", "));
+            outln!("{pad}modified  {} ({})", d.path, what_differs(d));
         }
         for p in &f.missing {
             outln!("{pad}missing   {p}");
@@ -140,4 +141,24 @@ fn print_findings(findings: &[Findings], extras: bool, quiet: bool) {
             );
         }
     }
+}
+
+/// What differs about one entry, for people: the kinds, the extended
+/// attributes by name (`xattr security.capability added`).
+fn what_differs(d: &Damage) -> String {
+    d.what
+        .iter()
+        .map(|&w| match w {
+            "xattr" => format!(
+                "xattr {}",
+                d.xattrs
+                    .iter()
+                    .map(|(k, how)| format!("{k} {how}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            w => w.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }

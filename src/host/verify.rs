@@ -1,6 +1,11 @@
 //! `sysup verify`: the installed tree against the MANIFEST of the installed
-//! base — content hash, type, mode, owner, link target, device numbers —
+//! base — content hash, type, mode, owner, link target, device numbers,
+//! the extended attributes the dist owns
+//! ([`xattr_owned`](crate::util::fsutil::xattr_owned): `user.*`,
+//! `trusted.*`, `security.capability`, plus any name the entry carries) —
 //! plus files nobody shipped in directories whose content the dist ships.
+//! A host's LSM labels (`security.selinux`, …) are not the dist's and are
+//! never read.
 //!
 //! Invariants: read-only (nothing on the root is changed; `--repair` is a
 //! separate re-apply of the installed base, [`repair`]); paths are reached through the
@@ -12,7 +17,8 @@
 //! clear them, and a correctly configured host must verify clean — and
 //! sysup's own files ([`sysup_own`]) are never listed at all.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
+use std::io;
 
 use serde::Serialize;
 
@@ -20,8 +26,10 @@ use crate::error::{Error, Result};
 use crate::format::manifest::{Entry, Kind, Manifest};
 use crate::format::name::DistId;
 use crate::host::plan::{join, split};
-use crate::host::root::{Resolver, Root, Stat};
+use crate::host::root::{Dir, Resolver, Root, Stat};
 use crate::host::state::{State, STATE_DIR};
+use crate::util::digest::Sha256;
+use crate::util::fsutil::{read_fd_xattrs_where, xattr_compared};
 use crate::util::progress::{Progress, Unit};
 
 mod repair;
@@ -31,8 +39,35 @@ pub use repair::repair;
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Damage {
     pub path: String,
-    /// What differs: `type`, `content`, `mode`, `owner`, `link`, `device`.
+    /// What differs: `type`, `content`, `mode`, `owner`, `link`, `device`,
+    /// `xattr`.
     pub what: Vec<&'static str>,
+    /// With `xattr`: each extended attribute that differs, by name —
+    /// `added` (on disk only), `removed` (in the MANIFEST only) or
+    /// `changed` (another value).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub xattrs: BTreeMap<String, &'static str>,
+}
+
+/// How the live object's extended attributes differ from its entry's, by
+/// name. `live` holds only the names compared for that entry (the dist's
+/// own and the entry's: see [`xattr_compared`]).
+pub fn xattr_drift(
+    entry: &BTreeMap<String, Vec<u8>>,
+    live: &BTreeMap<String, Vec<u8>>,
+) -> BTreeMap<String, &'static str> {
+    let mut out = BTreeMap::new();
+    for (k, v) in entry {
+        match live.get(k) {
+            None => out.insert(k.clone(), "removed"),
+            Some(l) if l != v => out.insert(k.clone(), "changed"),
+            Some(_) => None,
+        };
+    }
+    for k in live.keys().filter(|k| !entry.contains_key(*k)) {
+        out.insert(k.clone(), "added");
+    }
+    out
 }
 
 /// What verify found for one dist name.
@@ -98,50 +133,94 @@ fn check(res: &mut Resolver<'_>, root: &Root, e: &Entry, f: &mut Findings) -> Re
             return Ok(());
         }
     };
-    let mut what = Vec::new();
-    if st.file_type() != e.kind.file_type() {
-        what.push("type");
+    let (what, xattrs) = if st.file_type() != e.kind.file_type() {
+        (vec!["type"], BTreeMap::new())
     } else {
-        if e.kind != Kind::Symlink && st.perm() != e.mode {
-            what.push("mode");
-        }
-        if u64::from(st.uid) != e.uid || u64::from(st.gid) != e.gid {
-            what.push("owner");
-        }
-        match e.kind {
-            Kind::File | Kind::Hardlink => {
-                let h = d
-                    .sha256(name)
-                    .map_err(|err| Error::io("read", root.display(&e.path), err))?;
-                if Some(h) != e.sha256 {
-                    what.push("content");
-                }
-            }
-            Kind::Symlink => {
-                let t = d
-                    .read_link(name)
-                    .map_err(|err| Error::io("read link", root.display(&e.path), err))?;
-                if Some(t) != e.link {
-                    what.push("link");
-                }
-            }
-            Kind::Char | Kind::Block
-                if e.dev.is_none_or(|(a, b)| st.rdev != libc::makedev(a, b)) =>
-            {
-                what.push("device");
-            }
-            _ => {}
-        }
-    }
+        differences(root, &d, name, &st, e)?
+    };
     if what.is_empty() {
         return Ok(());
     }
     if e.config && what == ["content"] {
         f.config_modified.push(shown);
     } else {
-        f.modified.push(Damage { path: shown, what });
+        f.modified.push(Damage {
+            path: shown,
+            what,
+            xattrs,
+        });
     }
     Ok(())
+}
+
+/// How a live object differs from its entry: [`Damage::what`] and
+/// [`Damage::xattrs`].
+type Differences = (Vec<&'static str>, BTreeMap<String, &'static str>);
+
+/// Extended attributes by name.
+type XattrMap = BTreeMap<String, Vec<u8>>;
+
+/// What differs about a live object of the entry's type, and how its
+/// extended attributes differ by name.
+fn differences(root: &Root, d: &Dir, name: &[u8], st: &Stat, e: &Entry) -> Result<Differences> {
+    let fail = |action: &'static str| move |err| Error::io(action, root.display(&e.path), err);
+    let mut what = Vec::new();
+    if e.kind != Kind::Symlink && st.perm() != e.mode {
+        what.push("mode");
+    }
+    if u64::from(st.uid) != e.uid || u64::from(st.gid) != e.gid {
+        what.push("owner");
+    }
+    // The dist's own names and the entry's (a host's LSM label is not read).
+    let compared = |n: &str| xattr_compared(n, e.xattrs.contains_key(n));
+    let mut live = None;
+    match e.kind {
+        Kind::File | Kind::Hardlink => {
+            // one open for the content and the attribute list
+            let (h, x) = hash_and_xattrs(d, name, compared).map_err(fail("read"))?;
+            if Some(h) != e.sha256 {
+                what.push("content");
+            }
+            live = Some(x);
+        }
+        Kind::Symlink => {
+            let t = d.read_link(name).map_err(fail("read link"))?;
+            if Some(t) != e.link {
+                what.push("link");
+            }
+        }
+        Kind::Char | Kind::Block if e.dev.is_none_or(|(a, b)| st.rdev != libc::makedev(a, b)) => {
+            what.push("device");
+        }
+        _ => {}
+    }
+    if e.kind == Kind::Symlink {
+        return Ok((what, BTreeMap::new()));
+    }
+    let live = match live {
+        Some(x) => x,
+        None => d
+            .xattrs_where(name, compared)
+            .map_err(fail("read extended attributes of"))?,
+    };
+    let xattrs = xattr_drift(&e.xattrs, &live);
+    if !xattrs.is_empty() {
+        what.push("xattr");
+    }
+    Ok((what, xattrs))
+}
+
+/// SHA-256 of a child regular file and its extended attributes that `keep`
+/// selects, from one descriptor (not following a symlink).
+fn hash_and_xattrs(
+    d: &Dir,
+    name: &[u8],
+    keep: impl Fn(&str) -> bool,
+) -> io::Result<([u8; 32], XattrMap)> {
+    let mut f = d.open_file(name)?;
+    let mut h = Sha256::new();
+    io::copy(&mut f, &mut h)?;
+    Ok((h.finalize(), read_fd_xattrs_where(&f, keep)?))
 }
 
 /// Verify the tree of one installed dist. `known` holds every path any
@@ -235,4 +314,34 @@ pub fn verify_root(state: &State, progress: &Progress) -> Result<Vec<Findings>> 
     }
     progress.done();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(kv: &[(&str, &[u8])]) -> BTreeMap<String, Vec<u8>> {
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn xattr_drift_names_added_removed_and_changed() {
+        let entry = map(&[("user.a", b"1"), ("user.b", b"2"), ("user.c", b"3")]);
+        let live = map(&[
+            ("user.a", b"1"),
+            ("user.b", b"x"),
+            ("security.capability", b"\x01"),
+        ]);
+        let d = xattr_drift(&entry, &live);
+        let want: BTreeMap<String, &str> = [
+            ("security.capability".to_string(), "added"),
+            ("user.b".to_string(), "changed"),
+            ("user.c".to_string(), "removed"),
+        ]
+        .into();
+        assert_eq!(d, want);
+        assert!(xattr_drift(&entry, &entry).is_empty());
+    }
 }

@@ -1,7 +1,8 @@
 //! Filesystem helpers shared by the build and host sides: atomic file
 //! creation (temp name in the destination directory → fsync → rename → fsync
 //! the directory), early writeback of data that will be synced later, and
-//! extended attribute reading that never follows symlinks.
+//! extended attribute reading that never follows symlinks, with the one
+//! rule of which attribute names a dist owns ([`xattr_owned`]).
 //!
 //! Invariants: an [`AtomicFile`] that is dropped without [`AtomicFile::commit`]
 //! leaves nothing behind; after `commit` returns, the new name is durable
@@ -185,66 +186,147 @@ fn cpath(p: &Path) -> io::Result<CString> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))
 }
 
-/// Namespaces of extended attributes a dist carries. POSIX ACLs
-/// (`system.*`) are left out, as GNU tar `--xattrs` does by default.
-pub fn xattr_wanted(name: &str) -> bool {
-    ["user.", "security.", "trusted."]
-        .iter()
-        .any(|ns| name.starts_with(ns))
+/// Whether the dist owns extended attribute `name`: the build records it,
+/// and a host compares, sets and removes it so that the live object has
+/// exactly the dist's. Owned: `user.*`, `trusted.*` and the file capability
+/// `security.capability` (a privilege grant, which is the dist's to give).
+/// Every other name is the host's: the other `security.*` names are its
+/// LSM's labels (SELinux, Smack, IMA/EVM, AppArmor), set by its policy and
+/// its kernel, and `system.*` holds POSIX ACLs, which dists do not carry
+/// (docs/decisions.md#which-extended-attributes-the-dist-owns).
+pub fn xattr_owned(name: &str) -> bool {
+    name.starts_with("user.") || name.starts_with("trusted.") || name == "security.capability"
 }
 
-/// Read the extended attributes of `path` without following a symlink.
-/// A filesystem without xattr support yields an empty map.
+/// Whether a host compares a live object's attribute `name` with its
+/// entry (`in_entry`: the entry carries that name): an owned name always,
+/// a host's name only when the entry itself carries it (an older dist that
+/// shipped an SELinux label is still honoured for that name, and only
+/// that one).
+pub fn xattr_compared(name: &str, in_entry: bool) -> bool {
+    xattr_owned(name) || in_entry
+}
+
+/// Whether a host removes a live object's attribute `name` (`in_entry`:
+/// the entry carries that name): only an owned name the entry lacks — a
+/// host's label is never sysup's to remove.
+pub fn xattr_removed(name: &str, in_entry: bool) -> bool {
+    xattr_owned(name) && !in_entry
+}
+
+/// Read the extended attributes of `path` that the dist owns
+/// ([`xattr_owned`]), without following a symlink. A filesystem without
+/// xattr support yields an empty map.
 pub fn read_xattrs(path: &Path) -> io::Result<BTreeMap<String, Vec<u8>>> {
+    read_xattrs_where(path, xattr_owned)
+}
+
+/// Read the extended attributes of `path` whose names `keep` selects,
+/// without following a symlink. A filesystem without xattr support yields
+/// an empty map; an attribute removed between the listing and its read is
+/// left out.
+pub fn read_xattrs_where(
+    path: &Path,
+    keep: impl Fn(&str) -> bool,
+) -> io::Result<BTreeMap<String, Vec<u8>>> {
     let c = cpath(path)?;
+    read_where(Xattrs::Path(&c), keep)
+}
+
+/// [`read_xattrs_where`] of an open file (`flistxattr`: no path lookup).
+pub fn read_fd_xattrs_where(
+    fd: &impl std::os::fd::AsRawFd,
+    keep: impl Fn(&str) -> bool,
+) -> io::Result<BTreeMap<String, Vec<u8>>> {
+    read_where(Xattrs::Fd(fd.as_raw_fd()), keep)
+}
+
+/// Whose extended attributes to read: a path's (never following a final
+/// symlink) or an open descriptor's.
+#[derive(Clone, Copy)]
+enum Xattrs<'a> {
+    Path(&'a CString),
+    Fd(std::os::fd::RawFd),
+}
+
+impl Xattrs<'_> {
+    /// The NUL-separated attribute names (`llistxattr` / `flistxattr`).
+    fn names(self) -> io::Result<Vec<u8>> {
+        sized_read(|buf, n| {
+            // SAFETY: a valid C string or descriptor; buf has room for n
+            // bytes (or is null with n 0, which asks for the size).
+            let r = unsafe {
+                match self {
+                    Xattrs::Path(c) => libc::llistxattr(c.as_ptr(), buf.cast(), n),
+                    Xattrs::Fd(fd) => libc::flistxattr(fd, buf.cast(), n),
+                }
+            };
+            usize::try_from(r).map_err(|_| io::Error::last_os_error())
+        })
+    }
+
+    /// The value of `name` (`lgetxattr` / `fgetxattr`); `None` if it is gone.
+    fn value(self, name: &CString) -> io::Result<Option<Vec<u8>>> {
+        let read = sized_read(|buf, n| {
+            // SAFETY: valid C strings or descriptor; buf as in `names`.
+            let r = unsafe {
+                match self {
+                    Xattrs::Path(c) => libc::lgetxattr(c.as_ptr(), name.as_ptr(), buf.cast(), n),
+                    Xattrs::Fd(fd) => libc::fgetxattr(fd, name.as_ptr(), buf.cast(), n),
+                }
+            };
+            usize::try_from(r).map_err(|_| io::Error::last_os_error())
+        });
+        match read {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.raw_os_error() == Some(libc::ENODATA) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The bytes of a size-then-fill call pair (`listxattr`, `getxattr`):
+/// `call(null, 0)` gives the size, `call(buf, n)` fills `buf`. Bytes that
+/// grew between the two (`ERANGE`) are asked for again, a few times.
+pub fn sized_read(call: impl Fn(*mut u8, usize) -> io::Result<usize>) -> io::Result<Vec<u8>> {
+    let mut tries = 0;
+    loop {
+        let mut buf = vec![0u8; call(std::ptr::null_mut(), 0)?];
+        if buf.is_empty() {
+            return Ok(buf);
+        }
+        match call(buf.as_mut_ptr(), buf.len()) {
+            Ok(n) => {
+                buf.truncate(n);
+                return Ok(buf);
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ERANGE) && tries < 4 => tries += 1,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn read_where(
+    src: Xattrs<'_>,
+    keep: impl Fn(&str) -> bool,
+) -> io::Result<BTreeMap<String, Vec<u8>>> {
     let mut out = BTreeMap::new();
-    // SAFETY: c is a valid NUL-terminated path; a null buffer asks for the size.
-    let len = unsafe { libc::llistxattr(c.as_ptr(), std::ptr::null_mut(), 0) };
-    if len < 0 {
-        let e = io::Error::last_os_error();
-        return match e.raw_os_error() {
-            Some(libc::ENOTSUP) => Ok(out),
-            _ => Err(e),
-        };
-    }
-    if len == 0 {
-        return Ok(out);
-    }
-    let mut names = vec![0u8; len as usize];
-    // SAFETY: names has room for len bytes.
-    let len = unsafe { libc::llistxattr(c.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
-    if len < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    names.truncate(len as usize);
+    let names = match src.names() {
+        Ok(n) => n,
+        Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => return Ok(out),
+        Err(e) => return Err(e),
+    };
     for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
         let Ok(name_str) = std::str::from_utf8(name) else {
             continue;
         };
-        if !xattr_wanted(name_str) {
+        if !keep(name_str) {
             continue;
         }
         let cname = CString::new(name).expect("split on NUL");
-        // SAFETY: valid C strings; null buffer asks for the size.
-        let vlen = unsafe { libc::lgetxattr(c.as_ptr(), cname.as_ptr(), std::ptr::null_mut(), 0) };
-        if vlen < 0 {
-            return Err(io::Error::last_os_error());
+        if let Some(val) = src.value(&cname)? {
+            out.insert(name_str.to_string(), val);
         }
-        let mut val = vec![0u8; vlen as usize];
-        // SAFETY: val has room for vlen bytes.
-        let vlen = unsafe {
-            libc::lgetxattr(
-                c.as_ptr(),
-                cname.as_ptr(),
-                val.as_mut_ptr().cast(),
-                val.len(),
-            )
-        };
-        if vlen < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        val.truncate(vlen as usize);
-        out.insert(name_str.to_string(), val);
     }
     Ok(out)
 }
@@ -302,6 +384,72 @@ mod tests {
     }
 
     #[test]
+    fn the_dist_owns_user_trusted_and_the_file_capability_only() {
+        for n in [
+            "user.sysup",
+            "trusted.overlay.opaque",
+            "security.capability",
+        ] {
+            assert!(xattr_owned(n), "{n}");
+        }
+        for n in [
+            "security.selinux",
+            "security.SMACK64",
+            "security.SMACK64EXEC",
+            "security.ima",
+            "security.evm",
+            "security.apparmor",
+            "security.capability2",
+            "system.posix_acl_access",
+            "system.nfs4_acl",
+            "other.x",
+            "user",
+        ] {
+            assert!(!xattr_owned(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn a_carried_host_name_is_compared_but_never_removed() {
+        assert!(xattr_compared("security.selinux", true));
+        assert!(!xattr_compared("security.selinux", false));
+        assert!(xattr_compared("user.k", false));
+        assert!(!xattr_removed("security.selinux", false));
+        assert!(!xattr_removed("security.selinux", true));
+        assert!(xattr_removed("security.capability", false));
+        assert!(!xattr_removed("user.k", true));
+    }
+
+    #[test]
+    fn a_list_that_grows_between_size_and_read_is_asked_again_a_few_times() {
+        use std::cell::Cell;
+        // grows once: the second size is right
+        let calls = Cell::new(0);
+        let got = sized_read(|buf, n| {
+            calls.set(calls.get() + 1);
+            let want = if calls.get() <= 2 { 2 } else { 3 };
+            if buf.is_null() {
+                return Ok(want);
+            }
+            if n < 3 {
+                return Err(io::Error::from_raw_os_error(libc::ERANGE));
+            }
+            // SAFETY: the caller gave n >= 3 bytes.
+            unsafe { std::ptr::copy_nonoverlapping(b"a\0b".as_ptr(), buf, 3) };
+            Ok(3)
+        });
+        assert_eq!(got.unwrap(), b"a\0b");
+        // grows for ever: an error, not a loop
+        let e = sized_read(|buf, _| match buf.is_null() {
+            true => Ok(1),
+            false => Err(io::Error::from_raw_os_error(libc::ERANGE)),
+        })
+        .unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ERANGE));
+        assert!(sized_read(|_, _| Ok(0)).unwrap().is_empty());
+    }
+
+    #[test]
     fn user_xattrs_round_trip() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("f");
@@ -309,5 +457,13 @@ mod tests {
         set_xattr(&p, "user.sysup", b"\x01\n\x00v").expect("temp dir supports user xattrs");
         let x = read_xattrs(&p).unwrap();
         assert_eq!(x.get("user.sysup").unwrap(), b"\x01\n\x00v");
+        set_xattr(&p, "user.other", b"").unwrap();
+        let f = File::open(&p).unwrap();
+        let by_fd = read_fd_xattrs_where(&f, |n| n == "user.other").unwrap();
+        assert_eq!(
+            by_fd.into_iter().collect::<Vec<_>>(),
+            [("user.other".to_string(), vec![])]
+        );
+        assert_eq!(read_xattrs_where(&p, |_| true).unwrap().len(), 2);
     }
 }

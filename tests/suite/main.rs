@@ -104,3 +104,4 @@ mod update_report;
 mod upgrade_confined;
 mod verify_drift;
 mod wrong_base;
+mod xattr_ownership;

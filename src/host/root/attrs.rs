@@ -3,15 +3,23 @@
 //! `O_NOFOLLOW` (read-only for a file or directory, `O_PATH` for anything
 //! else), checked with `fstat`, and changed through that descriptor, so
 //! swapping its name for a link at any instant cannot redirect the change.
+//! A child's extended attributes are read the same way: through the
+//! directory's descriptor, not following a link ([`Dir::xattrs_where`]).
 //!
-//! Invariants: a mode or xattr change on a symlink is refused; its owner
-//! and times are the link's own; a regular file about to be replaced or
-//! removed while a hard link elsewhere still holds it loses its
-//! setuid/setgid bits and file capability first ([`Dir::disarm`]).
+//! Invariants: a mode or xattr change (setting or removing one) on a
+//! symlink is refused; its owner and times are the link's own; a regular
+//! file about to be replaced or removed while a hard link elsewhere still
+//! holds it loses its setuid/setgid bits and file capability first
+//! ([`Dir::disarm`]).
 
-use std::ffi::CString;
+use std::collections::BTreeMap;
+use std::ffi::{CString, OsStr};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use crate::util::fsutil::{read_xattrs_where, sized_read};
 
 use super::{cname, cvt, fstat, Dir, Stat};
 
@@ -49,6 +57,59 @@ impl Object {
     /// take no `O_PATH` descriptor (never a symlink: see `not_a_link`).
     fn proc_path(&self) -> CString {
         CString::new(format!("/proc/self/fd/{}", self.raw())).expect("no NUL")
+    }
+
+    /// Remove attribute `key` from the object (never a symlink: callers
+    /// check first); one it does not have, or a filesystem without
+    /// extended attributes, is no error.
+    fn remove_xattr(&self, key: &std::ffi::CStr) -> io::Result<()> {
+        // SAFETY: valid fd or C strings; the path names the pinned object.
+        let r = unsafe {
+            if self.path_only {
+                libc::removexattr(self.proc_path().as_ptr(), key.as_ptr())
+            } else {
+                libc::fremovexattr(self.raw(), key.as_ptr())
+            }
+        };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if !matches!(
+                e.raw_os_error(),
+                Some(libc::ENODATA) | Some(libc::EOPNOTSUPP)
+            ) {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// The names of the object's extended attributes (never a symlink's:
+    /// callers check first); none on a filesystem without them. Names that
+    /// are not UTF-8 are left out: no MANIFEST can carry them.
+    fn xattr_names(&self) -> io::Result<Vec<String>> {
+        let listed = sized_read(|buf, n| {
+            // SAFETY: valid fd or C string; buf has room for n bytes (or is
+            // null with n 0, which asks for the size).
+            let r = unsafe {
+                if self.path_only {
+                    libc::listxattr(self.proc_path().as_ptr(), buf.cast(), n)
+                } else {
+                    libc::flistxattr(self.raw(), buf.cast(), n)
+                }
+            };
+            usize::try_from(r).map_err(|_| io::Error::last_os_error())
+        });
+        let buf = match listed {
+            Ok(b) => b,
+            Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        Ok(buf
+            .split(|&b| b == 0)
+            .filter_map(|n| std::str::from_utf8(n).ok())
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect())
     }
 }
 
@@ -145,25 +206,7 @@ impl Dir {
                 cvt(unsafe { libc::fchmod(o.raw(), mode) })?;
             }
         }
-        let key = c"security.capability";
-        // SAFETY: valid fd or C strings; the path names the pinned file.
-        let r = unsafe {
-            if o.path_only {
-                libc::removexattr(o.proc_path().as_ptr(), key.as_ptr())
-            } else {
-                libc::fremovexattr(o.raw(), key.as_ptr())
-            }
-        };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if !matches!(
-                e.raw_os_error(),
-                Some(libc::ENODATA) | Some(libc::EOPNOTSUPP)
-            ) {
-                return Err(e);
-            }
-        }
-        Ok(())
+        o.remove_xattr(c"security.capability")
     }
 
     /// Set atime and mtime of a child: the object itself (a symlink's own
@@ -175,6 +218,20 @@ impl Dir {
     /// Set an extended attribute on a child; a symlink is refused.
     pub fn set_xattr(&self, name: &[u8], key: &str, value: &[u8]) -> io::Result<()> {
         self.pinned(name)?.set_xattr(key, value)
+    }
+
+    /// The extended attributes of child `name` that `keep` selects (by
+    /// name), never following a symlink: read by a path through this
+    /// directory's own descriptor (`/proc/self/fd/N/name`), so neither a
+    /// walk from `/` nor a rename of a directory above can redirect it.
+    pub fn xattrs_where(
+        &self,
+        name: &[u8],
+        keep: impl Fn(&str) -> bool,
+    ) -> io::Result<BTreeMap<String, Vec<u8>>> {
+        let mut p = format!("/proc/self/fd/{}/", self.raw()).into_bytes();
+        p.extend_from_slice(name);
+        read_xattrs_where(Path::new(OsStr::from_bytes(&p)), keep)
     }
 
     /// This directory's own mtime (fstat).
@@ -271,6 +328,21 @@ impl Pinned<'_> {
             // SAFETY: valid fd and two timespecs.
             cvt(unsafe { libc::futimens(o.raw(), times.as_ptr()) }).map(drop)
         }
+    }
+
+    /// Remove the object's extended attributes that `drop` selects (by
+    /// name), returning their names; a symlink is refused. An attribute
+    /// already gone, or a filesystem without them, is no error.
+    pub fn remove_xattrs_where(&self, drop: impl Fn(&str) -> bool) -> io::Result<Vec<String>> {
+        let o = &self.o;
+        o.not_a_link(&self.name)?;
+        let mut removed = Vec::new();
+        for name in o.xattr_names()?.into_iter().filter(|n| drop(n)) {
+            let k = CString::new(name.as_str()).expect("split on NUL");
+            o.remove_xattr(&k)?;
+            removed.push(name);
+        }
+        Ok(removed)
     }
 
     /// Set an extended attribute on the object; a symlink is refused.

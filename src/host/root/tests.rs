@@ -169,3 +169,56 @@ fn a_pinned_child_takes_every_change_and_a_missing_one_is_none() {
     let lm = std::fs::symlink_metadata(path.join("lib")).unwrap();
     assert_eq!(lm.mtime(), 2_000_000);
 }
+
+#[test]
+fn a_pinned_child_loses_only_the_xattrs_asked_and_never_a_links_targets() {
+    use crate::util::fsutil::read_xattrs_where;
+    let (t, path) = setup();
+    let all = |p: &Path| read_xattrs_where(p, |_| true).unwrap();
+    let d = Root::open(&path).unwrap().dir;
+    std::fs::write(path.join("file"), b"y").unwrap();
+    let p = d.pin(b"file").unwrap().unwrap();
+    p.set_xattr("user.a", b"1").unwrap();
+    p.set_xattr("user.b", b"2").unwrap();
+    let removed = p.remove_xattrs_where(|n| n == "user.a").unwrap();
+    assert_eq!(removed, ["user.a"]);
+    let left: Vec<String> = all(&path.join("file")).into_keys().collect();
+    assert_eq!(left, ["user.b"]);
+    // nothing to remove is no error
+    assert!(p.remove_xattrs_where(|n| n == "user.a").unwrap().is_empty());
+
+    // a link is refused, and its target keeps everything
+    let secret = t.path().join("outside/secret");
+    std::fs::write(&secret, b"x").unwrap();
+    crate::util::fsutil::set_xattr(&secret, "user.k", b"v").unwrap();
+    symlink(&secret, path.join("link")).unwrap();
+    let l = d.pin(b"link").unwrap().unwrap();
+    let e = l.remove_xattrs_where(|_| true).unwrap_err();
+    assert!(e.to_string().contains("symbolic link"), "{e}");
+    assert_eq!(all(&secret).len(), 1);
+
+    // an object pinned by O_PATH only (a fifo) lists and loses them through
+    // /proc/self/fd; trusted.* on a fifo needs root
+    if !nix::unistd::geteuid().is_root() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs the tests as root"
+        );
+        eprintln!("SKIPPED: trusted.* xattrs on a fifo need root");
+        return;
+    }
+    nix::unistd::mkfifo(
+        &path.join("fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
+    let f = d.pin(b"fifo").unwrap().unwrap();
+    f.set_xattr("trusted.a", b"1").unwrap();
+    f.set_xattr("trusted.b", b"2").unwrap();
+    assert_eq!(
+        f.remove_xattrs_where(|n| n == "trusted.b").unwrap(),
+        ["trusted.b"]
+    );
+    let left: Vec<String> = all(&path.join("fifo")).into_keys().collect();
+    assert_eq!(left, ["trusted.a"]);
+}

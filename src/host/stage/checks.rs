@@ -2,8 +2,10 @@
 //! is refused before anything is staged ([`refuse_state_paths`]); a member
 //! must agree with its MANIFEST entry; a live object is compared with its
 //! entry (unchanged, attributes only, or written anew), trusting the stat
-//! cache only for files the last apply left untouched; a live directory
-//! the new dist replaces is refused if it holds what no dist shipped.
+//! cache only for files the last apply left untouched, and comparing only
+//! the extended attributes the dist owns or the entry carries; a live
+//! directory the new dist replaces is refused if it holds what no dist
+//! shipped.
 //!
 //! Invariants: nothing here writes; a symlink is never followed.
 
@@ -16,6 +18,7 @@ use crate::format::spec::KernelDirs;
 use crate::host::plan::{join, Attrs};
 use crate::host::root::{Dir, Stat};
 use crate::host::state::STATE_DIR;
+use crate::util::fsutil::xattr_compared;
 
 use super::{bad_member, ioerr, Mode, Stager};
 
@@ -169,11 +172,16 @@ pub(super) fn stat_matches(e: &Entry, st: &Stat) -> bool {
         && e.dev.is_none_or(|(a, b)| st.rdev == libc::makedev(a, b))
 }
 
-pub(super) fn live_xattrs(dir: &Dir, name: &[u8]) -> std::io::Result<BTreeMap<String, Vec<u8>>> {
-    let p = dir
-        .real_path()?
-        .join(crate::format::manifest::bytes_path(name));
-    crate::util::fsutil::read_xattrs(&p)
+/// The live object's extended attributes that are compared with an entry
+/// carrying `carried`: the names the dist owns and the entry's own names
+/// ([`xattr_compared`]); a host's LSM label the entry does not carry is
+/// not read, so it never makes an unchanged object differ.
+pub(super) fn live_xattrs(
+    dir: &Dir,
+    name: &[u8],
+    carried: &BTreeMap<String, Vec<u8>>,
+) -> std::io::Result<BTreeMap<String, Vec<u8>>> {
+    dir.xattrs_where(name, |n| xattr_compared(n, carried.contains_key(n)))
 }
 
 impl Stager<'_> {
@@ -292,7 +300,7 @@ impl Stager<'_> {
                 .is_some_and(|o| same_object(o, e) && stat_matches(o, &st));
         let xattrs_same = xattrs_known_same
             || e.kind == Kind::Symlink
-            || live_xattrs(&d, base)
+            || live_xattrs(&d, base, &e.xattrs)
                 .map_err(|err| ioerr(self.root, "read extended attributes of", &e.path, err))?
                 == e.xattrs;
         Ok(if xattrs_same {

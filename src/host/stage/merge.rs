@@ -81,7 +81,7 @@ impl Stager<'_> {
         st: Stat,
     ) -> Result<()> {
         let d = self.dir_of(pdir)?;
-        let xattrs = live_xattrs(&d, base)
+        let xattrs = live_xattrs(&d, base, &e.xattrs)
             .map_err(|err| ioerr(self.root, "read extended attributes of", &e.path, err))?;
         let same = owner_mode_match(e, &st) && xattrs == e.xattrs;
         self.located

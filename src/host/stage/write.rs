@@ -100,7 +100,7 @@ impl Stager<'_> {
     /// An existing real directory: only its attributes may change.
     fn keep_dir(&mut self, e: &Entry, pdir: &[u8], base: &[u8], st: &Stat) -> Result<()> {
         let d = self.dir_of(pdir)?;
-        let x = live_xattrs(&d, base).unwrap_or_default();
+        let x = live_xattrs(&d, base, &e.xattrs).unwrap_or_default();
         let attrs_ok = owner_mode_match(e, st) && x == e.xattrs;
         if self.made_by_sysup.contains(&e.path) {
             // The root had no such directory before this command.
