@@ -9,14 +9,17 @@
 # A binary given as BIN@SETTING runs with `[apply] base-compression = "SETTING"` in
 # the root's etc/sysup.conf (written before the install), e.g. /path/sysup@fast.
 # Needs bench/peers.sh big to have made the sysup dists and patch. AB_DIR (default
-# /var/tmp/sysup-ab) holds the roots: put it on tmpfs to leave the disk out.
+# /var/tmp/sysup-ab) holds the roots: put it on tmpfs to leave the disk out. With
+# CPUS=LIST (e.g. CPUS=0) every timed command runs under `taskset -c LIST`.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 B=$here/work/scratch/big C=$here/work/corpus
 dir=${AB_DIR:-/var/tmp/sysup-ab}
 rounds=$1; shift
 steal() { awk '/^cpu /{print $9}' /proc/stat; }
-timed() { /usr/bin/time -f "%e %U %S %MkB" bash -c "$1" 2>&1 >/dev/null | tail -1; }
+pin=()
+[ -n "${CPUS:-}" ] && pin=(taskset -c "$CPUS")
+timed() { /usr/bin/time -f "%e %U %S %MkB" "${pin[@]}" bash -c "$1" 2>&1 >/dev/null | tail -1; }
 mkdir -p "$dir"
 for r in $(seq 1 "$rounds"); do
     rm -rf "$dir/x" && mkdir -p "$dir/x" && sync
