@@ -12,7 +12,7 @@
 //!   fails `include` is still descended (so `boot/kernel/**` works);
 //! - the result does not depend on readdir order: entries are sorted by their
 //!   tar member name, and the first member of a hardlink group holds the data;
-//! - only the extended attributes the dist owns are recorded (`user.*`,
+//! - only the extended attributes a dist may carry are recorded (`user.*`,
 //!   `trusted.*`, `security.capability`:
 //!   [`xattr_owned`](crate::util::fsutil::xattr_owned)): a build host's
 //!   SELinux or other LSM labels are its own and never shipped.

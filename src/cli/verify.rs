@@ -1,6 +1,7 @@
 //! `sysup verify [--root DIR] [--json] [--extras] [--repair]`: installed
 //! files against MANIFEST; exit 0 when clean, 1 on drift (shipped content
-//! modified or missing — extended attributes the dist owns included) or
+//! modified or missing — the extended attributes the dist shipped and a
+//! capability it did not grant included) or
 //! when nothing is installed. Config edits are listed apart; files no dist
 //! ships are listed with `--extras` (always in `--json`) and are never
 //! drift. `--repair` re-applies the installed base (the same code path as

@@ -34,7 +34,6 @@ use crate::host::checkpoint::{checkpoint, fault};
 use crate::host::plan::{join, split, Attrs, Plan, Rename};
 use crate::host::reaper::Reaper;
 use crate::host::root::{Dir, Resolver, Root};
-use crate::util::fsutil::xattr_removed;
 use crate::util::halves::in_halves;
 
 /// The aside name of the `n`-th rename of a plan.
@@ -178,7 +177,7 @@ fn set_file_attrs(root: &Root, plan: &Plan) -> Result<()> {
 }
 
 /// Set owner, mode, xattrs and mtime of an existing object in place, and
-/// remove the xattrs the dist owns that the entry lacks; one that is gone
+/// remove the xattrs staging said to drop; one that is gone
 /// or of the wrong kind by now was replaced, and is skipped — but a
 /// symlink where a file or node was is refused: every change acts on the
 /// object itself (see root.rs), never through a link.
@@ -220,11 +219,13 @@ fn set_attrs(root: &Root, res: &mut Resolver<'_>, a: &Attrs, want_dir: bool) -> 
             o.set_xattr(k, v)
                 .map_err(|e| io_err(root, "set extended attribute on", &a.path, e))?;
         }
-        // The dist's attributes are exactly the entry's: an owned one it
-        // lacks (a file capability granted locally) goes; the host's LSM
-        // labels stay (docs/decisions.md#which-extended-attributes-the-dist-owns).
-        o.remove_xattrs_where(|n| xattr_removed(n, a.xattrs.iter().any(|(k, _)| k == n)))
-            .map_err(|e| io_err(root, "remove extended attributes of", &a.path, e))?;
+        // Only what staging named: attributes the dist shipped and took
+        // back, or in a repair a capability it never granted — never a
+        // local one otherwise (docs/decisions.md#which-extended-attributes-the-dist-owns).
+        if !a.drop_xattrs.is_empty() {
+            o.remove_xattrs_where(|n| a.drop_xattrs.iter().any(|d| d == n))
+                .map_err(|e| io_err(root, "remove extended attributes of", &a.path, e))?;
+        }
     }
     if let Some(t) = a.mtime {
         o.set_mtime(t)

@@ -43,6 +43,11 @@ pub struct Attrs {
     pub uid: u64,
     pub gid: u64,
     pub xattrs: Vec<(String, Vec<u8>)>,
+    /// Extended attributes to remove if the object has them: those the
+    /// dist shipped before and no longer does, or in a repair a file
+    /// capability the dist never granted (`Stager::dropped_xattrs`).
+    #[serde(default)]
+    pub drop_xattrs: Vec<String>,
     /// mtime to set (directories get theirs at the end of the commit).
     pub mtime: Option<i64>,
     pub is_symlink: bool,

@@ -1,11 +1,10 @@
 //! `sysup verify`: the installed tree against the MANIFEST of the installed
 //! base — content hash, type, mode, owner, link target, device numbers,
-//! the extended attributes the dist owns
-//! ([`xattr_owned`](crate::util::fsutil::xattr_owned): `user.*`,
-//! `trusted.*`, `security.capability`, plus any name the entry carries) —
-//! plus files nobody shipped in directories whose content the dist ships.
-//! A host's LSM labels (`security.selinux`, …) are not the dist's and are
-//! never read.
+//! the extended attributes the entry carries and a file capability it
+//! does not ([`xattr_compared`]) — plus files nobody shipped in
+//! directories whose content the dist ships. Other local attributes (a
+//! host's LSM labels, an admin's `user.*`, a filesystem's own `trusted.*`)
+//! are not the dist's and are never read.
 //!
 //! Invariants: read-only (nothing on the root is changed; `--repair` is a
 //! separate re-apply of the installed base, [`repair`]); paths are reached through the
@@ -50,8 +49,8 @@ pub struct Damage {
 }
 
 /// How the live object's extended attributes differ from its entry's, by
-/// name. `live` holds only the names compared for that entry (the dist's
-/// own and the entry's: see [`xattr_compared`]).
+/// name. `live` holds only the names compared for that entry (the entry's
+/// own and a capability: see [`xattr_compared`]).
 pub fn xattr_drift(
     entry: &BTreeMap<String, Vec<u8>>,
     live: &BTreeMap<String, Vec<u8>>,

@@ -1,8 +1,9 @@
 //! Filesystem helpers shared by the build and host sides: atomic file
 //! creation (temp name in the destination directory → fsync → rename → fsync
 //! the directory), early writeback of data that will be synced later, and
-//! extended attribute reading that never follows symlinks, with the one
-//! rule of which attribute names a dist owns ([`xattr_owned`]).
+//! extended attribute reading that never follows symlinks, with the
+//! rules of which attribute names a dist may carry ([`xattr_owned`]) and
+//! `verify` compares ([`xattr_compared`]).
 //!
 //! Invariants: an [`AtomicFile`] that is dropped without [`AtomicFile::commit`]
 //! leaves nothing behind; after `commit` returns, the new name is durable
@@ -186,35 +187,31 @@ fn cpath(p: &Path) -> io::Result<CString> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))
 }
 
-/// Whether the dist owns extended attribute `name`: the build records it,
-/// and a host compares, sets and removes it so that the live object has
-/// exactly the dist's. Owned: `user.*`, `trusted.*` and the file capability
-/// `security.capability` (a privilege grant, which is the dist's to give).
-/// Every other name is the host's: the other `security.*` names are its
-/// LSM's labels (SELinux, Smack, IMA/EVM, AppArmor), set by its policy and
-/// its kernel, and `system.*` holds POSIX ACLs, which dists do not carry
+/// The file capability: a privilege grant, which is the dist's to give.
+pub const CAPABILITY: &str = "security.capability";
+
+/// Whether a dist may carry extended attribute `name`: the build records
+/// `user.*`, `trusted.*` and [`CAPABILITY`]. Every other name is the
+/// host's: the other `security.*` names are its LSM's labels (SELinux,
+/// Smack, IMA/EVM, AppArmor), set by its policy and its kernel, and
+/// `system.*` holds POSIX ACLs, which dists do not carry
 /// (docs/decisions.md#which-extended-attributes-the-dist-owns).
 pub fn xattr_owned(name: &str) -> bool {
-    name.starts_with("user.") || name.starts_with("trusted.") || name == "security.capability"
+    name.starts_with("user.") || name.starts_with("trusted.") || name == CAPABILITY
 }
 
-/// Whether a host compares a live object's attribute `name` with its
-/// entry (`in_entry`: the entry carries that name): an owned name always,
-/// a host's name only when the entry itself carries it (an older dist that
-/// shipped an SELinux label is still honoured for that name, and only
-/// that one).
+/// Whether `verify` compares a live object's attribute `name` with its
+/// entry (`in_entry`: the entry carries that name): a name the entry
+/// carries, and [`CAPABILITY`] always — a privilege the dist did not
+/// grant needs the admin's eye. Any other name the entry lacks is local
+/// (the admin's, a service's, the filesystem's own: overlayfs and
+/// Gluster keep theirs in `trusted.*`) and is neither reported nor, by an
+/// apply, removed.
 pub fn xattr_compared(name: &str, in_entry: bool) -> bool {
-    xattr_owned(name) || in_entry
+    in_entry || name == CAPABILITY
 }
 
-/// Whether a host removes a live object's attribute `name` (`in_entry`:
-/// the entry carries that name): only an owned name the entry lacks — a
-/// host's label is never sysup's to remove.
-pub fn xattr_removed(name: &str, in_entry: bool) -> bool {
-    xattr_owned(name) && !in_entry
-}
-
-/// Read the extended attributes of `path` that the dist owns
+/// Read the extended attributes of `path` that a dist may carry
 /// ([`xattr_owned`]), without following a symlink. A filesystem without
 /// xattr support yields an empty map.
 pub fn read_xattrs(path: &Path) -> io::Result<BTreeMap<String, Vec<u8>>> {
@@ -410,14 +407,14 @@ mod tests {
     }
 
     #[test]
-    fn a_carried_host_name_is_compared_but_never_removed() {
+    fn verify_compares_what_the_entry_carries_and_any_capability() {
         assert!(xattr_compared("security.selinux", true));
         assert!(!xattr_compared("security.selinux", false));
-        assert!(xattr_compared("user.k", false));
-        assert!(!xattr_removed("security.selinux", false));
-        assert!(!xattr_removed("security.selinux", true));
-        assert!(xattr_removed("security.capability", false));
-        assert!(!xattr_removed("user.k", true));
+        assert!(xattr_compared("user.k", true));
+        // a local attribute is not the dist's business, a capability is
+        assert!(!xattr_compared("user.k", false));
+        assert!(!xattr_compared("trusted.overlay.opaque", false));
+        assert!(xattr_compared(CAPABILITY, false));
     }
 
     #[test]

@@ -1,10 +1,13 @@
 //! Which extended attributes a dist owns (docs/decisions.md, "Which
-//! extended attributes the dist owns"): `user.*`, `trusted.*` and
-//! `security.capability` are the dist's — recorded by the build, compared,
-//! set and removed by apply, reported by verify; every other name (an
-//! SELinux, Smack or IMA label) is the host's — never recorded, compared or
-//! removed, unless the entry itself carries that name. The removal of a
-//! locally added capability never acts through a symlink.
+//! extended attributes the dist owns"): the build records `user.*`,
+//! `trusted.*` and `security.capability`, never a build host's SELinux,
+//! Smack or IMA label; a host compares and sets the names an entry
+//! carries, an upgrade removes those the old dist shipped and the new one
+//! does not, and nothing else a dist did not ship is removed by an apply —
+//! a capability granted locally is reported by verify and removed only by
+//! `verify --repair`; a local `user.*` or `trusted.*` attribute, or a
+//! host's label, is neither reported nor removed. No removal acts through
+//! a symlink.
 //!
 //! Needs root (`trusted.*`, `security.*`) and a filesystem that takes all
 //! three namespaces: otherwise SKIPPED, and under CI a failure.
@@ -178,7 +181,7 @@ fn a_host_lsm_label_on_an_unchanged_file_is_neither_reported_nor_changed() {
 }
 
 #[test]
-fn a_locally_added_capability_is_reported_and_removed() {
+fn a_locally_granted_capability_is_reported_kept_by_apply_and_removed_by_repair() {
     let t = tempfile::tempdir().unwrap();
     if !supported(t.path()) {
         return;
@@ -227,7 +230,14 @@ fn a_locally_added_capability_is_reported_and_removed() {
         serde_json::json!({"security.capability": "added"})
     );
 
-    // verify --repair removes it, and only it
+    // an upgrade leaves the file alone (no dist shipped that capability:
+    // it is the admin's to take back), and verify still says so
+    assert_eq!(apply_changed(&root, &b), ["usr/bin/other"]);
+    assert_eq!(all_xattrs(&py)["security.capability"], CAP);
+    assert_eq!(verify(&root, &[]).status.code(), Some(1));
+
+    // verify --repair, the admin's request for the dist's state, removes
+    // it, and only it
     assert_eq!(repair_changed(&root), ["usr/bin/python3"]);
     let x = all_xattrs(&py);
     assert!(!x.contains_key("security.capability"), "{x:?}");
@@ -238,16 +248,50 @@ fn a_locally_added_capability_is_reported_and_removed() {
     );
     assert_eq!(verify(&root, &[]).status.code(), Some(0));
     assert_eq!(repair_changed(&root), Vec::<String>::new());
-
-    // so does an upgrade that leaves the file's content alone; a second
-    // apply then has nothing to do
+    // applying the installed dist again is a repair too
     set_xattr(&py, "security.capability", &CAP).unwrap();
-    let changed = apply_changed(&root, &b);
-    assert!(
-        changed.contains(&"usr/bin/python3".to_string()),
-        "{changed:?}"
-    );
+    assert_eq!(apply_changed(&root, &b), ["usr/bin/python3"]);
     assert!(!all_xattrs(&py).contains_key("security.capability"));
+}
+
+#[test]
+fn an_upgrade_takes_back_a_capability_the_dist_stops_granting() {
+    let t = tempfile::tempdir().unwrap();
+    if !supported(t.path()) {
+        return;
+    }
+    let root = t.path().join("root");
+    fs::create_dir_all(&root).unwrap();
+    let members = |granted: bool| {
+        let cap: &[(&str, &[u8])] = if granted {
+            &[("security.capability", &CAP), ("user.k", b"v")]
+        } else {
+            &[("user.k", b"v")]
+        };
+        vec![
+            dir("usr"),
+            dir("usr/bin"),
+            file(
+                "usr/bin/ping",
+                b"ping
+",
+                100,
+                cap,
+            ),
+        ]
+    };
+    let a = craft_dist(t.path(), "world-1-20260101", "x86_64", &members(true));
+    let b = craft_dist(t.path(), "world-2-20260102", "x86_64", &members(false));
+    apply_ok(&root, &[&a]);
+    let ping = root.join("usr/bin/ping");
+    set_xattr(&ping, "user.note", b"the admin's").unwrap();
+    set_xattr(&ping, "security.selinux", LABEL).unwrap();
+    assert_eq!(all_xattrs(&ping)["security.capability"], CAP);
+    // same content, same mtime: only the capability the dist shipped goes
+    assert_eq!(apply_changed(&root, &b), ["usr/bin/ping"]);
+    let x = all_xattrs(&ping);
+    let names: Vec<&str> = x.keys().map(String::as_str).collect();
+    assert_eq!(names, ["security.selinux", "user.k", "user.note"]);
     assert_eq!(apply_changed(&root, &b), Vec::<String>::new());
     assert_eq!(verify(&root, &[]).status.code(), Some(0));
 }
@@ -280,8 +324,12 @@ fn a_shipped_user_xattr_changed_or_removed_locally_is_reported_and_restored() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(1), "{out}");
     assert!(
-        out.contains("modified  lib/a (xattr user.extra added, user.mime changed)"),
+        out.contains("modified  lib/a (xattr user.mime changed)"),
         "{out}"
+    );
+    assert!(
+        !out.contains("user.extra"),
+        "a local attribute is not drift: {out}"
     );
     assert!(
         out.contains("modified  lib/b (xattr trusted.k removed)"),
@@ -294,7 +342,7 @@ fn a_shipped_user_xattr_changed_or_removed_locally_is_reported_and_restored() {
         .collect();
     assert_eq!(
         *by_path["lib/a"],
-        serde_json::json!({"user.extra": "added", "user.mime": "changed"})
+        serde_json::json!({"user.mime": "changed"})
     );
     assert_eq!(
         *by_path["lib/b"],
@@ -303,10 +351,14 @@ fn a_shipped_user_xattr_changed_or_removed_locally_is_reported_and_restored() {
 
     assert_eq!(repair_changed(&root), ["lib/a", "lib/b"]);
     for p in ["lib/a", "lib/b"] {
-        let want: BTreeMap<String, Vec<u8>> = shipped
+        let mut want: BTreeMap<String, Vec<u8>> = shipped
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_vec()))
             .collect();
+        if p == "lib/a" {
+            // restored what the dist shipped; the admin's own stays
+            want.insert("user.extra".into(), b"mine".to_vec());
+        }
         assert_eq!(all_xattrs(&root.join(p)), want, "{p}");
     }
     assert_eq!(verify(&root, &[]).status.code(), Some(0));
@@ -425,7 +477,7 @@ fn removing_a_capability_never_acts_through_a_symlink() {
             dir("bin"),
             link,
             file("bin/other", b"a\n", 100, &[]),
-            file("bin/tool", b"tool\n", 100, &[]),
+            file("bin/tool", b"tool\n", 100, &[("security.capability", &CAP)]),
         ],
     );
     // the link's own mtime changes: an attribute change on a symlink entry
@@ -444,8 +496,8 @@ fn removing_a_capability_never_acts_through_a_symlink() {
     );
     apply_ok(&root, &[&a]);
     let before = all_xattrs(&secret);
-    // a capability granted locally: the upgrade will remove it in place
-    set_xattr(&root.join("bin/tool"), "security.capability", &CAP).unwrap();
+    // world-2 no longer grants bin/tool its capability: the upgrade will
+    // remove it in place
     let o = run(sysup()
         .env("SYSUP_CRASH_AT", "commit-rename")
         .arg("apply")

@@ -3,7 +3,7 @@
 //! must agree with its MANIFEST entry; a live object is compared with its
 //! entry (unchanged, attributes only, or written anew), trusting the stat
 //! cache only for files the last apply left untouched, and comparing only
-//! the extended attributes the dist owns or the entry carries; a live
+//! the extended attributes the entry carries or the apply would drop; a live
 //! directory the new dist replaces is refused if it holds what no dist
 //! shipped.
 //!
@@ -18,7 +18,7 @@ use crate::format::spec::KernelDirs;
 use crate::host::plan::{join, Attrs};
 use crate::host::root::{Dir, Stat};
 use crate::host::state::STATE_DIR;
-use crate::util::fsutil::xattr_compared;
+use crate::util::fsutil::CAPABILITY;
 
 use super::{bad_member, ioerr, Mode, Stager};
 
@@ -125,22 +125,6 @@ pub(super) enum Compare {
     Differ,
 }
 
-pub(super) fn attrs_of(e: &Entry, mtime: Option<i64>) -> Attrs {
-    Attrs {
-        path: e.path.clone(),
-        mode: e.mode,
-        uid: e.uid,
-        gid: e.gid,
-        xattrs: e
-            .xattrs
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        mtime,
-        is_symlink: e.kind == Kind::Symlink,
-    }
-}
-
 /// Whether the old and new MANIFEST describe the same object.
 pub(super) fn same_object(a: &Entry, b: &Entry) -> bool {
     a.kind == b.kind
@@ -172,19 +156,70 @@ pub(super) fn stat_matches(e: &Entry, st: &Stat) -> bool {
         && e.dev.is_none_or(|(a, b)| st.rdev == libc::makedev(a, b))
 }
 
-/// The live object's extended attributes that are compared with an entry
-/// carrying `carried`: the names the dist owns and the entry's own names
-/// ([`xattr_compared`]); a host's LSM label the entry does not carry is
-/// not read, so it never makes an unchanged object differ.
-pub(super) fn live_xattrs(
-    dir: &Dir,
-    name: &[u8],
-    carried: &BTreeMap<String, Vec<u8>>,
-) -> std::io::Result<BTreeMap<String, Vec<u8>>> {
-    dir.xattrs_where(name, |n| xattr_compared(n, carried.contains_key(n)))
-}
-
 impl Stager<'_> {
+    /// The extended attributes to take off the live object of `e` if it
+    /// has them: in an upgrade, those the old dist's entry carried and the
+    /// new one lacks (the dist shipped them and takes them back); in a
+    /// repair, a file capability the entry lacks (the admin asked for the
+    /// dist's state, and a privilege it never granted is not part of it).
+    /// Nothing else: an attribute no dist shipped is the admin's, a
+    /// service's or the filesystem's — and a host's LSM label is its
+    /// policy's.
+    pub(super) fn dropped_xattrs(&self, e: &Entry) -> Vec<String> {
+        if e.kind == Kind::Symlink {
+            return Vec::new();
+        }
+        match self.mode {
+            Mode::Upgrade => self
+                .old
+                .and_then(|o| o.get(&e.path))
+                .map(|o| {
+                    o.xattrs
+                        .keys()
+                        .filter(|k| !e.xattrs.contains_key(*k))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default(),
+            Mode::Repair if !e.xattrs.contains_key(CAPABILITY) => vec![CAPABILITY.to_string()],
+            _ => Vec::new(),
+        }
+    }
+
+    /// The live object's extended attributes compared with `e`: the names
+    /// the entry carries and those this apply would drop
+    /// ([`Stager::dropped_xattrs`]). No other name is read, so a host's
+    /// label or a local attribute never makes an unchanged object differ.
+    pub(super) fn live_xattrs(
+        &self,
+        dir: &Dir,
+        name: &[u8],
+        e: &Entry,
+    ) -> std::io::Result<BTreeMap<String, Vec<u8>>> {
+        let dropped = self.dropped_xattrs(e);
+        dir.xattrs_where(name, |n| {
+            e.xattrs.contains_key(n) || dropped.iter().any(|d| d == n)
+        })
+    }
+
+    /// The in-place change that gives a live object `e`'s attributes.
+    pub(super) fn attrs_of(&self, e: &Entry, mtime: Option<i64>) -> Attrs {
+        Attrs {
+            path: e.path.clone(),
+            mode: e.mode,
+            uid: e.uid,
+            gid: e.gid,
+            xattrs: e
+                .xattrs
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            drop_xattrs: self.dropped_xattrs(e),
+            mtime,
+            is_symlink: e.kind == Kind::Symlink,
+        }
+    }
+
     /// A live directory is about to be replaced by a non-directory (and
     /// removed with everything in it): refuse if it holds anything no dist
     /// shipped — not in the old MANIFEST, or a config file changed since.
@@ -300,7 +335,8 @@ impl Stager<'_> {
                 .is_some_and(|o| same_object(o, e) && stat_matches(o, &st));
         let xattrs_same = xattrs_known_same
             || e.kind == Kind::Symlink
-            || live_xattrs(&d, base, &e.xattrs)
+            || self
+                .live_xattrs(&d, base, e)
                 .map_err(|err| ioerr(self.root, "read extended attributes of", &e.path, err))?
                 == e.xattrs;
         Ok(if xattrs_same {

@@ -24,7 +24,7 @@ use crate::host::root::{fd, Dir, Stat};
 use crate::host::state::State;
 use crate::util::digest::Sha256;
 
-use super::checks::{attrs_of, live_xattrs, owner_mode_match};
+use super::checks::owner_mode_match;
 use super::{ioerr, Stager};
 
 /// Where a stager's merges come from: whether merging is on, and the kept
@@ -81,7 +81,8 @@ impl Stager<'_> {
         st: Stat,
     ) -> Result<()> {
         let d = self.dir_of(pdir)?;
-        let xattrs = live_xattrs(&d, base, &e.xattrs)
+        let xattrs = self
+            .live_xattrs(&d, base, e)
             .map_err(|err| ioerr(self.root, "read extended attributes of", &e.path, err))?;
         let same = owner_mode_match(e, &st) && xattrs == e.xattrs;
         self.located
@@ -91,7 +92,7 @@ impl Stager<'_> {
         } else {
             self.out.counts.changed += 1;
             self.out.changed.push(e.path.clone());
-            self.out.attrs.push(attrs_of(e, None));
+            self.out.attrs.push(self.attrs_of(e, None));
         }
         Ok(())
     }

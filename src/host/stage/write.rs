@@ -22,7 +22,7 @@ use crate::host::plan::{join, split, KernelSwap, Rename};
 use crate::host::root::{fd, Dir, Node, Stat};
 use crate::util::digest::Sha256;
 
-use super::checks::{attrs_of, live_xattrs, owner_mode_match, Compare};
+use super::checks::{owner_mode_match, Compare};
 use super::{bad_member, ioerr, Mode, Stager};
 
 impl Stager<'_> {
@@ -100,19 +100,19 @@ impl Stager<'_> {
     /// An existing real directory: only its attributes may change.
     fn keep_dir(&mut self, e: &Entry, pdir: &[u8], base: &[u8], st: &Stat) -> Result<()> {
         let d = self.dir_of(pdir)?;
-        let x = live_xattrs(&d, base, &e.xattrs).unwrap_or_default();
+        let x = self.live_xattrs(&d, base, e).unwrap_or_default();
         let attrs_ok = owner_mode_match(e, st) && x == e.xattrs;
         if self.made_by_sysup.contains(&e.path) {
             // The root had no such directory before this command.
             self.out.counts.changed += 1;
             self.out.added.push(e.path.clone());
-            self.out.dir_attrs.push(attrs_of(e, None));
+            self.out.dir_attrs.push(self.attrs_of(e, None));
         } else if attrs_ok {
             self.out.counts.unchanged += 1;
         } else {
             self.out.counts.changed += 1;
             self.out.changed.push(e.path.clone());
-            self.out.dir_attrs.push(attrs_of(e, None));
+            self.out.dir_attrs.push(self.attrs_of(e, None));
         }
         Ok(())
     }
@@ -172,7 +172,7 @@ impl Stager<'_> {
                     self.out.counts.changed += 1;
                     self.out.changed.push(path.clone());
                     self.out.counts.repaired += u64::from(self.mode == Mode::Repair);
-                    self.out.attrs.push(attrs_of(e, Some(e.mtime)));
+                    self.out.attrs.push(self.attrs_of(e, Some(e.mtime)));
                     self.located.insert(path, (pdir.to_vec(), base.to_vec()));
                     return Ok(());
                 }
