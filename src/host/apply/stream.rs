@@ -39,7 +39,7 @@ use super::transaction::{BaseGz, Transaction};
 use super::Run;
 
 /// The new tar as members, read through the [`Tee`].
-pub(super) type Stream = Segmenter<Tee<BufReader<ReadAhead>>>;
+pub(super) type Stream = Segmenter<Tee<ReadAhead>>;
 
 /// Reads `inner`, counting it, hashing it (a dist; a patch chain's last
 /// reader verifies its own output) and copying it into the new base's gzip
@@ -76,7 +76,10 @@ pub(super) fn open(
     let reader = ReadAhead::spawn("sysup-stream", reader)
         .map_err(|e| Error::io("start reading", Path::new(&checked.label), e))?;
     let tee = Tee {
-        inner: BufReader::with_capacity(1 << 20, reader),
+        // No BufReader between: the read-ahead hands over 1 MiB chunks
+        // and serves small reads from them, and another buffer would copy
+        // the whole stream once more.
+        inner: reader,
         hasher: match checked.input {
             Input::Dist { .. } => Some(BackgroundHasher::new()),
             Input::Chain { .. } => None,
