@@ -14,7 +14,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use patch_support::craft::{assemble, header_diff, one_member_tar, varints, Craft};
+use patch_support::craft::{assemble, header_diff, one_member_tar, plan, varints, Craft};
 use patch_support::*;
 use sysup::diff::{diff_dists, DiffOptions, DiffReport};
 use sysup::format::patch::header::VERSION;
@@ -362,12 +362,13 @@ fn craft(recipe: Option<Recipe>, tamper: impl FnOnce(&mut Vec<u64>)) -> Craft {
     let mut fields = r.fields();
     tamper(&mut fields);
     let mut w = RecordWriter::new(Vec::new());
-    w.varint(1).unwrap();
-    w.keep(&Keep {
-        hdr_last: 1,
-        data_last: 1,
-    })
-    .unwrap();
+    plan(
+        &mut w,
+        &[Keep {
+            hdr_last: 1,
+            data_last: 1,
+        }],
+    );
     w.varint(1).unwrap();
     // Written as a recode record, then its fields replaced by `fields`.
     let mut rec = RecordWriter::new(Vec::new());

@@ -17,7 +17,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use patch_support::craft::{assemble, header_diff, one_member_tar, varints, Craft};
+use patch_support::craft::{assemble, header_diff, one_member_tar, plan, varints, Craft};
 use patch_support::{apply, diff, edit, file, make_dist, opts, sysup_patch, Entry, Tree};
 use sysup::diff::{diff_dists, DiffOptions};
 use sysup::format::patch::header::VERSION;
@@ -392,12 +392,13 @@ fn craft(dir: &Path, tamper: impl FnOnce(&mut Vec<u64>), cut: usize) -> Craft {
     tamper(&mut fields);
     fields.truncate(fields.len() - cut);
     let mut w = RecordWriter::new(Vec::new());
-    w.varint(1).unwrap();
-    w.keep(&Keep {
-        hdr_last: 1,
-        data_last: 1,
-    })
-    .unwrap();
+    plan(
+        &mut w,
+        &[Keep {
+            hdr_last: 1,
+            data_last: 1,
+        }],
+    );
     w.varint(1).unwrap();
     w.member(&MemberRecord {
         header: HeaderOp::Diff { old: 0 },

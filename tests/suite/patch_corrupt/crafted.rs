@@ -8,7 +8,7 @@ use crate::patch_support;
 use std::io::Read;
 use std::path::Path;
 
-use patch_support::craft::{assemble, Craft};
+use patch_support::craft::{assemble, plan, Craft};
 use patch_support::*;
 use sysup::format::patch::header::VERSION;
 use sysup::format::patch::record::{Ctrl, DataOp, HeaderOp, Keep, MemberRecord, RecordWriter};
@@ -134,13 +134,6 @@ fn with_ctrl(f: impl FnOnce(&mut RecordWriter<Vec<u8>>)) -> Craft {
     f(&mut w);
     c.ctrl = w.into_inner();
     c
-}
-
-pub(super) fn plan(w: &mut RecordWriter<Vec<u8>>, entries: &[Keep]) {
-    w.varint(entries.len() as u64).unwrap();
-    for e in entries {
-        w.keep(e).unwrap();
-    }
 }
 
 fn one_member(w: &mut RecordWriter<Vec<u8>>, m0: MemberRecord) {

@@ -3,14 +3,14 @@
 
 use crate::patch_support;
 
-use patch_support::craft::{assemble, header_diff, one_member_tar, Craft};
+use patch_support::craft::{assemble, header_diff, one_member_tar, plan, Craft};
 use patch_support::*;
 use sysup::format::patch::header::VERSION;
 use sysup::format::patch::record::{Ctrl, DataOp, HeaderOp, Keep, MemberRecord, RecordWriter};
 use sysup::format::patch::regz::{self, Recipe};
 use sysup::Error;
 
-use super::crafted::{expect_err, plan, run};
+use super::crafted::{expect_err, run};
 
 /// Old and new tars of one gzipped member, the new text a line longer at
 /// the top; the patch rebuilds it through its uncompressed bytes with

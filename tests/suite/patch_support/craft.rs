@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use sysup::format::patch::header::{
     BodyFormat, Compression, PatchHeader, Section, SectionKind, Side,
 };
+use sysup::format::patch::record::Keep;
 use sysup::format::patch::zeros::ZeroRunWriter;
 use sysup::util::digest::Digests;
 
@@ -113,6 +114,14 @@ pub fn header_diff(new: &[u8], old: &[u8]) -> Vec<u8> {
         .zip(&old[..512])
         .map(|(n, o)| n.wrapping_sub(*o))
         .collect()
+}
+
+/// The member plan of the controls: how many entries, then each one.
+pub fn plan(w: &mut sysup::format::patch::record::RecordWriter<Vec<u8>>, entries: &[Keep]) {
+    w.varint(entries.len() as u64).unwrap();
+    for e in entries {
+        w.keep(e).unwrap();
+    }
 }
 
 /// `v` as the patch's varints, back to back.
