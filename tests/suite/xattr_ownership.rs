@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use common::*;
@@ -89,6 +89,27 @@ fn dir(path: &str) -> Crafted {
     c
 }
 
+/// A temporary directory with an empty `root` in it, if this run can test
+/// xattrs there ([`supported`]).
+fn site() -> Option<(tempfile::TempDir, PathBuf)> {
+    let t = tempfile::tempdir().unwrap();
+    if !supported(t.path()) {
+        return None;
+    }
+    let root = t.path().join("root");
+    fs::create_dir_all(&root).unwrap();
+    Some((t, root))
+}
+
+/// `verify`'s exit code and human output.
+fn verify_text(root: &Path) -> (Option<i32>, String) {
+    let o = verify(root, &[]);
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+    )
+}
+
 fn verify(root: &Path, args: &[&str]) -> Output {
     run(sysup().arg("verify").args(args).arg("--root").arg(root))
 }
@@ -134,12 +155,9 @@ fn repair_changed(root: &Path) -> Vec<String> {
 
 #[test]
 fn a_host_lsm_label_on_an_unchanged_file_is_neither_reported_nor_changed() {
-    let t = tempfile::tempdir().unwrap();
-    if !supported(t.path()) {
+    let Some((t, root)) = site() else {
         return;
-    }
-    let root = t.path().join("root");
-    fs::create_dir_all(&root).unwrap();
+    };
     let tool = file("bin/tool", b"tool\n", 100, &[("user.k", b"v")]);
     let a = craft_dist(
         t.path(),
@@ -161,9 +179,8 @@ fn a_host_lsm_label_on_an_unchanged_file_is_neither_reported_nor_changed() {
         set_xattr(&root.join(p), "security.ima", b"\x04hash").unwrap();
     }
 
-    let o = verify(&root, &[]);
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(o.status.code(), Some(0), "{out}");
+    let (code, out) = verify_text(&root);
+    assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("clean") && !out.contains("modified"), "{out}");
     let (code, modified) = verify_json(&root);
     assert_eq!((code, modified.len()), (Some(0), 0), "{modified:?}");
@@ -182,12 +199,9 @@ fn a_host_lsm_label_on_an_unchanged_file_is_neither_reported_nor_changed() {
 
 #[test]
 fn a_locally_granted_capability_is_reported_kept_by_apply_and_removed_by_repair() {
-    let t = tempfile::tempdir().unwrap();
-    if !supported(t.path()) {
+    let Some((t, root)) = site() else {
         return;
-    }
-    let root = t.path().join("root");
-    fs::create_dir_all(&root).unwrap();
+    };
     let members = |rev: i64| {
         vec![
             dir("usr"),
@@ -209,9 +223,8 @@ fn a_locally_granted_capability_is_reported_kept_by_apply_and_removed_by_repair(
     set_xattr(&py, "security.capability", &CAP).unwrap();
     set_xattr(&py, "security.selinux", LABEL).unwrap();
 
-    let o = verify(&root, &[]);
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(o.status.code(), Some(1), "drift: {out}");
+    let (code, out) = verify_text(&root);
+    assert_eq!(code, Some(1), "drift: {out}");
     assert!(
         out.contains("modified  usr/bin/python3 (xattr security.capability added)"),
         "{out}"
@@ -256,12 +269,9 @@ fn a_locally_granted_capability_is_reported_kept_by_apply_and_removed_by_repair(
 
 #[test]
 fn an_upgrade_takes_back_a_capability_the_dist_stops_granting() {
-    let t = tempfile::tempdir().unwrap();
-    if !supported(t.path()) {
+    let Some((t, root)) = site() else {
         return;
-    }
-    let root = t.path().join("root");
-    fs::create_dir_all(&root).unwrap();
+    };
     let members = |granted: bool| {
         let cap: &[(&str, &[u8])] = if granted {
             &[("security.capability", &CAP), ("user.k", b"v")]
@@ -298,12 +308,9 @@ fn an_upgrade_takes_back_a_capability_the_dist_stops_granting() {
 
 #[test]
 fn a_shipped_user_xattr_changed_or_removed_locally_is_reported_and_restored() {
-    let t = tempfile::tempdir().unwrap();
-    if !supported(t.path()) {
+    let Some((t, root)) = site() else {
         return;
-    }
-    let root = t.path().join("root");
-    fs::create_dir_all(&root).unwrap();
+    };
     let shipped: &[(&str, &[u8])] = &[("user.mime", b"text/x"), ("trusted.k", b"1")];
     let a = craft_dist(
         t.path(),
@@ -320,9 +327,8 @@ fn a_shipped_user_xattr_changed_or_removed_locally_is_reported_and_restored() {
     set_xattr(&root.join("lib/a"), "user.extra", b"mine").unwrap();
     remove_xattr(&root.join("lib/b"), c"trusted.k");
 
-    let o = verify(&root, &[]);
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(o.status.code(), Some(1), "{out}");
+    let (code, out) = verify_text(&root);
+    assert_eq!(code, Some(1), "{out}");
     assert!(
         out.contains("modified  lib/a (xattr user.mime changed)"),
         "{out}"
@@ -366,12 +372,9 @@ fn a_shipped_user_xattr_changed_or_removed_locally_is_reported_and_restored() {
 
 #[test]
 fn a_host_label_the_entry_carries_is_still_compared_and_set() {
-    let t = tempfile::tempdir().unwrap();
-    if !supported(t.path()) {
+    let Some((t, root)) = site() else {
         return;
-    }
-    let root = t.path().join("root");
-    fs::create_dir_all(&root).unwrap();
+    };
     // an older dist that shipped its build host's label
     let a = craft_dist(
         t.path(),
@@ -387,8 +390,7 @@ fn a_host_label_the_entry_carries_is_still_compared_and_set() {
     assert_eq!(all_xattrs(&tool)["security.selinux"], LABEL);
     set_xattr(&tool, "security.selinux", b"relabelled\0").unwrap();
     set_xattr(&tool, "security.SMACK64", b"_").unwrap();
-    let o = verify(&root, &[]);
-    let out = String::from_utf8_lossy(&o.stdout);
+    let (_, out) = verify_text(&root);
     assert!(
         out.contains("modified  bin/tool (xattr security.selinux changed)"),
         "that name only: {out}"
@@ -405,10 +407,9 @@ fn a_host_label_the_entry_carries_is_still_compared_and_set() {
 
 #[test]
 fn the_build_records_the_capability_but_not_the_build_hosts_label() {
-    let t = tempfile::tempdir().unwrap();
-    if !supported(t.path()) {
+    let Some((t, root)) = site() else {
         return;
-    }
+    };
     let tree = t.path().join("tree");
     fs::create_dir_all(tree.join("usr/bin")).unwrap();
     let ping = tree.join("usr/bin/ping");
@@ -444,8 +445,6 @@ fn the_build_records_the_capability_but_not_the_build_hosts_label() {
     assert!(!manifest.contains("security.selinux"), "{manifest}");
     assert!(!manifest.contains("security.evm"), "{manifest}");
     // and a host gets exactly the dist's
-    let root = t.path().join("root");
-    fs::create_dir_all(&root).unwrap();
     apply_ok(&root, &[&dist]);
     let x = all_xattrs(&root.join("usr/bin/ping"));
     let names: Vec<&str> = x.keys().map(String::as_str).collect();
@@ -454,12 +453,9 @@ fn the_build_records_the_capability_but_not_the_build_hosts_label() {
 
 #[test]
 fn removing_a_capability_never_acts_through_a_symlink() {
-    let t = tempfile::tempdir().unwrap();
-    if !supported(t.path()) {
+    let Some((t, root)) = site() else {
         return;
-    }
-    let root = t.path().join("root");
-    fs::create_dir_all(&root).unwrap();
+    };
     let outside = t.path().join("outside");
     fs::create_dir_all(&outside).unwrap();
     let secret = outside.join("secret");
