@@ -23,19 +23,18 @@
 //! [`cuts::HARD_MAX`] bytes) of input are in flight; the first error is returned by
 //! every later call; a kill leaves a temporary the apply's undo removes.
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 
 use super::cuts::{self, Cut, Cutter};
 use super::libdeflate::{Crc32, Deflater, Inflated, Inflater};
 use super::read::{Index, Place};
 use super::{Chunker, Engine, HEADER};
+use crate::util::ordered::Ordered;
 
 /// The base an apply read, to copy unchanged members from.
 pub struct Old {
@@ -65,16 +64,6 @@ pub struct Counts {
 /// turn to be written) before `write` waits: with groups of ~200 KiB, enough
 /// to keep every core busy while the apply's other threads run.
 const IN_FLIGHT_BYTES: usize = 4 << 20;
-
-struct Job {
-    seq: u64,
-    data: Vec<u8>,
-}
-
-struct Done {
-    seq: u64,
-    out: io::Result<Vec<u8>>,
-}
 
 /// How a worker deflates a group: libdeflate at the level asked for
 /// [`Engine::Fast`] (whole buffers: a member is one call), else the chunk compressor of `gz` with the group as its one,
@@ -213,46 +202,15 @@ pub fn copy_checked(
 /// (`host::checkpoint`), which this module does not know.
 pub type Hook = fn(&str);
 
-fn worker(
-    engine: Engine,
-    hook: Hook,
-    old: Option<Arc<Old>>,
-    counts: Arc<Counts>,
-    jobs: Arc<Mutex<Receiver<Job>>>,
-    done: Sender<Done>,
-) {
-    let mut tools = Tools {
-        packer: Packer::new(engine),
-        check: Check::default(),
-    };
-    loop {
-        let job = {
-            let Ok(rx) = jobs.lock() else { return };
-            match rx.recv() {
-                Ok(j) => j,
-                Err(_) => return,
-            }
-        };
-        let out = member_of(&mut tools, old.as_deref(), &counts, hook, &job.data);
-        if done.send(Done { seq: job.seq, out }).is_err() {
-            return;
-        }
-    }
-}
-
 /// A parallel writer of a base as independent gzip members.
 pub struct Writer<W: Write> {
     out: Option<W>,
     buf: Vec<u8>,
     cutter: Cutter,
-    jobs: Option<Sender<Job>>,
-    done: Receiver<Done>,
-    workers: Vec<JoinHandle<()>>,
-    next_seq: u64,
-    next_write: u64,
-    pending: BTreeMap<u64, Done>,
-    /// Input bytes of each group in flight, by sequence number.
-    in_flight: BTreeMap<u64, usize>,
+    /// The workers: a group in, its member out, in order.
+    pool: Ordered<Vec<u8>, io::Result<Vec<u8>>>,
+    /// Input bytes of each group in flight, oldest first.
+    in_flight: VecDeque<usize>,
     in_flight_bytes: usize,
     counts: Arc<Counts>,
     failed: Option<(io::ErrorKind, String)>,
@@ -274,30 +232,26 @@ impl<W: Write> Writer<W> {
         hook: Hook,
         threads: usize,
     ) -> Self {
-        let threads = threads.max(1);
-        let (job_tx, job_rx) = mpsc::channel::<Job>();
-        let (done_tx, done_rx) = mpsc::channel::<Done>();
-        let job_rx = Arc::new(Mutex::new(job_rx));
         let old = old.map(Arc::new);
         let counts = Arc::new(Counts::default());
-        let workers = (0..threads)
-            .map(|_| {
-                let (rx, tx) = (job_rx.clone(), done_tx.clone());
-                let (old, counts) = (old.clone(), counts.clone());
-                std::thread::spawn(move || worker(engine, hook, old, counts, rx, tx))
-            })
-            .collect();
+        let c = counts.clone();
+        let pool = Ordered::new(
+            "sysup-base-gz",
+            threads,
+            move || Tools {
+                packer: Packer::new(engine),
+                check: Check::default(),
+            },
+            move |tools: &mut Tools, data: Vec<u8>| {
+                member_of(tools, old.as_deref(), &c, hook, &data)
+            },
+        );
         Writer {
             out: Some(out),
             buf: Vec::with_capacity(cuts::MAX),
             cutter: Cutter::default(),
-            jobs: Some(job_tx),
-            done: done_rx,
-            workers,
-            next_seq: 0,
-            next_write: 0,
-            pending: BTreeMap::new(),
-            in_flight: BTreeMap::new(),
+            pool,
+            in_flight: VecDeque::new(),
             in_flight_bytes: 0,
             counts,
             failed: None,
@@ -326,62 +280,44 @@ impl<W: Write> Writer<W> {
     /// Hand `data` (a whole group) to a worker.
     fn submit(&mut self, data: Vec<u8>) -> io::Result<()> {
         self.check()?;
-        self.in_flight.insert(self.next_seq, data.len());
+        self.in_flight.push_back(data.len());
         self.in_flight_bytes += data.len();
-        let job = Job {
-            seq: self.next_seq,
-            data,
-        };
-        self.next_seq += 1;
-        self.jobs
-            .as_ref()
-            .expect("jobs open until finish")
-            .send(job)
-            .map_err(|_| io::Error::other("gzip worker stopped"))?;
+        self.pool.submit(data)?;
         // Groups are small: many may be in flight, bounded by their bytes.
         while self.in_flight_bytes > IN_FLIGHT_BYTES {
-            self.collect_one()?;
+            self.write_next()?;
         }
         Ok(())
     }
 
-    /// Wait for one member, then write every member that is next in order.
-    fn collect_one(&mut self) -> io::Result<()> {
+    /// Wait for the oldest member in flight and write it.
+    fn write_next(&mut self) -> io::Result<()> {
         self.check()?;
-        let d = self
-            .done
-            .recv()
-            .map_err(|_| io::Error::other("gzip worker stopped"))?;
-        self.pending.insert(d.seq, d);
-        while let Some(d) = self.pending.remove(&self.next_write) {
-            let written = d.out.and_then(|bytes| {
-                self.out
-                    .as_mut()
-                    .expect("gz writer used after finish")
-                    .write_all(&bytes)
-            });
-            written.inspect_err(|e| self.failed = Some((e.kind(), e.to_string())))?;
-            self.in_flight_bytes -= self.in_flight.remove(&self.next_write).unwrap_or(0);
-            self.next_write += 1;
-        }
+        let written = self.pool.take().and_then(|member| {
+            let bytes = member.ok_or_else(|| io::Error::other("no gzip member in flight"))??;
+            self.out
+                .as_mut()
+                .expect("gz writer used after finish")
+                .write_all(&bytes)
+        });
+        written.inspect_err(|e| self.failed = Some((e.kind(), e.to_string())))?;
+        self.in_flight_bytes -= self.in_flight.pop_front().unwrap_or(0);
         Ok(())
     }
 
     /// Write the last group and every member still in flight; return the sink.
     pub fn finish(mut self) -> io::Result<W> {
         // An empty input is still one (empty) member: a gzip file.
-        if !self.buf.is_empty() || self.next_seq == 0 {
+        if !self.buf.is_empty() || self.pool.submitted() == 0 {
             let last = std::mem::take(&mut self.buf);
             self.submit(last)?;
         }
-        while self.next_write < self.next_seq {
-            self.collect_one()?;
+        while self.pool.in_flight() > 0 {
+            self.write_next()?;
         }
-        self.jobs = None;
-        for w in self.workers.drain(..) {
-            let _ = w.join();
-        }
-        let mut out = self.out.take().expect("finish runs once");
+        let Writer { out, pool, .. } = self;
+        pool.close();
+        let mut out = out.expect("finish runs once");
         out.flush()?;
         Ok(out)
     }
@@ -423,12 +359,6 @@ impl<W: Write> Write for Writer<W> {
             .as_mut()
             .expect("gz writer used after finish")
             .flush()
-    }
-}
-
-impl<W: Write> Drop for Writer<W> {
-    fn drop(&mut self) {
-        self.jobs = None;
     }
 }
 

@@ -30,13 +30,12 @@
 //!   [`Engine::Portable`] output is also the same on every machine;
 //! - memory is bounded: at most `2 × threads` chunks are in flight.
 
-use std::collections::BTreeMap;
 use std::io::{self, Write};
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 
 use flate2::{Compress, Compression, Crc, FlushCompress, Status};
+
+use crate::util::ordered::Ordered;
 
 pub mod cuts;
 pub mod extra;
@@ -124,15 +123,16 @@ const DICT: usize = 32 * 1024;
 /// The fixed gzip header: magic, deflate, no flags, mtime 0, no extra flags, OS 255.
 const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
 
+/// A chunk to compress: its bytes, the dictionary that primes it, and
+/// whether it ends the stream.
 struct Job {
-    seq: u64,
     data: Vec<u8>,
     dict: Arc<Vec<u8>>,
     last: bool,
 }
 
+/// A chunk compressed, and the CRC-32 of its input.
 struct Done {
-    seq: u64,
     out: io::Result<Vec<u8>>,
     crc: Crc,
 }
@@ -167,30 +167,12 @@ fn compress_chunk(level: u32, data: &[u8], dict: &[u8], last: bool) -> io::Resul
     Ok(out)
 }
 
-fn worker(engine: Engine, jobs: Arc<Mutex<Receiver<Job>>>, done: Sender<Done>) {
-    let mut chunker = Chunker::new(engine);
-    loop {
-        let job = {
-            let Ok(rx) = jobs.lock() else { return };
-            match rx.recv() {
-                Ok(j) => j,
-                Err(_) => return,
-            }
-        };
-        let mut crc = Crc::new();
-        crc.update(&job.data);
-        let out = chunker.deflate(&job.data, &job.dict, job.last);
-        if done
-            .send(Done {
-                seq: job.seq,
-                out,
-                crc,
-            })
-            .is_err()
-        {
-            return;
-        }
-    }
+/// A worker's job: the chunk's CRC-32 and its deflate.
+fn compress(chunker: &mut Chunker, job: Job) -> Done {
+    let mut crc = Crc::new();
+    crc.update(&job.data);
+    let out = chunker.deflate(&job.data, &job.dict, job.last);
+    Done { out, crc }
 }
 
 /// A deterministic, parallel gzip writer.
@@ -198,12 +180,8 @@ pub struct Writer<W: Write> {
     out: Option<W>,
     buf: Vec<u8>,
     dict: Arc<Vec<u8>>,
-    jobs: Option<Sender<Job>>,
-    done: Receiver<Done>,
-    workers: Vec<JoinHandle<()>>,
-    next_seq: u64,
-    next_write: u64,
-    pending: BTreeMap<u64, Done>,
+    /// The workers: chunks in, compressed chunks out, in order.
+    pool: Ordered<Job, Done>,
     crc: Crc,
     max_in_flight: u64,
     /// The gzip header, until it is written in front of the first chunk.
@@ -229,25 +207,11 @@ impl<W: Write> Writer<W> {
     /// Compress with `threads` workers (at least one).
     pub fn with_threads(out: W, engine: Engine, threads: usize) -> Self {
         let threads = threads.max(1);
-        let (job_tx, job_rx) = mpsc::channel::<Job>();
-        let (done_tx, done_rx) = mpsc::channel::<Done>();
-        let job_rx = Arc::new(Mutex::new(job_rx));
-        let workers = (0..threads)
-            .map(|_| {
-                let (rx, tx) = (job_rx.clone(), done_tx.clone());
-                std::thread::spawn(move || worker(engine, rx, tx))
-            })
-            .collect();
         Writer {
             out: Some(out),
             buf: Vec::with_capacity(CHUNK),
             dict: Arc::new(Vec::new()),
-            jobs: Some(job_tx),
-            done: done_rx,
-            workers,
-            next_seq: 0,
-            next_write: 0,
-            pending: BTreeMap::new(),
+            pool: Ordered::new("sysup-gz", threads, move || Chunker::new(engine), compress),
             crc: Crc::new(),
             max_in_flight: 2 * threads as u64,
             header: Some(HEADER.to_vec()),
@@ -260,7 +224,7 @@ impl<W: Write> Writer<W> {
     /// Called before anything is written.
     pub fn with_subfield(mut self, id: [u8; 2], len: u16) -> Self {
         assert!(
-            self.next_seq == 0 && self.buf.is_empty(),
+            self.pool.submitted() == 0 && self.buf.is_empty(),
             "subfield added after data"
         );
         self.header = Some(extra::header(id, len));
@@ -278,19 +242,13 @@ impl<W: Write> Writer<W> {
         let tail = data.len().saturating_sub(DICT);
         let next_dict = Arc::new(data[tail..].to_vec());
         let job = Job {
-            seq: self.next_seq,
             data,
             dict: std::mem::replace(&mut self.dict, next_dict),
             last,
         };
-        self.next_seq += 1;
-        self.jobs
-            .as_ref()
-            .expect("jobs open until finish")
-            .send(job)
-            .map_err(|_| io::Error::other("gzip worker stopped"))?;
-        while self.next_seq - self.next_write >= self.max_in_flight {
-            self.collect_one()?;
+        self.pool.submit(job)?;
+        while self.pool.in_flight() >= self.max_in_flight {
+            self.write_next()?;
         }
         Ok(())
     }
@@ -302,44 +260,37 @@ impl<W: Write> Writer<W> {
         }
     }
 
-    /// Wait for one result, then write every chunk that is next in order.
-    fn collect_one(&mut self) -> io::Result<()> {
+    /// Wait for the oldest chunk in flight and write it.
+    fn write_next(&mut self) -> io::Result<()> {
         self.check()?;
-        let d = self
-            .done
-            .recv()
-            .map_err(|_| io::Error::other("gzip worker stopped"))?;
-        self.pending.insert(d.seq, d);
-        while let Some(d) = self.pending.remove(&self.next_write) {
-            self.write_chunk(d)
-                .inspect_err(|e| self.failed = Some((e.kind(), e.to_string())))?;
-        }
-        Ok(())
+        self.write_chunk()
+            .inspect_err(|e| self.failed = Some((e.kind(), e.to_string())))
     }
 
-    fn write_chunk(&mut self, d: Done) -> io::Result<()> {
+    fn write_chunk(&mut self) -> io::Result<()> {
+        let d = self
+            .pool
+            .take()?
+            .ok_or_else(|| io::Error::other("no gzip chunk in flight"))?;
         let bytes = d.out?;
         if let Some(header) = self.header.take() {
             self.sink().write_all(&header)?;
         }
         self.sink().write_all(&bytes)?;
         self.crc.combine(&d.crc);
-        self.next_write += 1;
         Ok(())
     }
 
     /// Compress what is left, write the trailer, and return the sink.
     pub fn finish(mut self) -> io::Result<W> {
         self.submit(true)?;
-        while self.next_write < self.next_seq {
-            self.collect_one()?;
-        }
-        self.jobs = None;
-        for w in self.workers.drain(..) {
-            let _ = w.join();
+        while self.pool.in_flight() > 0 {
+            self.write_next()?;
         }
         let (sum, amount) = (self.crc.sum(), self.crc.amount());
-        let mut out = self.out.take().expect("finish runs once");
+        let Writer { out, pool, .. } = self;
+        pool.close();
+        let mut out = out.expect("finish runs once");
         out.write_all(&sum.to_le_bytes())?;
         out.write_all(&amount.to_le_bytes())?;
         out.flush()?;
@@ -365,13 +316,6 @@ impl<W: Write> Write for Writer<W> {
     /// it only flushes what was already written to the sink.
     fn flush(&mut self) -> io::Result<()> {
         self.sink().flush()
-    }
-}
-
-impl<W: Write> Drop for Writer<W> {
-    fn drop(&mut self) {
-        // Close the job queue so idle workers exit; results are discarded.
-        self.jobs = None;
     }
 }
 
