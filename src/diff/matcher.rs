@@ -18,7 +18,7 @@
 
 use std::cell::RefCell;
 
-use crate::format::patch::record::Ctrl;
+use crate::format::patch::ctrl::Ctrl;
 
 /// Exact matches this short are not worth a control.
 pub const SMALL_MATCH: usize = 12;

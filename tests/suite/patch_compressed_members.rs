@@ -17,9 +17,10 @@ use std::process::{Command, Stdio};
 use patch_support::craft::{assemble, header_diff, one_member_tar, plan, varints, Craft};
 use patch_support::*;
 use sysup::diff::{diff_dists, DiffOptions, DiffReport};
+use sysup::format::patch::ctrl::Ctrl;
 use sysup::format::patch::header::VERSION;
 use sysup::format::patch::recode::{self, Codec, Recipe};
-use sysup::format::patch::record::{Ctrl, DataOp, HeaderOp, Keep, MemberRecord, RecordWriter};
+use sysup::format::patch::record::{DataOp, HeaderOp, Keep, MemberRecord, RecordWriter};
 use sysup::format::patch::{rexz, rezstd};
 use sysup::Error;
 

@@ -20,9 +20,10 @@ use std::process::{Command, Stdio};
 use patch_support::craft::{assemble, header_diff, one_member_tar, plan, varints, Craft};
 use patch_support::{apply, diff, edit, file, make_dist, opts, sysup_patch, Entry, Tree};
 use sysup::diff::{diff_dists, DiffOptions};
+use sysup::format::patch::ctrl::Ctrl;
 use sysup::format::patch::header::VERSION;
 use sysup::format::patch::recode::{self, Codec};
-use sysup::format::patch::record::{Ctrl, DataOp, HeaderOp, Keep, MemberRecord, RecordWriter};
+use sysup::format::patch::record::{DataOp, HeaderOp, Keep, MemberRecord, RecordWriter};
 use sysup::Error;
 
 /// Writes a zip of the files in `argv[1]` (sorted) with every name ending

@@ -48,6 +48,7 @@
 
 use std::io::{self, Read, Write};
 
+use crate::format::patch::ctrl::Ctrl;
 use crate::format::patch::recode;
 use crate::format::patch::regz::Recipe;
 use crate::format::patch::xref::{Segment, Segments, MAX_SEGMENTS};
@@ -114,14 +115,6 @@ pub struct MemberRecord {
     pub data: DataOp,
     /// The padding after the data is literal (not zeros).
     pub pad_literal: bool,
-}
-
-/// One bsdiff control, with an absolute position in the old member's data.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Ctrl {
-    pub old_pos: u64,
-    pub add: u64,
-    pub extra: u64,
 }
 
 const HDR_DIFF: u8 = 1;

@@ -31,7 +31,7 @@
 //! aarch64 executables (patch format 4) are predicted by [`aarch64`], with
 //! the same map, tables and bounds; the machine is the old member's.
 
-use crate::format::patch::record::Ctrl;
+use crate::format::patch::ctrl::Ctrl;
 
 pub mod aarch64;
 mod candidates;

@@ -10,8 +10,9 @@ use std::path::Path;
 
 use patch_support::craft::{assemble, plan, Craft};
 use patch_support::*;
+use sysup::format::patch::ctrl::Ctrl;
 use sysup::format::patch::header::VERSION;
-use sysup::format::patch::record::{Ctrl, DataOp, HeaderOp, Keep, MemberRecord, RecordWriter};
+use sysup::format::patch::record::{DataOp, HeaderOp, Keep, MemberRecord, RecordWriter};
 use sysup::format::patch::xref::Segments;
 use sysup::patch::PatchReader;
 use sysup::Error;

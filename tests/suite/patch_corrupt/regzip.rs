@@ -5,8 +5,9 @@ use crate::patch_support;
 
 use patch_support::craft::{assemble, header_diff, one_member_tar, plan, Craft};
 use patch_support::*;
+use sysup::format::patch::ctrl::Ctrl;
 use sysup::format::patch::header::VERSION;
-use sysup::format::patch::record::{Ctrl, DataOp, HeaderOp, Keep, MemberRecord, RecordWriter};
+use sysup::format::patch::record::{DataOp, HeaderOp, Keep, MemberRecord, RecordWriter};
 use sysup::format::patch::regz::{self, Recipe};
 use sysup::Error;
 

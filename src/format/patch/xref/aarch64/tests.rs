@@ -6,7 +6,7 @@
 
 use super::*;
 use crate::diff::matcher::{self, Delta, Index};
-use crate::format::patch::record::Ctrl;
+use crate::format::patch::ctrl::Ctrl;
 use crate::format::patch::xref::{Map, Segment, Segments};
 use proptest::prelude::*;
 
