@@ -543,17 +543,7 @@ impl<R: Read> PatchReader<R> {
         let mut header = Vec::with_capacity(recipe.header_len as usize);
         self.extra
             .read_into(&mut header, recipe.header_len as usize)?;
-        let mut raw = Vec::with_capacity(recipe.raw_len as usize);
-        while (raw.len() as u64) < recipe.raw_len {
-            let c = self.next_ctrl(old_raw.len() as u64, recipe.raw_len - raw.len() as u64)?;
-            let start = raw.len();
-            self.diff_bytes_into(&mut raw, c.add as usize)?;
-            let from = &old_raw[c.old_pos as usize..(c.old_pos + c.add) as usize];
-            for (o, b) in raw[start..].iter_mut().zip(from) {
-                *o = o.wrapping_add(*b);
-            }
-            self.extra.read_into(&mut raw, c.extra as usize)?;
-        }
+        let raw = self.expanded(&old_raw, recipe.raw_len)?;
         // What this step made so far comes before the member: counted, and
         // held too if something already is.
         self.made()?;
@@ -568,6 +558,25 @@ impl<R: Read> PatchReader<R> {
         // length is checked when it comes out of `held`.
         self.produced += data_len;
         Ok(())
+    }
+
+    /// The `len` bytes of a rebuilt member's expanded form (a re-gzipped,
+    /// re-encoded or re-zipped member), made in memory by its bsdiff
+    /// controls from the old member's expanded bytes `old`.
+    pub(super) fn expanded(&mut self, old: &[u8], len: u64) -> Result<Vec<u8>> {
+        let mut raw = Vec::with_capacity(len as usize);
+        while (raw.len() as u64) < len {
+            let c = self.next_ctrl(old.len() as u64, len - raw.len() as u64)?;
+            let start = raw.len();
+            self.diff_bytes_into(&mut raw, c.add as usize)?;
+            // next_ctrl checked that the add lies inside `old`
+            let from = &old[c.old_pos as usize..(c.old_pos + c.add) as usize];
+            for (o, b) in raw[start..].iter_mut().zip(from) {
+                *o = o.wrapping_add(*b);
+            }
+            self.extra.read_into(&mut raw, c.extra as usize)?;
+        }
+        Ok(raw)
     }
 
     /// The next bsdiff control of new member `cur_new`, checked against the

@@ -60,17 +60,7 @@ impl<R: Read> PatchReader<R> {
             )));
         };
         drop(packed);
-        let mut raw = Vec::with_capacity(recipe.raw_len as usize);
-        while (raw.len() as u64) < recipe.raw_len {
-            let c = self.next_ctrl(old_raw.len() as u64, recipe.raw_len - raw.len() as u64)?;
-            let start = raw.len();
-            self.diff_bytes_into(&mut raw, c.add as usize)?;
-            let from = &old_raw[c.old_pos as usize..(c.old_pos + c.add) as usize];
-            for (o, b) in raw[start..].iter_mut().zip(from) {
-                *o = o.wrapping_add(*b);
-            }
-            self.extra.read_into(&mut raw, c.extra as usize)?;
-        }
+        let raw = self.expanded(&old_raw, recipe.raw_len)?;
         drop(old_raw);
         // What this step made so far comes before the member: counted, and
         // held too if something already is.
