@@ -363,7 +363,7 @@ impl<'a> Stager<'a> {
         self.ensure_outer_dir(&pdir)?;
         let entry = entry.clone();
         if entry.kind == Kind::Dir {
-            self.stage_dir(&entry, &pdir, &base)
+            self.stage_dir(label, &entry, &pdir, &base)
         } else {
             self.stage_other(label, &entry, &pdir, &base, data)
         }
@@ -423,7 +423,7 @@ impl<'a> Stager<'a> {
                 fd::chmod(own, e.mode).map_err(|err| ioerr(self.root, "chmod", &rel, err))?;
                 for (k, v) in &e.xattrs {
                     fd::set_xattr(own, k, v)
-                        .map_err(|err| ioerr(self.root, "set extended attribute on", &rel, err))?;
+                        .map_err(|err| write::xattr_refused(label, &e, k, err))?;
                 }
                 if let Ok(st) = nix::sys::stat::fstat(d.as_fd_raw()) {
                     self.filesystems.entry(st.st_dev).or_insert(d);

@@ -53,6 +53,7 @@ mod hostile_patch_bomb;
 mod hostile_same_size_replacement;
 mod hostile_state_links;
 mod hostile_symlink_escape;
+mod hostile_xattrs;
 mod interrupt;
 mod io_faults;
 mod journal_relative;

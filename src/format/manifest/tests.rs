@@ -205,3 +205,75 @@ fn a_hard_link_must_list_its_files_attributes() {
     )
     .is_ok());
 }
+
+#[test]
+fn owners_and_xattrs_no_linux_host_takes_are_refused_when_read() {
+    let p = Path::new("x/MANIFEST");
+    let line = |kind: &str, tail: &str| {
+        let data = match kind {
+            "file" => format!(" size=0 sha256={}", "0".repeat(64)),
+            "symlink" => " link=x".to_string(),
+            _ => String::new(),
+        };
+        format!("{HEADER}\nusr/x type={kind} mode=0644 uid=0 gid=0 mtime=0{data}{tail}\n")
+    };
+    let big = hex::encode(vec![7u8; 65537]);
+    let long = format!("user.{}", "n".repeat(251));
+    let cases: Vec<(String, &str)> = vec![
+        (
+            line("file", &format!(" xattr.user.big={big}")),
+            "more than the 65536 Linux takes",
+        ),
+        (
+            line("file", " xattr.bogus=01"),
+            "'bogus' is not one Linux takes",
+        ),
+        (
+            line("file", " xattr.user.=01"),
+            "'user.' is not one Linux takes",
+        ),
+        (
+            line("file", &format!(" xattr.{long}=01")),
+            "is not one Linux takes",
+        ),
+        (
+            line("file", " xattr.user.a\\x00b=01"),
+            "is not one Linux takes",
+        ),
+        (
+            line("symlink", " xattr.user.note=01"),
+            "is a symlink and cannot carry the user.* attribute 'user.note'",
+        ),
+        (
+            line("fifo", " xattr.user.note=01"),
+            "is a fifo and cannot carry the user.* attribute",
+        ),
+        (
+            line("file", "").replace("uid=0", "uid=4294967295"),
+            "uid 4294967295 is out of range",
+        ),
+        (
+            line("file", "").replace("gid=0", "gid=4294967296"),
+            "gid 4294967296 is out of range",
+        ),
+    ];
+    for (text, want) in cases {
+        let e = Manifest::parse(p, text.as_bytes()).unwrap_err().to_string();
+        assert!(e.contains(want) && e.contains("x/MANIFEST"), "{want}: {e}");
+    }
+    // the bounds themselves are taken
+    let at = |tail: &str| line("file", tail);
+    let name255 = format!("user.{}", "n".repeat(250));
+    for ok in [
+        at(&format!(
+            " xattr.user.big={}",
+            hex::encode(vec![7u8; 65536])
+        )),
+        at(&format!(" xattr.{name255}=01")),
+        at(" xattr.trusted.a=01 xattr.security.capability=01 xattr.system.b=01"),
+        line("symlink", " xattr.security.selinux=01"),
+        line("file", "").replace("uid=0", "uid=4294967294"),
+    ] {
+        Manifest::parse(p, ok.as_bytes()).unwrap();
+    }
+}

@@ -128,6 +128,12 @@ fn set_field(
         v.parse::<u64>()
             .map_err(|_| format!("{k}: bad number '{v}'"))
     };
+    // A Linux owner is 32 bits, and all ones means "leave it": a chown
+    // would silently keep the old owner.
+    let id = |v: &str| match num(v)? {
+        n if n > MAX_ID => Err(format!("{k} {v} is out of range (0 to {MAX_ID})")),
+        n => Ok(n),
+    };
     match k {
         "type" => *kind = Some(Kind::parse(v).ok_or_else(|| format!("unknown type '{v}'"))?),
         "mode" => {
@@ -136,8 +142,8 @@ fn set_field(
                 .filter(|m| *m <= 0o7777)
                 .ok_or_else(|| format!("bad mode '{v}'"))?
         }
-        "uid" => e.uid = num(v)?,
-        "gid" => e.gid = num(v)?,
+        "uid" => e.uid = id(v)?,
+        "gid" => e.gid = id(v)?,
         "mtime" => e.mtime = v.parse().map_err(|_| format!("bad mtime '{v}'"))?,
         "size" => e.size = num(v)?,
         "sha256" => {
@@ -175,9 +181,42 @@ fn set_field(
                 .and_then(|n| String::from_utf8(n).ok())
                 .ok_or_else(|| format!("bad xattr name '{k}'"))?;
             let val = hex::decode(v).map_err(|_| format!("bad xattr value for '{name}'"))?;
+            check_xattr(&name, &val)?;
             e.xattrs.insert(name, val);
         }
         _ => return Err(format!("unknown key '{k}'")),
+    }
+    Ok(())
+}
+
+/// The largest owner id an entry may name: `u32::MAX` is `-1`, which
+/// `chown` takes as "no change".
+const MAX_ID: u64 = u32::MAX as u64 - 1;
+
+/// Linux's bounds on one extended attribute, for every filesystem
+/// (`XATTR_NAME_MAX` and `XATTR_SIZE_MAX` in `<linux/limits.h>`), and the
+/// namespaces its name must start with.
+const XATTR_NAME_MAX: usize = 255;
+const XATTR_SIZE_MAX: usize = 65536;
+const XATTR_NAMESPACES: [&str; 4] = ["user.", "trusted.", "security.", "system."];
+
+/// An extended attribute no Linux filesystem takes is refused where the
+/// MANIFEST is read, not where the commit would fail to set it.
+fn check_xattr(name: &str, value: &[u8]) -> std::result::Result<(), String> {
+    let spaced = XATTR_NAMESPACES
+        .iter()
+        .any(|ns| name.len() > ns.len() && name.starts_with(ns));
+    if !spaced || name.len() > XATTR_NAME_MAX || name.contains('\0') {
+        return Err(format!(
+            "xattr name '{}' is not one Linux takes (1 to {XATTR_NAME_MAX} bytes, no NUL, in the user., trusted., security. or system. namespace)",
+            escape(name.as_bytes())
+        ));
+    }
+    if value.len() > XATTR_SIZE_MAX {
+        return Err(format!(
+            "xattr '{name}' holds {} bytes, more than the {XATTR_SIZE_MAX} Linux takes",
+            value.len()
+        ));
     }
     Ok(())
 }
@@ -210,6 +249,17 @@ fn check_fields(e: &Entry, keys: &[&str]) -> std::result::Result<(), String> {
             return Err(format!("'{}' has no dev numbers", e.display()))
         }
         _ => {}
+    }
+    // Linux keeps user.* attributes for files and directories (the kernel
+    // refuses them on links and nodes).
+    if !matches!(e.kind, Kind::File | Kind::Hardlink | Kind::Dir) {
+        if let Some(k) = e.xattrs.keys().find(|k| k.starts_with("user.")) {
+            return Err(format!(
+                "'{}' is a {} and cannot carry the user.* attribute '{k}'",
+                e.display(),
+                e.kind.as_str()
+            ));
+        }
     }
     if e.kind == Kind::Hardlink && !e.link.as_deref().is_some_and(is_safe_rel) {
         return Err(format!("'{}' is a hardlink to an unsafe path", e.display()));

@@ -25,6 +25,7 @@ use crate::host::state::State;
 use crate::util::digest::Sha256;
 
 use super::checks::owner_mode_match;
+use super::write::xattr_refused;
 use super::{ioerr, Stager};
 
 /// Where a stager's merges come from: whether merging is on, and the kept
@@ -75,6 +76,7 @@ impl Stager<'_> {
     /// mode and xattrs are set if they differ (not the admin's mtime).
     pub(super) fn leave_config(
         &mut self,
+        label: &str,
         e: &Entry,
         pdir: &[u8],
         base: &[u8],
@@ -92,7 +94,8 @@ impl Stager<'_> {
         } else {
             self.out.counts.changed += 1;
             self.out.changed.push(e.path.clone());
-            self.out.attrs.push(self.attrs_of(e, None));
+            let a = self.in_place(label, e, pdir, None)?;
+            self.out.attrs.push(a);
         }
         Ok(())
     }
@@ -121,7 +124,7 @@ impl Stager<'_> {
         let theirs = read_theirs(label, e, data)?;
         let ours = self.read_ours(e, pdir, base)?;
         match merge3(&ancestor, &ours, &theirs) {
-            Merged::Clean(m) => self.stage_merged(e, pdir, base, m),
+            Merged::Clean(m) => self.stage_merged(label, e, pdir, base, m),
             Merged::Conflict(m) => self.stage_kept(
                 label,
                 e,
@@ -190,7 +193,13 @@ impl Stager<'_> {
                 let staged = [self.staged_name(&e.path), b"-merge".to_vec()].concat();
                 let mode = e.mode & st.perm() & 0o777;
                 let final_name = [base, MERGE_SUFFIX].concat();
-                self.write_bytes(e, pdir, staged, final_name, &m, mode)?;
+                let to = Rename {
+                    dir: pdir.to_vec(),
+                    staged,
+                    name: final_name,
+                    is_dir: false,
+                };
+                self.write_bytes(label, e, to, &m, mode)?;
             }
         }
         let final_name = [base, NEW_SUFFIX].concat();
@@ -204,7 +213,14 @@ impl Stager<'_> {
     }
 
     /// A clean merge: staged under the entry's own name.
-    fn stage_merged(&mut self, e: &Entry, pdir: &[u8], base: &[u8], m: Vec<u8>) -> Result<()> {
+    fn stage_merged(
+        &mut self,
+        label: &str,
+        e: &Entry,
+        pdir: &[u8],
+        base: &[u8],
+        m: Vec<u8>,
+    ) -> Result<()> {
         self.out.counts.changed += 1;
         self.out.config_merged.push(e.path.clone());
         if self.dry() {
@@ -212,43 +228,49 @@ impl Stager<'_> {
             return Ok(());
         }
         let staged = self.staged_name(&e.path);
-        self.write_bytes(e, pdir, staged.clone(), base.to_vec(), &m, e.mode)?;
+        let to = Rename {
+            dir: pdir.to_vec(),
+            staged: staged.clone(),
+            name: base.to_vec(),
+            is_dir: false,
+        };
+        self.write_bytes(label, e, to, &m, e.mode)?;
         self.located.insert(e.path.clone(), (pdir.to_vec(), staged));
         Ok(())
     }
 
-    /// Write `bytes` as `staged` in `pdir` with `e`'s owner and xattrs and
-    /// `mode`, fsync it, read it back against the bytes' hash, and plan its
-    /// rename to `final_name`.
+    /// Write `bytes` as `to`'s staged name with `e`'s owner and xattrs and
+    /// `mode`, fsync it, read it back against the bytes' hash, and plan the
+    /// rename `to`.
     fn write_bytes(
         &mut self,
+        label: &str,
         e: &Entry,
-        pdir: &[u8],
-        staged: Vec<u8>,
-        final_name: Vec<u8>,
+        to: Rename,
         bytes: &[u8],
         mode: u32,
     ) -> Result<()> {
+        let (pdir, staged) = (&to.dir[..], &to.staged[..]);
         self.log_dir(pdir)?;
         let d = self.dir_of(pdir)?;
-        let rel = join(pdir, &staged);
+        let rel = join(pdir, staged);
         let io = |action: &'static str| {
             let rel = rel.clone();
             let root = self.root;
             move |err: std::io::Error| ioerr(root, action, &rel, err)
         };
-        d.remove_all(&staged).map_err(io("remove leftover"))?;
-        let mut f = d.create_file(&staged).map_err(io("create"))?;
+        d.remove_all(staged).map_err(io("remove leftover"))?;
+        let mut f = d.create_file(staged).map_err(io("create"))?;
         crate::host::checkpoint::fault_write(&mut f, bytes, "stage-write").map_err(io("write"))?;
         self.chown_fd(&f, e).map_err(io("chown"))?;
         fd::chmod(&f, mode).map_err(io("chmod"))?;
         for (k, v) in &e.xattrs {
-            fd::set_xattr(&f, k, v).map_err(io("set extended attribute on"))?;
+            fd::set_xattr(&f, k, v).map_err(|err| xattr_refused(label, e, k, err))?;
         }
         f.sync_all().map_err(io("fsync"))?;
         drop(f);
         // verified like every staged file: what is on disk is what was merged
-        let got = d.sha256(&staged).map_err(io("read back"))?;
+        let got = d.sha256(staged).map_err(io("read back"))?;
         if got != Sha256::digest(bytes) {
             return Err(Error::DigestMismatch {
                 what: format!("merged content of '{}'", e.display()),
@@ -259,12 +281,7 @@ impl Stager<'_> {
         }
         self.out.counts.bytes_written += bytes.len() as u64;
         self.keep_fs(&d);
-        self.out.renames.push(Rename {
-            dir: pdir.to_vec(),
-            staged,
-            name: final_name,
-            is_dir: false,
-        });
+        self.out.renames.push(to);
         crate::host::checkpoint::checkpoint("stage-file");
         Ok(())
     }

@@ -2,12 +2,16 @@
 //! whole, or a kernel's install directory staged for its swap) or any
 //! other entry (unchanged, attributes only, written anew under its staged
 //! name — its content checked against the MANIFEST hash as it is written —
-//! or, for an installed config file, as its fate says: merge.rs).
+//! or, for an installed config file, as its fate says: merge.rs). An
+//! in-place change's extended attributes are first set on a probe beside
+//! the live object ([`Stager::in_place`]), so that what the host refuses
+//! refuses the apply before the commit point.
 //!
 //! Invariants: only staged names are created, each after the journal
 //! records its directory (and a critical file's `.new`); owner, mode and
 //! xattrs of a created file are set through its descriptor, never its
-//! name; a dry run reads past the data and writes nothing.
+//! name; an extended attribute the host does not take is an error naming
+//! the dist; a dry run reads past the data and writes nothing.
 
 use std::io::Read;
 use std::os::fd::AsRawFd;
@@ -18,7 +22,7 @@ use crate::format::manifest::{Entry, Kind};
 use crate::host::checkpoint::{checkpoint, fault_write};
 use crate::host::conffile::{Fate, NEW_SUFFIX};
 use crate::host::journal::Record;
-use crate::host::plan::{join, split, KernelSwap, Rename};
+use crate::host::plan::{join, split, Attrs, KernelSwap, Rename};
 use crate::host::root::{fd, Dir, Node, Stat};
 use crate::util::digest::Sha256;
 
@@ -26,7 +30,13 @@ use super::checks::{owner_mode_match, Compare};
 use super::{bad_member, ioerr, Mode, Stager};
 
 impl Stager<'_> {
-    pub(super) fn stage_dir(&mut self, e: &Entry, pdir: &[u8], base: &[u8]) -> Result<()> {
+    pub(super) fn stage_dir(
+        &mut self,
+        label: &str,
+        e: &Entry,
+        pdir: &[u8],
+        base: &[u8],
+    ) -> Result<()> {
         let path = e.path.clone();
         let inside_new = self.new_dir_set.contains(pdir);
         // Inside a new directory (a first install that brings `boot/`
@@ -46,7 +56,7 @@ impl Stager<'_> {
         };
         if !inside_new && !swap_kernel {
             if let Some(st) = live.filter(Stat::is_dir) {
-                return self.keep_dir(e, pdir, base, &st);
+                return self.keep_dir(label, e, pdir, base, &st);
             }
         }
         // A new directory: staged whole (or created inside a staged parent).
@@ -98,7 +108,14 @@ impl Stager<'_> {
     }
 
     /// An existing real directory: only its attributes may change.
-    fn keep_dir(&mut self, e: &Entry, pdir: &[u8], base: &[u8], st: &Stat) -> Result<()> {
+    fn keep_dir(
+        &mut self,
+        label: &str,
+        e: &Entry,
+        pdir: &[u8],
+        base: &[u8],
+        st: &Stat,
+    ) -> Result<()> {
         let d = self.dir_of(pdir)?;
         let x = self.live_xattrs(&d, base, e).unwrap_or_default();
         let attrs_ok = owner_mode_match(e, st) && x == e.xattrs;
@@ -106,15 +123,58 @@ impl Stager<'_> {
             // The root had no such directory before this command.
             self.out.counts.changed += 1;
             self.out.added.push(e.path.clone());
-            self.out.dir_attrs.push(self.attrs_of(e, None));
+            let a = self.in_place(label, e, pdir, None)?;
+            self.out.dir_attrs.push(a);
         } else if attrs_ok {
             self.out.counts.unchanged += 1;
         } else {
             self.out.counts.changed += 1;
             self.out.changed.push(e.path.clone());
-            self.out.dir_attrs.push(self.attrs_of(e, None));
+            let a = self.in_place(label, e, pdir, None)?;
+            self.out.dir_attrs.push(a);
         }
         Ok(())
+    }
+
+    /// The in-place change that gives live object `e` (in `pdir`) its
+    /// attributes, once the host was shown to take `e`'s extended
+    /// attributes. The commit sets them on the live object past the commit
+    /// point, where a refusal — a value too big for the filesystem's
+    /// blocks, a capability the kernel finds malformed, an LSM's veto —
+    /// would stop a commit that no re-run could finish. So they are set
+    /// first on a probe of the same kind beside it, under a staged name (an
+    /// undo removes it after a crash), and the probe is removed. A dry run,
+    /// which writes nothing, does not probe.
+    pub(super) fn in_place(
+        &mut self,
+        label: &str,
+        e: &Entry,
+        pdir: &[u8],
+        mtime: Option<i64>,
+    ) -> Result<Attrs> {
+        if !e.xattrs.is_empty() && e.kind != Kind::Symlink && !self.dry() {
+            self.log_dir(pdir)?;
+            let probe = [self.staged_name(&e.path), b"-xattrs".to_vec()].concat();
+            let d = self.dir_of(pdir)?;
+            let (root, rel) = (self.root, join(pdir, &probe));
+            let io = |action: &'static str| {
+                let rel = &rel;
+                move |err: std::io::Error| ioerr(root, action, rel, err)
+            };
+            d.remove_all(&probe).map_err(io("remove leftover"))?;
+            match e.kind {
+                Kind::Dir => d.mkdir(&probe, 0o700),
+                _ => d.create_file(&probe).map(drop),
+            }
+            .map_err(io("create"))?;
+            let set = e
+                .xattrs
+                .iter()
+                .try_for_each(|(k, v)| d.set_xattr(&probe, k, v).map_err(|err| (k, err)));
+            d.remove_all(&probe).map_err(io("remove"))?;
+            set.map_err(|(k, err)| xattr_refused(label, e, k, err))?;
+        }
+        Ok(self.attrs_of(e, mtime))
     }
 
     /// The kernel's install directory, staged as `name`, for the commit's
@@ -152,7 +212,9 @@ impl Stager<'_> {
         }
         let final_name = match self.config_fate(e, pdir, base, inside_new, live)? {
             Fate::Ship => base.to_vec(),
-            Fate::Leave => return self.leave_config(e, pdir, base, live.expect("a live file")),
+            Fate::Leave => {
+                return self.leave_config(label, e, pdir, base, live.expect("a live file"))
+            }
             Fate::Merge => {
                 return self.stage_merge(label, e, pdir, base, live.expect("a live file"), data)
             }
@@ -172,7 +234,8 @@ impl Stager<'_> {
                     self.out.counts.changed += 1;
                     self.out.changed.push(path.clone());
                     self.out.counts.repaired += u64::from(self.mode == Mode::Repair);
-                    self.out.attrs.push(self.attrs_of(e, Some(e.mtime)));
+                    let a = self.in_place(label, e, pdir, Some(e.mtime))?;
+                    self.out.attrs.push(a);
                     self.located.insert(path, (pdir.to_vec(), base.to_vec()));
                     return Ok(());
                 }
@@ -326,7 +389,7 @@ impl Stager<'_> {
                 // chmod after chown: chown clears setuid/setgid bits
                 fd::chmod(&f, e.mode).map_err(io("chmod"))?;
                 for (k, v) in &e.xattrs {
-                    fd::set_xattr(&f, k, v).map_err(io("set extended attribute on"))?;
+                    fd::set_xattr(&f, k, v).map_err(|err| xattr_refused(label, e, k, err))?;
                 }
                 fd::set_mtime(&f, e.mtime).map_err(io("set mtime of"))?;
                 drop(f);
@@ -354,7 +417,7 @@ impl Stager<'_> {
                 d.chmod(name, e.mode).map_err(io("chmod"))?;
                 for (k, v) in &e.xattrs {
                     d.set_xattr(name, k, v)
-                        .map_err(io("set extended attribute on"))?;
+                        .map_err(|err| xattr_refused(label, e, k, err))?;
                 }
                 d.set_mtime(name, e.mtime).map_err(io("set mtime of"))?;
             }
@@ -395,4 +458,13 @@ impl Stager<'_> {
         }
         Ok(true)
     }
+}
+
+/// The error of extended attribute `key` of `e` that the host would not
+/// set: the dist's, named with the cause, before the commit point.
+pub(super) fn xattr_refused(label: &str, e: &Entry, key: &str, err: std::io::Error) -> Error {
+    Error::Refused(format!(
+        "'{label}' gives '{}' the extended attribute '{key}', which this host does not take: {err}",
+        e.display()
+    ))
 }

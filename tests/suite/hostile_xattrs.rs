@@ -1,0 +1,132 @@
+//! Threat: extended attributes a host will not set. A dist whose MANIFEST
+//! gives a file an attribute the host refuses — past Linux's bounds (a
+//! value over 64 KiB, a name in no namespace), or one this host's kernel
+//! or filesystem turns down (a malformed file capability) — once verified
+//! and then failed in the commit, where the attributes of an unchanged
+//! file are set in place: the host was left with a pending apply that no
+//! re-run could finish. Now each is refused before the commit point, with
+//! an error naming the dist, and the root exactly as it was: from the
+//! MANIFEST for what no Linux takes, by a probe beside the file for what
+//! this host does not (`Stager::in_place`), and when a new file's
+//! attributes are set on its staged copy.
+
+use crate::common;
+use crate::hostile_support;
+
+use common::*;
+use hostile_support::*;
+use sysup::util::fsutil::{read_xattrs_where, set_xattr};
+
+/// The installed small world again as `world-2-20260102`, with `path`
+/// given `xattrs` and, if `data` is given, new content.
+fn world2(
+    s: &Site,
+    path: &str,
+    xattrs: &[(&str, Vec<u8>)],
+    data: Option<&[u8]>,
+) -> std::path::PathBuf {
+    let mut w = small_world();
+    for c in &mut w {
+        if c.entry.path == path.as_bytes() {
+            if let Some(d) = data {
+                *c = Crafted::file(path, d);
+            }
+            for (k, v) in xattrs {
+                c.entry.xattrs.insert(k.to_string(), v.clone());
+            }
+        }
+    }
+    craft_dist(s.dir(), "world-2-20260102", "x86_64", &w)
+}
+
+#[test]
+fn an_xattr_no_linux_takes_is_refused_from_the_manifest() {
+    for (k, v, why) in [
+        (
+            "user.big",
+            vec![b'x'; 70_000],
+            "70000 bytes, more than the 65536 Linux takes",
+        ),
+        (
+            "bogus",
+            b"v".to_vec(),
+            "xattr name 'bogus' is not one Linux takes",
+        ),
+    ] {
+        let s = Site::new();
+        let dist = world2(&s, "usr/bin/tool", &[(k, v)], None);
+        s.refused(&dist, &["MANIFEST", why]);
+    }
+}
+
+#[test]
+fn an_xattr_this_host_refuses_is_refused_before_the_commit() {
+    // A file capability of one byte: well within Linux's bounds, refused
+    // by the kernel when set (EINVAL). On an unchanged file it is set in
+    // place (the probe); on a changed one, on its staged copy.
+    let bad_cap = ("security.capability", vec![1u8]);
+    for data in [None, Some(&b"#!/bin/sh\necho tool 2\n"[..])] {
+        let s = Site::new();
+        let dist = world2(&s, "usr/bin/tool", std::slice::from_ref(&bad_cap), data);
+        let err = s.refused(
+            &dist,
+            &["gives 'usr/bin/tool' the extended attribute 'security.capability', which this host does not take"],
+        );
+        assert!(!err.contains("pending"), "{err}");
+        // nothing is left to finish: the next good dist applies at once
+        let good = world2(&s, "usr/bin/tool", &[], None);
+        apply_ok(&s.root, &[&good]);
+        let status = ok(sysup().arg("status").arg("--root").arg(&s.root));
+        assert!(!status.contains("pending"), "{status}");
+        assert!(status.contains("world-2-20260102"), "{status}");
+    }
+}
+
+#[test]
+fn a_directory_whose_xattr_the_host_refuses_is_refused_before_the_commit() {
+    // a directory kept in place: its probe is a directory
+    let s = Site::new();
+    let dist = world2(&s, "usr/bin", &[("security.capability", vec![1u8])], None);
+    s.refused(
+        &dist,
+        &["gives 'usr/bin' the extended attribute 'security.capability', which this host does not take"],
+    );
+}
+
+#[test]
+fn attributes_the_host_takes_still_go_in_place() {
+    // The probe must not change what an apply does with good attributes:
+    // set on the live file (same inode), no probe left behind.
+    let s = Site::new();
+    let probe = s.dir().join("probe");
+    std::fs::write(&probe, b"").unwrap();
+    if let Err(e) = set_xattr(&probe, "user.sysup-probe", b"x") {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI: no user.* xattrs here: {e}"
+        );
+        eprintln!("SKIPPED: no user.* xattrs here: {e}");
+        return;
+    }
+    let ino =
+        |p: &str| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(s.root.join(p)).unwrap());
+    let before = ino("usr/bin/tool");
+    let dist = world2(
+        &s,
+        "usr/bin/tool",
+        &[("user.origin", b"dist".to_vec())],
+        None,
+    );
+    apply_ok(&s.root, &[&dist]);
+    assert_eq!(
+        ino("usr/bin/tool"),
+        before,
+        "an attribute-only change keeps the inode"
+    );
+    let got = read_xattrs_where(&s.root.join("usr/bin/tool"), |n| n == "user.origin").unwrap();
+    assert_eq!(
+        got.get("user.origin").map(Vec::as_slice),
+        Some(&b"dist"[..])
+    );
+    assert!(leftovers(&s.root).is_empty(), "{:?}", leftovers(&s.root));
+}
