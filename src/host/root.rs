@@ -246,6 +246,21 @@ impl Dir {
         Ok(h.finalize())
     }
 
+    /// An unnamed regular file on this directory's filesystem
+    /// (`O_TMPFILE`): no name is made, and nothing is left once it is
+    /// closed, even by a crash. `None` where the filesystem makes none.
+    pub fn unnamed_file(&self) -> io::Result<Option<File>> {
+        let flags = libc::O_TMPFILE | libc::O_RDWR | libc::O_CLOEXEC;
+        // SAFETY: valid fd and C string.
+        let fd = unsafe { libc::openat(self.raw(), c".".as_ptr(), flags, 0o600) };
+        match cvt(fd) {
+            // SAFETY: a fresh fd, owned by nobody else.
+            Ok(fd) => Ok(Some(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EISDIR)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Create a new file (it must not exist), mode 0600 until finished.
     pub fn create_file(&self, name: &[u8]) -> io::Result<File> {
         let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL;

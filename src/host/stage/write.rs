@@ -11,7 +11,8 @@
 //! records its directory (and a critical file's `.new`); owner, mode and
 //! xattrs of a created file are set through its descriptor, never its
 //! name; an extended attribute the host does not take is an error naming
-//! the dist; a dry run reads past the data and writes nothing.
+//! the dist; a dry run reads past the data and writes nothing (an unnamed
+//! file, which leaves no trace, is its one probe).
 
 use std::io::Read;
 use std::os::fd::AsRawFd;
@@ -142,9 +143,12 @@ impl Stager<'_> {
     /// point, where a refusal — a value too big for the filesystem's
     /// blocks, a capability the kernel finds malformed, an LSM's veto —
     /// would stop a commit that no re-run could finish. So they are set
-    /// first on a probe of the same kind beside it, under a staged name (an
-    /// undo removes it after a crash), and the probe is removed. A dry run,
-    /// which writes nothing, does not probe.
+    /// first on a probe beside it: for anything but a directory an unnamed
+    /// file (`O_TMPFILE`: no name, nothing left behind, so a dry run probes
+    /// too); for a directory, or where the filesystem makes no unnamed
+    /// file, a probe of its kind under a staged name (an undo removes it
+    /// after a crash), removed at once — which a dry run, writing nothing,
+    /// does not make.
     pub(super) fn in_place(
         &mut self,
         label: &str,
@@ -152,10 +156,27 @@ impl Stager<'_> {
         pdir: &[u8],
         mtime: Option<i64>,
     ) -> Result<Attrs> {
-        if !e.xattrs.is_empty() && e.kind != Kind::Symlink && !self.dry() {
+        if e.xattrs.is_empty() || e.kind == Kind::Symlink {
+            return Ok(self.attrs_of(e, mtime));
+        }
+        let d = self.dir_of(pdir)?;
+        let set = |probe: &dyn Fn(&str, &[u8]) -> std::io::Result<()>| {
+            e.xattrs
+                .iter()
+                .try_for_each(|(k, v)| probe(k, v).map_err(|err| xattr_refused(label, e, k, err)))
+        };
+        if e.kind != Kind::Dir {
+            let unnamed = d
+                .unnamed_file()
+                .map_err(|err| ioerr(self.root, "create an unnamed file in", pdir, err))?;
+            if let Some(f) = unnamed {
+                set(&|k, v| fd::set_xattr(&f, k, v))?;
+                return Ok(self.attrs_of(e, mtime));
+            }
+        }
+        if !self.dry() {
             self.log_dir(pdir)?;
             let probe = [self.staged_name(&e.path), b"-xattrs".to_vec()].concat();
-            let d = self.dir_of(pdir)?;
             let (root, rel) = (self.root, join(pdir, &probe));
             let io = |action: &'static str| {
                 let rel = &rel;
@@ -167,12 +188,9 @@ impl Stager<'_> {
                 _ => d.create_file(&probe).map(drop),
             }
             .map_err(io("create"))?;
-            let set = e
-                .xattrs
-                .iter()
-                .try_for_each(|(k, v)| d.set_xattr(&probe, k, v).map_err(|err| (k, err)));
+            let done = set(&|k, v| d.set_xattr(&probe, k, v));
             d.remove_all(&probe).map_err(io("remove"))?;
-            set.map_err(|(k, err)| xattr_refused(label, e, k, err))?;
+            done?;
         }
         Ok(self.attrs_of(e, mtime))
     }
