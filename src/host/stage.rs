@@ -125,6 +125,8 @@ pub struct Stager<'a> {
     /// Directories sysup itself created for its state in this command
     /// (`State::made`): reported as added, as the dry run foretells them.
     made_by_sysup: &'a [Vec<u8>],
+    /// Owners an in-place change gives and this host was shown to take.
+    owners_probed: HashSet<(u64, u64)>,
 }
 
 fn bad_member(label: &str, path: &[u8], reason: impl Into<String>) -> Error {
@@ -196,6 +198,7 @@ impl<'a> Stager<'a> {
             euid: nix::unistd::geteuid().as_raw(),
             egid: nix::unistd::getegid().as_raw(),
             made_by_sysup: &[],
+            owners_probed: HashSet::new(),
         }
     }
 

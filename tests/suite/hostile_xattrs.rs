@@ -1,10 +1,11 @@
-//! Threat: extended attributes a host will not set. A dist whose MANIFEST
-//! gives a file an attribute the host refuses — past Linux's bounds (a
-//! value over 64 KiB, a name in no namespace), or one this host's kernel
-//! or filesystem turns down (a malformed file capability) — once verified
-//! and then failed in the commit, where the attributes of an unchanged
-//! file are set in place: the host was left with a pending apply that no
-//! re-run could finish. Now each is refused before the commit point, with
+//! Threat: extended attributes and owners a host will not set. A dist
+//! whose MANIFEST gives a file an attribute the host refuses — past
+//! Linux's bounds (a value over 64 KiB, a name in no namespace), or one
+//! this host's kernel or filesystem turns down (a malformed file
+//! capability), or an owner its user namespace does not map — once
+//! verified and then failed in the commit, where the attributes of an
+//! unchanged file are set in place: the host was left with a pending apply
+//! that no re-run could finish. Now each is refused before the commit point, with
 //! an error naming the dist, and the root exactly as it was: from the
 //! MANIFEST for what no Linux takes, by a probe beside the file for what
 //! this host does not (`Stager::in_place`; for a file an unnamed one, which
@@ -140,4 +141,52 @@ fn attributes_the_host_takes_still_go_in_place() {
         Some(&b"dist"[..])
     );
     assert!(leftovers(&s.root).is_empty(), "{:?}", leftovers(&s.root));
+}
+
+#[test]
+fn an_owner_this_host_does_not_map_is_refused_before_the_commit() {
+    // In a user namespace that maps only root, a chown to uid 5 fails
+    // (EINVAL). The dist gives an unchanged file that owner: set in place
+    // by the commit, so probed on an unnamed file before it.
+    let unshare = |args: &[&str]| {
+        std::process::Command::new("unshare")
+            .args(["--user", "--map-root-user"])
+            .args(args)
+            .output()
+    };
+    let skip = |why: String| {
+        assert!(std::env::var_os("CI").is_none(), "CI: {why}");
+        eprintln!("SKIPPED: {why}");
+    };
+    if !is_root() {
+        return skip("a root mapped into a user namespace needs root".into());
+    }
+    match unshare(&["true"]) {
+        Ok(o) if o.status.success() => {}
+        other => return skip(format!("no user namespaces here: {other:?}")),
+    }
+    let s = Site::new();
+    let mut w = small_world();
+    for c in &mut w {
+        if c.entry.path == b"usr/bin/tool" {
+            c.entry.uid = 5;
+        }
+    }
+    let dist = craft_dist(s.dir(), "world-2-20260102", "x86_64", &w);
+    let o = run_measured(
+        std::process::Command::new("unshare")
+            .args(["--user", "--map-root-user"])
+            .arg(env!("CARGO_BIN_EXE_sysup"))
+            .args(["apply", "--root"])
+            .arg(&s.root)
+            .arg(&dist),
+    );
+    check_refusal(
+        &o,
+        &dist,
+        &["gives 'usr/bin/tool' the owner 5:0, which this host does not take"],
+    );
+    assert_unchanged(&s.root, &s.before);
+    // outside the namespace the same dist applies
+    apply_ok(&s.root, &[&dist]);
 }

@@ -94,7 +94,7 @@ impl Stager<'_> {
         } else {
             self.out.counts.changed += 1;
             self.out.changed.push(e.path.clone());
-            let a = self.in_place(label, e, pdir, None)?;
+            let a = self.in_place(label, e, pdir, Some(&st), None)?;
             self.out.attrs.push(a);
         }
         Ok(())

@@ -3,15 +3,15 @@
 //! other entry (unchanged, attributes only, written anew under its staged
 //! name — its content checked against the MANIFEST hash as it is written —
 //! or, for an installed config file, as its fate says: merge.rs). An
-//! in-place change's extended attributes are first set on a probe beside
-//! the live object ([`Stager::in_place`]), so that what the host refuses
-//! refuses the apply before the commit point.
+//! in-place change's new owner and extended attributes are first set on a
+//! probe beside the live object ([`Stager::in_place`]), so that what the
+//! host refuses refuses the apply before the commit point.
 //!
 //! Invariants: only staged names are created, each after the journal
 //! records its directory (and a critical file's `.new`); owner, mode and
 //! xattrs of a created file are set through its descriptor, never its
-//! name; an extended attribute the host does not take is an error naming
-//! the dist; a dry run reads past the data and writes nothing (an unnamed
+//! name; an owner or extended attribute the host does not take is an
+//! error naming the dist; a dry run reads past the data and writes nothing (an unnamed
 //! file, which leaves no trace, is its one probe).
 
 use std::io::Read;
@@ -124,38 +124,60 @@ impl Stager<'_> {
             // The root had no such directory before this command.
             self.out.counts.changed += 1;
             self.out.added.push(e.path.clone());
-            let a = self.in_place(label, e, pdir, None)?;
+            let a = self.in_place(label, e, pdir, Some(st), None)?;
             self.out.dir_attrs.push(a);
         } else if attrs_ok {
             self.out.counts.unchanged += 1;
         } else {
             self.out.counts.changed += 1;
             self.out.changed.push(e.path.clone());
-            let a = self.in_place(label, e, pdir, None)?;
+            let a = self.in_place(label, e, pdir, Some(st), None)?;
             self.out.dir_attrs.push(a);
         }
         Ok(())
     }
 
-    /// The in-place change that gives live object `e` (in `pdir`) its
-    /// attributes, once the host was shown to take `e`'s extended
-    /// attributes. The commit sets them on the live object past the commit
-    /// point, where a refusal — a value too big for the filesystem's
-    /// blocks, a capability the kernel finds malformed, an LSM's veto —
-    /// would stop a commit that no re-run could finish. So they are set
-    /// first on a probe beside it: for anything but a directory an unnamed
-    /// file (`O_TMPFILE`: no name, nothing left behind, so a dry run probes
-    /// too); for a directory, or where the filesystem makes no unnamed
-    /// file, a probe of its kind under a staged name (an undo removes it
-    /// after a crash), removed at once — which a dry run, writing nothing,
-    /// does not make.
+    /// The in-place change that gives live object `e` (in `pdir`, as
+    /// `live` stats it) its attributes, once the host was shown to take
+    /// them. The commit sets them on the live object past the commit point,
+    /// where a refusal — an xattr value too big for the filesystem's
+    /// blocks, a capability the kernel finds malformed, an LSM's veto, an
+    /// owner a user namespace does not map — would stop a commit that no
+    /// re-run could finish. So they are set first on a probe beside it: an
+    /// unnamed file (`O_TMPFILE`: no name, nothing left behind, so a dry run
+    /// probes too) for a new owner (once per owner) and for the xattrs of
+    /// anything but a directory; for a directory's xattrs, or where the
+    /// filesystem makes no unnamed file, a probe of its kind under a staged
+    /// name (an undo removes it after a crash), removed at once — which a
+    /// dry run, writing nothing, does not make.
     pub(super) fn in_place(
         &mut self,
         label: &str,
         e: &Entry,
         pdir: &[u8],
+        live: Option<&Stat>,
         mtime: Option<i64>,
     ) -> Result<Attrs> {
+        let owner = (e.uid, e.gid);
+        let new_owner = live.is_some_and(|st| (u64::from(st.uid), u64::from(st.gid)) != owner)
+            && !self.owners_probed.contains(&owner);
+        if new_owner {
+            let d = self.dir_of(pdir)?;
+            let unnamed = d
+                .unnamed_file()
+                .map_err(|err| ioerr(self.root, "create an unnamed file in", pdir, err))?;
+            if let Some(f) = unnamed {
+                fd::chown(&f, e.uid, e.gid).map_err(|err| {
+                    Error::Refused(format!(
+                        "'{label}' gives '{}' the owner {}:{}, which this host does not take: {err}",
+                        e.display(),
+                        e.uid,
+                        e.gid
+                    ))
+                })?;
+            }
+            self.owners_probed.insert(owner);
+        }
         if e.xattrs.is_empty() || e.kind == Kind::Symlink {
             return Ok(self.attrs_of(e, mtime));
         }
@@ -252,7 +274,7 @@ impl Stager<'_> {
                     self.out.counts.changed += 1;
                     self.out.changed.push(path.clone());
                     self.out.counts.repaired += u64::from(self.mode == Mode::Repair);
-                    let a = self.in_place(label, e, pdir, Some(e.mtime))?;
+                    let a = self.in_place(label, e, pdir, live.as_ref(), Some(e.mtime))?;
                     self.out.attrs.push(a);
                     self.located.insert(path, (pdir.to_vec(), base.to_vec()));
                     return Ok(());
