@@ -8,8 +8,8 @@
 //! - nothing of sysup's state directory, nor a directory on its way
 //!   (`var`, `var/db`), is ever removed here;
 //! - a path the new MANIFEST ships is never removed; an obsolete config
-//!   file the admin modified, and a directory that still holds files, are
-//!   kept and reported;
+//!   file the admin modified, a directory that still holds files, and one
+//!   that is a mount point, are kept and reported;
 //! - nothing no dist shipped is removed: an aside (a directory the commit
 //!   moved out of the way of a symlink or file) loses only what the plan's
 //!   obsolete list ships, each reported by its old path; anything else in
@@ -326,6 +326,15 @@ fn remove_listed(
             continue;
         };
         if st.is_dir() {
+            // A filesystem mounted there is not the dist's to take away
+            // (and rmdir could only fail, on every run after this one).
+            let mounted = d
+                .is_mount_point(&name)
+                .map_err(|e| Error::io("stat", root.display(&o.path), e))?;
+            if mounted {
+                report.kept.push(format!("{shown} (a mount point)"));
+                continue;
+            }
             let removed = match &dry {
                 Some(f) => {
                     if f.emptied(root, &d, &name, &o.path)? {
@@ -345,6 +354,10 @@ fn remove_listed(
                     if matches!(e.raw_os_error(), Some(libc::ENOTEMPTY) | Some(libc::EEXIST)) =>
                 {
                     report.kept.push(format!("{shown} (directory not empty)"))
+                }
+                // mounted since the check, or some other hold on it
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                    report.kept.push(format!("{shown} (in use)"))
                 }
                 Err(e) => return Err(Error::io("remove directory", root.display(&o.path), e)),
             }

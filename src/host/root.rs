@@ -246,6 +246,31 @@ impl Dir {
         Ok(h.finalize())
     }
 
+    /// Whether child `name` (not followed if a symlink) is the root of a
+    /// mount: `statx`'s `STATX_ATTR_MOUNT_ROOT` where the kernel says (5.8
+    /// and later), else another device than this directory's.
+    pub fn is_mount_point(&self, name: &[u8]) -> io::Result<bool> {
+        let c = cname(name)?;
+        let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+        // SAFETY: valid fd, C string and statx buffer.
+        cvt(unsafe {
+            libc::statx(
+                self.raw(),
+                c.as_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW,
+                libc::STATX_BASIC_STATS,
+                &mut stx,
+            )
+        })?;
+        let root = libc::STATX_ATTR_MOUNT_ROOT as u64;
+        if stx.stx_attributes_mask & root != 0 {
+            return Ok(stx.stx_attributes & root != 0);
+        }
+        let own = nix::sys::stat::fstat(self.raw()).map_err(io::Error::from)?;
+        let dev = libc::makedev(stx.stx_dev_major, stx.stx_dev_minor);
+        Ok(dev != own.st_dev)
+    }
+
     /// An unnamed regular file on this directory's filesystem
     /// (`O_TMPFILE`): no name is made, and nothing is left once it is
     /// closed, even by a crash. `None` where the filesystem makes none.

@@ -230,8 +230,23 @@ impl Stager<'_> {
         base: &[u8],
         e: &Entry,
     ) -> Result<()> {
-        let sub = self
-            .dir_of(pdir)?
+        let d = self.dir_of(pdir)?;
+        let kind = match e.kind {
+            Kind::Symlink => "symbolic link",
+            Kind::Char | Kind::Block => "device node",
+            Kind::Fifo => "fifo",
+            _ => "file",
+        };
+        // The commit could not move a mount point aside (EBUSY), on any run.
+        if d.is_mount_point(base)
+            .map_err(|err| ioerr(self.root, "stat", path, err))?
+        {
+            return Err(Error::Refused(format!(
+                "'{}' is a mount point, and the new dist makes it a {kind}; unmount it (and move what it held elsewhere) and run the same command again",
+                self.root.display(path).display(),
+            )));
+        }
+        let sub = d
             .open_subdir(base)
             .map_err(|err| ioerr(self.root, "open directory", path, err))?;
         let mut found = Vec::new();
@@ -253,12 +268,7 @@ impl Stager<'_> {
             "'{}' is a directory holding what no dist shipped ({}), and the new dist makes it a {}; sysup never deletes what it did not ship: move those elsewhere and run the same command again",
             self.root.display(path).display(),
             list.join(", "),
-            match e.kind {
-                Kind::Symlink => "symbolic link",
-                Kind::Char | Kind::Block => "device node",
-                Kind::Fifo => "fifo",
-                _ => "file",
-            },
+            kind,
         )))
     }
 
