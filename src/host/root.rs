@@ -247,8 +247,10 @@ impl Dir {
     }
 
     /// Whether child `name` (not followed if a symlink) is the root of a
-    /// mount: `statx`'s `STATX_ATTR_MOUNT_ROOT` where the kernel says (5.8
-    /// and later), else another device than this directory's.
+    /// mount, a bind-mounted file's included: `statx`'s
+    /// `STATX_ATTR_MOUNT_ROOT` where the kernel says (5.8 and later), else
+    /// another device than this directory's (which also takes a btrfs
+    /// subvolume for one: kept, or refused, where a newer kernel would not).
     pub fn is_mount_point(&self, name: &[u8]) -> io::Result<bool> {
         let c = cname(name)?;
         let mut stx: libc::statx = unsafe { std::mem::zeroed() };

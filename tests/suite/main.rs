@@ -79,7 +79,7 @@ mod mirror_stale_index;
 mod mirror_truncated;
 mod mirror_unsigned;
 mod mirror_wrong_file;
-mod obsolete_mount_point;
+mod mount_points;
 mod patch_compressed_members;
 mod patch_corrupt;
 mod patch_elf;

@@ -230,23 +230,10 @@ impl Stager<'_> {
         base: &[u8],
         e: &Entry,
     ) -> Result<()> {
-        let d = self.dir_of(pdir)?;
-        let kind = match e.kind {
-            Kind::Symlink => "symbolic link",
-            Kind::Char | Kind::Block => "device node",
-            Kind::Fifo => "fifo",
-            _ => "file",
-        };
-        // The commit could not move a mount point aside (EBUSY), on any run.
-        if d.is_mount_point(base)
-            .map_err(|err| ioerr(self.root, "stat", path, err))?
-        {
-            return Err(Error::Refused(format!(
-                "'{}' is a mount point, and the new dist makes it a {kind}; unmount it (and move what it held elsewhere) and run the same command again",
-                self.root.display(path).display(),
-            )));
-        }
-        let sub = d
+        self.refuse_mount_point(pdir, base, path, e.kind)?;
+        let kind = kind_name(e.kind);
+        let sub = self
+            .dir_of(pdir)?
             .open_subdir(base)
             .map_err(|err| ioerr(self.root, "open directory", path, err))?;
         let mut found = Vec::new();
@@ -269,6 +256,30 @@ impl Stager<'_> {
             self.root.display(path).display(),
             list.join(", "),
             kind,
+        )))
+    }
+
+    /// The live object at `path` (`base` in `pdir`), which the commit is to
+    /// replace by a `kind`, must not be a mount point: a filesystem no dist
+    /// shipped, which a rename could not move anyway (EBUSY, on every run).
+    pub(super) fn refuse_mount_point(
+        &mut self,
+        pdir: &[u8],
+        base: &[u8],
+        path: &[u8],
+        kind: Kind,
+    ) -> Result<()> {
+        let mounted = self
+            .dir_of(pdir)?
+            .is_mount_point(base)
+            .map_err(|err| ioerr(self.root, "stat", path, err))?;
+        if !mounted {
+            return Ok(());
+        }
+        Err(Error::Refused(format!(
+            "'{}' is a mount point, and the new dist replaces it with a {}; sysup never replaces a mounted filesystem: unmount it (and move what it held elsewhere) and run the same command again",
+            self.root.display(path).display(),
+            kind_name(kind),
         )))
     }
 
@@ -432,5 +443,16 @@ impl Stager<'_> {
             }
         }
         Ok(None)
+    }
+}
+
+/// How an error names a kind of entry.
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Symlink => "symbolic link",
+        Kind::Char | Kind::Block => "device node",
+        Kind::Fifo => "fifo",
+        Kind::Dir => "directory",
+        _ => "file",
     }
 }

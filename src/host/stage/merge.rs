@@ -124,7 +124,11 @@ impl Stager<'_> {
         let theirs = read_theirs(label, e, data)?;
         let ours = self.read_ours(e, pdir, base)?;
         match merge3(&ancestor, &ours, &theirs) {
-            Merged::Clean(m) => self.stage_merged(label, e, pdir, base, m),
+            Merged::Clean(m) => {
+                // the merge is renamed over the live file
+                self.refuse_mount_point(pdir, base, &e.path, e.kind)?;
+                self.stage_merged(label, e, pdir, base, m)
+            }
             Merged::Conflict(m) => self.stage_kept(
                 label,
                 e,

@@ -60,6 +60,10 @@ impl Stager<'_> {
                 return self.keep_dir(label, e, pdir, base, &st);
             }
         }
+        // a live file, link or node becomes this directory: moved aside
+        if live.is_some_and(|st| !st.is_dir()) {
+            self.refuse_mount_point(pdir, base, &path, e.kind)?;
+        }
         // A new directory: staged whole (or created inside a staged parent).
         self.out.counts.changed += 1;
         if live.is_some() {
@@ -280,6 +284,10 @@ impl Stager<'_> {
                     return Ok(());
                 }
                 Compare::Differ => {}
+            }
+            // the commit renames the new object over the live one
+            if live.is_some_and(|st| !st.is_dir()) {
+                self.refuse_mount_point(pdir, base, &path, e.kind)?;
             }
         }
         self.out.counts.changed += 1;
