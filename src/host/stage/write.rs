@@ -11,8 +11,8 @@
 //! records its directory (and a critical file's `.new`); owner, mode and
 //! xattrs of a created file are set through its descriptor, never its
 //! name; an owner or extended attribute the host does not take is an
-//! error naming the dist; a dry run reads past the data and writes nothing (an unnamed
-//! file, which leaves no trace, is its one probe).
+//! error naming the dist; a dry run reads past the data and writes
+//! nothing (an unnamed file, which leaves no trace, is its one probe).
 
 use std::io::Read;
 use std::os::fd::AsRawFd;
@@ -149,11 +149,12 @@ impl Stager<'_> {
     /// owner a user namespace does not map — would stop a commit that no
     /// re-run could finish. So they are set first on a probe beside it: an
     /// unnamed file (`O_TMPFILE`: no name, nothing left behind, so a dry run
-    /// probes too) for a new owner (once per owner) and for the xattrs of
-    /// anything but a directory; for a directory's xattrs, or where the
-    /// filesystem makes no unnamed file, a probe of its kind under a staged
-    /// name (an undo removes it after a crash), removed at once — which a
-    /// dry run, writing nothing, does not make.
+    /// probes too) for a new owner (once per owner; not probed where the
+    /// filesystem makes no unnamed file) and for the xattrs of anything but
+    /// a directory; for a directory's xattrs, or where the filesystem makes
+    /// no unnamed file, a probe of its kind under a staged name (an undo
+    /// removes it after a crash), removed at once — which a dry run,
+    /// writing nothing, does not make.
     pub(super) fn in_place(
         &mut self,
         label: &str,
