@@ -190,3 +190,41 @@ fn an_owner_this_host_does_not_map_is_refused_before_the_commit() {
     // outside the namespace the same dist applies
     apply_ok(&s.root, &[&dist]);
 }
+
+#[test]
+fn a_directory_probe_left_by_a_crash_goes_with_the_undo() {
+    // A directory's xattrs are probed on a directory under a staged name
+    // (no unnamed directories exist): killed right after it is made, the
+    // next run removes it with the rest of the staging and applies.
+    let s = Site::new();
+    let probe = s.dir().join("probe-dir");
+    std::fs::create_dir(&probe).unwrap();
+    if let Err(e) = set_xattr(&probe, "user.sysup-probe", b"x") {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI: no user.* xattrs here: {e}"
+        );
+        eprintln!("SKIPPED: no user.* xattrs here: {e}");
+        return;
+    }
+    let dist = world2(&s, "usr/bin", &[("user.note", b"dist".to_vec())], None);
+    let o = run(sysup()
+        .env("SYSUP_CRASH_AT", "stage-file:1")
+        .args(["apply", "--root"])
+        .arg(&s.root)
+        .arg(&dist));
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&o.status),
+        Some(libc::SIGKILL),
+        "{o:?}"
+    );
+    let left = leftovers(&s.root);
+    assert!(
+        left.iter().any(|l| l.ends_with("-xattrs")),
+        "the probe is what the crash left: {left:?}"
+    );
+    apply_ok(&s.root, &[&dist]);
+    assert!(leftovers(&s.root).is_empty(), "{:?}", leftovers(&s.root));
+    let got = read_xattrs_where(&s.root.join("usr/bin"), |n| n == "user.note").unwrap();
+    assert_eq!(got.get("user.note").map(Vec::as_slice), Some(&b"dist"[..]));
+}

@@ -215,6 +215,8 @@ impl Stager<'_> {
                 _ => d.create_file(&probe).map(drop),
             }
             .map_err(io("create"))?;
+            // a staged name exists: the crash window of any staged file
+            checkpoint("stage-file");
             let done = set(&|k, v| d.set_xattr(&probe, k, v));
             d.remove_all(&probe).map_err(io("remove"))?;
             done?;
