@@ -106,6 +106,13 @@ pub fn is_root() -> bool {
     fixtures::privileged()
 }
 
+/// Say that a test is SKIPPED, and why: a failure under CI, which runs
+/// as root with everything `.ci/install-deps` installs.
+pub fn skip(why: &str) {
+    assert!(std::env::var_os("CI").is_none(), "CI: {why}");
+    eprintln!("SKIPPED: {why}");
+}
+
 /// Fixture dists and patches: world revisions 1, 2, 3 and the patches 1→2,
 /// 2→3, built once per test binary.
 pub struct Chain {
