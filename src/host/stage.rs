@@ -282,19 +282,29 @@ impl<'a> Stager<'a> {
         if self.dry() {
             return Ok(());
         }
-        self.log_dir(&parent)?;
-        if let Some(j) = self.journal.as_deref_mut() {
-            j.append(&Record::Mkdir { path: rel.to_vec() }, true)?;
+        // Inside a directory staged whole, it goes with it: no record, or
+        // an undo would act on the path as the live tree resolves it (a
+        // link the new directory replaces, into another directory).
+        let inside_new = self.new_dir_set.contains(&parent);
+        if !inside_new {
+            self.log_dir(&parent)?;
+            if let Some(j) = self.journal.as_deref_mut() {
+                j.append(&Record::Mkdir { path: rel.to_vec() }, true)?;
+            }
         }
         let pd = self
             .resolver
             .dir(&parent)
             .map_err(|e| ioerr(self.root, "open directory", &parent, e))?;
         match pd.mkdir(&name, 0o755) {
-            Ok(()) => Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
-            Err(e) => Err(ioerr(self.root, "create directory", rel, e)),
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+            Err(e) => return Err(ioerr(self.root, "create directory", rel, e)),
         }
+        if inside_new {
+            self.new_dir_set.insert(rel.to_vec());
+        }
+        Ok(())
     }
 
     /// Stage one member; `data` yields its content (files only).

@@ -49,6 +49,7 @@ mod hostile_kernel_dirs;
 mod hostile_manifest_shapes;
 mod hostile_names;
 mod hostile_obsolete_state;
+mod hostile_outer_dirs;
 mod hostile_patch_bomb;
 mod hostile_same_size_replacement;
 mod hostile_state_links;

@@ -1,9 +1,10 @@
 //! [`Resolver`]: the directories of one phase of an apply, opened once
 //! and cached.
 //!
-//! Invariants: a directory the dist describes is opened from its parent
-//! without following a symlink; any other is resolved inside the root, and
-//! only after every dist directory on its way was found a real directory;
+//! Invariants: a directory the dist describes, or one below a directory
+//! staged under another name, is opened from its parent without following
+//! a symlink; any other is resolved inside the root, and only after every
+//! dist directory on its way was found a real directory;
 //! at most [`CACHE_MAX`] descriptors are held, besides pinned ones.
 
 use std::io;
@@ -90,6 +91,16 @@ impl<'a> Resolver<'a> {
         })
     }
 
+    /// Whether a directory above `rel` was set with [`Resolver::insert`].
+    fn below_pinned(&self, rel: &[u8]) -> bool {
+        !self.pinned.is_empty()
+            && rel
+                .iter()
+                .enumerate()
+                .filter(|(_, &c)| c == b'/')
+                .any(|(i, _)| self.pinned.contains_key(&rel[..i]))
+    }
+
     fn open(&mut self, rel: &[u8]) -> io::Result<Dir> {
         if rel.is_empty() {
             return self.root.dir().try_clone();
@@ -98,7 +109,10 @@ impl<'a> Resolver<'a> {
             Some(i) => (&rel[..i], &rel[i + 1..]),
             None => (&[][..], rel),
         };
-        if self.dist_dirs.contains(rel) {
+        // A dist directory, and anything below a directory staged under
+        // another name (where the path means the staged tree, not what the
+        // live tree's links make of it): from its parent, no link followed.
+        if self.dist_dirs.contains(rel) || self.below_pinned(rel) {
             let parent = parent.to_vec();
             return self.dir(&parent)?.open_subdir(name);
         }
