@@ -261,6 +261,17 @@ fn owners_and_xattrs_no_linux_host_takes_are_refused_when_read() {
         let e = Manifest::parse(p, text.as_bytes()).unwrap_err().to_string();
         assert!(e.contains(want) && e.contains("x/MANIFEST"), "{want}: {e}");
     }
+    // a name's control bytes reach the admin's terminal escaped
+    let esc = Manifest::parse(
+        p,
+        line("file", &format!(" xattr.user.\\x1b[2J={big}")).as_bytes(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        esc.contains("user.\\x1b[2J") && !esc.contains('\x1b'),
+        "{esc}"
+    );
     // the bounds themselves are taken
     let at = |tail: &str| line("file", tail);
     let name255 = format!("user.{}", "n".repeat(250));

@@ -180,7 +180,8 @@ fn set_field(
             let name = unescape(&k[6..])
                 .and_then(|n| String::from_utf8(n).ok())
                 .ok_or_else(|| format!("bad xattr name '{k}'"))?;
-            let val = hex::decode(v).map_err(|_| format!("bad xattr value for '{name}'"))?;
+            let val = hex::decode(v)
+                .map_err(|_| format!("bad xattr value for '{}'", escape(name.as_bytes())))?;
             check_xattr(&name, &val)?;
             e.xattrs.insert(name, val);
         }
@@ -214,7 +215,8 @@ fn check_xattr(name: &str, value: &[u8]) -> std::result::Result<(), String> {
     }
     if value.len() > XATTR_SIZE_MAX {
         return Err(format!(
-            "xattr '{name}' holds {} bytes, more than the {XATTR_SIZE_MAX} Linux takes",
+            "xattr '{}' holds {} bytes, more than the {XATTR_SIZE_MAX} Linux takes",
+            escape(name.as_bytes()),
             value.len()
         ));
     }
@@ -255,9 +257,10 @@ fn check_fields(e: &Entry, keys: &[&str]) -> std::result::Result<(), String> {
     if !matches!(e.kind, Kind::File | Kind::Hardlink | Kind::Dir) {
         if let Some(k) = e.xattrs.keys().find(|k| k.starts_with("user.")) {
             return Err(format!(
-                "'{}' is a {} and cannot carry the user.* attribute '{k}'",
+                "'{}' is a {} and cannot carry the user.* attribute '{}'",
                 e.display(),
-                e.kind.as_str()
+                e.kind.as_str(),
+                escape(k.as_bytes())
             ));
         }
     }

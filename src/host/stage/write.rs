@@ -515,7 +515,8 @@ impl Stager<'_> {
 /// set: the dist's, named with the cause, before the commit point.
 pub(super) fn xattr_refused(label: &str, e: &Entry, key: &str, err: std::io::Error) -> Error {
     Error::Refused(format!(
-        "'{label}' gives '{}' the extended attribute '{key}', which this host does not take: {err}",
-        e.display()
+        "'{label}' gives '{}' the extended attribute '{}', which this host does not take: {err}",
+        e.display(),
+        crate::format::manifest::escape(key.as_bytes())
     ))
 }
