@@ -166,13 +166,21 @@ impl Stager<'_> {
         let owner = (e.uid, e.gid);
         let new_owner = live.is_some_and(|st| (u64::from(st.uid), u64::from(st.gid)) != owner)
             && !self.owners_probed.contains(&owner);
+        let probe_xattrs = !e.xattrs.is_empty() && e.kind != Kind::Symlink;
+        if !new_owner && !probe_xattrs {
+            return Ok(self.attrs_of(e, mtime));
+        }
+        let d = self.dir_of(pdir)?;
+        // one unnamed file serves both probes
+        let unnamed = if new_owner || (probe_xattrs && e.kind != Kind::Dir) {
+            d.unnamed_file()
+                .map_err(|err| ioerr(self.root, "create an unnamed file in", pdir, err))?
+        } else {
+            None
+        };
         if new_owner {
-            let d = self.dir_of(pdir)?;
-            let unnamed = d
-                .unnamed_file()
-                .map_err(|err| ioerr(self.root, "create an unnamed file in", pdir, err))?;
-            if let Some(f) = unnamed {
-                fd::chown(&f, e.uid, e.gid).map_err(|err| {
+            if let Some(f) = &unnamed {
+                fd::chown(f, e.uid, e.gid).map_err(|err| {
                     Error::Refused(format!(
                         "'{label}' gives '{}' the owner {}:{}, which this host does not take: {err}",
                         e.display(),
@@ -183,23 +191,17 @@ impl Stager<'_> {
             }
             self.owners_probed.insert(owner);
         }
-        if e.xattrs.is_empty() || e.kind == Kind::Symlink {
+        if !probe_xattrs {
             return Ok(self.attrs_of(e, mtime));
         }
-        let d = self.dir_of(pdir)?;
         let set = |probe: &dyn Fn(&str, &[u8]) -> std::io::Result<()>| {
             e.xattrs
                 .iter()
                 .try_for_each(|(k, v)| probe(k, v).map_err(|err| xattr_refused(label, e, k, err)))
         };
-        if e.kind != Kind::Dir {
-            let unnamed = d
-                .unnamed_file()
-                .map_err(|err| ioerr(self.root, "create an unnamed file in", pdir, err))?;
-            if let Some(f) = unnamed {
-                set(&|k, v| fd::set_xattr(&f, k, v))?;
-                return Ok(self.attrs_of(e, mtime));
-            }
+        if let Some(f) = unnamed.filter(|_| e.kind != Kind::Dir) {
+            set(&|k, v| fd::set_xattr(&f, k, v))?;
+            return Ok(self.attrs_of(e, mtime));
         }
         if !self.dry() {
             self.log_dir(pdir)?;
