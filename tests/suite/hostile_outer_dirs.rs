@@ -27,23 +27,27 @@ fn merged_usr(t: &Path) -> PathBuf {
     root
 }
 
-#[test]
-fn an_outer_directory_inside_a_new_one_is_made_there() {
-    // before: staging made lib/x inside the staged lib, then looked for it
-    // through the live link (usr/lib/x) and refused a good dist
-    let t = tempfile::tempdir().unwrap();
-    let root = merged_usr(t.path());
-    let w2 = vec![
+/// World-2: `lib` a directory, `lib/x` not listed but `lib/x/f`, then
+/// `last` if given.
+fn lib_a_directory(t: &Path, last: Option<Crafted>) -> PathBuf {
+    let mut w2 = vec![
         Crafted::dir("lib"),
         Crafted::file("lib/x/f", b"f"),
         Crafted::dir("usr"),
         Crafted::dir("usr/lib"),
         Crafted::file("usr/lib/libx.so", b"x"),
     ];
-    apply_ok(
-        &root,
-        &[&craft_dist(t.path(), "world-2-20260102", "x86_64", &w2)],
-    );
+    w2.extend(last);
+    craft_dist(t, "world-2-20260102", "x86_64", &w2)
+}
+
+#[test]
+fn an_outer_directory_inside_a_new_one_is_made_there() {
+    // before: staging made lib/x inside the staged lib, then looked for it
+    // through the live link (usr/lib/x) and refused a good dist
+    let t = tempfile::tempdir().unwrap();
+    let root = merged_usr(t.path());
+    apply_ok(&root, &[&lib_a_directory(t.path(), None)]);
     assert!(root.join("lib").symlink_metadata().unwrap().is_dir());
     assert_eq!(std::fs::read(root.join("lib/x/f")).unwrap(), b"f");
     assert!(!root.join("usr/lib/x").exists());
@@ -57,15 +61,7 @@ fn an_outer_directory_inside_a_new_one_is_undone_with_it() {
     // file whose content is not what its MANIFEST line says
     let mut lying = Crafted::file("usr/z", b"y");
     lying.data = b"z".to_vec();
-    let w2 = vec![
-        Crafted::dir("lib"),
-        Crafted::file("lib/x/f", b"f"),
-        Crafted::dir("usr"),
-        Crafted::dir("usr/lib"),
-        Crafted::file("usr/lib/libx.so", b"x"),
-        lying,
-    ];
-    let dist = craft_dist(t.path(), "world-2-20260102", "x86_64", &w2);
+    let dist = lib_a_directory(t.path(), Some(lying));
     let before = guarded_snapshot(&root);
     let o = run_measured(sysup().args(["apply", "--root"]).arg(&root).arg(&dist));
     check_refusal(&o, &dist, &["does not match"]);

@@ -54,6 +54,25 @@ fn mounted(mount: Mount<'_>, args: &[&std::ffi::OsStr]) -> Option<Output> {
     }
 }
 
+/// A root in `t` with world-1 installed, `mnt/data` among its directories.
+fn with_mnt_data(t: &Path) -> std::path::PathBuf {
+    let root = t.join("root");
+    std::fs::create_dir(&root).unwrap();
+    let w1 = world(t, "world-1-20260101", Some(Crafted::dir("mnt/data")));
+    apply_ok(&root, &[&w1]);
+    root
+}
+
+/// `apply [--dry-run] --root ROOT DIST`.
+fn apply_args<'a>(root: &'a Path, dist: &'a Path, dry: bool) -> Vec<&'a std::ffi::OsStr> {
+    let mut v: Vec<&std::ffi::OsStr> = vec!["apply".as_ref()];
+    if dry {
+        v.push("--dry-run".as_ref());
+    }
+    v.extend(["--root".as_ref(), root.as_os_str(), dist.as_os_str()]);
+    v
+}
+
 fn world(t: &Path, id: &str, data: Option<Crafted>) -> std::path::PathBuf {
     let mut w = vec![
         Crafted::dir("mnt"),
@@ -68,20 +87,10 @@ fn world(t: &Path, id: &str, data: Option<Crafted>) -> std::path::PathBuf {
 #[test]
 fn an_obsolete_directory_that_is_a_mount_point_is_kept_and_reported() {
     let t = tempfile::tempdir().unwrap();
-    let root = t.path().join("root");
-    std::fs::create_dir(&root).unwrap();
-    let w1 = world(t.path(), "world-1-20260101", Some(Crafted::dir("mnt/data")));
-    apply_ok(&root, &[&w1]);
+    let root = with_mnt_data(t.path());
     let w2 = world(t.path(), "world-2-20260102", None);
     let at = root.join("mnt/data");
-    let args = |dry: bool| {
-        let mut v: Vec<&std::ffi::OsStr> = vec!["apply".as_ref()];
-        if dry {
-            v.push("--dry-run".as_ref());
-        }
-        v.extend(["--root".as_ref(), root.as_os_str(), w2.as_os_str()]);
-        v
-    };
+    let args = |dry: bool| apply_args(&root, &w2, dry);
     // the preview says so, then the apply does
     let Some(dry) = mounted(Mount::Tmpfs(&at), &args(true)) else {
         return;
@@ -109,10 +118,7 @@ fn an_obsolete_directory_that_is_a_mount_point_is_kept_and_reported() {
 #[test]
 fn a_mount_point_the_new_dist_replaces_is_refused_before_staging() {
     let t = tempfile::tempdir().unwrap();
-    let root = t.path().join("root");
-    std::fs::create_dir(&root).unwrap();
-    let w1 = world(t.path(), "world-1-20260101", Some(Crafted::dir("mnt/data")));
-    apply_ok(&root, &[&w1]);
+    let root = with_mnt_data(t.path());
     let w2 = world(
         t.path(),
         "world-2-20260102",
@@ -120,15 +126,7 @@ fn a_mount_point_the_new_dist_replaces_is_refused_before_staging() {
     );
     let before = guarded_snapshot(&root);
     let at = root.join("mnt/data");
-    let Some(o) = mounted(
-        Mount::Tmpfs(&at),
-        &[
-            "apply".as_ref(),
-            "--root".as_ref(),
-            root.as_os_str(),
-            w2.as_os_str(),
-        ],
-    ) else {
+    let Some(o) = mounted(Mount::Tmpfs(&at), &apply_args(&root, &w2, false)) else {
         return;
     };
     let err = String::from_utf8_lossy(&o.stderr);
@@ -174,12 +172,7 @@ fn a_bind_mounted_file_is_never_replaced_and_a_config_file_left_alone_stays_moun
     let at = root.join("mnt/f");
     let before = guarded_snapshot(&root);
     for dry in [true, false] {
-        let mut args: Vec<&std::ffi::OsStr> = vec!["apply".as_ref()];
-        if dry {
-            args.push("--dry-run".as_ref());
-        }
-        args.extend(["--root".as_ref(), root.as_os_str(), w2.as_os_str()]);
-        let Some(o) = mounted(Mount::Bind(&from, &at), &args) else {
+        let Some(o) = mounted(Mount::Bind(&from, &at), &apply_args(&root, &w2, dry)) else {
             return;
         };
         let err = String::from_utf8_lossy(&o.stderr);
@@ -194,16 +187,7 @@ fn a_bind_mounted_file_is_never_replaced_and_a_config_file_left_alone_stays_moun
     // a config file the runtime mounted and the dist did not change: the
     // apply goes on, and leaves it mounted and as the runtime wrote it
     let at = root.join("mnt/c");
-    let o = mounted(
-        Mount::Bind(&from, &at),
-        &[
-            "apply".as_ref(),
-            "--root".as_ref(),
-            root.as_os_str(),
-            w2.as_os_str(),
-        ],
-    )
-    .unwrap();
+    let o = mounted(Mount::Bind(&from, &at), &apply_args(&root, &w2, false)).unwrap();
     assert!(o.status.success(), "{o:?}");
     assert_eq!(std::fs::read(&from).unwrap(), b"written by the runtime\n");
     assert_eq!(std::fs::read(root.join("mnt/f")).unwrap(), b"two");
